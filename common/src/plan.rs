@@ -1,0 +1,359 @@
+//! Sharding: every producer and consumer instance goes to exactly one agent,
+//! and the per-producer rates add up exactly (in milli-messages per second)
+//! to each group's total.
+//!
+//! Placement `spread` balances publish rate and consumer count over every
+//! eligible agent; `split` puts producers on the first half of the eligible
+//! agents and consumers on the second half (as OpenMessaging Benchmark does),
+//! so every end-to-end sample crosses hosts. With the in-process memory
+//! broker a topic lives in one process, so its producers and consumers stay
+//! on agents of that process (agents report a process instance id).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::{BrokerKind, Placement, Scenario};
+
+/// What the planner knows of an agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSlot {
+    /// Address or name, for messages.
+    pub name: String,
+    /// Agents with the same instance share one process (and memory broker).
+    pub instance: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProducerInstance {
+    /// Unique in the run; carried in every stamp.
+    pub id: u32,
+    pub group: usize,
+    pub index_in_group: u32,
+    pub rate_milli: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsumerInstance {
+    pub id: u32,
+    pub group: usize,
+    pub index_in_group: u32,
+}
+
+/// One agent's part of the run. The scenario travels whole so the agent
+/// has every setting; only the listed instances run there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Shard {
+    pub run_id: String,
+    pub agent_index: usize,
+    pub agent_count: usize,
+    pub scenario: Scenario,
+    pub producers: Vec<ProducerInstance>,
+    pub consumers: Vec<ConsumerInstance>,
+}
+
+impl Shard {
+    pub fn rate_milli(&self) -> u64 {
+        self.producers.iter().map(|p| p.rate_milli).sum()
+    }
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+    pub fn from_json(b: &[u8]) -> Result<Shard, String> {
+        serde_json::from_slice(b).map_err(|e| format!("shard does not decode: {e}"))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub shards: Vec<Shard>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("no agents to run on")]
+    NoAgents,
+    #[error("placement `split` needs at least 2 agents{0}; got {1}")]
+    SplitNeedsTwo(&'static str, usize),
+    #[error("more than {} producers in one run", u32::MAX)]
+    TooManyInstances,
+}
+
+#[derive(Default, Clone)]
+struct Load {
+    rate_milli: u64,
+    producers: u64,
+    consumers: u64,
+}
+
+/// Splits `total` into `n` integer parts that differ by at most one and sum to `total`.
+pub fn split_exact(total: u64, n: u32) -> impl Iterator<Item = u64> {
+    let n64 = u64::from(n.max(1));
+    let (base, rem) = (total / n64, total % n64);
+    (0..u64::from(n)).map(move |i| base + u64::from(i < rem))
+}
+
+pub fn plan(scenario: &Scenario, run_id: &str, agents: &[AgentSlot]) -> Result<Plan, PlanError> {
+    if agents.is_empty() {
+        return Err(PlanError::NoAgents);
+    }
+    // Which agents may run each topic's instances.
+    let mut eligible: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    if scenario.broker.kind == BrokerKind::Memory {
+        // Group agents by process; place each topic on one process, heaviest
+        // topics first onto the least loaded process.
+        let mut procs: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, a) in agents.iter().enumerate() {
+            procs.entry(a.instance.as_str()).or_default().push(i);
+        }
+        let procs: Vec<Vec<usize>> = procs.into_values().collect();
+        let mut weight: Vec<(u64, &str)> = scenario
+            .topics
+            .iter()
+            .map(|t| {
+                let rate: u64 = scenario.producers.iter().filter(|p| p.topic == t.name).map(|p| p.total_rate_milli).sum();
+                let subs = scenario.consumers.iter().filter(|c| c.topic == t.name).count() as u64;
+                (rate.saturating_mul(1 + subs), t.name.as_str())
+            })
+            .collect();
+        weight.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+        let mut proc_load = vec![0u64; procs.len()];
+        let mut proc_topics = vec![0usize; procs.len()];
+        for (w, name) in weight {
+            let best = (0..procs.len()).min_by_key(|&i| (proc_load[i], proc_topics[i], i)).unwrap_or(0);
+            proc_load[best] = proc_load[best].saturating_add(w);
+            proc_topics[best] += 1;
+            eligible.insert(name, procs[best].clone());
+        }
+    } else {
+        let all: Vec<usize> = (0..agents.len()).collect();
+        for t in &scenario.topics {
+            eligible.insert(t.name.as_str(), all.clone());
+        }
+    }
+
+    let split = scenario.placement == Placement::Split;
+    if split {
+        for ids in eligible.values() {
+            if ids.len() < 2 {
+                let why = if scenario.broker.kind == BrokerKind::Memory { " in one process (memory broker)" } else { "" };
+                return Err(PlanError::SplitNeedsTwo(why, ids.len()));
+            }
+        }
+    }
+    let producer_side = |ids: &[usize]| -> Vec<usize> {
+        if split {
+            ids[..ids.len().div_ceil(2)].to_vec()
+        } else {
+            ids.to_vec()
+        }
+    };
+    let consumer_side = |ids: &[usize]| -> Vec<usize> {
+        if split {
+            ids[ids.len().div_ceil(2)..].to_vec()
+        } else {
+            ids.to_vec()
+        }
+    };
+
+    let mut loads = vec![Load::default(); agents.len()];
+    let mut shards: Vec<Shard> = (0..agents.len())
+        .map(|i| Shard {
+            run_id: run_id.to_string(),
+            agent_index: i,
+            agent_count: agents.len(),
+            scenario: scenario.clone(),
+            producers: Vec::new(),
+            consumers: Vec::new(),
+        })
+        .collect();
+
+    let mut next_id: u64 = 0;
+    for (g, group) in scenario.producers.iter().enumerate() {
+        let ids = producer_side(eligible.get(group.topic.as_str()).map(Vec::as_slice).unwrap_or(&[]));
+        let ids = if ids.is_empty() { (0..agents.len()).collect() } else { ids };
+        for (k, rate) in split_exact(group.total_rate_milli, group.count).enumerate() {
+            let a = *ids
+                .iter()
+                .min_by_key(|&&i| (loads[i].rate_milli, loads[i].producers, i))
+                .unwrap_or(&0);
+            loads[a].rate_milli += rate;
+            loads[a].producers += 1;
+            let id = u32::try_from(next_id).map_err(|_| PlanError::TooManyInstances)?;
+            next_id += 1;
+            shards[a].producers.push(ProducerInstance { id, group: g, index_in_group: k as u32, rate_milli: rate });
+        }
+    }
+    let mut next_cid: u64 = 0;
+    for (g, group) in scenario.consumers.iter().enumerate() {
+        let ids = consumer_side(eligible.get(group.topic.as_str()).map(Vec::as_slice).unwrap_or(&[]));
+        let ids = if ids.is_empty() { (0..agents.len()).collect() } else { ids };
+        for k in 0..group.count {
+            let a = *ids.iter().min_by_key(|&&i| (loads[i].consumers, i)).unwrap_or(&0);
+            loads[a].consumers += 1;
+            let id = u32::try_from(next_cid).map_err(|_| PlanError::TooManyInstances)?;
+            next_cid += 1;
+            shards[a].consumers.push(ConsumerInstance { id, group: g, index_in_group: k });
+        }
+    }
+    Ok(Plan { shards })
+}
+
+impl Plan {
+    /// The plan as a table: one row per agent and group.
+    pub fn table(&self, agents: &[AgentSlot]) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "{:<24} {:<10} {:<24} {:<20} {:>9} {:>14}", "AGENT", "ROLE", "GROUP", "TOPIC", "INSTANCES", "RATE msg/s");
+        for s in &self.shards {
+            let sc = &s.scenario;
+            let name = agents.get(s.agent_index).map(|a| a.name.as_str()).unwrap_or("?");
+            let mut rows = 0;
+            let mut by_group: BTreeMap<usize, (u64, u64)> = BTreeMap::new();
+            for p in &s.producers {
+                let e = by_group.entry(p.group).or_default();
+                e.0 += 1;
+                e.1 += p.rate_milli;
+            }
+            for (g, (n, r)) in by_group {
+                let grp = &sc.producers[g];
+                let _ = writeln!(out, "{:<24} {:<10} {:<24} {:<20} {:>9} {:>14}", name, "producer", grp.name, grp.topic, n, fmt_rate(r));
+                rows += 1;
+            }
+            let mut by_group: BTreeMap<usize, u64> = BTreeMap::new();
+            for c in &s.consumers {
+                *by_group.entry(c.group).or_default() += 1;
+            }
+            for (g, n) in by_group {
+                let grp = &sc.consumers[g];
+                let label = format!("{} ({})", grp.name, grp.sub_type.as_str());
+                let _ = writeln!(out, "{:<24} {:<10} {:<24} {:<20} {:>9} {:>14}", name, "consumer", label, grp.topic, n, "-");
+                rows += 1;
+            }
+            if rows == 0 {
+                let _ = writeln!(out, "{:<24} {:<10}", name, "(idle)");
+            }
+        }
+        let total: u64 = self.shards.iter().map(Shard::rate_milli).sum();
+        let _ = writeln!(out, "total publish rate: {} msg/s", fmt_rate(total));
+        out
+    }
+}
+
+fn fmt_rate(milli: u64) -> String {
+    if milli % 1000 == 0 {
+        format!("{}", milli / 1000)
+    } else {
+        format!("{:.3}", milli as f64 / 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::load_str;
+    use proptest::prelude::*;
+
+    fn scenario(kind: &str, placement: &str, groups: &[(u32, u32)], consumers: &[u32]) -> Scenario {
+        let mut y = format!(
+            "name: t\nbroker: {{kind: {kind}, url: \"{}\"}}\nplacement: {placement}\nphases: {{duration: 10s}}\ntopics:\n  - name: a\n  - name: b\n    partitions: 3\nproducers:\n",
+            if kind == "pulsar" { "pulsar://127.0.0.1:6650" } else { "" }
+        );
+        for (i, (count, rate)) in groups.iter().enumerate() {
+            let topic = if i % 2 == 0 { "a" } else { "b" };
+            y.push_str(&format!("  - {{name: p{i}, topic: {topic}, count: {count}, total_rate: {rate}.5}}\n"));
+        }
+        y.push_str("consumers:\n");
+        for (i, count) in consumers.iter().enumerate() {
+            let topic = if i % 2 == 0 { "a" } else { "b" };
+            y.push_str(&format!("  - {{name: c{i}, topic: {topic}, count: {count}, type: shared}}\n"));
+        }
+        load_str(&y, "t.yaml", &[]).expect("valid")
+    }
+
+    fn slots(n: usize, procs: usize) -> Vec<AgentSlot> {
+        (0..n).map(|i| AgentSlot { name: format!("a{i}"), instance: format!("p{}", i % procs.max(1)) }).collect()
+    }
+
+    fn check(sc: &Scenario, p: &Plan) {
+        for (g, group) in sc.producers.iter().enumerate() {
+            let mut seen: Vec<u32> = p.shards.iter().flat_map(|s| s.producers.iter()).filter(|x| x.group == g).map(|x| x.index_in_group).collect();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..group.count).collect::<Vec<_>>(), "each producer instance exactly once");
+            let sum: u64 = p.shards.iter().flat_map(|s| s.producers.iter()).filter(|x| x.group == g).map(|x| x.rate_milli).sum();
+            assert_eq!(sum, group.total_rate_milli, "rates sum exactly");
+        }
+        for (g, group) in sc.consumers.iter().enumerate() {
+            let mut seen: Vec<u32> = p.shards.iter().flat_map(|s| s.consumers.iter()).filter(|x| x.group == g).map(|x| x.index_in_group).collect();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..group.count).collect::<Vec<_>>(), "each consumer instance exactly once");
+        }
+        let mut ids: Vec<u32> = p.shards.iter().flat_map(|s| s.producers.iter().map(|x| x.id)).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len() as u32, sc.producers.iter().map(|g| g.count).sum::<u32>(), "producer ids unique");
+    }
+
+    proptest! {
+        #[test]
+        fn every_instance_once_and_rates_exact(
+            groups in proptest::collection::vec((1u32..40, 1u32..100_000), 1..5),
+            consumers in proptest::collection::vec(1u32..20, 0..4),
+            agents in 1usize..9,
+            procs in 1usize..4,
+            memory in any::<bool>(),
+        ) {
+            let sc = scenario(if memory { "memory" } else { "pulsar" }, "spread", &groups, &consumers);
+            let p = plan(&sc, "r", &slots(agents, procs)).expect("plan");
+            check(&sc, &p);
+            if memory {
+                // A memory topic's instances all sit in one process.
+                for t in &sc.topics {
+                    let mut insts: Vec<String> = Vec::new();
+                    for s in &p.shards {
+                        let uses = s.producers.iter().any(|x| sc.producers[x.group].topic == t.name)
+                            || s.consumers.iter().any(|x| sc.consumers[x.group].topic == t.name);
+                        if uses { insts.push(format!("p{}", s.agent_index % procs)); }
+                    }
+                    insts.dedup();
+                    insts.sort(); insts.dedup();
+                    prop_assert!(insts.len() <= 1);
+                }
+            }
+        }
+
+        #[test]
+        fn split_separates_roles(groups in proptest::collection::vec((1u32..20, 1u32..10_000), 1..4), consumers in proptest::collection::vec(1u32..10, 1..4), agents in 2usize..8) {
+            let sc = scenario("pulsar", "split", &groups, &consumers);
+            let p = plan(&sc, "r", &slots(agents, agents)).expect("plan");
+            check(&sc, &p);
+            for s in &p.shards {
+                prop_assert!(s.producers.is_empty() || s.consumers.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn split_exact_sums() {
+        let parts: Vec<u64> = split_exact(1000, 3).collect();
+        assert_eq!(parts, vec![334, 333, 333]);
+        assert_eq!(split_exact(7, 7).sum::<u64>(), 7);
+    }
+
+    #[test]
+    fn spread_balances_rate() {
+        let sc = scenario("pulsar", "spread", &[(6, 600)], &[3]);
+        let p = plan(&sc, "r", &slots(3, 3)).expect("plan");
+        for s in &p.shards {
+            assert_eq!(s.producers.len(), 2);
+            assert_eq!(s.consumers.len(), 1);
+        }
+    }
+
+    #[test]
+    fn split_needs_two_agents() {
+        let sc = scenario("pulsar", "split", &[(1, 10)], &[1]);
+        assert!(matches!(plan(&sc, "r", &slots(1, 1)), Err(PlanError::SplitNeedsTwo(..))));
+        assert_eq!(plan(&sc, "r", &[]), Err(PlanError::NoAgents));
+    }
+}

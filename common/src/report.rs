@@ -1,0 +1,215 @@
+//! report.json: the stable result format scripts rely on (see DESIGN.md).
+//! Fields are only added, never renamed or removed. Latencies are in
+//! microseconds (floating point, so sub-microsecond figures survive);
+//! histograms carry the full-fidelity nanosecond data.
+
+use serde::{Deserialize, Serialize};
+
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub run_id: String,
+    /// Scenario name.
+    pub scenario: String,
+    pub scenario_file: String,
+    pub tool_version: String,
+    /// RFC 3339 wall-clock time of the start instant.
+    pub started_at: String,
+    /// "pass" or "fail" against the SLOs; "incomplete" when the run could not complete.
+    pub verdict: String,
+    pub broker: BrokerInfo,
+    pub phases: PhasesInfo,
+    pub agents: Vec<AgentReport>,
+    /// Whole run (warmup included): what was sent and what arrived.
+    pub totals: Totals,
+    /// Per producer and consumer group, measurement phase only.
+    pub groups: Vec<GroupReport>,
+    /// Delivery accounting per subscription, whole run.
+    pub subscriptions: Vec<SubscriptionReport>,
+    pub slo: Vec<SloCheck>,
+    /// Merged HDR histograms (ns), measurement phase, V2+deflate base64.
+    pub histograms: Vec<HistogramRecord>,
+    /// One row per interval and group.
+    pub intervals: Vec<IntervalRow>,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BrokerInfo {
+    pub kind: String,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhasesInfo {
+    pub warmup_s: f64,
+    pub duration_s: f64,
+    pub cooldown_s: f64,
+    /// How long the drain took (until every acknowledged message arrived, or the timeout).
+    pub drain_s: f64,
+    pub drain_timeout_s: f64,
+    /// true when the drain ended by timeout with messages still missing.
+    pub drain_timed_out: bool,
+    pub report_interval_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentReport {
+    pub id: String,
+    pub address: String,
+    /// "ok", "lost" or "error".
+    pub status: String,
+    pub hostname: String,
+    pub instance: String,
+    /// Agent clock minus coordinator clock, and its error bound (RTT/2).
+    pub clock_offset_us: f64,
+    pub clock_error_us: f64,
+    pub producers: u32,
+    pub consumers: u32,
+    /// Target publish rate of this agent's producers.
+    pub target_rate_msgs_per_s: f64,
+    /// Whole run.
+    pub sent: u64,
+    pub acked: u64,
+    pub send_errors: u64,
+    pub received: u64,
+    /// Measurement phase.
+    pub acked_measure: u64,
+    pub received_measure: u64,
+    pub publish_rate_msgs_per_s: f64,
+    pub receive_rate_msgs_per_s: f64,
+    /// Agent process CPU over the run, percent of one core.
+    pub cpu_percent: f64,
+    pub max_lag_ms: f64,
+    pub late_sends: u64,
+    pub max_rss_mb: f64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    pub sent: u64,
+    pub acked: u64,
+    pub send_errors: u64,
+    /// Deliveries, duplicates included.
+    pub received: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub reordered: u64,
+    /// Received but never acknowledged to the producer (e.g. an ack that timed out).
+    pub unacked_received: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+    pub mean: f64,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupReport {
+    pub name: String,
+    /// "producer" or "consumer".
+    pub role: String,
+    pub topic: String,
+    pub subscription: Option<String>,
+    pub subscription_type: Option<String>,
+    pub instances: u32,
+    /// Measurement phase: acknowledged (producers) or received (consumers).
+    pub messages: u64,
+    pub bytes: u64,
+    pub rate_msgs_per_s: f64,
+    pub rate_bytes_per_s: f64,
+    /// Producers: the scenario's rate for the group.
+    pub target_rate_msgs_per_s: Option<f64>,
+    pub send_errors: u64,
+    pub warmup_messages: u64,
+    /// Producers: publish latency from the intended send time (response time).
+    /// Consumers: end-to-end latency from the actual send time.
+    pub latency_us: Latency,
+    /// Producers: publish latency from the actual send (service time).
+    /// Consumers: end-to-end latency from the intended send time.
+    pub alt_latency_us: Latency,
+    pub late_sends: u64,
+    pub max_lag_ms: f64,
+    pub duplicates: u64,
+    pub reordered: u64,
+    pub redelivered: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubscriptionReport {
+    pub topic: String,
+    pub subscription: String,
+    #[serde(rename = "type")]
+    pub sub_type: String,
+    pub consumers: u32,
+    /// Messages the topic's producers had acknowledged.
+    pub expected: u64,
+    /// Distinct messages received.
+    pub received_unique: u64,
+    pub deliveries: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub reordered: u64,
+    pub unacked_received: u64,
+    pub undecodable: u64,
+    /// First missing ranges, as "producer:start-end".
+    pub missing_sample: Vec<String>,
+    /// true when nothing arrived for this subscription during the drain while
+    /// messages were still missing.
+    pub stalled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SloCheck {
+    pub name: String,
+    pub limit: String,
+    pub actual: String,
+    pub pass: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistogramRecord {
+    pub group: String,
+    pub role: String,
+    /// "publish_response", "publish_service", "e2e", "e2e_response".
+    pub kind: String,
+    pub unit: String,
+    pub encoding: String,
+    pub data: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntervalRow {
+    pub index: u64,
+    /// Seconds from the start instant to the end of the interval.
+    pub t_s: f64,
+    pub phase: String,
+    pub group: String,
+    pub role: String,
+    pub sent: u64,
+    pub acked: u64,
+    pub send_errors: u64,
+    pub received: u64,
+    pub rate_msgs_per_s: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_lag_ms: f64,
+    /// Agents whose report for this interval arrived.
+    pub agents_reporting: u32,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.verdict == "pass"
+    }
+}

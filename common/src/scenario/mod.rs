@@ -1,0 +1,1016 @@
+//! The scenario: loaded from YAML (`raw`), overridden with `--set`
+//! (`overrides`), checked into the model below. Every bad input becomes a
+//! [`ScenarioError`] naming the file, line and key, with a hint; never a panic.
+
+pub mod locate;
+pub mod overrides;
+pub mod raw;
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_yaml::Value;
+
+use crate::units::{parse_bytes, parse_duration};
+use locate::LineIndex;
+pub use overrides::Override;
+use raw::*;
+
+/// Largest scenario file read; a scenario is a few KiB.
+pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+/// Most producer plus consumer instances in one scenario.
+pub const MAX_INSTANCES: u64 = 100_000;
+/// Highest rate of one producer, messages per second.
+pub const MAX_RATE_PER_PRODUCER: f64 = 10_000_000.0;
+/// Largest message payload.
+pub const MAX_MESSAGE_BYTES: u64 = 64 * 1024 * 1024;
+
+// ------------------------------------------------------------------ model
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    pub broker: Broker,
+    pub topics: Vec<Topic>,
+    pub producers: Vec<ProducerGroup>,
+    pub consumers: Vec<ConsumerGroup>,
+    pub phases: Phases,
+    pub report_interval: Duration,
+    pub placement: Placement,
+    pub slo: Slo,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BrokerKind {
+    Memory,
+    Pulsar,
+    Danube,
+}
+
+impl BrokerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BrokerKind::Memory => "memory",
+            BrokerKind::Pulsar => "pulsar",
+            BrokerKind::Danube => "danube",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Broker {
+    pub kind: BrokerKind,
+    pub url: Option<String>,
+    pub connect_timeout: Duration,
+    /// Memory broker only: messages per second accepted before publishes queue.
+    pub capacity_msgs_per_s: Option<f64>,
+    /// Memory broker only: latency added to every publish.
+    pub latency: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Topic {
+    pub name: String,
+    /// 0: non-partitioned.
+    pub partitions: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProducerGroup {
+    pub name: String,
+    pub topic: String,
+    pub count: u32,
+    /// Group rate in milli-messages per second (exact integer split over producers).
+    pub total_rate_milli: u64,
+    pub message_size: SizeDist,
+    pub keys: KeyPattern,
+    pub max_in_flight: u32,
+    pub send_timeout: Duration,
+    pub payload: PayloadKind,
+}
+
+impl ProducerGroup {
+    pub fn total_rate(&self) -> f64 {
+        self.total_rate_milli as f64 / 1000.0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SizeDist {
+    Fixed(u64),
+    Uniform { min: u64, max: u64 },
+    Normal { mean: u64, stddev: u64 },
+}
+
+impl SizeDist {
+    pub fn max(&self) -> u64 {
+        match *self {
+            SizeDist::Fixed(n) => n,
+            SizeDist::Uniform { max, .. } => max,
+            // Samples are clamped to mean + 4 stddev.
+            SizeDist::Normal { mean, stddev } => mean.saturating_add(stddev.saturating_mul(4)),
+        }
+    }
+    pub fn mean(&self) -> u64 {
+        match *self {
+            SizeDist::Fixed(n) => n,
+            SizeDist::Uniform { min, max } => (min + max) / 2,
+            SizeDist::Normal { mean, .. } => mean,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyPattern {
+    None,
+    RoundRobin { keys: u64 },
+    Random { keys: u64 },
+    Zipf { keys: u64, exponent: f64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadKind {
+    Random,
+    Text,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubType {
+    Exclusive,
+    Shared,
+    Failover,
+    KeyShared,
+}
+
+impl SubType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubType::Exclusive => "exclusive",
+            SubType::Shared => "shared",
+            SubType::Failover => "failover",
+            SubType::KeyShared => "key_shared",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsumerGroup {
+    pub name: String,
+    pub topic: String,
+    pub subscription: String,
+    pub sub_type: SubType,
+    pub count: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Phases {
+    pub warmup: Duration,
+    pub duration: Duration,
+    pub cooldown: Duration,
+    pub drain_timeout: Duration,
+}
+
+impl Phases {
+    /// Producers send from 0 until this offset from the start instant.
+    pub fn send_end(&self) -> Duration {
+        self.warmup + self.duration
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Placement {
+    Spread,
+    Split,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Slo {
+    pub p50_e2e: Option<Duration>,
+    pub p90_e2e: Option<Duration>,
+    pub p99_e2e: Option<Duration>,
+    pub p999_e2e: Option<Duration>,
+    pub max_e2e: Option<Duration>,
+    pub p50_publish: Option<Duration>,
+    pub p99_publish: Option<Duration>,
+    pub p999_publish: Option<Duration>,
+    pub max_loss: Option<u64>,
+    pub max_duplicates: Option<u64>,
+    pub min_rate_ratio: Option<f64>,
+    pub max_send_errors: Option<u64>,
+}
+
+impl Scenario {
+    pub fn topic(&self, name: &str) -> Option<&Topic> {
+        self.topics.iter().find(|t| t.name == name)
+    }
+    pub fn total_instances(&self) -> u64 {
+        self.producers.iter().map(|p| u64::from(p.count)).sum::<u64>()
+            + self.consumers.iter().map(|c| u64::from(c.count)).sum::<u64>()
+    }
+}
+
+// ------------------------------------------------------------------ errors
+
+/// One problem with a scenario, at a place in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Issue {
+    /// Dotted key path (`producers[1].rate`); empty for the whole file.
+    pub key: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// true when the key was set with `--set` rather than in the file.
+    pub from_set: bool,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+/// Every problem found in one scenario; `Display` prints one line each as
+/// `file:line:col: key: message` with an indented hint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScenarioError {
+    pub source: String,
+    pub issues: Vec<Issue>,
+}
+
+impl std::error::Error for ScenarioError {}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, is) in self.issues.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}", self.source)?;
+            if is.from_set {
+                write!(f, ": --set {}", is.key)?;
+            } else {
+                if let Some(l) = is.line {
+                    write!(f, ":{l}")?;
+                    if let Some(c) = is.column {
+                        write!(f, ":{c}")?;
+                    }
+                }
+                if !is.key.is_empty() {
+                    write!(f, ": {}", is.key)?;
+                }
+            }
+            write!(f, ": {}", is.message)?;
+            if let Some(h) = &is.hint {
+                write!(f, "\n  hint: {h}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ScenarioError {
+    fn whole(source: &str, message: impl Into<String>, hint: Option<&str>) -> ScenarioError {
+        ScenarioError {
+            source: source.to_string(),
+            issues: vec![Issue {
+                key: String::new(),
+                line: None,
+                column: None,
+                from_set: false,
+                message: message.into(),
+                hint: hint.map(str::to_string),
+            }],
+        }
+    }
+}
+
+// ------------------------------------------------------------------ loading
+
+/// Reads and validates a scenario file, applying `overrides` first.
+pub fn load_file(path: &Path, overrides: &[Override]) -> Result<Scenario, ScenarioError> {
+    let source = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|e| {
+        ScenarioError::whole(&source, format!("cannot read: {e}"), Some("check the path"))
+    })?;
+    if meta.is_dir() {
+        return Err(ScenarioError::whole(&source, "is a directory, not a scenario file", None));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(ScenarioError::whole(
+            &source,
+            format!("file is {} bytes; a scenario is at most {} bytes", meta.len(), MAX_FILE_BYTES),
+            Some("is this the right file?"),
+        ));
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| ScenarioError::whole(&source, format!("cannot read: {e}"), None))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(ScenarioError::whole(&source, "file grew past the size limit while reading", None));
+    }
+    let text = decode_text(&source, &bytes)?;
+    load_str(&text, &source, overrides)
+}
+
+fn decode_text(source: &str, bytes: &[u8]) -> Result<String, ScenarioError> {
+    if bytes.contains(&0) {
+        return Err(ScenarioError::whole(
+            source,
+            "is a binary file, not YAML text",
+            Some("a scenario is a YAML text file; see `coordinator init`"),
+        ));
+    }
+    String::from_utf8(bytes.to_vec()).map_err(|e| {
+        ScenarioError::whole(
+            source,
+            format!("is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),
+            Some("save the file as UTF-8"),
+        )
+    })
+}
+
+/// Validates scenario text; `source` names it in errors.
+pub fn load_str(text: &str, source: &str, overrides: &[Override]) -> Result<Scenario, ScenarioError> {
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(ScenarioError::whole(source, "scenario text is too large", None));
+    }
+    if text.trim().is_empty() || text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+        return Err(ScenarioError::whole(
+            source,
+            "is empty",
+            Some("write a scenario or start from `coordinator init`"),
+        ));
+    }
+    if let Err((line, msg)) = check_nesting(text) {
+        return Err(ScenarioError {
+            source: source.to_string(),
+            issues: vec![Issue { key: String::new(), line: Some(line), column: None, from_set: false, message: msg, hint: None }],
+        });
+    }
+    let index = LineIndex::build(text);
+    let mut value: Value = serde_yaml::from_str(text).map_err(|e| {
+        let (line, column) = e.location().map(|l| (Some(l.line()), Some(l.column()))).unwrap_or((None, None));
+        ScenarioError {
+            source: source.to_string(),
+            issues: vec![Issue {
+                key: String::new(),
+                line,
+                column,
+                from_set: false,
+                message: format!("not valid YAML: {}", strip_location(&e.to_string())),
+                hint: None,
+            }],
+        }
+    })?;
+    if !value.is_mapping() {
+        return Err(ScenarioError::whole(
+            source,
+            format!("the top level is {}, not a mapping of keys", kind_of(&value)),
+            Some("a scenario starts with keys such as `name:`, `broker:`, `topics:`"),
+        ));
+    }
+    let mut set_paths = Vec::new();
+    for o in overrides {
+        match o.apply(&mut value) {
+            Ok(canon) => set_paths.push(canon),
+            Err(msg) => {
+                return Err(ScenarioError {
+                    source: source.to_string(),
+                    issues: vec![Issue {
+                        key: o.raw.clone(),
+                        line: None,
+                        column: None,
+                        from_set: true,
+                        message: msg,
+                        hint: None,
+                    }],
+                })
+            }
+        }
+    }
+    let mut cx = Cx { source, index: &index, set_paths: &set_paths, issues: Vec::new() };
+    let raw: RawScenario = match serde_path_to_error::deserialize(value) {
+        Ok(r) => r,
+        Err(e) => {
+            let mut path = e.path().to_string();
+            if path == "." {
+                path.clear();
+            }
+            let inner = e.into_inner().to_string();
+            let hint = serde_hint(&inner);
+            cx.push(&path, inner, hint);
+            return Err(cx.finish());
+        }
+    };
+    let scenario = validate(&raw, &mut cx);
+    if cx.issues.is_empty() {
+        if let Some(s) = scenario {
+            return Ok(s);
+        }
+    }
+    Err(cx.finish())
+}
+
+/// Refuses nesting deeper than any scenario needs before a parser sees it
+/// (parsers recurse; a hostile file must not overflow the stack).
+fn check_nesting(text: &str) -> Result<(), (usize, String)> {
+    const MAX_FLOW: usize = 64;
+    const MAX_INDENT: usize = 128;
+    let mut flow = 0usize;
+    let mut quote: Option<char> = None;
+    for (n, line) in text.lines().enumerate() {
+        let indent = line.len() - line.trim_start_matches([' ', '-']).len();
+        if indent > MAX_INDENT && quote.is_none() && flow == 0 {
+            return Err((n + 1, format!("indented {indent} columns; nesting this deep is not a scenario")));
+        }
+        let mut chars = line.chars().peekable();
+        while let Some(c) = chars.next() {
+            match (quote, c) {
+                (None, '#') => break,
+                (None, '"') | (None, '\'') => quote = Some(c),
+                (Some('"'), '\\') => {
+                    chars.next();
+                }
+                (Some(q), c) if c == q => {
+                    if q == '\'' && chars.peek() == Some(&'\'') {
+                        chars.next();
+                    } else {
+                        quote = None;
+                    }
+                }
+                (None, '[') | (None, '{') => {
+                    flow += 1;
+                    if flow > MAX_FLOW {
+                        return Err((n + 1, format!("brackets nested more than {MAX_FLOW} deep; this is not a scenario")));
+                    }
+                }
+                (None, ']') | (None, '}') => flow = flow.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+fn strip_location(msg: &str) -> String {
+    match msg.find(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "empty",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+fn serde_hint(msg: &str) -> Option<String> {
+    if msg.starts_with("unknown field") {
+        Some("check the spelling; `coordinator init` writes a commented template with every key".into())
+    } else if msg.starts_with("missing field") {
+        Some("this key is required".into())
+    } else if msg.contains("invalid type") && msg.contains("expected a string") {
+        Some("durations and names are strings, e.g. `30s`".into())
+    } else {
+        None
+    }
+}
+
+struct Cx<'a> {
+    source: &'a str,
+    index: &'a LineIndex,
+    set_paths: &'a [String],
+    issues: Vec<Issue>,
+}
+
+impl Cx<'_> {
+    fn push(&mut self, key: &str, message: impl Into<String>, hint: Option<String>) {
+        let from_set = self
+            .set_paths
+            .iter()
+            .any(|p| key == p || key.starts_with(&format!("{p}.")) || key.starts_with(&format!("{p}[")));
+        let (line, column) = if from_set {
+            (None, None)
+        } else {
+            self.index.find(key).map(|(l, c)| (Some(l), Some(c))).unwrap_or((None, None))
+        };
+        self.issues.push(Issue { key: key.to_string(), line, column, from_set, message: message.into(), hint });
+    }
+    fn err(&mut self, key: &str, message: impl Into<String>) {
+        self.push(key, message, None);
+    }
+    fn hint(&mut self, key: &str, message: impl Into<String>, hint: &str) {
+        self.push(key, message, Some(hint.to_string()));
+    }
+    fn finish(mut self) -> ScenarioError {
+        self.issues.sort_by_key(|i| (i.line.unwrap_or(usize::MAX), i.column.unwrap_or(0)));
+        ScenarioError { source: self.source.to_string(), issues: self.issues }
+    }
+    fn duration(&mut self, key: &str, v: Option<&Dur>, default: Duration) -> Duration {
+        match v {
+            None => default,
+            Some(s) => match parse_duration(&s.0) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.err(key, e);
+                    default
+                }
+            },
+        }
+    }
+    fn opt_duration(&mut self, key: &str, v: Option<&Dur>) -> Option<Duration> {
+        v.and_then(|s| match parse_duration(&s.0) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.err(key, e);
+                None
+            }
+        })
+    }
+}
+
+// ------------------------------------------------------------------ validation
+
+fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
+    let name = raw.name.trim().to_string();
+    if name.is_empty() {
+        cx.err("name", "must not be empty");
+    } else if name.len() > 128 {
+        cx.err("name", "is longer than 128 characters");
+    }
+
+    let broker = validate_broker(&raw.broker, cx);
+
+    // Topics.
+    let mut topics: Vec<Topic> = Vec::new();
+    if raw.topics.is_empty() {
+        cx.hint("topics", "no topics", "list at least one topic: `topics: [{name: orders}]`");
+    }
+    for (i, t) in raw.topics.iter().enumerate() {
+        let key = format!("topics[{i}]");
+        let tname = t.name.trim();
+        if tname.is_empty() {
+            cx.err(&format!("{key}.name"), "must not be empty");
+        } else if tname.len() > 255 {
+            cx.err(&format!("{key}.name"), "is longer than 255 characters");
+        } else if tname.chars().any(char::is_whitespace) {
+            cx.err(&format!("{key}.name"), format!("`{tname}` contains white space"));
+        }
+        if topics.iter().any(|o| o.name == tname) {
+            cx.err(&format!("{key}.name"), format!("topic `{tname}` is listed twice"));
+        }
+        let partitions = match t.partitions {
+            None => 0,
+            Some(p) if (0..=10_000).contains(&p) => p as u32,
+            Some(p) => {
+                cx.hint(&format!("{key}.partitions"), format!("{p} is out of range"), "0 (non-partitioned) to 10000");
+                0
+            }
+        };
+        topics.push(Topic { name: tname.to_string(), partitions });
+    }
+
+    // Producers.
+    let mut producers: Vec<ProducerGroup> = Vec::new();
+    let mut instances: u64 = 0;
+    if raw.producers.is_empty() {
+        cx.hint("producers", "no producer groups", "a run needs at least one producer group");
+    }
+    for (i, p) in raw.producers.iter().enumerate() {
+        let key = format!("producers[{i}]");
+        let pname = p.name.trim().to_string();
+        if pname.is_empty() {
+            cx.err(&format!("{key}.name"), "must not be empty");
+        }
+        if producers.iter().any(|o| o.name == pname) {
+            cx.err(&format!("{key}.name"), format!("producer group `{pname}` is listed twice"));
+        }
+        check_topic_ref(cx, &topics, &format!("{key}.topic"), &p.topic);
+        let count = check_count(cx, &format!("{key}.count"), p.count);
+        instances = instances.saturating_add(u64::from(count));
+        let total_rate_milli = match (p.rate, p.total_rate) {
+            (Some(_), Some(_)) => {
+                cx.hint(&format!("{key}.total_rate"), "give `rate` or `total_rate`, not both", "`rate` is per producer, `total_rate` for the whole group");
+                0
+            }
+            (None, None) => {
+                cx.hint(&key, "no rate", "add `rate: 100` (messages/s per producer) or `total_rate: 1000`");
+                0
+            }
+            (Some(r), None) => check_rate(cx, &format!("{key}.rate"), r, 1.0)
+                .map(|per| per.saturating_mul(u64::from(count)))
+                .unwrap_or(0),
+            (None, Some(r)) => check_rate(cx, &format!("{key}.total_rate"), r, f64::from(count.max(1))).unwrap_or(0),
+        };
+        let message_size = match &p.message_size {
+            None => SizeDist::Fixed(1024),
+            Some(v) => parse_size_dist(cx, &format!("{key}.message_size"), v).unwrap_or(SizeDist::Fixed(0)),
+        };
+        let keys = match &p.keys {
+            None => KeyPattern::None,
+            Some(v) => parse_keys(cx, &format!("{key}.keys"), v).unwrap_or(KeyPattern::None),
+        };
+        let max_in_flight = match p.max_in_flight {
+            None => 1000,
+            Some(n) if (1..=1_000_000).contains(&n) => n as u32,
+            Some(n) => {
+                cx.hint(&format!("{key}.max_in_flight"), format!("{n} is out of range"), "1 to 1000000");
+                1
+            }
+        };
+        let send_timeout = cx.duration(&format!("{key}.send_timeout"), p.send_timeout.as_ref(), Duration::from_secs(30));
+        if send_timeout.is_zero() {
+            cx.err(&format!("{key}.send_timeout"), "must be more than 0s");
+        }
+        let payload = match p.payload.as_deref() {
+            None | Some("random") => PayloadKind::Random,
+            Some("text") => PayloadKind::Text,
+            Some(other) => {
+                cx.hint(&format!("{key}.payload"), format!("unknown payload `{other}`"), "`random` or `text`");
+                PayloadKind::Random
+            }
+        };
+        producers.push(ProducerGroup {
+            name: pname,
+            topic: p.topic.trim().to_string(),
+            count,
+            total_rate_milli,
+            message_size,
+            keys,
+            max_in_flight,
+            send_timeout,
+            payload,
+        });
+    }
+
+    // Consumers.
+    let mut consumers: Vec<ConsumerGroup> = Vec::new();
+    for (i, c) in raw.consumers.iter().enumerate() {
+        let key = format!("consumers[{i}]");
+        let cname = c.name.trim().to_string();
+        if cname.is_empty() {
+            cx.err(&format!("{key}.name"), "must not be empty");
+        }
+        if consumers.iter().any(|o| o.name == cname) {
+            cx.err(&format!("{key}.name"), format!("consumer group `{cname}` is listed twice"));
+        }
+        let topic = c.topic.trim().to_string();
+        check_topic_ref(cx, &topics, &format!("{key}.topic"), &topic);
+        let subscription = c.subscription.as_deref().map(str::trim).unwrap_or(&cname).to_string();
+        if subscription.is_empty() {
+            cx.err(&format!("{key}.subscription"), "must not be empty");
+        }
+        if consumers.iter().any(|o| o.topic == topic && o.subscription == subscription) {
+            cx.hint(
+                &format!("{key}.subscription"),
+                format!("subscription `{subscription}` on `{topic}` is used by two consumer groups"),
+                "give each group its own subscription, or raise `count` on one group",
+            );
+        }
+        let sub_type = match c.sub_type.as_deref().map(|s| s.trim().to_ascii_lowercase()) {
+            None => SubType::Shared,
+            Some(s) => match s.replace('-', "_").as_str() {
+                "exclusive" => SubType::Exclusive,
+                "shared" => SubType::Shared,
+                "failover" => SubType::Failover,
+                "key_shared" | "keyshared" => SubType::KeyShared,
+                other => {
+                    cx.hint(&format!("{key}.type"), format!("unknown subscription type `{other}`"), "one of exclusive, shared, failover, key_shared");
+                    SubType::Shared
+                }
+            },
+        };
+        let count = check_count(cx, &format!("{key}.count"), c.count);
+        instances = instances.saturating_add(u64::from(count));
+        if sub_type == SubType::Exclusive && count > 1 {
+            cx.hint(
+                &format!("{key}.count"),
+                format!("an exclusive subscription admits one consumer, not {count}"),
+                "use `type: failover` for standbys or `shared` to split the load",
+            );
+        }
+        consumers.push(ConsumerGroup { name: cname, topic, subscription, sub_type, count });
+    }
+    if instances > MAX_INSTANCES {
+        cx.hint(
+            "producers",
+            format!("{instances} producers and consumers in all; the most this tool runs is {MAX_INSTANCES}"),
+            "lower the `count`s; more instances add client overhead, not broker load",
+        );
+    }
+    // KeyShared needs keys from every producer on the topic.
+    for (i, c) in consumers.iter().enumerate() {
+        if c.sub_type != SubType::KeyShared {
+            continue;
+        }
+        for p in producers.iter().filter(|p| p.topic == c.topic) {
+            if p.keys == KeyPattern::None {
+                cx.hint(
+                    &format!("consumers[{i}].type"),
+                    format!("key_shared subscription on `{}`, but producer group `{}` sends no keys", c.topic, p.name),
+                    "give the producer group `keys: {round_robin: 100}` (or random/zipf)",
+                );
+            }
+        }
+    }
+
+    // Phases.
+    let ph = &raw.phases;
+    let warmup = cx.duration("phases.warmup", ph.warmup.as_ref(), Duration::ZERO);
+    let duration = cx.duration("phases.duration", Some(&ph.duration), Duration::from_secs(1));
+    let cooldown = cx.duration("phases.cooldown", ph.cooldown.as_ref(), Duration::ZERO);
+    let drain_timeout = cx.duration("phases.drain_timeout", ph.drain_timeout.as_ref(), Duration::from_secs(30));
+    let week = Duration::from_secs(7 * 24 * 3600);
+    if duration.is_zero() {
+        cx.err("phases.duration", "must be more than 0s");
+    }
+    for (k, d) in [("phases.warmup", warmup), ("phases.duration", duration), ("phases.cooldown", cooldown), ("phases.drain_timeout", drain_timeout)] {
+        if d > week {
+            cx.err(k, "is longer than 7 days");
+        }
+    }
+    let report_interval = cx.duration("report_interval", raw.report_interval.as_ref(), Duration::from_secs(1));
+    if report_interval < Duration::from_millis(100) || report_interval > Duration::from_secs(3600) {
+        cx.hint("report_interval", format!("{} is out of range", crate::units::format_duration(report_interval)), "100ms to 1h; 1s is typical");
+    }
+
+    let placement = match raw.placement.as_deref().map(str::trim) {
+        None | Some("spread") => Placement::Spread,
+        Some("split") => Placement::Split,
+        Some(other) => {
+            cx.hint("placement", format!("unknown placement `{other}`"), "`spread` or `split`");
+            Placement::Spread
+        }
+    };
+
+    let slo = validate_slo(raw.slo.as_ref(), cx);
+
+    Some(Scenario {
+        name,
+        description: raw.description.clone().unwrap_or_default(),
+        broker: broker?,
+        topics,
+        producers,
+        consumers,
+        phases: Phases { warmup, duration, cooldown, drain_timeout },
+        report_interval,
+        placement,
+        slo,
+        seed: raw.seed.unwrap_or(0x5eed),
+    })
+}
+
+fn validate_broker(b: &RawBroker, cx: &mut Cx<'_>) -> Option<Broker> {
+    let kind = match b.kind.trim().to_ascii_lowercase().as_str() {
+        "memory" => BrokerKind::Memory,
+        "pulsar" => BrokerKind::Pulsar,
+        "danube" => BrokerKind::Danube,
+        other => {
+            cx.hint("broker.kind", format!("unknown broker kind `{other}`"), "one of memory, pulsar, danube");
+            return None;
+        }
+    };
+    let url = b.url.as_ref().map(|u| u.trim().to_string());
+    match (kind, url.as_deref()) {
+        (BrokerKind::Memory, _) => {}
+        (_, None) | (_, Some("")) => {
+            let eg = if kind == BrokerKind::Pulsar { "pulsar://127.0.0.1:6650" } else { "http://127.0.0.1:6650" };
+            cx.hint("broker.url", format!("a {} broker needs a url", kind.as_str()), &format!("e.g. `url: {eg}` or `--set broker.url={eg}`"));
+        }
+        (BrokerKind::Pulsar, Some(u)) => {
+            if !(u.starts_with("pulsar://") || u.starts_with("pulsar+ssl://")) {
+                cx.hint("broker.url", format!("`{u}` is not a Pulsar service URL"), "use pulsar://HOST:6650 or pulsar+ssl://HOST:6651");
+            }
+        }
+        (BrokerKind::Danube, Some(u)) => {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                cx.hint("broker.url", format!("`{u}` is not a Danube service URL"), "use http://HOST:6650 (or https:// with TLS)");
+            }
+        }
+    }
+    let connect_timeout = cx.duration("broker.connect_timeout", b.connect_timeout.as_ref(), Duration::from_secs(10));
+    if connect_timeout.is_zero() {
+        cx.err("broker.connect_timeout", "must be more than 0s");
+    }
+    let latency = cx.duration("broker.latency", b.latency.as_ref(), Duration::ZERO);
+    if kind != BrokerKind::Memory {
+        if b.capacity_msgs_per_s.is_some() {
+            cx.err("broker.capacity_msgs_per_s", "applies to the memory broker only");
+        }
+        if b.latency.is_some() {
+            cx.err("broker.latency", "applies to the memory broker only");
+        }
+    }
+    if latency > Duration::from_secs(60) {
+        cx.err("broker.latency", "is more than 60s");
+    }
+    if let Some(c) = b.capacity_msgs_per_s {
+        if !c.is_finite() || c <= 0.0 {
+            cx.hint("broker.capacity_msgs_per_s", format!("{c} is not a positive rate"), "messages per second, e.g. 50000");
+        }
+    }
+    Some(Broker { kind, url, connect_timeout, capacity_msgs_per_s: b.capacity_msgs_per_s, latency })
+}
+
+fn check_topic_ref(cx: &mut Cx<'_>, topics: &[Topic], key: &str, topic: &str) {
+    if !topics.iter().any(|t| t.name == topic.trim()) {
+        let known: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
+        cx.hint(key, format!("topic `{topic}` is not in `topics`"), &format!("known topics: {}", known.join(", ")));
+    }
+}
+
+fn check_count(cx: &mut Cx<'_>, key: &str, count: Option<i64>) -> u32 {
+    match count {
+        None => 1,
+        Some(n) if (1..=MAX_INSTANCES as i64).contains(&n) => n as u32,
+        Some(n) if n <= 0 => {
+            cx.hint(key, format!("{n} is not a positive count"), "at least 1");
+            0
+        }
+        Some(n) => {
+            cx.hint(key, format!("{n} instances are more than this tool runs"), &format!("at most {MAX_INSTANCES}"));
+            0
+        }
+    }
+}
+
+/// Validates a rate; `per_instance_div` converts a total to a per-producer rate
+/// for the bounds check. Returns milli-messages per second.
+fn check_rate(cx: &mut Cx<'_>, key: &str, rate: f64, per_instance_div: f64) -> Option<u64> {
+    if !rate.is_finite() || rate <= 0.0 {
+        cx.hint(key, format!("{rate} is not a positive rate"), "messages per second, e.g. 100");
+        return None;
+    }
+    let per = rate / per_instance_div;
+    if per > MAX_RATE_PER_PRODUCER {
+        cx.hint(key, format!("{per:.0} msg/s per producer is more than one producer can send"), &format!("at most {MAX_RATE_PER_PRODUCER:.0} msg/s per producer; raise `count`"));
+        return None;
+    }
+    let milli = (rate * 1000.0).round();
+    if per * 1000.0 < 1.0 {
+        cx.hint(key, format!("{per} msg/s per producer is below the resolution of 0.001 msg/s"), "raise the rate or lower `count`");
+        return None;
+    }
+    Some(milli as u64)
+}
+
+fn scalar_bytes(cx: &mut Cx<'_>, key: &str, v: &Value) -> Option<u64> {
+    let n = match v {
+        Value::Number(n) => match n.as_u64() {
+            Some(n) => n,
+            None => {
+                cx.hint(key, format!("{n} is not a whole, non-negative number of bytes"), "e.g. 1024 or \"1KiB\"");
+                return None;
+            }
+        },
+        Value::String(s) => match parse_bytes(s) {
+            Ok(n) => n,
+            Err(e) => {
+                cx.err(key, e);
+                return None;
+            }
+        },
+        other => {
+            cx.hint(key, format!("expected a size, found {}", kind_of(other)), "e.g. 1024 or \"1KiB\"");
+            return None;
+        }
+    };
+    if n > MAX_MESSAGE_BYTES {
+        cx.hint(key, format!("{n} bytes is more than the {MAX_MESSAGE_BYTES}-byte limit"), "brokers cap messages at a few MiB");
+        return None;
+    }
+    Some(n)
+}
+
+fn parse_size_dist(cx: &mut Cx<'_>, key: &str, v: &Value) -> Option<SizeDist> {
+    let Value::Mapping(m) = v else {
+        return scalar_bytes(cx, key, v).map(SizeDist::Fixed);
+    };
+    let hint = "`1024`, `\"1KiB\"`, `{uniform: {min: 100, max: 2000}}` or `{normal: {mean: 1024, stddev: 200}}`";
+    if m.len() != 1 {
+        cx.hint(key, "expected one distribution", hint);
+        return None;
+    }
+    let (k, inner) = m.iter().next()?;
+    let field = |name: &str| inner.get(name).cloned();
+    match k.as_str() {
+        Some("uniform") => {
+            let (Some(min), Some(max)) = (field("min"), field("max")) else {
+                cx.hint(&format!("{key}.uniform"), "needs `min` and `max`", hint);
+                return None;
+            };
+            if inner.as_mapping().map(|m| m.len()) != Some(2) {
+                cx.hint(&format!("{key}.uniform"), "unexpected keys", "only `min` and `max`");
+            }
+            let min = scalar_bytes(cx, &format!("{key}.uniform.min"), &min)?;
+            let max = scalar_bytes(cx, &format!("{key}.uniform.max"), &max)?;
+            if min > max {
+                cx.err(&format!("{key}.uniform.min"), format!("min {min} is above max {max}"));
+                return None;
+            }
+            Some(SizeDist::Uniform { min, max })
+        }
+        Some("normal") => {
+            let (Some(mean), Some(sd)) = (field("mean"), field("stddev")) else {
+                cx.hint(&format!("{key}.normal"), "needs `mean` and `stddev`", hint);
+                return None;
+            };
+            if inner.as_mapping().map(|m| m.len()) != Some(2) {
+                cx.hint(&format!("{key}.normal"), "unexpected keys", "only `mean` and `stddev`");
+            }
+            let mean = scalar_bytes(cx, &format!("{key}.normal.mean"), &mean)?;
+            let stddev = scalar_bytes(cx, &format!("{key}.normal.stddev"), &sd)?;
+            if mean.saturating_add(stddev.saturating_mul(4)) > MAX_MESSAGE_BYTES {
+                cx.err(key, "mean + 4 stddev is above the message size limit");
+                return None;
+            }
+            Some(SizeDist::Normal { mean, stddev })
+        }
+        _ => {
+            cx.hint(key, format!("unknown size distribution `{}`", serde_yaml::to_string(k).unwrap_or_default().trim()), hint);
+            None
+        }
+    }
+}
+
+fn parse_keys(cx: &mut Cx<'_>, key: &str, v: &Value) -> Option<KeyPattern> {
+    let hint = "`none`, `{round_robin: 100}`, `{random: 100}` or `{zipf: {keys: 100, exponent: 1.1}}`";
+    let count = |cx: &mut Cx<'_>, k: &str, v: Option<&Value>| -> Option<u64> {
+        match v.and_then(Value::as_u64) {
+            Some(n) if (1..=100_000_000).contains(&n) => Some(n),
+            _ => {
+                cx.hint(k, "expected a number of keys from 1 to 100000000", hint);
+                None
+            }
+        }
+    };
+    match v {
+        Value::String(s) if s == "none" => Some(KeyPattern::None),
+        Value::Mapping(m) if m.len() == 1 => {
+            let (k, inner) = m.iter().next()?;
+            match k.as_str() {
+                Some("round_robin") => count(cx, &format!("{key}.round_robin"), Some(inner)).map(|keys| KeyPattern::RoundRobin { keys }),
+                Some("random") => count(cx, &format!("{key}.random"), Some(inner)).map(|keys| KeyPattern::Random { keys }),
+                Some("zipf") => {
+                    let keys = count(cx, &format!("{key}.zipf.keys"), inner.get("keys"))?;
+                    let exponent = inner.get("exponent").and_then(Value::as_f64).unwrap_or(1.0);
+                    if !(exponent.is_finite() && exponent > 0.0 && exponent <= 10.0) {
+                        cx.hint(&format!("{key}.zipf.exponent"), format!("{exponent} is out of range"), "above 0 and at most 10; 1.0-1.2 is typical");
+                        return None;
+                    }
+                    Some(KeyPattern::Zipf { keys, exponent })
+                }
+                _ => {
+                    cx.hint(key, "unknown key pattern", hint);
+                    None
+                }
+            }
+        }
+        _ => {
+            cx.hint(key, "unknown key pattern", hint);
+            None
+        }
+    }
+}
+
+fn validate_slo(raw: Option<&RawSlo>, cx: &mut Cx<'_>) -> Slo {
+    let Some(s) = raw else {
+        return Slo { max_loss: Some(0), ..Slo::default() };
+    };
+    let min_rate_ratio = s.min_rate_ratio.filter(|r| {
+        let ok = r.is_finite() && *r > 0.0 && *r <= 1.5;
+        if !ok {
+            cx.hint("slo.min_rate_ratio", format!("{r} is out of range"), "a ratio such as 0.98");
+        }
+        ok
+    });
+    Slo {
+        p50_e2e: cx.opt_duration("slo.p50_e2e", s.p50_e2e.as_ref()),
+        p90_e2e: cx.opt_duration("slo.p90_e2e", s.p90_e2e.as_ref()),
+        p99_e2e: cx.opt_duration("slo.p99_e2e", s.p99_e2e.as_ref()),
+        p999_e2e: cx.opt_duration("slo.p999_e2e", s.p999_e2e.as_ref()),
+        max_e2e: cx.opt_duration("slo.max_e2e", s.max_e2e.as_ref()),
+        p50_publish: cx.opt_duration("slo.p50_publish", s.p50_publish.as_ref()),
+        p99_publish: cx.opt_duration("slo.p99_publish", s.p99_publish.as_ref()),
+        p999_publish: cx.opt_duration("slo.p999_publish", s.p999_publish.as_ref()),
+        // Loss is what this tool exists to catch: zero unless said otherwise.
+        max_loss: Some(s.max_loss.unwrap_or(0)),
+        max_duplicates: s.max_duplicates,
+        min_rate_ratio,
+        max_send_errors: s.max_send_errors,
+    }
+}
+
+#[cfg(test)]
+mod tests;

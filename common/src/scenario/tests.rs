@@ -1,0 +1,196 @@
+use super::*;
+
+const GOOD: &str = r#"
+name: quick
+broker:
+  kind: memory
+topics:
+  - name: orders
+    partitions: 2
+  - name: events
+producers:
+  - name: order-producers
+    topic: orders
+    count: 3
+    rate: 100
+    message_size: 1KiB
+  - name: event-producers
+    topic: events
+    total_rate: 1000
+    count: 3
+    keys: {round_robin: 10}
+    message_size: {uniform: {min: 100, max: 200}}
+consumers:
+  - name: order-shared
+    topic: orders
+    type: shared
+    count: 2
+  - name: events-ks
+    topic: events
+    type: key_shared
+    count: 2
+phases:
+  warmup: 1s
+  duration: 5s
+slo:
+  p99_e2e: 20ms
+"#;
+
+fn err(text: &str) -> ScenarioError {
+    load_str(text, "s.yaml", &[]).expect_err("should be rejected")
+}
+
+fn good_with(from: &str, to: &str) -> String {
+    assert!(GOOD.contains(from), "fixture lacks {from}");
+    GOOD.replacen(from, to, 1)
+}
+
+#[test]
+fn good_scenario_validates() {
+    let s = load_str(GOOD, "s.yaml", &[]).expect("valid");
+    assert_eq!(s.producers[0].total_rate_milli, 300_000);
+    assert_eq!(s.producers[1].total_rate_milli, 1_000_000);
+    assert_eq!(s.producers[0].message_size, SizeDist::Fixed(1024));
+    assert_eq!(s.producers[1].message_size, SizeDist::Uniform { min: 100, max: 200 });
+    assert_eq!(s.consumers[0].subscription, "order-shared");
+    assert_eq!(s.consumers[1].sub_type, SubType::KeyShared);
+    assert_eq!(s.slo.p99_e2e, Some(Duration::from_millis(20)));
+    assert_eq!(s.slo.max_loss, Some(0), "loss is checked by default");
+    assert_eq!(s.phases.drain_timeout, Duration::from_secs(30));
+    assert_eq!(s.report_interval, Duration::from_secs(1));
+}
+
+#[test]
+fn unknown_key_names_line_and_key() {
+    let e = err(&good_with("    rate: 100", "    rat: 100"));
+    let msg = e.to_string();
+    assert!(msg.starts_with("s.yaml:13:5: producers[0].rat: unknown field `rat`"), "{msg}");
+    assert!(msg.contains("hint:"), "{msg}");
+}
+
+#[test]
+fn wrong_units() {
+    let e = err(&good_with("duration: 5s", "duration: 5"));
+    assert!(e.to_string().contains("phases.duration: `5` has no unit"), "{e}");
+    let e = err(&good_with("duration: 5s", "duration: 5 parsecs"));
+    assert!(e.to_string().contains(":32:"), "{e}");
+    let e = err(&good_with("message_size: 1KiB", "message_size: 1 furlong"));
+    assert!(e.to_string().contains("producers[0].message_size"), "{e}");
+}
+
+#[test]
+fn negative_or_zero_rates_and_counts() {
+    let e = err(&good_with("rate: 100", "rate: -5"));
+    assert!(e.to_string().contains("s.yaml:13:5: producers[0].rate: -5 is not a positive rate"), "{e}");
+    let e = err(&good_with("rate: 100", "rate: 0"));
+    assert!(e.to_string().contains("producers[0].rate"), "{e}");
+    let e = err(&good_with("count: 3\n    rate", "count: 0\n    rate"));
+    assert!(e.to_string().contains("producers[0].count: 0 is not a positive count"), "{e}");
+    let e = err(&good_with("count: 3\n    rate", "count: 100000000\n    rate"));
+    assert!(e.to_string().contains("more than this tool runs"), "{e}");
+}
+
+#[test]
+fn unknown_topic_reference() {
+    let e = err(&good_with("    topic: events\n    type: key_shared", "    topic: nowhere\n    type: key_shared"));
+    let m = e.to_string();
+    assert!(m.contains("consumers[1].topic: topic `nowhere` is not in `topics`"), "{m}");
+    assert!(m.contains("known topics: orders, events"), "{m}");
+}
+
+#[test]
+fn key_shared_needs_keys() {
+    let e = err(&good_with("    keys: {round_robin: 10}\n", ""));
+    assert!(e.to_string().contains("sends no keys"), "{e}");
+}
+
+#[test]
+fn exclusive_with_two_consumers() {
+    let e = err(&good_with("type: shared\n    count: 2", "type: exclusive\n    count: 2"));
+    assert!(e.to_string().contains("exclusive subscription admits one consumer"), "{e}");
+}
+
+#[test]
+fn not_a_mapping_empty_binary_garbage() {
+    assert!(err("- a\n- b\n").to_string().contains("top level is a list"));
+    assert!(err("just a string").to_string().contains("top level is a string"));
+    assert!(err("").to_string().contains("is empty"));
+    assert!(err("# only a comment\n\n").to_string().contains("is empty"));
+    let e = err("name: [unclosed\n");
+    assert!(e.to_string().starts_with("s.yaml:"), "{e}");
+    assert!(e.to_string().contains("not valid YAML"), "{e}");
+    assert!(err("name: x\nbroker: 5\n").to_string().contains("broker"));
+}
+
+#[test]
+fn hostile_yaml_does_not_hang_or_panic() {
+    // Billion laughs.
+    let mut bomb = String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+    let mut prev = 'a';
+    for c in 'b'..='j' {
+        bomb.push_str(&format!("{c}: &{c} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"));
+        prev = c;
+    }
+    let _ = err(&bomb);
+    // Deep nesting.
+    let deep = format!("name: {}{}", "[".repeat(5000), "]".repeat(5000));
+    let _ = err(&deep);
+    let deep_map = "a:\n".to_string() + &(1..2000).map(|i| format!("{}b:\n", " ".repeat(i))).collect::<String>();
+    let _ = err(&deep_map);
+}
+
+#[test]
+fn file_checks() {
+    let dir = std::env::temp_dir().join(format!("lg-scn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let bin = dir.join("bin.yaml");
+    std::fs::write(&bin, [0u8, 159, 146, 150, 1, 2, 3]).expect("write");
+    assert!(load_file(&bin, &[]).expect_err("binary").to_string().contains("binary file"));
+    let latin = dir.join("latin.yaml");
+    std::fs::write(&latin, b"name: caf\xe9\n").expect("write");
+    assert!(load_file(&latin, &[]).expect_err("latin1").to_string().contains("not UTF-8"));
+    let big = dir.join("big.yaml");
+    let f = std::fs::File::create(&big).expect("create");
+    f.set_len(100 * 1024 * 1024).expect("sparse file");
+    let e = load_file(&big, &[]).expect_err("big");
+    assert!(e.to_string().contains("a scenario is at most"), "{e}");
+    let missing = load_file(&dir.join("nope.yaml"), &[]).expect_err("missing");
+    assert!(missing.to_string().contains("cannot read"), "{missing}");
+    assert!(load_file(&dir, &[]).expect_err("dir").to_string().contains("directory"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn overrides_are_checked_like_the_file() {
+    let set = |s: &str| Override::parse(s).expect("parse");
+    let s = load_str(GOOD, "s.yaml", &[set("broker.latency=2ms"), set("producers.order-producers.rate=50"), set("phases.duration=9s")]).expect("valid");
+    assert_eq!(s.broker.latency, Duration::from_millis(2));
+    assert_eq!(s.producers[0].total_rate_milli, 150_000);
+    assert_eq!(s.phases.duration, Duration::from_secs(9));
+    let e = load_str(GOOD, "s.yaml", &[set("producers[0].rate=-1")]).expect_err("bad");
+    assert_eq!(e.to_string(), "s.yaml: --set producers[0].rate: -1 is not a positive rate\n  hint: messages per second, e.g. 100");
+    let e = load_str(GOOD, "s.yaml", &[set("broker.bogus=1")]).expect_err("bad");
+    assert!(e.to_string().contains("--set broker.bogus: unknown field `bogus`"), "{e}");
+    let e = load_str(GOOD, "s.yaml", &[set("producers[7].rate=1")]).expect_err("bad");
+    assert!(e.to_string().contains("out of range"), "{e}");
+}
+
+#[test]
+fn broker_urls() {
+    let e = err(&good_with("kind: memory", "kind: pulsar"));
+    assert!(e.to_string().contains("broker.url: a pulsar broker needs a url"), "{e}");
+    let e = err(&good_with("kind: memory", "kind: pulsar\n  url: http://x:1"));
+    assert!(e.to_string().contains("not a Pulsar service URL"), "{e}");
+    let e = err(&good_with("kind: memory", "kind: kafka"));
+    assert!(e.to_string().contains("unknown broker kind `kafka`"), "{e}");
+    let e = err(&good_with("kind: memory", "kind: danube\n  url: http://x:1\n  latency: 2ms"));
+    assert!(e.to_string().contains("applies to the memory broker only"), "{e}");
+}
+
+#[test]
+fn several_issues_reported_together_in_line_order() {
+    let text = good_with("rate: 100", "rate: -1").replace("duration: 5s", "duration: 5");
+    let e = err(&text);
+    assert_eq!(e.issues.len(), 2, "{e}");
+    assert!(e.issues[0].line < e.issues[1].line);
+}

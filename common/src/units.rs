@@ -1,0 +1,79 @@
+//! Units used in scenarios: humantime durations and byte sizes.
+
+use std::time::Duration;
+
+/// Parses "30s", "1m 30s", "250ms". A bare number is refused: durations
+/// always carry a unit, so "30" is never read as seconds in one place and
+/// milliseconds in another.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err("empty duration".into());
+    }
+    if t.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(format!("`{t}` has no unit; write e.g. `{t}s` or `{t}ms`"));
+    }
+    humantime::parse_duration(t).map_err(|e| format!("`{t}` is not a duration ({e}); write e.g. `30s`, `5m`, `250ms`"))
+}
+
+pub fn format_duration(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+/// Parses a byte size: a plain integer (bytes) or a number with a unit
+/// (B, KB, KiB, MB, MiB, GB, GiB; case-insensitive).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let unit = unit.trim();
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("`{t}` is not a size; write e.g. `1024`, `1KiB`, `4MB`"))?;
+    let mult: f64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1e3,
+        "kib" => 1024.0,
+        "mb" | "m" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "gb" | "g" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(format!("`{t}`: unknown size unit `{unit}`; use B, KiB, MiB, KB, MB")),
+    };
+    let bytes = value * mult;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+        return Err(format!("`{t}` is out of range"));
+    }
+    if bytes.fract() != 0.0 {
+        return Err(format!("`{t}` is not a whole number of bytes"));
+    }
+    Ok(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("30").unwrap_err().contains("no unit"));
+        assert!(parse_duration("30 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("1024"), Ok(1024));
+        assert_eq!(parse_bytes("1KiB"), Ok(1024));
+        assert_eq!(parse_bytes("1 KB"), Ok(1000));
+        assert_eq!(parse_bytes("4MiB"), Ok(4 * 1024 * 1024));
+        assert!(parse_bytes("1.5").is_err());
+        assert!(parse_bytes("12 furlongs").is_err());
+        assert!(parse_bytes("-3").is_err());
+    }
+}
