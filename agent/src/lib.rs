@@ -1,1 +1,12 @@
+//! The load-generating agent: a gRPC server that runs its shard of a
+//! scenario against a broker and streams results to the coordinator.
+//! The binary (`src/main.rs`) only parses flags and calls [`server::serve`].
 
+pub mod driver;
+pub mod engine;
+pub mod memory_broker;
+pub mod payload;
+pub mod procstat;
+pub mod server;
+
+pub use server::{serve, AgentOptions};

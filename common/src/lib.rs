@@ -10,6 +10,7 @@ pub mod rangeset;
 pub mod report;
 pub mod scenario;
 pub mod stamp;
+pub mod stats;
 pub mod units;
 
 /// Generated protocol types (`proto/loadgen/v1/agent.proto`).

@@ -1,0 +1,129 @@
+//! Driver for the in-process memory broker. Topic names are prefixed with
+//! the run id, so runs never see each other's messages. The stamp travels
+//! beside the payload, as it would in message properties.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use common::scenario::{ConsumerGroup, ProducerGroup, Topic};
+use common::stamp::Stamp;
+
+use super::{ConsumerClient, Delivery, Driver, DriverError, OutMessage, ProducerClient, RecvError, SendError};
+use crate::memory_broker::{MemConsumer, MemoryBroker, MemoryConfig, TopicState};
+
+pub struct MemoryDriver {
+    broker: MemoryBroker,
+    prefix: String,
+    cfg: MemoryConfig,
+}
+
+impl MemoryDriver {
+    pub fn new(broker: MemoryBroker, run_id: &str, cfg: MemoryConfig) -> MemoryDriver {
+        MemoryDriver { broker, prefix: format!("{run_id}/"), cfg }
+    }
+
+    fn name(&self, topic: &str) -> String {
+        format!("{}{topic}", self.prefix)
+    }
+
+    /// Removes this run's topics.
+    pub fn cleanup(&self) {
+        self.broker.remove_prefix(&self.prefix);
+    }
+}
+
+impl Driver for MemoryDriver {
+    type Producer = MemProducer;
+    type Consumer = MemConsumerClient;
+
+    async fn create_topic(&self, topic: &Topic) -> Result<(), DriverError> {
+        self.broker
+            .create_topic(&self.name(&topic.name), topic.partitions, self.cfg)
+            .map(|_| ())
+            .map_err(|e| DriverError::Topic { topic: topic.name.clone(), reason: e.to_string() })
+    }
+
+    async fn consumer(&self, topic: &Topic, group: &ConsumerGroup, _index: u32) -> Result<MemConsumerClient, DriverError> {
+        let t = self
+            .broker
+            .topic(&self.name(&topic.name))
+            .map_err(|e| DriverError::Topic { topic: topic.name.clone(), reason: e.to_string() })?;
+        let c = t.subscribe(&group.subscription, group.sub_type).map_err(|e| DriverError::Subscribe {
+            topic: topic.name.clone(),
+            subscription: group.subscription.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(MemConsumerClient { inner: c })
+    }
+
+    async fn producer(&self, topic: &Topic, _group: &ProducerGroup, index: u32) -> Result<MemProducer, DriverError> {
+        let t = self
+            .broker
+            .topic(&self.name(&topic.name))
+            .map_err(|e| DriverError::Producer { topic: topic.name.clone(), reason: e.to_string() })?;
+        Ok(MemProducer { topic: t, next_partition: AtomicUsize::new(index as usize) })
+    }
+}
+
+pub struct MemProducer {
+    topic: Arc<TopicState>,
+    next_partition: AtomicUsize,
+}
+
+/// Resolves at the broker's acknowledgement instant; no timer when that is now.
+pub struct MemAck {
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Future for MemAck {
+    type Output = Result<(), SendError>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.sleep.as_mut() {
+            None => Poll::Ready(Ok(())),
+            Some(s) => s.as_mut().poll(cx).map(|()| Ok(())),
+        }
+    }
+}
+
+impl ProducerClient for MemProducer {
+    type Ack = MemAck;
+
+    async fn send(&mut self, msg: OutMessage) -> Result<MemAck, SendError> {
+        let np = self.topic.partitions();
+        // Keyed messages go to the key's partition; others round-robin.
+        let partition = match msg.key {
+            Some(k) if np > 1 => (k % np as u64) as usize,
+            _ => self.next_partition.fetch_add(1, Ordering::Relaxed) % np,
+        };
+        let ready_at = self.topic.publish(partition, msg.stamp.encode(), msg.key, msg.payload);
+        let sleep = (ready_at > Instant::now()).then(|| Box::pin(tokio::time::sleep_until(ready_at.into())));
+        Ok(MemAck { sleep })
+    }
+
+    async fn close(self) {}
+}
+
+pub struct MemConsumerClient {
+    inner: MemConsumer,
+}
+
+impl ConsumerClient for MemConsumerClient {
+    async fn recv(&mut self) -> Result<Delivery, RecvError> {
+        match self.inner.recv().await {
+            Some(m) => Ok(Delivery {
+                stamp: Stamp::decode(&m.stamp),
+                payload_len: m.payload.len(),
+                redelivered: m.redelivered,
+            }),
+            None => Err(RecvError::Closed("memory topic closed".into())),
+        }
+    }
+
+    async fn close(mut self) {
+        self.inner.close();
+    }
+}

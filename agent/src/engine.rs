@@ -1,0 +1,811 @@
+//! The run engine: prepares an agent's shard on a driver (topics, then
+//! consumers, then producers), starts every task at one instant, streams one
+//! interval report per `report_interval`, and builds the final report.
+//!
+//! Hot path: every task owns its counters and histograms; nobody else
+//! touches them. At each interval boundary the aggregator bumps a watch
+//! value; each task swaps its stats out (`mem::take`) and sends them over a
+//! channel. No lock is shared across tasks.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::clock::TimeBase;
+use common::plan::{ConsumerInstance, ProducerInstance, Shard};
+use common::proto::{self, agent_message::Msg, AgentMessage};
+use common::rangeset::RangeSet;
+use common::scenario::{ProducerGroup, Scenario};
+use common::stamp::Stamp;
+use common::stats::GroupPhases;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::driver::{ConsumerClient, Delivery, Driver, DriverError, OutMessage, ProducerClient, RecvError, SendError};
+use crate::payload::{KeyGen, PayloadGen};
+use crate::procstat;
+
+/// A send later than this behind its intended time counts as late. Tokio
+/// timers tick in milliseconds, so smaller lags are timer granularity.
+pub const LATE_NS: i64 = 5_000_000;
+
+/// Sender of messages to the coordinator.
+pub type Outbox = mpsc::Sender<Result<AgentMessage, tonic::Status>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Producer,
+    Consumer,
+}
+
+/// One task's stats for one interval.
+struct TaskReport {
+    interval: u64,
+    role: Role,
+    group: usize,
+    stats: GroupPhases,
+    /// Consumers: messages new to this consumer's sets in the interval.
+    unique_new: u64,
+}
+
+struct ProducerFinal {
+    inst: ProducerInstance,
+    sent: u64,
+    acked: RangeSet,
+    error: Option<String>,
+}
+
+struct ConsumerFinal {
+    inst: ConsumerInstance,
+    seen: Vec<Option<Seen>>,
+    duplicates: u64,
+    reordered: u64,
+    deliveries: u64,
+    undecodable: u64,
+    error: Option<String>,
+}
+
+#[derive(Default, Clone)]
+struct Seen {
+    set: RangeSet,
+    max: Option<u64>,
+}
+
+/// Cumulative data of the whole run, per group.
+#[derive(Default)]
+struct Aggregate {
+    producers: HashMap<usize, GroupPhases>,
+    consumers: HashMap<usize, GroupPhases>,
+}
+
+/// A prepared run: every client created, every task waiting for Start.
+pub struct PreparedRun {
+    shard: Arc<Shard>,
+    start_tx: watch::Sender<Option<i64>>,
+    /// Cancels everything (abort).
+    cancel: CancellationToken,
+    /// Ends the consumers (normal stop after the drain).
+    stop_consumers: CancellationToken,
+    producers: Vec<JoinHandle<ProducerFinal>>,
+    consumers: Vec<JoinHandle<ConsumerFinal>>,
+    aggregator: JoinHandle<Aggregate>,
+    cleanup: Option<Box<dyn FnOnce() + Send>>,
+    cpu_at_prepare: u64,
+    wall_at_prepare: std::time::Instant,
+    out: Outbox,
+    notes: Vec<String>,
+}
+
+fn total_producers(s: &Scenario) -> u64 {
+    s.producers.iter().map(|g| u64::from(g.count)).sum()
+}
+
+/// Creates topics, consumers and producers for `shard` on `driver`. On any
+/// error, everything created so far is torn down.
+pub async fn prepare<D: Driver>(
+    driver: Arc<D>,
+    shard: Shard,
+    time: TimeBase,
+    out: Outbox,
+    cleanup: Box<dyn FnOnce() + Send>,
+) -> Result<PreparedRun, DriverError> {
+    let shard = Arc::new(shard);
+    let sc = &shard.scenario;
+    let connect = sc.broker.connect_timeout;
+    let cancel = CancellationToken::new();
+    let stop_consumers = cancel.child_token();
+    let (start_tx, start_rx) = watch::channel(None::<i64>);
+    let (tick_tx, tick_rx) = watch::channel(0u64);
+    let (rep_tx, rep_rx) = mpsc::unbounded_channel::<TaskReport>();
+
+    let timed = |what: String| move |_| DriverError::Unsupported(format!("{what}: no answer from the broker within {}", common::units::format_duration(connect)));
+
+    // Topics this shard touches.
+    let mut topics: Vec<&str> = shard
+        .producers
+        .iter()
+        .map(|p| sc.producers[p.group].topic.as_str())
+        .chain(shard.consumers.iter().map(|c| sc.consumers[c.group].topic.as_str()))
+        .collect();
+    topics.sort_unstable();
+    topics.dedup();
+    let result: Result<(Vec<JoinHandle<ConsumerFinal>>, Vec<JoinHandle<ProducerFinal>>), DriverError> = async {
+        for name in &topics {
+            let topic = sc.topic(name).ok_or_else(|| DriverError::Topic { topic: name.to_string(), reason: "not in scenario".into() })?;
+            tokio::time::timeout(connect, driver.create_topic(topic)).await.map_err(timed(format!("creating topic `{name}`")))??;
+        }
+        let n_producers = total_producers(sc);
+        let mut consumers = Vec::new();
+        for inst in &shard.consumers {
+            let group = &sc.consumers[inst.group];
+            let topic = sc.topic(&group.topic).ok_or_else(|| DriverError::Topic { topic: group.topic.clone(), reason: "not in scenario".into() })?;
+            let client = tokio::time::timeout(connect, driver.consumer(topic, group, inst.index_in_group))
+                .await
+                .map_err(timed(format!("subscribing `{}`", group.subscription)))??;
+            let task = ConsumerTask {
+                inst: inst.clone(),
+                time,
+                warmup_end: 0,
+                n_producers,
+                ticks: tick_rx.clone(),
+                reports: rep_tx.clone(),
+                stats: GroupPhases::default(),
+                unique_new: 0,
+                seen: Vec::new(),
+                duplicates: 0,
+                reordered: 0,
+                deliveries: 0,
+                undecodable: 0,
+            };
+            consumers.push(tokio::spawn(task.run(client, start_rx.clone(), stop_consumers.clone(), sc.phases.warmup)));
+        }
+        let mut producers = Vec::new();
+        for inst in &shard.producers {
+            let group = &sc.producers[inst.group];
+            let topic = sc.topic(&group.topic).ok_or_else(|| DriverError::Topic { topic: group.topic.clone(), reason: "not in scenario".into() })?;
+            let client = tokio::time::timeout(connect, driver.producer(topic, group, inst.index_in_group))
+                .await
+                .map_err(timed(format!("creating producer on `{}`", group.topic)))??;
+            let seed = sc.seed ^ (u64::from(inst.id) << 20);
+            let task = ProducerTask {
+                inst: inst.clone(),
+                group: group.clone(),
+                time,
+                ticks: tick_rx.clone(),
+                reports: rep_tx.clone(),
+                stats: GroupPhases::default(),
+                acked: RangeSet::new(),
+                payloads: PayloadGen::new(group.message_size, group.payload, seed),
+                keys: KeyGen::new(group.keys, seed, u64::from(inst.index_in_group)),
+                sent: 0,
+            };
+            producers.push(tokio::spawn(task.run(client, start_rx.clone(), cancel.clone(), sc.phases.clone())));
+        }
+        Ok((consumers, producers))
+    }
+    .await;
+    drop(rep_tx);
+    let (consumers, producers) = match result {
+        Ok(v) => v,
+        Err(e) => {
+            cancel.cancel();
+            cleanup();
+            return Err(e);
+        }
+    };
+    let aggregator = tokio::spawn(aggregate(shard.clone(), time, start_rx, tick_tx, rep_rx, out.clone(), cancel.clone()));
+    Ok(PreparedRun {
+        shard,
+        start_tx,
+        cancel,
+        stop_consumers,
+        producers,
+        consumers,
+        aggregator,
+        cleanup: Some(cleanup),
+        cpu_at_prepare: procstat::cpu_ns(),
+        wall_at_prepare: std::time::Instant::now(),
+        out,
+        notes: Vec::new(),
+    })
+}
+
+impl PreparedRun {
+    pub fn counts(&self) -> (u32, u32) {
+        (self.shard.producers.len() as u32, self.shard.consumers.len() as u32)
+    }
+
+    /// Starts every task at `start_at_ns` (coordinator time).
+    pub fn start(&self, start_at_ns: i64) {
+        let _ = self.start_tx.send(Some(start_at_ns));
+    }
+
+    /// Stops at once: producers and consumers end wherever they are.
+    pub fn abort(&self) {
+        self.cancel.cancel();
+    }
+
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Ends the run normally: consumers stop, producers finish (they stop by
+    /// themselves at the end of the measurement), then the final report goes out.
+    pub async fn finish(mut self, abort: bool) {
+        if abort {
+            self.cancel.cancel();
+        }
+        // If Start never came, nothing will; release the waiting tasks.
+        if self.start_tx.borrow().is_none() {
+            self.cancel.cancel();
+        }
+        // Producers end by themselves (schedule done, acks drained or timed out).
+        let mut pfinals = Vec::new();
+        for h in self.producers.drain(..) {
+            match h.await {
+                Ok(f) => pfinals.push(f),
+                Err(e) => self.notes.push(format!("a producer task failed: {e}")),
+            }
+        }
+        self.stop_consumers.cancel();
+        let mut cfinals = Vec::new();
+        for h in self.consumers.drain(..) {
+            match h.await {
+                Ok(f) => cfinals.push(f),
+                Err(e) => self.notes.push(format!("a consumer task failed: {e}")),
+            }
+        }
+        let agg = match (&mut self.aggregator).await {
+            Ok(a) => a,
+            Err(e) => {
+                self.notes.push(format!("the aggregator failed: {e}"));
+                Aggregate::default()
+            }
+        };
+        let report = build_final(&self.shard, agg, pfinals, cfinals, &mut self.notes, self.cpu_at_prepare, self.wall_at_prepare);
+        let _ = self.out.send(Ok(AgentMessage { msg: Some(Msg::Final(report)) })).await;
+        if let Some(c) = self.cleanup.take() {
+            c();
+        }
+    }
+}
+
+impl Drop for PreparedRun {
+    fn drop(&mut self) {
+        // A run dropped without finish (session gone) stops all load.
+        self.cancel.cancel();
+    }
+}
+
+fn build_final(
+    shard: &Shard,
+    agg: Aggregate,
+    pfinals: Vec<ProducerFinal>,
+    cfinals: Vec<ConsumerFinal>,
+    notes: &mut Vec<String>,
+    cpu0: u64,
+    wall0: std::time::Instant,
+) -> proto::FinalReport {
+    let sc = &shard.scenario;
+    let mut groups = Vec::new();
+    let mut pg: Vec<_> = agg.producers.into_iter().collect();
+    pg.sort_by_key(|(g, _)| *g);
+    for (g, s) in pg {
+        groups.push(s.to_proto(g as u32, proto::Role::Producer));
+    }
+    let mut cg: Vec<_> = agg.consumers.into_iter().collect();
+    cg.sort_by_key(|(g, _)| *g);
+    for (g, s) in cg {
+        groups.push(s.to_proto(g as u32, proto::Role::Consumer));
+    }
+    let mut producers = Vec::new();
+    for f in pfinals {
+        if let Some(e) = &f.error {
+            notes.push(format!("producer {}: {e}", f.inst.id));
+        }
+        producers.push(proto::ProducerAcks {
+            producer_id: u64::from(f.inst.id),
+            topic: sc.producers[f.inst.group].topic.clone(),
+            group: f.inst.group as u32,
+            sent: f.sent,
+            acked: Some(f.acked.to_proto()),
+        });
+    }
+    // Merge this agent's consumers per subscription (consumer group).
+    struct SubAcc {
+        seen: Vec<Option<RangeSet>>,
+        duplicates: u64,
+        reordered: u64,
+        deliveries: u64,
+        undecodable: u64,
+    }
+    let mut subs: HashMap<usize, SubAcc> = HashMap::new();
+    for f in cfinals {
+        if let Some(e) = &f.error {
+            notes.push(format!("consumer {} ({}): {e}", f.inst.id, sc.consumers[f.inst.group].name));
+        }
+        let acc = subs.entry(f.inst.group).or_insert_with(|| SubAcc { seen: Vec::new(), duplicates: 0, reordered: 0, deliveries: 0, undecodable: 0 });
+        acc.duplicates += f.duplicates;
+        acc.reordered += f.reordered;
+        acc.deliveries += f.deliveries;
+        acc.undecodable += f.undecodable;
+        for (pid, s) in f.seen.into_iter().enumerate() {
+            let Some(s) = s else { continue };
+            if acc.seen.len() <= pid {
+                acc.seen.resize(pid + 1, None);
+            }
+            match &mut acc.seen[pid] {
+                Some(existing) => acc.duplicates += existing.union_with(&s.set),
+                slot @ None => *slot = Some(s.set),
+            }
+        }
+    }
+    let mut subscriptions = Vec::new();
+    let mut sg: Vec<_> = subs.into_iter().collect();
+    sg.sort_by_key(|(g, _)| *g);
+    for (g, acc) in sg {
+        let group = &sc.consumers[g];
+        subscriptions.push(proto::SubscriptionReceipts {
+            topic: group.topic.clone(),
+            subscription: group.subscription.clone(),
+            producers: acc
+                .seen
+                .into_iter()
+                .enumerate()
+                .filter_map(|(pid, s)| s.map(|s| proto::ProducerReceipts { producer_id: pid as u64, received: Some(s.to_proto()) }))
+                .collect(),
+            duplicates: acc.duplicates,
+            reordered: acc.reordered,
+            deliveries: acc.deliveries,
+            undecodable: acc.undecodable,
+        });
+    }
+    proto::FinalReport {
+        groups,
+        producers,
+        subscriptions,
+        cpu_ns: procstat::cpu_ns().saturating_sub(cpu0),
+        wall_ns: wall0.elapsed().as_nanos() as u64,
+        notes: notes.clone(),
+        max_rss_bytes: procstat::max_rss_bytes(),
+    }
+}
+
+/// Waits for the start instant; None when cancelled first.
+async fn wait_start(mut rx: watch::Receiver<Option<i64>>, cancel: &CancellationToken) -> Option<i64> {
+    loop {
+        if let Some(s) = *rx.borrow_and_update() {
+            return Some(s);
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return None,
+            r = rx.changed() => if r.is_err() { return None },
+        }
+    }
+}
+
+// ------------------------------------------------------------------ producer
+
+struct ProducerTask {
+    inst: ProducerInstance,
+    group: ProducerGroup,
+    time: TimeBase,
+    ticks: watch::Receiver<u64>,
+    reports: mpsc::UnboundedSender<TaskReport>,
+    stats: GroupPhases,
+    acked: RangeSet,
+    payloads: PayloadGen,
+    keys: KeyGen,
+    sent: u64,
+}
+
+type AckResult = (u64, i64, i64, Result<(), SendError>);
+
+impl ProducerTask {
+    fn flush(&mut self, interval: u64) {
+        let stats = std::mem::take(&mut self.stats);
+        let _ = self.reports.send(TaskReport { interval, role: Role::Producer, group: self.inst.group, stats, unique_new: 0 });
+    }
+
+    fn on_tick(&mut self) {
+        let interval = *self.ticks.borrow_and_update();
+        // The tick value names the interval that just began; report the one before.
+        self.flush(interval.saturating_sub(1));
+    }
+
+    fn record_ack(&mut self, (seq, intended, sent, res): AckResult, warmup_end: i64) {
+        let now = self.time.now_ns();
+        let ph = if intended < warmup_end { &mut self.stats.warmup } else { &mut self.stats.measure };
+        match res {
+            Ok(()) => {
+                ph.acked += 1;
+                ph.response.record_ns(now - intended);
+                ph.service.record_ns(now - sent);
+                self.acked.insert(seq);
+            }
+            Err(e) => {
+                ph.send_errors += 1;
+                debug!(producer = self.inst.id, seq, error = ?e, "send failed");
+            }
+        }
+    }
+
+    async fn run<P: ProducerClient>(mut self, mut client: P, start_rx: watch::Receiver<Option<i64>>, cancel: CancellationToken, phases: common::scenario::Phases) -> ProducerFinal {
+        let mut error = None;
+        let Some(start) = wait_start(start_rx, &cancel).await else {
+            client.close().await;
+            return ProducerFinal { inst: self.inst, sent: 0, acked: self.acked, error: None };
+        };
+        let warmup_end = start + phases.warmup.as_nanos() as i64;
+        let end = start + phases.send_end().as_nanos() as i64;
+        let rate_milli = u128::from(self.inst.rate_milli.max(1));
+        // Messages whose intended time falls before `end`.
+        let total = ((phases.send_end().as_nanos() * rate_milli).div_ceil(1_000_000_000_000)) as u64;
+        let intended_at = |seq: u64| start + (u128::from(seq) * 1_000_000_000_000 / rate_milli) as i64;
+        let max_in_flight = self.group.max_in_flight as usize;
+        let timeout = self.group.send_timeout;
+        let mut inflight = FuturesUnordered::new();
+        let mut seq = 0u64;
+        let mut aborted = false;
+        let producer_id = self.inst.id;
+        while seq < total {
+            if self.ticks.has_changed().unwrap_or(false) {
+                self.on_tick();
+            }
+            let intended = intended_at(seq);
+            debug_assert!(intended < end + 1);
+            if self.time.now_ns() < intended {
+                let at = self.time.instant_at(intended);
+                tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => { aborted = true; break; }
+                    Some(r) = inflight.next(), if !inflight.is_empty() => self.record_ack(r, warmup_end),
+                    _ = self.ticks.changed() => self.on_tick(),
+                    _ = tokio::time::sleep_until(at.into()) => {}
+                }
+                continue;
+            }
+            if inflight.len() >= max_in_flight {
+                tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => { aborted = true; break; }
+                    Some(r) = inflight.next() => self.record_ack(r, warmup_end),
+                    _ = self.ticks.changed() => self.on_tick(),
+                }
+                continue;
+            }
+            // Take acks that are already in without waiting.
+            while let Some(Some(r)) = inflight.next().now_or_never() {
+                self.record_ack(r, warmup_end);
+            }
+            let payload = self.payloads.next_payload();
+            let len = payload.len() as u64;
+            let key = self.keys.next_key();
+            let sent = self.time.now_ns();
+            let stamp = Stamp { producer_id, seq, intended_ns: intended, sent_ns: sent };
+            let lag = sent - intended;
+            {
+                let ph = if intended < warmup_end { &mut self.stats.warmup } else { &mut self.stats.measure };
+                ph.sent += 1;
+                ph.bytes += len;
+                ph.max_lag_ns = ph.max_lag_ns.max(lag.max(0) as u64);
+                if lag > LATE_NS {
+                    ph.late_sends += 1;
+                }
+            }
+            self.sent += 1;
+            let sent_fut = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => { aborted = true; break; }
+                r = client.send(OutMessage { stamp, key, payload }) => r,
+            };
+            match sent_fut {
+                Ok(ack) => inflight.push(async move {
+                    let r = match tokio::time::timeout(timeout, ack).await {
+                        Ok(r) => r,
+                        Err(_) => Err(SendError::Timeout),
+                    };
+                    (seq, intended, sent, r)
+                }),
+                Err(e) => {
+                    self.record_ack((seq, intended, sent, Err(e.clone())), warmup_end);
+                    if e == SendError::Closed {
+                        error = Some("producer closed by the client".to_string());
+                        break;
+                    }
+                }
+            }
+            seq += 1;
+        }
+        // Every send has a timeout, so this ends.
+        while !inflight.is_empty() && !aborted {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => { aborted = true; }
+                Some(r) = inflight.next() => self.record_ack(r, warmup_end),
+                _ = self.ticks.changed() => self.on_tick(),
+            }
+        }
+        if aborted && !inflight.is_empty() {
+            error = Some(format!("aborted with {} sends unacknowledged", inflight.len()));
+        }
+        let last = *self.ticks.borrow();
+        self.flush(last);
+        client.close().await;
+        ProducerFinal { inst: self.inst, sent: self.sent, acked: self.acked, error }
+    }
+}
+
+// ------------------------------------------------------------------ consumer
+
+struct ConsumerTask {
+    inst: ConsumerInstance,
+    time: TimeBase,
+    warmup_end: i64,
+    n_producers: u64,
+    ticks: watch::Receiver<u64>,
+    reports: mpsc::UnboundedSender<TaskReport>,
+    stats: GroupPhases,
+    unique_new: u64,
+    seen: Vec<Option<Seen>>,
+    duplicates: u64,
+    reordered: u64,
+    deliveries: u64,
+    undecodable: u64,
+}
+
+impl ConsumerTask {
+    fn flush(&mut self, interval: u64) {
+        let stats = std::mem::take(&mut self.stats);
+        let unique_new = std::mem::take(&mut self.unique_new);
+        let _ = self.reports.send(TaskReport { interval, role: Role::Consumer, group: self.inst.group, stats, unique_new });
+    }
+
+    #[inline]
+    fn record(&mut self, d: Delivery) {
+        let now = self.time.now_ns();
+        self.deliveries += 1;
+        let stamp = match d.stamp {
+            Ok(s) if u64::from(s.producer_id) < self.n_producers => s,
+            _ => {
+                self.undecodable += 1;
+                self.stats.measure.receive_errors += 1;
+                return;
+            }
+        };
+        let ph = if stamp.intended_ns < self.warmup_end { &mut self.stats.warmup } else { &mut self.stats.measure };
+        ph.received += 1;
+        ph.bytes += d.payload_len as u64;
+        ph.service.record_ns(now - stamp.sent_ns);
+        ph.response.record_ns(now - stamp.intended_ns);
+        if d.redelivered {
+            ph.redelivered += 1;
+        }
+        let pid = stamp.producer_id as usize;
+        if self.seen.len() <= pid {
+            self.seen.resize(pid + 1, None);
+        }
+        let s = self.seen[pid].get_or_insert_with(Seen::default);
+        if s.set.insert(stamp.seq) {
+            self.unique_new += 1;
+            match s.max {
+                Some(m) if stamp.seq < m => {
+                    ph.reordered += 1;
+                    self.reordered += 1;
+                }
+                _ => s.max = Some(stamp.seq),
+            }
+        } else {
+            ph.duplicates += 1;
+            self.duplicates += 1;
+        }
+    }
+
+    async fn run<C: ConsumerClient>(mut self, mut client: C, start_rx: watch::Receiver<Option<i64>>, stop: CancellationToken, warmup: Duration) -> ConsumerFinal {
+        let mut error = None;
+        // Consumers listen from prepare on, but phases are known only at start.
+        let mut start_rx = start_rx;
+        let mut started = false;
+        self.warmup_end = i64::MIN;
+        loop {
+            if !started {
+                if let Some(s) = *start_rx.borrow_and_update() {
+                    self.warmup_end = s + warmup.as_nanos() as i64;
+                    started = true;
+                }
+            }
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => break,
+                r = start_rx.changed(), if !started => { if r.is_err() { started = true; } }
+                _ = self.ticks.changed() => {
+                    let interval = *self.ticks.borrow_and_update();
+                    self.flush(interval.saturating_sub(1));
+                }
+                d = client.recv() => match d {
+                    Ok(d) => self.record(d),
+                    Err(RecvError::Transient(e)) => {
+                        self.stats.measure.receive_errors += 1;
+                        debug!(consumer = self.inst.id, error = %e, "receive failed");
+                    }
+                    Err(RecvError::Closed(e)) => {
+                        warn!(consumer = self.inst.id, error = %e, "consumer closed");
+                        error = Some(e);
+                        // Keep reporting intervals until stopped.
+                        loop {
+                            tokio::select! {
+                                _ = stop.cancelled() => break,
+                                _ = self.ticks.changed() => {
+                                    let interval = *self.ticks.borrow_and_update();
+                                    self.flush(interval.saturating_sub(1));
+                                }
+                            }
+                        }
+                        break;
+                    }
+                },
+            }
+        }
+        let last = *self.ticks.borrow();
+        self.flush(last);
+        client.close().await;
+        ConsumerFinal {
+            inst: self.inst,
+            seen: self.seen,
+            duplicates: self.duplicates,
+            reordered: self.reordered,
+            deliveries: self.deliveries,
+            undecodable: self.undecodable,
+            error,
+        }
+    }
+}
+
+// ------------------------------------------------------------------ aggregator
+
+#[derive(Default)]
+struct IntervalAcc {
+    producers: HashMap<usize, GroupPhases>,
+    consumers: HashMap<usize, GroupPhases>,
+    reports: u32,
+}
+
+/// Ticks interval boundaries, merges task reports, emits one IntervalReport
+/// per interval. Returns the whole-run aggregate once every task is done.
+async fn aggregate(
+    shard: Arc<Shard>,
+    time: TimeBase,
+    start_rx: watch::Receiver<Option<i64>>,
+    tick_tx: watch::Sender<u64>,
+    mut rx: mpsc::UnboundedReceiver<TaskReport>,
+    out: Outbox,
+    cancel: CancellationToken,
+) -> Aggregate {
+    let sc = &shard.scenario;
+    let mut total = Aggregate::default();
+    let mut pending: std::collections::BTreeMap<u64, IntervalAcc> = Default::default();
+    let mut progress: Vec<u64> = vec![0; sc.consumers.len()];
+    let tasks_total = (shard.producers.len() + shard.consumers.len()) as u32;
+    let Some(start) = wait_start(start_rx, &cancel).await else {
+        // Drain reports until tasks end.
+        while let Some(r) = rx.recv().await {
+            merge_into(&mut total, &r);
+        }
+        return total;
+    };
+    let step = sc.report_interval.as_nanos() as i64;
+    let grace = (step / 4).min(200_000_000);
+    let mut next_tick: u64 = 1; // boundary k at start + k*step
+    let mut next_emit: u64 = 0; // interval k emitted at boundary k+1 + grace
+    let mut cpu_prev = procstat::cpu_ns();
+    let mut wall_prev = std::time::Instant::now();
+    let mut open = true;
+    while open {
+        let tick_at = start + next_tick as i64 * step;
+        let emit_at = start + (next_emit as i64 + 1) * step + grace;
+        let (at, is_tick) = if tick_at <= emit_at { (tick_at, true) } else { (emit_at, false) };
+        tokio::select! {
+            biased;
+            r = rx.recv() => match r {
+                Some(r) => {
+                    // Late reports join the oldest interval not yet sent.
+                    let k = r.interval.max(next_emit);
+                    merge_into(&mut total, &r);
+                    if r.role == Role::Consumer {
+                        progress[r.group] += r.unique_new;
+                    }
+                    let acc = pending.entry(k).or_default();
+                    acc.reports += 1;
+                    let map = if r.role == Role::Producer { &mut acc.producers } else { &mut acc.consumers };
+                    map.entry(r.group).or_default().merge(&r.stats);
+                }
+                None => open = false,
+            },
+            _ = tokio::time::sleep_until(time.instant_at(at).into()) => {
+                if is_tick {
+                    let _ = tick_tx.send(next_tick);
+                    next_tick += 1;
+                } else {
+                    let acc = pending.remove(&next_emit).unwrap_or_default();
+                    let (cpu, wall) = (procstat::cpu_ns(), std::time::Instant::now());
+                    let msg = interval_report(sc, next_emit, start, step, acc, &progress, cpu.saturating_sub(cpu_prev), wall.duration_since(wall_prev), tasks_total);
+                    cpu_prev = cpu;
+                    wall_prev = wall;
+                    next_emit += 1;
+                    if out.send(Ok(msg)).await.is_err() {
+                        // Coordinator gone: stop all load.
+                        cancel.cancel();
+                    }
+                }
+            }
+        }
+    }
+    // Every task is done: send what is left as the last interval(s).
+    let last = pending.keys().next_back().copied().unwrap_or(next_emit).max(next_emit);
+    for k in next_emit..=last {
+        let acc = pending.remove(&k).unwrap_or_default();
+        let (cpu, wall) = (procstat::cpu_ns(), std::time::Instant::now());
+        let msg = interval_report(sc, k, start, step, acc, &progress, cpu.saturating_sub(cpu_prev), wall.duration_since(wall_prev), tasks_total);
+        cpu_prev = cpu;
+        wall_prev = wall;
+        let _ = out.send(Ok(msg)).await;
+    }
+    total
+}
+
+fn merge_into(total: &mut Aggregate, r: &TaskReport) {
+    let map = if r.role == Role::Producer { &mut total.producers } else { &mut total.consumers };
+    map.entry(r.group).or_default().merge(&r.stats);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn interval_report(
+    sc: &Scenario,
+    index: u64,
+    start: i64,
+    step: i64,
+    acc: IntervalAcc,
+    progress: &[u64],
+    cpu_ns: u64,
+    wall: Duration,
+    tasks_total: u32,
+) -> AgentMessage {
+    let mut groups = Vec::new();
+    let mut max_lag = 0u64;
+    let mut pg: Vec<_> = acc.producers.into_iter().collect();
+    pg.sort_by_key(|(g, _)| *g);
+    for (g, s) in pg {
+        max_lag = max_lag.max(s.warmup.max_lag_ns).max(s.measure.max_lag_ns);
+        groups.push(s.to_proto(g as u32, proto::Role::Producer));
+    }
+    let mut cg: Vec<_> = acc.consumers.into_iter().collect();
+    cg.sort_by_key(|(g, _)| *g);
+    for (g, s) in cg {
+        groups.push(s.to_proto(g as u32, proto::Role::Consumer));
+    }
+    let progress = sc
+        .consumers
+        .iter()
+        .zip(progress)
+        .filter(|(_, n)| **n > 0)
+        .map(|(c, n)| proto::SubscriptionProgress { topic: c.topic.clone(), subscription: c.subscription.clone(), unique_received: *n })
+        .collect();
+    AgentMessage {
+        msg: Some(Msg::Interval(proto::IntervalReport {
+            index,
+            start_ns: start + index as i64 * step,
+            end_ns: start + (index as i64 + 1) * step,
+            groups,
+            cpu_ns,
+            wall_ns: wall.as_nanos() as u64,
+            progress,
+            max_lag_ns: max_lag,
+            tasks_reporting: acc.reports.min(tasks_total),
+            tasks_total,
+        })),
+    }
+}

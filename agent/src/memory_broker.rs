@@ -1,0 +1,391 @@
+//! The in-process memory broker: topics with partitions and the four
+//! subscription types, an optional capacity (a single-server queue: each
+//! publish takes 1/capacity seconds of broker time, so past capacity
+//! publishes wait and latency grows) and an added latency. It exists for the
+//! zero-setup quickstart, for tests of everything above the drivers, and for
+//! generator-headroom benchmarks. Agents in one process share one instance.
+//!
+//! Semantics: a message is visible to consumers and acknowledged to the
+//! producer at the same instant (`ready_at`: queueing + service + latency).
+//! Shared dispatch is round-robin; KeyShared hashes the key; Failover gives
+//! each partition to one consumer (partition i -> consumer i mod n, the
+//! first subscriber for a non-partitioned topic); Exclusive refuses a second
+//! consumer. A subscription with no consumer keeps a backlog. A consumer
+//! that closes hands what it had not taken back to the subscription, marked
+//! as redelivered.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::scenario::SubType;
+use tokio::sync::mpsc;
+
+#[derive(Debug, Clone)]
+pub struct MemMessage {
+    pub stamp: [u8; common::stamp::STAMP_LEN],
+    pub key: Option<u64>,
+    pub payload: Bytes,
+    pub ready_at: Instant,
+    pub redelivered: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MemoryConfig {
+    pub capacity_msgs_per_s: Option<f64>,
+    pub latency: Duration,
+}
+
+/// Shared handle; cheap to clone.
+#[derive(Clone, Default)]
+pub struct MemoryBroker {
+    inner: Arc<Mutex<HashMap<String, Arc<TopicState>>>>,
+}
+
+pub struct TopicState {
+    name: String,
+    cfg: MemoryConfig,
+    partitions: Vec<Mutex<Partition>>,
+    /// Broker time at which the (single) server is next free.
+    server_free_at: Mutex<Instant>,
+    service: Option<Duration>,
+}
+
+#[derive(Default)]
+struct Partition {
+    subs: HashMap<String, Sub>,
+}
+
+struct Sub {
+    sub_type: SubType,
+    consumers: Vec<Slot>,
+    rr: usize,
+    backlog: VecDeque<MemMessage>,
+}
+
+struct Slot {
+    id: u64,
+    tx: mpsc::UnboundedSender<MemMessage>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a broker lock leaves plain data; keep going.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MemError {
+    #[error("no topic `{0}`")]
+    NoTopic(String),
+    #[error("topic `{0}` exists with {1} partitions, not {2}")]
+    PartitionMismatch(String, usize, usize),
+    #[error("exclusive subscription `{0}` already has a consumer")]
+    ExclusiveTaken(String),
+    #[error("subscription `{0}` is {1}, not {2}")]
+    TypeMismatch(String, &'static str, &'static str),
+}
+
+impl MemoryBroker {
+    pub fn new() -> MemoryBroker {
+        MemoryBroker::default()
+    }
+
+    /// Creates `name` with `partitions` (0 = one, non-partitioned) if absent.
+    pub fn create_topic(&self, name: &str, partitions: u32, cfg: MemoryConfig) -> Result<Arc<TopicState>, MemError> {
+        let n = partitions.max(1) as usize;
+        let mut topics = lock(&self.inner);
+        if let Some(t) = topics.get(name) {
+            if t.partitions.len() != n {
+                return Err(MemError::PartitionMismatch(name.to_string(), t.partitions.len(), n));
+            }
+            return Ok(t.clone());
+        }
+        let service = cfg
+            .capacity_msgs_per_s
+            .filter(|c| c.is_finite() && *c > 0.0)
+            .map(|c| Duration::from_secs_f64(1.0 / c));
+        let t = Arc::new(TopicState {
+            name: name.to_string(),
+            cfg,
+            partitions: (0..n).map(|_| Mutex::new(Partition::default())).collect(),
+            server_free_at: Mutex::new(Instant::now()),
+            service,
+        });
+        topics.insert(name.to_string(), t.clone());
+        Ok(t)
+    }
+
+    pub fn topic(&self, name: &str) -> Result<Arc<TopicState>, MemError> {
+        lock(&self.inner).get(name).cloned().ok_or_else(|| MemError::NoTopic(name.to_string()))
+    }
+
+    /// Drops every topic whose name starts with `prefix` (end of a run).
+    pub fn remove_prefix(&self, prefix: &str) {
+        lock(&self.inner).retain(|k, _| !k.starts_with(prefix));
+    }
+}
+
+static NEXT_CONSUMER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+impl TopicState {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn partitions(&self) -> usize {
+        self.partitions.len()
+    }
+
+    /// Publishes to `partition`; returns when the message is acknowledged
+    /// and visible (`ready_at`).
+    pub fn publish(&self, partition: usize, stamp: [u8; common::stamp::STAMP_LEN], key: Option<u64>, payload: Bytes) -> Instant {
+        let now = Instant::now();
+        let done = match self.service {
+            None => now,
+            Some(service) => {
+                // Single-server queue shared by the topic's partitions.
+                let mut free = lock(&self.server_free_at);
+                let start = (*free).max(now);
+                *free = start + service;
+                *free
+            }
+        };
+        let ready_at = done + self.cfg.latency;
+        let msg = MemMessage { stamp, key, payload, ready_at, redelivered: false };
+        let p = &self.partitions[partition % self.partitions.len()];
+        let mut part = lock(p);
+        let np = self.partitions.len();
+        for sub in part.subs.values_mut() {
+            sub.dispatch(msg.clone(), partition, np);
+        }
+        ready_at
+    }
+
+    /// Subscribes a consumer to every partition of the topic.
+    pub fn subscribe(self: &Arc<Self>, subscription: &str, sub_type: SubType) -> Result<MemConsumer, MemError> {
+        let id = NEXT_CONSUMER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let np = self.partitions.len();
+        for (pi, p) in self.partitions.iter().enumerate() {
+            let mut part = lock(p);
+            let sub = part.subs.entry(subscription.to_string()).or_insert_with(|| Sub {
+                sub_type,
+                consumers: Vec::new(),
+                rr: 0,
+                backlog: VecDeque::new(),
+            });
+            if sub.sub_type != sub_type {
+                let have = sub.sub_type.as_str();
+                drop(part);
+                self.unsubscribe_slot(subscription, id);
+                return Err(MemError::TypeMismatch(subscription.to_string(), have, sub_type.as_str()));
+            }
+            if sub_type == SubType::Exclusive && !sub.consumers.is_empty() {
+                drop(part);
+                self.unsubscribe_slot(subscription, id);
+                return Err(MemError::ExclusiveTaken(subscription.to_string()));
+            }
+            sub.consumers.push(Slot { id, tx: tx.clone() });
+            let backlog: Vec<MemMessage> = sub.backlog.drain(..).collect();
+            for m in backlog {
+                sub.dispatch(m, pi, np);
+            }
+        }
+        Ok(MemConsumer { topic: self.clone(), subscription: subscription.to_string(), id, rx, pending: None })
+    }
+
+    fn unsubscribe_slot(&self, subscription: &str, id: u64) {
+        for p in &self.partitions {
+            if let Some(sub) = lock(p).subs.get_mut(subscription) {
+                sub.consumers.retain(|s| s.id != id);
+            }
+        }
+    }
+
+    fn redispatch(&self, subscription: &str, msgs: Vec<MemMessage>) {
+        let np = self.partitions.len();
+        // Without partition information in the message, hand them to partition 0's dispatcher.
+        let mut part = lock(&self.partitions[0]);
+        if let Some(sub) = part.subs.get_mut(subscription) {
+            for mut m in msgs {
+                m.redelivered = true;
+                sub.dispatch(m, 0, np);
+            }
+        }
+    }
+}
+
+impl Sub {
+    fn dispatch(&mut self, msg: MemMessage, partition: usize, partitions: usize) {
+        loop {
+            let n = self.consumers.len();
+            if n == 0 {
+                self.backlog.push_back(msg);
+                return;
+            }
+            let i = match self.sub_type {
+                SubType::Exclusive => 0,
+                SubType::Failover => {
+                    if partitions > 1 {
+                        partition % n
+                    } else {
+                        0
+                    }
+                }
+                SubType::Shared => {
+                    self.rr = self.rr.wrapping_add(1);
+                    self.rr % n
+                }
+                SubType::KeyShared => match msg.key {
+                    Some(k) => (mix64(k) % n as u64) as usize,
+                    None => {
+                        self.rr = self.rr.wrapping_add(1);
+                        self.rr % n
+                    }
+                },
+            };
+            match self.consumers[i].tx.send(msg) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(m)) => {
+                    // Consumer gone without closing: drop its slot, try again.
+                    self.consumers.remove(i);
+                    return self.dispatch(m, partition, partitions);
+                }
+            }
+        }
+    }
+}
+
+fn mix64(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
+pub struct MemConsumer {
+    topic: Arc<TopicState>,
+    subscription: String,
+    id: u64,
+    rx: mpsc::UnboundedReceiver<MemMessage>,
+    /// A message taken from the channel but not yet ready (cancel safety).
+    pending: Option<MemMessage>,
+}
+
+impl MemConsumer {
+    /// Next message once it is ready; cancel-safe. None when the topic is gone.
+    pub async fn recv(&mut self) -> Option<MemMessage> {
+        let msg = match self.pending.take() {
+            Some(m) => m,
+            None => self.rx.recv().await?,
+        };
+        if msg.ready_at > Instant::now() {
+            let at = msg.ready_at;
+            self.pending = Some(msg);
+            tokio::time::sleep_until(at.into()).await;
+            return self.pending.take();
+        }
+        Some(msg)
+    }
+
+    /// Leaves the subscription, handing untaken messages back as redeliveries.
+    pub fn close(&mut self) {
+        self.topic.unsubscribe_slot(&self.subscription, self.id);
+        self.rx.close();
+        let mut left: Vec<MemMessage> = self.pending.take().into_iter().collect();
+        while let Ok(m) = self.rx.try_recv() {
+            left.push(m);
+        }
+        if !left.is_empty() {
+            self.topic.redispatch(&self.subscription, left);
+        }
+    }
+}
+
+impl Drop for MemConsumer {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp(i: u8) -> [u8; 32] {
+        [i; 32]
+    }
+
+    #[tokio::test]
+    async fn shared_round_robin_and_exclusive() {
+        let b = MemoryBroker::new();
+        let t = b.create_topic("t", 0, MemoryConfig::default()).expect("topic");
+        let mut c1 = t.subscribe("s", SubType::Shared).expect("sub");
+        let mut c2 = t.subscribe("s", SubType::Shared).expect("sub");
+        let mut ex = t.subscribe("x", SubType::Exclusive).expect("sub");
+        assert_eq!(t.subscribe("x", SubType::Exclusive).err(), Some(MemError::ExclusiveTaken("x".into())));
+        assert!(t.subscribe("s", SubType::Failover).is_err());
+        for i in 0..10 {
+            t.publish(0, stamp(i), None, Bytes::new());
+        }
+        let mut n1 = 0;
+        while let Ok(m) = c1.rx.try_recv() {
+            n1 += 1;
+            drop(m);
+        }
+        let mut n2 = 0;
+        while c2.rx.try_recv().is_ok() {
+            n2 += 1;
+        }
+        assert_eq!((n1, n2), (5, 5));
+        for _ in 0..10 {
+            assert!(ex.recv().await.is_some());
+        }
+    }
+
+    #[tokio::test]
+    async fn backlog_then_close_redelivers() {
+        let b = MemoryBroker::new();
+        let t = b.create_topic("t", 2, MemoryConfig::default()).expect("topic");
+        // No consumer yet: backlog.
+        for i in 0..4 {
+            t.publish(i % 2, stamp(i as u8), Some(i as u64), Bytes::new());
+        }
+        let mut a = t.subscribe("f", SubType::Failover).expect("sub");
+        let mut got = 0;
+        while a.rx.try_recv().is_ok() {
+            got += 1;
+        }
+        assert_eq!(got, 4);
+        let mut b2 = t.subscribe("f", SubType::Failover).expect("sub");
+        t.publish(0, stamp(9), None, Bytes::new());
+        t.publish(1, stamp(9), None, Bytes::new());
+        // Partition 0 -> consumer 0, partition 1 -> consumer 1.
+        assert!(a.rx.try_recv().is_ok());
+        // Close b2 without taking its message: it goes back to `a`, redelivered.
+        b2.close();
+        let m = a.recv().await.expect("redelivered");
+        assert!(m.redelivered);
+    }
+
+    #[tokio::test]
+    async fn capacity_queues_and_latency_delays() {
+        let b = MemoryBroker::new();
+        let cfg = MemoryConfig { capacity_msgs_per_s: Some(1000.0), latency: Duration::from_millis(5) };
+        let t = b.create_topic("t", 0, cfg).expect("topic");
+        let start = Instant::now();
+        let mut last = start;
+        for i in 0..100 {
+            last = t.publish(0, stamp(i), None, Bytes::new());
+        }
+        // 100 messages at 1000/s take 100 ms of broker time, plus 5 ms.
+        let d = last.duration_since(start);
+        assert!(d >= Duration::from_millis(104) && d < Duration::from_millis(120), "{d:?}");
+        let mut c = t.subscribe("late", SubType::Shared).expect("sub");
+        t.publish(0, stamp(1), None, Bytes::new());
+        let m = c.recv().await.expect("msg");
+        assert!(Instant::now() >= m.ready_at);
+    }
+}

@@ -1,0 +1,226 @@
+//! The agent's gRPC service: one session (one run) at a time. A second
+//! coordinator is told "busy", not obeyed. When the session's stream ends,
+//! all load stops.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use common::clock::{self, TimeBase};
+use common::plan::Shard;
+use common::proto::agent_server::{Agent, AgentServer};
+use common::proto::{self, agent_message::Msg as AMsg, coordinator_message::Msg as CMsg, AgentMessage, CoordinatorMessage};
+use common::scenario::BrokerKind;
+use futures::Stream;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::StreamExt;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{info, warn};
+
+use crate::driver::memory::MemoryDriver;
+use crate::engine::{self, Outbox, PreparedRun};
+use crate::memory_broker::{MemoryBroker, MemoryConfig};
+
+/// Largest gRPC message either side accepts (final reports carry range sets).
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AgentOptions {
+    pub agent_id: String,
+    /// Shared by agents of one process; see `HelloAck.instance_id`.
+    pub instance_id: String,
+    pub memory: MemoryBroker,
+}
+
+impl AgentOptions {
+    pub fn new(agent_id: impl Into<String>) -> AgentOptions {
+        AgentOptions { agent_id: agent_id.into(), instance_id: process_instance_id(), memory: MemoryBroker::new() }
+    }
+}
+
+/// A random id for this process, the same for every agent in it.
+pub fn process_instance_id() -> String {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| format!("{:016x}", rand::random::<u64>())).clone()
+}
+
+pub struct AgentService {
+    opts: AgentOptions,
+    busy: Arc<Semaphore>,
+}
+
+impl AgentService {
+    pub fn new(opts: AgentOptions) -> AgentService {
+        AgentService { opts, busy: Arc::new(Semaphore::new(1)) }
+    }
+
+    pub fn into_server(self) -> AgentServer<AgentService> {
+        AgentServer::new(self).max_decoding_message_size(MAX_MESSAGE_BYTES).max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+}
+
+/// Serves the agent on `listener` until `shutdown` is cancelled.
+pub async fn serve(listener: TcpListener, opts: AgentOptions, shutdown: CancellationToken) -> Result<(), tonic::transport::Error> {
+    tonic::transport::Server::builder()
+        .add_service(AgentService::new(opts).into_server())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+        .await
+}
+
+type SessionStream = Pin<Box<dyn Stream<Item = Result<AgentMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Agent for AgentService {
+    type SessionStream = SessionStream;
+
+    async fn session(&self, request: Request<Streaming<CoordinatorMessage>>) -> Result<Response<SessionStream>, Status> {
+        let peer = request.remote_addr().map(|a| a.to_string()).unwrap_or_else(|| "?".into());
+        let permit = self.busy.clone().try_acquire_owned().map_err(|_| {
+            warn!(%peer, "refused a session: a run is in progress");
+            Status::resource_exhausted(format!("agent {} is busy with another coordinator's run", self.opts.agent_id))
+        })?;
+        info!(%peer, "session opened");
+        let (tx, rx) = mpsc::channel(1024);
+        let opts = self.opts.clone();
+        let inbound = request.into_inner();
+        tokio::spawn(async move {
+            run_session(opts, inbound, tx).await;
+            drop(permit);
+            info!(%peer, "session closed");
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+fn err_msg(phase: &str, message: String, fatal: bool) -> AgentMessage {
+    AgentMessage { msg: Some(AMsg::Error(proto::AgentError { phase: phase.into(), message, fatal })) }
+}
+
+async fn send(tx: &Outbox, m: AgentMessage) -> bool {
+    tx.send(Ok(m)).await.is_ok()
+}
+
+async fn run_session(opts: AgentOptions, mut inbound: Streaming<CoordinatorMessage>, tx: Outbox) {
+    let mut run: Option<PreparedRun> = None;
+    let mut finishing: Option<tokio::task::JoinHandle<()>> = None;
+    let mut said_hello = false;
+    loop {
+        let msg = match inbound.next().await {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                warn!(error = %e, "coordinator stream failed; stopping load");
+                break;
+            }
+            None => break,
+        };
+        let Some(msg) = msg.msg else {
+            let _ = send(&tx, err_msg("session", "empty or unknown command (newer coordinator?)".into(), false)).await;
+            continue;
+        };
+        match msg {
+            CMsg::Hello(h) => {
+                if h.protocol_version != common::PROTOCOL_VERSION {
+                    let _ = send(
+                        &tx,
+                        err_msg(
+                            "hello",
+                            format!("protocol version {} is not supported (this agent speaks {})", h.protocol_version, common::PROTOCOL_VERSION),
+                            true,
+                        ),
+                    )
+                    .await;
+                    break;
+                }
+                said_hello = true;
+                let ack = proto::HelloAck {
+                    protocol_version: common::PROTOCOL_VERSION,
+                    agent_id: opts.agent_id.clone(),
+                    hostname: hostname(),
+                    version: common::VERSION.into(),
+                    instance_id: opts.instance_id.clone(),
+                    cpus: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1),
+                    drivers: vec![BrokerKind::Memory.as_str().into()],
+                };
+                if !send(&tx, AgentMessage { msg: Some(AMsg::HelloAck(ack)) }).await {
+                    break;
+                }
+            }
+            CMsg::Ping(p) => {
+                let pong = proto::Pong { seq: p.seq, coordinator_ns: p.coordinator_ns, agent_ns: clock::now_ns() };
+                if !send(&tx, AgentMessage { msg: Some(AMsg::Pong(pong)) }).await {
+                    break;
+                }
+            }
+            CMsg::Prepare(p) => {
+                if !said_hello {
+                    let _ = send(&tx, err_msg("prepare", "Prepare before Hello".into(), true)).await;
+                    break;
+                }
+                if run.is_some() || finishing.is_some() {
+                    let _ = send(&tx, err_msg("prepare", "a run is already prepared in this session".into(), true)).await;
+                    break;
+                }
+                match prepare(&opts, &p, tx.clone()).await {
+                    Ok(r) => {
+                        let (producers, consumers) = r.counts();
+                        run = Some(r);
+                        if !send(&tx, AgentMessage { msg: Some(AMsg::Ready(proto::Ready { producers, consumers })) }).await {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "prepare failed");
+                        let _ = send(&tx, err_msg("prepare", e, true)).await;
+                    }
+                }
+            }
+            CMsg::Start(s) => match &run {
+                Some(r) => r.start(s.start_at_ns),
+                None => {
+                    let _ = send(&tx, err_msg("start", "Start before a successful Prepare".into(), true)).await;
+                }
+            },
+            CMsg::Stop(s) => {
+                if let Some(r) = run.take() {
+                    info!(reason = %s.reason, abort = s.abort, "stopping");
+                    finishing = Some(tokio::spawn(r.finish(s.abort)));
+                }
+            }
+        }
+    }
+    // Session over: stop all load, let a pending final report go out.
+    if let Some(r) = run.take() {
+        r.abort();
+        drop(r);
+    }
+    if let Some(f) = finishing {
+        let _ = f.await;
+    }
+}
+
+async fn prepare(opts: &AgentOptions, p: &proto::Prepare, tx: Outbox) -> Result<PreparedRun, String> {
+    if p.shard_format != common::SHARD_FORMAT_JSON_V1 {
+        return Err(format!("shard format `{}` is not supported", p.shard_format));
+    }
+    let shard = Shard::from_json(&p.shard)?;
+    let time = TimeBase { offset_ns: p.clock_offset_ns };
+    let sc = &shard.scenario;
+    match sc.broker.kind {
+        BrokerKind::Memory => {
+            let cfg = MemoryConfig { capacity_msgs_per_s: sc.broker.capacity_msgs_per_s, latency: sc.broker.latency };
+            let driver = Arc::new(MemoryDriver::new(opts.memory.clone(), &shard.run_id, cfg));
+            let d2 = driver.clone();
+            engine::prepare(driver, shard, time, tx, Box::new(move || d2.cleanup())).await.map_err(|e| e.to_string())
+        }
+        other => Err(format!("this agent has no `{}` driver yet; supported: memory", other.as_str())),
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}

@@ -1,0 +1,148 @@
+//! Counters and histograms of one group for one phase, as recorded by a
+//! task, merged by the agent per interval and by the coordinator across
+//! agents. Conversion to and from the wire lives here so both sides agree.
+
+use crate::hist::{Hist, HistError};
+use crate::proto;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PhaseStats {
+    pub sent: u64,
+    pub acked: u64,
+    pub send_errors: u64,
+    pub received: u64,
+    pub bytes: u64,
+    pub late_sends: u64,
+    pub max_lag_ns: u64,
+    pub duplicates: u64,
+    pub reordered: u64,
+    pub redelivered: u64,
+    pub receive_errors: u64,
+    /// Producers: ack - intended. Consumers: receive - intended.
+    pub response: Hist,
+    /// Producers: ack - actual send. Consumers: receive - actual send (e2e).
+    pub service: Hist,
+}
+
+impl PhaseStats {
+    pub fn merge(&mut self, o: &PhaseStats) {
+        self.sent += o.sent;
+        self.acked += o.acked;
+        self.send_errors += o.send_errors;
+        self.received += o.received;
+        self.bytes += o.bytes;
+        self.late_sends += o.late_sends;
+        self.max_lag_ns = self.max_lag_ns.max(o.max_lag_ns);
+        self.duplicates += o.duplicates;
+        self.reordered += o.reordered;
+        self.redelivered += o.redelivered;
+        self.receive_errors += o.receive_errors;
+        self.response.add(&o.response);
+        self.service.add(&o.service);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sent == 0
+            && self.acked == 0
+            && self.send_errors == 0
+            && self.received == 0
+            && self.receive_errors == 0
+            && self.response.is_empty()
+            && self.service.is_empty()
+    }
+
+    pub fn to_proto(&self) -> proto::PhaseStats {
+        proto::PhaseStats {
+            sent: self.sent,
+            acked: self.acked,
+            send_errors: self.send_errors,
+            received: self.received,
+            bytes: self.bytes,
+            late_sends: self.late_sends,
+            max_lag_ns: self.max_lag_ns,
+            duplicates: self.duplicates,
+            reordered: self.reordered,
+            redelivered: self.redelivered,
+            receive_errors: self.receive_errors,
+            response_hist: self.response.encode(),
+            service_hist: self.service.encode(),
+        }
+    }
+
+    pub fn from_proto(p: &proto::PhaseStats) -> Result<PhaseStats, HistError> {
+        Ok(PhaseStats {
+            sent: p.sent,
+            acked: p.acked,
+            send_errors: p.send_errors,
+            received: p.received,
+            bytes: p.bytes,
+            late_sends: p.late_sends,
+            max_lag_ns: p.max_lag_ns,
+            duplicates: p.duplicates,
+            reordered: p.reordered,
+            redelivered: p.redelivered,
+            receive_errors: p.receive_errors,
+            response: Hist::decode(&p.response_hist)?,
+            service: Hist::decode(&p.service_hist)?,
+        })
+    }
+}
+
+/// Warmup and measurement stats of one group.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupPhases {
+    pub warmup: PhaseStats,
+    pub measure: PhaseStats,
+}
+
+impl GroupPhases {
+    pub fn merge(&mut self, o: &GroupPhases) {
+        self.warmup.merge(&o.warmup);
+        self.measure.merge(&o.measure);
+    }
+
+    /// Both phases together (whole-run counters).
+    pub fn total(&self) -> PhaseStats {
+        let mut t = self.warmup.clone();
+        t.merge(&self.measure);
+        t
+    }
+
+    pub fn to_proto(&self, group: u32, role: proto::Role) -> proto::GroupStats {
+        proto::GroupStats {
+            group,
+            role: role as i32,
+            warmup: Some(self.warmup.to_proto()),
+            measure: Some(self.measure.to_proto()),
+        }
+    }
+
+    pub fn from_proto(g: &proto::GroupStats) -> Result<GroupPhases, HistError> {
+        Ok(GroupPhases {
+            warmup: g.warmup.as_ref().map(PhaseStats::from_proto).transpose()?.unwrap_or_default(),
+            measure: g.measure.as_ref().map(PhaseStats::from_proto).transpose()?.unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_roundtrip_and_merge() {
+        let mut a = PhaseStats { sent: 3, acked: 2, send_errors: 1, bytes: 300, max_lag_ns: 9, ..Default::default() };
+        a.response.record_ns(5_000);
+        a.service.record_ns(4_000);
+        let back = PhaseStats::from_proto(&a.to_proto()).expect("decode");
+        assert_eq!(back, a);
+        let mut m = a.clone();
+        m.merge(&back);
+        assert_eq!(m.sent, 6);
+        assert_eq!(m.max_lag_ns, 9);
+        assert_eq!(m.response.len(), 2);
+        let g = GroupPhases { warmup: a.clone(), measure: a };
+        let gp = GroupPhases::from_proto(&g.to_proto(1, proto::Role::Producer)).expect("decode");
+        assert_eq!(gp.total().sent, 6);
+    }
+}
