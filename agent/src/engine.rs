@@ -50,6 +50,8 @@ struct TaskReport {
     stats: GroupPhases,
     /// Consumers: messages new to this consumer's sets in the interval.
     unique_new: u64,
+    /// The task's last report.
+    done: bool,
 }
 
 struct ProducerFinal {
@@ -408,7 +410,7 @@ type AckResult = (u64, i64, i64, Result<(), SendError>);
 impl ProducerTask {
     fn flush(&mut self, interval: u64) {
         let stats = std::mem::take(&mut self.stats);
-        let _ = self.reports.send(TaskReport { interval, role: Role::Producer, group: self.inst.group, stats, unique_new: 0 });
+        let _ = self.reports.send(TaskReport { interval, role: Role::Producer, group: self.inst.group, stats, unique_new: 0, done: false });
     }
 
     fn on_tick(&mut self) {
@@ -533,8 +535,13 @@ impl ProducerTask {
         if aborted && !inflight.is_empty() {
             error = Some(format!("aborted with {} sends unacknowledged", inflight.len()));
         }
+        // A boundary passed but not yet seen: what was recorded belongs before it.
+        if self.ticks.has_changed().unwrap_or(false) {
+            self.on_tick();
+        }
         let last = *self.ticks.borrow();
-        self.flush(last);
+        let stats = std::mem::take(&mut self.stats);
+        let _ = self.reports.send(TaskReport { interval: last, role: Role::Producer, group: self.inst.group, stats, unique_new: 0, done: true });
         client.close().await;
         ProducerFinal { inst: self.inst, sent: self.sent, acked: self.acked, error }
     }
@@ -562,7 +569,7 @@ impl ConsumerTask {
     fn flush(&mut self, interval: u64) {
         let stats = std::mem::take(&mut self.stats);
         let unique_new = std::mem::take(&mut self.unique_new);
-        let _ = self.reports.send(TaskReport { interval, role: Role::Consumer, group: self.inst.group, stats, unique_new });
+        let _ = self.reports.send(TaskReport { interval, role: Role::Consumer, group: self.inst.group, stats, unique_new, done: false });
     }
 
     #[inline]
@@ -650,6 +657,10 @@ impl ConsumerTask {
                 },
             }
         }
+        if self.ticks.has_changed().unwrap_or(false) {
+            let interval = *self.ticks.borrow_and_update();
+            self.flush(interval.saturating_sub(1));
+        }
         let last = *self.ticks.borrow();
         self.flush(last);
         client.close().await;
@@ -704,6 +715,7 @@ async fn aggregate(
     let mut cpu_prev = procstat::cpu_ns();
     let mut wall_prev = std::time::Instant::now();
     let mut open = true;
+    let mut producers_active = shard.producers.len() as u32;
     while open {
         let tick_at = start + next_tick as i64 * step;
         let emit_at = start + (next_emit as i64 + 1) * step + grace;
@@ -717,6 +729,9 @@ async fn aggregate(
                     merge_into(&mut total, &r);
                     if r.role == Role::Consumer {
                         progress[r.group] += r.unique_new;
+                    }
+                    if r.done && r.role == Role::Producer {
+                        producers_active = producers_active.saturating_sub(1);
                     }
                     let acc = pending.entry(k).or_default();
                     acc.reports += 1;
@@ -732,7 +747,7 @@ async fn aggregate(
                 } else {
                     let acc = pending.remove(&next_emit).unwrap_or_default();
                     let (cpu, wall) = (procstat::cpu_ns(), std::time::Instant::now());
-                    let msg = interval_report(sc, next_emit, start, step, acc, &progress, cpu.saturating_sub(cpu_prev), wall.duration_since(wall_prev), tasks_total);
+                    let msg = interval_report(sc, next_emit, start, step, acc, &progress, cpu.saturating_sub(cpu_prev), wall.duration_since(wall_prev), tasks_total, producers_active);
                     cpu_prev = cpu;
                     wall_prev = wall;
                     next_emit += 1;
@@ -749,7 +764,7 @@ async fn aggregate(
     for k in next_emit..=last {
         let acc = pending.remove(&k).unwrap_or_default();
         let (cpu, wall) = (procstat::cpu_ns(), std::time::Instant::now());
-        let msg = interval_report(sc, k, start, step, acc, &progress, cpu.saturating_sub(cpu_prev), wall.duration_since(wall_prev), tasks_total);
+        let msg = interval_report(sc, k, start, step, acc, &progress, cpu.saturating_sub(cpu_prev), wall.duration_since(wall_prev), tasks_total, 0);
         cpu_prev = cpu;
         wall_prev = wall;
         let _ = out.send(Ok(msg)).await;
@@ -773,6 +788,7 @@ fn interval_report(
     cpu_ns: u64,
     wall: Duration,
     tasks_total: u32,
+    producers_active: u32,
 ) -> AgentMessage {
     let mut groups = Vec::new();
     let mut max_lag = 0u64;
@@ -806,6 +822,7 @@ fn interval_report(
             max_lag_ns: max_lag,
             tasks_reporting: acc.reports.min(tasks_total),
             tasks_total,
+            producers_active,
         })),
     }
 }

@@ -1,1 +1,177 @@
+//! The coordinator: reads a scenario, shards it over agents, drives them
+//! over gRPC and merges their results into one report. The binary
+//! (`src/main.rs`) parses flags and calls [`execute`]; everything else is
+//! here so tests can call it directly.
 
+pub mod console;
+pub mod merge;
+pub mod results;
+pub mod run;
+pub mod session;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes (DESIGN.md): 0 pass, 1 an SLO failed, 2 bad input, 3 the run could not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    BadInput(String),
+    #[error("{0}")]
+    CannotComplete(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::BadInput(_) => 2,
+            CliError::CannotComplete(_) => 3,
+        }
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "coordinator", version, about = "Distributed load generator for message brokers: coordinator")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a scenario on agents and write results/<run-id>/.
+    Run {
+        /// Scenario YAML file.
+        scenario: PathBuf,
+        /// Remote agents, HOST:PORT, comma-separated or repeated.
+        #[arg(long, value_delimiter = ',')]
+        agents: Vec<String>,
+        /// Without --agents: how many in-process agents to start on loopback.
+        #[arg(long, default_value_t = 2)]
+        local_agents: usize,
+        /// Directory for results (default ./results).
+        #[arg(long)]
+        results: Option<PathBuf>,
+        /// Override a scenario field: --set broker.url=pulsar://host:6650 (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// No live lines and no summary; only the results directory.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Check a scenario and print how it would be sharded.
+    Validate {
+        scenario: PathBuf,
+        /// Number of agents to plan for.
+        #[arg(long, default_value_t = 2)]
+        agents: usize,
+        /// Plan as if every agent were a separate process (remote agents).
+        #[arg(long)]
+        remote: bool,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Write a commented scenario template.
+    Init {
+        /// Template: quickstart, baseline, subscriptions, multi-topic, partitions, failover.
+        #[arg(long, default_value = "quickstart")]
+        template: String,
+        /// Where to write it ("-" for stdout).
+        #[arg(long, short, default_value = "scenario.yaml")]
+        output: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the summary of an earlier run from its report.json.
+    Report {
+        /// A results/<run-id> directory.
+        run_dir: PathBuf,
+    },
+}
+
+/// The templates `init` writes: the example configs, embedded.
+pub const TEMPLATES: &[(&str, &str)] = &[
+    ("quickstart", include_str!("../../configs/quickstart.yaml")),
+    ("baseline", include_str!("../../configs/memory-a-baseline.yaml")),
+    ("subscriptions", include_str!("../../configs/memory-b-subscriptions.yaml")),
+    ("multi-topic", include_str!("../../configs/memory-c-multi-topic.yaml")),
+    ("partitions", include_str!("../../configs/memory-d-partitions.yaml")),
+    ("failover", include_str!("../../configs/memory-e-failover.yaml")),
+];
+
+/// Runs one command; prints what a person should see; returns the exit code.
+pub async fn execute(cli: Cli) -> ExitCode {
+    match execute_inner(cli).await {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
+    match cli.command {
+        Command::Run { scenario, agents, local_agents, results, sets, quiet } => {
+            let opts = run::RunOptions { scenario, sets, agents, local_agents, results, quiet };
+            let out = run::run(opts).await?;
+            if !quiet {
+                print!("{}", console::summary(&out.report));
+            }
+            println!("{}", out.dir.display());
+            Ok(match out.report.verdict.as_str() {
+                "pass" => 0,
+                "fail" => 1,
+                _ => 3,
+            })
+        }
+        Command::Validate { scenario, agents, remote, sets } => {
+            let sc = run::load_scenario(&scenario, &sets)?;
+            if agents == 0 {
+                return Err(CliError::BadInput("--agents must be at least 1".into()));
+            }
+            let slots: Vec<common::plan::AgentSlot> = (0..agents)
+                .map(|i| common::plan::AgentSlot {
+                    name: format!("agent-{i}"),
+                    instance: if remote { format!("process-{i}") } else { "local".into() },
+                })
+                .collect();
+            let plan = common::plan::plan(&sc, "validate", &slots).map_err(|e| CliError::BadInput(format!("{}: {e}", scenario.display())))?;
+            println!("{}: ok — `{}`, {} broker, {} topic(s), {} producer group(s), {} consumer group(s)", scenario.display(), sc.name, sc.broker.kind.as_str(), sc.topics.len(), sc.producers.len(), sc.consumers.len());
+            println!(
+                "phases: warmup {}, measure {}, cooldown {}, drain timeout {}; report every {}",
+                common::units::format_duration(sc.phases.warmup),
+                common::units::format_duration(sc.phases.duration),
+                common::units::format_duration(sc.phases.cooldown),
+                common::units::format_duration(sc.phases.drain_timeout),
+                common::units::format_duration(sc.report_interval)
+            );
+            print!("{}", plan.table(&slots));
+            Ok(0)
+        }
+        Command::Init { template, output, force } => {
+            let Some((_, text)) = TEMPLATES.iter().find(|(n, _)| *n == template) else {
+                let names: Vec<&str> = TEMPLATES.iter().map(|(n, _)| *n).collect();
+                return Err(CliError::BadInput(format!("unknown template `{template}`; choose one of: {}", names.join(", "))));
+            };
+            if output.as_os_str() == "-" {
+                print!("{text}");
+                return Ok(0);
+            }
+            if output.exists() && !force {
+                return Err(CliError::BadInput(format!("{} exists; pass --force to overwrite", output.display())));
+            }
+            std::fs::write(&output, text).map_err(|e| CliError::CannotComplete(format!("cannot write {}: {e}", output.display())))?;
+            println!("wrote {} (template `{template}`); try: coordinator run {}", output.display(), output.display());
+            Ok(0)
+        }
+        Command::Report { run_dir } => {
+            let report = results::read(&run_dir).map_err(CliError::BadInput)?;
+            print!("{}", console::summary(&report));
+            Ok(if report.passed() { 0 } else { 1 })
+        }
+    }
+}

@@ -1,0 +1,534 @@
+//! Merges what the agents sent into one report: interval rows, whole-run
+//! group stats, and delivery accounting per subscription (range sets
+//! unioned across consumers and agents, compared with what producers had
+//! acknowledged). Also judges the SLOs.
+
+use std::collections::{BTreeMap, HashMap};
+
+use common::hist::Hist;
+use common::proto::{self, FinalReport, IntervalReport};
+use common::rangeset::RangeSet;
+use common::report::*;
+use common::scenario::Scenario;
+use common::stats::GroupPhases;
+
+/// What the coordinator knows of one agent at the end.
+pub struct AgentOutcome {
+    pub address: String,
+    pub hello: proto::HelloAck,
+    pub clock_offset_ns: i64,
+    pub clock_error_ns: i64,
+    pub producers: u32,
+    pub consumers: u32,
+    pub target_rate_milli: u64,
+    /// "ok", "lost" or "error".
+    pub status: String,
+    pub error: Option<String>,
+    pub final_report: Option<FinalReport>,
+}
+
+/// Interval reports merged across agents, by interval index.
+#[derive(Default)]
+pub struct Intervals {
+    pub by_index: BTreeMap<u64, IntervalMerge>,
+}
+
+#[derive(Default)]
+pub struct IntervalMerge {
+    pub agents: u32,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub producers: BTreeMap<u32, GroupPhases>,
+    pub consumers: BTreeMap<u32, GroupPhases>,
+    pub max_lag_ns: u64,
+    pub cpu_ns: u64,
+    pub wall_ns: u64,
+}
+
+impl Intervals {
+    /// Adds one agent's interval; returns the merged interval.
+    pub fn add(&mut self, r: &IntervalReport) -> &IntervalMerge {
+        let m = self.by_index.entry(r.index).or_default();
+        m.agents += 1;
+        m.start_ns = r.start_ns;
+        m.end_ns = r.end_ns;
+        m.max_lag_ns = m.max_lag_ns.max(r.max_lag_ns);
+        m.cpu_ns += r.cpu_ns;
+        m.wall_ns = m.wall_ns.max(r.wall_ns);
+        for g in &r.groups {
+            let Ok(stats) = GroupPhases::from_proto(g) else { continue };
+            let map = if g.role == proto::Role::Producer as i32 { &mut m.producers } else { &mut m.consumers };
+            map.entry(g.group).or_default().merge(&stats);
+        }
+        m
+    }
+}
+
+fn us(ns: u64) -> f64 {
+    ns as f64 / 1000.0
+}
+
+pub fn latency(h: &Hist) -> Latency {
+    Latency {
+        p50: us(h.quantile_ns(0.5)),
+        p90: us(h.quantile_ns(0.9)),
+        p99: us(h.quantile_ns(0.99)),
+        p999: us(h.quantile_ns(0.999)),
+        max: us(h.max_ns()),
+        mean: if h.is_empty() { 0.0 } else { h.mean_ns() / 1000.0 },
+        count: h.len(),
+    }
+}
+
+pub struct ReportInput<'a> {
+    pub run_id: &'a str,
+    pub scenario: &'a Scenario,
+    pub scenario_file: &'a str,
+    pub started_at: String,
+    pub agents: &'a [AgentOutcome],
+    pub intervals: &'a Intervals,
+    pub start_ns: i64,
+    pub drain_s: f64,
+    pub drain_timed_out: bool,
+    pub stalled: Vec<(String, String)>,
+    pub incomplete: Option<String>,
+    pub notes: Vec<String>,
+}
+
+pub fn build(input: ReportInput<'_>) -> Report {
+    let sc = input.scenario;
+    let dur_s = sc.phases.duration.as_secs_f64().max(1e-9);
+    let mut notes = input.notes.clone();
+
+    // Whole-run group stats.
+    let mut pgroups: BTreeMap<u32, GroupPhases> = BTreeMap::new();
+    let mut cgroups: BTreeMap<u32, GroupPhases> = BTreeMap::new();
+    for a in input.agents {
+        let Some(f) = &a.final_report else { continue };
+        for g in &f.groups {
+            match GroupPhases::from_proto(g) {
+                Ok(s) => {
+                    let map = if g.role == proto::Role::Producer as i32 { &mut pgroups } else { &mut cgroups };
+                    map.entry(g.group).or_default().merge(&s);
+                }
+                Err(e) => notes.push(format!("agent {}: a histogram did not decode: {e}", a.address)),
+            }
+        }
+        for n in &f.notes {
+            notes.push(format!("agent {}: {n}", a.address));
+        }
+    }
+
+    // Acknowledged sets per producer, received sets per subscription.
+    let mut acked: HashMap<u64, (String, RangeSet, u64)> = HashMap::new();
+    struct Sub {
+        received: HashMap<u64, RangeSet>,
+        duplicates: u64,
+        reordered: u64,
+        deliveries: u64,
+        undecodable: u64,
+    }
+    let mut subs: BTreeMap<(String, String), Sub> = BTreeMap::new();
+    for a in input.agents {
+        let Some(f) = &a.final_report else { continue };
+        for p in &f.producers {
+            let set = p.acked.as_ref().map(RangeSet::from_proto).unwrap_or_default();
+            let e = acked.entry(p.producer_id).or_insert_with(|| (p.topic.clone(), RangeSet::new(), 0));
+            e.1.union_with(&set);
+            e.2 += p.sent;
+        }
+        for s in &f.subscriptions {
+            let acc = subs.entry((s.topic.clone(), s.subscription.clone())).or_insert_with(|| Sub {
+                received: HashMap::new(),
+                duplicates: 0,
+                reordered: 0,
+                deliveries: 0,
+                undecodable: 0,
+            });
+            acc.duplicates += s.duplicates;
+            acc.reordered += s.reordered;
+            acc.deliveries += s.deliveries;
+            acc.undecodable += s.undecodable;
+            for pr in &s.producers {
+                let set = pr.received.as_ref().map(RangeSet::from_proto).unwrap_or_default();
+                let e = acc.received.entry(pr.producer_id).or_default();
+                acc.duplicates += e.union_with(&set);
+            }
+        }
+    }
+
+    let mut totals = Totals::default();
+    for (_, set, sent) in acked.values() {
+        totals.acked += set.len();
+        totals.sent += sent;
+    }
+    for g in pgroups.values() {
+        totals.send_errors += g.total().send_errors;
+    }
+
+    let mut subscriptions = Vec::new();
+    for c in &sc.consumers {
+        let key = (c.topic.clone(), c.subscription.clone());
+        let empty = Sub { received: HashMap::new(), duplicates: 0, reordered: 0, deliveries: 0, undecodable: 0 };
+        let s = subs.get(&key).unwrap_or(&empty);
+        let mut expected = 0;
+        let mut lost = 0;
+        let mut unacked_received = 0;
+        let mut received_unique = 0;
+        let mut missing_sample = Vec::new();
+        let no_set = RangeSet::new();
+        for (pid, (topic, set, _)) in &acked {
+            if *topic != c.topic {
+                continue;
+            }
+            expected += set.len();
+            let got = s.received.get(pid).unwrap_or(&no_set);
+            lost += set.difference_len(got);
+            if missing_sample.len() < 10 {
+                for (a, b) in set.missing_ranges(got, 10 - missing_sample.len()) {
+                    missing_sample.push(format!("{pid}:{a}-{}", b - 1));
+                }
+            }
+        }
+        for (pid, got) in &s.received {
+            received_unique += got.len();
+            let set = acked.get(pid).map(|x| &x.1).unwrap_or(&no_set);
+            unacked_received += got.difference_len(set);
+        }
+        missing_sample.sort();
+        let stalled = input.stalled.iter().any(|(t, sname)| *t == c.topic && *sname == c.subscription) && lost > 0;
+        totals.received += s.deliveries;
+        totals.lost += lost;
+        totals.duplicated += s.duplicates;
+        totals.reordered += s.reordered;
+        totals.unacked_received += unacked_received;
+        subscriptions.push(SubscriptionReport {
+            topic: c.topic.clone(),
+            subscription: c.subscription.clone(),
+            sub_type: c.sub_type.as_str().into(),
+            consumers: c.count,
+            expected,
+            received_unique,
+            deliveries: s.deliveries,
+            lost,
+            duplicated: s.duplicates,
+            reordered: s.reordered,
+            unacked_received,
+            undecodable: s.undecodable,
+            missing_sample,
+            stalled,
+        });
+    }
+
+    // Groups, measurement phase.
+    let mut groups = Vec::new();
+    let mut histograms = Vec::new();
+    for (i, g) in sc.producers.iter().enumerate() {
+        let s = pgroups.get(&(i as u32)).cloned().unwrap_or_default();
+        let m = &s.measure;
+        groups.push(GroupReport {
+            name: g.name.clone(),
+            role: "producer".into(),
+            topic: g.topic.clone(),
+            subscription: None,
+            subscription_type: None,
+            instances: g.count,
+            messages: m.acked,
+            bytes: m.bytes,
+            rate_msgs_per_s: m.acked as f64 / dur_s,
+            rate_bytes_per_s: m.bytes as f64 / dur_s,
+            target_rate_msgs_per_s: Some(g.total_rate()),
+            send_errors: s.total().send_errors,
+            warmup_messages: s.warmup.acked,
+            latency_us: latency(&m.response),
+            alt_latency_us: latency(&m.service),
+            late_sends: m.late_sends + s.warmup.late_sends,
+            max_lag_ms: m.max_lag_ns.max(s.warmup.max_lag_ns) as f64 / 1e6,
+            duplicates: 0,
+            reordered: 0,
+            redelivered: 0,
+        });
+        histograms.push(hist_record(&g.name, "producer", "publish_response", &m.response));
+        histograms.push(hist_record(&g.name, "producer", "publish_service", &m.service));
+    }
+    for (i, g) in sc.consumers.iter().enumerate() {
+        let s = cgroups.get(&(i as u32)).cloned().unwrap_or_default();
+        let m = &s.measure;
+        let t = s.total();
+        groups.push(GroupReport {
+            name: g.name.clone(),
+            role: "consumer".into(),
+            topic: g.topic.clone(),
+            subscription: Some(g.subscription.clone()),
+            subscription_type: Some(g.sub_type.as_str().into()),
+            instances: g.count,
+            messages: m.received,
+            bytes: m.bytes,
+            rate_msgs_per_s: m.received as f64 / dur_s,
+            rate_bytes_per_s: m.bytes as f64 / dur_s,
+            target_rate_msgs_per_s: None,
+            send_errors: 0,
+            warmup_messages: s.warmup.received,
+            latency_us: latency(&m.service),
+            alt_latency_us: latency(&m.response),
+            late_sends: 0,
+            max_lag_ms: 0.0,
+            duplicates: t.duplicates,
+            reordered: t.reordered,
+            redelivered: t.redelivered,
+        });
+        histograms.push(hist_record(&g.name, "consumer", "e2e", &m.service));
+        histograms.push(hist_record(&g.name, "consumer", "e2e_response", &m.response));
+    }
+
+    // Agents.
+    let mut agents = Vec::new();
+    for a in input.agents {
+        let mut row = AgentReport {
+            id: a.hello.agent_id.clone(),
+            address: a.address.clone(),
+            status: a.status.clone(),
+            hostname: a.hello.hostname.clone(),
+            instance: a.hello.instance_id.clone(),
+            clock_offset_us: a.clock_offset_ns as f64 / 1000.0,
+            clock_error_us: a.clock_error_ns as f64 / 1000.0,
+            producers: a.producers,
+            consumers: a.consumers,
+            target_rate_msgs_per_s: a.target_rate_milli as f64 / 1000.0,
+            sent: 0,
+            acked: 0,
+            send_errors: 0,
+            received: 0,
+            acked_measure: 0,
+            received_measure: 0,
+            publish_rate_msgs_per_s: 0.0,
+            receive_rate_msgs_per_s: 0.0,
+            cpu_percent: 0.0,
+            max_lag_ms: 0.0,
+            late_sends: 0,
+            max_rss_mb: 0.0,
+            error: a.error.clone(),
+        };
+        if let Some(f) = &a.final_report {
+            for g in &f.groups {
+                let Ok(s) = GroupPhases::from_proto(g) else { continue };
+                let t = s.total();
+                if g.role == proto::Role::Producer as i32 {
+                    row.sent += t.sent;
+                    row.acked += t.acked;
+                    row.send_errors += t.send_errors;
+                    row.acked_measure += s.measure.acked;
+                    row.late_sends += t.late_sends;
+                    row.max_lag_ms = row.max_lag_ms.max(t.max_lag_ns as f64 / 1e6);
+                } else {
+                    row.received += t.received;
+                    row.received_measure += s.measure.received;
+                }
+            }
+            row.publish_rate_msgs_per_s = row.acked_measure as f64 / dur_s;
+            row.receive_rate_msgs_per_s = row.received_measure as f64 / dur_s;
+            if f.wall_ns > 0 {
+                row.cpu_percent = f.cpu_ns as f64 / f.wall_ns as f64 * 100.0;
+            }
+            row.max_rss_mb = f.max_rss_bytes as f64 / (1024.0 * 1024.0);
+        }
+        agents.push(row);
+    }
+    let lost_agents: Vec<&str> = input.agents.iter().filter(|a| a.final_report.is_none()).map(|a| a.address.as_str()).collect();
+    if !lost_agents.is_empty() {
+        notes.push(format!(
+            "no final report from {}: their sequences are missing, so loss figures for their subscriptions are not complete",
+            lost_agents.join(", ")
+        ));
+    }
+
+    let intervals = interval_rows(sc, input.intervals, input.start_ns);
+    let slo = judge(sc, &groups, &totals, &subscriptions);
+    let verdict = if input.incomplete.is_some() {
+        "incomplete"
+    } else if slo.iter().all(|c| c.pass) {
+        "pass"
+    } else {
+        "fail"
+    };
+    if let Some(why) = &input.incomplete {
+        notes.insert(0, format!("the run could not complete: {why}"));
+    }
+    if input.drain_timed_out {
+        notes.push(format!(
+            "drain timed out after {:.1}s with messages still missing",
+            sc.phases.drain_timeout.as_secs_f64()
+        ));
+    }
+    for s in &subscriptions {
+        if s.stalled {
+            notes.push(format!(
+                "subscription `{}` on `{}` stalled: nothing new arrived during the drain; {} acknowledged messages never arrived",
+                s.subscription, s.topic, s.lost
+            ));
+        }
+    }
+
+    Report {
+        schema_version: REPORT_SCHEMA_VERSION,
+        run_id: input.run_id.into(),
+        scenario: sc.name.clone(),
+        scenario_file: input.scenario_file.into(),
+        tool_version: common::VERSION.into(),
+        started_at: input.started_at,
+        verdict: verdict.into(),
+        broker: BrokerInfo { kind: sc.broker.kind.as_str().into(), url: sc.broker.url.clone() },
+        phases: PhasesInfo {
+            warmup_s: sc.phases.warmup.as_secs_f64(),
+            duration_s: sc.phases.duration.as_secs_f64(),
+            cooldown_s: sc.phases.cooldown.as_secs_f64(),
+            drain_s: input.drain_s,
+            drain_timeout_s: sc.phases.drain_timeout.as_secs_f64(),
+            drain_timed_out: input.drain_timed_out,
+            report_interval_s: sc.report_interval.as_secs_f64(),
+        },
+        agents,
+        totals,
+        groups,
+        subscriptions,
+        slo,
+        histograms,
+        intervals,
+        notes,
+    }
+}
+
+fn hist_record(group: &str, role: &str, kind: &str, h: &Hist) -> HistogramRecord {
+    HistogramRecord {
+        group: group.into(),
+        role: role.into(),
+        kind: kind.into(),
+        unit: "ns".into(),
+        encoding: "hdr-v2-deflate-base64".into(),
+        data: h.encode_base64(),
+    }
+}
+
+/// Phase of an interval by its start (for the time series).
+pub fn phase_name(sc: &Scenario, offset_ns: i64) -> &'static str {
+    let w = sc.phases.warmup.as_nanos() as i64;
+    let e = sc.phases.send_end().as_nanos() as i64;
+    if offset_ns < w {
+        "warmup"
+    } else if offset_ns < e {
+        "measure"
+    } else {
+        "drain"
+    }
+}
+
+fn interval_rows(sc: &Scenario, iv: &Intervals, start_ns: i64) -> Vec<IntervalRow> {
+    let mut rows = Vec::new();
+    for (idx, m) in &iv.by_index {
+        let secs = ((m.end_ns - m.start_ns) as f64 / 1e9).max(1e-9);
+        let phase = phase_name(sc, m.start_ns - start_ns);
+        let t_s = (m.end_ns - start_ns) as f64 / 1e9;
+        for (g, s) in &m.producers {
+            let Some(grp) = sc.producers.get(*g as usize) else { continue };
+            let t = s.total();
+            rows.push(IntervalRow {
+                index: *idx,
+                t_s,
+                phase: phase.into(),
+                group: grp.name.clone(),
+                role: "producer".into(),
+                sent: t.sent,
+                acked: t.acked,
+                send_errors: t.send_errors,
+                received: 0,
+                rate_msgs_per_s: t.acked as f64 / secs,
+                p50_us: us(t.response.quantile_ns(0.5)),
+                p99_us: us(t.response.quantile_ns(0.99)),
+                p999_us: us(t.response.quantile_ns(0.999)),
+                max_lag_ms: t.max_lag_ns as f64 / 1e6,
+                agents_reporting: m.agents,
+            });
+        }
+        for (g, s) in &m.consumers {
+            let Some(grp) = sc.consumers.get(*g as usize) else { continue };
+            let t = s.total();
+            rows.push(IntervalRow {
+                index: *idx,
+                t_s,
+                phase: phase.into(),
+                group: grp.name.clone(),
+                role: "consumer".into(),
+                sent: 0,
+                acked: 0,
+                send_errors: 0,
+                received: t.received,
+                rate_msgs_per_s: t.received as f64 / secs,
+                p50_us: us(t.service.quantile_ns(0.5)),
+                p99_us: us(t.service.quantile_ns(0.99)),
+                p999_us: us(t.service.quantile_ns(0.999)),
+                max_lag_ms: 0.0,
+                agents_reporting: m.agents,
+            });
+        }
+    }
+    rows
+}
+
+fn fmt_us(v: f64) -> String {
+    if v >= 1000.0 {
+        format!("{:.2}ms", v / 1000.0)
+    } else {
+        format!("{v:.1}us")
+    }
+}
+
+/// Checks every SLO of the scenario.
+pub fn judge(sc: &Scenario, groups: &[GroupReport], totals: &Totals, subs: &[SubscriptionReport]) -> Vec<SloCheck> {
+    let slo = &sc.slo;
+    let mut out = Vec::new();
+    let lat_checks: [(&str, Option<std::time::Duration>, fn(&Latency) -> f64, &str); 8] = [
+        ("p50_e2e", slo.p50_e2e, |l| l.p50, "consumer"),
+        ("p90_e2e", slo.p90_e2e, |l| l.p90, "consumer"),
+        ("p99_e2e", slo.p99_e2e, |l| l.p99, "consumer"),
+        ("p999_e2e", slo.p999_e2e, |l| l.p999, "consumer"),
+        ("max_e2e", slo.max_e2e, |l| l.max, "consumer"),
+        ("p50_publish", slo.p50_publish, |l| l.p50, "producer"),
+        ("p99_publish", slo.p99_publish, |l| l.p99, "producer"),
+        ("p999_publish", slo.p999_publish, |l| l.p999, "producer"),
+    ];
+    for (name, limit, pick, role) in lat_checks {
+        let Some(limit) = limit else { continue };
+        let limit_us = limit.as_secs_f64() * 1e6;
+        for g in groups.iter().filter(|g| g.role == role) {
+            let actual = pick(&g.latency_us);
+            let pass = g.latency_us.count > 0 && actual <= limit_us;
+            out.push(SloCheck {
+                name: format!("{name} {}", g.name),
+                limit: fmt_us(limit_us),
+                actual: if g.latency_us.count == 0 { "no samples".into() } else { fmt_us(actual) },
+                pass,
+            });
+        }
+    }
+    if let Some(max) = slo.max_loss {
+        out.push(SloCheck { name: "max_loss".into(), limit: max.to_string(), actual: totals.lost.to_string(), pass: totals.lost <= max });
+        let stalled: Vec<String> = subs.iter().filter(|s| s.stalled).map(|s| s.subscription.clone()).collect();
+        if !stalled.is_empty() {
+            out.push(SloCheck { name: "no_stalled_subscriptions".into(), limit: "0".into(), actual: stalled.join(","), pass: false });
+        }
+    }
+    if let Some(max) = slo.max_duplicates {
+        out.push(SloCheck { name: "max_duplicates".into(), limit: max.to_string(), actual: totals.duplicated.to_string(), pass: totals.duplicated <= max });
+    }
+    if let Some(max) = slo.max_send_errors {
+        out.push(SloCheck { name: "max_send_errors".into(), limit: max.to_string(), actual: totals.send_errors.to_string(), pass: totals.send_errors <= max });
+    }
+    if let Some(min) = slo.min_rate_ratio {
+        for g in groups.iter().filter(|g| g.role == "producer") {
+            let target = g.target_rate_msgs_per_s.unwrap_or(0.0);
+            let ratio = if target > 0.0 { g.rate_msgs_per_s / target } else { 0.0 };
+            out.push(SloCheck { name: format!("min_rate_ratio {}", g.name), limit: format!("{min:.3}"), actual: format!("{ratio:.3}"), pass: ratio >= min });
+        }
+    }
+    out
+}
