@@ -25,7 +25,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::driver::{ConsumerClient, Delivery, Driver, DriverError, OutMessage, ProducerClient, RecvError, SendError};
+use crate::driver::{
+    ConsumerClient, Delivery, Driver, DriverError, OutMessage, ProducerClient, RecvError, SendError,
+};
 use crate::payload::{KeyGen, PayloadGen};
 use crate::procstat;
 
@@ -84,6 +86,11 @@ struct Aggregate {
     consumers: HashMap<usize, GroupPhases>,
 }
 
+type Tasks = (
+    Vec<JoinHandle<ConsumerFinal>>,
+    Vec<JoinHandle<ProducerFinal>>,
+);
+
 /// A prepared run: every client created, every task waiting for Start.
 pub struct PreparedRun {
     shard: Arc<Shard>,
@@ -124,30 +131,51 @@ pub async fn prepare<D: Driver>(
     let (tick_tx, tick_rx) = watch::channel(0u64);
     let (rep_tx, rep_rx) = mpsc::unbounded_channel::<TaskReport>();
 
-    let timed = |what: String| move |_| DriverError::Unsupported(format!("{what}: no answer from the broker within {}", common::units::format_duration(connect)));
+    let timed = |what: String| {
+        move |_| {
+            DriverError::Unsupported(format!(
+                "{what}: no answer from the broker within {}",
+                common::units::format_duration(connect)
+            ))
+        }
+    };
 
     // Topics this shard touches.
     let mut topics: Vec<&str> = shard
         .producers
         .iter()
         .map(|p| sc.producers[p.group].topic.as_str())
-        .chain(shard.consumers.iter().map(|c| sc.consumers[c.group].topic.as_str()))
+        .chain(
+            shard
+                .consumers
+                .iter()
+                .map(|c| sc.consumers[c.group].topic.as_str()),
+        )
         .collect();
     topics.sort_unstable();
     topics.dedup();
-    let result: Result<(Vec<JoinHandle<ConsumerFinal>>, Vec<JoinHandle<ProducerFinal>>), DriverError> = async {
+    let result: Result<Tasks, DriverError> = async {
         for name in &topics {
-            let topic = sc.topic(name).ok_or_else(|| DriverError::Topic { topic: name.to_string(), reason: "not in scenario".into() })?;
-            tokio::time::timeout(connect, driver.create_topic(topic)).await.map_err(timed(format!("creating topic `{name}`")))??;
+            let topic = sc.topic(name).ok_or_else(|| DriverError::Topic {
+                topic: name.to_string(),
+                reason: "not in scenario".into(),
+            })?;
+            tokio::time::timeout(connect, driver.create_topic(topic))
+                .await
+                .map_err(timed(format!("creating topic `{name}`")))??;
         }
         let n_producers = total_producers(sc);
         let mut consumers = Vec::new();
         for inst in &shard.consumers {
             let group = &sc.consumers[inst.group];
-            let topic = sc.topic(&group.topic).ok_or_else(|| DriverError::Topic { topic: group.topic.clone(), reason: "not in scenario".into() })?;
-            let client = tokio::time::timeout(connect, driver.consumer(topic, group, inst.index_in_group))
-                .await
-                .map_err(timed(format!("subscribing `{}`", group.subscription)))??;
+            let topic = sc.topic(&group.topic).ok_or_else(|| DriverError::Topic {
+                topic: group.topic.clone(),
+                reason: "not in scenario".into(),
+            })?;
+            let client =
+                tokio::time::timeout(connect, driver.consumer(topic, group, inst.index_in_group))
+                    .await
+                    .map_err(timed(format!("subscribing `{}`", group.subscription)))??;
             let task = ConsumerTask {
                 inst: inst.clone(),
                 time,
@@ -163,15 +191,24 @@ pub async fn prepare<D: Driver>(
                 deliveries: 0,
                 undecodable: 0,
             };
-            consumers.push(tokio::spawn(task.run(client, start_rx.clone(), stop_consumers.clone(), sc.phases.warmup)));
+            consumers.push(tokio::spawn(task.run(
+                client,
+                start_rx.clone(),
+                stop_consumers.clone(),
+                sc.phases.warmup,
+            )));
         }
         let mut producers = Vec::new();
         for inst in &shard.producers {
             let group = &sc.producers[inst.group];
-            let topic = sc.topic(&group.topic).ok_or_else(|| DriverError::Topic { topic: group.topic.clone(), reason: "not in scenario".into() })?;
-            let client = tokio::time::timeout(connect, driver.producer(topic, group, inst.index_in_group))
-                .await
-                .map_err(timed(format!("creating producer on `{}`", group.topic)))??;
+            let topic = sc.topic(&group.topic).ok_or_else(|| DriverError::Topic {
+                topic: group.topic.clone(),
+                reason: "not in scenario".into(),
+            })?;
+            let client =
+                tokio::time::timeout(connect, driver.producer(topic, group, inst.index_in_group))
+                    .await
+                    .map_err(timed(format!("creating producer on `{}`", group.topic)))??;
             let seed = sc.seed ^ (u64::from(inst.id) << 20);
             let task = ProducerTask {
                 inst: inst.clone(),
@@ -185,7 +222,12 @@ pub async fn prepare<D: Driver>(
                 keys: KeyGen::new(group.keys, seed, u64::from(inst.index_in_group)),
                 sent: 0,
             };
-            producers.push(tokio::spawn(task.run(client, start_rx.clone(), cancel.clone(), sc.phases.clone())));
+            producers.push(tokio::spawn(task.run(
+                client,
+                start_rx.clone(),
+                cancel.clone(),
+                sc.phases.clone(),
+            )));
         }
         Ok((consumers, producers))
     }
@@ -199,7 +241,15 @@ pub async fn prepare<D: Driver>(
             return Err(e);
         }
     };
-    let aggregator = tokio::spawn(aggregate(shard.clone(), time, start_rx, tick_tx, rep_rx, out.clone(), cancel.clone()));
+    let aggregator = tokio::spawn(aggregate(
+        shard.clone(),
+        time,
+        start_rx,
+        tick_tx,
+        rep_rx,
+        out.clone(),
+        cancel.clone(),
+    ));
     Ok(PreparedRun {
         shard,
         start_tx,
@@ -218,7 +268,10 @@ pub async fn prepare<D: Driver>(
 
 impl PreparedRun {
     pub fn counts(&self) -> (u32, u32) {
-        (self.shard.producers.len() as u32, self.shard.consumers.len() as u32)
+        (
+            self.shard.producers.len() as u32,
+            self.shard.consumers.len() as u32,
+        )
     }
 
     /// Starts every task at `start_at_ns` (coordinator time).
@@ -268,8 +321,21 @@ impl PreparedRun {
                 Aggregate::default()
             }
         };
-        let report = build_final(&self.shard, agg, pfinals, cfinals, &mut self.notes, self.cpu_at_prepare, self.wall_at_prepare);
-        let _ = self.out.send(Ok(AgentMessage { msg: Some(Msg::Final(report)) })).await;
+        let report = build_final(
+            &self.shard,
+            agg,
+            pfinals,
+            cfinals,
+            &mut self.notes,
+            self.cpu_at_prepare,
+            self.wall_at_prepare,
+        );
+        let _ = self
+            .out
+            .send(Ok(AgentMessage {
+                msg: Some(Msg::Final(report)),
+            }))
+            .await;
         if let Some(c) = self.cleanup.take() {
             c();
         }
@@ -328,9 +394,18 @@ fn build_final(
     let mut subs: HashMap<usize, SubAcc> = HashMap::new();
     for f in cfinals {
         if let Some(e) = &f.error {
-            notes.push(format!("consumer {} ({}): {e}", f.inst.id, sc.consumers[f.inst.group].name));
+            notes.push(format!(
+                "consumer {} ({}): {e}",
+                f.inst.id, sc.consumers[f.inst.group].name
+            ));
         }
-        let acc = subs.entry(f.inst.group).or_insert_with(|| SubAcc { seen: Vec::new(), duplicates: 0, reordered: 0, deliveries: 0, undecodable: 0 });
+        let acc = subs.entry(f.inst.group).or_insert_with(|| SubAcc {
+            seen: Vec::new(),
+            duplicates: 0,
+            reordered: 0,
+            deliveries: 0,
+            undecodable: 0,
+        });
         acc.duplicates += f.duplicates;
         acc.reordered += f.reordered;
         acc.deliveries += f.deliveries;
@@ -358,7 +433,12 @@ fn build_final(
                 .seen
                 .into_iter()
                 .enumerate()
-                .filter_map(|(pid, s)| s.map(|s| proto::ProducerReceipts { producer_id: pid as u64, received: Some(s.to_proto()) }))
+                .filter_map(|(pid, s)| {
+                    s.map(|s| proto::ProducerReceipts {
+                        producer_id: pid as u64,
+                        received: Some(s.to_proto()),
+                    })
+                })
                 .collect(),
             duplicates: acc.duplicates,
             reordered: acc.reordered,
@@ -378,7 +458,10 @@ fn build_final(
 }
 
 /// Waits for the start instant; None when cancelled first.
-async fn wait_start(mut rx: watch::Receiver<Option<i64>>, cancel: &CancellationToken) -> Option<i64> {
+async fn wait_start(
+    mut rx: watch::Receiver<Option<i64>>,
+    cancel: &CancellationToken,
+) -> Option<i64> {
     loop {
         if let Some(s) = *rx.borrow_and_update() {
             return Some(s);
@@ -410,7 +493,14 @@ type AckResult = (u64, i64, i64, Result<(), SendError>);
 impl ProducerTask {
     fn flush(&mut self, interval: u64) {
         let stats = std::mem::take(&mut self.stats);
-        let _ = self.reports.send(TaskReport { interval, role: Role::Producer, group: self.inst.group, stats, unique_new: 0, done: false });
+        let _ = self.reports.send(TaskReport {
+            interval,
+            role: Role::Producer,
+            group: self.inst.group,
+            stats,
+            unique_new: 0,
+            done: false,
+        });
     }
 
     fn on_tick(&mut self) {
@@ -421,7 +511,11 @@ impl ProducerTask {
 
     fn record_ack(&mut self, (seq, intended, sent, res): AckResult, warmup_end: i64) {
         let now = self.time.now_ns();
-        let ph = if intended < warmup_end { &mut self.stats.warmup } else { &mut self.stats.measure };
+        let ph = if intended < warmup_end {
+            &mut self.stats.warmup
+        } else {
+            &mut self.stats.measure
+        };
         match res {
             Ok(()) => {
                 ph.acked += 1;
@@ -436,18 +530,31 @@ impl ProducerTask {
         }
     }
 
-    async fn run<P: ProducerClient>(mut self, mut client: P, start_rx: watch::Receiver<Option<i64>>, cancel: CancellationToken, phases: common::scenario::Phases) -> ProducerFinal {
+    async fn run<P: ProducerClient>(
+        mut self,
+        mut client: P,
+        start_rx: watch::Receiver<Option<i64>>,
+        cancel: CancellationToken,
+        phases: common::scenario::Phases,
+    ) -> ProducerFinal {
         let mut error = None;
         let Some(start) = wait_start(start_rx, &cancel).await else {
             client.close().await;
-            return ProducerFinal { inst: self.inst, sent: 0, acked: self.acked, error: None };
+            return ProducerFinal {
+                inst: self.inst,
+                sent: 0,
+                acked: self.acked,
+                error: None,
+            };
         };
         let warmup_end = start + phases.warmup.as_nanos() as i64;
         let end = start + phases.send_end().as_nanos() as i64;
         let rate_milli = u128::from(self.inst.rate_milli.max(1));
         // Messages whose intended time falls before `end`.
-        let total = ((phases.send_end().as_nanos() * rate_milli).div_ceil(1_000_000_000_000)) as u64;
-        let intended_at = |seq: u64| start + (u128::from(seq) * 1_000_000_000_000 / rate_milli) as i64;
+        let total =
+            ((phases.send_end().as_nanos() * rate_milli).div_ceil(1_000_000_000_000)) as u64;
+        let intended_at =
+            |seq: u64| start + (u128::from(seq) * 1_000_000_000_000 / rate_milli) as i64;
         let max_in_flight = self.group.max_in_flight as usize;
         let timeout = self.group.send_timeout;
         let mut inflight = FuturesUnordered::new();
@@ -488,10 +595,19 @@ impl ProducerTask {
             let len = payload.len() as u64;
             let key = self.keys.next_key();
             let sent = self.time.now_ns();
-            let stamp = Stamp { producer_id, seq, intended_ns: intended, sent_ns: sent };
+            let stamp = Stamp {
+                producer_id,
+                seq,
+                intended_ns: intended,
+                sent_ns: sent,
+            };
             let lag = sent - intended;
             {
-                let ph = if intended < warmup_end { &mut self.stats.warmup } else { &mut self.stats.measure };
+                let ph = if intended < warmup_end {
+                    &mut self.stats.warmup
+                } else {
+                    &mut self.stats.measure
+                };
                 ph.sent += 1;
                 ph.bytes += len;
                 ph.max_lag_ns = ph.max_lag_ns.max(lag.max(0) as u64);
@@ -533,7 +649,10 @@ impl ProducerTask {
             }
         }
         if aborted && !inflight.is_empty() {
-            error = Some(format!("aborted with {} sends unacknowledged", inflight.len()));
+            error = Some(format!(
+                "aborted with {} sends unacknowledged",
+                inflight.len()
+            ));
         }
         // A boundary passed but not yet seen: what was recorded belongs before it.
         if self.ticks.has_changed().unwrap_or(false) {
@@ -541,9 +660,21 @@ impl ProducerTask {
         }
         let last = *self.ticks.borrow();
         let stats = std::mem::take(&mut self.stats);
-        let _ = self.reports.send(TaskReport { interval: last, role: Role::Producer, group: self.inst.group, stats, unique_new: 0, done: true });
+        let _ = self.reports.send(TaskReport {
+            interval: last,
+            role: Role::Producer,
+            group: self.inst.group,
+            stats,
+            unique_new: 0,
+            done: true,
+        });
         client.close().await;
-        ProducerFinal { inst: self.inst, sent: self.sent, acked: self.acked, error }
+        ProducerFinal {
+            inst: self.inst,
+            sent: self.sent,
+            acked: self.acked,
+            error,
+        }
     }
 }
 
@@ -569,7 +700,14 @@ impl ConsumerTask {
     fn flush(&mut self, interval: u64) {
         let stats = std::mem::take(&mut self.stats);
         let unique_new = std::mem::take(&mut self.unique_new);
-        let _ = self.reports.send(TaskReport { interval, role: Role::Consumer, group: self.inst.group, stats, unique_new, done: false });
+        let _ = self.reports.send(TaskReport {
+            interval,
+            role: Role::Consumer,
+            group: self.inst.group,
+            stats,
+            unique_new,
+            done: false,
+        });
     }
 
     #[inline]
@@ -584,7 +722,11 @@ impl ConsumerTask {
                 return;
             }
         };
-        let ph = if stamp.intended_ns < self.warmup_end { &mut self.stats.warmup } else { &mut self.stats.measure };
+        let ph = if stamp.intended_ns < self.warmup_end {
+            &mut self.stats.warmup
+        } else {
+            &mut self.stats.measure
+        };
         ph.received += 1;
         ph.bytes += d.payload_len as u64;
         ph.service.record_ns(now - stamp.sent_ns);
@@ -612,7 +754,13 @@ impl ConsumerTask {
         }
     }
 
-    async fn run<C: ConsumerClient>(mut self, mut client: C, start_rx: watch::Receiver<Option<i64>>, stop: CancellationToken, warmup: Duration) -> ConsumerFinal {
+    async fn run<C: ConsumerClient>(
+        mut self,
+        mut client: C,
+        start_rx: watch::Receiver<Option<i64>>,
+        stop: CancellationToken,
+        warmup: Duration,
+    ) -> ConsumerFinal {
         let mut error = None;
         // Consumers listen from prepare on, but phases are known only at start.
         let mut start_rx = start_rx;
@@ -719,7 +867,11 @@ async fn aggregate(
     while open {
         let tick_at = start + next_tick as i64 * step;
         let emit_at = start + (next_emit as i64 + 1) * step + grace;
-        let (at, is_tick) = if tick_at <= emit_at { (tick_at, true) } else { (emit_at, false) };
+        let (at, is_tick) = if tick_at <= emit_at {
+            (tick_at, true)
+        } else {
+            (emit_at, false)
+        };
         tokio::select! {
             biased;
             r = rx.recv() => match r {
@@ -760,11 +912,27 @@ async fn aggregate(
         }
     }
     // Every task is done: send what is left as the last interval(s).
-    let last = pending.keys().next_back().copied().unwrap_or(next_emit).max(next_emit);
+    let last = pending
+        .keys()
+        .next_back()
+        .copied()
+        .unwrap_or(next_emit)
+        .max(next_emit);
     for k in next_emit..=last {
         let acc = pending.remove(&k).unwrap_or_default();
         let (cpu, wall) = (procstat::cpu_ns(), std::time::Instant::now());
-        let msg = interval_report(sc, k, start, step, acc, &progress, cpu.saturating_sub(cpu_prev), wall.duration_since(wall_prev), tasks_total, 0);
+        let msg = interval_report(
+            sc,
+            k,
+            start,
+            step,
+            acc,
+            &progress,
+            cpu.saturating_sub(cpu_prev),
+            wall.duration_since(wall_prev),
+            tasks_total,
+            0,
+        );
         cpu_prev = cpu;
         wall_prev = wall;
         let _ = out.send(Ok(msg)).await;
@@ -773,7 +941,11 @@ async fn aggregate(
 }
 
 fn merge_into(total: &mut Aggregate, r: &TaskReport) {
-    let map = if r.role == Role::Producer { &mut total.producers } else { &mut total.consumers };
+    let map = if r.role == Role::Producer {
+        &mut total.producers
+    } else {
+        &mut total.consumers
+    };
     map.entry(r.group).or_default().merge(&r.stats);
 }
 
@@ -808,7 +980,11 @@ fn interval_report(
         .iter()
         .zip(progress)
         .filter(|(_, n)| **n > 0)
-        .map(|(c, n)| proto::SubscriptionProgress { topic: c.topic.clone(), subscription: c.subscription.clone(), unique_received: *n })
+        .map(|(c, n)| proto::SubscriptionProgress {
+            topic: c.topic.clone(),
+            subscription: c.subscription.clone(),
+            unique_received: *n,
+        })
         .collect();
     AgentMessage {
         msg: Some(Msg::Interval(proto::IntervalReport {

@@ -92,12 +92,21 @@ impl MemoryBroker {
     }
 
     /// Creates `name` with `partitions` (0 = one, non-partitioned) if absent.
-    pub fn create_topic(&self, name: &str, partitions: u32, cfg: MemoryConfig) -> Result<Arc<TopicState>, MemError> {
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        cfg: MemoryConfig,
+    ) -> Result<Arc<TopicState>, MemError> {
         let n = partitions.max(1) as usize;
         let mut topics = lock(&self.inner);
         if let Some(t) = topics.get(name) {
             if t.partitions.len() != n {
-                return Err(MemError::PartitionMismatch(name.to_string(), t.partitions.len(), n));
+                return Err(MemError::PartitionMismatch(
+                    name.to_string(),
+                    t.partitions.len(),
+                    n,
+                ));
             }
             return Ok(t.clone());
         }
@@ -117,7 +126,10 @@ impl MemoryBroker {
     }
 
     pub fn topic(&self, name: &str) -> Result<Arc<TopicState>, MemError> {
-        lock(&self.inner).get(name).cloned().ok_or_else(|| MemError::NoTopic(name.to_string()))
+        lock(&self.inner)
+            .get(name)
+            .cloned()
+            .ok_or_else(|| MemError::NoTopic(name.to_string()))
     }
 
     /// Drops every topic whose name starts with `prefix` (end of a run).
@@ -139,7 +151,13 @@ impl TopicState {
 
     /// Publishes to `partition`; returns when the message is acknowledged
     /// and visible (`ready_at`).
-    pub fn publish(&self, partition: usize, stamp: [u8; common::stamp::STAMP_LEN], key: Option<u64>, payload: Bytes) -> Instant {
+    pub fn publish(
+        &self,
+        partition: usize,
+        stamp: [u8; common::stamp::STAMP_LEN],
+        key: Option<u64>,
+        payload: Bytes,
+    ) -> Instant {
         let now = Instant::now();
         let done = match self.service {
             None => now,
@@ -152,7 +170,13 @@ impl TopicState {
             }
         };
         let ready_at = done + self.cfg.latency;
-        let msg = MemMessage { stamp, key, payload, ready_at, redelivered: false };
+        let msg = MemMessage {
+            stamp,
+            key,
+            payload,
+            ready_at,
+            redelivered: false,
+        };
         let p = &self.partitions[partition % self.partitions.len()];
         let mut part = lock(p);
         let np = self.partitions.len();
@@ -163,23 +187,34 @@ impl TopicState {
     }
 
     /// Subscribes a consumer to every partition of the topic.
-    pub fn subscribe(self: &Arc<Self>, subscription: &str, sub_type: SubType) -> Result<MemConsumer, MemError> {
+    pub fn subscribe(
+        self: &Arc<Self>,
+        subscription: &str,
+        sub_type: SubType,
+    ) -> Result<MemConsumer, MemError> {
         let id = NEXT_CONSUMER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
         let np = self.partitions.len();
         for (pi, p) in self.partitions.iter().enumerate() {
             let mut part = lock(p);
-            let sub = part.subs.entry(subscription.to_string()).or_insert_with(|| Sub {
-                sub_type,
-                consumers: Vec::new(),
-                rr: 0,
-                backlog: VecDeque::new(),
-            });
+            let sub = part
+                .subs
+                .entry(subscription.to_string())
+                .or_insert_with(|| Sub {
+                    sub_type,
+                    consumers: Vec::new(),
+                    rr: 0,
+                    backlog: VecDeque::new(),
+                });
             if sub.sub_type != sub_type {
                 let have = sub.sub_type.as_str();
                 drop(part);
                 self.unsubscribe_slot(subscription, id);
-                return Err(MemError::TypeMismatch(subscription.to_string(), have, sub_type.as_str()));
+                return Err(MemError::TypeMismatch(
+                    subscription.to_string(),
+                    have,
+                    sub_type.as_str(),
+                ));
             }
             if sub_type == SubType::Exclusive && !sub.consumers.is_empty() {
                 drop(part);
@@ -192,7 +227,13 @@ impl TopicState {
                 sub.dispatch(m, pi, np);
             }
         }
-        Ok(MemConsumer { topic: self.clone(), subscription: subscription.to_string(), id, rx, pending: None })
+        Ok(MemConsumer {
+            topic: self.clone(),
+            subscription: subscription.to_string(),
+            id,
+            rx,
+            pending: None,
+        })
     }
 
     fn unsubscribe_slot(&self, subscription: &str, id: u64) {
@@ -217,7 +258,7 @@ impl TopicState {
 }
 
 impl Sub {
-    fn dispatch(&mut self, msg: MemMessage, partition: usize, partitions: usize) {
+    fn dispatch(&mut self, mut msg: MemMessage, partition: usize, partitions: usize) {
         loop {
             let n = self.consumers.len();
             if n == 0 {
@@ -250,7 +291,7 @@ impl Sub {
                 Err(mpsc::error::SendError(m)) => {
                     // Consumer gone without closing: drop its slot, try again.
                     self.consumers.remove(i);
-                    return self.dispatch(m, partition, partitions);
+                    msg = m;
                 }
             }
         }
@@ -321,11 +362,16 @@ mod tests {
     #[tokio::test]
     async fn shared_round_robin_and_exclusive() {
         let b = MemoryBroker::new();
-        let t = b.create_topic("t", 0, MemoryConfig::default()).expect("topic");
+        let t = b
+            .create_topic("t", 0, MemoryConfig::default())
+            .expect("topic");
         let mut c1 = t.subscribe("s", SubType::Shared).expect("sub");
         let mut c2 = t.subscribe("s", SubType::Shared).expect("sub");
         let mut ex = t.subscribe("x", SubType::Exclusive).expect("sub");
-        assert_eq!(t.subscribe("x", SubType::Exclusive).err(), Some(MemError::ExclusiveTaken("x".into())));
+        assert_eq!(
+            t.subscribe("x", SubType::Exclusive).err(),
+            Some(MemError::ExclusiveTaken("x".into()))
+        );
         assert!(t.subscribe("s", SubType::Failover).is_err());
         for i in 0..10 {
             t.publish(0, stamp(i), None, Bytes::new());
@@ -348,8 +394,11 @@ mod tests {
     #[tokio::test]
     async fn backlog_then_close_redelivers() {
         let b = MemoryBroker::new();
-        let t = b.create_topic("t", 2, MemoryConfig::default()).expect("topic");
-        // No consumer yet: backlog.
+        let t = b
+            .create_topic("t", 2, MemoryConfig::default())
+            .expect("topic");
+        // The subscription exists but has no consumer: messages wait in its backlog.
+        drop(t.subscribe("f", SubType::Failover).expect("sub"));
         for i in 0..4 {
             t.publish(i % 2, stamp(i as u8), Some(i as u64), Bytes::new());
         }
@@ -373,7 +422,10 @@ mod tests {
     #[tokio::test]
     async fn capacity_queues_and_latency_delays() {
         let b = MemoryBroker::new();
-        let cfg = MemoryConfig { capacity_msgs_per_s: Some(1000.0), latency: Duration::from_millis(5) };
+        let cfg = MemoryConfig {
+            capacity_msgs_per_s: Some(1000.0),
+            latency: Duration::from_millis(5),
+        };
         let t = b.create_topic("t", 0, cfg).expect("topic");
         let start = Instant::now();
         let mut last = start;
@@ -382,7 +434,10 @@ mod tests {
         }
         // 100 messages at 1000/s take 100 ms of broker time, plus 5 ms.
         let d = last.duration_since(start);
-        assert!(d >= Duration::from_millis(104) && d < Duration::from_millis(120), "{d:?}");
+        assert!(
+            d >= Duration::from_millis(104) && d < Duration::from_millis(120),
+            "{d:?}"
+        );
         let mut c = t.subscribe("late", SubType::Shared).expect("sub");
         t.publish(0, stamp(1), None, Bytes::new());
         let m = c.recv().await.expect("msg");

@@ -8,7 +8,10 @@ use std::sync::Arc;
 use common::clock::{self, TimeBase};
 use common::plan::Shard;
 use common::proto::agent_server::{Agent, AgentServer};
-use common::proto::{self, agent_message::Msg as AMsg, coordinator_message::Msg as CMsg, AgentMessage, CoordinatorMessage};
+use common::proto::{
+    self, agent_message::Msg as AMsg, coordinator_message::Msg as CMsg, AgentMessage,
+    CoordinatorMessage,
+};
 use common::scenario::BrokerKind;
 use futures::Stream;
 use tokio::net::TcpListener;
@@ -36,14 +39,19 @@ pub struct AgentOptions {
 
 impl AgentOptions {
     pub fn new(agent_id: impl Into<String>) -> AgentOptions {
-        AgentOptions { agent_id: agent_id.into(), instance_id: process_instance_id(), memory: MemoryBroker::new() }
+        AgentOptions {
+            agent_id: agent_id.into(),
+            instance_id: process_instance_id(),
+            memory: MemoryBroker::new(),
+        }
     }
 }
 
 /// A random id for this process, the same for every agent in it.
 pub fn process_instance_id() -> String {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ID.get_or_init(|| format!("{:016x}", rand::random::<u64>())).clone()
+    ID.get_or_init(|| format!("{:016x}", rand::random::<u64>()))
+        .clone()
 }
 
 pub struct AgentService {
@@ -53,16 +61,25 @@ pub struct AgentService {
 
 impl AgentService {
     pub fn new(opts: AgentOptions) -> AgentService {
-        AgentService { opts, busy: Arc::new(Semaphore::new(1)) }
+        AgentService {
+            opts,
+            busy: Arc::new(Semaphore::new(1)),
+        }
     }
 
     pub fn into_server(self) -> AgentServer<AgentService> {
-        AgentServer::new(self).max_decoding_message_size(MAX_MESSAGE_BYTES).max_encoding_message_size(MAX_MESSAGE_BYTES)
+        AgentServer::new(self)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 }
 
 /// Serves the agent on `listener` until `shutdown` is cancelled.
-pub async fn serve(listener: TcpListener, opts: AgentOptions, shutdown: CancellationToken) -> Result<(), tonic::transport::Error> {
+pub async fn serve(
+    listener: TcpListener,
+    opts: AgentOptions,
+    shutdown: CancellationToken,
+) -> Result<(), tonic::transport::Error> {
     tonic::transport::Server::builder()
         .add_service(AgentService::new(opts).into_server())
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
@@ -75,11 +92,20 @@ type SessionStream = Pin<Box<dyn Stream<Item = Result<AgentMessage, Status>> + S
 impl Agent for AgentService {
     type SessionStream = SessionStream;
 
-    async fn session(&self, request: Request<Streaming<CoordinatorMessage>>) -> Result<Response<SessionStream>, Status> {
-        let peer = request.remote_addr().map(|a| a.to_string()).unwrap_or_else(|| "?".into());
+    async fn session(
+        &self,
+        request: Request<Streaming<CoordinatorMessage>>,
+    ) -> Result<Response<SessionStream>, Status> {
+        let peer = request
+            .remote_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "?".into());
         let permit = self.busy.clone().try_acquire_owned().map_err(|_| {
             warn!(%peer, "refused a session: a run is in progress");
-            Status::resource_exhausted(format!("agent {} is busy with another coordinator's run", self.opts.agent_id))
+            Status::resource_exhausted(format!(
+                "agent {} is busy with another coordinator's run",
+                self.opts.agent_id
+            ))
         })?;
         info!(%peer, "session opened");
         let (tx, rx) = mpsc::channel(1024);
@@ -95,7 +121,13 @@ impl Agent for AgentService {
 }
 
 fn err_msg(phase: &str, message: String, fatal: bool) -> AgentMessage {
-    AgentMessage { msg: Some(AMsg::Error(proto::AgentError { phase: phase.into(), message, fatal })) }
+    AgentMessage {
+        msg: Some(AMsg::Error(proto::AgentError {
+            phase: phase.into(),
+            message,
+            fatal,
+        })),
+    }
 }
 
 async fn send(tx: &Outbox, m: AgentMessage) -> bool {
@@ -116,7 +148,15 @@ async fn run_session(opts: AgentOptions, mut inbound: Streaming<CoordinatorMessa
             None => break,
         };
         let Some(msg) = msg.msg else {
-            let _ = send(&tx, err_msg("session", "empty or unknown command (newer coordinator?)".into(), false)).await;
+            let _ = send(
+                &tx,
+                err_msg(
+                    "session",
+                    "empty or unknown command (newer coordinator?)".into(),
+                    false,
+                ),
+            )
+            .await;
             continue;
         };
         match msg {
@@ -126,7 +166,11 @@ async fn run_session(opts: AgentOptions, mut inbound: Streaming<CoordinatorMessa
                         &tx,
                         err_msg(
                             "hello",
-                            format!("protocol version {} is not supported (this agent speaks {})", h.protocol_version, common::PROTOCOL_VERSION),
+                            format!(
+                                "protocol version {} is not supported (this agent speaks {})",
+                                h.protocol_version,
+                                common::PROTOCOL_VERSION
+                            ),
                             true,
                         ),
                     )
@@ -140,33 +184,72 @@ async fn run_session(opts: AgentOptions, mut inbound: Streaming<CoordinatorMessa
                     hostname: hostname(),
                     version: common::VERSION.into(),
                     instance_id: opts.instance_id.clone(),
-                    cpus: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1),
+                    cpus: std::thread::available_parallelism()
+                        .map(|n| n.get() as u32)
+                        .unwrap_or(1),
                     drivers: vec![BrokerKind::Memory.as_str().into()],
                 };
-                if !send(&tx, AgentMessage { msg: Some(AMsg::HelloAck(ack)) }).await {
+                if !send(
+                    &tx,
+                    AgentMessage {
+                        msg: Some(AMsg::HelloAck(ack)),
+                    },
+                )
+                .await
+                {
                     break;
                 }
             }
             CMsg::Ping(p) => {
-                let pong = proto::Pong { seq: p.seq, coordinator_ns: p.coordinator_ns, agent_ns: clock::now_ns() };
-                if !send(&tx, AgentMessage { msg: Some(AMsg::Pong(pong)) }).await {
+                let pong = proto::Pong {
+                    seq: p.seq,
+                    coordinator_ns: p.coordinator_ns,
+                    agent_ns: clock::now_ns(),
+                };
+                if !send(
+                    &tx,
+                    AgentMessage {
+                        msg: Some(AMsg::Pong(pong)),
+                    },
+                )
+                .await
+                {
                     break;
                 }
             }
             CMsg::Prepare(p) => {
                 if !said_hello {
-                    let _ = send(&tx, err_msg("prepare", "Prepare before Hello".into(), true)).await;
+                    let _ =
+                        send(&tx, err_msg("prepare", "Prepare before Hello".into(), true)).await;
                     break;
                 }
                 if run.is_some() || finishing.is_some() {
-                    let _ = send(&tx, err_msg("prepare", "a run is already prepared in this session".into(), true)).await;
+                    let _ = send(
+                        &tx,
+                        err_msg(
+                            "prepare",
+                            "a run is already prepared in this session".into(),
+                            true,
+                        ),
+                    )
+                    .await;
                     break;
                 }
                 match prepare(&opts, &p, tx.clone()).await {
                     Ok(r) => {
                         let (producers, consumers) = r.counts();
                         run = Some(r);
-                        if !send(&tx, AgentMessage { msg: Some(AMsg::Ready(proto::Ready { producers, consumers })) }).await {
+                        if !send(
+                            &tx,
+                            AgentMessage {
+                                msg: Some(AMsg::Ready(proto::Ready {
+                                    producers,
+                                    consumers,
+                                })),
+                            },
+                        )
+                        .await
+                        {
                             break;
                         }
                     }
@@ -179,7 +262,11 @@ async fn run_session(opts: AgentOptions, mut inbound: Streaming<CoordinatorMessa
             CMsg::Start(s) => match &run {
                 Some(r) => r.start(s.start_at_ns),
                 None => {
-                    let _ = send(&tx, err_msg("start", "Start before a successful Prepare".into(), true)).await;
+                    let _ = send(
+                        &tx,
+                        err_msg("start", "Start before a successful Prepare".into(), true),
+                    )
+                    .await;
                 }
             },
             CMsg::Stop(s) => {
@@ -200,21 +287,38 @@ async fn run_session(opts: AgentOptions, mut inbound: Streaming<CoordinatorMessa
     }
 }
 
-async fn prepare(opts: &AgentOptions, p: &proto::Prepare, tx: Outbox) -> Result<PreparedRun, String> {
+async fn prepare(
+    opts: &AgentOptions,
+    p: &proto::Prepare,
+    tx: Outbox,
+) -> Result<PreparedRun, String> {
     if p.shard_format != common::SHARD_FORMAT_JSON_V1 {
-        return Err(format!("shard format `{}` is not supported", p.shard_format));
+        return Err(format!(
+            "shard format `{}` is not supported",
+            p.shard_format
+        ));
     }
     let shard = Shard::from_json(&p.shard)?;
-    let time = TimeBase { offset_ns: p.clock_offset_ns };
+    let time = TimeBase {
+        offset_ns: p.clock_offset_ns,
+    };
     let sc = &shard.scenario;
     match sc.broker.kind {
         BrokerKind::Memory => {
-            let cfg = MemoryConfig { capacity_msgs_per_s: sc.broker.capacity_msgs_per_s, latency: sc.broker.latency };
+            let cfg = MemoryConfig {
+                capacity_msgs_per_s: sc.broker.capacity_msgs_per_s,
+                latency: sc.broker.latency,
+            };
             let driver = Arc::new(MemoryDriver::new(opts.memory.clone(), &shard.run_id, cfg));
             let d2 = driver.clone();
-            engine::prepare(driver, shard, time, tx, Box::new(move || d2.cleanup())).await.map_err(|e| e.to_string())
+            engine::prepare(driver, shard, time, tx, Box::new(move || d2.cleanup()))
+                .await
+                .map_err(|e| e.to_string())
         }
-        other => Err(format!("this agent has no `{}` driver yet; supported: memory", other.as_str())),
+        other => Err(format!(
+            "this agent has no `{}` driver yet; supported: memory",
+            other.as_str()
+        )),
     }
 }
 

@@ -106,9 +106,21 @@ mod tests {
     #[test]
     fn best_offset_uses_lowest_rtt() {
         let samples = [
-            SyncSample { t0: 0, agent: 1_000_500, t3: 1_000 }, // rtt 1000, offset 1_000_000
-            SyncSample { t0: 10_000, agent: 1_050_000, t3: 90_000 }, // rtt 80_000, offset 1_000_000
-            SyncSample { t0: 100_000, agent: 2_000_000, t3: 300_000 },
+            SyncSample {
+                t0: 0,
+                agent: 1_000_500,
+                t3: 1_000,
+            }, // rtt 1000, offset 1_000_000
+            SyncSample {
+                t0: 10_000,
+                agent: 1_050_000,
+                t3: 90_000,
+            }, // rtt 80_000, offset 1_000_000
+            SyncSample {
+                t0: 100_000,
+                agent: 2_000_000,
+                t3: 300_000,
+            },
         ];
         let (off, err) = best_offset(&samples).expect("samples");
         assert_eq!(off, 1_000_000);

@@ -38,7 +38,10 @@ impl Stamp {
 
     /// Decodes the first `STAMP_LEN` bytes of `b`.
     pub fn decode(b: &[u8]) -> Result<Stamp, StampError> {
-        let b: &[u8; STAMP_LEN] = b.get(..STAMP_LEN).and_then(|s| s.try_into().ok()).ok_or(StampError::TooShort)?;
+        let b: &[u8; STAMP_LEN] = b
+            .get(..STAMP_LEN)
+            .and_then(|s| s.try_into().ok())
+            .ok_or(StampError::TooShort)?;
         if b[0..2] != MAGIC {
             return Err(StampError::BadMagic);
         }
@@ -82,7 +85,13 @@ mod tests {
     fn rejects_foreign_bytes() {
         assert_eq!(Stamp::decode(b"short"), Err(StampError::TooShort));
         assert_eq!(Stamp::decode(&[0u8; 40]), Err(StampError::BadMagic));
-        let mut b = Stamp { producer_id: 1, seq: 2, intended_ns: 3, sent_ns: 4 }.encode();
+        let mut b = Stamp {
+            producer_id: 1,
+            seq: 2,
+            intended_ns: 3,
+            sent_ns: 4,
+        }
+        .encode();
         b[2] = 9;
         assert_eq!(Stamp::decode(&b), Err(StampError::BadVersion(9)));
     }

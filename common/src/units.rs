@@ -13,7 +13,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if t.chars().all(|c| c.is_ascii_digit() || c == '.') {
         return Err(format!("`{t}` has no unit; write e.g. `{t}s` or `{t}ms`"));
     }
-    humantime::parse_duration(t).map_err(|e| format!("`{t}` is not a duration ({e}); write e.g. `30s`, `5m`, `250ms`"))
+    humantime::parse_duration(t)
+        .map_err(|e| format!("`{t}` is not a duration ({e}); write e.g. `30s`, `5m`, `250ms`"))
 }
 
 pub fn format_duration(d: Duration) -> String {
@@ -40,7 +41,11 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         "mib" => 1024.0 * 1024.0,
         "gb" | "g" => 1e9,
         "gib" => 1024.0 * 1024.0 * 1024.0,
-        _ => return Err(format!("`{t}`: unknown size unit `{unit}`; use B, KiB, MiB, KB, MB")),
+        _ => {
+            return Err(format!(
+                "`{t}`: unknown size unit `{unit}`; use B, KiB, MiB, KB, MB"
+            ))
+        }
     };
     let bytes = value * mult;
     if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {

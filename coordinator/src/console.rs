@@ -87,7 +87,13 @@ impl Console {
 /// The end-of-run summary.
 pub fn summary(r: &Report) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "\n== {} ({}) — verdict: {}", r.scenario, r.run_id, r.verdict.to_uppercase());
+    let _ = writeln!(
+        o,
+        "\n== {} ({}) — verdict: {}",
+        r.scenario,
+        r.run_id,
+        r.verdict.to_uppercase()
+    );
     let _ = writeln!(
         o,
         "{:<22} {:<9} {:<18} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9}",
@@ -102,14 +108,19 @@ pub fn summary(r: &Report) -> String {
             g.topic,
             g.messages,
             format!("{:.1}", g.rate_msgs_per_s),
-            g.target_rate_msgs_per_s.map(|t| format!("{t:.1}")).unwrap_or_else(|| "-".into()),
+            g.target_rate_msgs_per_s
+                .map(|t| format!("{t:.1}"))
+                .unwrap_or_else(|| "-".into()),
             fmt_us(g.latency_us.p50),
             fmt_us(g.latency_us.p99),
             fmt_us(g.latency_us.p999),
             fmt_us(g.latency_us.max),
         );
     }
-    let _ = writeln!(o, "(producers: publish latency from the intended send time; consumers: end-to-end latency)");
+    let _ = writeln!(
+        o,
+        "(producers: publish latency from the intended send time; consumers: end-to-end latency)"
+    );
     let _ = writeln!(
         o,
         "\n{:<24} {:<11} {:>10} {:>10} {:>8} {:>10} {:>9}",
@@ -135,7 +146,11 @@ pub fn summary(r: &Report) -> String {
         "\ntotals: sent {} acked {} send_errors {} received {} lost {} duplicated {} reordered {}",
         t.sent, t.acked, t.send_errors, t.received, t.lost, t.duplicated, t.reordered
     );
-    let _ = writeln!(o, "\n{:<20} {:<16} {:<9} {:>8} {:>8} {:>10} {:>10} {:>12} {:>6}", "AGENT", "ADDRESS", "STATUS", "PRODS", "CONS", "PUB/s", "RECV/s", "CLOCK ±ms", "CPU%");
+    let _ = writeln!(
+        o,
+        "\n{:<20} {:<16} {:<9} {:>8} {:>8} {:>10} {:>10} {:>12} {:>6}",
+        "AGENT", "ADDRESS", "STATUS", "PRODS", "CONS", "PUB/s", "RECV/s", "CLOCK ±ms", "CPU%"
+    );
     for a in &r.agents {
         let _ = writeln!(
             o,
@@ -147,14 +162,25 @@ pub fn summary(r: &Report) -> String {
             a.consumers,
             a.publish_rate_msgs_per_s,
             a.receive_rate_msgs_per_s,
-            format!("{:+.3}±{:.3}", a.clock_offset_us / 1e3, a.clock_error_us / 1e3),
+            format!(
+                "{:+.3}±{:.3}",
+                a.clock_offset_us / 1e3,
+                a.clock_error_us / 1e3
+            ),
             a.cpu_percent
         );
     }
     if !r.slo.is_empty() {
         let _ = writeln!(o, "\nSLO");
         for c in &r.slo {
-            let _ = writeln!(o, "  {} {:<36} limit {:>10}  actual {:>10}", if c.pass { "ok  " } else { "FAIL" }, c.name, c.limit, c.actual);
+            let _ = writeln!(
+                o,
+                "  {} {:<36} limit {:>10}  actual {:>10}",
+                if c.pass { "ok  " } else { "FAIL" },
+                c.name,
+                c.limit,
+                c.actual
+            );
         }
     }
     for n in &r.notes {

@@ -33,7 +33,11 @@ impl CliError {
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "coordinator", version, about = "Distributed load generator for message brokers: coordinator")]
+#[command(
+    name = "coordinator",
+    version,
+    about = "Distributed load generator for message brokers: coordinator"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -95,11 +99,26 @@ pub enum Command {
 /// The templates `init` writes: the example configs, embedded.
 pub const TEMPLATES: &[(&str, &str)] = &[
     ("quickstart", include_str!("../../configs/quickstart.yaml")),
-    ("baseline", include_str!("../../configs/memory-a-baseline.yaml")),
-    ("subscriptions", include_str!("../../configs/memory-b-subscriptions.yaml")),
-    ("multi-topic", include_str!("../../configs/memory-c-multi-topic.yaml")),
-    ("partitions", include_str!("../../configs/memory-d-partitions.yaml")),
-    ("failover", include_str!("../../configs/memory-e-failover.yaml")),
+    (
+        "baseline",
+        include_str!("../../configs/memory-a-baseline.yaml"),
+    ),
+    (
+        "subscriptions",
+        include_str!("../../configs/memory-b-subscriptions.yaml"),
+    ),
+    (
+        "multi-topic",
+        include_str!("../../configs/memory-c-multi-topic.yaml"),
+    ),
+    (
+        "partitions",
+        include_str!("../../configs/memory-d-partitions.yaml"),
+    ),
+    (
+        "failover",
+        include_str!("../../configs/memory-e-failover.yaml"),
+    ),
 ];
 
 /// Runs one command; prints what a person should see; returns the exit code.
@@ -115,8 +134,22 @@ pub async fn execute(cli: Cli) -> ExitCode {
 
 async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
-        Command::Run { scenario, agents, local_agents, results, sets, quiet } => {
-            let opts = run::RunOptions { scenario, sets, agents, local_agents, results, quiet };
+        Command::Run {
+            scenario,
+            agents,
+            local_agents,
+            results,
+            sets,
+            quiet,
+        } => {
+            let opts = run::RunOptions {
+                scenario,
+                sets,
+                agents,
+                local_agents,
+                results,
+                quiet,
+            };
             let out = run::run(opts).await?;
             if !quiet {
                 print!("{}", console::summary(&out.report));
@@ -128,7 +161,12 @@ async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
                 _ => 3,
             })
         }
-        Command::Validate { scenario, agents, remote, sets } => {
+        Command::Validate {
+            scenario,
+            agents,
+            remote,
+            sets,
+        } => {
             let sc = run::load_scenario(&scenario, &sets)?;
             if agents == 0 {
                 return Err(CliError::BadInput("--agents must be at least 1".into()));
@@ -136,11 +174,24 @@ async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
             let slots: Vec<common::plan::AgentSlot> = (0..agents)
                 .map(|i| common::plan::AgentSlot {
                     name: format!("agent-{i}"),
-                    instance: if remote { format!("process-{i}") } else { "local".into() },
+                    instance: if remote {
+                        format!("process-{i}")
+                    } else {
+                        "local".into()
+                    },
                 })
                 .collect();
-            let plan = common::plan::plan(&sc, "validate", &slots).map_err(|e| CliError::BadInput(format!("{}: {e}", scenario.display())))?;
-            println!("{}: ok — `{}`, {} broker, {} topic(s), {} producer group(s), {} consumer group(s)", scenario.display(), sc.name, sc.broker.kind.as_str(), sc.topics.len(), sc.producers.len(), sc.consumers.len());
+            let plan = common::plan::plan(&sc, "validate", &slots)
+                .map_err(|e| CliError::BadInput(format!("{}: {e}", scenario.display())))?;
+            println!(
+                "{}: ok — `{}`, {} broker, {} topic(s), {} producer group(s), {} consumer group(s)",
+                scenario.display(),
+                sc.name,
+                sc.broker.kind.as_str(),
+                sc.topics.len(),
+                sc.producers.len(),
+                sc.consumers.len()
+            );
             println!(
                 "phases: warmup {}, measure {}, cooldown {}, drain timeout {}; report every {}",
                 common::units::format_duration(sc.phases.warmup),
@@ -152,20 +203,36 @@ async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
             print!("{}", plan.table(&slots));
             Ok(0)
         }
-        Command::Init { template, output, force } => {
+        Command::Init {
+            template,
+            output,
+            force,
+        } => {
             let Some((_, text)) = TEMPLATES.iter().find(|(n, _)| *n == template) else {
                 let names: Vec<&str> = TEMPLATES.iter().map(|(n, _)| *n).collect();
-                return Err(CliError::BadInput(format!("unknown template `{template}`; choose one of: {}", names.join(", "))));
+                return Err(CliError::BadInput(format!(
+                    "unknown template `{template}`; choose one of: {}",
+                    names.join(", ")
+                )));
             };
             if output.as_os_str() == "-" {
                 print!("{text}");
                 return Ok(0);
             }
             if output.exists() && !force {
-                return Err(CliError::BadInput(format!("{} exists; pass --force to overwrite", output.display())));
+                return Err(CliError::BadInput(format!(
+                    "{} exists; pass --force to overwrite",
+                    output.display()
+                )));
             }
-            std::fs::write(&output, text).map_err(|e| CliError::CannotComplete(format!("cannot write {}: {e}", output.display())))?;
-            println!("wrote {} (template `{template}`); try: coordinator run {}", output.display(), output.display());
+            std::fs::write(&output, text).map_err(|e| {
+                CliError::CannotComplete(format!("cannot write {}: {e}", output.display()))
+            })?;
+            println!(
+                "wrote {} (template `{template}`); try: coordinator run {}",
+                output.display(),
+                output.display()
+            );
             Ok(0)
         }
         Command::Report { run_dir } => {

@@ -36,7 +36,11 @@ pub enum DriverError {
     #[error("topic `{topic}`: {reason}")]
     Topic { topic: String, reason: String },
     #[error("subscription `{subscription}` on `{topic}`: {reason}")]
-    Subscribe { topic: String, subscription: String, reason: String },
+    Subscribe {
+        topic: String,
+        subscription: String,
+        reason: String,
+    },
     #[error("producer on `{topic}`: {reason}")]
     Producer { topic: String, reason: String },
     #[error("{0}")]
@@ -88,7 +92,10 @@ pub trait ProducerClient: Send + 'static {
     /// Hands one message to the client. Resolves once it is enqueued (which
     /// may wait for client-side backpressure); the returned `Ack` resolves
     /// on the broker's answer, so many sends can be in flight.
-    fn send(&mut self, msg: OutMessage) -> impl Future<Output = Result<Self::Ack, SendError>> + Send;
+    fn send(
+        &mut self,
+        msg: OutMessage,
+    ) -> impl Future<Output = Result<Self::Ack, SendError>> + Send;
     fn close(self) -> impl Future<Output = ()> + Send;
 }
 

@@ -13,8 +13,15 @@ pub struct LineIndex {
 }
 
 enum Frame {
-    Map { path: String, pending_key: Option<String>, expect_key: bool },
-    Seq { path: String, next: usize },
+    Map {
+        path: String,
+        pending_key: Option<String>,
+        expect_key: bool,
+    },
+    Seq {
+        path: String,
+        next: usize,
+    },
 }
 
 struct Builder {
@@ -37,7 +44,11 @@ impl Builder {
                 *next += 1;
                 p
             }
-            Some(Frame::Map { path, pending_key, expect_key }) => {
+            Some(Frame::Map {
+                path,
+                pending_key,
+                expect_key,
+            }) => {
                 if *expect_key {
                     return None; // a key, handled by the caller
                 }
@@ -57,11 +68,22 @@ impl Builder {
     }
 
     fn key(&mut self, key: String, mark: Marker) -> bool {
-        if let Some(Frame::Map { path, pending_key, expect_key }) = self.stack.last_mut() {
+        if let Some(Frame::Map {
+            path,
+            pending_key,
+            expect_key,
+        }) = self.stack.last_mut()
+        {
             if *expect_key {
-                let full = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                let full = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
                 if self.positions.len() < MAX_ENTRIES {
-                    self.positions.entry(full).or_insert((mark.line(), mark.col() + 1));
+                    self.positions
+                        .entry(full)
+                        .or_insert((mark.line(), mark.col() + 1));
                 }
                 *pending_key = Some(key);
                 *expect_key = false;
@@ -72,6 +94,7 @@ impl Builder {
     }
 }
 
+#[allow(clippy::collapsible_match)]
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         match ev {
@@ -97,7 +120,11 @@ impl MarkedEventReceiver for Builder {
                     self.depth_limit_hit = true;
                 }
                 self.stack.push(if is_map {
-                    Frame::Map { path, pending_key: None, expect_key: true }
+                    Frame::Map {
+                        path,
+                        pending_key: None,
+                        expect_key: true,
+                    }
                 } else {
                     Frame::Seq { path, next: 0 }
                 });
@@ -114,10 +141,16 @@ impl LineIndex {
     /// Indexes `text`; a text that does not parse gives an empty index (the
     /// serde parse reports the syntax error with its own position).
     pub fn build(text: &str) -> LineIndex {
-        let mut b = Builder { stack: Vec::new(), positions: HashMap::new(), depth_limit_hit: false };
+        let mut b = Builder {
+            stack: Vec::new(),
+            positions: HashMap::new(),
+            depth_limit_hit: false,
+        };
         let mut parser = Parser::new_from_str(text);
         let _ = parser.load(&mut b, false);
-        LineIndex { positions: b.positions }
+        LineIndex {
+            positions: b.positions,
+        }
     }
 
     /// Line and column (1-based) of `path`, or of its nearest indexed parent.

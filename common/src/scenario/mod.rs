@@ -214,8 +214,15 @@ impl Scenario {
         self.topics.iter().find(|t| t.name == name)
     }
     pub fn total_instances(&self) -> u64 {
-        self.producers.iter().map(|p| u64::from(p.count)).sum::<u64>()
-            + self.consumers.iter().map(|c| u64::from(c.count)).sum::<u64>()
+        self.producers
+            .iter()
+            .map(|p| u64::from(p.count))
+            .sum::<u64>()
+            + self
+                .consumers
+                .iter()
+                .map(|c| u64::from(c.count))
+                .sum::<u64>()
     }
 }
 
@@ -298,19 +305,31 @@ pub fn load_file(path: &Path, overrides: &[Override]) -> Result<Scenario, Scenar
         ScenarioError::whole(&source, format!("cannot read: {e}"), Some("check the path"))
     })?;
     if meta.is_dir() {
-        return Err(ScenarioError::whole(&source, "is a directory, not a scenario file", None));
+        return Err(ScenarioError::whole(
+            &source,
+            "is a directory, not a scenario file",
+            None,
+        ));
     }
     if meta.len() > MAX_FILE_BYTES {
         return Err(ScenarioError::whole(
             &source,
-            format!("file is {} bytes; a scenario is at most {} bytes", meta.len(), MAX_FILE_BYTES),
+            format!(
+                "file is {} bytes; a scenario is at most {} bytes",
+                meta.len(),
+                MAX_FILE_BYTES
+            ),
             Some("is this the right file?"),
         ));
     }
     let bytes = std::fs::read(path)
         .map_err(|e| ScenarioError::whole(&source, format!("cannot read: {e}"), None))?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(ScenarioError::whole(&source, "file grew past the size limit while reading", None));
+        return Err(ScenarioError::whole(
+            &source,
+            "file grew past the size limit while reading",
+            None,
+        ));
     }
     let text = decode_text(&source, &bytes)?;
     load_str(&text, &source, overrides)
@@ -327,18 +346,33 @@ fn decode_text(source: &str, bytes: &[u8]) -> Result<String, ScenarioError> {
     String::from_utf8(bytes.to_vec()).map_err(|e| {
         ScenarioError::whole(
             source,
-            format!("is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),
+            format!(
+                "is not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
             Some("save the file as UTF-8"),
         )
     })
 }
 
 /// Validates scenario text; `source` names it in errors.
-pub fn load_str(text: &str, source: &str, overrides: &[Override]) -> Result<Scenario, ScenarioError> {
+pub fn load_str(
+    text: &str,
+    source: &str,
+    overrides: &[Override],
+) -> Result<Scenario, ScenarioError> {
     if text.len() as u64 > MAX_FILE_BYTES {
-        return Err(ScenarioError::whole(source, "scenario text is too large", None));
+        return Err(ScenarioError::whole(
+            source,
+            "scenario text is too large",
+            None,
+        ));
     }
-    if text.trim().is_empty() || text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+    if text.trim().is_empty()
+        || text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
         return Err(ScenarioError::whole(
             source,
             "is empty",
@@ -348,12 +382,22 @@ pub fn load_str(text: &str, source: &str, overrides: &[Override]) -> Result<Scen
     if let Err((line, msg)) = check_nesting(text) {
         return Err(ScenarioError {
             source: source.to_string(),
-            issues: vec![Issue { key: String::new(), line: Some(line), column: None, from_set: false, message: msg, hint: None }],
+            issues: vec![Issue {
+                key: String::new(),
+                line: Some(line),
+                column: None,
+                from_set: false,
+                message: msg,
+                hint: None,
+            }],
         });
     }
     let index = LineIndex::build(text);
     let mut value: Value = serde_yaml::from_str(text).map_err(|e| {
-        let (line, column) = e.location().map(|l| (Some(l.line()), Some(l.column()))).unwrap_or((None, None));
+        let (line, column) = e
+            .location()
+            .map(|l| (Some(l.line()), Some(l.column())))
+            .unwrap_or((None, None));
         ScenarioError {
             source: source.to_string(),
             issues: vec![Issue {
@@ -369,7 +413,10 @@ pub fn load_str(text: &str, source: &str, overrides: &[Override]) -> Result<Scen
     if !value.is_mapping() {
         return Err(ScenarioError::whole(
             source,
-            format!("the top level is {}, not a mapping of keys", kind_of(&value)),
+            format!(
+                "the top level is {}, not a mapping of keys",
+                kind_of(&value)
+            ),
             Some("a scenario starts with keys such as `name:`, `broker:`, `topics:`"),
         ));
     }
@@ -392,7 +439,12 @@ pub fn load_str(text: &str, source: &str, overrides: &[Override]) -> Result<Scen
             }
         }
     }
-    let mut cx = Cx { source, index: &index, set_paths: &set_paths, issues: Vec::new() };
+    let mut cx = Cx {
+        source,
+        index: &index,
+        set_paths: &set_paths,
+        issues: Vec::new(),
+    };
     let raw: RawScenario = match serde_path_to_error::deserialize(value) {
         Ok(r) => r,
         Err(e) => {
@@ -425,7 +477,10 @@ fn check_nesting(text: &str) -> Result<(), (usize, String)> {
     for (n, line) in text.lines().enumerate() {
         let indent = line.len() - line.trim_start_matches([' ', '-']).len();
         if indent > MAX_INDENT && quote.is_none() && flow == 0 {
-            return Err((n + 1, format!("indented {indent} columns; nesting this deep is not a scenario")));
+            return Err((
+                n + 1,
+                format!("indented {indent} columns; nesting this deep is not a scenario"),
+            ));
         }
         let mut chars = line.chars().peekable();
         while let Some(c) = chars.next() {
@@ -445,7 +500,12 @@ fn check_nesting(text: &str) -> Result<(), (usize, String)> {
                 (None, '[') | (None, '{') => {
                     flow += 1;
                     if flow > MAX_FLOW {
-                        return Err((n + 1, format!("brackets nested more than {MAX_FLOW} deep; this is not a scenario")));
+                        return Err((
+                            n + 1,
+                            format!(
+                                "brackets nested more than {MAX_FLOW} deep; this is not a scenario"
+                            ),
+                        ));
                     }
                 }
                 (None, ']') | (None, '}') => flow = flow.saturating_sub(1),
@@ -477,7 +537,10 @@ fn kind_of(v: &Value) -> &'static str {
 
 fn serde_hint(msg: &str) -> Option<String> {
     if msg.starts_with("unknown field") {
-        Some("check the spelling; `coordinator init` writes a commented template with every key".into())
+        Some(
+            "check the spelling; `coordinator init` writes a commented template with every key"
+                .into(),
+        )
     } else if msg.starts_with("missing field") {
         Some("this key is required".into())
     } else if msg.contains("invalid type") && msg.contains("expected a string") {
@@ -496,16 +559,25 @@ struct Cx<'a> {
 
 impl Cx<'_> {
     fn push(&mut self, key: &str, message: impl Into<String>, hint: Option<String>) {
-        let from_set = self
-            .set_paths
-            .iter()
-            .any(|p| key == p || key.starts_with(&format!("{p}.")) || key.starts_with(&format!("{p}[")));
+        let from_set = self.set_paths.iter().any(|p| {
+            key == p || key.starts_with(&format!("{p}.")) || key.starts_with(&format!("{p}["))
+        });
         let (line, column) = if from_set {
             (None, None)
         } else {
-            self.index.find(key).map(|(l, c)| (Some(l), Some(c))).unwrap_or((None, None))
+            self.index
+                .find(key)
+                .map(|(l, c)| (Some(l), Some(c)))
+                .unwrap_or((None, None))
         };
-        self.issues.push(Issue { key: key.to_string(), line, column, from_set, message: message.into(), hint });
+        self.issues.push(Issue {
+            key: key.to_string(),
+            line,
+            column,
+            from_set,
+            message: message.into(),
+            hint,
+        });
     }
     fn err(&mut self, key: &str, message: impl Into<String>) {
         self.push(key, message, None);
@@ -514,8 +586,12 @@ impl Cx<'_> {
         self.push(key, message, Some(hint.to_string()));
     }
     fn finish(mut self) -> ScenarioError {
-        self.issues.sort_by_key(|i| (i.line.unwrap_or(usize::MAX), i.column.unwrap_or(0)));
-        ScenarioError { source: self.source.to_string(), issues: self.issues }
+        self.issues
+            .sort_by_key(|i| (i.line.unwrap_or(usize::MAX), i.column.unwrap_or(0)));
+        ScenarioError {
+            source: self.source.to_string(),
+            issues: self.issues,
+        }
     }
     fn duration(&mut self, key: &str, v: Option<&Dur>, default: Duration) -> Duration {
         match v {
@@ -555,7 +631,11 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
     // Topics.
     let mut topics: Vec<Topic> = Vec::new();
     if raw.topics.is_empty() {
-        cx.hint("topics", "no topics", "list at least one topic: `topics: [{name: orders}]`");
+        cx.hint(
+            "topics",
+            "no topics",
+            "list at least one topic: `topics: [{name: orders}]`",
+        );
     }
     for (i, t) in raw.topics.iter().enumerate() {
         let key = format!("topics[{i}]");
@@ -565,27 +645,44 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
         } else if tname.len() > 255 {
             cx.err(&format!("{key}.name"), "is longer than 255 characters");
         } else if tname.chars().any(char::is_whitespace) {
-            cx.err(&format!("{key}.name"), format!("`{tname}` contains white space"));
+            cx.err(
+                &format!("{key}.name"),
+                format!("`{tname}` contains white space"),
+            );
         }
         if topics.iter().any(|o| o.name == tname) {
-            cx.err(&format!("{key}.name"), format!("topic `{tname}` is listed twice"));
+            cx.err(
+                &format!("{key}.name"),
+                format!("topic `{tname}` is listed twice"),
+            );
         }
         let partitions = match t.partitions {
             None => 0,
             Some(p) if (0..=10_000).contains(&p) => p as u32,
             Some(p) => {
-                cx.hint(&format!("{key}.partitions"), format!("{p} is out of range"), "0 (non-partitioned) to 10000");
+                cx.hint(
+                    &format!("{key}.partitions"),
+                    format!("{p} is out of range"),
+                    "0 (non-partitioned) to 10000",
+                );
                 0
             }
         };
-        topics.push(Topic { name: tname.to_string(), partitions });
+        topics.push(Topic {
+            name: tname.to_string(),
+            partitions,
+        });
     }
 
     // Producers.
     let mut producers: Vec<ProducerGroup> = Vec::new();
     let mut instances: u64 = 0;
     if raw.producers.is_empty() {
-        cx.hint("producers", "no producer groups", "a run needs at least one producer group");
+        cx.hint(
+            "producers",
+            "no producer groups",
+            "a run needs at least one producer group",
+        );
     }
     for (i, p) in raw.producers.iter().enumerate() {
         let key = format!("producers[{i}]");
@@ -594,28 +691,44 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
             cx.err(&format!("{key}.name"), "must not be empty");
         }
         if producers.iter().any(|o| o.name == pname) {
-            cx.err(&format!("{key}.name"), format!("producer group `{pname}` is listed twice"));
+            cx.err(
+                &format!("{key}.name"),
+                format!("producer group `{pname}` is listed twice"),
+            );
         }
         check_topic_ref(cx, &topics, &format!("{key}.topic"), &p.topic);
         let count = check_count(cx, &format!("{key}.count"), p.count);
         instances = instances.saturating_add(u64::from(count));
         let total_rate_milli = match (p.rate, p.total_rate) {
             (Some(_), Some(_)) => {
-                cx.hint(&format!("{key}.total_rate"), "give `rate` or `total_rate`, not both", "`rate` is per producer, `total_rate` for the whole group");
+                cx.hint(
+                    &format!("{key}.total_rate"),
+                    "give `rate` or `total_rate`, not both",
+                    "`rate` is per producer, `total_rate` for the whole group",
+                );
                 0
             }
             (None, None) => {
-                cx.hint(&key, "no rate", "add `rate: 100` (messages/s per producer) or `total_rate: 1000`");
+                cx.hint(
+                    &key,
+                    "no rate",
+                    "add `rate: 100` (messages/s per producer) or `total_rate: 1000`",
+                );
                 0
             }
             (Some(r), None) => check_rate(cx, &format!("{key}.rate"), r, 1.0)
                 .map(|per| per.saturating_mul(u64::from(count)))
                 .unwrap_or(0),
-            (None, Some(r)) => check_rate(cx, &format!("{key}.total_rate"), r, f64::from(count.max(1))).unwrap_or(0),
+            (None, Some(r)) => {
+                check_rate(cx, &format!("{key}.total_rate"), r, f64::from(count.max(1)))
+                    .unwrap_or(0)
+            }
         };
         let message_size = match &p.message_size {
             None => SizeDist::Fixed(1024),
-            Some(v) => parse_size_dist(cx, &format!("{key}.message_size"), v).unwrap_or(SizeDist::Fixed(0)),
+            Some(v) => {
+                parse_size_dist(cx, &format!("{key}.message_size"), v).unwrap_or(SizeDist::Fixed(0))
+            }
         };
         let keys = match &p.keys {
             None => KeyPattern::None,
@@ -625,11 +738,19 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
             None => 1000,
             Some(n) if (1..=1_000_000).contains(&n) => n as u32,
             Some(n) => {
-                cx.hint(&format!("{key}.max_in_flight"), format!("{n} is out of range"), "1 to 1000000");
+                cx.hint(
+                    &format!("{key}.max_in_flight"),
+                    format!("{n} is out of range"),
+                    "1 to 1000000",
+                );
                 1
             }
         };
-        let send_timeout = cx.duration(&format!("{key}.send_timeout"), p.send_timeout.as_ref(), Duration::from_secs(30));
+        let send_timeout = cx.duration(
+            &format!("{key}.send_timeout"),
+            p.send_timeout.as_ref(),
+            Duration::from_secs(30),
+        );
         if send_timeout.is_zero() {
             cx.err(&format!("{key}.send_timeout"), "must be more than 0s");
         }
@@ -637,7 +758,11 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
             None | Some("random") => PayloadKind::Random,
             Some("text") => PayloadKind::Text,
             Some(other) => {
-                cx.hint(&format!("{key}.payload"), format!("unknown payload `{other}`"), "`random` or `text`");
+                cx.hint(
+                    &format!("{key}.payload"),
+                    format!("unknown payload `{other}`"),
+                    "`random` or `text`",
+                );
                 PayloadKind::Random
             }
         };
@@ -663,18 +788,31 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
             cx.err(&format!("{key}.name"), "must not be empty");
         }
         if consumers.iter().any(|o| o.name == cname) {
-            cx.err(&format!("{key}.name"), format!("consumer group `{cname}` is listed twice"));
+            cx.err(
+                &format!("{key}.name"),
+                format!("consumer group `{cname}` is listed twice"),
+            );
         }
         let topic = c.topic.trim().to_string();
         check_topic_ref(cx, &topics, &format!("{key}.topic"), &topic);
-        let subscription = c.subscription.as_deref().map(str::trim).unwrap_or(&cname).to_string();
+        let subscription = c
+            .subscription
+            .as_deref()
+            .map(str::trim)
+            .unwrap_or(&cname)
+            .to_string();
         if subscription.is_empty() {
             cx.err(&format!("{key}.subscription"), "must not be empty");
         }
-        if consumers.iter().any(|o| o.topic == topic && o.subscription == subscription) {
+        if consumers
+            .iter()
+            .any(|o| o.topic == topic && o.subscription == subscription)
+        {
             cx.hint(
                 &format!("{key}.subscription"),
-                format!("subscription `{subscription}` on `{topic}` is used by two consumer groups"),
+                format!(
+                    "subscription `{subscription}` on `{topic}` is used by two consumer groups"
+                ),
                 "give each group its own subscription, or raise `count` on one group",
             );
         }
@@ -686,7 +824,11 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
                 "failover" => SubType::Failover,
                 "key_shared" | "keyshared" => SubType::KeyShared,
                 other => {
-                    cx.hint(&format!("{key}.type"), format!("unknown subscription type `{other}`"), "one of exclusive, shared, failover, key_shared");
+                    cx.hint(
+                        &format!("{key}.type"),
+                        format!("unknown subscription type `{other}`"),
+                        "one of exclusive, shared, failover, key_shared",
+                    );
                     SubType::Shared
                 }
             },
@@ -700,7 +842,13 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
                 "use `type: failover` for standbys or `shared` to split the load",
             );
         }
-        consumers.push(ConsumerGroup { name: cname, topic, subscription, sub_type, count });
+        consumers.push(ConsumerGroup {
+            name: cname,
+            topic,
+            subscription,
+            sub_type,
+            count,
+        });
     }
     if instances > MAX_INSTANCES {
         cx.hint(
@@ -718,7 +866,10 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
             if p.keys == KeyPattern::None {
                 cx.hint(
                     &format!("consumers[{i}].type"),
-                    format!("key_shared subscription on `{}`, but producer group `{}` sends no keys", c.topic, p.name),
+                    format!(
+                        "key_shared subscription on `{}`, but producer group `{}` sends no keys",
+                        c.topic, p.name
+                    ),
                     "give the producer group `keys: {round_robin: 100}` (or random/zipf)",
                 );
             }
@@ -728,28 +879,56 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
     // Phases.
     let ph = &raw.phases;
     let warmup = cx.duration("phases.warmup", ph.warmup.as_ref(), Duration::ZERO);
-    let duration = cx.duration("phases.duration", Some(&ph.duration), Duration::from_secs(1));
+    let duration = cx.duration(
+        "phases.duration",
+        Some(&ph.duration),
+        Duration::from_secs(1),
+    );
     let cooldown = cx.duration("phases.cooldown", ph.cooldown.as_ref(), Duration::ZERO);
-    let drain_timeout = cx.duration("phases.drain_timeout", ph.drain_timeout.as_ref(), Duration::from_secs(30));
+    let drain_timeout = cx.duration(
+        "phases.drain_timeout",
+        ph.drain_timeout.as_ref(),
+        Duration::from_secs(30),
+    );
     let week = Duration::from_secs(7 * 24 * 3600);
     if duration.is_zero() {
         cx.err("phases.duration", "must be more than 0s");
     }
-    for (k, d) in [("phases.warmup", warmup), ("phases.duration", duration), ("phases.cooldown", cooldown), ("phases.drain_timeout", drain_timeout)] {
+    for (k, d) in [
+        ("phases.warmup", warmup),
+        ("phases.duration", duration),
+        ("phases.cooldown", cooldown),
+        ("phases.drain_timeout", drain_timeout),
+    ] {
         if d > week {
             cx.err(k, "is longer than 7 days");
         }
     }
-    let report_interval = cx.duration("report_interval", raw.report_interval.as_ref(), Duration::from_secs(1));
+    let report_interval = cx.duration(
+        "report_interval",
+        raw.report_interval.as_ref(),
+        Duration::from_secs(1),
+    );
     if report_interval < Duration::from_millis(100) || report_interval > Duration::from_secs(3600) {
-        cx.hint("report_interval", format!("{} is out of range", crate::units::format_duration(report_interval)), "100ms to 1h; 1s is typical");
+        cx.hint(
+            "report_interval",
+            format!(
+                "{} is out of range",
+                crate::units::format_duration(report_interval)
+            ),
+            "100ms to 1h; 1s is typical",
+        );
     }
 
     let placement = match raw.placement.as_deref().map(str::trim) {
         None | Some("spread") => Placement::Spread,
         Some("split") => Placement::Split,
         Some(other) => {
-            cx.hint("placement", format!("unknown placement `{other}`"), "`spread` or `split`");
+            cx.hint(
+                "placement",
+                format!("unknown placement `{other}`"),
+                "`spread` or `split`",
+            );
             Placement::Spread
         }
     };
@@ -763,7 +942,12 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
         topics,
         producers,
         consumers,
-        phases: Phases { warmup, duration, cooldown, drain_timeout },
+        phases: Phases {
+            warmup,
+            duration,
+            cooldown,
+            drain_timeout,
+        },
         report_interval,
         placement,
         slo,
@@ -777,7 +961,11 @@ fn validate_broker(b: &RawBroker, cx: &mut Cx<'_>) -> Option<Broker> {
         "pulsar" => BrokerKind::Pulsar,
         "danube" => BrokerKind::Danube,
         other => {
-            cx.hint("broker.kind", format!("unknown broker kind `{other}`"), "one of memory, pulsar, danube");
+            cx.hint(
+                "broker.kind",
+                format!("unknown broker kind `{other}`"),
+                "one of memory, pulsar, danube",
+            );
             return None;
         }
     };
@@ -785,28 +973,51 @@ fn validate_broker(b: &RawBroker, cx: &mut Cx<'_>) -> Option<Broker> {
     match (kind, url.as_deref()) {
         (BrokerKind::Memory, _) => {}
         (_, None) | (_, Some("")) => {
-            let eg = if kind == BrokerKind::Pulsar { "pulsar://127.0.0.1:6650" } else { "http://127.0.0.1:6650" };
-            cx.hint("broker.url", format!("a {} broker needs a url", kind.as_str()), &format!("e.g. `url: {eg}` or `--set broker.url={eg}`"));
+            let eg = if kind == BrokerKind::Pulsar {
+                "pulsar://127.0.0.1:6650"
+            } else {
+                "http://127.0.0.1:6650"
+            };
+            cx.hint(
+                "broker.url",
+                format!("a {} broker needs a url", kind.as_str()),
+                &format!("e.g. `url: {eg}` or `--set broker.url={eg}`"),
+            );
         }
         (BrokerKind::Pulsar, Some(u)) => {
             if !(u.starts_with("pulsar://") || u.starts_with("pulsar+ssl://")) {
-                cx.hint("broker.url", format!("`{u}` is not a Pulsar service URL"), "use pulsar://HOST:6650 or pulsar+ssl://HOST:6651");
+                cx.hint(
+                    "broker.url",
+                    format!("`{u}` is not a Pulsar service URL"),
+                    "use pulsar://HOST:6650 or pulsar+ssl://HOST:6651",
+                );
             }
         }
         (BrokerKind::Danube, Some(u)) => {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
-                cx.hint("broker.url", format!("`{u}` is not a Danube service URL"), "use http://HOST:6650 (or https:// with TLS)");
+                cx.hint(
+                    "broker.url",
+                    format!("`{u}` is not a Danube service URL"),
+                    "use http://HOST:6650 (or https:// with TLS)",
+                );
             }
         }
     }
-    let connect_timeout = cx.duration("broker.connect_timeout", b.connect_timeout.as_ref(), Duration::from_secs(10));
+    let connect_timeout = cx.duration(
+        "broker.connect_timeout",
+        b.connect_timeout.as_ref(),
+        Duration::from_secs(10),
+    );
     if connect_timeout.is_zero() {
         cx.err("broker.connect_timeout", "must be more than 0s");
     }
     let latency = cx.duration("broker.latency", b.latency.as_ref(), Duration::ZERO);
     if kind != BrokerKind::Memory {
         if b.capacity_msgs_per_s.is_some() {
-            cx.err("broker.capacity_msgs_per_s", "applies to the memory broker only");
+            cx.err(
+                "broker.capacity_msgs_per_s",
+                "applies to the memory broker only",
+            );
         }
         if b.latency.is_some() {
             cx.err("broker.latency", "applies to the memory broker only");
@@ -817,16 +1028,30 @@ fn validate_broker(b: &RawBroker, cx: &mut Cx<'_>) -> Option<Broker> {
     }
     if let Some(c) = b.capacity_msgs_per_s {
         if !c.is_finite() || c <= 0.0 {
-            cx.hint("broker.capacity_msgs_per_s", format!("{c} is not a positive rate"), "messages per second, e.g. 50000");
+            cx.hint(
+                "broker.capacity_msgs_per_s",
+                format!("{c} is not a positive rate"),
+                "messages per second, e.g. 50000",
+            );
         }
     }
-    Some(Broker { kind, url, connect_timeout, capacity_msgs_per_s: b.capacity_msgs_per_s, latency })
+    Some(Broker {
+        kind,
+        url,
+        connect_timeout,
+        capacity_msgs_per_s: b.capacity_msgs_per_s,
+        latency,
+    })
 }
 
 fn check_topic_ref(cx: &mut Cx<'_>, topics: &[Topic], key: &str, topic: &str) {
     if !topics.iter().any(|t| t.name == topic.trim()) {
         let known: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
-        cx.hint(key, format!("topic `{topic}` is not in `topics`"), &format!("known topics: {}", known.join(", ")));
+        cx.hint(
+            key,
+            format!("topic `{topic}` is not in `topics`"),
+            &format!("known topics: {}", known.join(", ")),
+        );
     }
 }
 
@@ -839,7 +1064,11 @@ fn check_count(cx: &mut Cx<'_>, key: &str, count: Option<i64>) -> u32 {
             0
         }
         Some(n) => {
-            cx.hint(key, format!("{n} instances are more than this tool runs"), &format!("at most {MAX_INSTANCES}"));
+            cx.hint(
+                key,
+                format!("{n} instances are more than this tool runs"),
+                &format!("at most {MAX_INSTANCES}"),
+            );
             0
         }
     }
@@ -849,17 +1078,29 @@ fn check_count(cx: &mut Cx<'_>, key: &str, count: Option<i64>) -> u32 {
 /// for the bounds check. Returns milli-messages per second.
 fn check_rate(cx: &mut Cx<'_>, key: &str, rate: f64, per_instance_div: f64) -> Option<u64> {
     if !rate.is_finite() || rate <= 0.0 {
-        cx.hint(key, format!("{rate} is not a positive rate"), "messages per second, e.g. 100");
+        cx.hint(
+            key,
+            format!("{rate} is not a positive rate"),
+            "messages per second, e.g. 100",
+        );
         return None;
     }
     let per = rate / per_instance_div;
     if per > MAX_RATE_PER_PRODUCER {
-        cx.hint(key, format!("{per:.0} msg/s per producer is more than one producer can send"), &format!("at most {MAX_RATE_PER_PRODUCER:.0} msg/s per producer; raise `count`"));
+        cx.hint(
+            key,
+            format!("{per:.0} msg/s per producer is more than one producer can send"),
+            &format!("at most {MAX_RATE_PER_PRODUCER:.0} msg/s per producer; raise `count`"),
+        );
         return None;
     }
     let milli = (rate * 1000.0).round();
     if per * 1000.0 < 1.0 {
-        cx.hint(key, format!("{per} msg/s per producer is below the resolution of 0.001 msg/s"), "raise the rate or lower `count`");
+        cx.hint(
+            key,
+            format!("{per} msg/s per producer is below the resolution of 0.001 msg/s"),
+            "raise the rate or lower `count`",
+        );
         return None;
     }
     Some(milli as u64)
@@ -870,7 +1111,11 @@ fn scalar_bytes(cx: &mut Cx<'_>, key: &str, v: &Value) -> Option<u64> {
         Value::Number(n) => match n.as_u64() {
             Some(n) => n,
             None => {
-                cx.hint(key, format!("{n} is not a whole, non-negative number of bytes"), "e.g. 1024 or \"1KiB\"");
+                cx.hint(
+                    key,
+                    format!("{n} is not a whole, non-negative number of bytes"),
+                    "e.g. 1024 or \"1KiB\"",
+                );
                 return None;
             }
         },
@@ -882,12 +1127,20 @@ fn scalar_bytes(cx: &mut Cx<'_>, key: &str, v: &Value) -> Option<u64> {
             }
         },
         other => {
-            cx.hint(key, format!("expected a size, found {}", kind_of(other)), "e.g. 1024 or \"1KiB\"");
+            cx.hint(
+                key,
+                format!("expected a size, found {}", kind_of(other)),
+                "e.g. 1024 or \"1KiB\"",
+            );
             return None;
         }
     };
     if n > MAX_MESSAGE_BYTES {
-        cx.hint(key, format!("{n} bytes is more than the {MAX_MESSAGE_BYTES}-byte limit"), "brokers cap messages at a few MiB");
+        cx.hint(
+            key,
+            format!("{n} bytes is more than the {MAX_MESSAGE_BYTES}-byte limit"),
+            "brokers cap messages at a few MiB",
+        );
         return None;
     }
     Some(n)
@@ -911,12 +1164,19 @@ fn parse_size_dist(cx: &mut Cx<'_>, key: &str, v: &Value) -> Option<SizeDist> {
                 return None;
             };
             if inner.as_mapping().map(|m| m.len()) != Some(2) {
-                cx.hint(&format!("{key}.uniform"), "unexpected keys", "only `min` and `max`");
+                cx.hint(
+                    &format!("{key}.uniform"),
+                    "unexpected keys",
+                    "only `min` and `max`",
+                );
             }
             let min = scalar_bytes(cx, &format!("{key}.uniform.min"), &min)?;
             let max = scalar_bytes(cx, &format!("{key}.uniform.max"), &max)?;
             if min > max {
-                cx.err(&format!("{key}.uniform.min"), format!("min {min} is above max {max}"));
+                cx.err(
+                    &format!("{key}.uniform.min"),
+                    format!("min {min} is above max {max}"),
+                );
                 return None;
             }
             Some(SizeDist::Uniform { min, max })
@@ -927,7 +1187,11 @@ fn parse_size_dist(cx: &mut Cx<'_>, key: &str, v: &Value) -> Option<SizeDist> {
                 return None;
             };
             if inner.as_mapping().map(|m| m.len()) != Some(2) {
-                cx.hint(&format!("{key}.normal"), "unexpected keys", "only `mean` and `stddev`");
+                cx.hint(
+                    &format!("{key}.normal"),
+                    "unexpected keys",
+                    "only `mean` and `stddev`",
+                );
             }
             let mean = scalar_bytes(cx, &format!("{key}.normal.mean"), &mean)?;
             let stddev = scalar_bytes(cx, &format!("{key}.normal.stddev"), &sd)?;
@@ -938,14 +1202,22 @@ fn parse_size_dist(cx: &mut Cx<'_>, key: &str, v: &Value) -> Option<SizeDist> {
             Some(SizeDist::Normal { mean, stddev })
         }
         _ => {
-            cx.hint(key, format!("unknown size distribution `{}`", serde_yaml::to_string(k).unwrap_or_default().trim()), hint);
+            cx.hint(
+                key,
+                format!(
+                    "unknown size distribution `{}`",
+                    serde_yaml::to_string(k).unwrap_or_default().trim()
+                ),
+                hint,
+            );
             None
         }
     }
 }
 
 fn parse_keys(cx: &mut Cx<'_>, key: &str, v: &Value) -> Option<KeyPattern> {
-    let hint = "`none`, `{round_robin: 100}`, `{random: 100}` or `{zipf: {keys: 100, exponent: 1.1}}`";
+    let hint =
+        "`none`, `{round_robin: 100}`, `{random: 100}` or `{zipf: {keys: 100, exponent: 1.1}}`";
     let count = |cx: &mut Cx<'_>, k: &str, v: Option<&Value>| -> Option<u64> {
         match v.and_then(Value::as_u64) {
             Some(n) if (1..=100_000_000).contains(&n) => Some(n),
@@ -960,13 +1232,19 @@ fn parse_keys(cx: &mut Cx<'_>, key: &str, v: &Value) -> Option<KeyPattern> {
         Value::Mapping(m) if m.len() == 1 => {
             let (k, inner) = m.iter().next()?;
             match k.as_str() {
-                Some("round_robin") => count(cx, &format!("{key}.round_robin"), Some(inner)).map(|keys| KeyPattern::RoundRobin { keys }),
-                Some("random") => count(cx, &format!("{key}.random"), Some(inner)).map(|keys| KeyPattern::Random { keys }),
+                Some("round_robin") => count(cx, &format!("{key}.round_robin"), Some(inner))
+                    .map(|keys| KeyPattern::RoundRobin { keys }),
+                Some("random") => count(cx, &format!("{key}.random"), Some(inner))
+                    .map(|keys| KeyPattern::Random { keys }),
                 Some("zipf") => {
                     let keys = count(cx, &format!("{key}.zipf.keys"), inner.get("keys"))?;
                     let exponent = inner.get("exponent").and_then(Value::as_f64).unwrap_or(1.0);
                     if !(exponent.is_finite() && exponent > 0.0 && exponent <= 10.0) {
-                        cx.hint(&format!("{key}.zipf.exponent"), format!("{exponent} is out of range"), "above 0 and at most 10; 1.0-1.2 is typical");
+                        cx.hint(
+                            &format!("{key}.zipf.exponent"),
+                            format!("{exponent} is out of range"),
+                            "above 0 and at most 10; 1.0-1.2 is typical",
+                        );
                         return None;
                     }
                     Some(KeyPattern::Zipf { keys, exponent })
@@ -986,12 +1264,19 @@ fn parse_keys(cx: &mut Cx<'_>, key: &str, v: &Value) -> Option<KeyPattern> {
 
 fn validate_slo(raw: Option<&RawSlo>, cx: &mut Cx<'_>) -> Slo {
     let Some(s) = raw else {
-        return Slo { max_loss: Some(0), ..Slo::default() };
+        return Slo {
+            max_loss: Some(0),
+            ..Slo::default()
+        };
     };
     let min_rate_ratio = s.min_rate_ratio.filter(|r| {
         let ok = r.is_finite() && *r > 0.0 && *r <= 1.5;
         if !ok {
-            cx.hint("slo.min_rate_ratio", format!("{r} is out of range"), "a ratio such as 0.98");
+            cx.hint(
+                "slo.min_rate_ratio",
+                format!("{r} is out of range"),
+                "a ratio such as 0.98",
+            );
         }
         ok
     });

@@ -148,7 +148,9 @@ impl<'de> Deserialize<'de> for Dur {
         match serde_yaml::Value::deserialize(d)? {
             serde_yaml::Value::String(s) => Ok(Dur(s)),
             serde_yaml::Value::Number(n) => Ok(Dur(n.to_string())),
-            _ => Err(serde::de::Error::custom("expected a duration such as `30s`, `250ms` or `5m`")),
+            _ => Err(serde::de::Error::custom(
+                "expected a duration such as `30s`, `250ms` or `5m`",
+            )),
         }
     }
 }

@@ -1,0 +1,214 @@
+//! End to end: the real coordinator binary driving in-process agents and
+//! real agent processes on loopback, on the memory broker.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+#[test]
+fn quickstart_runs_clean_on_two_local_agents() {
+    let res = temp_dir("quick");
+    let r = coordinator(&[
+        "run",
+        "configs/quickstart.yaml",
+        "--results",
+        res.to_str().expect("utf8"),
+        "--set",
+        "phases.warmup=1s",
+        "--set",
+        "phases.duration=3s",
+    ]);
+    assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    let rep = report_of(&r);
+    assert_eq!(rep["verdict"], "pass");
+    assert_eq!(rep["agents"].as_array().expect("agents").len(), 2);
+    let t = &rep["totals"];
+    assert!(u(&t["acked"]) > 0);
+    assert_eq!(
+        u(&t["sent"]),
+        u(&t["acked"]),
+        "memory broker acknowledges everything"
+    );
+    assert_eq!(u(&t["lost"]), 0);
+    assert_eq!(u(&t["duplicated"]), 0);
+    for s in rep["subscriptions"].as_array().expect("subs") {
+        assert_eq!(
+            u(&s["received_unique"]),
+            u(&s["expected"]),
+            "every subscription got every acked message: {s}"
+        );
+        assert!(u(&s["expected"]) > 0);
+    }
+    // 4 producers at 500/s + 1000/s total over 4 s (warmup + duration).
+    assert_eq!(u(&t["acked"]), 3000 * 4);
+    let dir = r.stdout.lines().last().expect("dir");
+    let csv =
+        std::fs::read_to_string(std::path::Path::new(dir).join("timeseries.csv")).expect("csv");
+    assert!(csv.lines().count() > 5, "{csv}");
+    // The histograms in report.json re-merge.
+    for h in rep["histograms"].as_array().expect("histograms") {
+        let data = h["data"].as_str().expect("data");
+        let _ = ::common::hist::Hist::decode_base64(data).expect("histogram decodes");
+    }
+    let _ = std::fs::remove_dir_all(res);
+}
+
+/// Three agent processes, one topic each (the memory broker keeps a topic in
+/// one process): per-agent counts sum to the totals; rates within 1 %.
+#[test]
+fn three_agent_processes_sum_to_the_scenario() {
+    let agents: Vec<AgentProc> = (0..3).map(|_| AgentProc::start()).collect();
+    let list = agents
+        .iter()
+        .map(|a| a.addr.clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    let dir = temp_dir("three");
+    let scenario = dir.join("three.yaml");
+    std::fs::write(
+        &scenario,
+        r#"
+name: three
+broker: {kind: memory}
+topics: [{name: t1}, {name: t2, partitions: 2}, {name: t3}]
+producers:
+  - {name: p1, topic: t1, count: 2, rate: 300}
+  - {name: p2, topic: t2, count: 3, total_rate: 1000}
+  - {name: p3, topic: t3, count: 1, rate: 500, message_size: 100}
+consumers:
+  - {name: c1, topic: t1, type: shared, count: 2}
+  - {name: c2, topic: t2, type: failover, count: 2}
+  - {name: c3, topic: t3, type: exclusive}
+phases: {warmup: 1s, duration: 4s, drain_timeout: 10s}
+"#,
+    )
+    .expect("write");
+    let r = coordinator(&[
+        "run",
+        scenario.to_str().expect("utf8"),
+        "--agents",
+        &list,
+        "--results",
+        dir.to_str().expect("utf8"),
+    ]);
+    assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    let rep = report_of(&r);
+    let agents_rep = rep["agents"].as_array().expect("agents");
+    assert_eq!(agents_rep.len(), 3);
+    let sum = |k: &str| agents_rep.iter().map(|a| u(&a[k])).sum::<u64>();
+    assert_eq!(sum("sent"), u(&rep["totals"]["sent"]));
+    assert_eq!(sum("acked"), u(&rep["totals"]["acked"]));
+    assert_eq!(sum("received"), u(&rep["totals"]["received"]));
+    for a in agents_rep {
+        assert!(u(&a["acked"]) > 0, "every agent worked: {a}");
+        assert_eq!(a["status"], "ok");
+    }
+    assert_eq!(u(&rep["totals"]["lost"]), 0);
+    for g in rep["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .filter(|g| g["role"] == "producer")
+    {
+        let rate = g["rate_msgs_per_s"].as_f64().expect("rate");
+        let target = g["target_rate_msgs_per_s"].as_f64().expect("target");
+        assert!(
+            (rate / target - 1.0).abs() <= 0.01,
+            "group {} rate {rate} vs {target}",
+            g["name"]
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn busy_agent_refuses_a_second_coordinator() {
+    let agent = AgentProc::start();
+    let dir = temp_dir("busy");
+    let scenario = dir.join("long.yaml");
+    std::fs::write(
+        &scenario,
+        "name: long\nbroker: {kind: memory}\ntopics: [{name: t}]\nproducers: [{name: p, topic: t, rate: 10}]\nconsumers: [{name: c, topic: t}]\nphases: {duration: 4s}\n",
+    )
+    .expect("write");
+    let s = scenario.to_str().expect("utf8").to_string();
+    let d = dir.to_str().expect("utf8").to_string();
+    let addr = agent.addr.clone();
+    let first = std::thread::spawn(move || {
+        coordinator(&["run", &s, "--agents", &addr, "--results", &d, "--quiet"])
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let second = coordinator(&[
+        "run",
+        scenario.to_str().expect("utf8"),
+        "--agents",
+        &agent.addr,
+        "--results",
+        dir.to_str().expect("utf8"),
+    ]);
+    assert_eq!(second.code, 3, "{}", second.stderr);
+    assert!(second.stderr.contains("busy"), "{}", second.stderr);
+    assert!(
+        second.stderr.contains(&agent.addr),
+        "names the agent: {}",
+        second.stderr
+    );
+    let first = first.join().expect("first run");
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn unreachable_agent_is_exit_3() {
+    let r = coordinator(&[
+        "run",
+        "configs/quickstart.yaml",
+        "--agents",
+        "127.0.0.1:1",
+        "--quiet",
+    ]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("127.0.0.1:1"), "{}", r.stderr);
+}
+
+#[test]
+fn agent_without_the_driver_is_exit_3_with_its_reason() {
+    let agent = AgentProc::start();
+    let r = coordinator(&[
+        "run",
+        "configs/quickstart.yaml",
+        "--agents",
+        &agent.addr,
+        "--set",
+        "broker.kind=pulsar",
+        "--set",
+        "broker.url=pulsar://127.0.0.1:1",
+        "--set",
+        "broker.latency=",
+        "--quiet",
+    ]);
+    // broker.latency="" is refused for pulsar: exit 2 first.
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let dir = temp_dir("nodriver");
+    let scenario = dir.join("p.yaml");
+    std::fs::write(&scenario, "name: p\nbroker: {kind: pulsar, url: \"pulsar://127.0.0.1:1\"}\ntopics: [{name: t}]\nproducers: [{name: p, topic: t, rate: 10}]\nphases: {duration: 1s}\n").expect("write");
+    let r = coordinator(&[
+        "run",
+        scenario.to_str().expect("utf8"),
+        "--agents",
+        &agent.addr,
+        "--quiet",
+    ]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("cannot drive a `pulsar` broker"),
+        "{}",
+        r.stderr
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

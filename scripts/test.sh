@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The project's test command (README "Tests"; .ci/run calls it).
+# Needs only Rust: protoc comes from the protoc-bin-vendored crate.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+echo "== fmt"
+cargo fmt --all -- --check
+echo "== clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== build (every binary: the end-to-end tests start real agent processes)"
+cargo build --workspace --bins --locked
+echo "== tests"
+cargo test --workspace --locked "$@"
