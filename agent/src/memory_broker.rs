@@ -35,6 +35,12 @@ pub struct MemMessage {
 pub struct MemoryConfig {
     pub capacity_msgs_per_s: Option<f64>,
     pub latency: Duration,
+    /// Every Nth publish is acknowledged but not delivered (0: never).
+    pub drop_every: u64,
+    /// Every Nth publish is delivered twice (0: never).
+    pub duplicate_every: u64,
+    /// After N publishes per topic nothing is delivered any more (0: never).
+    pub stall_after: u64,
 }
 
 /// Shared handle; cheap to clone.
@@ -50,6 +56,7 @@ pub struct TopicState {
     /// Broker time at which the (single) server is next free.
     server_free_at: Mutex<Instant>,
     service: Option<Duration>,
+    published: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -120,6 +127,7 @@ impl MemoryBroker {
             partitions: (0..n).map(|_| Mutex::new(Partition::default())).collect(),
             server_free_at: Mutex::new(Instant::now()),
             service,
+            published: std::sync::atomic::AtomicU64::new(0),
         });
         topics.insert(name.to_string(), t.clone());
         Ok(t)
@@ -170,6 +178,19 @@ impl TopicState {
             }
         };
         let ready_at = done + self.cfg.latency;
+        let n = self
+            .published
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        let stalled = self.cfg.stall_after > 0 && n > self.cfg.stall_after;
+        if stalled || (self.cfg.drop_every > 0 && n.is_multiple_of(self.cfg.drop_every)) {
+            return ready_at; // acknowledged, never delivered
+        }
+        let copies = if self.cfg.duplicate_every > 0 && n.is_multiple_of(self.cfg.duplicate_every) {
+            2
+        } else {
+            1
+        };
         let msg = MemMessage {
             stamp,
             key,
@@ -181,7 +202,9 @@ impl TopicState {
         let mut part = lock(p);
         let np = self.partitions.len();
         for sub in part.subs.values_mut() {
-            sub.dispatch(msg.clone(), partition, np);
+            for _ in 0..copies {
+                sub.dispatch(msg.clone(), partition, np);
+            }
         }
         ready_at
     }
@@ -425,6 +448,7 @@ mod tests {
         let cfg = MemoryConfig {
             capacity_msgs_per_s: Some(1000.0),
             latency: Duration::from_millis(5),
+            ..Default::default()
         };
         let t = b.create_topic("t", 0, cfg).expect("topic");
         let start = Instant::now();

@@ -308,6 +308,9 @@ async fn prepare(
             let cfg = MemoryConfig {
                 capacity_msgs_per_s: sc.broker.capacity_msgs_per_s,
                 latency: sc.broker.latency,
+                drop_every: sc.broker.drop_every,
+                duplicate_every: sc.broker.duplicate_every,
+                stall_after: sc.broker.stall_after,
             };
             let driver = Arc::new(MemoryDriver::new(opts.memory.clone(), &shard.run_id, cfg));
             let d2 = driver.clone();

@@ -163,8 +163,9 @@ pub struct SubscriptionReport {
     pub undecodable: u64,
     /// First missing ranges, as "producer:start-end".
     pub missing_sample: Vec<String>,
-    /// true when nothing arrived for this subscription during the drain while
-    /// messages were still missing.
+    /// true when the subscription stopped receiving while producers were
+    /// still sending (nothing new in the last two intervals before they
+    /// stopped, nor during the drain) and messages are missing.
     pub stalled: bool,
 }
 

@@ -424,7 +424,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
     for s in &subscriptions {
         if s.stalled {
             notes.push(format!(
-                "subscription `{}` on `{}` stalled: nothing new arrived during the drain; {} acknowledged messages never arrived",
+                "subscription `{}` on `{}` stalled: it stopped receiving before the producers stopped, and {} acknowledged messages never arrived",
                 s.subscription, s.topic, s.lost
             ));
         }

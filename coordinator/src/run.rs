@@ -538,7 +538,10 @@ async fn run_with_agents(
         .consumers
         .iter()
         .enumerate()
-        .filter(|(g, _)| drain_timed_out && last_progress_change[*g] <= drain_start)
+        .filter(|(g, _)| {
+            drain_timed_out
+                && last_progress_change[*g] < send_end - 2 * sc.report_interval.as_nanos() as i64
+        })
         .map(|(_, c)| (c.topic.clone(), c.subscription.clone()))
         .collect();
     let scenario_file = opts.scenario.display().to_string();

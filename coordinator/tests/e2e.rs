@@ -212,3 +212,104 @@ fn agent_without_the_driver_is_exit_3_with_its_reason() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The memory broker drops every 100th message after acknowledging it and
+/// delivers every 50th twice: the report must count exactly that, per
+/// subscription, with consumers spread over two agents (cross-agent merge).
+#[test]
+fn loss_and_duplicates_are_counted_exactly() {
+    let dir = temp_dir("faults");
+    let scenario = dir.join("faults.yaml");
+    std::fs::write(
+        &scenario,
+        r#"
+name: faults
+broker: {kind: memory, drop_every: 100, duplicate_every: 50}
+topics: [{name: t}]
+producers:
+  - {name: p, topic: t, count: 1, rate: 1000}
+consumers:
+  - {name: shared, topic: t, type: shared, count: 4}
+  - {name: excl, topic: t, type: exclusive}
+phases: {duration: 2s, drain_timeout: 3s}
+"#,
+    )
+    .expect("write");
+    let r = coordinator(&[
+        "run",
+        scenario.to_str().expect("utf8"),
+        "--local-agents",
+        "2",
+        "--results",
+        dir.to_str().expect("utf8"),
+    ]);
+    assert_eq!(
+        r.code, 1,
+        "loss fails the max_loss SLO: {}\n{}",
+        r.stdout, r.stderr
+    );
+    let rep = report_of(&r);
+    assert_eq!(rep["verdict"], "fail");
+    assert_eq!(u(&rep["totals"]["acked"]), 2000);
+    // Publishes 100, 200, ..., 2000 are dropped; 50, 150, ..., 1950 doubled.
+    for s in rep["subscriptions"].as_array().expect("subs") {
+        assert_eq!(u(&s["expected"]), 2000, "{s}");
+        assert_eq!(u(&s["lost"]), 20, "{s}");
+        assert_eq!(u(&s["duplicated"]), 20, "{s}");
+        assert_eq!(u(&s["received_unique"]), 1980, "{s}");
+        assert!(!s["missing_sample"].as_array().expect("sample").is_empty());
+    }
+    assert_eq!(u(&rep["totals"]["lost"]), 40);
+    assert_eq!(u(&rep["totals"]["duplicated"]), 40);
+    let slo = rep["slo"].as_array().expect("slo");
+    assert!(
+        slo.iter()
+            .any(|c| c["name"] == "max_loss" && c["pass"] == false),
+        "{slo:?}"
+    );
+    assert!(r.stdout.contains("FAIL"), "{}", r.stdout);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A subscription whose deliveries stop mid-run is reported as stalled and
+/// lost, and the run still ends within its drain timeout (exit 1, not a hang).
+#[test]
+fn stalled_subscription_ends_within_the_drain_timeout() {
+    let dir = temp_dir("stall");
+    let scenario = dir.join("stall.yaml");
+    std::fs::write(
+        &scenario,
+        r#"
+name: stall
+broker: {kind: memory, stall_after: 500}
+topics: [{name: t}]
+producers: [{name: p, topic: t, rate: 500}]
+consumers: [{name: c, topic: t, type: shared, count: 2}]
+phases: {duration: 4s, drain_timeout: 2s}
+"#,
+    )
+    .expect("write");
+    let t0 = std::time::Instant::now();
+    let r = coordinator(&[
+        "run",
+        scenario.to_str().expect("utf8"),
+        "--results",
+        dir.to_str().expect("utf8"),
+    ]);
+    let took = t0.elapsed();
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    // 4 s of load + 2 s drain timeout + setup and final reports.
+    assert!(took < std::time::Duration::from_secs(15), "took {took:?}");
+    let rep = report_of(&r);
+    let s = &rep["subscriptions"][0];
+    assert_eq!(s["stalled"], true, "{s}");
+    assert_eq!(u(&s["lost"]), 1500, "{s}");
+    assert_eq!(rep["phases"]["drain_timed_out"], true);
+    assert!(r.stdout.contains("STALLED"), "{}", r.stdout);
+    assert!(rep["notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .any(|n| n.as_str().unwrap_or("").contains("stalled")));
+    let _ = std::fs::remove_dir_all(dir);
+}

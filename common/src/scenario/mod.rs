@@ -71,6 +71,12 @@ pub struct Broker {
     pub capacity_msgs_per_s: Option<f64>,
     /// Memory broker only: latency added to every publish.
     pub latency: Duration,
+    /// Memory broker only: every Nth message acknowledged but not delivered (0: never).
+    pub drop_every: u64,
+    /// Memory broker only: every Nth message delivered twice (0: never).
+    pub duplicate_every: u64,
+    /// Memory broker only: deliveries stop after N messages per topic (0: never).
+    pub stall_after: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1023,6 +1029,17 @@ fn validate_broker(b: &RawBroker, cx: &mut Cx<'_>) -> Option<Broker> {
             cx.err("broker.latency", "applies to the memory broker only");
         }
     }
+    if kind != BrokerKind::Memory {
+        for (k, v) in [
+            ("broker.drop_every", b.drop_every),
+            ("broker.duplicate_every", b.duplicate_every),
+            ("broker.stall_after", b.stall_after),
+        ] {
+            if v.is_some() {
+                cx.err(k, "applies to the memory broker only");
+            }
+        }
+    }
     if latency > Duration::from_secs(60) {
         cx.err("broker.latency", "is more than 60s");
     }
@@ -1040,6 +1057,9 @@ fn validate_broker(b: &RawBroker, cx: &mut Cx<'_>) -> Option<Broker> {
         url,
         connect_timeout,
         capacity_msgs_per_s: b.capacity_msgs_per_s,
+        drop_every: b.drop_every.unwrap_or(0),
+        duplicate_every: b.duplicate_every.unwrap_or(0),
+        stall_after: b.stall_after.unwrap_or(0),
         latency,
     })
 }

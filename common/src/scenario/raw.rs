@@ -48,6 +48,14 @@ pub struct RawBroker {
     pub latency: Option<Dur>,
     /// How long an agent waits to connect ("10s").
     pub connect_timeout: Option<Dur>,
+    /// Memory broker only, to prove the accounting: every Nth message
+    /// published to a topic is acknowledged but never delivered.
+    pub drop_every: Option<u64>,
+    /// Memory broker only: every Nth message is delivered twice.
+    pub duplicate_every: Option<u64>,
+    /// Memory broker only: after N messages on a topic, deliveries stop
+    /// (publishes are still acknowledged) — a stalled dispatcher.
+    pub stall_after: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
