@@ -129,7 +129,9 @@ async fn one_session_at_a_time() {
         .expect("send");
     let _ = rx.message().await.expect("ack");
     let second = open(&addr).await;
-    let Err(err) = second else { panic!("second session must be refused") };
+    let Err(err) = second else {
+        panic!("second session must be refused")
+    };
     assert_eq!(err.code(), tonic::Code::ResourceExhausted);
     assert!(err.message().contains("busy"), "{}", err.message());
     // When the first session ends, the agent is free again.
