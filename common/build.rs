@@ -9,9 +9,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_dir = "../proto";
     let file = "../proto/loadgen/v1/agent.proto";
     println!("cargo:rerun-if-changed={file}");
-    tonic_prost_build::configure()
-        .build_server(true)
-        .build_client(true)
-        .compile_protos(&[file], &[proto_dir])?;
+    tonic_prost_build::configure().build_server(true).build_client(true).compile_protos(&[file], &[proto_dir])?;
     Ok(())
 }

@@ -5,6 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# protoc for dependencies' build scripts (pulsar), from the protoc-bin-vendored crate.
+. scripts/env.sh
+# pulsar-lite (the Pulsar-protocol broker the driver tests start) and the
+# official Python client (cross-checks), into .venv.
+echo "== installing pulsar-lite into .venv"
+bash scripts/install-pulsar-lite.sh
 
 echo "== fmt"
 cargo fmt --all -- --check

@@ -23,11 +23,9 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
-use crate::driver::{
-    ConsumerClient, Delivery, Driver, DriverError, OutMessage, ProducerClient, RecvError, SendError,
-};
+use crate::driver::{ConsumerClient, Delivery, Driver, DriverError, OutMessage, ProducerClient, RecvError, SendError};
 use crate::payload::{KeyGen, PayloadGen};
 use crate::procstat;
 
@@ -70,6 +68,8 @@ struct ConsumerFinal {
     reordered: u64,
     deliveries: u64,
     undecodable: u64,
+    partitions: HashMap<u32, u64>,
+    faulted: bool,
     error: Option<String>,
 }
 
@@ -86,10 +86,7 @@ struct Aggregate {
     consumers: HashMap<usize, GroupPhases>,
 }
 
-type Tasks = (
-    Vec<JoinHandle<ConsumerFinal>>,
-    Vec<JoinHandle<ProducerFinal>>,
-);
+type Tasks = (Vec<JoinHandle<ConsumerFinal>>, Vec<JoinHandle<ProducerFinal>>);
 
 /// A prepared run: every client created, every task waiting for Start.
 pub struct PreparedRun {
@@ -145,21 +142,15 @@ pub async fn prepare<D: Driver>(
         .producers
         .iter()
         .map(|p| sc.producers[p.group].topic.as_str())
-        .chain(
-            shard
-                .consumers
-                .iter()
-                .map(|c| sc.consumers[c.group].topic.as_str()),
-        )
+        .chain(shard.consumers.iter().map(|c| sc.consumers[c.group].topic.as_str()))
         .collect();
     topics.sort_unstable();
     topics.dedup();
     let result: Result<Tasks, DriverError> = async {
         for name in &topics {
-            let topic = sc.topic(name).ok_or_else(|| DriverError::Topic {
-                topic: name.to_string(),
-                reason: "not in scenario".into(),
-            })?;
+            let topic = sc
+                .topic(name)
+                .ok_or_else(|| DriverError::Topic { topic: name.to_string(), reason: "not in scenario".into() })?;
             tokio::time::timeout(connect, driver.create_topic(topic))
                 .await
                 .map_err(timed(format!("creating topic `{name}`")))??;
@@ -168,14 +159,12 @@ pub async fn prepare<D: Driver>(
         let mut consumers = Vec::new();
         for inst in &shard.consumers {
             let group = &sc.consumers[inst.group];
-            let topic = sc.topic(&group.topic).ok_or_else(|| DriverError::Topic {
-                topic: group.topic.clone(),
-                reason: "not in scenario".into(),
-            })?;
-            let client =
-                tokio::time::timeout(connect, driver.consumer(topic, group, inst.index_in_group))
-                    .await
-                    .map_err(timed(format!("subscribing `{}`", group.subscription)))??;
+            let topic = sc
+                .topic(&group.topic)
+                .ok_or_else(|| DriverError::Topic { topic: group.topic.clone(), reason: "not in scenario".into() })?;
+            let client = tokio::time::timeout(connect, driver.consumer(topic, group, inst.index_in_group))
+                .await
+                .map_err(timed(format!("subscribing `{}`", group.subscription)))??;
             let task = ConsumerTask {
                 inst: inst.clone(),
                 time,
@@ -190,25 +179,27 @@ pub async fn prepare<D: Driver>(
                 reordered: 0,
                 deliveries: 0,
                 undecodable: 0,
+                partitions: HashMap::new(),
+                faulted: false,
             };
+            let stop_after = sc.consumer_stop_after(inst.group, inst.index_in_group);
             consumers.push(tokio::spawn(task.run(
                 client,
                 start_rx.clone(),
                 stop_consumers.clone(),
                 sc.phases.warmup,
+                stop_after,
             )));
         }
         let mut producers = Vec::new();
         for inst in &shard.producers {
             let group = &sc.producers[inst.group];
-            let topic = sc.topic(&group.topic).ok_or_else(|| DriverError::Topic {
-                topic: group.topic.clone(),
-                reason: "not in scenario".into(),
-            })?;
-            let client =
-                tokio::time::timeout(connect, driver.producer(topic, group, inst.index_in_group))
-                    .await
-                    .map_err(timed(format!("creating producer on `{}`", group.topic)))??;
+            let topic = sc
+                .topic(&group.topic)
+                .ok_or_else(|| DriverError::Topic { topic: group.topic.clone(), reason: "not in scenario".into() })?;
+            let client = tokio::time::timeout(connect, driver.producer(topic, group, inst.index_in_group))
+                .await
+                .map_err(timed(format!("creating producer on `{}`", group.topic)))??;
             let seed = sc.seed ^ (u64::from(inst.id) << 20);
             let task = ProducerTask {
                 inst: inst.clone(),
@@ -222,12 +213,7 @@ pub async fn prepare<D: Driver>(
                 keys: KeyGen::new(group.keys, seed, u64::from(inst.index_in_group)),
                 sent: 0,
             };
-            producers.push(tokio::spawn(task.run(
-                client,
-                start_rx.clone(),
-                cancel.clone(),
-                sc.phases.clone(),
-            )));
+            producers.push(tokio::spawn(task.run(client, start_rx.clone(), cancel.clone(), sc.phases.clone())));
         }
         Ok((consumers, producers))
     }
@@ -241,15 +227,8 @@ pub async fn prepare<D: Driver>(
             return Err(e);
         }
     };
-    let aggregator = tokio::spawn(aggregate(
-        shard.clone(),
-        time,
-        start_rx,
-        tick_tx,
-        rep_rx,
-        out.clone(),
-        cancel.clone(),
-    ));
+    let aggregator =
+        tokio::spawn(aggregate(shard.clone(), time, start_rx, tick_tx, rep_rx, out.clone(), cancel.clone()));
     Ok(PreparedRun {
         shard,
         start_tx,
@@ -268,10 +247,7 @@ pub async fn prepare<D: Driver>(
 
 impl PreparedRun {
     pub fn counts(&self) -> (u32, u32) {
-        (
-            self.shard.producers.len() as u32,
-            self.shard.consumers.len() as u32,
-        )
+        (self.shard.producers.len() as u32, self.shard.consumers.len() as u32)
     }
 
     /// Starts every task at `start_at_ns` (coordinator time).
@@ -321,21 +297,9 @@ impl PreparedRun {
                 Aggregate::default()
             }
         };
-        let report = build_final(
-            &self.shard,
-            agg,
-            pfinals,
-            cfinals,
-            &mut self.notes,
-            self.cpu_at_prepare,
-            self.wall_at_prepare,
-        );
-        let _ = self
-            .out
-            .send(Ok(AgentMessage {
-                msg: Some(Msg::Final(report)),
-            }))
-            .await;
+        let report =
+            build_final(&self.shard, agg, pfinals, cfinals, &mut self.notes, self.cpu_at_prepare, self.wall_at_prepare);
+        let _ = self.out.send(Ok(AgentMessage { msg: Some(Msg::Final(report)) })).await;
         if let Some(c) = self.cleanup.take() {
             c();
         }
@@ -390,13 +354,17 @@ fn build_final(
         reordered: u64,
         deliveries: u64,
         undecodable: u64,
+        partitions: HashMap<u32, u64>,
     }
     let mut subs: HashMap<usize, SubAcc> = HashMap::new();
     for f in cfinals {
         if let Some(e) = &f.error {
+            notes.push(format!("consumer {} ({}): {e}", f.inst.id, sc.consumers[f.inst.group].name));
+        }
+        if f.faulted {
             notes.push(format!(
-                "consumer {} ({}): {e}",
-                f.inst.id, sc.consumers[f.inst.group].name
+                "consumer {} of `{}` was stopped by a fault action",
+                f.inst.index_in_group, sc.consumers[f.inst.group].name
             ));
         }
         let acc = subs.entry(f.inst.group).or_insert_with(|| SubAcc {
@@ -405,11 +373,15 @@ fn build_final(
             reordered: 0,
             deliveries: 0,
             undecodable: 0,
+            partitions: HashMap::new(),
         });
         acc.duplicates += f.duplicates;
         acc.reordered += f.reordered;
         acc.deliveries += f.deliveries;
         acc.undecodable += f.undecodable;
+        for (p, n) in f.partitions {
+            *acc.partitions.entry(p).or_default() += n;
+        }
         for (pid, s) in f.seen.into_iter().enumerate() {
             let Some(s) = s else { continue };
             if acc.seen.len() <= pid {
@@ -434,16 +406,14 @@ fn build_final(
                 .into_iter()
                 .enumerate()
                 .filter_map(|(pid, s)| {
-                    s.map(|s| proto::ProducerReceipts {
-                        producer_id: pid as u64,
-                        received: Some(s.to_proto()),
-                    })
+                    s.map(|s| proto::ProducerReceipts { producer_id: pid as u64, received: Some(s.to_proto()) })
                 })
                 .collect(),
             duplicates: acc.duplicates,
             reordered: acc.reordered,
             deliveries: acc.deliveries,
             undecodable: acc.undecodable,
+            partition_deliveries: acc.partitions.into_iter().collect(),
         });
     }
     proto::FinalReport {
@@ -458,10 +428,7 @@ fn build_final(
 }
 
 /// Waits for the start instant; None when cancelled first.
-async fn wait_start(
-    mut rx: watch::Receiver<Option<i64>>,
-    cancel: &CancellationToken,
-) -> Option<i64> {
+async fn wait_start(mut rx: watch::Receiver<Option<i64>>, cancel: &CancellationToken) -> Option<i64> {
     loop {
         if let Some(s) = *rx.borrow_and_update() {
             return Some(s);
@@ -511,11 +478,7 @@ impl ProducerTask {
 
     fn record_ack(&mut self, (seq, intended, sent, res): AckResult, warmup_end: i64) {
         let now = self.time.now_ns();
-        let ph = if intended < warmup_end {
-            &mut self.stats.warmup
-        } else {
-            &mut self.stats.measure
-        };
+        let ph = if intended < warmup_end { &mut self.stats.warmup } else { &mut self.stats.measure };
         match res {
             Ok(()) => {
                 ph.acked += 1;
@@ -540,21 +503,14 @@ impl ProducerTask {
         let mut error = None;
         let Some(start) = wait_start(start_rx, &cancel).await else {
             client.close().await;
-            return ProducerFinal {
-                inst: self.inst,
-                sent: 0,
-                acked: self.acked,
-                error: None,
-            };
+            return ProducerFinal { inst: self.inst, sent: 0, acked: self.acked, error: None };
         };
         let warmup_end = start + phases.warmup.as_nanos() as i64;
         let end = start + phases.send_end().as_nanos() as i64;
         let rate_milli = u128::from(self.inst.rate_milli.max(1));
         // Messages whose intended time falls before `end`.
-        let total =
-            ((phases.send_end().as_nanos() * rate_milli).div_ceil(1_000_000_000_000)) as u64;
-        let intended_at =
-            |seq: u64| start + (u128::from(seq) * 1_000_000_000_000 / rate_milli) as i64;
+        let total = ((phases.send_end().as_nanos() * rate_milli).div_ceil(1_000_000_000_000)) as u64;
+        let intended_at = |seq: u64| start + (u128::from(seq) * 1_000_000_000_000 / rate_milli) as i64;
         let max_in_flight = self.group.max_in_flight as usize;
         let timeout = self.group.send_timeout;
         let mut inflight = FuturesUnordered::new();
@@ -595,19 +551,10 @@ impl ProducerTask {
             let len = payload.len() as u64;
             let key = self.keys.next_key();
             let sent = self.time.now_ns();
-            let stamp = Stamp {
-                producer_id,
-                seq,
-                intended_ns: intended,
-                sent_ns: sent,
-            };
+            let stamp = Stamp { producer_id, seq, intended_ns: intended, sent_ns: sent };
             let lag = sent - intended;
             {
-                let ph = if intended < warmup_end {
-                    &mut self.stats.warmup
-                } else {
-                    &mut self.stats.measure
-                };
+                let ph = if intended < warmup_end { &mut self.stats.warmup } else { &mut self.stats.measure };
                 ph.sent += 1;
                 ph.bytes += len;
                 ph.max_lag_ns = ph.max_lag_ns.max(lag.max(0) as u64);
@@ -649,10 +596,7 @@ impl ProducerTask {
             }
         }
         if aborted && !inflight.is_empty() {
-            error = Some(format!(
-                "aborted with {} sends unacknowledged",
-                inflight.len()
-            ));
+            error = Some(format!("aborted with {} sends unacknowledged", inflight.len()));
         }
         // A boundary passed but not yet seen: what was recorded belongs before it.
         if self.ticks.has_changed().unwrap_or(false) {
@@ -669,12 +613,7 @@ impl ProducerTask {
             done: true,
         });
         client.close().await;
-        ProducerFinal {
-            inst: self.inst,
-            sent: self.sent,
-            acked: self.acked,
-            error,
-        }
+        ProducerFinal { inst: self.inst, sent: self.sent, acked: self.acked, error }
     }
 }
 
@@ -694,6 +633,8 @@ struct ConsumerTask {
     reordered: u64,
     deliveries: u64,
     undecodable: u64,
+    partitions: HashMap<u32, u64>,
+    faulted: bool,
 }
 
 impl ConsumerTask {
@@ -714,6 +655,9 @@ impl ConsumerTask {
     fn record(&mut self, d: Delivery) {
         let now = self.time.now_ns();
         self.deliveries += 1;
+        if let Some(p) = d.partition {
+            *self.partitions.entry(p).or_default() += 1;
+        }
         let stamp = match d.stamp {
             Ok(s) if u64::from(s.producer_id) < self.n_producers => s,
             _ => {
@@ -722,11 +666,7 @@ impl ConsumerTask {
                 return;
             }
         };
-        let ph = if stamp.intended_ns < self.warmup_end {
-            &mut self.stats.warmup
-        } else {
-            &mut self.stats.measure
-        };
+        let ph = if stamp.intended_ns < self.warmup_end { &mut self.stats.warmup } else { &mut self.stats.measure };
         ph.received += 1;
         ph.bytes += d.payload_len as u64;
         ph.service.record_ns(now - stamp.sent_ns);
@@ -754,64 +694,90 @@ impl ConsumerTask {
         }
     }
 
+    fn flush_tick(&mut self) {
+        let interval = *self.ticks.borrow_and_update();
+        self.flush(interval.saturating_sub(1));
+    }
+
+    /// Reports intervals (empty) until the run stops.
+    async fn idle(&mut self, stop: &CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = self.ticks.changed() => self.flush_tick(),
+            }
+        }
+    }
+
+    /// Receives from Start until stopped. `stop_after`: a fault action stops
+    /// this consumer (closes it) that long after Start.
     async fn run<C: ConsumerClient>(
         mut self,
-        mut client: C,
+        client: C,
         start_rx: watch::Receiver<Option<i64>>,
         stop: CancellationToken,
         warmup: Duration,
+        stop_after: Option<Duration>,
     ) -> ConsumerFinal {
         let mut error = None;
-        // Consumers listen from prepare on, but phases are known only at start.
-        let mut start_rx = start_rx;
-        let mut started = false;
-        self.warmup_end = i64::MIN;
-        loop {
-            if !started {
-                if let Some(s) = *start_rx.borrow_and_update() {
-                    self.warmup_end = s + warmup.as_nanos() as i64;
-                    started = true;
+        let mut client = Some(client);
+        // Messages flow only after Start (no producer sends before it).
+        if let (Some(start), Some(c)) = (wait_start(start_rx, &stop).await, client.as_mut()) {
+            self.warmup_end = start + warmup.as_nanos() as i64;
+            let fault_at = stop_after.map(|d| self.time.instant_at(start + d.as_nanos() as i64));
+            let fault = async move {
+                match fault_at {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
                 }
-            }
-            tokio::select! {
-                biased;
-                _ = stop.cancelled() => break,
-                r = start_rx.changed(), if !started => { if r.is_err() { started = true; } }
-                _ = self.ticks.changed() => {
-                    let interval = *self.ticks.borrow_and_update();
-                    self.flush(interval.saturating_sub(1));
-                }
-                d = client.recv() => match d {
-                    Ok(d) => self.record(d),
-                    Err(RecvError::Transient(e)) => {
-                        self.stats.measure.receive_errors += 1;
-                        debug!(consumer = self.inst.id, error = %e, "receive failed");
-                    }
-                    Err(RecvError::Closed(e)) => {
-                        warn!(consumer = self.inst.id, error = %e, "consumer closed");
-                        error = Some(e);
-                        // Keep reporting intervals until stopped.
-                        loop {
-                            tokio::select! {
-                                _ = stop.cancelled() => break,
-                                _ = self.ticks.changed() => {
-                                    let interval = *self.ticks.borrow_and_update();
-                                    self.flush(interval.saturating_sub(1));
-                                }
-                            }
-                        }
+            };
+            tokio::pin!(fault);
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => break,
+                    _ = &mut fault => {
+                        info!(consumer = self.inst.id, "stopped by a fault action");
+                        self.faulted = true;
                         break;
                     }
-                },
+                    _ = self.ticks.changed() => self.flush_tick(),
+                    d = c.recv() => match d {
+                        Ok(d) => {
+                            self.record(d);
+                            if let Err(RecvError::Transient(e) | RecvError::Closed(e)) = c.ack_last().await {
+                                self.stats.measure.receive_errors += 1;
+                                debug!(consumer = self.inst.id, error = %e, "ack failed");
+                            }
+                        }
+                        Err(RecvError::Transient(e)) => {
+                            self.stats.measure.receive_errors += 1;
+                            debug!(consumer = self.inst.id, error = %e, "receive failed");
+                        }
+                        Err(RecvError::Closed(e)) => {
+                            warn!(consumer = self.inst.id, error = %e, "consumer closed");
+                            error = Some(e);
+                            break;
+                        }
+                    },
+                }
+            }
+            if !stop.is_cancelled() {
+                // Stopped by a fault or closed by the broker: leave now, keep reporting.
+                if let Some(c) = client.take() {
+                    c.close().await;
+                }
+                self.idle(&stop).await;
             }
         }
         if self.ticks.has_changed().unwrap_or(false) {
-            let interval = *self.ticks.borrow_and_update();
-            self.flush(interval.saturating_sub(1));
+            self.flush_tick();
         }
         let last = *self.ticks.borrow();
         self.flush(last);
-        client.close().await;
+        if let Some(c) = client {
+            c.close().await;
+        }
         ConsumerFinal {
             inst: self.inst,
             seen: self.seen,
@@ -819,6 +785,8 @@ impl ConsumerTask {
             reordered: self.reordered,
             deliveries: self.deliveries,
             undecodable: self.undecodable,
+            partitions: self.partitions,
+            faulted: self.faulted,
             error,
         }
     }
@@ -867,11 +835,7 @@ async fn aggregate(
     while open {
         let tick_at = start + next_tick as i64 * step;
         let emit_at = start + (next_emit as i64 + 1) * step + grace;
-        let (at, is_tick) = if tick_at <= emit_at {
-            (tick_at, true)
-        } else {
-            (emit_at, false)
-        };
+        let (at, is_tick) = if tick_at <= emit_at { (tick_at, true) } else { (emit_at, false) };
         tokio::select! {
             biased;
             r = rx.recv() => match r {
@@ -912,12 +876,7 @@ async fn aggregate(
         }
     }
     // Every task is done: send what is left as the last interval(s).
-    let last = pending
-        .keys()
-        .next_back()
-        .copied()
-        .unwrap_or(next_emit)
-        .max(next_emit);
+    let last = pending.keys().next_back().copied().unwrap_or(next_emit).max(next_emit);
     for k in next_emit..=last {
         let acc = pending.remove(&k).unwrap_or_default();
         let (cpu, wall) = (procstat::cpu_ns(), std::time::Instant::now());
@@ -941,11 +900,7 @@ async fn aggregate(
 }
 
 fn merge_into(total: &mut Aggregate, r: &TaskReport) {
-    let map = if r.role == Role::Producer {
-        &mut total.producers
-    } else {
-        &mut total.consumers
-    };
+    let map = if r.role == Role::Producer { &mut total.producers } else { &mut total.consumers };
     map.entry(r.group).or_default().merge(&r.stats);
 }
 

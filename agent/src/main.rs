@@ -18,9 +18,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -39,10 +37,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        let addr = listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         // Scripts and tests read this line to learn the port.
         println!("agent listening on {addr}");
         let opts = agent::AgentOptions::new(cli.id.unwrap_or_else(|| addr.clone()));

@@ -29,6 +29,8 @@ pub struct MemMessage {
     pub payload: Bytes,
     pub ready_at: Instant,
     pub redelivered: bool,
+    /// None for a non-partitioned topic.
+    pub partition: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -99,28 +101,17 @@ impl MemoryBroker {
     }
 
     /// Creates `name` with `partitions` (0 = one, non-partitioned) if absent.
-    pub fn create_topic(
-        &self,
-        name: &str,
-        partitions: u32,
-        cfg: MemoryConfig,
-    ) -> Result<Arc<TopicState>, MemError> {
+    pub fn create_topic(&self, name: &str, partitions: u32, cfg: MemoryConfig) -> Result<Arc<TopicState>, MemError> {
         let n = partitions.max(1) as usize;
         let mut topics = lock(&self.inner);
         if let Some(t) = topics.get(name) {
             if t.partitions.len() != n {
-                return Err(MemError::PartitionMismatch(
-                    name.to_string(),
-                    t.partitions.len(),
-                    n,
-                ));
+                return Err(MemError::PartitionMismatch(name.to_string(), t.partitions.len(), n));
             }
             return Ok(t.clone());
         }
-        let service = cfg
-            .capacity_msgs_per_s
-            .filter(|c| c.is_finite() && *c > 0.0)
-            .map(|c| Duration::from_secs_f64(1.0 / c));
+        let service =
+            cfg.capacity_msgs_per_s.filter(|c| c.is_finite() && *c > 0.0).map(|c| Duration::from_secs_f64(1.0 / c));
         let t = Arc::new(TopicState {
             name: name.to_string(),
             cfg,
@@ -134,10 +125,7 @@ impl MemoryBroker {
     }
 
     pub fn topic(&self, name: &str) -> Result<Arc<TopicState>, MemError> {
-        lock(&self.inner)
-            .get(name)
-            .cloned()
-            .ok_or_else(|| MemError::NoTopic(name.to_string()))
+        lock(&self.inner).get(name).cloned().ok_or_else(|| MemError::NoTopic(name.to_string()))
     }
 
     /// Drops every topic whose name starts with `prefix` (end of a run).
@@ -178,25 +166,19 @@ impl TopicState {
             }
         };
         let ready_at = done + self.cfg.latency;
-        let n = self
-            .published
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 1;
+        let n = self.published.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         let stalled = self.cfg.stall_after > 0 && n > self.cfg.stall_after;
         if stalled || (self.cfg.drop_every > 0 && n.is_multiple_of(self.cfg.drop_every)) {
             return ready_at; // acknowledged, never delivered
         }
-        let copies = if self.cfg.duplicate_every > 0 && n.is_multiple_of(self.cfg.duplicate_every) {
-            2
-        } else {
-            1
-        };
+        let copies = if self.cfg.duplicate_every > 0 && n.is_multiple_of(self.cfg.duplicate_every) { 2 } else { 1 };
         let msg = MemMessage {
             stamp,
             key,
             payload,
             ready_at,
             redelivered: false,
+            partition: (self.partitions.len() > 1).then_some(partition as u32),
         };
         let p = &self.partitions[partition % self.partitions.len()];
         let mut part = lock(p);
@@ -210,34 +192,23 @@ impl TopicState {
     }
 
     /// Subscribes a consumer to every partition of the topic.
-    pub fn subscribe(
-        self: &Arc<Self>,
-        subscription: &str,
-        sub_type: SubType,
-    ) -> Result<MemConsumer, MemError> {
+    pub fn subscribe(self: &Arc<Self>, subscription: &str, sub_type: SubType) -> Result<MemConsumer, MemError> {
         let id = NEXT_CONSUMER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
         let np = self.partitions.len();
         for (pi, p) in self.partitions.iter().enumerate() {
             let mut part = lock(p);
-            let sub = part
-                .subs
-                .entry(subscription.to_string())
-                .or_insert_with(|| Sub {
-                    sub_type,
-                    consumers: Vec::new(),
-                    rr: 0,
-                    backlog: VecDeque::new(),
-                });
+            let sub = part.subs.entry(subscription.to_string()).or_insert_with(|| Sub {
+                sub_type,
+                consumers: Vec::new(),
+                rr: 0,
+                backlog: VecDeque::new(),
+            });
             if sub.sub_type != sub_type {
                 let have = sub.sub_type.as_str();
                 drop(part);
                 self.unsubscribe_slot(subscription, id);
-                return Err(MemError::TypeMismatch(
-                    subscription.to_string(),
-                    have,
-                    sub_type.as_str(),
-                ));
+                return Err(MemError::TypeMismatch(subscription.to_string(), have, sub_type.as_str()));
             }
             if sub_type == SubType::Exclusive && !sub.consumers.is_empty() {
                 drop(part);
@@ -250,13 +221,7 @@ impl TopicState {
                 sub.dispatch(m, pi, np);
             }
         }
-        Ok(MemConsumer {
-            topic: self.clone(),
-            subscription: subscription.to_string(),
-            id,
-            rx,
-            pending: None,
-        })
+        Ok(MemConsumer { topic: self.clone(), subscription: subscription.to_string(), id, rx, pending: None })
     }
 
     fn unsubscribe_slot(&self, subscription: &str, id: u64) {
@@ -385,16 +350,11 @@ mod tests {
     #[tokio::test]
     async fn shared_round_robin_and_exclusive() {
         let b = MemoryBroker::new();
-        let t = b
-            .create_topic("t", 0, MemoryConfig::default())
-            .expect("topic");
+        let t = b.create_topic("t", 0, MemoryConfig::default()).expect("topic");
         let mut c1 = t.subscribe("s", SubType::Shared).expect("sub");
         let mut c2 = t.subscribe("s", SubType::Shared).expect("sub");
         let mut ex = t.subscribe("x", SubType::Exclusive).expect("sub");
-        assert_eq!(
-            t.subscribe("x", SubType::Exclusive).err(),
-            Some(MemError::ExclusiveTaken("x".into()))
-        );
+        assert_eq!(t.subscribe("x", SubType::Exclusive).err(), Some(MemError::ExclusiveTaken("x".into())));
         assert!(t.subscribe("s", SubType::Failover).is_err());
         for i in 0..10 {
             t.publish(0, stamp(i), None, Bytes::new());
@@ -417,9 +377,7 @@ mod tests {
     #[tokio::test]
     async fn backlog_then_close_redelivers() {
         let b = MemoryBroker::new();
-        let t = b
-            .create_topic("t", 2, MemoryConfig::default())
-            .expect("topic");
+        let t = b.create_topic("t", 2, MemoryConfig::default()).expect("topic");
         // The subscription exists but has no consumer: messages wait in its backlog.
         drop(t.subscribe("f", SubType::Failover).expect("sub"));
         for i in 0..4 {
@@ -445,11 +403,8 @@ mod tests {
     #[tokio::test]
     async fn capacity_queues_and_latency_delays() {
         let b = MemoryBroker::new();
-        let cfg = MemoryConfig {
-            capacity_msgs_per_s: Some(1000.0),
-            latency: Duration::from_millis(5),
-            ..Default::default()
-        };
+        let cfg =
+            MemoryConfig { capacity_msgs_per_s: Some(1000.0), latency: Duration::from_millis(5), ..Default::default() };
         let t = b.create_topic("t", 0, cfg).expect("topic");
         let start = Instant::now();
         let mut last = start;
@@ -458,10 +413,7 @@ mod tests {
         }
         // 100 messages at 1000/s take 100 ms of broker time, plus 5 ms.
         let d = last.duration_since(start);
-        assert!(
-            d >= Duration::from_millis(104) && d < Duration::from_millis(120),
-            "{d:?}"
-        );
+        assert!(d >= Duration::from_millis(104) && d < Duration::from_millis(120), "{d:?}");
         let mut c = t.subscribe("late", SubType::Shared).expect("sub");
         t.publish(0, stamp(1), None, Bytes::new());
         let m = c.recv().await.expect("msg");

@@ -34,12 +34,7 @@ impl PayloadGen {
             SizeDist::Normal { mean, stddev } => Normal::new(mean as f64, stddev as f64).ok(),
             _ => None,
         };
-        PayloadGen {
-            buf: Bytes::from(v),
-            sizes,
-            normal,
-            rng,
-        }
+        PayloadGen { buf: Bytes::from(v), sizes, normal, rng }
     }
 
     #[inline]
@@ -69,12 +64,7 @@ impl KeyGen {
             KeyPattern::Zipf { keys, exponent } => Zipf::new(keys as f64, exponent).ok(),
             _ => None,
         };
-        KeyGen {
-            pattern,
-            next: start,
-            zipf,
-            rng: SmallRng::seed_from_u64(seed ^ 0x6b65_7973),
-        }
+        KeyGen { pattern, next: start, zipf, rng: SmallRng::seed_from_u64(seed ^ 0x6b65_7973) }
     }
 
     #[inline]
@@ -101,27 +91,13 @@ mod tests {
 
     #[test]
     fn sizes_follow_the_distribution() {
-        let mut g = PayloadGen::new(
-            SizeDist::Uniform { min: 10, max: 20 },
-            PayloadKind::Random,
-            1,
-        );
+        let mut g = PayloadGen::new(SizeDist::Uniform { min: 10, max: 20 }, PayloadKind::Random, 1);
         for _ in 0..1000 {
             let n = g.next_payload().len();
             assert!((10..=20).contains(&n));
         }
-        let mut g = PayloadGen::new(
-            SizeDist::Normal {
-                mean: 1000,
-                stddev: 100,
-            },
-            PayloadKind::Text,
-            1,
-        );
-        let mean: f64 = (0..10_000)
-            .map(|_| g.next_payload().len() as f64)
-            .sum::<f64>()
-            / 10_000.0;
+        let mut g = PayloadGen::new(SizeDist::Normal { mean: 1000, stddev: 100 }, PayloadKind::Text, 1);
+        let mean: f64 = (0..10_000).map(|_| g.next_payload().len() as f64).sum::<f64>() / 10_000.0;
         assert!((mean - 1000.0).abs() < 10.0, "{mean}");
         let mut g = PayloadGen::new(SizeDist::Fixed(0), PayloadKind::Random, 1);
         assert!(g.next_payload().is_empty());
@@ -132,22 +108,12 @@ mod tests {
         let mut k = KeyGen::new(KeyPattern::RoundRobin { keys: 3 }, 0, 0);
         let v: Vec<_> = (0..6).map(|_| k.next_key().unwrap_or(99)).collect();
         assert_eq!(v, vec![0, 1, 2, 0, 1, 2]);
-        let mut z = KeyGen::new(
-            KeyPattern::Zipf {
-                keys: 100,
-                exponent: 1.2,
-            },
-            7,
-            0,
-        );
+        let mut z = KeyGen::new(KeyPattern::Zipf { keys: 100, exponent: 1.2 }, 7, 0);
         let mut counts = [0u32; 100];
         for _ in 0..20_000 {
             counts[z.next_key().unwrap_or(0) as usize] += 1;
         }
-        assert!(
-            counts[0] > counts[10] && counts[10] > 0,
-            "zipf skews to low keys"
-        );
+        assert!(counts[0] > counts[10] && counts[10] > 0, "zipf skews to low keys");
         assert_eq!(KeyGen::new(KeyPattern::None, 0, 0).next_key(), None);
     }
 }

@@ -9,8 +9,7 @@ use common::clock::{self, TimeBase};
 use common::plan::Shard;
 use common::proto::agent_server::{Agent, AgentServer};
 use common::proto::{
-    self, agent_message::Msg as AMsg, coordinator_message::Msg as CMsg, AgentMessage,
-    CoordinatorMessage,
+    self, agent_message::Msg as AMsg, coordinator_message::Msg as CMsg, AgentMessage, CoordinatorMessage,
 };
 use common::scenario::BrokerKind;
 use futures::Stream;
@@ -23,6 +22,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
 use crate::driver::memory::MemoryDriver;
+use crate::driver::pulsar::PulsarDriver;
 use crate::engine::{self, Outbox, PreparedRun};
 use crate::memory_broker::{MemoryBroker, MemoryConfig};
 
@@ -39,19 +39,14 @@ pub struct AgentOptions {
 
 impl AgentOptions {
     pub fn new(agent_id: impl Into<String>) -> AgentOptions {
-        AgentOptions {
-            agent_id: agent_id.into(),
-            instance_id: process_instance_id(),
-            memory: MemoryBroker::new(),
-        }
+        AgentOptions { agent_id: agent_id.into(), instance_id: process_instance_id(), memory: MemoryBroker::new() }
     }
 }
 
 /// A random id for this process, the same for every agent in it.
 pub fn process_instance_id() -> String {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ID.get_or_init(|| format!("{:016x}", rand::random::<u64>()))
-        .clone()
+    ID.get_or_init(|| format!("{:016x}", rand::random::<u64>())).clone()
 }
 
 pub struct AgentService {
@@ -61,16 +56,11 @@ pub struct AgentService {
 
 impl AgentService {
     pub fn new(opts: AgentOptions) -> AgentService {
-        AgentService {
-            opts,
-            busy: Arc::new(Semaphore::new(1)),
-        }
+        AgentService { opts, busy: Arc::new(Semaphore::new(1)) }
     }
 
     pub fn into_server(self) -> AgentServer<AgentService> {
-        AgentServer::new(self)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+        AgentServer::new(self).max_decoding_message_size(MAX_MESSAGE_BYTES).max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 }
 
@@ -96,16 +86,10 @@ impl Agent for AgentService {
         &self,
         request: Request<Streaming<CoordinatorMessage>>,
     ) -> Result<Response<SessionStream>, Status> {
-        let peer = request
-            .remote_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_else(|| "?".into());
+        let peer = request.remote_addr().map(|a| a.to_string()).unwrap_or_else(|| "?".into());
         let permit = self.busy.clone().try_acquire_owned().map_err(|_| {
             warn!(%peer, "refused a session: a run is in progress");
-            Status::resource_exhausted(format!(
-                "agent {} is busy with another coordinator's run",
-                self.opts.agent_id
-            ))
+            Status::resource_exhausted(format!("agent {} is busy with another coordinator's run", self.opts.agent_id))
         })?;
         info!(%peer, "session opened");
         let (tx, rx) = mpsc::channel(1024);
@@ -121,13 +105,7 @@ impl Agent for AgentService {
 }
 
 fn err_msg(phase: &str, message: String, fatal: bool) -> AgentMessage {
-    AgentMessage {
-        msg: Some(AMsg::Error(proto::AgentError {
-            phase: phase.into(),
-            message,
-            fatal,
-        })),
-    }
+    AgentMessage { msg: Some(AMsg::Error(proto::AgentError { phase: phase.into(), message, fatal })) }
 }
 
 async fn send(tx: &Outbox, m: AgentMessage) -> bool {
@@ -148,15 +126,7 @@ async fn run_session(opts: AgentOptions, mut inbound: Streaming<CoordinatorMessa
             None => break,
         };
         let Some(msg) = msg.msg else {
-            let _ = send(
-                &tx,
-                err_msg(
-                    "session",
-                    "empty or unknown command (newer coordinator?)".into(),
-                    false,
-                ),
-            )
-            .await;
+            let _ = send(&tx, err_msg("session", "empty or unknown command (newer coordinator?)".into(), false)).await;
             continue;
         };
         match msg {
@@ -184,71 +154,35 @@ async fn run_session(opts: AgentOptions, mut inbound: Streaming<CoordinatorMessa
                     hostname: hostname(),
                     version: common::VERSION.into(),
                     instance_id: opts.instance_id.clone(),
-                    cpus: std::thread::available_parallelism()
-                        .map(|n| n.get() as u32)
-                        .unwrap_or(1),
-                    drivers: vec![BrokerKind::Memory.as_str().into()],
+                    cpus: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1),
+                    drivers: vec![BrokerKind::Memory.as_str().into(), BrokerKind::Pulsar.as_str().into()],
                 };
-                if !send(
-                    &tx,
-                    AgentMessage {
-                        msg: Some(AMsg::HelloAck(ack)),
-                    },
-                )
-                .await
-                {
+                if !send(&tx, AgentMessage { msg: Some(AMsg::HelloAck(ack)) }).await {
                     break;
                 }
             }
             CMsg::Ping(p) => {
-                let pong = proto::Pong {
-                    seq: p.seq,
-                    coordinator_ns: p.coordinator_ns,
-                    agent_ns: clock::now_ns(),
-                };
-                if !send(
-                    &tx,
-                    AgentMessage {
-                        msg: Some(AMsg::Pong(pong)),
-                    },
-                )
-                .await
-                {
+                let pong = proto::Pong { seq: p.seq, coordinator_ns: p.coordinator_ns, agent_ns: clock::now_ns() };
+                if !send(&tx, AgentMessage { msg: Some(AMsg::Pong(pong)) }).await {
                     break;
                 }
             }
             CMsg::Prepare(p) => {
                 if !said_hello {
-                    let _ =
-                        send(&tx, err_msg("prepare", "Prepare before Hello".into(), true)).await;
+                    let _ = send(&tx, err_msg("prepare", "Prepare before Hello".into(), true)).await;
                     break;
                 }
                 if run.is_some() || finishing.is_some() {
-                    let _ = send(
-                        &tx,
-                        err_msg(
-                            "prepare",
-                            "a run is already prepared in this session".into(),
-                            true,
-                        ),
-                    )
-                    .await;
+                    let _ =
+                        send(&tx, err_msg("prepare", "a run is already prepared in this session".into(), true)).await;
                     break;
                 }
                 match prepare(&opts, &p, tx.clone()).await {
                     Ok(r) => {
                         let (producers, consumers) = r.counts();
                         run = Some(r);
-                        if !send(
-                            &tx,
-                            AgentMessage {
-                                msg: Some(AMsg::Ready(proto::Ready {
-                                    producers,
-                                    consumers,
-                                })),
-                            },
-                        )
-                        .await
+                        if !send(&tx, AgentMessage { msg: Some(AMsg::Ready(proto::Ready { producers, consumers })) })
+                            .await
                         {
                             break;
                         }
@@ -262,11 +196,7 @@ async fn run_session(opts: AgentOptions, mut inbound: Streaming<CoordinatorMessa
             CMsg::Start(s) => match &run {
                 Some(r) => r.start(s.start_at_ns),
                 None => {
-                    let _ = send(
-                        &tx,
-                        err_msg("start", "Start before a successful Prepare".into(), true),
-                    )
-                    .await;
+                    let _ = send(&tx, err_msg("start", "Start before a successful Prepare".into(), true)).await;
                 }
             },
             CMsg::Stop(s) => {
@@ -287,21 +217,12 @@ async fn run_session(opts: AgentOptions, mut inbound: Streaming<CoordinatorMessa
     }
 }
 
-async fn prepare(
-    opts: &AgentOptions,
-    p: &proto::Prepare,
-    tx: Outbox,
-) -> Result<PreparedRun, String> {
+async fn prepare(opts: &AgentOptions, p: &proto::Prepare, tx: Outbox) -> Result<PreparedRun, String> {
     if p.shard_format != common::SHARD_FORMAT_JSON_V1 {
-        return Err(format!(
-            "shard format `{}` is not supported",
-            p.shard_format
-        ));
+        return Err(format!("shard format `{}` is not supported", p.shard_format));
     }
     let shard = Shard::from_json(&p.shard)?;
-    let time = TimeBase {
-        offset_ns: p.clock_offset_ns,
-    };
+    let time = TimeBase { offset_ns: p.clock_offset_ns };
     let sc = &shard.scenario;
     match sc.broker.kind {
         BrokerKind::Memory => {
@@ -314,14 +235,13 @@ async fn prepare(
             };
             let driver = Arc::new(MemoryDriver::new(opts.memory.clone(), &shard.run_id, cfg));
             let d2 = driver.clone();
-            engine::prepare(driver, shard, time, tx, Box::new(move || d2.cleanup()))
-                .await
-                .map_err(|e| e.to_string())
+            engine::prepare(driver, shard, time, tx, Box::new(move || d2.cleanup())).await.map_err(|e| e.to_string())
         }
-        other => Err(format!(
-            "this agent has no `{}` driver yet; supported: memory",
-            other.as_str()
-        )),
+        BrokerKind::Pulsar => {
+            let driver = PulsarDriver::connect(&sc.broker, &shard.run_id).await.map_err(|e| e.to_string())?;
+            engine::prepare(Arc::new(driver), shard, time, tx, Box::new(|| {})).await.map_err(|e| e.to_string())
+        }
+        other => Err(format!("this agent has no `{}` driver yet; supported: memory, pulsar", other.as_str())),
     }
 }
 

@@ -3,17 +3,14 @@
 
 use common::proto::agent_client::AgentClient;
 use common::proto::{
-    self, agent_message::Msg as AMsg, coordinator_message::Msg as CMsg, AgentMessage,
-    CoordinatorMessage,
+    self, agent_message::Msg as AMsg, coordinator_message::Msg as CMsg, AgentMessage, CoordinatorMessage,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 async fn start_agent() -> (String, CancellationToken) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     let stop = CancellationToken::new();
     let s = stop.clone();
@@ -35,18 +32,8 @@ fn hello(version: u32) -> CMsg {
     })
 }
 
-async fn open(
-    addr: &str,
-) -> Result<
-    (
-        mpsc::Sender<CoordinatorMessage>,
-        tonic::Streaming<AgentMessage>,
-    ),
-    tonic::Status,
-> {
-    let mut client = AgentClient::connect(format!("http://{addr}"))
-        .await
-        .expect("connect");
+async fn open(addr: &str) -> Result<(mpsc::Sender<CoordinatorMessage>, tonic::Streaming<AgentMessage>), tonic::Status> {
+    let mut client = AgentClient::connect(format!("http://{addr}")).await.expect("connect");
     let (tx, rx) = mpsc::channel(16);
     let resp = client.session(ReceiverStream::new(rx)).await?;
     Ok((tx, resp.into_inner()))
@@ -58,9 +45,7 @@ async fn refuses_other_protocol_versions() {
     let (tx, mut rx) = open(&addr).await.expect("session");
     tx.send(cmd(hello(99))).await.expect("send");
     match rx.message().await.expect("message") {
-        Some(AgentMessage {
-            msg: Some(AMsg::Error(e)),
-        }) => {
+        Some(AgentMessage { msg: Some(AMsg::Error(e)) }) => {
             assert!(e.fatal);
             assert!(e.message.contains("protocol version 99"), "{}", e.message);
         }
@@ -73,34 +58,17 @@ async fn refuses_other_protocol_versions() {
 async fn answers_a_bad_shard_with_an_error_and_stays_usable() {
     let (addr, stop) = start_agent().await;
     let (tx, mut rx) = open(&addr).await.expect("session");
-    tx.send(cmd(hello(common::PROTOCOL_VERSION)))
-        .await
-        .expect("send");
+    tx.send(cmd(hello(common::PROTOCOL_VERSION))).await.expect("send");
     let ack = rx.message().await.expect("ack");
-    assert!(
-        matches!(
-            ack,
-            Some(AgentMessage {
-                msg: Some(AMsg::HelloAck(_))
-            })
-        ),
-        "{ack:?}"
-    );
-    for (format, shard, expect) in [
-        ("json/v1", b"{not json".to_vec(), "shard does not decode"),
-        ("xml/v9", b"<shard/>".to_vec(), "not supported"),
-    ] {
-        tx.send(cmd(CMsg::Prepare(proto::Prepare {
-            shard_format: format.into(),
-            shard,
-            clock_offset_ns: 0,
-        })))
-        .await
-        .expect("send");
+    assert!(matches!(ack, Some(AgentMessage { msg: Some(AMsg::HelloAck(_)) })), "{ack:?}");
+    for (format, shard, expect) in
+        [("json/v1", b"{not json".to_vec(), "shard does not decode"), ("xml/v9", b"<shard/>".to_vec(), "not supported")]
+    {
+        tx.send(cmd(CMsg::Prepare(proto::Prepare { shard_format: format.into(), shard, clock_offset_ns: 0 })))
+            .await
+            .expect("send");
         match rx.message().await.expect("message") {
-            Some(AgentMessage {
-                msg: Some(AMsg::Error(e)),
-            }) => {
+            Some(AgentMessage { msg: Some(AMsg::Error(e)) }) => {
                 assert_eq!(e.phase, "prepare");
                 assert!(e.message.contains(expect), "{}", e.message);
             }
@@ -108,13 +76,9 @@ async fn answers_a_bad_shard_with_an_error_and_stays_usable() {
         }
     }
     // Start without a prepared run is refused, not obeyed.
-    tx.send(cmd(CMsg::Start(proto::Start { start_at_ns: 0 })))
-        .await
-        .expect("send");
+    tx.send(cmd(CMsg::Start(proto::Start { start_at_ns: 0 }))).await.expect("send");
     match rx.message().await.expect("message") {
-        Some(AgentMessage {
-            msg: Some(AMsg::Error(e)),
-        }) => assert_eq!(e.phase, "start"),
+        Some(AgentMessage { msg: Some(AMsg::Error(e)) }) => assert_eq!(e.phase, "start"),
         other => panic!("expected an error, got {other:?}"),
     }
     stop.cancel();
@@ -124,14 +88,10 @@ async fn answers_a_bad_shard_with_an_error_and_stays_usable() {
 async fn one_session_at_a_time() {
     let (addr, stop) = start_agent().await;
     let (tx, mut rx) = open(&addr).await.expect("first session");
-    tx.send(cmd(hello(common::PROTOCOL_VERSION)))
-        .await
-        .expect("send");
+    tx.send(cmd(hello(common::PROTOCOL_VERSION))).await.expect("send");
     let _ = rx.message().await.expect("ack");
     let second = open(&addr).await;
-    let Err(err) = second else {
-        panic!("second session must be refused")
-    };
+    let Err(err) = second else { panic!("second session must be refused") };
     assert_eq!(err.code(), tonic::Code::ResourceExhausted);
     assert!(err.message().contains("busy"), "{}", err.message());
     // When the first session ends, the agent is free again.

@@ -26,8 +26,7 @@ fn anchor() -> &'static Anchor {
 /// Nanoseconds since the Unix epoch on this process's monotonic clock.
 pub fn now_ns() -> i64 {
     let a = anchor();
-    a.unix_ns
-        .saturating_add(i64::try_from(a.instant.elapsed().as_nanos()).unwrap_or(i64::MAX))
+    a.unix_ns.saturating_add(i64::try_from(a.instant.elapsed().as_nanos()).unwrap_or(i64::MAX))
 }
 
 /// The `Instant` at which this process's clock reads `ns`.
@@ -37,9 +36,7 @@ pub fn instant_at(ns: i64) -> Instant {
     if delta >= 0 {
         a.instant + Duration::from_nanos(delta.unsigned_abs())
     } else {
-        a.instant
-            .checked_sub(Duration::from_nanos(delta.unsigned_abs()))
-            .unwrap_or(a.instant)
+        a.instant.checked_sub(Duration::from_nanos(delta.unsigned_abs())).unwrap_or(a.instant)
     }
 }
 
@@ -80,11 +77,7 @@ impl SyncSample {
 
 /// The offset estimate from the lowest-RTT sample, and its error bound (RTT/2).
 pub fn best_offset(samples: &[SyncSample]) -> Option<(i64, i64)> {
-    samples
-        .iter()
-        .filter(|s| s.rtt_ns() >= 0)
-        .min_by_key(|s| s.rtt_ns())
-        .map(|s| (s.offset_ns(), s.rtt_ns() / 2))
+    samples.iter().filter(|s| s.rtt_ns() >= 0).min_by_key(|s| s.rtt_ns()).map(|s| (s.offset_ns(), s.rtt_ns() / 2))
 }
 
 #[cfg(test)]
@@ -96,31 +89,16 @@ mod tests {
         let a = now_ns();
         let b = now_ns();
         assert!(b >= a);
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos() as i64;
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as i64;
         assert!((wall - b).abs() < 1_000_000_000);
     }
 
     #[test]
     fn best_offset_uses_lowest_rtt() {
         let samples = [
-            SyncSample {
-                t0: 0,
-                agent: 1_000_500,
-                t3: 1_000,
-            }, // rtt 1000, offset 1_000_000
-            SyncSample {
-                t0: 10_000,
-                agent: 1_050_000,
-                t3: 90_000,
-            }, // rtt 80_000, offset 1_000_000
-            SyncSample {
-                t0: 100_000,
-                agent: 2_000_000,
-                t3: 300_000,
-            },
+            SyncSample { t0: 0, agent: 1_000_500, t3: 1_000 }, // rtt 1000, offset 1_000_000
+            SyncSample { t0: 10_000, agent: 1_050_000, t3: 90_000 }, // rtt 80_000, offset 1_000_000
+            SyncSample { t0: 100_000, agent: 2_000_000, t3: 300_000 },
         ];
         let (off, err) = best_offset(&samples).expect("samples");
         assert_eq!(off, 1_000_000);

@@ -43,8 +43,7 @@ pub enum HistError {
 
 impl Hist {
     pub fn new() -> Hist {
-        let mut h = Histogram::new_with_bounds(LOW_NS, LOW_NS * 2, SIGFIG)
-            .expect("static bounds are valid");
+        let mut h = Histogram::new_with_bounds(LOW_NS, LOW_NS * 2, SIGFIG).expect("static bounds are valid");
         h.auto(true);
         Hist { h, clamped: 0 }
     }
@@ -146,17 +145,13 @@ impl Hist {
             return Ok(Hist::new());
         }
         if bytes.len() > 64 * 1024 * 1024 {
-            return Err(HistError::Decode(
-                "encoded histogram larger than 64 MiB".into(),
-            ));
+            return Err(HistError::Decode("encoded histogram larger than 64 MiB".into()));
         }
         let h: Histogram<u64> = Deserializer::new()
             .deserialize(&mut std::io::Cursor::new(bytes))
             .map_err(|e| HistError::Decode(format!("{e:?}")))?;
         let mut out = Hist::new();
-        out.h
-            .add(&h)
-            .map_err(|e| HistError::Decode(format!("{e:?}")))?;
+        out.h.add(&h).map_err(|e| HistError::Decode(format!("{e:?}")))?;
         Ok(out)
     }
 

@@ -112,17 +112,9 @@ pub fn plan(scenario: &Scenario, run_id: &str, agents: &[AgentSlot]) -> Result<P
             .topics
             .iter()
             .map(|t| {
-                let rate: u64 = scenario
-                    .producers
-                    .iter()
-                    .filter(|p| p.topic == t.name)
-                    .map(|p| p.total_rate_milli)
-                    .sum();
-                let subs = scenario
-                    .consumers
-                    .iter()
-                    .filter(|c| c.topic == t.name)
-                    .count() as u64;
+                let rate: u64 =
+                    scenario.producers.iter().filter(|p| p.topic == t.name).map(|p| p.total_rate_milli).sum();
+                let subs = scenario.consumers.iter().filter(|c| c.topic == t.name).count() as u64;
                 (rate.saturating_mul(1 + subs), t.name.as_str())
             })
             .collect();
@@ -130,9 +122,7 @@ pub fn plan(scenario: &Scenario, run_id: &str, agents: &[AgentSlot]) -> Result<P
         let mut proc_load = vec![0u64; procs.len()];
         let mut proc_topics = vec![0usize; procs.len()];
         for (w, name) in weight {
-            let best = (0..procs.len())
-                .min_by_key(|&i| (proc_load[i], proc_topics[i], i))
-                .unwrap_or(0);
+            let best = (0..procs.len()).min_by_key(|&i| (proc_load[i], proc_topics[i], i)).unwrap_or(0);
             proc_load[best] = proc_load[best].saturating_add(w);
             proc_topics[best] += 1;
             eligible.insert(name, procs[best].clone());
@@ -148,11 +138,8 @@ pub fn plan(scenario: &Scenario, run_id: &str, agents: &[AgentSlot]) -> Result<P
     if split {
         for ids in eligible.values() {
             if ids.len() < 2 {
-                let why = if scenario.broker.kind == BrokerKind::Memory {
-                    " in one process (memory broker)"
-                } else {
-                    ""
-                };
+                let why =
+                    if scenario.broker.kind == BrokerKind::Memory { " in one process (memory broker)" } else { "" };
                 return Err(PlanError::SplitNeedsTwo(why, ids.len()));
             }
         }
@@ -186,60 +173,27 @@ pub fn plan(scenario: &Scenario, run_id: &str, agents: &[AgentSlot]) -> Result<P
 
     let mut next_id: u64 = 0;
     for (g, group) in scenario.producers.iter().enumerate() {
-        let ids = producer_side(
-            eligible
-                .get(group.topic.as_str())
-                .map(Vec::as_slice)
-                .unwrap_or(&[]),
-        );
-        let ids = if ids.is_empty() {
-            (0..agents.len()).collect()
-        } else {
-            ids
-        };
+        let ids = producer_side(eligible.get(group.topic.as_str()).map(Vec::as_slice).unwrap_or(&[]));
+        let ids = if ids.is_empty() { (0..agents.len()).collect() } else { ids };
         for (k, rate) in split_exact(group.total_rate_milli, group.count).enumerate() {
-            let a = *ids
-                .iter()
-                .min_by_key(|&&i| (loads[i].rate_milli, loads[i].producers, i))
-                .unwrap_or(&0);
+            let a = *ids.iter().min_by_key(|&&i| (loads[i].rate_milli, loads[i].producers, i)).unwrap_or(&0);
             loads[a].rate_milli += rate;
             loads[a].producers += 1;
             let id = u32::try_from(next_id).map_err(|_| PlanError::TooManyInstances)?;
             next_id += 1;
-            shards[a].producers.push(ProducerInstance {
-                id,
-                group: g,
-                index_in_group: k as u32,
-                rate_milli: rate,
-            });
+            shards[a].producers.push(ProducerInstance { id, group: g, index_in_group: k as u32, rate_milli: rate });
         }
     }
     let mut next_cid: u64 = 0;
     for (g, group) in scenario.consumers.iter().enumerate() {
-        let ids = consumer_side(
-            eligible
-                .get(group.topic.as_str())
-                .map(Vec::as_slice)
-                .unwrap_or(&[]),
-        );
-        let ids = if ids.is_empty() {
-            (0..agents.len()).collect()
-        } else {
-            ids
-        };
+        let ids = consumer_side(eligible.get(group.topic.as_str()).map(Vec::as_slice).unwrap_or(&[]));
+        let ids = if ids.is_empty() { (0..agents.len()).collect() } else { ids };
         for k in 0..group.count {
-            let a = *ids
-                .iter()
-                .min_by_key(|&&i| (loads[i].consumers, i))
-                .unwrap_or(&0);
+            let a = *ids.iter().min_by_key(|&&i| (loads[i].consumers, i)).unwrap_or(&0);
             loads[a].consumers += 1;
             let id = u32::try_from(next_cid).map_err(|_| PlanError::TooManyInstances)?;
             next_cid += 1;
-            shards[a].consumers.push(ConsumerInstance {
-                id,
-                group: g,
-                index_in_group: k,
-            });
+            shards[a].consumers.push(ConsumerInstance { id, group: g, index_in_group: k });
         }
     }
     Ok(Plan { shards })
@@ -256,10 +210,7 @@ impl Plan {
         );
         for s in &self.shards {
             let sc = &s.scenario;
-            let name = agents
-                .get(s.agent_index)
-                .map(|a| a.name.as_str())
-                .unwrap_or("?");
+            let name = agents.get(s.agent_index).map(|a| a.name.as_str()).unwrap_or("?");
             let mut rows = 0;
             let mut by_group: BTreeMap<usize, (u64, u64)> = BTreeMap::new();
             for p in &s.producers {
@@ -326,27 +277,18 @@ mod tests {
         );
         for (i, (count, rate)) in groups.iter().enumerate() {
             let topic = if i % 2 == 0 { "a" } else { "b" };
-            y.push_str(&format!(
-                "  - {{name: p{i}, topic: {topic}, count: {count}, total_rate: {rate}.5}}\n"
-            ));
+            y.push_str(&format!("  - {{name: p{i}, topic: {topic}, count: {count}, total_rate: {rate}.5}}\n"));
         }
         y.push_str("consumers:\n");
         for (i, count) in consumers.iter().enumerate() {
             let topic = if i % 2 == 0 { "a" } else { "b" };
-            y.push_str(&format!(
-                "  - {{name: c{i}, topic: {topic}, count: {count}, type: shared}}\n"
-            ));
+            y.push_str(&format!("  - {{name: c{i}, topic: {topic}, count: {count}, type: shared}}\n"));
         }
         load_str(&y, "t.yaml", &[]).expect("valid")
     }
 
     fn slots(n: usize, procs: usize) -> Vec<AgentSlot> {
-        (0..n)
-            .map(|i| AgentSlot {
-                name: format!("a{i}"),
-                instance: format!("p{}", i % procs.max(1)),
-            })
-            .collect()
+        (0..n).map(|i| AgentSlot { name: format!("a{i}"), instance: format!("p{}", i % procs.max(1)) }).collect()
     }
 
     fn check(sc: &Scenario, p: &Plan) {
@@ -359,18 +301,9 @@ mod tests {
                 .map(|x| x.index_in_group)
                 .collect();
             seen.sort_unstable();
-            assert_eq!(
-                seen,
-                (0..group.count).collect::<Vec<_>>(),
-                "each producer instance exactly once"
-            );
-            let sum: u64 = p
-                .shards
-                .iter()
-                .flat_map(|s| s.producers.iter())
-                .filter(|x| x.group == g)
-                .map(|x| x.rate_milli)
-                .sum();
+            assert_eq!(seen, (0..group.count).collect::<Vec<_>>(), "each producer instance exactly once");
+            let sum: u64 =
+                p.shards.iter().flat_map(|s| s.producers.iter()).filter(|x| x.group == g).map(|x| x.rate_milli).sum();
             assert_eq!(sum, group.total_rate_milli, "rates sum exactly");
         }
         for (g, group) in sc.consumers.iter().enumerate() {
@@ -382,24 +315,12 @@ mod tests {
                 .map(|x| x.index_in_group)
                 .collect();
             seen.sort_unstable();
-            assert_eq!(
-                seen,
-                (0..group.count).collect::<Vec<_>>(),
-                "each consumer instance exactly once"
-            );
+            assert_eq!(seen, (0..group.count).collect::<Vec<_>>(), "each consumer instance exactly once");
         }
-        let mut ids: Vec<u32> = p
-            .shards
-            .iter()
-            .flat_map(|s| s.producers.iter().map(|x| x.id))
-            .collect();
+        let mut ids: Vec<u32> = p.shards.iter().flat_map(|s| s.producers.iter().map(|x| x.id)).collect();
         ids.sort_unstable();
         ids.dedup();
-        assert_eq!(
-            ids.len() as u32,
-            sc.producers.iter().map(|g| g.count).sum::<u32>(),
-            "producer ids unique"
-        );
+        assert_eq!(ids.len() as u32, sc.producers.iter().map(|g| g.count).sum::<u32>(), "producer ids unique");
     }
 
     proptest! {
@@ -461,10 +382,7 @@ mod tests {
     #[test]
     fn split_needs_two_agents() {
         let sc = scenario("pulsar", "split", &[(1, 10)], &[1]);
-        assert!(matches!(
-            plan(&sc, "r", &slots(1, 1)),
-            Err(PlanError::SplitNeedsTwo(..))
-        ));
+        assert!(matches!(plan(&sc, "r", &slots(1, 1)), Err(PlanError::SplitNeedsTwo(..))));
         assert_eq!(plan(&sc, "r", &[]), Err(PlanError::NoAgents));
     }
 }

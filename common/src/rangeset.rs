@@ -89,12 +89,8 @@ impl RangeSet {
             return 0;
         }
         let overlap = self.intersection_len(other);
-        let mut merged: Vec<(u64, u64)> =
-            Vec::with_capacity(self.ranges.len() + other.ranges.len());
-        let (mut a, mut b) = (
-            self.ranges.iter().peekable(),
-            other.ranges.iter().peekable(),
-        );
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(self.ranges.len() + other.ranges.len());
+        let (mut a, mut b) = (self.ranges.iter().peekable(), other.ranges.iter().peekable());
         loop {
             let next = match (a.peek(), b.peek()) {
                 (Some(x), Some(y)) => {
@@ -181,13 +177,8 @@ impl RangeSet {
     /// Rebuilds a set from the wire, normalising anything unsorted,
     /// overlapping or empty that a faulty peer might send.
     pub fn from_proto(p: &proto::RangeSet) -> RangeSet {
-        let mut pairs: Vec<(u64, u64)> = p
-            .starts
-            .iter()
-            .zip(&p.ends)
-            .filter(|(s, e)| s < e)
-            .map(|(s, e)| (*s, *e))
-            .collect();
+        let mut pairs: Vec<(u64, u64)> =
+            p.starts.iter().zip(&p.ends).filter(|(s, e)| s < e).map(|(s, e)| (*s, *e)).collect();
         let sorted = pairs.windows(2).all(|w| w[0].1 < w[1].0);
         if sorted {
             let len = pairs.iter().map(|r| r.1 - r.0).sum();
@@ -196,10 +187,7 @@ impl RangeSet {
         pairs.sort_unstable();
         let mut out = RangeSet::new();
         for (s, e) in pairs {
-            out.union_with(&RangeSet {
-                ranges: vec![(s, e)],
-                len: e - s,
-            });
+            out.union_with(&RangeSet { ranges: vec![(s, e)], len: e - s });
         }
         out
     }

@@ -34,6 +34,34 @@ pub struct Report {
     /// One row per interval and group.
     pub intervals: Vec<IntervalRow>,
     pub notes: Vec<String>,
+    /// After a ceiling search: the highest rate sustained within the SLOs,
+    /// and the steps that found it. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ceiling: Option<Ceiling>,
+}
+
+/// Result of a ceiling search: the rate steps tried and the highest one
+/// that held the SLOs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ceiling {
+    /// Highest achieved rate (msg/s) whose step passed.
+    pub rate_msgs_per_s: f64,
+    /// What limited it: "broker" or "client" (the generator itself).
+    pub bound_by: String,
+    pub steps: Vec<CeilingStep>,
+}
+
+/// One step of a ceiling search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CeilingStep {
+    /// Offered rate, msg/s.
+    pub target: f64,
+    /// Acknowledged rate, msg/s.
+    pub achieved: f64,
+    /// Latency at this step (consumers: end to end).
+    pub latency_us: Latency,
+    /// "pass" or "fail" against the SLOs.
+    pub verdict: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -161,6 +189,9 @@ pub struct SubscriptionReport {
     pub reordered: u64,
     pub unacked_received: u64,
     pub undecodable: u64,
+    /// Deliveries per partition (partitioned topics only).
+    #[serde(default)]
+    pub partition_deliveries: std::collections::BTreeMap<u32, u64>,
     /// First missing ranges, as "producer:start-end".
     pub missing_sample: Vec<String>,
     /// true when the subscription stopped receiving while producers were

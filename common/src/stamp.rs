@@ -21,6 +21,8 @@ pub enum StampError {
     TooShort,
     BadMagic,
     BadVersion(u8),
+    /// A stamp of another run (e.g. a durable subscription's old backlog).
+    Foreign,
 }
 
 impl Stamp {
@@ -38,10 +40,7 @@ impl Stamp {
 
     /// Decodes the first `STAMP_LEN` bytes of `b`.
     pub fn decode(b: &[u8]) -> Result<Stamp, StampError> {
-        let b: &[u8; STAMP_LEN] = b
-            .get(..STAMP_LEN)
-            .and_then(|s| s.try_into().ok())
-            .ok_or(StampError::TooShort)?;
+        let b: &[u8; STAMP_LEN] = b.get(..STAMP_LEN).and_then(|s| s.try_into().ok()).ok_or(StampError::TooShort)?;
         if b[0..2] != MAGIC {
             return Err(StampError::BadMagic);
         }
@@ -54,12 +53,7 @@ impl Stamp {
             a.copy_from_slice(&b[i..i + 8]);
             u64::from_le_bytes(a)
         };
-        Ok(Stamp {
-            producer_id: u32_at(4),
-            seq: u64_at(8),
-            intended_ns: u64_at(16) as i64,
-            sent_ns: u64_at(24) as i64,
-        })
+        Ok(Stamp { producer_id: u32_at(4), seq: u64_at(8), intended_ns: u64_at(16) as i64, sent_ns: u64_at(24) as i64 })
     }
 }
 
@@ -85,13 +79,7 @@ mod tests {
     fn rejects_foreign_bytes() {
         assert_eq!(Stamp::decode(b"short"), Err(StampError::TooShort));
         assert_eq!(Stamp::decode(&[0u8; 40]), Err(StampError::BadMagic));
-        let mut b = Stamp {
-            producer_id: 1,
-            seq: 2,
-            intended_ns: 3,
-            sent_ns: 4,
-        }
-        .encode();
+        let mut b = Stamp { producer_id: 1, seq: 2, intended_ns: 3, sent_ns: 4 }.encode();
         b[2] = 9;
         assert_eq!(Stamp::decode(&b), Err(StampError::BadVersion(9)));
     }

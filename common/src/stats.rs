@@ -119,18 +119,8 @@ impl GroupPhases {
 
     pub fn from_proto(g: &proto::GroupStats) -> Result<GroupPhases, HistError> {
         Ok(GroupPhases {
-            warmup: g
-                .warmup
-                .as_ref()
-                .map(PhaseStats::from_proto)
-                .transpose()?
-                .unwrap_or_default(),
-            measure: g
-                .measure
-                .as_ref()
-                .map(PhaseStats::from_proto)
-                .transpose()?
-                .unwrap_or_default(),
+            warmup: g.warmup.as_ref().map(PhaseStats::from_proto).transpose()?.unwrap_or_default(),
+            measure: g.measure.as_ref().map(PhaseStats::from_proto).transpose()?.unwrap_or_default(),
         })
     }
 }
@@ -141,14 +131,7 @@ mod tests {
 
     #[test]
     fn wire_roundtrip_and_merge() {
-        let mut a = PhaseStats {
-            sent: 3,
-            acked: 2,
-            send_errors: 1,
-            bytes: 300,
-            max_lag_ns: 9,
-            ..Default::default()
-        };
+        let mut a = PhaseStats { sent: 3, acked: 2, send_errors: 1, bytes: 300, max_lag_ns: 9, ..Default::default() };
         a.response.record_ns(5_000);
         a.service.record_ns(4_000);
         let back = PhaseStats::from_proto(&a.to_proto()).expect("decode");
@@ -158,10 +141,7 @@ mod tests {
         assert_eq!(m.sent, 6);
         assert_eq!(m.max_lag_ns, 9);
         assert_eq!(m.response.len(), 2);
-        let g = GroupPhases {
-            warmup: a.clone(),
-            measure: a,
-        };
+        let g = GroupPhases { warmup: a.clone(), measure: a };
         let gp = GroupPhases::from_proto(&g.to_proto(1, proto::Role::Producer)).expect("decode");
         assert_eq!(gp.total().sent, 6);
     }

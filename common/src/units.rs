@@ -13,8 +13,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if t.chars().all(|c| c.is_ascii_digit() || c == '.') {
         return Err(format!("`{t}` has no unit; write e.g. `{t}s` or `{t}ms`"));
     }
-    humantime::parse_duration(t)
-        .map_err(|e| format!("`{t}` is not a duration ({e}); write e.g. `30s`, `5m`, `250ms`"))
+    humantime::parse_duration(t).map_err(|e| format!("`{t}` is not a duration ({e}); write e.g. `30s`, `5m`, `250ms`"))
 }
 
 pub fn format_duration(d: Duration) -> String {
@@ -25,14 +24,10 @@ pub fn format_duration(d: Duration) -> String {
 /// (B, KB, KiB, MB, MiB, GB, GiB; case-insensitive).
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let unit = unit.trim();
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("`{t}` is not a size; write e.g. `1024`, `1KiB`, `4MB`"))?;
+    let value: f64 = num.parse().map_err(|_| format!("`{t}` is not a size; write e.g. `1024`, `1KiB`, `4MB`"))?;
     let mult: f64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "kb" | "k" => 1e3,
@@ -41,11 +36,7 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         "mib" => 1024.0 * 1024.0,
         "gb" | "g" => 1e9,
         "gib" => 1024.0 * 1024.0 * 1024.0,
-        _ => {
-            return Err(format!(
-                "`{t}`: unknown size unit `{unit}`; use B, KiB, MiB, KB, MB"
-            ))
-        }
+        _ => return Err(format!("`{t}`: unknown size unit `{unit}`; use B, KiB, MiB, KB, MB")),
     };
     let bytes = value * mult;
     if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {

@@ -87,13 +87,7 @@ impl Console {
 /// The end-of-run summary.
 pub fn summary(r: &Report) -> String {
     let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "\n== {} ({}) — verdict: {}",
-        r.scenario,
-        r.run_id,
-        r.verdict.to_uppercase()
-    );
+    let _ = writeln!(o, "\n== {} ({}) — verdict: {}", r.scenario, r.run_id, r.verdict.to_uppercase());
     let _ = writeln!(
         o,
         "{:<22} {:<9} {:<18} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9}",
@@ -108,19 +102,14 @@ pub fn summary(r: &Report) -> String {
             g.topic,
             g.messages,
             format!("{:.1}", g.rate_msgs_per_s),
-            g.target_rate_msgs_per_s
-                .map(|t| format!("{t:.1}"))
-                .unwrap_or_else(|| "-".into()),
+            g.target_rate_msgs_per_s.map(|t| format!("{t:.1}")).unwrap_or_else(|| "-".into()),
             fmt_us(g.latency_us.p50),
             fmt_us(g.latency_us.p99),
             fmt_us(g.latency_us.p999),
             fmt_us(g.latency_us.max),
         );
     }
-    let _ = writeln!(
-        o,
-        "(producers: publish latency from the intended send time; consumers: end-to-end latency)"
-    );
+    let _ = writeln!(o, "(producers: publish latency from the intended send time; consumers: end-to-end latency)");
     let _ = writeln!(
         o,
         "\n{:<24} {:<11} {:>10} {:>10} {:>8} {:>10} {:>9}",
@@ -146,6 +135,15 @@ pub fn summary(r: &Report) -> String {
         "\ntotals: sent {} acked {} send_errors {} received {} lost {} duplicated {} reordered {}",
         t.sent, t.acked, t.send_errors, t.received, t.lost, t.duplicated, t.reordered
     );
+    if let Some(c) = &r.ceiling {
+        let _ = writeln!(
+            o,
+            "ceiling: {} msg/s, bound by the {} ({} step(s))",
+            fmt_count(c.rate_msgs_per_s),
+            c.bound_by,
+            c.steps.len()
+        );
+    }
     let _ = writeln!(
         o,
         "\n{:<20} {:<16} {:<9} {:>8} {:>8} {:>10} {:>10} {:>12} {:>6}",
@@ -162,11 +160,7 @@ pub fn summary(r: &Report) -> String {
             a.consumers,
             a.publish_rate_msgs_per_s,
             a.receive_rate_msgs_per_s,
-            format!(
-                "{:+.3}±{:.3}",
-                a.clock_offset_us / 1e3,
-                a.clock_error_us / 1e3
-            ),
+            format!("{:+.3}±{:.3}", a.clock_offset_us / 1e3, a.clock_error_us / 1e3),
             a.cpu_percent
         );
     }

@@ -3,11 +3,15 @@
 //! (`src/main.rs`) parses flags and calls [`execute`]; everything else is
 //! here so tests can call it directly.
 
+pub mod compare;
 pub mod console;
+pub mod html;
 pub mod merge;
 pub mod results;
 pub mod run;
 pub mod session;
+#[cfg(test)]
+mod testutil;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,11 +37,7 @@ impl CliError {
 }
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "coordinator",
-    version,
-    about = "Distributed load generator for message brokers: coordinator"
-)]
+#[command(name = "coordinator", version, about = "Distributed load generator for message brokers: coordinator")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -89,36 +89,45 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Print the summary of an earlier run from its report.json.
+    /// Print the summary of an earlier run and re-render its report.html
+    /// and timeseries.csv from its report.json.
     Report {
         /// A results/<run-id> directory.
         run_dir: PathBuf,
+    },
+    /// Compare two runs group by group; exit 1 when NEW regressed against BASE.
+    ///
+    /// A regression: throughput lower, or p50/p99/p999 latency higher, by
+    /// more than --max-regression (latency changes under 50us are ignored as
+    /// noise), or any increase in lost messages.
+    Compare {
+        /// The reference run's results/<run-id> directory.
+        base_dir: PathBuf,
+        /// The run to judge against it.
+        new_dir: PathBuf,
+        /// Allowed worsening, percent: `10` or `10%`.
+        #[arg(long, value_name = "PCT", default_value = "10", value_parser = compare::parse_pct)]
+        max_regression: f64,
+    },
+    /// List the runs in a results directory, newest first.
+    Results {
+        /// List the runs (the default, and for now the only action).
+        #[arg(long)]
+        list: bool,
+        /// Results directory (default ./results).
+        #[arg(long, value_name = "DIR")]
+        results: Option<PathBuf>,
     },
 }
 
 /// The templates `init` writes: the example configs, embedded.
 pub const TEMPLATES: &[(&str, &str)] = &[
     ("quickstart", include_str!("../../configs/quickstart.yaml")),
-    (
-        "baseline",
-        include_str!("../../configs/memory-a-baseline.yaml"),
-    ),
-    (
-        "subscriptions",
-        include_str!("../../configs/memory-b-subscriptions.yaml"),
-    ),
-    (
-        "multi-topic",
-        include_str!("../../configs/memory-c-multi-topic.yaml"),
-    ),
-    (
-        "partitions",
-        include_str!("../../configs/memory-d-partitions.yaml"),
-    ),
-    (
-        "failover",
-        include_str!("../../configs/memory-e-failover.yaml"),
-    ),
+    ("baseline", include_str!("../../configs/memory-a-baseline.yaml")),
+    ("subscriptions", include_str!("../../configs/memory-b-subscriptions.yaml")),
+    ("multi-topic", include_str!("../../configs/memory-c-multi-topic.yaml")),
+    ("partitions", include_str!("../../configs/memory-d-partitions.yaml")),
+    ("failover", include_str!("../../configs/memory-e-failover.yaml")),
 ];
 
 /// Runs one command; prints what a person should see; returns the exit code.
@@ -134,22 +143,8 @@ pub async fn execute(cli: Cli) -> ExitCode {
 
 async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
-        Command::Run {
-            scenario,
-            agents,
-            local_agents,
-            results,
-            sets,
-            quiet,
-        } => {
-            let opts = run::RunOptions {
-                scenario,
-                sets,
-                agents,
-                local_agents,
-                results,
-                quiet,
-            };
+        Command::Run { scenario, agents, local_agents, results, sets, quiet } => {
+            let opts = run::RunOptions { scenario, sets, agents, local_agents, results, quiet };
             let out = run::run(opts).await?;
             if !quiet {
                 print!("{}", console::summary(&out.report));
@@ -161,12 +156,7 @@ async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
                 _ => 3,
             })
         }
-        Command::Validate {
-            scenario,
-            agents,
-            remote,
-            sets,
-        } => {
+        Command::Validate { scenario, agents, remote, sets } => {
             let sc = run::load_scenario(&scenario, &sets)?;
             if agents == 0 {
                 return Err(CliError::BadInput("--agents must be at least 1".into()));
@@ -174,11 +164,7 @@ async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
             let slots: Vec<common::plan::AgentSlot> = (0..agents)
                 .map(|i| common::plan::AgentSlot {
                     name: format!("agent-{i}"),
-                    instance: if remote {
-                        format!("process-{i}")
-                    } else {
-                        "local".into()
-                    },
+                    instance: if remote { format!("process-{i}") } else { "local".into() },
                 })
                 .collect();
             let plan = common::plan::plan(&sc, "validate", &slots)
@@ -203,11 +189,7 @@ async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
             print!("{}", plan.table(&slots));
             Ok(0)
         }
-        Command::Init {
-            template,
-            output,
-            force,
-        } => {
+        Command::Init { template, output, force } => {
             let Some((_, text)) = TEMPLATES.iter().find(|(n, _)| *n == template) else {
                 let names: Vec<&str> = TEMPLATES.iter().map(|(n, _)| *n).collect();
                 return Err(CliError::BadInput(format!(
@@ -220,25 +202,46 @@ async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
                 return Ok(0);
             }
             if output.exists() && !force {
-                return Err(CliError::BadInput(format!(
-                    "{} exists; pass --force to overwrite",
-                    output.display()
-                )));
+                return Err(CliError::BadInput(format!("{} exists; pass --force to overwrite", output.display())));
             }
-            std::fs::write(&output, text).map_err(|e| {
-                CliError::CannotComplete(format!("cannot write {}: {e}", output.display()))
-            })?;
-            println!(
-                "wrote {} (template `{template}`); try: coordinator run {}",
-                output.display(),
-                output.display()
-            );
+            std::fs::write(&output, text)
+                .map_err(|e| CliError::CannotComplete(format!("cannot write {}: {e}", output.display())))?;
+            println!("wrote {} (template `{template}`); try: coordinator run {}", output.display(), output.display());
             Ok(0)
         }
         Command::Report { run_dir } => {
             let report = results::read(&run_dir).map_err(CliError::BadInput)?;
             print!("{}", console::summary(&report));
+            results::render(&run_dir, &report).map_err(|e| {
+                CliError::CannotComplete(format!(
+                    "cannot write report.html/timeseries.csv in {}: {e}",
+                    run_dir.display()
+                ))
+            })?;
+            println!("{}", run_dir.join("report.html").display());
             Ok(if report.passed() { 0 } else { 1 })
+        }
+        Command::Compare { base_dir, new_dir, max_regression } => {
+            let base = results::read(&base_dir).map_err(CliError::BadInput)?;
+            let new = results::read(&new_dir).map_err(CliError::BadInput)?;
+            let c = compare::compare(&base, &new, max_regression);
+            if c.groups.is_empty() {
+                return Err(CliError::BadInput(format!(
+                    "{} and {} have no group in common (base: {}; new: {})",
+                    base_dir.display(),
+                    new_dir.display(),
+                    c.only_base.join(", "),
+                    c.only_new.join(", ")
+                )));
+            }
+            print!("{}", c.render());
+            Ok(if c.regressed() { 1 } else { 0 })
+        }
+        Command::Results { list: _, results } => {
+            let root = results.unwrap_or_else(|| PathBuf::from("results"));
+            let entries = results::list(&root).map_err(CliError::BadInput)?;
+            print!("{}", results::list_table(&root, &entries));
+            Ok(0)
         }
     }
 }

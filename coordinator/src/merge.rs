@@ -59,11 +59,7 @@ impl Intervals {
             let Ok(stats) = GroupPhases::from_proto(g) else {
                 continue;
             };
-            let map = if g.role == proto::Role::Producer as i32 {
-                &mut m.producers
-            } else {
-                &mut m.consumers
-            };
+            let map = if g.role == proto::Role::Producer as i32 { &mut m.producers } else { &mut m.consumers };
             map.entry(g.group).or_default().merge(&stats);
         }
         m
@@ -81,11 +77,7 @@ pub fn latency(h: &Hist) -> Latency {
         p99: us(h.quantile_ns(0.99)),
         p999: us(h.quantile_ns(0.999)),
         max: us(h.max_ns()),
-        mean: if h.is_empty() {
-            0.0
-        } else {
-            h.mean_ns() / 1000.0
-        },
+        mean: if h.is_empty() { 0.0 } else { h.mean_ns() / 1000.0 },
         count: h.len(),
     }
 }
@@ -118,17 +110,10 @@ pub fn build(input: ReportInput<'_>) -> Report {
         for g in &f.groups {
             match GroupPhases::from_proto(g) {
                 Ok(s) => {
-                    let map = if g.role == proto::Role::Producer as i32 {
-                        &mut pgroups
-                    } else {
-                        &mut cgroups
-                    };
+                    let map = if g.role == proto::Role::Producer as i32 { &mut pgroups } else { &mut cgroups };
                     map.entry(g.group).or_default().merge(&s);
                 }
-                Err(e) => notes.push(format!(
-                    "agent {}: a histogram did not decode: {e}",
-                    a.address
-                )),
+                Err(e) => notes.push(format!("agent {}: a histogram did not decode: {e}", a.address)),
             }
         }
         for n in &f.notes {
@@ -144,42 +129,35 @@ pub fn build(input: ReportInput<'_>) -> Report {
         reordered: u64,
         deliveries: u64,
         undecodable: u64,
+        partitions: BTreeMap<u32, u64>,
     }
     let mut subs: BTreeMap<(String, String), Sub> = BTreeMap::new();
     for a in input.agents {
         let Some(f) = &a.final_report else { continue };
         for p in &f.producers {
-            let set = p
-                .acked
-                .as_ref()
-                .map(RangeSet::from_proto)
-                .unwrap_or_default();
-            let e = acked
-                .entry(p.producer_id)
-                .or_insert_with(|| (p.topic.clone(), RangeSet::new(), 0));
+            let set = p.acked.as_ref().map(RangeSet::from_proto).unwrap_or_default();
+            let e = acked.entry(p.producer_id).or_insert_with(|| (p.topic.clone(), RangeSet::new(), 0));
             e.1.union_with(&set);
             e.2 += p.sent;
         }
         for s in &f.subscriptions {
-            let acc = subs
-                .entry((s.topic.clone(), s.subscription.clone()))
-                .or_insert_with(|| Sub {
-                    received: HashMap::new(),
-                    duplicates: 0,
-                    reordered: 0,
-                    deliveries: 0,
-                    undecodable: 0,
-                });
+            let acc = subs.entry((s.topic.clone(), s.subscription.clone())).or_insert_with(|| Sub {
+                received: HashMap::new(),
+                duplicates: 0,
+                reordered: 0,
+                deliveries: 0,
+                undecodable: 0,
+                partitions: BTreeMap::new(),
+            });
             acc.duplicates += s.duplicates;
             acc.reordered += s.reordered;
             acc.deliveries += s.deliveries;
             acc.undecodable += s.undecodable;
+            for (p, n) in &s.partition_deliveries {
+                *acc.partitions.entry(*p).or_default() += n;
+            }
             for pr in &s.producers {
-                let set = pr
-                    .received
-                    .as_ref()
-                    .map(RangeSet::from_proto)
-                    .unwrap_or_default();
+                let set = pr.received.as_ref().map(RangeSet::from_proto).unwrap_or_default();
                 let e = acc.received.entry(pr.producer_id).or_default();
                 acc.duplicates += e.union_with(&set);
             }
@@ -204,6 +182,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
             reordered: 0,
             deliveries: 0,
             undecodable: 0,
+            partitions: BTreeMap::new(),
         };
         let s = subs.get(&key).unwrap_or(&empty);
         let mut expected = 0;
@@ -231,11 +210,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
             unacked_received += got.difference_len(set);
         }
         missing_sample.sort();
-        let stalled = input
-            .stalled
-            .iter()
-            .any(|(t, sname)| *t == c.topic && *sname == c.subscription)
-            && lost > 0;
+        let stalled = input.stalled.iter().any(|(t, sname)| *t == c.topic && *sname == c.subscription) && lost > 0;
         totals.received += s.deliveries;
         totals.lost += lost;
         totals.duplicated += s.duplicates;
@@ -254,6 +229,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
             reordered: s.reordered,
             unacked_received,
             undecodable: s.undecodable,
+            partition_deliveries: s.partitions.clone(),
             missing_sample,
             stalled,
         });
@@ -287,18 +263,8 @@ pub fn build(input: ReportInput<'_>) -> Report {
             reordered: 0,
             redelivered: 0,
         });
-        histograms.push(hist_record(
-            &g.name,
-            "producer",
-            "publish_response",
-            &m.response,
-        ));
-        histograms.push(hist_record(
-            &g.name,
-            "producer",
-            "publish_service",
-            &m.service,
-        ));
+        histograms.push(hist_record(&g.name, "producer", "publish_response", &m.response));
+        histograms.push(hist_record(&g.name, "producer", "publish_service", &m.service));
     }
     for (i, g) in sc.consumers.iter().enumerate() {
         let s = cgroups.get(&(i as u32)).cloned().unwrap_or_default();
@@ -327,12 +293,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
             redelivered: t.redelivered,
         });
         histograms.push(hist_record(&g.name, "consumer", "e2e", &m.service));
-        histograms.push(hist_record(
-            &g.name,
-            "consumer",
-            "e2e_response",
-            &m.response,
-        ));
+        histograms.push(hist_record(&g.name, "consumer", "e2e_response", &m.response));
     }
 
     // Agents.
@@ -390,12 +351,8 @@ pub fn build(input: ReportInput<'_>) -> Report {
         }
         agents.push(row);
     }
-    let lost_agents: Vec<&str> = input
-        .agents
-        .iter()
-        .filter(|a| a.final_report.is_none())
-        .map(|a| a.address.as_str())
-        .collect();
+    let lost_agents: Vec<&str> =
+        input.agents.iter().filter(|a| a.final_report.is_none()).map(|a| a.address.as_str()).collect();
     if !lost_agents.is_empty() {
         notes.push(format!(
             "no final report from {}: their sequences are missing, so loss figures for their subscriptions are not complete",
@@ -438,10 +395,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
         tool_version: common::VERSION.into(),
         started_at: input.started_at,
         verdict: verdict.into(),
-        broker: BrokerInfo {
-            kind: sc.broker.kind.as_str().into(),
-            url: sc.broker.url.clone(),
-        },
+        broker: BrokerInfo { kind: sc.broker.kind.as_str().into(), url: sc.broker.url.clone() },
         phases: PhasesInfo {
             warmup_s: sc.phases.warmup.as_secs_f64(),
             duration_s: sc.phases.duration.as_secs_f64(),
@@ -459,6 +413,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
         histograms,
         intervals,
         notes,
+        ceiling: None,
     }
 }
 
@@ -551,20 +506,10 @@ fn fmt_us(v: f64) -> String {
 }
 
 /// Checks every SLO of the scenario.
-pub fn judge(
-    sc: &Scenario,
-    groups: &[GroupReport],
-    totals: &Totals,
-    subs: &[SubscriptionReport],
-) -> Vec<SloCheck> {
+pub fn judge(sc: &Scenario, groups: &[GroupReport], totals: &Totals, subs: &[SubscriptionReport]) -> Vec<SloCheck> {
     let slo = &sc.slo;
     let mut out = Vec::new();
-    type Check = (
-        &'static str,
-        Option<std::time::Duration>,
-        fn(&Latency) -> f64,
-        &'static str,
-    );
+    type Check = (&'static str, Option<std::time::Duration>, fn(&Latency) -> f64, &'static str);
     let lat_checks: [Check; 8] = [
         ("p50_e2e", slo.p50_e2e, |l| l.p50, "consumer"),
         ("p90_e2e", slo.p90_e2e, |l| l.p90, "consumer"),
@@ -584,11 +529,7 @@ pub fn judge(
             out.push(SloCheck {
                 name: format!("{name} {}", g.name),
                 limit: fmt_us(limit_us),
-                actual: if g.latency_us.count == 0 {
-                    "no samples".into()
-                } else {
-                    fmt_us(actual)
-                },
+                actual: if g.latency_us.count == 0 { "no samples".into() } else { fmt_us(actual) },
                 pass,
             });
         }
@@ -600,11 +541,7 @@ pub fn judge(
             actual: totals.lost.to_string(),
             pass: totals.lost <= max,
         });
-        let stalled: Vec<String> = subs
-            .iter()
-            .filter(|s| s.stalled)
-            .map(|s| s.subscription.clone())
-            .collect();
+        let stalled: Vec<String> = subs.iter().filter(|s| s.stalled).map(|s| s.subscription.clone()).collect();
         if !stalled.is_empty() {
             out.push(SloCheck {
                 name: "no_stalled_subscriptions".into(),
@@ -633,11 +570,7 @@ pub fn judge(
     if let Some(min) = slo.min_rate_ratio {
         for g in groups.iter().filter(|g| g.role == "producer") {
             let target = g.target_rate_msgs_per_s.unwrap_or(0.0);
-            let ratio = if target > 0.0 {
-                g.rate_msgs_per_s / target
-            } else {
-                0.0
-            };
+            let ratio = if target > 0.0 { g.rate_msgs_per_s / target } else { 0.0 };
             out.push(SloCheck {
                 name: format!("min_rate_ratio {}", g.name),
                 limit: format!("{min:.3}"),

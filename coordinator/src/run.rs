@@ -8,9 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use common::clock;
 use common::plan::{self, AgentSlot};
-use common::proto::{
-    self, agent_message::Msg as AMsg, coordinator_message::Msg as CMsg, AgentMessage,
-};
+use common::proto::{self, agent_message::Msg as AMsg, coordinator_message::Msg as CMsg, AgentMessage};
 use common::report::Report;
 use common::scenario::{self, Override, Scenario};
 use tokio::sync::mpsc;
@@ -38,11 +36,8 @@ pub struct RunOutcome {
 }
 
 pub fn load_scenario(path: &Path, sets: &[String]) -> Result<Scenario, CliError> {
-    let overrides = sets
-        .iter()
-        .map(|s| Override::parse(s))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(CliError::BadInput)?;
+    let overrides =
+        sets.iter().map(|s| Override::parse(s)).collect::<Result<Vec<_>, _>>().map_err(CliError::BadInput)?;
     scenario::load_file(path, &overrides).map_err(|e| CliError::BadInput(e.to_string()))
 }
 
@@ -52,13 +47,7 @@ fn run_id(name: &str) -> String {
     let (date, time) = ts.split_at(8.min(ts.len()));
     let slug: String = name
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
         .take(40)
         .collect();
     format!("{date}-{time}-{slug}-{:04x}", rand::random::<u16>())
@@ -80,12 +69,8 @@ impl LocalAgents {
         for i in 0..n {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
-                .map_err(|e| {
-                    CliError::CannotComplete(format!("cannot start local agent {i}: {e}"))
-                })?;
-            let addr = listener
-                .local_addr()
-                .map_err(|e| CliError::CannotComplete(e.to_string()))?;
+                .map_err(|e| CliError::CannotComplete(format!("cannot start local agent {i}: {e}")))?;
+            let addr = listener.local_addr().map_err(|e| CliError::CannotComplete(e.to_string()))?;
             addresses.push(addr.to_string());
             let mut opts = agent::AgentOptions::new(format!("local-{i}"));
             opts.memory = memory.clone();
@@ -96,11 +81,7 @@ impl LocalAgents {
                 }
             }));
         }
-        Ok(LocalAgents {
-            addresses,
-            shutdown,
-            handles,
-        })
+        Ok(LocalAgents { addresses, shutdown, handles })
     }
 
     pub async fn stop(self) {
@@ -115,9 +96,7 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, CliError> {
     let sc = load_scenario(&opts.scenario, &opts.sets)?;
     let local = if opts.agents.is_empty() {
         if opts.local_agents == 0 {
-            return Err(CliError::BadInput(
-                "--local-agents must be at least 1".into(),
-            ));
+            return Err(CliError::BadInput("--local-agents must be at least 1".into()));
         }
         Some(LocalAgents::start(opts.local_agents).await?)
     } else {
@@ -138,22 +117,14 @@ struct Live {
     sessions: Vec<AgentSession>,
 }
 
-async fn run_with_agents(
-    opts: &RunOptions,
-    sc: Scenario,
-    addresses: &[String],
-) -> Result<RunOutcome, CliError> {
+async fn run_with_agents(opts: &RunOptions, sc: Scenario, addresses: &[String]) -> Result<RunOutcome, CliError> {
     let run_id = run_id(&sc.name);
     let coordinator_id = format!("coordinator-{}", std::process::id());
     let out = console::Console::new(opts.quiet);
 
     // Connect, Hello, clock sync: all agents at once.
-    let opened = futures::future::join_all(
-        addresses
-            .iter()
-            .map(|a| AgentSession::open(a, &run_id, &coordinator_id)),
-    )
-    .await;
+    let opened =
+        futures::future::join_all(addresses.iter().map(|a| AgentSession::open(a, &run_id, &coordinator_id))).await;
     let mut sessions = Vec::new();
     let mut errors = Vec::new();
     for r in opened {
@@ -175,13 +146,8 @@ async fn run_with_agents(
             )));
         }
     }
-    let slots: Vec<AgentSlot> = sessions
-        .iter()
-        .map(|s| AgentSlot {
-            name: s.address.clone(),
-            instance: s.hello.instance_id.clone(),
-        })
-        .collect();
+    let slots: Vec<AgentSlot> =
+        sessions.iter().map(|s| AgentSlot { name: s.address.clone(), instance: s.hello.instance_id.clone() }).collect();
     let plan = plan::plan(&sc, &run_id, &slots)
         .map_err(|e| CliError::BadInput(format!("{}: {e}", opts.scenario.display())))?;
     out.line(&format!(
@@ -202,8 +168,7 @@ async fn run_with_agents(
     let mut live = Live { sessions };
 
     // Merge every agent's stream into one channel.
-    let (ev_tx, mut ev_rx) =
-        mpsc::unbounded_channel::<(usize, Option<AgentMessage>, Option<String>)>();
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<(usize, Option<AgentMessage>, Option<String>)>();
     for (i, s) in live.sessions.iter_mut().enumerate() {
         let Some(mut stream) = s.take_stream() else {
             continue;
@@ -222,8 +187,7 @@ async fn run_with_agents(
                         break;
                     }
                     Err(e) => {
-                        let _ =
-                            tx.send((i, None, Some(format!("session failed: {}", e.message()))));
+                        let _ = tx.send((i, None, Some(format!("session failed: {}", e.message()))));
                         break;
                     }
                 }
@@ -261,44 +225,19 @@ async fn run_with_agents(
         .await
         .map_err(CliError::CannotComplete)?;
     }
-    let prepare_deadline =
-        tokio::time::Instant::now() + sc.broker.connect_timeout * 3 + Duration::from_secs(30);
+    let prepare_deadline = tokio::time::Instant::now() + sc.broker.connect_timeout * 3 + Duration::from_secs(30);
     let mut ready = vec![false; n];
     let mut failure: Option<String> = None;
     while ready.iter().any(|r| !r) && failure.is_none() {
         match tokio::time::timeout_at(prepare_deadline, ev_rx.recv()).await {
-            Err(_) => {
-                failure = Some(format!(
-                    "agents not ready in time: {}",
-                    not_ready(&live, &ready)
-                ))
-            }
+            Err(_) => failure = Some(format!("agents not ready in time: {}", not_ready(&live, &ready))),
             Ok(None) => failure = Some("every agent session ended during prepare".into()),
-            Ok(Some((
-                i,
-                Some(AgentMessage {
-                    msg: Some(AMsg::Ready(_)),
-                }),
-                _,
-            ))) => ready[i] = true,
-            Ok(Some((
-                i,
-                Some(AgentMessage {
-                    msg: Some(AMsg::Error(e)),
-                }),
-                _,
-            ))) => {
-                failure = Some(format!(
-                    "agent {} failed to prepare: {}",
-                    live.sessions[i].address, e.message
-                ));
+            Ok(Some((i, Some(AgentMessage { msg: Some(AMsg::Ready(_)) }), _))) => ready[i] = true,
+            Ok(Some((i, Some(AgentMessage { msg: Some(AMsg::Error(e)) }), _))) => {
+                failure = Some(format!("agent {} failed to prepare: {}", live.sessions[i].address, e.message));
             }
             Ok(Some((i, None, why))) => {
-                failure = Some(format!(
-                    "agent {}: {}",
-                    live.sessions[i].address,
-                    why.unwrap_or_default()
-                ))
+                failure = Some(format!("agent {}: {}", live.sessions[i].address, why.unwrap_or_default()))
             }
             Ok(Some(_)) => {}
         }
@@ -312,16 +251,11 @@ async fn run_with_agents(
     let max_rtt = live.sessions.iter().map(|s| s.rtt_ns).max().unwrap_or(0);
     let start_ns = clock::now_ns() + (300_000_000i64).max(max_rtt * 4);
     for s in &live.sessions {
-        s.send(CMsg::Start(proto::Start {
-            start_at_ns: start_ns,
-        }))
-        .await
-        .map_err(CliError::CannotComplete)?;
+        s.send(CMsg::Start(proto::Start { start_at_ns: start_ns })).await.map_err(CliError::CannotComplete)?;
     }
-    let started_at = humantime::format_rfc3339_millis(
-        SystemTime::UNIX_EPOCH + Duration::from_nanos(start_ns.max(0) as u64),
-    )
-    .to_string();
+    let started_at =
+        humantime::format_rfc3339_millis(SystemTime::UNIX_EPOCH + Duration::from_nanos(start_ns.max(0) as u64))
+            .to_string();
     out.line(&format!(
         "start: warmup {}, measure {}, cooldown {}, drain up to {}",
         common::units::format_duration(sc.phases.warmup),
@@ -340,11 +274,7 @@ async fn run_with_agents(
     let mut progress: Vec<HashMap<(String, String), u64>> = vec![HashMap::new(); n];
     let mut acked_by_topic: HashMap<String, u64> = HashMap::new();
     // Latest count of producer tasks still running, per agent.
-    let mut producers_active: Vec<u32> = plan
-        .shards
-        .iter()
-        .map(|s| s.producers.len() as u32)
-        .collect();
+    let mut producers_active: Vec<u32> = plan.shards.iter().map(|s| s.producers.len() as u32).collect();
     let mut last_progress_change = vec![start_ns; sc.consumers.len()];
     let mut last_progress_sum = vec![0u64; sc.consumers.len()];
     let mut incomplete: Option<String> = None;
@@ -357,19 +287,12 @@ async fn run_with_agents(
         let now = clock::now_ns();
         if now >= drain_start {
             // Drain complete when every subscription has every acknowledged message.
-            let complete = producers_active
-                .iter()
-                .zip(&alive)
-                .all(|(p, a)| *p == 0 || !*a)
+            let complete = producers_active.iter().zip(&alive).all(|(p, a)| *p == 0 || !*a)
                 && sc.consumers.iter().all(|c| {
                     let want = acked_by_topic.get(&c.topic).copied().unwrap_or(0);
                     let have: u64 = progress
                         .iter()
-                        .map(|p| {
-                            p.get(&(c.topic.clone(), c.subscription.clone()))
-                                .copied()
-                                .unwrap_or(0)
-                        })
+                        .map(|p| p.get(&(c.topic.clone(), c.subscription.clone())).copied().unwrap_or(0))
                         .sum();
                     have >= want
                 });
@@ -383,11 +306,7 @@ async fn run_with_agents(
                 break;
             }
         }
-        let wake = if now < drain_start {
-            drain_start
-        } else {
-            (now + 100_000_000).min(drain_deadline)
-        };
+        let wake = if now < drain_start { drain_start } else { (now + 100_000_000).min(drain_deadline) };
         tokio::select! {
             _ = &mut interrupt => {
                 incomplete = Some("interrupted (Ctrl-C)".into());
@@ -449,9 +368,7 @@ async fn run_with_agents(
             }
         }
     }
-    let drain_s = drain_done_at
-        .map(|t| ((t - drain_start).max(0)) as f64 / 1e9)
-        .unwrap_or(0.0);
+    let drain_s = drain_done_at.map(|t| ((t - drain_start).max(0)) as f64 / 1e9).unwrap_or(0.0);
 
     // Stop: producers are done (or aborted); consumers stop; finals come back.
     let abort = incomplete.is_some();
@@ -459,28 +376,15 @@ async fn run_with_agents(
         if alive[i] {
             let _ = s
                 .send(CMsg::Stop(proto::Stop {
-                    reason: if abort {
-                        "abort".into()
-                    } else {
-                        "drain complete".into()
-                    },
+                    reason: if abort { "abort".into() } else { "drain complete".into() },
                     abort,
                 }))
                 .await;
         }
     }
-    let max_send_timeout = sc
-        .producers
-        .iter()
-        .map(|p| p.send_timeout)
-        .max()
-        .unwrap_or_default();
+    let max_send_timeout = sc.producers.iter().map(|p| p.send_timeout).max().unwrap_or_default();
     let final_deadline = tokio::time::Instant::now() + max_send_timeout + Duration::from_secs(30);
-    while outcomes
-        .iter()
-        .enumerate()
-        .any(|(i, o)| alive[i] && o.final_report.is_none())
-    {
+    while outcomes.iter().enumerate().any(|(i, o)| alive[i] && o.final_report.is_none()) {
         match tokio::time::timeout_at(final_deadline, ev_rx.recv()).await {
             Err(_) => {
                 for (i, o) in outcomes.iter_mut().enumerate() {
@@ -493,20 +397,8 @@ async fn run_with_agents(
                 incomplete.get_or_insert_with(|| "some agents sent no final report".into());
             }
             Ok(None) => break,
-            Ok(Some((
-                i,
-                Some(AgentMessage {
-                    msg: Some(AMsg::Final(f)),
-                }),
-                _,
-            ))) => outcomes[i].final_report = Some(f),
-            Ok(Some((
-                _,
-                Some(AgentMessage {
-                    msg: Some(AMsg::Interval(r)),
-                }),
-                _,
-            ))) => {
+            Ok(Some((i, Some(AgentMessage { msg: Some(AMsg::Final(f)) }), _))) => outcomes[i].final_report = Some(f),
+            Ok(Some((_, Some(AgentMessage { msg: Some(AMsg::Interval(r)) }), _))) => {
                 let idx = r.index;
                 let merged = intervals.add(&r);
                 let alive_n = alive.iter().filter(|a| **a).count() as u32;
@@ -521,11 +413,7 @@ async fn run_with_agents(
                     outcomes[i].status = "lost".into();
                     outcomes[i].error = why.clone();
                     incomplete.get_or_insert_with(|| {
-                        format!(
-                            "lost agent {}: {}",
-                            live.sessions[i].address,
-                            why.unwrap_or_default()
-                        )
+                        format!("lost agent {}: {}", live.sessions[i].address, why.unwrap_or_default())
                     });
                 }
             }
@@ -539,8 +427,7 @@ async fn run_with_agents(
         .iter()
         .enumerate()
         .filter(|(g, _)| {
-            drain_timed_out
-                && last_progress_change[*g] < send_end - 2 * sc.report_interval.as_nanos() as i64
+            drain_timed_out && last_progress_change[*g] < send_end - 2 * sc.report_interval.as_nanos() as i64
         })
         .map(|(_, c)| (c.topic.clone(), c.subscription.clone()))
         .collect();
@@ -559,35 +446,19 @@ async fn run_with_agents(
         incomplete,
         notes: Vec::new(),
     });
-    let dir = opts
-        .results
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("results"))
-        .join(&run_id);
-    crate::results::write(&dir, &report).map_err(|e| {
-        CliError::CannotComplete(format!("cannot write results to {}: {e}", dir.display()))
-    })?;
+    let dir = opts.results.clone().unwrap_or_else(|| PathBuf::from("results")).join(&run_id);
+    crate::results::write(&dir, &report)
+        .map_err(|e| CliError::CannotComplete(format!("cannot write results to {}: {e}", dir.display())))?;
     info!(dir = %dir.display(), "results written");
     Ok(RunOutcome { report, dir })
 }
 
 fn not_ready(live: &Live, ready: &[bool]) -> String {
-    live.sessions
-        .iter()
-        .zip(ready)
-        .filter(|(_, r)| !**r)
-        .map(|(s, _)| s.address.clone())
-        .collect::<Vec<_>>()
-        .join(", ")
+    live.sessions.iter().zip(ready).filter(|(_, r)| !**r).map(|(s, _)| s.address.clone()).collect::<Vec<_>>().join(", ")
 }
 
 async fn abort_all(live: &Live) {
     for s in &live.sessions {
-        let _ = s
-            .send(CMsg::Stop(proto::Stop {
-                reason: "abort".into(),
-                abort: true,
-            }))
-            .await;
+        let _ = s.send(CMsg::Stop(proto::Stop { reason: "abort".into(), abort: true })).await;
     }
 }

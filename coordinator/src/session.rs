@@ -6,8 +6,7 @@ use std::time::Duration;
 use common::clock::{self, SyncSample};
 use common::proto::agent_client::AgentClient;
 use common::proto::{
-    self, agent_message::Msg as AMsg, coordinator_message::Msg as CMsg, AgentMessage,
-    CoordinatorMessage,
+    self, agent_message::Msg as AMsg, coordinator_message::Msg as CMsg, AgentMessage, CoordinatorMessage,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -34,11 +33,7 @@ fn cmd(m: CMsg) -> CoordinatorMessage {
 
 impl AgentSession {
     /// Connects, says Hello and syncs clocks. Errors are one line naming the agent.
-    pub async fn open(
-        address: &str,
-        run_id: &str,
-        coordinator_id: &str,
-    ) -> Result<AgentSession, String> {
+    pub async fn open(address: &str, run_id: &str, coordinator_id: &str) -> Result<AgentSession, String> {
         let url = if address.starts_with("http://") || address.starts_with("https://") {
             address.to_string()
         } else {
@@ -48,10 +43,8 @@ impl AgentSession {
             .map_err(|e| format!("agent {address}: not a valid address ({e})"))?
             .connect_timeout(HELLO_TIMEOUT)
             .tcp_nodelay(true);
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| format!("agent {address}: cannot connect: {}", source_chain(&e)))?;
+        let channel =
+            endpoint.connect().await.map_err(|e| format!("agent {address}: cannot connect: {}", source_chain(&e)))?;
         let mut client = AgentClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -71,19 +64,13 @@ impl AgentSession {
             .map_err(|s| format!("agent {address}: refused the session: {}", s.message()))?;
         let mut rx = resp.into_inner();
         let hello = match tokio::time::timeout(HELLO_TIMEOUT, rx.message()).await {
-            Ok(Ok(Some(AgentMessage {
-                msg: Some(AMsg::HelloAck(h)),
-            }))) => h,
-            Ok(Ok(Some(AgentMessage {
-                msg: Some(AMsg::Error(e)),
-            }))) => return Err(format!("agent {address}: {}", e.message)),
+            Ok(Ok(Some(AgentMessage { msg: Some(AMsg::HelloAck(h)) }))) => h,
+            Ok(Ok(Some(AgentMessage { msg: Some(AMsg::Error(e)) }))) => {
+                return Err(format!("agent {address}: {}", e.message))
+            }
             Ok(Ok(_)) => return Err(format!("agent {address}: unexpected answer to Hello")),
             Ok(Err(s)) => return Err(format!("agent {address}: {}", s.message())),
-            Err(_) => {
-                return Err(format!(
-                    "agent {address}: no Hello answer within {HELLO_TIMEOUT:?}"
-                ))
-            }
+            Err(_) => return Err(format!("agent {address}: no Hello answer within {HELLO_TIMEOUT:?}")),
         };
         let mut s = AgentSession {
             address: address.to_string(),
@@ -105,42 +92,25 @@ impl AgentSession {
         for seq in 0..SYNC_PINGS {
             let t0 = clock::now_ns();
             self.tx
-                .send(cmd(CMsg::Ping(proto::Ping {
-                    seq,
-                    coordinator_ns: t0,
-                })))
+                .send(cmd(CMsg::Ping(proto::Ping { seq, coordinator_ns: t0 })))
                 .await
                 .map_err(|_| format!("agent {}: session closed during clock sync", self.address))?;
             loop {
                 match tokio::time::timeout(HELLO_TIMEOUT, rx.message()).await {
-                    Ok(Ok(Some(AgentMessage {
-                        msg: Some(AMsg::Pong(p)),
-                    }))) if p.seq == seq => {
-                        samples.push(SyncSample {
-                            t0,
-                            agent: p.agent_ns,
-                            t3: clock::now_ns(),
-                        });
+                    Ok(Ok(Some(AgentMessage { msg: Some(AMsg::Pong(p)) }))) if p.seq == seq => {
+                        samples.push(SyncSample { t0, agent: p.agent_ns, t3: clock::now_ns() });
                         break;
                     }
                     Ok(Ok(Some(_))) => continue,
                     Ok(Ok(None)) | Ok(Err(_)) => {
-                        return Err(format!(
-                            "agent {}: session closed during clock sync",
-                            self.address
-                        ))
+                        return Err(format!("agent {}: session closed during clock sync", self.address))
                     }
-                    Err(_) => {
-                        return Err(format!(
-                            "agent {}: no answer to a clock-sync ping",
-                            self.address
-                        ))
-                    }
+                    Err(_) => return Err(format!("agent {}: no answer to a clock-sync ping", self.address)),
                 }
             }
         }
-        let (offset, err) = clock::best_offset(&samples)
-            .ok_or_else(|| format!("agent {}: clock sync failed", self.address))?;
+        let (offset, err) =
+            clock::best_offset(&samples).ok_or_else(|| format!("agent {}: clock sync failed", self.address))?;
         self.clock_offset_ns = offset;
         self.clock_error_ns = err;
         self.rtt_ns = err * 2;
@@ -148,10 +118,7 @@ impl AgentSession {
     }
 
     pub async fn send(&self, m: CMsg) -> Result<(), String> {
-        self.tx
-            .send(cmd(m))
-            .await
-            .map_err(|_| format!("agent {}: session closed", self.address))
+        self.tx.send(cmd(m)).await.map_err(|_| format!("agent {}: session closed", self.address))
     }
 
     /// Hands the agent's message stream to the caller (once).

@@ -17,11 +17,7 @@ fn every_config_validates_and_prints_a_plan() {
         n += 1;
         let r = coordinator(&["validate", p.to_str().expect("utf8"), "--agents", "3"]);
         assert_eq!(r.code, 0, "{}: {}", p.display(), r.stderr);
-        assert!(
-            r.stdout.contains("AGENT") && r.stdout.contains("total publish rate"),
-            "{}",
-            r.stdout
-        );
+        assert!(r.stdout.contains("AGENT") && r.stdout.contains("total publish rate"), "{}", r.stdout);
     }
     assert!(n >= 6, "expected the example configs");
 }
@@ -29,31 +25,14 @@ fn every_config_validates_and_prints_a_plan() {
 #[test]
 fn init_writes_templates_that_validate() {
     let dir = temp_dir("init");
-    for t in [
-        "quickstart",
-        "baseline",
-        "subscriptions",
-        "multi-topic",
-        "partitions",
-        "failover",
-    ] {
+    for t in ["quickstart", "baseline", "subscriptions", "multi-topic", "partitions", "failover"] {
         let out = dir.join(format!("{t}.yaml"));
-        let r = coordinator(&[
-            "init",
-            "--template",
-            t,
-            "--output",
-            out.to_str().expect("utf8"),
-        ]);
+        let r = coordinator(&["init", "--template", t, "--output", out.to_str().expect("utf8")]);
         assert_eq!(r.code, 0, "{}", r.stderr);
         let v = coordinator(&["validate", out.to_str().expect("utf8")]);
         assert_eq!(v.code, 0, "{}", v.stderr);
     }
-    let again = coordinator(&[
-        "init",
-        "--output",
-        dir.join("quickstart.yaml").to_str().expect("utf8"),
-    ]);
+    let again = coordinator(&["init", "--output", dir.join("quickstart.yaml").to_str().expect("utf8")]);
     assert_eq!(again.code, 2, "refuses to overwrite");
     let bad = coordinator(&["init", "--template", "nope", "--output", "-"]);
     assert_eq!(bad.code, 2);
@@ -66,26 +45,12 @@ fn expect_bad(name: &str, content: &[u8], must_contain: &[&str]) {
     let p = dir.join(name);
     std::fs::write(&p, content).expect("write");
     for cmd in ["validate", "run"] {
-        let r = coordinator(
-            &[cmd, p.to_str().expect("utf8"), "--quiet"][..if cmd == "run" { 3 } else { 2 }],
-        );
-        assert_eq!(
-            r.code, 2,
-            "{cmd} {name}: stdout {} stderr {}",
-            r.stdout, r.stderr
-        );
+        let r = coordinator(&[cmd, p.to_str().expect("utf8"), "--quiet"][..if cmd == "run" { 3 } else { 2 }]);
+        assert_eq!(r.code, 2, "{cmd} {name}: stdout {} stderr {}", r.stdout, r.stderr);
         assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
-        assert!(
-            r.stderr.contains(p.to_str().expect("utf8")),
-            "names the file: {}",
-            r.stderr
-        );
+        assert!(r.stderr.contains(p.to_str().expect("utf8")), "names the file: {}", r.stderr);
         for m in must_contain {
-            assert!(
-                r.stderr.contains(m),
-                "{name}: expected `{m}` in: {}",
-                r.stderr
-            );
+            assert!(r.stderr.contains(m), "{name}: expected `{m}` in: {}", r.stderr);
         }
     }
     let _ = std::fs::remove_dir_all(dir);
@@ -97,56 +62,36 @@ const BASE: &str = "name: x\nbroker: {kind: memory}\ntopics: [{name: t}]\nproduc
 fn bad_scenarios_exit_2_with_file_line_and_key() {
     expect_bad(
         "unknown.yaml",
-        BASE.replace("    rate: 10", "    rate: 10\n    colour: red")
-            .as_bytes(),
+        BASE.replace("    rate: 10", "    rate: 10\n    colour: red").as_bytes(),
         &[":8:5: producers[0].colour", "unknown field"],
     );
     expect_bad(
         "units.yaml",
-        BASE.replace("duration: 5s", "duration: 5 fortnights")
-            .as_bytes(),
+        BASE.replace("duration: 5s", "duration: 5 fortnights").as_bytes(),
         &[":10:", "phases.duration"],
     );
-    expect_bad(
-        "nounit.yaml",
-        BASE.replace("duration: 5s", "duration: 5").as_bytes(),
-        &["phases.duration", "no unit"],
-    );
+    expect_bad("nounit.yaml", BASE.replace("duration: 5s", "duration: 5").as_bytes(), &["phases.duration", "no unit"]);
     expect_bad(
         "negative.yaml",
         BASE.replace("rate: 10", "rate: -10").as_bytes(),
         &[":7:5: producers[0].rate", "not a positive rate"],
     );
-    expect_bad(
-        "zero.yaml",
-        BASE.replace("rate: 10", "rate: 0").as_bytes(),
-        &["producers[0].rate"],
-    );
+    expect_bad("zero.yaml", BASE.replace("rate: 10", "rate: 0").as_bytes(), &["producers[0].rate"]);
     expect_bad(
         "topic.yaml",
-        BASE.replace("{name: c, topic: t}", "{name: c, topic: elsewhere}")
-            .as_bytes(),
+        BASE.replace("{name: c, topic: t}", "{name: c, topic: elsewhere}").as_bytes(),
         &[":9:", "consumers[0].topic", "elsewhere"],
     );
     expect_bad(
         "many.yaml",
-        BASE.replace("    rate: 10", "    rate: 10\n    count: 5000000")
-            .as_bytes(),
+        BASE.replace("    rate: 10", "    rate: 10\n    count: 5000000").as_bytes(),
         &["producers[0].count", "more than this tool runs"],
     );
     expect_bad("list.yaml", b"- a\n- b\n", &["not a mapping"]);
     expect_bad("empty.yaml", b"", &["empty"]);
-    expect_bad(
-        "binary.yaml",
-        &[0x7f, b'E', b'L', b'F', 0, 0, 1, 2, 3, 0xff],
-        &["binary"],
-    );
+    expect_bad("binary.yaml", &[0x7f, b'E', b'L', b'F', 0, 0, 1, 2, 3, 0xff], &["binary"]);
     expect_bad("syntax.yaml", b"name: [oops\n", &["not valid YAML"]);
-    expect_bad(
-        "type.yaml",
-        BASE.replace("rate: 10", "rate: fast").as_bytes(),
-        &["producers[0].rate"],
-    );
+    expect_bad("type.yaml", BASE.replace("rate: 10", "rate: fast").as_bytes(), &["producers[0].rate"]);
 }
 
 #[test]
@@ -163,12 +108,7 @@ fn huge_file_is_refused_without_reading_it() {
 
 #[test]
 fn bad_flags_and_sets_are_exit_2() {
-    let r = coordinator(&[
-        "run",
-        "configs/quickstart.yaml",
-        "--set",
-        "phases.duration=-3s",
-    ]);
+    let r = coordinator(&["run", "configs/quickstart.yaml", "--set", "phases.duration=-3s"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("--set phases.duration"), "{}", r.stderr);
     let r = coordinator(&["run", "configs/quickstart.yaml", "--set", "nonsense"]);
@@ -178,14 +118,7 @@ fn bad_flags_and_sets_are_exit_2() {
     let r = coordinator(&["run", "does/not/exist.yaml"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("does/not/exist.yaml"), "{}", r.stderr);
-    let r = coordinator(&[
-        "validate",
-        "configs/quickstart.yaml",
-        "--set",
-        "placement=split",
-        "--agents",
-        "1",
-    ]);
+    let r = coordinator(&["validate", "configs/quickstart.yaml", "--set", "placement=split", "--agents", "1"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("split"), "{}", r.stderr);
 }

@@ -29,26 +29,17 @@ fn quickstart_runs_clean_on_two_local_agents() {
     assert_eq!(rep["agents"].as_array().expect("agents").len(), 2);
     let t = &rep["totals"];
     assert!(u(&t["acked"]) > 0);
-    assert_eq!(
-        u(&t["sent"]),
-        u(&t["acked"]),
-        "memory broker acknowledges everything"
-    );
+    assert_eq!(u(&t["sent"]), u(&t["acked"]), "memory broker acknowledges everything");
     assert_eq!(u(&t["lost"]), 0);
     assert_eq!(u(&t["duplicated"]), 0);
     for s in rep["subscriptions"].as_array().expect("subs") {
-        assert_eq!(
-            u(&s["received_unique"]),
-            u(&s["expected"]),
-            "every subscription got every acked message: {s}"
-        );
+        assert_eq!(u(&s["received_unique"]), u(&s["expected"]), "every subscription got every acked message: {s}");
         assert!(u(&s["expected"]) > 0);
     }
     // 4 producers at 500/s + 1000/s total over 4 s (warmup + duration).
     assert_eq!(u(&t["acked"]), 3000 * 4);
     let dir = r.stdout.lines().last().expect("dir");
-    let csv =
-        std::fs::read_to_string(std::path::Path::new(dir).join("timeseries.csv")).expect("csv");
+    let csv = std::fs::read_to_string(std::path::Path::new(dir).join("timeseries.csv")).expect("csv");
     assert!(csv.lines().count() > 5, "{csv}");
     // The histograms in report.json re-merge.
     for h in rep["histograms"].as_array().expect("histograms") {
@@ -63,11 +54,7 @@ fn quickstart_runs_clean_on_two_local_agents() {
 #[test]
 fn three_agent_processes_sum_to_the_scenario() {
     let agents: Vec<AgentProc> = (0..3).map(|_| AgentProc::start()).collect();
-    let list = agents
-        .iter()
-        .map(|a| a.addr.clone())
-        .collect::<Vec<_>>()
-        .join(",");
+    let list = agents.iter().map(|a| a.addr.clone()).collect::<Vec<_>>().join(",");
     let dir = temp_dir("three");
     let scenario = dir.join("three.yaml");
     std::fs::write(
@@ -109,19 +96,10 @@ phases: {warmup: 1s, duration: 4s, drain_timeout: 10s}
         assert_eq!(a["status"], "ok");
     }
     assert_eq!(u(&rep["totals"]["lost"]), 0);
-    for g in rep["groups"]
-        .as_array()
-        .expect("groups")
-        .iter()
-        .filter(|g| g["role"] == "producer")
-    {
+    for g in rep["groups"].as_array().expect("groups").iter().filter(|g| g["role"] == "producer") {
         let rate = g["rate_msgs_per_s"].as_f64().expect("rate");
         let target = g["target_rate_msgs_per_s"].as_f64().expect("target");
-        assert!(
-            (rate / target - 1.0).abs() <= 0.01,
-            "group {} rate {rate} vs {target}",
-            g["name"]
-        );
+        assert!((rate / target - 1.0).abs() <= 0.01, "group {} rate {rate} vs {target}", g["name"]);
     }
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -139,9 +117,7 @@ fn busy_agent_refuses_a_second_coordinator() {
     let s = scenario.to_str().expect("utf8").to_string();
     let d = dir.to_str().expect("utf8").to_string();
     let addr = agent.addr.clone();
-    let first = std::thread::spawn(move || {
-        coordinator(&["run", &s, "--agents", &addr, "--results", &d, "--quiet"])
-    });
+    let first = std::thread::spawn(move || coordinator(&["run", &s, "--agents", &addr, "--results", &d, "--quiet"]));
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let second = coordinator(&[
         "run",
@@ -153,11 +129,7 @@ fn busy_agent_refuses_a_second_coordinator() {
     ]);
     assert_eq!(second.code, 3, "{}", second.stderr);
     assert!(second.stderr.contains("busy"), "{}", second.stderr);
-    assert!(
-        second.stderr.contains(&agent.addr),
-        "names the agent: {}",
-        second.stderr
-    );
+    assert!(second.stderr.contains(&agent.addr), "names the agent: {}", second.stderr);
     let first = first.join().expect("first run");
     assert_eq!(first.code, 0, "{}", first.stderr);
     let _ = std::fs::remove_dir_all(dir);
@@ -165,13 +137,7 @@ fn busy_agent_refuses_a_second_coordinator() {
 
 #[test]
 fn unreachable_agent_is_exit_3() {
-    let r = coordinator(&[
-        "run",
-        "configs/quickstart.yaml",
-        "--agents",
-        "127.0.0.1:1",
-        "--quiet",
-    ]);
+    let r = coordinator(&["run", "configs/quickstart.yaml", "--agents", "127.0.0.1:1", "--quiet"]);
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(r.stderr.contains("127.0.0.1:1"), "{}", r.stderr);
 }
@@ -179,37 +145,62 @@ fn unreachable_agent_is_exit_3() {
 #[test]
 fn agent_without_the_driver_is_exit_3_with_its_reason() {
     let agent = AgentProc::start();
-    let r = coordinator(&[
-        "run",
-        "configs/quickstart.yaml",
-        "--agents",
-        &agent.addr,
-        "--set",
-        "broker.kind=pulsar",
-        "--set",
-        "broker.url=pulsar://127.0.0.1:1",
-        "--set",
-        "broker.latency=",
-        "--quiet",
-    ]);
-    // broker.latency="" is refused for pulsar: exit 2 first.
-    assert_eq!(r.code, 2, "{}", r.stderr);
     let dir = temp_dir("nodriver");
-    let scenario = dir.join("p.yaml");
-    std::fs::write(&scenario, "name: p\nbroker: {kind: pulsar, url: \"pulsar://127.0.0.1:1\"}\ntopics: [{name: t}]\nproducers: [{name: p, topic: t, rate: 10}]\nphases: {duration: 1s}\n").expect("write");
-    let r = coordinator(&[
-        "run",
-        scenario.to_str().expect("utf8"),
-        "--agents",
-        &agent.addr,
-        "--quiet",
-    ]);
+    let scenario = dir.join("d.yaml");
+    std::fs::write(&scenario, "name: d\nbroker: {kind: danube, url: \"http://127.0.0.1:1\"}\ntopics: [{name: t}]\nproducers: [{name: p, topic: t, rate: 10}]\nphases: {duration: 1s}\n").expect("write");
+    let r = coordinator(&["run", scenario.to_str().expect("utf8"), "--agents", &agent.addr, "--quiet"]);
     assert_eq!(r.code, 3, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("cannot drive a `pulsar` broker"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("cannot drive a `danube` broker"), "{}", r.stderr);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A Pulsar URL nobody answers: the agent's prepare fails, the coordinator
+/// says which agent and why, exit 3, within the connect timeout.
+#[test]
+fn unreachable_pulsar_broker_is_exit_3() {
+    let agent = AgentProc::start();
+    let dir = temp_dir("nopulsar");
+    let scenario = dir.join("p.yaml");
+    std::fs::write(&scenario, "name: p\nbroker: {kind: pulsar, url: \"pulsar://127.0.0.1:1\", connect_timeout: 2s}\ntopics: [{name: t}]\nproducers: [{name: p, topic: t, rate: 10}]\nphases: {duration: 1s}\n").expect("write");
+    let t0 = std::time::Instant::now();
+    let r = coordinator(&["run", scenario.to_str().expect("utf8"), "--agents", &agent.addr, "--quiet"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("cannot connect to the broker at pulsar://127.0.0.1:1"), "{}", r.stderr);
+    assert!(r.stderr.contains(&agent.addr), "names the agent: {}", r.stderr);
+    assert!(t0.elapsed() < std::time::Duration::from_secs(20), "took {:?}", t0.elapsed());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A fault action closes one of two failover consumers mid-run; the other
+/// takes over and nothing is lost.
+#[test]
+fn failover_survives_a_stopped_consumer() {
+    let dir = temp_dir("failover");
+    let scenario = dir.join("f.yaml");
+    std::fs::write(
+        &scenario,
+        r#"
+name: f
+broker: {kind: memory, latency: 2ms}
+topics: [{name: t}]
+producers: [{name: p, topic: t, rate: 500}]
+consumers: [{name: backup, topic: t, type: failover, count: 2}]
+phases: {duration: 3s}
+faults: [{at: 1500ms, stop_consumers: {group: backup, count: 1}}]
+"#,
+    )
+    .expect("write");
+    let r = coordinator(&["run", scenario.to_str().expect("utf8"), "--results", dir.to_str().expect("utf8")]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let rep = report_of(&r);
+    let s = &rep["subscriptions"][0];
+    assert_eq!(u(&s["expected"]), 1500);
+    assert_eq!(u(&s["lost"]), 0, "{s}");
+    assert!(rep["notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .any(|n| n.as_str().unwrap_or("").contains("stopped by a fault action")));
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -243,11 +234,7 @@ phases: {duration: 2s, drain_timeout: 3s}
         "--results",
         dir.to_str().expect("utf8"),
     ]);
-    assert_eq!(
-        r.code, 1,
-        "loss fails the max_loss SLO: {}\n{}",
-        r.stdout, r.stderr
-    );
+    assert_eq!(r.code, 1, "loss fails the max_loss SLO: {}\n{}", r.stdout, r.stderr);
     let rep = report_of(&r);
     assert_eq!(rep["verdict"], "fail");
     assert_eq!(u(&rep["totals"]["acked"]), 2000);
@@ -262,11 +249,7 @@ phases: {duration: 2s, drain_timeout: 3s}
     assert_eq!(u(&rep["totals"]["lost"]), 40);
     assert_eq!(u(&rep["totals"]["duplicated"]), 40);
     let slo = rep["slo"].as_array().expect("slo");
-    assert!(
-        slo.iter()
-            .any(|c| c["name"] == "max_loss" && c["pass"] == false),
-        "{slo:?}"
-    );
+    assert!(slo.iter().any(|c| c["name"] == "max_loss" && c["pass"] == false), "{slo:?}");
     assert!(r.stdout.contains("FAIL"), "{}", r.stdout);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -290,12 +273,7 @@ phases: {duration: 4s, drain_timeout: 2s}
     )
     .expect("write");
     let t0 = std::time::Instant::now();
-    let r = coordinator(&[
-        "run",
-        scenario.to_str().expect("utf8"),
-        "--results",
-        dir.to_str().expect("utf8"),
-    ]);
+    let r = coordinator(&["run", scenario.to_str().expect("utf8"), "--results", dir.to_str().expect("utf8")]);
     let took = t0.elapsed();
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     // 4 s of load + 2 s drain timeout + setup and final reports.
@@ -306,10 +284,6 @@ phases: {duration: 4s, drain_timeout: 2s}
     assert_eq!(u(&s["lost"]), 1500, "{s}");
     assert_eq!(rep["phases"]["drain_timed_out"], true);
     assert!(r.stdout.contains("STALLED"), "{}", r.stdout);
-    assert!(rep["notes"]
-        .as_array()
-        .expect("notes")
-        .iter()
-        .any(|n| n.as_str().unwrap_or("").contains("stalled")));
+    assert!(rep["notes"].as_array().expect("notes").iter().any(|n| n.as_str().unwrap_or("").contains("stalled")));
     let _ = std::fs::remove_dir_all(dir);
 }

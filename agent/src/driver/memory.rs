@@ -12,9 +12,7 @@ use std::time::Instant;
 use common::scenario::{ConsumerGroup, ProducerGroup, Topic};
 use common::stamp::Stamp;
 
-use super::{
-    ConsumerClient, Delivery, Driver, DriverError, OutMessage, ProducerClient, RecvError, SendError,
-};
+use super::{ConsumerClient, Delivery, Driver, DriverError, OutMessage, ProducerClient, RecvError, SendError};
 use crate::memory_broker::{MemConsumer, MemoryBroker, MemoryConfig, TopicState};
 
 pub struct MemoryDriver {
@@ -25,11 +23,7 @@ pub struct MemoryDriver {
 
 impl MemoryDriver {
     pub fn new(broker: MemoryBroker, run_id: &str, cfg: MemoryConfig) -> MemoryDriver {
-        MemoryDriver {
-            broker,
-            prefix: format!("{run_id}/"),
-            cfg,
-        }
+        MemoryDriver { broker, prefix: format!("{run_id}/"), cfg }
     }
 
     fn name(&self, topic: &str) -> String {
@@ -50,10 +44,7 @@ impl Driver for MemoryDriver {
         self.broker
             .create_topic(&self.name(&topic.name), topic.partitions, self.cfg)
             .map(|_| ())
-            .map_err(|e| DriverError::Topic {
-                topic: topic.name.clone(),
-                reason: e.to_string(),
-            })
+            .map_err(|e| DriverError::Topic { topic: topic.name.clone(), reason: e.to_string() })
     }
 
     async fn consumer(
@@ -65,37 +56,21 @@ impl Driver for MemoryDriver {
         let t = self
             .broker
             .topic(&self.name(&topic.name))
-            .map_err(|e| DriverError::Topic {
-                topic: topic.name.clone(),
-                reason: e.to_string(),
-            })?;
-        let c = t
-            .subscribe(&group.subscription, group.sub_type)
-            .map_err(|e| DriverError::Subscribe {
-                topic: topic.name.clone(),
-                subscription: group.subscription.clone(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| DriverError::Topic { topic: topic.name.clone(), reason: e.to_string() })?;
+        let c = t.subscribe(&group.subscription, group.sub_type).map_err(|e| DriverError::Subscribe {
+            topic: topic.name.clone(),
+            subscription: group.subscription.clone(),
+            reason: e.to_string(),
+        })?;
         Ok(MemConsumerClient { inner: c })
     }
 
-    async fn producer(
-        &self,
-        topic: &Topic,
-        _group: &ProducerGroup,
-        index: u32,
-    ) -> Result<MemProducer, DriverError> {
+    async fn producer(&self, topic: &Topic, _group: &ProducerGroup, index: u32) -> Result<MemProducer, DriverError> {
         let t = self
             .broker
             .topic(&self.name(&topic.name))
-            .map_err(|e| DriverError::Producer {
-                topic: topic.name.clone(),
-                reason: e.to_string(),
-            })?;
-        Ok(MemProducer {
-            topic: t,
-            next_partition: AtomicUsize::new(index as usize),
-        })
+            .map_err(|e| DriverError::Producer { topic: topic.name.clone(), reason: e.to_string() })?;
+        Ok(MemProducer { topic: t, next_partition: AtomicUsize::new(index as usize) })
     }
 }
 
@@ -129,11 +104,8 @@ impl ProducerClient for MemProducer {
             Some(k) if np > 1 => (k % np as u64) as usize,
             _ => self.next_partition.fetch_add(1, Ordering::Relaxed) % np,
         };
-        let ready_at = self
-            .topic
-            .publish(partition, msg.stamp.encode(), msg.key, msg.payload);
-        let sleep = (ready_at > Instant::now())
-            .then(|| Box::pin(tokio::time::sleep_until(ready_at.into())));
+        let ready_at = self.topic.publish(partition, msg.stamp.encode(), msg.key, msg.payload);
+        let sleep = (ready_at > Instant::now()).then(|| Box::pin(tokio::time::sleep_until(ready_at.into())));
         Ok(MemAck { sleep })
     }
 
@@ -151,9 +123,14 @@ impl ConsumerClient for MemConsumerClient {
                 stamp: Stamp::decode(&m.stamp),
                 payload_len: m.payload.len(),
                 redelivered: m.redelivered,
+                partition: m.partition,
             }),
             None => Err(RecvError::Closed("memory topic closed".into())),
         }
+    }
+
+    async fn ack_last(&mut self) -> Result<(), RecvError> {
+        Ok(())
     }
 
     async fn close(mut self) {

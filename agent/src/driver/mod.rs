@@ -5,6 +5,7 @@
 //! message properties or attributes).
 
 pub mod memory;
+pub mod pulsar;
 
 use std::future::Future;
 
@@ -27,6 +28,8 @@ pub struct Delivery {
     pub payload_len: usize,
     /// The broker says this is a redelivery.
     pub redelivered: bool,
+    /// Partition of a partitioned topic it came from.
+    pub partition: Option<u32>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -36,11 +39,7 @@ pub enum DriverError {
     #[error("topic `{topic}`: {reason}")]
     Topic { topic: String, reason: String },
     #[error("subscription `{subscription}` on `{topic}`: {reason}")]
-    Subscribe {
-        topic: String,
-        subscription: String,
-        reason: String,
-    },
+    Subscribe { topic: String, subscription: String, reason: String },
     #[error("producer on `{topic}`: {reason}")]
     Producer { topic: String, reason: String },
     #[error("{0}")]
@@ -92,15 +91,15 @@ pub trait ProducerClient: Send + 'static {
     /// Hands one message to the client. Resolves once it is enqueued (which
     /// may wait for client-side backpressure); the returned `Ack` resolves
     /// on the broker's answer, so many sends can be in flight.
-    fn send(
-        &mut self,
-        msg: OutMessage,
-    ) -> impl Future<Output = Result<Self::Ack, SendError>> + Send;
+    fn send(&mut self, msg: OutMessage) -> impl Future<Output = Result<Self::Ack, SendError>> + Send;
     fn close(self) -> impl Future<Output = ()> + Send;
 }
 
 pub trait ConsumerClient: Send + 'static {
     /// Next message. Must be cancel-safe: a dropped call loses nothing.
     fn recv(&mut self) -> impl Future<Output = Result<Delivery, RecvError>> + Send;
+    /// Acknowledges the message `recv` returned last (after it was recorded,
+    /// never inside a cancellable wait).
+    fn ack_last(&mut self) -> impl Future<Output = Result<(), RecvError>> + Send;
     fn close(self) -> impl Future<Output = ()> + Send;
 }

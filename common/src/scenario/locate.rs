@@ -13,15 +13,8 @@ pub struct LineIndex {
 }
 
 enum Frame {
-    Map {
-        path: String,
-        pending_key: Option<String>,
-        expect_key: bool,
-    },
-    Seq {
-        path: String,
-        next: usize,
-    },
+    Map { path: String, pending_key: Option<String>, expect_key: bool },
+    Seq { path: String, next: usize },
 }
 
 struct Builder {
@@ -44,11 +37,7 @@ impl Builder {
                 *next += 1;
                 p
             }
-            Some(Frame::Map {
-                path,
-                pending_key,
-                expect_key,
-            }) => {
+            Some(Frame::Map { path, pending_key, expect_key }) => {
                 if *expect_key {
                     return None; // a key, handled by the caller
                 }
@@ -68,22 +57,11 @@ impl Builder {
     }
 
     fn key(&mut self, key: String, mark: Marker) -> bool {
-        if let Some(Frame::Map {
-            path,
-            pending_key,
-            expect_key,
-        }) = self.stack.last_mut()
-        {
+        if let Some(Frame::Map { path, pending_key, expect_key }) = self.stack.last_mut() {
             if *expect_key {
-                let full = if path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{path}.{key}")
-                };
+                let full = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
                 if self.positions.len() < MAX_ENTRIES {
-                    self.positions
-                        .entry(full)
-                        .or_insert((mark.line(), mark.col() + 1));
+                    self.positions.entry(full).or_insert((mark.line(), mark.col() + 1));
                 }
                 *pending_key = Some(key);
                 *expect_key = false;
@@ -120,11 +98,7 @@ impl MarkedEventReceiver for Builder {
                     self.depth_limit_hit = true;
                 }
                 self.stack.push(if is_map {
-                    Frame::Map {
-                        path,
-                        pending_key: None,
-                        expect_key: true,
-                    }
+                    Frame::Map { path, pending_key: None, expect_key: true }
                 } else {
                     Frame::Seq { path, next: 0 }
                 });
@@ -141,16 +115,10 @@ impl LineIndex {
     /// Indexes `text`; a text that does not parse gives an empty index (the
     /// serde parse reports the syntax error with its own position).
     pub fn build(text: &str) -> LineIndex {
-        let mut b = Builder {
-            stack: Vec::new(),
-            positions: HashMap::new(),
-            depth_limit_hit: false,
-        };
+        let mut b = Builder { stack: Vec::new(), positions: HashMap::new(), depth_limit_hit: false };
         let mut parser = Parser::new_from_str(text);
         let _ = parser.load(&mut b, false);
-        LineIndex {
-            positions: b.positions,
-        }
+        LineIndex { positions: b.positions }
     }
 
     /// Line and column (1-based) of `path`, or of its nearest indexed parent.
@@ -172,7 +140,8 @@ mod tests {
 
     #[test]
     fn finds_nested_keys() {
-        let text = "name: x\nbroker:\n  kind: memory\nproducers:\n  - name: a\n    rate: 5\n  - name: b\n    rate: -1\n";
+        let text =
+            "name: x\nbroker:\n  kind: memory\nproducers:\n  - name: a\n    rate: 5\n  - name: b\n    rate: -1\n";
         let idx = LineIndex::build(text);
         assert_eq!(idx.find("name"), Some((1, 1)));
         assert_eq!(idx.find("broker.kind"), Some((3, 3)));

@@ -42,6 +42,21 @@ pub struct Scenario {
     pub placement: Placement,
     pub slo: Slo,
     pub seed: u64,
+    pub faults: Vec<Fault>,
+}
+
+/// A fault action at a fixed time from the start instant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fault {
+    pub at: Duration,
+    pub action: FaultAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultAction {
+    /// Close consumers 0..count of consumer group `group` (an index).
+    StopConsumers { group: usize, count: u32 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -77,6 +92,47 @@ pub struct Broker {
     pub duplicate_every: u64,
     /// Memory broker only: deliveries stop after N messages per topic (0: never).
     pub stall_after: u64,
+    pub auth: Option<Auth>,
+    pub tls: Option<Tls>,
+}
+
+/// Where each agent reads the broker token from (never the token itself).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Auth {
+    TokenFile(String),
+    TokenEnv(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tls {
+    pub ca_file: Option<String>,
+    pub allow_insecure: bool,
+    pub verify_hostname: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Batching {
+    pub max_messages: u32,
+    pub max_delay: Duration,
+    pub max_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    None,
+    Lz4,
+    Zlib,
+    Zstd,
+    Snappy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckMode {
+    Individual,
+    Cumulative,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,6 +154,8 @@ pub struct ProducerGroup {
     pub max_in_flight: u32,
     pub send_timeout: Duration,
     pub payload: PayloadKind,
+    pub batching: Option<Batching>,
+    pub compression: Compression,
 }
 
 impl ProducerGroup {
@@ -175,6 +233,9 @@ pub struct ConsumerGroup {
     pub subscription: String,
     pub sub_type: SubType,
     pub count: u32,
+    pub receiver_queue: u32,
+    pub ack: AckMode,
+    pub ack_every: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -219,16 +280,20 @@ impl Scenario {
     pub fn topic(&self, name: &str) -> Option<&Topic> {
         self.topics.iter().find(|t| t.name == name)
     }
-    pub fn total_instances(&self) -> u64 {
-        self.producers
+    /// When a fault action stops consumer `index` of consumer group `group`.
+    pub fn consumer_stop_after(&self, group: usize, index: u32) -> Option<Duration> {
+        self.faults
             .iter()
-            .map(|p| u64::from(p.count))
-            .sum::<u64>()
-            + self
-                .consumers
-                .iter()
-                .map(|c| u64::from(c.count))
-                .sum::<u64>()
+            .filter_map(|f| match f.action {
+                FaultAction::StopConsumers { group: g, count } if g == group && index < count => Some(f.at),
+                _ => None,
+            })
+            .min()
+    }
+
+    pub fn total_instances(&self) -> u64 {
+        self.producers.iter().map(|p| u64::from(p.count)).sum::<u64>()
+            + self.consumers.iter().map(|c| u64::from(c.count)).sum::<u64>()
     }
 }
 
@@ -307,35 +372,21 @@ impl ScenarioError {
 /// Reads and validates a scenario file, applying `overrides` first.
 pub fn load_file(path: &Path, overrides: &[Override]) -> Result<Scenario, ScenarioError> {
     let source = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|e| {
-        ScenarioError::whole(&source, format!("cannot read: {e}"), Some("check the path"))
-    })?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| ScenarioError::whole(&source, format!("cannot read: {e}"), Some("check the path")))?;
     if meta.is_dir() {
-        return Err(ScenarioError::whole(
-            &source,
-            "is a directory, not a scenario file",
-            None,
-        ));
+        return Err(ScenarioError::whole(&source, "is a directory, not a scenario file", None));
     }
     if meta.len() > MAX_FILE_BYTES {
         return Err(ScenarioError::whole(
             &source,
-            format!(
-                "file is {} bytes; a scenario is at most {} bytes",
-                meta.len(),
-                MAX_FILE_BYTES
-            ),
+            format!("file is {} bytes; a scenario is at most {} bytes", meta.len(), MAX_FILE_BYTES),
             Some("is this the right file?"),
         ));
     }
-    let bytes = std::fs::read(path)
-        .map_err(|e| ScenarioError::whole(&source, format!("cannot read: {e}"), None))?;
+    let bytes = std::fs::read(path).map_err(|e| ScenarioError::whole(&source, format!("cannot read: {e}"), None))?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(ScenarioError::whole(
-            &source,
-            "file grew past the size limit while reading",
-            None,
-        ));
+        return Err(ScenarioError::whole(&source, "file grew past the size limit while reading", None));
     }
     let text = decode_text(&source, &bytes)?;
     load_str(&text, &source, overrides)
@@ -352,33 +403,18 @@ fn decode_text(source: &str, bytes: &[u8]) -> Result<String, ScenarioError> {
     String::from_utf8(bytes.to_vec()).map_err(|e| {
         ScenarioError::whole(
             source,
-            format!(
-                "is not UTF-8 text (invalid byte at offset {})",
-                e.utf8_error().valid_up_to()
-            ),
+            format!("is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),
             Some("save the file as UTF-8"),
         )
     })
 }
 
 /// Validates scenario text; `source` names it in errors.
-pub fn load_str(
-    text: &str,
-    source: &str,
-    overrides: &[Override],
-) -> Result<Scenario, ScenarioError> {
+pub fn load_str(text: &str, source: &str, overrides: &[Override]) -> Result<Scenario, ScenarioError> {
     if text.len() as u64 > MAX_FILE_BYTES {
-        return Err(ScenarioError::whole(
-            source,
-            "scenario text is too large",
-            None,
-        ));
+        return Err(ScenarioError::whole(source, "scenario text is too large", None));
     }
-    if text.trim().is_empty()
-        || text
-            .lines()
-            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
-    {
+    if text.trim().is_empty() || text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
         return Err(ScenarioError::whole(
             source,
             "is empty",
@@ -400,10 +436,7 @@ pub fn load_str(
     }
     let index = LineIndex::build(text);
     let mut value: Value = serde_yaml::from_str(text).map_err(|e| {
-        let (line, column) = e
-            .location()
-            .map(|l| (Some(l.line()), Some(l.column())))
-            .unwrap_or((None, None));
+        let (line, column) = e.location().map(|l| (Some(l.line()), Some(l.column()))).unwrap_or((None, None));
         ScenarioError {
             source: source.to_string(),
             issues: vec![Issue {
@@ -419,10 +452,7 @@ pub fn load_str(
     if !value.is_mapping() {
         return Err(ScenarioError::whole(
             source,
-            format!(
-                "the top level is {}, not a mapping of keys",
-                kind_of(&value)
-            ),
+            format!("the top level is {}, not a mapping of keys", kind_of(&value)),
             Some("a scenario starts with keys such as `name:`, `broker:`, `topics:`"),
         ));
     }
@@ -445,12 +475,7 @@ pub fn load_str(
             }
         }
     }
-    let mut cx = Cx {
-        source,
-        index: &index,
-        set_paths: &set_paths,
-        issues: Vec::new(),
-    };
+    let mut cx = Cx { source, index: &index, set_paths: &set_paths, issues: Vec::new() };
     let raw: RawScenario = match serde_path_to_error::deserialize(value) {
         Ok(r) => r,
         Err(e) => {
@@ -483,10 +508,7 @@ fn check_nesting(text: &str) -> Result<(), (usize, String)> {
     for (n, line) in text.lines().enumerate() {
         let indent = line.len() - line.trim_start_matches([' ', '-']).len();
         if indent > MAX_INDENT && quote.is_none() && flow == 0 {
-            return Err((
-                n + 1,
-                format!("indented {indent} columns; nesting this deep is not a scenario"),
-            ));
+            return Err((n + 1, format!("indented {indent} columns; nesting this deep is not a scenario")));
         }
         let mut chars = line.chars().peekable();
         while let Some(c) = chars.next() {
@@ -508,9 +530,7 @@ fn check_nesting(text: &str) -> Result<(), (usize, String)> {
                     if flow > MAX_FLOW {
                         return Err((
                             n + 1,
-                            format!(
-                                "brackets nested more than {MAX_FLOW} deep; this is not a scenario"
-                            ),
+                            format!("brackets nested more than {MAX_FLOW} deep; this is not a scenario"),
                         ));
                     }
                 }
@@ -543,10 +563,7 @@ fn kind_of(v: &Value) -> &'static str {
 
 fn serde_hint(msg: &str) -> Option<String> {
     if msg.starts_with("unknown field") {
-        Some(
-            "check the spelling; `coordinator init` writes a commented template with every key"
-                .into(),
-        )
+        Some("check the spelling; `coordinator init` writes a commented template with every key".into())
     } else if msg.starts_with("missing field") {
         Some("this key is required".into())
     } else if msg.contains("invalid type") && msg.contains("expected a string") {
@@ -565,25 +582,16 @@ struct Cx<'a> {
 
 impl Cx<'_> {
     fn push(&mut self, key: &str, message: impl Into<String>, hint: Option<String>) {
-        let from_set = self.set_paths.iter().any(|p| {
-            key == p || key.starts_with(&format!("{p}.")) || key.starts_with(&format!("{p}["))
-        });
+        let from_set = self
+            .set_paths
+            .iter()
+            .any(|p| key == p || key.starts_with(&format!("{p}.")) || key.starts_with(&format!("{p}[")));
         let (line, column) = if from_set {
             (None, None)
         } else {
-            self.index
-                .find(key)
-                .map(|(l, c)| (Some(l), Some(c)))
-                .unwrap_or((None, None))
+            self.index.find(key).map(|(l, c)| (Some(l), Some(c))).unwrap_or((None, None))
         };
-        self.issues.push(Issue {
-            key: key.to_string(),
-            line,
-            column,
-            from_set,
-            message: message.into(),
-            hint,
-        });
+        self.issues.push(Issue { key: key.to_string(), line, column, from_set, message: message.into(), hint });
     }
     fn err(&mut self, key: &str, message: impl Into<String>) {
         self.push(key, message, None);
@@ -592,12 +600,8 @@ impl Cx<'_> {
         self.push(key, message, Some(hint.to_string()));
     }
     fn finish(mut self) -> ScenarioError {
-        self.issues
-            .sort_by_key(|i| (i.line.unwrap_or(usize::MAX), i.column.unwrap_or(0)));
-        ScenarioError {
-            source: self.source.to_string(),
-            issues: self.issues,
-        }
+        self.issues.sort_by_key(|i| (i.line.unwrap_or(usize::MAX), i.column.unwrap_or(0)));
+        ScenarioError { source: self.source.to_string(), issues: self.issues }
     }
     fn duration(&mut self, key: &str, v: Option<&Dur>, default: Duration) -> Duration {
         match v {
@@ -633,15 +637,12 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
     }
 
     let broker = validate_broker(&raw.broker, cx);
+    let broker_kind = broker.as_ref().map(|b| b.kind);
 
     // Topics.
     let mut topics: Vec<Topic> = Vec::new();
     if raw.topics.is_empty() {
-        cx.hint(
-            "topics",
-            "no topics",
-            "list at least one topic: `topics: [{name: orders}]`",
-        );
+        cx.hint("topics", "no topics", "list at least one topic: `topics: [{name: orders}]`");
     }
     for (i, t) in raw.topics.iter().enumerate() {
         let key = format!("topics[{i}]");
@@ -651,44 +652,36 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
         } else if tname.len() > 255 {
             cx.err(&format!("{key}.name"), "is longer than 255 characters");
         } else if tname.chars().any(char::is_whitespace) {
-            cx.err(
-                &format!("{key}.name"),
-                format!("`{tname}` contains white space"),
-            );
+            cx.err(&format!("{key}.name"), format!("`{tname}` contains white space"));
+        }
+        if broker_kind == Some(BrokerKind::Pulsar) {
+            if let Err(why) = pulsar_topic_ok(tname) {
+                cx.hint(
+                    &format!("{key}.name"),
+                    format!("`{tname}` is not a valid Pulsar topic: {why}"),
+                    "e.g. `orders` or `persistent://public/default/orders`",
+                );
+            }
         }
         if topics.iter().any(|o| o.name == tname) {
-            cx.err(
-                &format!("{key}.name"),
-                format!("topic `{tname}` is listed twice"),
-            );
+            cx.err(&format!("{key}.name"), format!("topic `{tname}` is listed twice"));
         }
         let partitions = match t.partitions {
             None => 0,
             Some(p) if (0..=10_000).contains(&p) => p as u32,
             Some(p) => {
-                cx.hint(
-                    &format!("{key}.partitions"),
-                    format!("{p} is out of range"),
-                    "0 (non-partitioned) to 10000",
-                );
+                cx.hint(&format!("{key}.partitions"), format!("{p} is out of range"), "0 (non-partitioned) to 10000");
                 0
             }
         };
-        topics.push(Topic {
-            name: tname.to_string(),
-            partitions,
-        });
+        topics.push(Topic { name: tname.to_string(), partitions });
     }
 
     // Producers.
     let mut producers: Vec<ProducerGroup> = Vec::new();
     let mut instances: u64 = 0;
     if raw.producers.is_empty() {
-        cx.hint(
-            "producers",
-            "no producer groups",
-            "a run needs at least one producer group",
-        );
+        cx.hint("producers", "no producer groups", "a run needs at least one producer group");
     }
     for (i, p) in raw.producers.iter().enumerate() {
         let key = format!("producers[{i}]");
@@ -697,10 +690,7 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
             cx.err(&format!("{key}.name"), "must not be empty");
         }
         if producers.iter().any(|o| o.name == pname) {
-            cx.err(
-                &format!("{key}.name"),
-                format!("producer group `{pname}` is listed twice"),
-            );
+            cx.err(&format!("{key}.name"), format!("producer group `{pname}` is listed twice"));
         }
         check_topic_ref(cx, &topics, &format!("{key}.topic"), &p.topic);
         let count = check_count(cx, &format!("{key}.count"), p.count);
@@ -715,26 +705,17 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
                 0
             }
             (None, None) => {
-                cx.hint(
-                    &key,
-                    "no rate",
-                    "add `rate: 100` (messages/s per producer) or `total_rate: 1000`",
-                );
+                cx.hint(&key, "no rate", "add `rate: 100` (messages/s per producer) or `total_rate: 1000`");
                 0
             }
             (Some(r), None) => check_rate(cx, &format!("{key}.rate"), r, 1.0)
                 .map(|per| per.saturating_mul(u64::from(count)))
                 .unwrap_or(0),
-            (None, Some(r)) => {
-                check_rate(cx, &format!("{key}.total_rate"), r, f64::from(count.max(1)))
-                    .unwrap_or(0)
-            }
+            (None, Some(r)) => check_rate(cx, &format!("{key}.total_rate"), r, f64::from(count.max(1))).unwrap_or(0),
         };
         let message_size = match &p.message_size {
             None => SizeDist::Fixed(1024),
-            Some(v) => {
-                parse_size_dist(cx, &format!("{key}.message_size"), v).unwrap_or(SizeDist::Fixed(0))
-            }
+            Some(v) => parse_size_dist(cx, &format!("{key}.message_size"), v).unwrap_or(SizeDist::Fixed(0)),
         };
         let keys = match &p.keys {
             None => KeyPattern::None,
@@ -744,19 +725,12 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
             None => 1000,
             Some(n) if (1..=1_000_000).contains(&n) => n as u32,
             Some(n) => {
-                cx.hint(
-                    &format!("{key}.max_in_flight"),
-                    format!("{n} is out of range"),
-                    "1 to 1000000",
-                );
+                cx.hint(&format!("{key}.max_in_flight"), format!("{n} is out of range"), "1 to 1000000");
                 1
             }
         };
-        let send_timeout = cx.duration(
-            &format!("{key}.send_timeout"),
-            p.send_timeout.as_ref(),
-            Duration::from_secs(30),
-        );
+        let send_timeout =
+            cx.duration(&format!("{key}.send_timeout"), p.send_timeout.as_ref(), Duration::from_secs(30));
         if send_timeout.is_zero() {
             cx.err(&format!("{key}.send_timeout"), "must be more than 0s");
         }
@@ -764,14 +738,62 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
             None | Some("random") => PayloadKind::Random,
             Some("text") => PayloadKind::Text,
             Some(other) => {
-                cx.hint(
-                    &format!("{key}.payload"),
-                    format!("unknown payload `{other}`"),
-                    "`random` or `text`",
-                );
+                cx.hint(&format!("{key}.payload"), format!("unknown payload `{other}`"), "`random` or `text`");
                 PayloadKind::Random
             }
         };
+        let batching = p.batching.as_ref().map(|b| {
+            let bk = format!("{key}.batching");
+            let max_messages = match b.max_messages {
+                None => 1000,
+                Some(n) if (1..=1_000_000).contains(&n) => n as u32,
+                Some(n) => {
+                    cx.hint(&format!("{bk}.max_messages"), format!("{n} is out of range"), "1 to 1000000");
+                    1
+                }
+            };
+            let max_delay = cx.duration(&format!("{bk}.max_delay"), b.max_delay.as_ref(), Duration::from_millis(10));
+            if max_delay.is_zero() {
+                cx.hint(
+                    &format!("{bk}.max_delay"),
+                    "a max delay of 0 means batches never wait to fill",
+                    "use e.g. 10ms, or remove `batching` to send unbatched",
+                );
+            }
+            let max_bytes = b.max_bytes.as_ref().and_then(|v| scalar_bytes(cx, &format!("{bk}.max_bytes"), v));
+            Batching { max_messages, max_delay, max_bytes }
+        });
+        let compression = match p.compression.as_deref().map(|c| c.trim().to_ascii_lowercase()) {
+            None => Compression::None,
+            Some(c) => match c.as_str() {
+                "none" => Compression::None,
+                "lz4" => Compression::Lz4,
+                "zlib" => Compression::Zlib,
+                "zstd" => Compression::Zstd,
+                "snappy" => Compression::Snappy,
+                other => {
+                    cx.hint(
+                        &format!("{key}.compression"),
+                        format!("unknown compression `{other}`"),
+                        "none, lz4, zlib, zstd or snappy",
+                    );
+                    Compression::None
+                }
+            },
+        };
+        if let Some(kind) = broker_kind {
+            if kind != BrokerKind::Pulsar {
+                if p.batching.is_some() {
+                    cx.err(&format!("{key}.batching"), format!("applies to the pulsar broker, not {}", kind.as_str()));
+                }
+                if compression != Compression::None {
+                    cx.err(
+                        &format!("{key}.compression"),
+                        format!("applies to the pulsar broker, not {}", kind.as_str()),
+                    );
+                }
+            }
+        }
         producers.push(ProducerGroup {
             name: pname,
             topic: p.topic.trim().to_string(),
@@ -782,6 +804,8 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
             max_in_flight,
             send_timeout,
             payload,
+            batching,
+            compression,
         });
     }
 
@@ -794,31 +818,18 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
             cx.err(&format!("{key}.name"), "must not be empty");
         }
         if consumers.iter().any(|o| o.name == cname) {
-            cx.err(
-                &format!("{key}.name"),
-                format!("consumer group `{cname}` is listed twice"),
-            );
+            cx.err(&format!("{key}.name"), format!("consumer group `{cname}` is listed twice"));
         }
         let topic = c.topic.trim().to_string();
         check_topic_ref(cx, &topics, &format!("{key}.topic"), &topic);
-        let subscription = c
-            .subscription
-            .as_deref()
-            .map(str::trim)
-            .unwrap_or(&cname)
-            .to_string();
+        let subscription = c.subscription.as_deref().map(str::trim).unwrap_or(&cname).to_string();
         if subscription.is_empty() {
             cx.err(&format!("{key}.subscription"), "must not be empty");
         }
-        if consumers
-            .iter()
-            .any(|o| o.topic == topic && o.subscription == subscription)
-        {
+        if consumers.iter().any(|o| o.topic == topic && o.subscription == subscription) {
             cx.hint(
                 &format!("{key}.subscription"),
-                format!(
-                    "subscription `{subscription}` on `{topic}` is used by two consumer groups"
-                ),
+                format!("subscription `{subscription}` on `{topic}` is used by two consumer groups"),
                 "give each group its own subscription, or raise `count` on one group",
             );
         }
@@ -848,12 +859,46 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
                 "use `type: failover` for standbys or `shared` to split the load",
             );
         }
+        let receiver_queue = match c.receiver_queue {
+            None => 1000,
+            Some(n) if (1..=1_000_000).contains(&n) => n as u32,
+            Some(n) => {
+                cx.hint(&format!("{key}.receiver_queue"), format!("{n} is out of range"), "1 to 1000000");
+                1000
+            }
+        };
+        let ack = match c.ack.as_deref().map(str::trim) {
+            None | Some("individual") => AckMode::Individual,
+            Some("cumulative") => AckMode::Cumulative,
+            Some(other) => {
+                cx.hint(&format!("{key}.ack"), format!("unknown ack mode `{other}`"), "`individual` or `cumulative`");
+                AckMode::Individual
+            }
+        };
+        if ack == AckMode::Cumulative && matches!(sub_type, SubType::Shared | SubType::KeyShared) {
+            cx.hint(
+                &format!("{key}.ack"),
+                format!("cumulative acks are not allowed on a {} subscription", sub_type.as_str()),
+                "use `ack: individual`, or an exclusive/failover subscription",
+            );
+        }
+        let ack_every = match c.ack_every {
+            None => 1,
+            Some(n) if (1..=1_000_000).contains(&n) => n as u32,
+            Some(n) => {
+                cx.hint(&format!("{key}.ack_every"), format!("{n} is out of range"), "1 to 1000000");
+                1
+            }
+        };
         consumers.push(ConsumerGroup {
             name: cname,
             topic,
             subscription,
             sub_type,
             count,
+            receiver_queue,
+            ack,
+            ack_every,
         });
     }
     if instances > MAX_INSTANCES {
@@ -872,10 +917,7 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
             if p.keys == KeyPattern::None {
                 cx.hint(
                     &format!("consumers[{i}].type"),
-                    format!(
-                        "key_shared subscription on `{}`, but producer group `{}` sends no keys",
-                        c.topic, p.name
-                    ),
+                    format!("key_shared subscription on `{}`, but producer group `{}` sends no keys", c.topic, p.name),
                     "give the producer group `keys: {round_robin: 100}` (or random/zipf)",
                 );
             }
@@ -885,17 +927,9 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
     // Phases.
     let ph = &raw.phases;
     let warmup = cx.duration("phases.warmup", ph.warmup.as_ref(), Duration::ZERO);
-    let duration = cx.duration(
-        "phases.duration",
-        Some(&ph.duration),
-        Duration::from_secs(1),
-    );
+    let duration = cx.duration("phases.duration", Some(&ph.duration), Duration::from_secs(1));
     let cooldown = cx.duration("phases.cooldown", ph.cooldown.as_ref(), Duration::ZERO);
-    let drain_timeout = cx.duration(
-        "phases.drain_timeout",
-        ph.drain_timeout.as_ref(),
-        Duration::from_secs(30),
-    );
+    let drain_timeout = cx.duration("phases.drain_timeout", ph.drain_timeout.as_ref(), Duration::from_secs(30));
     let week = Duration::from_secs(7 * 24 * 3600);
     if duration.is_zero() {
         cx.err("phases.duration", "must be more than 0s");
@@ -910,18 +944,11 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
             cx.err(k, "is longer than 7 days");
         }
     }
-    let report_interval = cx.duration(
-        "report_interval",
-        raw.report_interval.as_ref(),
-        Duration::from_secs(1),
-    );
+    let report_interval = cx.duration("report_interval", raw.report_interval.as_ref(), Duration::from_secs(1));
     if report_interval < Duration::from_millis(100) || report_interval > Duration::from_secs(3600) {
         cx.hint(
             "report_interval",
-            format!(
-                "{} is out of range",
-                crate::units::format_duration(report_interval)
-            ),
+            format!("{} is out of range", crate::units::format_duration(report_interval)),
             "100ms to 1h; 1s is typical",
         );
     }
@@ -930,16 +957,45 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
         None | Some("spread") => Placement::Spread,
         Some("split") => Placement::Split,
         Some(other) => {
-            cx.hint(
-                "placement",
-                format!("unknown placement `{other}`"),
-                "`spread` or `split`",
-            );
+            cx.hint("placement", format!("unknown placement `{other}`"), "`spread` or `split`");
             Placement::Spread
         }
     };
 
     let slo = validate_slo(raw.slo.as_ref(), cx);
+    let mut faults = Vec::new();
+    for (i, f) in raw.faults.iter().flatten().enumerate() {
+        let key = format!("faults[{i}]");
+        let at = cx.duration(&format!("{key}.at"), Some(&f.at), Duration::ZERO);
+        if at >= warmup + duration {
+            cx.hint(&format!("{key}.at"), "is after the producers stop", "faults happen during warmup + duration");
+        }
+        match &f.stop_consumers {
+            None => cx.hint(&key, "no action", "e.g. `stop_consumers: {group: backup, count: 1}`"),
+            Some(sc) => match consumers.iter().position(|c| c.name == sc.group) {
+                None => cx.hint(
+                    &format!("{key}.stop_consumers.group"),
+                    format!("no consumer group `{}`", sc.group),
+                    "name one of `consumers`",
+                ),
+                Some(g) => {
+                    let n = consumers[g].count;
+                    if sc.count < 1 || sc.count > i64::from(n) {
+                        cx.hint(
+                            &format!("{key}.stop_consumers.count"),
+                            format!("{} is out of range", sc.count),
+                            &format!("1 to {n} (the group's count)"),
+                        );
+                    } else {
+                        faults.push(Fault {
+                            at,
+                            action: FaultAction::StopConsumers { group: g, count: sc.count as u32 },
+                        });
+                    }
+                }
+            },
+        }
+    }
 
     Some(Scenario {
         name,
@@ -948,16 +1004,12 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
         topics,
         producers,
         consumers,
-        phases: Phases {
-            warmup,
-            duration,
-            cooldown,
-            drain_timeout,
-        },
+        phases: Phases { warmup, duration, cooldown, drain_timeout },
         report_interval,
         placement,
         slo,
         seed: raw.seed.unwrap_or(0x5eed),
+        faults,
     })
 }
 
@@ -967,11 +1019,7 @@ fn validate_broker(b: &RawBroker, cx: &mut Cx<'_>) -> Option<Broker> {
         "pulsar" => BrokerKind::Pulsar,
         "danube" => BrokerKind::Danube,
         other => {
-            cx.hint(
-                "broker.kind",
-                format!("unknown broker kind `{other}`"),
-                "one of memory, pulsar, danube",
-            );
+            cx.hint("broker.kind", format!("unknown broker kind `{other}`"), "one of memory, pulsar, danube");
             return None;
         }
     };
@@ -979,11 +1027,7 @@ fn validate_broker(b: &RawBroker, cx: &mut Cx<'_>) -> Option<Broker> {
     match (kind, url.as_deref()) {
         (BrokerKind::Memory, _) => {}
         (_, None) | (_, Some("")) => {
-            let eg = if kind == BrokerKind::Pulsar {
-                "pulsar://127.0.0.1:6650"
-            } else {
-                "http://127.0.0.1:6650"
-            };
+            let eg = if kind == BrokerKind::Pulsar { "pulsar://127.0.0.1:6650" } else { "http://127.0.0.1:6650" };
             cx.hint(
                 "broker.url",
                 format!("a {} broker needs a url", kind.as_str()),
@@ -1009,21 +1053,14 @@ fn validate_broker(b: &RawBroker, cx: &mut Cx<'_>) -> Option<Broker> {
             }
         }
     }
-    let connect_timeout = cx.duration(
-        "broker.connect_timeout",
-        b.connect_timeout.as_ref(),
-        Duration::from_secs(10),
-    );
+    let connect_timeout = cx.duration("broker.connect_timeout", b.connect_timeout.as_ref(), Duration::from_secs(10));
     if connect_timeout.is_zero() {
         cx.err("broker.connect_timeout", "must be more than 0s");
     }
     let latency = cx.duration("broker.latency", b.latency.as_ref(), Duration::ZERO);
     if kind != BrokerKind::Memory {
         if b.capacity_msgs_per_s.is_some() {
-            cx.err(
-                "broker.capacity_msgs_per_s",
-                "applies to the memory broker only",
-            );
+            cx.err("broker.capacity_msgs_per_s", "applies to the memory broker only");
         }
         if b.latency.is_some() {
             cx.err("broker.latency", "applies to the memory broker only");
@@ -1039,6 +1076,31 @@ fn validate_broker(b: &RawBroker, cx: &mut Cx<'_>) -> Option<Broker> {
                 cx.err(k, "applies to the memory broker only");
             }
         }
+    }
+    let auth = match &b.auth {
+        None => None,
+        Some(RawAuth { token_file: Some(f), token_env: None }) if !f.trim().is_empty() => {
+            Some(Auth::TokenFile(f.trim().to_string()))
+        }
+        Some(RawAuth { token_file: None, token_env: Some(v) }) if !v.trim().is_empty() => {
+            Some(Auth::TokenEnv(v.trim().to_string()))
+        }
+        Some(_) => {
+            cx.hint(
+                "broker.auth",
+                "give exactly one of `token_file` or `token_env`",
+                "secrets stay out of the scenario: `auth: {token_file: /var/run/secrets/broker-token}`",
+            );
+            None
+        }
+    };
+    let tls = b.tls.as_ref().map(|t| Tls {
+        ca_file: t.ca_file.clone(),
+        allow_insecure: t.allow_insecure.unwrap_or(false),
+        verify_hostname: t.verify_hostname.unwrap_or(true),
+    });
+    if kind == BrokerKind::Memory && (b.auth.is_some() || b.tls.is_some()) {
+        cx.err(if b.auth.is_some() { "broker.auth" } else { "broker.tls" }, "does not apply to the memory broker");
     }
     if latency > Duration::from_secs(60) {
         cx.err("broker.latency", "is more than 60s");
@@ -1060,18 +1122,46 @@ fn validate_broker(b: &RawBroker, cx: &mut Cx<'_>) -> Option<Broker> {
         drop_every: b.drop_every.unwrap_or(0),
         duplicate_every: b.duplicate_every.unwrap_or(0),
         stall_after: b.stall_after.unwrap_or(0),
+        auth,
+        tls,
         latency,
     })
+}
+
+/// Pulsar topic names: a short local name, `tenant/namespace/name`, or the
+/// full `persistent://tenant/namespace/name` (or non-persistent://).
+pub fn pulsar_topic_ok(name: &str) -> Result<(), String> {
+    let rest = match name.split_once("://") {
+        Some(("persistent" | "non-persistent", r)) => {
+            if r.split('/').count() != 3 {
+                return Err("a full name is domain://tenant/namespace/topic".into());
+            }
+            r
+        }
+        Some((d, _)) => return Err(format!("unknown domain `{d}`; use persistent or non-persistent")),
+        None => {
+            let parts = name.split('/').count();
+            if parts != 1 && parts != 3 {
+                return Err("use a short name or tenant/namespace/topic".into());
+            }
+            name
+        }
+    };
+    for part in rest.split('/') {
+        if part.is_empty() {
+            return Err("empty path segment".into());
+        }
+        if let Some(c) = part.chars().find(|c| !(c.is_ascii_alphanumeric() || "-_=:.%".contains(*c))) {
+            return Err(format!("character `{c}` is not allowed"));
+        }
+    }
+    Ok(())
 }
 
 fn check_topic_ref(cx: &mut Cx<'_>, topics: &[Topic], key: &str, topic: &str) {
     if !topics.iter().any(|t| t.name == topic.trim()) {
         let known: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
-        cx.hint(
-            key,
-            format!("topic `{topic}` is not in `topics`"),
-            &format!("known topics: {}", known.join(", ")),
-        );
+        cx.hint(key, format!("topic `{topic}` is not in `topics`"), &format!("known topics: {}", known.join(", ")));
     }
 }
 
@@ -1084,11 +1174,7 @@ fn check_count(cx: &mut Cx<'_>, key: &str, count: Option<i64>) -> u32 {
             0
         }
         Some(n) => {
-            cx.hint(
-                key,
-                format!("{n} instances are more than this tool runs"),
-                &format!("at most {MAX_INSTANCES}"),
-            );
+            cx.hint(key, format!("{n} instances are more than this tool runs"), &format!("at most {MAX_INSTANCES}"));
             0
         }
     }
@@ -1098,11 +1184,7 @@ fn check_count(cx: &mut Cx<'_>, key: &str, count: Option<i64>) -> u32 {
 /// for the bounds check. Returns milli-messages per second.
 fn check_rate(cx: &mut Cx<'_>, key: &str, rate: f64, per_instance_div: f64) -> Option<u64> {
     if !rate.is_finite() || rate <= 0.0 {
-        cx.hint(
-            key,
-            format!("{rate} is not a positive rate"),
-            "messages per second, e.g. 100",
-        );
+        cx.hint(key, format!("{rate} is not a positive rate"), "messages per second, e.g. 100");
         return None;
     }
     let per = rate / per_instance_div;
@@ -1131,11 +1213,7 @@ fn scalar_bytes(cx: &mut Cx<'_>, key: &str, v: &Value) -> Option<u64> {
         Value::Number(n) => match n.as_u64() {
             Some(n) => n,
             None => {
-                cx.hint(
-                    key,
-                    format!("{n} is not a whole, non-negative number of bytes"),
-                    "e.g. 1024 or \"1KiB\"",
-                );
+                cx.hint(key, format!("{n} is not a whole, non-negative number of bytes"), "e.g. 1024 or \"1KiB\"");
                 return None;
             }
         },
@@ -1147,11 +1225,7 @@ fn scalar_bytes(cx: &mut Cx<'_>, key: &str, v: &Value) -> Option<u64> {
             }
         },
         other => {
-            cx.hint(
-                key,
-                format!("expected a size, found {}", kind_of(other)),
-                "e.g. 1024 or \"1KiB\"",
-            );
+            cx.hint(key, format!("expected a size, found {}", kind_of(other)), "e.g. 1024 or \"1KiB\"");
             return None;
         }
     };
@@ -1184,19 +1258,12 @@ fn parse_size_dist(cx: &mut Cx<'_>, key: &str, v: &Value) -> Option<SizeDist> {
                 return None;
             };
             if inner.as_mapping().map(|m| m.len()) != Some(2) {
-                cx.hint(
-                    &format!("{key}.uniform"),
-                    "unexpected keys",
-                    "only `min` and `max`",
-                );
+                cx.hint(&format!("{key}.uniform"), "unexpected keys", "only `min` and `max`");
             }
             let min = scalar_bytes(cx, &format!("{key}.uniform.min"), &min)?;
             let max = scalar_bytes(cx, &format!("{key}.uniform.max"), &max)?;
             if min > max {
-                cx.err(
-                    &format!("{key}.uniform.min"),
-                    format!("min {min} is above max {max}"),
-                );
+                cx.err(&format!("{key}.uniform.min"), format!("min {min} is above max {max}"));
                 return None;
             }
             Some(SizeDist::Uniform { min, max })
@@ -1207,11 +1274,7 @@ fn parse_size_dist(cx: &mut Cx<'_>, key: &str, v: &Value) -> Option<SizeDist> {
                 return None;
             };
             if inner.as_mapping().map(|m| m.len()) != Some(2) {
-                cx.hint(
-                    &format!("{key}.normal"),
-                    "unexpected keys",
-                    "only `mean` and `stddev`",
-                );
+                cx.hint(&format!("{key}.normal"), "unexpected keys", "only `mean` and `stddev`");
             }
             let mean = scalar_bytes(cx, &format!("{key}.normal.mean"), &mean)?;
             let stddev = scalar_bytes(cx, &format!("{key}.normal.stddev"), &sd)?;
@@ -1224,10 +1287,7 @@ fn parse_size_dist(cx: &mut Cx<'_>, key: &str, v: &Value) -> Option<SizeDist> {
         _ => {
             cx.hint(
                 key,
-                format!(
-                    "unknown size distribution `{}`",
-                    serde_yaml::to_string(k).unwrap_or_default().trim()
-                ),
+                format!("unknown size distribution `{}`", serde_yaml::to_string(k).unwrap_or_default().trim()),
                 hint,
             );
             None
@@ -1236,8 +1296,7 @@ fn parse_size_dist(cx: &mut Cx<'_>, key: &str, v: &Value) -> Option<SizeDist> {
 }
 
 fn parse_keys(cx: &mut Cx<'_>, key: &str, v: &Value) -> Option<KeyPattern> {
-    let hint =
-        "`none`, `{round_robin: 100}`, `{random: 100}` or `{zipf: {keys: 100, exponent: 1.1}}`";
+    let hint = "`none`, `{round_robin: 100}`, `{random: 100}` or `{zipf: {keys: 100, exponent: 1.1}}`";
     let count = |cx: &mut Cx<'_>, k: &str, v: Option<&Value>| -> Option<u64> {
         match v.and_then(Value::as_u64) {
             Some(n) if (1..=100_000_000).contains(&n) => Some(n),
@@ -1252,10 +1311,12 @@ fn parse_keys(cx: &mut Cx<'_>, key: &str, v: &Value) -> Option<KeyPattern> {
         Value::Mapping(m) if m.len() == 1 => {
             let (k, inner) = m.iter().next()?;
             match k.as_str() {
-                Some("round_robin") => count(cx, &format!("{key}.round_robin"), Some(inner))
-                    .map(|keys| KeyPattern::RoundRobin { keys }),
-                Some("random") => count(cx, &format!("{key}.random"), Some(inner))
-                    .map(|keys| KeyPattern::Random { keys }),
+                Some("round_robin") => {
+                    count(cx, &format!("{key}.round_robin"), Some(inner)).map(|keys| KeyPattern::RoundRobin { keys })
+                }
+                Some("random") => {
+                    count(cx, &format!("{key}.random"), Some(inner)).map(|keys| KeyPattern::Random { keys })
+                }
                 Some("zipf") => {
                     let keys = count(cx, &format!("{key}.zipf.keys"), inner.get("keys"))?;
                     let exponent = inner.get("exponent").and_then(Value::as_f64).unwrap_or(1.0);
@@ -1284,19 +1345,12 @@ fn parse_keys(cx: &mut Cx<'_>, key: &str, v: &Value) -> Option<KeyPattern> {
 
 fn validate_slo(raw: Option<&RawSlo>, cx: &mut Cx<'_>) -> Slo {
     let Some(s) = raw else {
-        return Slo {
-            max_loss: Some(0),
-            ..Slo::default()
-        };
+        return Slo { max_loss: Some(0), ..Slo::default() };
     };
     let min_rate_ratio = s.min_rate_ratio.filter(|r| {
         let ok = r.is_finite() && *r > 0.0 && *r <= 1.5;
         if !ok {
-            cx.hint(
-                "slo.min_rate_ratio",
-                format!("{r} is out of range"),
-                "a ratio such as 0.98",
-            );
+            cx.hint("slo.min_rate_ratio", format!("{r} is out of range"), "a ratio such as 0.98");
         }
         ok
     });

@@ -22,11 +22,9 @@ pub enum Segment {
 impl Override {
     /// Parses `KEY=VALUE`; VALUE is read as YAML (`100`, `20ms`, `[1, 2]`).
     pub fn parse(s: &str) -> Result<Override, String> {
-        let (k, v) = s.split_once('=').ok_or_else(|| {
-            format!(
-                "--set `{s}`: expected KEY=VALUE, e.g. --set broker.url=pulsar://127.0.0.1:6650"
-            )
-        })?;
+        let (k, v) = s
+            .split_once('=')
+            .ok_or_else(|| format!("--set `{s}`: expected KEY=VALUE, e.g. --set broker.url=pulsar://127.0.0.1:6650"))?;
         let key = k.trim();
         if key.is_empty() {
             return Err(format!("--set `{s}`: empty key"));
@@ -47,9 +45,7 @@ impl Override {
             }
             let mut rest = rest;
             while let Some(r) = rest.strip_prefix('[') {
-                let end = r
-                    .find(']')
-                    .ok_or_else(|| format!("--set `{key}`: missing `]`"))?;
+                let end = r.find(']').ok_or_else(|| format!("--set `{key}`: missing `]`"))?;
                 let idx = r[..end]
                     .parse::<usize>()
                     .map_err(|_| format!("--set `{key}`: `{}` is not a list index", &r[..end]))?;
@@ -65,11 +61,7 @@ impl Override {
         } else {
             serde_yaml::from_str::<Value>(v).unwrap_or_else(|_| Value::String(v.to_string()))
         };
-        Ok(Override {
-            path,
-            raw: key.to_string(),
-            value,
-        })
+        Ok(Override { path, raw: key.to_string(), value })
     }
 
     /// Applies the override to `root`, returning the canonical path written.
@@ -81,12 +73,9 @@ impl Override {
             match (seg, node) {
                 (Segment::Index(idx), Value::Sequence(seq)) => {
                     let len = seq.len();
-                    node = seq.get_mut(*idx).ok_or_else(|| {
-                        format!(
-                            "--set {}: index {idx} is out of range ({len} entries)",
-                            self.raw
-                        )
-                    })?;
+                    node = seq
+                        .get_mut(*idx)
+                        .ok_or_else(|| format!("--set {}: index {idx} is out of range ({len} entries)", self.raw))?;
                     canon.push_str(&format!("[{idx}]"));
                 }
                 (Segment::Key(name), Value::Sequence(seq)) => {
@@ -94,17 +83,13 @@ impl Override {
                     let pos = seq
                         .iter()
                         .position(|e| e.get("name").and_then(Value::as_str) == Some(name.as_str()))
-                        .ok_or_else(|| {
-                            format!("--set {}: no entry named `{name}` in `{canon}`", self.raw)
-                        })?;
+                        .ok_or_else(|| format!("--set {}: no entry named `{name}` in `{canon}`", self.raw))?;
                     canon.push_str(&format!("[{pos}]"));
                     node = &mut seq[pos];
                 }
                 (seg, n @ Value::Null) if !last || matches!(seg, Segment::Key(_)) => {
                     *n = Value::Mapping(Mapping::new());
-                    let Value::Mapping(map) = n else {
-                        unreachable!("just set")
-                    };
+                    let Value::Mapping(map) = n else { unreachable!("just set") };
                     let key = seg_key(seg);
                     push_key(&mut canon, &key);
                     node = map.entry(Value::String(key)).or_insert(Value::Null);
@@ -115,10 +100,7 @@ impl Override {
                     node = map.entry(Value::String(key)).or_insert(Value::Null);
                 }
                 (_, _) => {
-                    return Err(format!(
-                        "--set {}: `{canon}` is not a mapping or list",
-                        self.raw
-                    ));
+                    return Err(format!("--set {}: `{canon}` is not a mapping or list", self.raw));
                 }
             }
         }
@@ -146,36 +128,22 @@ mod tests {
     use super::*;
 
     fn doc() -> Value {
-        serde_yaml::from_str(
-            "broker: {kind: memory}\nproducers:\n  - {name: a, rate: 1}\n  - {name: b, rate: 2}\n",
-        )
-        .expect("yaml")
+        serde_yaml::from_str("broker: {kind: memory}\nproducers:\n  - {name: a, rate: 1}\n  - {name: b, rate: 2}\n")
+            .expect("yaml")
     }
 
     #[test]
     fn sets_paths() {
         let mut v = doc();
-        let c = Override::parse("broker.url=pulsar://x:1")
-            .unwrap()
-            .apply(&mut v)
-            .unwrap();
+        let c = Override::parse("broker.url=pulsar://x:1").unwrap().apply(&mut v).unwrap();
         assert_eq!(c, "broker.url");
         assert_eq!(v["broker"]["url"], Value::String("pulsar://x:1".into()));
-        Override::parse("producers[1].rate=7")
-            .unwrap()
-            .apply(&mut v)
-            .unwrap();
+        Override::parse("producers[1].rate=7").unwrap().apply(&mut v).unwrap();
         assert_eq!(v["producers"][1]["rate"], Value::Number(7.into()));
-        let c = Override::parse("producers.a.rate=9")
-            .unwrap()
-            .apply(&mut v)
-            .unwrap();
+        let c = Override::parse("producers.a.rate=9").unwrap().apply(&mut v).unwrap();
         assert_eq!(c, "producers[0].rate");
         assert_eq!(v["producers"][0]["rate"], Value::Number(9.into()));
-        Override::parse("broker.latency=20ms")
-            .unwrap()
-            .apply(&mut v)
-            .unwrap();
+        Override::parse("broker.latency=20ms").unwrap().apply(&mut v).unwrap();
         assert_eq!(v["broker"]["latency"], Value::String("20ms".into()));
     }
 
@@ -185,17 +153,8 @@ mod tests {
         assert!(Override::parse("noequals").is_err());
         assert!(Override::parse("=3").is_err());
         assert!(Override::parse("producers[x].rate=1").is_err());
-        assert!(Override::parse("producers[9].rate=1")
-            .unwrap()
-            .apply(&mut v)
-            .is_err());
-        assert!(Override::parse("producers.zz.rate=1")
-            .unwrap()
-            .apply(&mut v)
-            .is_err());
-        assert!(Override::parse("broker.kind.x=1")
-            .unwrap()
-            .apply(&mut v)
-            .is_err());
+        assert!(Override::parse("producers[9].rate=1").unwrap().apply(&mut v).is_err());
+        assert!(Override::parse("producers.zz.rate=1").unwrap().apply(&mut v).is_err());
+        assert!(Override::parse("broker.kind.x=1").unwrap().apply(&mut v).is_err());
     }
 }

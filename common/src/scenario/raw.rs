@@ -33,6 +33,24 @@ pub struct RawScenario {
     pub slo: Option<RawSlo>,
     /// Seed for payloads, keys and sizes (reproducible runs).
     pub seed: Option<u64>,
+    /// Fault actions at fixed times: `[{at: 30s, stop_consumers: {group: backup, count: 1}}]`.
+    pub faults: Option<Vec<RawFault>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFault {
+    /// When, from the start of the run (warmup included).
+    pub at: Dur,
+    /// Close the first `count` consumers of consumer group `group`.
+    pub stop_consumers: Option<RawStopConsumers>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStopConsumers {
+    pub group: String,
+    pub count: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -53,6 +71,11 @@ pub struct RawBroker {
     pub drop_every: Option<u64>,
     /// Memory broker only: every Nth message is delivered twice.
     pub duplicate_every: Option<u64>,
+    /// Authentication to the broker. Secrets never live in the scenario:
+    /// `{token_file: /path}` or `{token_env: VAR}`, read on each agent's host.
+    pub auth: Option<RawAuth>,
+    /// TLS to the broker (pulsar+ssl:// or https:// URLs).
+    pub tls: Option<RawTls>,
     /// Memory broker only: after N messages on a topic, deliveries stop
     /// (publishes are still acknowledged) — a stalled dispatcher.
     pub stall_after: Option<u64>,
@@ -92,6 +115,41 @@ pub struct RawProducerGroup {
     pub send_timeout: Option<Dur>,
     /// Payload bytes: `random` (default) or `text` (compressible).
     pub payload: Option<String>,
+    /// Client-side batching (Pulsar): `{max_messages: 1000, max_delay: 10ms, max_bytes: 128KiB}`.
+    pub batching: Option<RawBatching>,
+    /// Compression (Pulsar): none (default), lz4, zlib, zstd, snappy.
+    pub compression: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBatching {
+    /// Most messages in one batch.
+    pub max_messages: Option<i64>,
+    /// A batch goes out at the latest this long after its first message ("10ms").
+    pub max_delay: Option<Dur>,
+    /// Most bytes in one batch.
+    pub max_bytes: Option<serde_yaml::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    /// File holding the token (JWT), read by each agent.
+    pub token_file: Option<String>,
+    /// Environment variable holding the token, read by each agent.
+    pub token_env: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// PEM file with the CA certificate(s) to trust.
+    pub ca_file: Option<String>,
+    /// Accept any certificate (testing only).
+    pub allow_insecure: Option<bool>,
+    /// Check the certificate's host name (default true).
+    pub verify_hostname: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -108,6 +166,12 @@ pub struct RawConsumerGroup {
     pub sub_type: Option<String>,
     /// Number of consumers on the subscription (default 1).
     pub count: Option<i64>,
+    /// Messages the client buffers ahead (Pulsar receiver queue; default 1000).
+    pub receiver_queue: Option<i64>,
+    /// `individual` (default) or `cumulative` (exclusive/failover only).
+    pub ack: Option<String>,
+    /// Cumulative acks: acknowledge every Nth message (default 1).
+    pub ack_every: Option<i64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -156,9 +220,7 @@ impl<'de> Deserialize<'de> for Dur {
         match serde_yaml::Value::deserialize(d)? {
             serde_yaml::Value::String(s) => Ok(Dur(s)),
             serde_yaml::Value::Number(n) => Ok(Dur(n.to_string())),
-            _ => Err(serde::de::Error::custom(
-                "expected a duration such as `30s`, `250ms` or `5m`",
-            )),
+            _ => Err(serde::de::Error::custom("expected a duration such as `30s`, `250ms` or `5m`")),
         }
     }
 }

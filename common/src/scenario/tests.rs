@@ -51,10 +51,7 @@ fn good_scenario_validates() {
     assert_eq!(s.producers[0].total_rate_milli, 300_000);
     assert_eq!(s.producers[1].total_rate_milli, 1_000_000);
     assert_eq!(s.producers[0].message_size, SizeDist::Fixed(1024));
-    assert_eq!(
-        s.producers[1].message_size,
-        SizeDist::Uniform { min: 100, max: 200 }
-    );
+    assert_eq!(s.producers[1].message_size, SizeDist::Uniform { min: 100, max: 200 });
     assert_eq!(s.consumers[0].subscription, "order-shared");
     assert_eq!(s.consumers[1].sub_type, SubType::KeyShared);
     assert_eq!(s.slo.p99_e2e, Some(Duration::from_millis(20)));
@@ -67,20 +64,14 @@ fn good_scenario_validates() {
 fn unknown_key_names_line_and_key() {
     let e = err(&good_with("    rate: 100", "    rat: 100"));
     let msg = e.to_string();
-    assert!(
-        msg.starts_with("s.yaml:13:5: producers[0].rat: unknown field `rat`"),
-        "{msg}"
-    );
+    assert!(msg.starts_with("s.yaml:13:5: producers[0].rat: unknown field `rat`"), "{msg}");
     assert!(msg.contains("hint:"), "{msg}");
 }
 
 #[test]
 fn wrong_units() {
     let e = err(&good_with("duration: 5s", "duration: 5"));
-    assert!(
-        e.to_string().contains("phases.duration: `5` has no unit"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("phases.duration: `5` has no unit"), "{e}");
     let e = err(&good_with("duration: 5s", "duration: 5 parsecs"));
     assert!(e.to_string().contains(":32:"), "{e}");
     let e = err(&good_with("message_size: 1KiB", "message_size: 1 furlong"));
@@ -90,37 +81,20 @@ fn wrong_units() {
 #[test]
 fn negative_or_zero_rates_and_counts() {
     let e = err(&good_with("rate: 100", "rate: -5"));
-    assert!(
-        e.to_string()
-            .contains("s.yaml:13:5: producers[0].rate: -5 is not a positive rate"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("s.yaml:13:5: producers[0].rate: -5 is not a positive rate"), "{e}");
     let e = err(&good_with("rate: 100", "rate: 0"));
     assert!(e.to_string().contains("producers[0].rate"), "{e}");
     let e = err(&good_with("count: 3\n    rate", "count: 0\n    rate"));
-    assert!(
-        e.to_string()
-            .contains("producers[0].count: 0 is not a positive count"),
-        "{e}"
-    );
-    let e = err(&good_with(
-        "count: 3\n    rate",
-        "count: 100000000\n    rate",
-    ));
+    assert!(e.to_string().contains("producers[0].count: 0 is not a positive count"), "{e}");
+    let e = err(&good_with("count: 3\n    rate", "count: 100000000\n    rate"));
     assert!(e.to_string().contains("more than this tool runs"), "{e}");
 }
 
 #[test]
 fn unknown_topic_reference() {
-    let e = err(&good_with(
-        "    topic: events\n    type: key_shared",
-        "    topic: nowhere\n    type: key_shared",
-    ));
+    let e = err(&good_with("    topic: events\n    type: key_shared", "    topic: nowhere\n    type: key_shared"));
     let m = e.to_string();
-    assert!(
-        m.contains("consumers[1].topic: topic `nowhere` is not in `topics`"),
-        "{m}"
-    );
+    assert!(m.contains("consumers[1].topic: topic `nowhere` is not in `topics`"), "{m}");
     assert!(m.contains("known topics: orders, events"), "{m}");
 }
 
@@ -132,25 +106,14 @@ fn key_shared_needs_keys() {
 
 #[test]
 fn exclusive_with_two_consumers() {
-    let e = err(&good_with(
-        "type: shared\n    count: 2",
-        "type: exclusive\n    count: 2",
-    ));
-    assert!(
-        e.to_string()
-            .contains("exclusive subscription admits one consumer"),
-        "{e}"
-    );
+    let e = err(&good_with("type: shared\n    count: 2", "type: exclusive\n    count: 2"));
+    assert!(e.to_string().contains("exclusive subscription admits one consumer"), "{e}");
 }
 
 #[test]
 fn not_a_mapping_empty_binary_garbage() {
-    assert!(err("- a\n- b\n")
-        .to_string()
-        .contains("top level is a list"));
-    assert!(err("just a string")
-        .to_string()
-        .contains("top level is a string"));
+    assert!(err("- a\n- b\n").to_string().contains("top level is a list"));
+    assert!(err("just a string").to_string().contains("top level is a string"));
     assert!(err("").to_string().contains("is empty"));
     assert!(err("# only a comment\n\n").to_string().contains("is empty"));
     let e = err("name: [unclosed\n");
@@ -162,9 +125,7 @@ fn not_a_mapping_empty_binary_garbage() {
 #[test]
 fn hostile_yaml_does_not_hang_or_panic() {
     // Billion laughs.
-    let mut bomb = String::from(
-        "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
-    );
+    let mut bomb = String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
     let mut prev = 'a';
     for c in 'b'..='j' {
         bomb.push_str(&format!(
@@ -176,10 +137,7 @@ fn hostile_yaml_does_not_hang_or_panic() {
     // Deep nesting.
     let deep = format!("name: {}{}", "[".repeat(5000), "]".repeat(5000));
     let _ = err(&deep);
-    let deep_map = "a:\n".to_string()
-        + &(1..2000)
-            .map(|i| format!("{}b:\n", " ".repeat(i)))
-            .collect::<String>();
+    let deep_map = "a:\n".to_string() + &(1..2000).map(|i| format!("{}b:\n", " ".repeat(i))).collect::<String>();
     let _ = err(&deep_map);
 }
 
@@ -189,16 +147,10 @@ fn file_checks() {
     std::fs::create_dir_all(&dir).expect("tmp");
     let bin = dir.join("bin.yaml");
     std::fs::write(&bin, [0u8, 159, 146, 150, 1, 2, 3]).expect("write");
-    assert!(load_file(&bin, &[])
-        .expect_err("binary")
-        .to_string()
-        .contains("binary file"));
+    assert!(load_file(&bin, &[]).expect_err("binary").to_string().contains("binary file"));
     let latin = dir.join("latin.yaml");
     std::fs::write(&latin, b"name: caf\xe9\n").expect("write");
-    assert!(load_file(&latin, &[])
-        .expect_err("latin1")
-        .to_string()
-        .contains("not UTF-8"));
+    assert!(load_file(&latin, &[]).expect_err("latin1").to_string().contains("not UTF-8"));
     let big = dir.join("big.yaml");
     let f = std::fs::File::create(&big).expect("create");
     f.set_len(100 * 1024 * 1024).expect("sparse file");
@@ -206,10 +158,7 @@ fn file_checks() {
     assert!(e.to_string().contains("a scenario is at most"), "{e}");
     let missing = load_file(&dir.join("nope.yaml"), &[]).expect_err("missing");
     assert!(missing.to_string().contains("cannot read"), "{missing}");
-    assert!(load_file(&dir, &[])
-        .expect_err("dir")
-        .to_string()
-        .contains("directory"));
+    assert!(load_file(&dir, &[]).expect_err("dir").to_string().contains("directory"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -219,24 +168,19 @@ fn overrides_are_checked_like_the_file() {
     let s = load_str(
         GOOD,
         "s.yaml",
-        &[
-            set("broker.latency=2ms"),
-            set("producers.order-producers.rate=50"),
-            set("phases.duration=9s"),
-        ],
+        &[set("broker.latency=2ms"), set("producers.order-producers.rate=50"), set("phases.duration=9s")],
     )
     .expect("valid");
     assert_eq!(s.broker.latency, Duration::from_millis(2));
     assert_eq!(s.producers[0].total_rate_milli, 150_000);
     assert_eq!(s.phases.duration, Duration::from_secs(9));
     let e = load_str(GOOD, "s.yaml", &[set("producers[0].rate=-1")]).expect_err("bad");
-    assert_eq!(e.to_string(), "s.yaml: --set producers[0].rate: -1 is not a positive rate\n  hint: messages per second, e.g. 100");
-    let e = load_str(GOOD, "s.yaml", &[set("broker.bogus=1")]).expect_err("bad");
-    assert!(
-        e.to_string()
-            .contains("--set broker.bogus: unknown field `bogus`"),
-        "{e}"
+    assert_eq!(
+        e.to_string(),
+        "s.yaml: --set producers[0].rate: -1 is not a positive rate\n  hint: messages per second, e.g. 100"
     );
+    let e = load_str(GOOD, "s.yaml", &[set("broker.bogus=1")]).expect_err("bad");
+    assert!(e.to_string().contains("--set broker.bogus: unknown field `bogus`"), "{e}");
     let e = load_str(GOOD, "s.yaml", &[set("producers[7].rate=1")]).expect_err("bad");
     assert!(e.to_string().contains("out of range"), "{e}");
 }
@@ -244,26 +188,13 @@ fn overrides_are_checked_like_the_file() {
 #[test]
 fn broker_urls() {
     let e = err(&good_with("kind: memory", "kind: pulsar"));
-    assert!(
-        e.to_string()
-            .contains("broker.url: a pulsar broker needs a url"),
-        "{e}"
-    );
-    let e = err(&good_with(
-        "kind: memory",
-        "kind: pulsar\n  url: http://x:1",
-    ));
+    assert!(e.to_string().contains("broker.url: a pulsar broker needs a url"), "{e}");
+    let e = err(&good_with("kind: memory", "kind: pulsar\n  url: http://x:1"));
     assert!(e.to_string().contains("not a Pulsar service URL"), "{e}");
     let e = err(&good_with("kind: memory", "kind: kafka"));
     assert!(e.to_string().contains("unknown broker kind `kafka`"), "{e}");
-    let e = err(&good_with(
-        "kind: memory",
-        "kind: danube\n  url: http://x:1\n  latency: 2ms",
-    ));
-    assert!(
-        e.to_string().contains("applies to the memory broker only"),
-        "{e}"
-    );
+    let e = err(&good_with("kind: memory", "kind: danube\n  url: http://x:1\n  latency: 2ms"));
+    assert!(e.to_string().contains("applies to the memory broker only"), "{e}");
 }
 
 #[test]

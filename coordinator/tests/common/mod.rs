@@ -14,19 +14,12 @@ pub fn coordinator_bin() -> PathBuf {
 /// builds every binary of the workspace before running tests).
 pub fn agent_bin() -> PathBuf {
     let p = coordinator_bin().with_file_name(format!("agent{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        p.exists(),
-        "{} is missing: run `cargo build --workspace --bins` (scripts/test.sh does)",
-        p.display()
-    );
+    assert!(p.exists(), "{} is missing: run `cargo build --workspace --bins` (scripts/test.sh does)", p.display());
     p
 }
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
 
 /// An agent process, killed on drop.
@@ -46,14 +39,8 @@ impl AgentProc {
             .expect("spawn agent");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("agent prints its address");
-        let addr = line
-            .trim()
-            .strip_prefix("agent listening on ")
-            .expect("address line")
-            .to_string();
+        BufReader::new(stdout).read_line(&mut line).expect("agent prints its address");
+        let addr = line.trim().strip_prefix("agent listening on ").expect("address line").to_string();
         AgentProc { child, addr }
     }
 }
@@ -93,20 +80,12 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 
 fn rand_suffix() -> u64 {
     use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-        % 1_000_000_007
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0) % 1_000_000_007
 }
 
 /// Reads the report.json of the run whose directory is the last stdout line.
 pub fn report_of(r: &Ran) -> serde_json::Value {
-    let dir = r
-        .stdout
-        .lines()
-        .last()
-        .expect("results dir on the last line");
+    let dir = r.stdout.lines().last().expect("results dir on the last line");
     let text = std::fs::read_to_string(Path::new(dir).join("report.json")).expect("report.json");
     serde_json::from_str(&text).expect("json")
 }

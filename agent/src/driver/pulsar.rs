@@ -1,0 +1,396 @@
+//! Apache Pulsar driver on the `pulsar` crate (tokio, rustls; no OpenSSL).
+//!
+//! The stamp travels in a message property (`lg-stamp`: an 8-hex-digit run
+//! tag, `:`, the 32-byte stamp in hex), so payloads stay whatever the
+//! scenario says. Messages whose tag is another run's (a durable
+//! subscription reused across runs) are counted as foreign, not accounted.
+//! Every producer keeps many sends in flight (`send_non_blocking`); a send's
+//! ack future resolves on the broker's receipt.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use common::scenario::{AckMode, Auth, Broker, Compression, ConsumerGroup, ProducerGroup, SubType, Topic};
+use common::stamp::{Stamp, StampError, STAMP_LEN};
+use futures::StreamExt;
+use pulsar::compression as pc;
+use pulsar::consumer::Message;
+use pulsar::producer::SendFuture;
+use pulsar::{
+    Authentication, ConnectionRetryOptions, Consumer, ConsumerOptions, OperationRetryOptions, Producer,
+    ProducerOptions, Pulsar, TokioExecutor,
+};
+
+use super::{ConsumerClient, Delivery, Driver, DriverError, OutMessage, ProducerClient, RecvError, SendError};
+
+const STAMP_PROPERTY: &str = "lg-stamp";
+
+pub struct PulsarDriver {
+    client: Pulsar<TokioExecutor>,
+    url: String,
+    run_tag: String,
+    /// How long topic, producer and consumer creation may keep retrying.
+    retry_for: Duration,
+}
+
+/// A short tag for a run id (FNV-1a, 32 bits, hex).
+pub fn run_tag(run_id: &str) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in run_id.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    format!("{h:08x}")
+}
+
+/// Reads the broker token on this host (never from the scenario text).
+pub fn read_token(auth: &Auth) -> Result<String, DriverError> {
+    let token = match auth {
+        Auth::TokenFile(path) => std::fs::read_to_string(path)
+            .map_err(|e| DriverError::Unsupported(format!("cannot read the broker token file {path}: {e}")))?,
+        Auth::TokenEnv(var) => std::env::var(var).map_err(|_| {
+            DriverError::Unsupported(format!("environment variable {var} (broker token) is not set on this agent"))
+        })?,
+    };
+    let token = token.trim().to_string();
+    if token.is_empty() {
+        return Err(DriverError::Unsupported("the broker token is empty".into()));
+    }
+    Ok(token)
+}
+
+impl PulsarDriver {
+    pub async fn connect(broker: &Broker, run_id: &str) -> Result<PulsarDriver, DriverError> {
+        let url = broker.url.clone().unwrap_or_default();
+        let connect_err = |reason: String| DriverError::Connect { url: url.clone(), reason };
+        let mut b = Pulsar::builder(url.clone(), TokioExecutor)
+            .with_connection_retry_options(ConnectionRetryOptions {
+                max_retries: 2,
+                connection_timeout: broker.connect_timeout,
+                min_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(1),
+                ..Default::default()
+            })
+            .with_operation_retry_options(OperationRetryOptions {
+                operation_timeout: broker.connect_timeout,
+                retry_delay: Duration::from_millis(200),
+                max_retries: Some(5),
+            });
+        if let Some(auth) = &broker.auth {
+            let token = read_token(auth)?;
+            b = b.with_auth(Authentication { name: "token".into(), data: token.into_bytes() });
+        }
+        if let Some(tls) = &broker.tls {
+            if let Some(ca) = &tls.ca_file {
+                b = b
+                    .with_certificate_chain_file(ca)
+                    .map_err(|e| connect_err(format!("cannot read CA file {ca}: {e}")))?;
+            }
+            b = b
+                .with_allow_insecure_connection(tls.allow_insecure)
+                .with_tls_hostname_verification_enabled(tls.verify_hostname);
+        }
+        let client = tokio::time::timeout(broker.connect_timeout + Duration::from_secs(1), b.build())
+            .await
+            .map_err(|_| {
+                connect_err(format!("no answer within {}", common::units::format_duration(broker.connect_timeout)))
+            })?
+            .map_err(|e| connect_err(e.to_string()))?;
+        Ok(PulsarDriver { client, url, run_tag: run_tag(run_id), retry_for: broker.connect_timeout })
+    }
+}
+
+/// The canonical form other clients use for the same topic: short names
+/// live in public/default (some brokers do not normalise them themselves).
+pub fn full_topic_name(name: &str) -> String {
+    if name.contains("://") {
+        name.to_string()
+    } else if name.split('/').count() == 3 {
+        format!("persistent://{name}")
+    } else {
+        format!("persistent://public/default/{name}")
+    }
+}
+
+fn sub_type(t: SubType) -> pulsar::SubType {
+    match t {
+        SubType::Exclusive => pulsar::SubType::Exclusive,
+        SubType::Shared => pulsar::SubType::Shared,
+        SubType::Failover => pulsar::SubType::Failover,
+        SubType::KeyShared => pulsar::SubType::KeyShared,
+    }
+}
+
+fn compression(c: Compression) -> Option<pc::Compression> {
+    match c {
+        Compression::None => None,
+        Compression::Lz4 => Some(pc::Compression::Lz4(pc::CompressionLz4::default())),
+        Compression::Zlib => Some(pc::Compression::Zlib(pc::CompressionZlib::default())),
+        Compression::Zstd => Some(pc::Compression::Zstd(pc::CompressionZstd::default())),
+        Compression::Snappy => Some(pc::Compression::Snappy(pc::CompressionSnappy::default())),
+    }
+}
+
+/// Retries `op` while it fails, for up to `within` (pulsar-lite, and
+/// brokers busy creating a topic, drop connections when several clients
+/// subscribe to a new topic at once).
+async fn retrying<T, E: std::fmt::Display, F, Fut>(what: &str, within: Duration, mut op: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if tokio::time::Instant::now() + delay < deadline => {
+                tracing::warn!(error = %e, "{what} failed; retrying in {delay:?}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+impl Driver for PulsarDriver {
+    type Producer = PulsarProducer;
+    type Consumer = PulsarConsumer;
+
+    async fn create_topic(&self, topic: &Topic) -> Result<(), DriverError> {
+        // Pulsar creates topics on first use; partitioned topics must exist
+        // (pulsar-admin, or a namespace default). Check what the broker has.
+        let n = retrying("topic lookup", self.retry_for, || {
+            self.client.lookup_partitioned_topic_number(full_topic_name(&topic.name))
+        })
+        .await
+        .map_err(|e| DriverError::Topic {
+            topic: topic.name.clone(),
+            reason: format!("lookup failed at {}: {e}", self.url),
+        })?;
+        if topic.partitions > 0 && n != topic.partitions {
+            return Err(DriverError::Topic {
+                topic: topic.name.clone(),
+                reason: if n == 0 {
+                    format!(
+                        "the scenario says {} partitions but the broker has a non-partitioned topic; create it first (pulsar-admin topics create-partitioned-topic -p {} {})",
+                        topic.partitions, topic.partitions, topic.name
+                    )
+                } else {
+                    format!("the scenario says {} partitions but the broker has {n}", topic.partitions)
+                },
+            });
+        }
+        Ok(())
+    }
+
+    async fn consumer(&self, topic: &Topic, group: &ConsumerGroup, index: u32) -> Result<PulsarConsumer, DriverError> {
+        let consumer: Consumer<Vec<u8>, TokioExecutor> = retrying("subscribe", self.retry_for, || {
+            self.client
+                .consumer()
+                .with_topic(full_topic_name(&topic.name))
+                .with_subscription(group.subscription.clone())
+                .with_subscription_type(sub_type(group.sub_type))
+                .with_consumer_name(format!("{}-{index}", group.name))
+                .with_options(ConsumerOptions { receiver_queue_size: Some(group.receiver_queue), ..Default::default() })
+                .build()
+        })
+        .await
+        .map_err(|e| DriverError::Subscribe {
+            topic: topic.name.clone(),
+            subscription: group.subscription.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(PulsarConsumer {
+            consumer,
+            run_tag: self.run_tag.clone(),
+            pending: None,
+            ack: group.ack,
+            ack_every: group.ack_every.max(1),
+            since_ack: 0,
+        })
+    }
+
+    async fn producer(&self, topic: &Topic, group: &ProducerGroup, _index: u32) -> Result<PulsarProducer, DriverError> {
+        let mut opts = ProducerOptions {
+            compression: compression(group.compression),
+            block_queue_if_full: true,
+            ..Default::default()
+        };
+        if let Some(b) = group.batching {
+            opts.batch_size = Some(b.max_messages);
+            opts.batch_timeout = Some(b.max_delay);
+            opts.batch_byte_size = b.max_bytes.map(|n| n as usize);
+        }
+        let producer = retrying("create producer", self.retry_for, || {
+            self.client.producer().with_topic(full_topic_name(&topic.name)).with_options(opts.clone()).build()
+        })
+        .await
+        .map_err(|e| DriverError::Producer { topic: topic.name.clone(), reason: e.to_string() })?;
+        Ok(PulsarProducer { producer, run_tag: self.run_tag.clone() })
+    }
+}
+
+pub struct PulsarProducer {
+    producer: Producer<TokioExecutor>,
+    run_tag: String,
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn stamp_property(tag: &str, stamp: &Stamp) -> String {
+    let b = stamp.encode();
+    let mut s = String::with_capacity(tag.len() + 1 + STAMP_LEN * 2);
+    s.push_str(tag);
+    s.push(':');
+    for x in b {
+        s.push(HEX[(x >> 4) as usize] as char);
+        s.push(HEX[(x & 15) as usize] as char);
+    }
+    s
+}
+
+/// Decodes our property; Ok(None) for another run's message.
+fn parse_stamp_property(tag: &str, v: &str) -> Result<Option<Stamp>, StampError> {
+    let Some((t, hex)) = v.split_once(':') else { return Err(StampError::BadMagic) };
+    if t != tag {
+        return Ok(None);
+    }
+    let hex = hex.as_bytes();
+    if hex.len() != STAMP_LEN * 2 {
+        return Err(StampError::TooShort);
+    }
+    let nib = |c: u8| match c {
+        b'0'..=b'9' => Ok(c - b'0'),
+        b'a'..=b'f' => Ok(c - b'a' + 10),
+        _ => Err(StampError::BadMagic),
+    };
+    let mut b = [0u8; STAMP_LEN];
+    for (i, out) in b.iter_mut().enumerate() {
+        *out = (nib(hex[2 * i])? << 4) | nib(hex[2 * i + 1])?;
+    }
+    Stamp::decode(&b).map(Some)
+}
+
+/// `persistent://t/n/orders-partition-3` -> Some(3).
+fn partition_of(topic: &str) -> Option<u32> {
+    topic.rsplit_once("-partition-").and_then(|(_, n)| n.parse().ok())
+}
+
+pub struct PulsarAck(SendFuture);
+
+impl Future for PulsarAck {
+    type Output = Result<(), SendError>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|r| r.map(|_| ()).map_err(|e| SendError::Broker(e.to_string())))
+    }
+}
+
+impl ProducerClient for PulsarProducer {
+    type Ack = PulsarAck;
+
+    async fn send(&mut self, msg: OutMessage) -> Result<PulsarAck, SendError> {
+        let mut properties = HashMap::with_capacity(1);
+        properties.insert(STAMP_PROPERTY.to_string(), stamp_property(&self.run_tag, &msg.stamp));
+        let m = pulsar::producer::Message {
+            payload: msg.payload.to_vec(),
+            properties,
+            partition_key: msg.key.map(|k| k.to_string()),
+            ..Default::default()
+        };
+        match self.producer.send_non_blocking(m).await {
+            Ok(f) => Ok(PulsarAck(f)),
+            Err(e) => Err(SendError::Broker(e.to_string())),
+        }
+    }
+
+    async fn close(mut self) {
+        let _ = self.producer.send_batch().await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.producer.close()).await;
+    }
+}
+
+pub struct PulsarConsumer {
+    consumer: Consumer<Vec<u8>, TokioExecutor>,
+    run_tag: String,
+    /// The last message handed out, acknowledged by `ack_last`.
+    pending: Option<Message<Vec<u8>>>,
+    ack: AckMode,
+    ack_every: u32,
+    since_ack: u32,
+}
+
+impl ConsumerClient for PulsarConsumer {
+    async fn recv(&mut self) -> Result<Delivery, RecvError> {
+        let msg = match self.consumer.next().await {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => return Err(RecvError::Transient(e.to_string())),
+            None => return Err(RecvError::Closed("the consumer stream ended".into())),
+        };
+        let stamp = match msg.payload.metadata.properties.iter().find(|kv| kv.key == STAMP_PROPERTY) {
+            Some(kv) => parse_stamp_property(&self.run_tag, &kv.value),
+            None => Err(StampError::BadMagic),
+        };
+        let delivery = Delivery {
+            stamp: match stamp {
+                Ok(Some(s)) => Ok(s),
+                Ok(None) => Err(StampError::Foreign),
+                Err(e) => Err(e),
+            },
+            payload_len: msg.payload.data.len(),
+            redelivered: false,
+            partition: partition_of(&msg.topic),
+        };
+        self.pending = Some(msg);
+        Ok(delivery)
+    }
+
+    async fn ack_last(&mut self) -> Result<(), RecvError> {
+        let Some(msg) = self.pending.take() else { return Ok(()) };
+        let r = match self.ack {
+            AckMode::Individual => self.consumer.ack(&msg).await,
+            AckMode::Cumulative => {
+                self.since_ack += 1;
+                if self.since_ack < self.ack_every {
+                    self.pending = Some(msg);
+                    return Ok(());
+                }
+                self.since_ack = 0;
+                self.consumer.cumulative_ack(&msg).await
+            }
+        };
+        r.map_err(|e| RecvError::Transient(format!("ack failed: {e}")))
+    }
+
+    async fn close(mut self) {
+        if let (AckMode::Cumulative, Some(msg)) = (self.ack, self.pending.take()) {
+            let _ = self.consumer.cumulative_ack(&msg).await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.consumer.close()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamp_property_roundtrip_and_foreign_runs() {
+        let s = Stamp { producer_id: 7, seq: 123_456, intended_ns: -5, sent_ns: 99 };
+        let tag = run_tag("run-1");
+        let p = stamp_property(&tag, &s);
+        assert_eq!(parse_stamp_property(&tag, &p), Ok(Some(s)));
+        assert_eq!(parse_stamp_property(&run_tag("run-2"), &p), Ok(None));
+        assert!(parse_stamp_property(&tag, "garbage").is_err());
+        assert!(parse_stamp_property(&tag, &format!("{tag}:zz")).is_err());
+        assert_eq!(partition_of("persistent://public/default/t-partition-12"), Some(12));
+        assert_eq!(partition_of("persistent://public/default/t"), None);
+        assert_eq!(full_topic_name("t"), "persistent://public/default/t");
+        assert_eq!(full_topic_name("a/b/t"), "persistent://a/b/t");
+        assert_eq!(full_topic_name("non-persistent://a/b/t"), "non-persistent://a/b/t");
+    }
+}

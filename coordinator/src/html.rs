@@ -1,0 +1,1324 @@
+//! `report.html`: one self-contained page per run, rendered from the
+//! [`Report`] alone (so `coordinator report RUN_DIR` re-renders it from
+//! report.json). No scripts, no fetches, no external CSS: charts are inline
+//! SVG drawn here. Every piece of text that comes from the report (names,
+//! notes, errors) goes through [`esc`].
+
+use std::fmt::Write as _;
+
+use common::hist::Hist;
+use common::report::{Ceiling, IntervalRow, Report};
+
+use crate::console::fmt_count;
+
+/// Renders the whole page.
+pub fn render(r: &Report) -> String {
+    let mut o = String::with_capacity(64 * 1024);
+    // Writing into a String cannot fail.
+    let _ = page(&mut o, r);
+    o
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            _ => o.push(c),
+        }
+    }
+    o
+}
+
+const CSS: &str = r#"
+:root{--fg:#1f2328;--muted:#656d76;--line:#d0d7de;--bg:#ffffff;--soft:#f6f8fa;--pass:#1a7f37;--fail:#cf222e;--warn:#9a6700}
+*{box-sizing:border-box}
+body{margin:0;background:var(--soft);color:var(--fg);font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
+main{max-width:1240px;margin:0 auto;padding:20px 24px 40px}
+header{background:var(--bg);border:1px solid var(--line);border-radius:8px;padding:16px 20px;margin-bottom:16px}
+h1{font-size:22px;margin:0 0 6px}
+h2{font-size:17px;margin:0 0 10px}
+h3{font-size:14px;margin:14px 0 6px;color:var(--muted);font-weight:600}
+section{background:var(--bg);border:1px solid var(--line);border-radius:8px;padding:16px 20px;margin-bottom:16px}
+.meta{color:var(--muted);font-size:13px}
+.meta span{margin-right:18px;white-space:nowrap}
+.badge{display:inline-block;padding:2px 10px;border-radius:12px;font-size:13px;font-weight:700;color:#fff;vertical-align:middle;margin-left:8px;text-transform:uppercase;letter-spacing:.03em}
+.badge.pass{background:var(--pass)}.badge.fail{background:var(--fail)}.badge.incomplete{background:var(--warn)}
+nav{margin-top:10px;font-size:13px}nav a{color:#0969da;text-decoration:none;margin-right:14px}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(112px,1fr));gap:10px}
+.card{border:1px solid var(--line);border-radius:6px;padding:8px 12px;background:var(--soft)}
+.card .v{font-size:20px;font-weight:700;font-variant-numeric:tabular-nums}
+.card .k{font-size:12px;color:var(--muted);text-transform:uppercase;letter-spacing:.04em}
+.card.bad{border-color:var(--fail)}.card.bad .v{color:var(--fail)}
+.scroll{overflow-x:auto}
+table{border-collapse:collapse;width:100%;font-size:13px}
+th,td{padding:5px 7px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top;white-space:nowrap}
+td.wrap{white-space:normal;min-width:160px}
+th{white-space:normal}
+th{background:var(--soft);font-weight:600;vertical-align:bottom}
+td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+th.n{text-align:right}
+tr.bad td{background:#fff1f0}
+.ok{color:var(--pass);font-weight:700}.no{color:var(--fail);font-weight:700}
+.chart{margin:4px 0 14px}
+.chart svg{width:100%;height:auto;display:block}
+.legend{display:flex;flex-wrap:wrap;gap:4px 16px;font-size:12px;color:var(--fg);margin:4px 0 0 64px}
+.legend span{display:inline-flex;align-items:center;gap:6px;white-space:nowrap}
+.hint{color:var(--muted);font-size:12px;margin:2px 0 8px}
+.empty{color:var(--muted);font-style:italic}
+ul.notes{margin:0;padding-left:20px}
+footer{color:var(--muted);font-size:12px;text-align:center}
+code{font-size:12px}
+"#;
+
+const PALETTE: [&str; 10] =
+    ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#b07aa1", "#edc948", "#ff9da7", "#9c755f", "#7f7f7f"];
+
+fn color(i: usize) -> &'static str {
+    PALETTE[i % PALETTE.len()]
+}
+
+fn page(o: &mut String, r: &Report) -> std::fmt::Result {
+    writeln!(o, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">")?;
+    writeln!(o, "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">")?;
+    writeln!(o, "<title>{} — {} — {}</title>", esc(&r.scenario), esc(&r.verdict), esc(&r.run_id))?;
+    writeln!(o, "<style>{CSS}</style>\n</head>\n<body>\n<main>")?;
+    header(o, r)?;
+    summary(o, r)?;
+    slo(o, r)?;
+    groups(o, r)?;
+    throughput(o, r)?;
+    latency_over_time(o, r)?;
+    distribution(o, r)?;
+    if let Some(c) = &r.ceiling {
+        ceiling(o, c)?;
+    }
+    delivery(o, r)?;
+    agents(o, r)?;
+    notes(o, r)?;
+    writeln!(
+        o,
+        "<footer>loadgen {} · rendered from report.json (schema {}) · latencies: producers = publish response time from the intended send, consumers = end to end from the actual send</footer>",
+        esc(&r.tool_version),
+        r.schema_version
+    )?;
+    writeln!(o, "</main>\n</body>\n</html>")
+}
+
+fn header(o: &mut String, r: &Report) -> std::fmt::Result {
+    let verdict_class = match r.verdict.as_str() {
+        "pass" => "pass",
+        "fail" => "fail",
+        _ => "incomplete",
+    };
+    writeln!(o, "<header>")?;
+    writeln!(o, "<h1>{}<span class=\"badge {verdict_class}\">{}</span></h1>", esc(&r.scenario), esc(&r.verdict))?;
+    let p = &r.phases;
+    let broker = match &r.broker.url {
+        Some(u) => format!("{} ({})", r.broker.kind, u),
+        None => r.broker.kind.clone(),
+    };
+    writeln!(
+        o,
+        "<div class=\"meta\"><span>run <code>{}</code></span><span>started {}</span><span>broker {}</span><span>scenario file {}</span></div>",
+        esc(&r.run_id),
+        esc(&r.started_at),
+        esc(&broker),
+        esc(&r.scenario_file)
+    )?;
+    writeln!(
+        o,
+        "<div class=\"meta\"><span>warmup {}</span><span>measure {}</span><span>cooldown {}</span><span>drain {}{}</span><span>interval {}</span><span>{} agent(s)</span></div>",
+        secs(p.warmup_s),
+        secs(p.duration_s),
+        secs(p.cooldown_s),
+        secs(p.drain_s),
+        if p.drain_timed_out {
+            format!(" (timed out at {})", secs(p.drain_timeout_s))
+        } else {
+            String::new()
+        },
+        secs(p.report_interval_s),
+        r.agents.len()
+    )?;
+    write!(
+        o,
+        "<nav><a href=\"#summary\">summary</a><a href=\"#slo\">SLOs</a><a href=\"#groups\">groups</a><a href=\"#throughput\">throughput</a><a href=\"#latency\">latency</a><a href=\"#distribution\">distribution</a>"
+    )?;
+    if r.ceiling.is_some() {
+        write!(o, "<a href=\"#ceiling\">ceiling</a>")?;
+    }
+    writeln!(
+        o,
+        "<a href=\"#delivery\">delivery</a><a href=\"#agents\">agents</a><a href=\"#notes\">notes</a></nav>\n</header>"
+    )
+}
+
+fn secs(s: f64) -> String {
+    if !s.is_finite() {
+        return "-".into();
+    }
+    if s == s.trunc() {
+        format!("{s:.0}s")
+    } else {
+        format!("{s:.2}s")
+    }
+}
+
+/// Microseconds, human-sized.
+fn us(v: f64) -> String {
+    if !v.is_finite() {
+        return "-".into();
+    }
+    if v >= 1e6 {
+        format!("{} s", trim(v / 1e6))
+    } else if v >= 1e3 {
+        format!("{} ms", trim(v / 1e3))
+    } else {
+        format!("{} µs", trim(v))
+    }
+}
+
+/// Up to 3 significant-ish decimals, trailing zeros removed.
+fn trim(v: f64) -> String {
+    let s = if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    };
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+fn summary(o: &mut String, r: &Report) -> std::fmt::Result {
+    let t = &r.totals;
+    writeln!(o, "<section id=\"summary\"><h2>Summary</h2><div class=\"cards\">")?;
+    let pub_rate: f64 = r.groups.iter().filter(|g| g.role == "producer").map(|g| g.rate_msgs_per_s).sum();
+    let recv_rate: f64 = r.groups.iter().filter(|g| g.role == "consumer").map(|g| g.rate_msgs_per_s).sum();
+    let cards: [(&str, String, bool); 9] = [
+        ("publish rate", format!("{}/s", fmt_count(pub_rate)), false),
+        ("receive rate", format!("{}/s", fmt_count(recv_rate)), false),
+        ("sent", t.sent.to_string(), false),
+        ("acked", t.acked.to_string(), false),
+        ("received", t.received.to_string(), false),
+        ("send errors", t.send_errors.to_string(), t.send_errors > 0),
+        ("lost", t.lost.to_string(), t.lost > 0),
+        ("duplicated", t.duplicated.to_string(), t.duplicated > 0),
+        ("reordered", t.reordered.to_string(), false),
+    ];
+    for (k, v, bad) in cards {
+        writeln!(
+            o,
+            "<div class=\"card{}\"><div class=\"v\">{}</div><div class=\"k\">{}</div></div>",
+            if bad { " bad" } else { "" },
+            esc(&v),
+            esc(k)
+        )?;
+    }
+    writeln!(o, "</div>")?;
+    if let Some(c) = &r.ceiling {
+        writeln!(
+            o,
+            "<p>Ceiling: <b>{} msg/s</b>, bound by the {} (<a href=\"#ceiling\">curve</a>).</p>",
+            esc(&fmt_count(c.rate_msgs_per_s)),
+            esc(&c.bound_by)
+        )?;
+    }
+    writeln!(
+        o,
+        "<p class=\"hint\">Totals cover the whole run (warmup included); group rates and latencies cover the measurement phase.</p></section>"
+    )
+}
+
+fn slo(o: &mut String, r: &Report) -> std::fmt::Result {
+    writeln!(o, "<section id=\"slo\"><h2>SLOs</h2>")?;
+    if r.slo.is_empty() {
+        writeln!(o, "<p class=\"empty\">The scenario sets no SLOs.</p></section>")?;
+        return Ok(());
+    }
+    writeln!(o, "<div class=\"scroll\"><table><tr><th>check</th><th class=\"n\">limit</th><th class=\"n\">actual</th><th>result</th></tr>")?;
+    for c in &r.slo {
+        writeln!(
+            o,
+            "<tr{}><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            if c.pass { "" } else { " class=\"bad\"" },
+            esc(&c.name),
+            esc(&c.limit),
+            esc(&c.actual),
+            if c.pass { "<span class=\"ok\">pass</span>" } else { "<span class=\"no\">FAIL</span>" }
+        )?;
+    }
+    writeln!(o, "</table></div></section>")
+}
+
+fn groups(o: &mut String, r: &Report) -> std::fmt::Result {
+    writeln!(o, "<section id=\"groups\"><h2>Groups (measurement phase)</h2>")?;
+    if r.groups.is_empty() {
+        return writeln!(o, "<p class=\"empty\">No groups.</p></section>");
+    }
+    writeln!(
+        o,
+        "<div class=\"scroll\"><table><tr><th>group</th><th>role</th><th>topic</th><th class=\"n\">messages</th><th class=\"n\">rate/s</th><th class=\"n\">target/s</th><th class=\"n\">MB/s</th><th class=\"n\">p50</th><th class=\"n\">p90</th><th class=\"n\">p99</th><th class=\"n\">p99.9</th><th class=\"n\">max</th><th class=\"n\">errors</th><th class=\"n\">late sends</th></tr>"
+    )?;
+    for g in &r.groups {
+        let l = &g.latency_us;
+        let role = match &g.subscription_type {
+            Some(t) => format!("{} ({t})", g.role),
+            None => g.role.clone(),
+        };
+        writeln!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1}</td><td class=\"n\">{}</td><td class=\"n\">{:.2}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            esc(&g.name),
+            esc(&role),
+            esc(&g.topic),
+            g.messages,
+            g.rate_msgs_per_s,
+            g.target_rate_msgs_per_s
+                .map(|t| format!("{t:.1}"))
+                .unwrap_or_else(|| "-".into()),
+            g.rate_bytes_per_s / 1e6,
+            lat_cell(l.p50, l.count),
+            lat_cell(l.p90, l.count),
+            lat_cell(l.p99, l.count),
+            lat_cell(l.p999, l.count),
+            lat_cell(l.max, l.count),
+            g.send_errors,
+            g.late_sends
+        )?;
+    }
+    writeln!(
+        o,
+        "</table></div><p class=\"hint\">Producers: publish latency from the intended send time (response time, includes any time the generator fell behind). Consumers: end-to-end latency from the actual send.</p></section>"
+    )
+}
+
+fn lat_cell(v: f64, count: u64) -> String {
+    if count == 0 {
+        "-".into()
+    } else {
+        us(v)
+    }
+}
+
+/// (role, group) pairs in the order of `report.groups`, then any extra
+/// ones found only in the intervals.
+fn series_keys(r: &Report) -> Vec<(String, String)> {
+    let mut keys: Vec<(String, String)> = r.groups.iter().map(|g| (g.role.clone(), g.name.clone())).collect();
+    for row in &r.intervals {
+        let k = (row.role.clone(), row.group.clone());
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    keys
+}
+
+fn rows_of<'a>(r: &'a Report, role: &'a str, group: &'a str) -> impl Iterator<Item = &'a IntervalRow> {
+    r.intervals.iter().filter(move |x| x.role == role && x.group == group)
+}
+
+/// Phase shading for the time charts.
+fn phase_bands(r: &Report) -> Vec<Band> {
+    let p = &r.phases;
+    let w = p.warmup_s.max(0.0);
+    let m = w + p.duration_s.max(0.0);
+    let c = m + p.cooldown_s.max(0.0);
+    let d = c + p.drain_s.max(0.0);
+    let mut out = Vec::new();
+    if w > 0.0 {
+        out.push(Band::new(0.0, w, "warmup", "#eceff3"));
+    }
+    out.push(Band::new(w, m, "measure", "none"));
+    if c > m {
+        out.push(Band::new(m, c, "cooldown", "#f6f1e4"));
+    }
+    if d > c {
+        out.push(Band::new(c, d, "drain", "#e8f0f8"));
+    }
+    out
+}
+
+fn throughput(o: &mut String, r: &Report) -> std::fmt::Result {
+    writeln!(o, "<section id=\"throughput\"><h2>Throughput over time</h2>")?;
+    if r.intervals.is_empty() {
+        return writeln!(o, "<p class=\"empty\">No intervals were recorded.</p></section>");
+    }
+    let mut series = Vec::new();
+    for (i, (role, group)) in series_keys(r).iter().enumerate() {
+        let pts: Vec<(f64, f64)> = rows_of(r, role, group).map(|x| (x.t_s, x.rate_msgs_per_s)).collect();
+        if pts.is_empty() {
+            continue;
+        }
+        let verb = if role == "producer" { "acked" } else { "received" };
+        series.push(Series {
+            label: format!("{group} ({verb})"),
+            color: color(i),
+            dash: if role == "producer" { Dash::Solid } else { Dash::Dashed },
+            points: pts,
+            line: true,
+            markers: false,
+        });
+    }
+    let bands = phase_bands(r);
+    let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).chain(bands.iter().map(|b| b.x1)).chain([0.0]);
+    let ys = series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
+    let chart = Chart {
+        title: "Throughput over time".into(),
+        x: Axis::fit(Scale::Linear, Fmt::Seconds, "time since start (s)", xs, true),
+        y: Axis::fit(Scale::Linear, Fmt::Rate, "messages / s", ys, true),
+        series,
+        bands,
+        vlines: Vec::new(),
+        diagonal: false,
+    };
+    chart.render(o)?;
+    writeln!(
+        o,
+        "<p class=\"hint\">Per interval: producers count acknowledged messages (solid), consumers received ones (dashed). Shaded: warmup, cooldown and drain.</p></section>"
+    )
+}
+
+fn latency_over_time(o: &mut String, r: &Report) -> std::fmt::Result {
+    writeln!(o, "<section id=\"latency\"><h2>Latency percentiles over time</h2>")?;
+    if r.intervals.is_empty() {
+        return writeln!(o, "<p class=\"empty\">No intervals were recorded.</p></section>");
+    }
+    let keys = series_keys(r);
+    for (role, title) in
+        [("producer", "Publish latency (producers, response time)"), ("consumer", "End-to-end latency (consumers)")]
+    {
+        let mut series = Vec::new();
+        for (i, (grole, group)) in keys.iter().enumerate() {
+            if grole != role {
+                continue;
+            }
+            let rows: Vec<&IntervalRow> = rows_of(r, grole, group).collect();
+            if rows.is_empty() {
+                continue;
+            }
+            type Pick = fn(&IntervalRow) -> f64;
+            let picks: [(&str, Pick, Dash); 3] = [
+                ("p50", |x| x.p50_us, Dash::Solid),
+                ("p99", |x| x.p99_us, Dash::Dashed),
+                ("p99.9", |x| x.p999_us, Dash::Dotted),
+            ];
+            for (name, pick, dash) in picks {
+                series.push(Series {
+                    label: format!("{group} {name}"),
+                    color: color(i),
+                    dash,
+                    points: rows.iter().map(|x| (x.t_s, pick(x))).collect(),
+                    line: true,
+                    markers: false,
+                });
+            }
+        }
+        writeln!(o, "<h3>{}</h3>", esc(title))?;
+        if series.is_empty() {
+            writeln!(o, "<p class=\"empty\">No {role} groups.</p>")?;
+            continue;
+        }
+        let bands = phase_bands(r);
+        let xs =
+            series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).chain(bands.iter().map(|b| b.x1)).chain([0.0]);
+        let ys = series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
+        Chart {
+            title: title.into(),
+            x: Axis::fit(Scale::Linear, Fmt::Seconds, "time since start (s)", xs, true),
+            y: Axis::fit(Scale::Log, Fmt::Micros, "latency (log scale)", ys, false),
+            series,
+            bands,
+            vlines: Vec::new(),
+            diagonal: false,
+        }
+        .render(o)?;
+    }
+    writeln!(
+        o,
+        "<p class=\"hint\">Per interval, merged across agents: p50 solid, p99 dashed, p99.9 dotted. Intervals without samples leave a gap.</p></section>"
+    )
+}
+
+/// Quantiles for the percentile spectrum: 20 points per decade of
+/// 1/(1-q), from q = 0 up to 99.999 %, stopping where the histogram has
+/// no more resolution (then its max closes the curve).
+pub fn spectrum(h: &Hist) -> Vec<(f64, f64)> {
+    let n = h.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let limit = (n as f64).clamp(1.0, 1e5);
+    let mut pts = Vec::new();
+    for k in 0..=100u32 {
+        let x = 10f64.powf(f64::from(k) / 20.0);
+        if x > limit {
+            break;
+        }
+        let q = 1.0 - 1.0 / x;
+        pts.push((x, h.quantile_ns(q) as f64 / 1e3));
+    }
+    let last_x = pts.last().map(|p| p.0).unwrap_or(1.0);
+    let max_x = if limit > last_x { limit } else { last_x };
+    pts.push((max_x, h.max_ns() as f64 / 1e3));
+    pts
+}
+
+fn distribution(o: &mut String, r: &Report) -> std::fmt::Result {
+    writeln!(o, "<section id=\"distribution\"><h2>Latency distribution (percentile spectrum)</h2>")?;
+    if r.histograms.is_empty() {
+        return writeln!(o, "<p class=\"empty\">The report holds no histograms.</p></section>");
+    }
+    let keys = series_keys(r);
+    let mut problems = Vec::new();
+    for (role, title, main_kind, alt_kind, alt_name) in [
+        ("producer", "Publish latency (producers)", "publish_response", "publish_service", "service time"),
+        ("consumer", "End-to-end latency (consumers)", "e2e", "e2e_response", "from intended send"),
+    ] {
+        let mut series = Vec::new();
+        for h in r.histograms.iter().filter(|h| h.role == role) {
+            let dash = if h.kind == main_kind {
+                Dash::Solid
+            } else if h.kind == alt_kind {
+                Dash::Dashed
+            } else {
+                Dash::Dotted
+            };
+            let hist = match Hist::decode_base64(&h.data) {
+                Ok(x) => x,
+                Err(e) => {
+                    problems.push(format!("{} {} ({}): {e}", h.role, h.group, h.kind));
+                    continue;
+                }
+            };
+            let pts = spectrum(&hist);
+            if pts.is_empty() {
+                continue;
+            }
+            let idx = keys.iter().position(|(kr, kg)| kr == &h.role && kg == &h.group).unwrap_or(keys.len());
+            let label = if h.kind == main_kind {
+                h.group.clone()
+            } else if h.kind == alt_kind {
+                format!("{} ({alt_name})", h.group)
+            } else {
+                format!("{} ({})", h.group, h.kind)
+            };
+            series.push(Series { label, color: color(idx), dash, points: pts, line: true, markers: false });
+        }
+        writeln!(o, "<h3>{}</h3>", esc(title))?;
+        if series.is_empty() {
+            writeln!(o, "<p class=\"empty\">No samples.</p>")?;
+            continue;
+        }
+        let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
+        let ys = series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).chain([0.0]);
+        Chart {
+            title: title.into(),
+            x: Axis::fit(Scale::Log, Fmt::Percentile, "percentile", xs.chain([10.0]), false),
+            y: Axis::fit(Scale::Linear, Fmt::Micros, "latency", ys, true),
+            series,
+            bands: Vec::new(),
+            vlines: Vec::new(),
+            diagonal: false,
+        }
+        .render(o)?;
+    }
+    for p in &problems {
+        writeln!(o, "<p class=\"no\">histogram did not decode: {}</p>", esc(p))?;
+    }
+    writeln!(
+        o,
+        "<p class=\"hint\">From the merged HDR histograms of the measurement phase. The x axis is 1/(1−q) on a log scale, so each step to the right is one more nine; the curve ends at the maximum. Dashed: producers' service time (from the actual send), consumers' latency from the intended send.</p></section>"
+    )
+}
+
+fn ceiling(o: &mut String, c: &Ceiling) -> std::fmt::Result {
+    writeln!(o, "<section id=\"ceiling\"><h2>Ceiling search</h2>")?;
+    writeln!(
+        o,
+        "<p>Highest rate that held the SLOs: <b>{} msg/s</b>, bound by the <b>{}</b>.</p>",
+        esc(&fmt_count(c.rate_msgs_per_s)),
+        esc(&c.bound_by)
+    )?;
+    if c.steps.is_empty() {
+        return writeln!(o, "<p class=\"empty\">No steps recorded.</p></section>");
+    }
+    let mut steps = c.steps.clone();
+    steps.sort_by(|a, b| a.target.total_cmp(&b.target));
+    let pass = |s: &&common::report::CeilingStep| s.verdict == "pass";
+    let pts = |f: fn(&common::report::CeilingStep) -> f64, keep: bool| -> Vec<(f64, f64)> {
+        steps.iter().filter(|s| pass(s) == keep).map(|s| (s.target, f(s))).collect()
+    };
+    let vline =
+        VLine { x: c.rate_msgs_per_s, label: format!("ceiling {}", fmt_count(c.rate_msgs_per_s)), color: "#1a7f37" };
+    let targets: Vec<f64> = steps.iter().map(|s| s.target).collect();
+
+    writeln!(o, "<h3>Achieved vs offered rate</h3>")?;
+    let achieved: Vec<(f64, f64)> = steps.iter().map(|s| (s.target, s.achieved)).collect();
+    let ys: Vec<f64> = achieved.iter().map(|p| p.1).chain(targets.iter().copied()).collect();
+    Chart {
+        title: "Achieved vs offered rate".into(),
+        x: Axis::fit(
+            Scale::Linear,
+            Fmt::Rate,
+            "offered rate (msg/s)",
+            targets.iter().copied().chain([c.rate_msgs_per_s, 0.0]),
+            true,
+        ),
+        y: Axis::fit(Scale::Linear, Fmt::Rate, "achieved (msg/s)", ys.into_iter(), true),
+        series: vec![
+            Series {
+                label: "achieved".into(),
+                color: color(0),
+                dash: Dash::Solid,
+                points: achieved,
+                line: true,
+                markers: false,
+            },
+            Series {
+                label: "step passed".into(),
+                color: "#1a7f37",
+                dash: Dash::Solid,
+                points: pts(|s| s.achieved, true),
+                line: false,
+                markers: true,
+            },
+            Series {
+                label: "step failed".into(),
+                color: "#cf222e",
+                dash: Dash::Solid,
+                points: pts(|s| s.achieved, false),
+                line: false,
+                markers: true,
+            },
+        ],
+        bands: Vec::new(),
+        vlines: vec![vline.clone()],
+        diagonal: true,
+    }
+    .render(o)?;
+
+    writeln!(o, "<h3>Latency vs offered rate</h3>")?;
+    let p99: Vec<(f64, f64)> = steps.iter().map(|s| (s.target, s.latency_us.p99)).collect();
+    let p50: Vec<(f64, f64)> = steps.iter().map(|s| (s.target, s.latency_us.p50)).collect();
+    let ys: Vec<f64> = p99.iter().chain(p50.iter()).map(|p| p.1).collect();
+    Chart {
+        title: "Latency vs offered rate".into(),
+        x: Axis::fit(
+            Scale::Linear,
+            Fmt::Rate,
+            "offered rate (msg/s)",
+            targets.iter().copied().chain([c.rate_msgs_per_s, 0.0]),
+            true,
+        ),
+        y: Axis::fit(Scale::Log, Fmt::Micros, "latency (log scale)", ys.into_iter(), false),
+        series: vec![
+            Series { label: "p99".into(), color: color(2), dash: Dash::Solid, points: p99, line: true, markers: false },
+            Series {
+                label: "p50".into(),
+                color: color(0),
+                dash: Dash::Dashed,
+                points: p50,
+                line: true,
+                markers: false,
+            },
+            Series {
+                label: "p99, step passed".into(),
+                color: "#1a7f37",
+                dash: Dash::Solid,
+                points: pts(|s| s.latency_us.p99, true),
+                line: false,
+                markers: true,
+            },
+            Series {
+                label: "p99, step failed".into(),
+                color: "#cf222e",
+                dash: Dash::Solid,
+                points: pts(|s| s.latency_us.p99, false),
+                line: false,
+                markers: true,
+            },
+        ],
+        bands: Vec::new(),
+        vlines: vec![vline],
+        diagonal: false,
+    }
+    .render(o)?;
+
+    writeln!(
+        o,
+        "<div class=\"scroll\"><table><tr><th class=\"n\">offered/s</th><th class=\"n\">achieved/s</th><th class=\"n\">ratio</th><th class=\"n\">p50</th><th class=\"n\">p99</th><th class=\"n\">p99.9</th><th class=\"n\">max</th><th>verdict</th></tr>"
+    )?;
+    for s in &steps {
+        let ok = s.verdict == "pass";
+        writeln!(
+            o,
+            "<tr{}><td class=\"n\">{:.1}</td><td class=\"n\">{:.1}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            if ok { "" } else { " class=\"bad\"" },
+            s.target,
+            s.achieved,
+            if s.target > 0.0 {
+                format!("{:.3}", s.achieved / s.target)
+            } else {
+                "-".into()
+            },
+            us(s.latency_us.p50),
+            us(s.latency_us.p99),
+            us(s.latency_us.p999),
+            us(s.latency_us.max),
+            if ok {
+                "<span class=\"ok\">pass</span>".to_string()
+            } else {
+                format!("<span class=\"no\">{}</span>", esc(&s.verdict))
+            }
+        )?;
+    }
+    writeln!(
+        o,
+        "</table></div><p class=\"hint\">The grey diagonal is achieved = offered; where the curve falls below it the system no longer keeps up.</p></section>"
+    )
+}
+
+fn delivery(o: &mut String, r: &Report) -> std::fmt::Result {
+    writeln!(o, "<section id=\"delivery\"><h2>Delivery: loss, duplicates, reordering</h2>")?;
+    if r.subscriptions.is_empty() {
+        return writeln!(o, "<p class=\"empty\">No subscriptions.</p></section>");
+    }
+    writeln!(
+        o,
+        "<div class=\"scroll\"><table><tr><th>topic</th><th>subscription</th><th>type</th><th class=\"n\">consumers</th><th class=\"n\">expected</th><th class=\"n\">received</th><th class=\"n\">deliveries</th><th class=\"n\">lost</th><th class=\"n\">duplicated</th><th class=\"n\">reordered</th><th class=\"n\">unacked recv</th><th>stalled</th><th>missing (sample)</th></tr>"
+    )?;
+    for s in &r.subscriptions {
+        let bad = s.lost > 0 || s.stalled;
+        let missing = if s.missing_sample.is_empty() { String::new() } else { esc(&s.missing_sample.join(", ")) };
+        writeln!(
+            o,
+            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"wrap\"><code>{}</code></td></tr>",
+            if bad { " class=\"bad\"" } else { "" },
+            esc(&s.topic),
+            esc(&s.subscription),
+            esc(&s.sub_type),
+            s.consumers,
+            s.expected,
+            s.received_unique,
+            s.deliveries,
+            num_bad(s.lost),
+            num_bad(s.duplicated),
+            s.reordered,
+            s.unacked_received,
+            if s.stalled {
+                "<span class=\"no\">STALLED</span>"
+            } else {
+                "no"
+            },
+            missing
+        )?;
+    }
+    writeln!(
+        o,
+        "</table></div><p class=\"hint\">Whole run. Lost = acknowledged to a producer but never received on this subscription; failed sends are errors, not loss.</p></section>"
+    )
+}
+
+fn num_bad(n: u64) -> String {
+    if n > 0 {
+        format!("<span class=\"no\">{n}</span>")
+    } else {
+        "0".into()
+    }
+}
+
+fn agents(o: &mut String, r: &Report) -> std::fmt::Result {
+    writeln!(o, "<section id=\"agents\"><h2>Agents</h2>")?;
+    if r.agents.is_empty() {
+        return writeln!(o, "<p class=\"empty\">No agents.</p></section>");
+    }
+    writeln!(
+        o,
+        "<div class=\"scroll\"><table><tr><th>agent</th><th>address (host)</th><th>status</th><th class=\"n\">clock offset</th><th class=\"n\">prod / cons</th><th class=\"n\">target/s</th><th class=\"n\">sent</th><th class=\"n\">acked</th><th class=\"n\">errors</th><th class=\"n\">received</th><th class=\"n\">pub/s</th><th class=\"n\">recv/s</th><th class=\"n\">CPU %</th><th class=\"n\">RSS MB</th><th class=\"n\">max lag</th></tr>"
+    )?;
+    for a in &r.agents {
+        let ok = a.status == "ok";
+        writeln!(
+            o,
+            "<tr{}><td>{}</td><td>{} ({})</td><td>{}</td><td class=\"n\">{:+.3} ± {:.3} ms</td><td class=\"n\">{} / {}</td><td class=\"n\">{:.1}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1}</td><td class=\"n\">{:.1}</td><td class=\"n\">{:.1}</td><td class=\"n\">{:.1}</td><td class=\"n\">{:.1} ms</td></tr>",
+            if ok { "" } else { " class=\"bad\"" },
+            esc(&a.id),
+            esc(&a.address),
+            esc(&a.hostname),
+            if ok {
+                esc(&a.status)
+            } else {
+                format!("<span class=\"no\">{}</span>", esc(&a.status))
+            },
+            a.clock_offset_us / 1e3,
+            a.clock_error_us / 1e3,
+            a.producers,
+            a.consumers,
+            a.target_rate_msgs_per_s,
+            a.sent,
+            a.acked,
+            a.send_errors,
+            a.received,
+            a.publish_rate_msgs_per_s,
+            a.receive_rate_msgs_per_s,
+            a.cpu_percent,
+            a.max_rss_mb,
+            a.max_lag_ms
+        )?;
+        if let Some(e) = &a.error {
+            writeln!(o, "<tr class=\"bad\"><td></td><td class=\"wrap\" colspan=\"14\">{}</td></tr>", esc(e))?;
+        }
+    }
+    writeln!(
+        o,
+        "</table></div><p class=\"hint\">Clock offset: agent clock minus coordinator clock, ± the error bound (half the best ping's round trip). CPU: agent process, percent of one core. Rates: measurement phase.</p></section>"
+    )
+}
+
+fn notes(o: &mut String, r: &Report) -> std::fmt::Result {
+    writeln!(o, "<section id=\"notes\"><h2>Notes</h2>")?;
+    if r.notes.is_empty() {
+        return writeln!(o, "<p class=\"empty\">None.</p></section>");
+    }
+    writeln!(o, "<ul class=\"notes\">")?;
+    for n in &r.notes {
+        writeln!(o, "<li>{}</li>", esc(n))?;
+    }
+    writeln!(o, "</ul></section>")
+}
+
+// ---------------------------------------------------------------- charts
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Scale {
+    Linear,
+    Log,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fmt {
+    Seconds,
+    Rate,
+    Micros,
+    /// x = 1/(1-q): labelled as the percentile q.
+    Percentile,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Dash {
+    Solid,
+    Dashed,
+    Dotted,
+}
+
+impl Dash {
+    fn attr(self) -> &'static str {
+        match self {
+            Dash::Solid => "",
+            Dash::Dashed => " stroke-dasharray=\"7 4\"",
+            Dash::Dotted => " stroke-dasharray=\"2 3\"",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Axis {
+    scale: Scale,
+    fmt: Fmt,
+    label: String,
+    min: f64,
+    max: f64,
+    ticks: Vec<f64>,
+}
+
+fn nice_step(range: f64, target_ticks: f64) -> f64 {
+    let raw = (range / target_ticks).max(f64::MIN_POSITIVE);
+    let mag = 10f64.powf(raw.log10().floor());
+    let r = raw / mag;
+    let m = if r <= 1.0 {
+        1.0
+    } else if r <= 2.0 {
+        2.0
+    } else if r <= 2.5 {
+        2.5
+    } else if r <= 5.0 {
+        5.0
+    } else {
+        10.0
+    };
+    m * mag
+}
+
+impl Axis {
+    /// An axis that holds every finite value (and, on a log scale, every
+    /// positive one) with "nice" bounds and ticks.
+    fn fit(scale: Scale, fmt: Fmt, label: &str, values: impl Iterator<Item = f64>, include_zero: bool) -> Axis {
+        let mut lo = f64::INFINITY;
+        let mut hi = f64::NEG_INFINITY;
+        for v in values {
+            if !v.is_finite() || (scale == Scale::Log && v <= 0.0) {
+                continue;
+            }
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        match scale {
+            Scale::Linear => {
+                if !lo.is_finite() {
+                    lo = 0.0;
+                    hi = 1.0;
+                }
+                if include_zero {
+                    lo = lo.min(0.0);
+                    hi = hi.max(0.0);
+                }
+                if hi - lo <= f64::EPSILON * hi.abs().max(1.0) {
+                    let pad = if hi.abs() > 0.0 { hi.abs() * 0.1 } else { 1.0 };
+                    hi += pad;
+                    if !include_zero {
+                        lo -= pad;
+                    }
+                }
+                let step = nice_step(hi - lo, 5.0);
+                let min = (lo / step).floor() * step;
+                let max = (hi / step).ceil() * step;
+                let n = ((max - min) / step).round() as i64;
+                let ticks = (0..=n.clamp(1, 50)).map(|i| min + i as f64 * step).collect();
+                Axis { scale, fmt, label: label.into(), min, max, ticks }
+            }
+            Scale::Log => {
+                if !lo.is_finite() {
+                    lo = 1.0;
+                    hi = 10.0;
+                }
+                let dlo = lo.log10().floor() as i32;
+                let mut dhi = hi.log10().ceil() as i32;
+                if dhi <= dlo {
+                    dhi = dlo + 1;
+                }
+                let mut ticks = Vec::new();
+                for d in dlo..=dhi {
+                    let base = 10f64.powi(d);
+                    ticks.push(base);
+                    if dhi - dlo <= 2 && d < dhi && fmt != Fmt::Percentile {
+                        ticks.push(base * 2.0);
+                        ticks.push(base * 5.0);
+                    }
+                }
+                Axis { scale, fmt, label: label.into(), min: 10f64.powi(dlo), max: 10f64.powi(dhi), ticks }
+            }
+        }
+    }
+
+    /// Position of `v` in 0..=1 along the axis, or None when it cannot be shown.
+    fn frac(&self, v: f64) -> Option<f64> {
+        if !v.is_finite() {
+            return None;
+        }
+        let f = match self.scale {
+            Scale::Linear => (v - self.min) / (self.max - self.min),
+            Scale::Log => {
+                if v <= 0.0 {
+                    return None;
+                }
+                (v.log10() - self.min.log10()) / (self.max.log10() - self.min.log10())
+            }
+        };
+        f.is_finite().then_some(f.clamp(-0.05, 1.05))
+    }
+
+    fn tick_label(&self, v: f64) -> String {
+        match self.fmt {
+            Fmt::Seconds => {
+                if v == v.trunc() {
+                    format!("{v:.0}s")
+                } else {
+                    format!("{}s", trim(v))
+                }
+            }
+            Fmt::Rate => {
+                if v >= 1e6 {
+                    format!("{}M", trim(v / 1e6))
+                } else if v >= 1e3 {
+                    format!("{}k", trim(v / 1e3))
+                } else {
+                    trim(v)
+                }
+            }
+            Fmt::Micros => {
+                if v == 0.0 {
+                    "0".into()
+                } else {
+                    us(v).replace(' ', "")
+                }
+            }
+            Fmt::Percentile => {
+                let q = 100.0 * (1.0 - 1.0 / v);
+                let nines = v.log10().round() as usize;
+                format!("{:.*}%", nines.saturating_sub(2), q)
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Series {
+    label: String,
+    color: &'static str,
+    dash: Dash,
+    points: Vec<(f64, f64)>,
+    line: bool,
+    markers: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Band {
+    x0: f64,
+    x1: f64,
+    label: &'static str,
+    fill: &'static str,
+}
+
+impl Band {
+    fn new(x0: f64, x1: f64, label: &'static str, fill: &'static str) -> Band {
+        Band { x0, x1, label, fill }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct VLine {
+    x: f64,
+    label: String,
+    color: &'static str,
+}
+
+struct Chart {
+    title: String,
+    x: Axis,
+    y: Axis,
+    series: Vec<Series>,
+    bands: Vec<Band>,
+    vlines: Vec<VLine>,
+    /// A y = x reference line.
+    diagonal: bool,
+}
+
+const W: f64 = 1000.0;
+const H: f64 = 330.0;
+const ML: f64 = 70.0;
+const MR: f64 = 40.0;
+const MT: f64 = 24.0;
+const MB: f64 = 46.0;
+
+impl Chart {
+    fn px(&self, x: f64) -> Option<f64> {
+        self.x.frac(x).map(|f| ML + f * (W - ML - MR))
+    }
+
+    fn py(&self, y: f64) -> Option<f64> {
+        self.y.frac(y).map(|f| H - MB - f * (H - MT - MB))
+    }
+
+    fn render(&self, o: &mut String) -> std::fmt::Result {
+        let (x0, x1, y0, y1) = (ML, W - MR, MT, H - MB);
+        writeln!(
+            o,
+            "<div class=\"chart\"><svg viewBox=\"0 0 {W} {H}\" xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"{}\" font-family=\"system-ui,sans-serif\" font-size=\"12\">",
+            esc(&self.title)
+        )?;
+        writeln!(
+            o,
+            "<rect x=\"{x0}\" y=\"{y0}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#ffffff\" stroke=\"#d0d7de\"/>",
+            x1 - x0,
+            y1 - y0
+        )?;
+        // Phase bands.
+        for b in &self.bands {
+            let (Some(a), Some(c)) = (self.px(b.x0), self.px(b.x1)) else {
+                continue;
+            };
+            let (a, c) = (a.clamp(x0, x1), c.clamp(x0, x1));
+            if c - a < 0.5 {
+                continue;
+            }
+            if b.fill != "none" {
+                writeln!(
+                    o,
+                    "<rect x=\"{a:.1}\" y=\"{y0}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\"/>",
+                    c - a,
+                    y1 - y0,
+                    b.fill
+                )?;
+            }
+            if c - a > 40.0 {
+                writeln!(
+                    o,
+                    "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#8c959f\" font-size=\"11\">{}</text>",
+                    (a + c) / 2.0,
+                    y0 - 7.0,
+                    esc(b.label)
+                )?;
+            }
+        }
+        // Grid and ticks.
+        for t in &self.y.ticks {
+            let Some(y) = self.py(*t) else { continue };
+            writeln!(
+                o,
+                "<line x1=\"{x0}\" x2=\"{x1}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#eaeef2\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#57606a\">{}</text>",
+                x0 - 6.0,
+                y + 4.0,
+                esc(&self.y.tick_label(*t))
+            )?;
+        }
+        for t in &self.x.ticks {
+            let Some(x) = self.px(*t) else { continue };
+            writeln!(
+                o,
+                "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{y0}\" y2=\"{y1}\" stroke=\"#eaeef2\"/><text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#57606a\">{}</text>",
+                y1 + 16.0,
+                esc(&self.x.tick_label(*t))
+            )?;
+        }
+        writeln!(
+            o,
+            "<line x1=\"{x0}\" x2=\"{x1}\" y1=\"{y1}\" y2=\"{y1}\" stroke=\"#57606a\"/><line x1=\"{x0}\" x2=\"{x0}\" y1=\"{y0}\" y2=\"{y1}\" stroke=\"#57606a\"/>"
+        )?;
+        writeln!(
+            o,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#57606a\">{}</text>",
+            (x0 + x1) / 2.0,
+            H - 8.0,
+            esc(&self.x.label)
+        )?;
+        writeln!(
+            o,
+            "<text transform=\"translate(16 {:.1}) rotate(-90)\" text-anchor=\"middle\" fill=\"#57606a\">{}</text>",
+            (y0 + y1) / 2.0,
+            esc(&self.y.label)
+        )?;
+        if self.diagonal {
+            let lo = self.x.min.max(self.y.min);
+            let hi = self.x.max.min(self.y.max);
+            if let (Some(a), Some(b), Some(c), Some(d)) = (self.px(lo), self.py(lo), self.px(hi), self.py(hi)) {
+                writeln!(
+                    o,
+                    "<line x1=\"{a:.1}\" y1=\"{b:.1}\" x2=\"{c:.1}\" y2=\"{d:.1}\" stroke=\"#8c959f\" stroke-dasharray=\"4 4\"><title>achieved = offered</title></line>"
+                )?;
+            }
+        }
+        for v in &self.vlines {
+            let Some(x) = self.px(v.x) else { continue };
+            writeln!(
+                o,
+                "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{y0}\" y2=\"{y1}\" stroke=\"{}\" stroke-width=\"1.5\" stroke-dasharray=\"5 3\"/><text x=\"{:.1}\" y=\"{:.1}\" fill=\"{}\" font-size=\"11\">{}</text>",
+                v.color,
+                x + 4.0,
+                y0 + 14.0,
+                v.color,
+                esc(&v.label)
+            )?;
+        }
+        for s in &self.series {
+            if s.line {
+                let mut d = String::new();
+                let mut pen_down = false;
+                for &(x, y) in &s.points {
+                    match (self.px(x), self.py(y)) {
+                        (Some(px), Some(py)) => {
+                            let _ = write!(d, "{}{px:.1} {py:.1} ", if pen_down { "L" } else { "M" });
+                            pen_down = true;
+                        }
+                        _ => pen_down = false,
+                    }
+                }
+                if !d.is_empty() {
+                    writeln!(
+                        o,
+                        "<path d=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.8\" stroke-linejoin=\"round\"{}><title>{}</title></path>",
+                        d.trim_end(),
+                        s.color,
+                        s.dash.attr(),
+                        esc(&s.label)
+                    )?;
+                }
+            }
+            if s.markers {
+                for &(x, y) in &s.points {
+                    if let (Some(px), Some(py)) = (self.px(x), self.py(y)) {
+                        writeln!(
+                            o,
+                            "<circle cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"4\" fill=\"{}\" stroke=\"#fff\"><title>{}: {} → {}</title></circle>",
+                            s.color,
+                            esc(&s.label),
+                            esc(&self.x.tick_label(x)),
+                            esc(&self.y.tick_label(y))
+                        )?;
+                    }
+                }
+            }
+        }
+        writeln!(o, "</svg>")?;
+        // Legend.
+        write!(o, "<div class=\"legend\">")?;
+        for s in &self.series {
+            if s.points.is_empty() {
+                continue;
+            }
+            let swatch = if s.line {
+                format!(
+                    "<svg width=\"26\" height=\"10\" viewBox=\"0 0 26 10\"><line x1=\"1\" y1=\"5\" x2=\"25\" y2=\"5\" stroke=\"{}\" stroke-width=\"2.2\"{}/></svg>",
+                    s.color,
+                    s.dash.attr()
+                )
+            } else {
+                format!(
+                    "<svg width=\"12\" height=\"12\" viewBox=\"0 0 12 12\"><circle cx=\"6\" cy=\"6\" r=\"4.5\" fill=\"{}\"/></svg>",
+                    s.color
+                )
+            };
+            write!(o, "<span>{swatch}{}</span>", esc(&s.label))?;
+        }
+        writeln!(o, "</div></div>")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::sample_report;
+    use common::report::{CeilingStep, Latency};
+
+    #[test]
+    fn escapes_text() {
+        assert_eq!(esc("<b>\"a\" & 'b'</b>"), "&lt;b&gt;&quot;a&quot; &amp; &#39;b&#39;&lt;/b&gt;");
+    }
+
+    #[test]
+    fn page_is_self_contained_and_escaped() {
+        let mut r = sample_report();
+        r.notes.push("<script>alert(1)</script> & more".into());
+        r.groups[0].name = "p<1>".into();
+        let html = render(&r);
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        assert!(html.trim_end().ends_with("</html>"));
+        assert!(!html.contains("<script"), "no scripts, escaped notes");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; more"));
+        assert!(html.contains("p&lt;1&gt;"));
+        // Nothing is fetched: the only URL is the SVG namespace.
+        let without_ns = html.replace("http://www.w3.org/2000/svg", "");
+        assert!(!without_ns.contains("http://") && !without_ns.contains("https://"));
+        assert!(!html.contains("src="));
+        for id in ["summary", "slo", "groups", "throughput", "latency", "distribution", "delivery", "agents", "notes"] {
+            assert!(html.contains(&format!("<section id=\"{id}\">")), "{id}");
+        }
+        assert!(!html.contains("id=\"ceiling\""), "no ceiling section without one");
+        assert!(html.contains("<path d=\"M"), "charts have lines");
+        assert!(html.contains("99.9%"), "percentile axis");
+        assert!(html.contains(">warmup<"), "phases are shaded and labelled");
+        assert!(html.contains("STALLED"));
+        assert!(!html.contains("NaN") && !html.contains("inf"));
+        // Deterministic: the same report renders the same bytes.
+        assert_eq!(html, render(&r));
+    }
+
+    #[test]
+    fn renders_ceiling_curve() {
+        let mut r = sample_report();
+        let lat = |p99: f64| Latency {
+            p50: p99 / 4.0,
+            p90: p99 / 2.0,
+            p99,
+            p999: p99 * 2.0,
+            max: p99 * 3.0,
+            mean: p99 / 4.0,
+            count: 1000,
+        };
+        r.ceiling = Some(Ceiling {
+            rate_msgs_per_s: 40_000.0,
+            bound_by: "broker".into(),
+            steps: vec![
+                CeilingStep { target: 10_000.0, achieved: 10_000.0, latency_us: lat(2_000.0), verdict: "pass".into() },
+                CeilingStep { target: 40_000.0, achieved: 39_900.0, latency_us: lat(9_000.0), verdict: "pass".into() },
+                CeilingStep {
+                    target: 80_000.0,
+                    achieved: 52_000.0,
+                    latency_us: lat(250_000.0),
+                    verdict: "fail".into(),
+                },
+            ],
+        });
+        let html = render(&r);
+        assert!(html.contains("<section id=\"ceiling\">"));
+        assert!(html.contains("href=\"#ceiling\""));
+        assert!(html.contains("Achieved vs offered rate"));
+        assert!(html.contains("Latency vs offered rate"));
+        assert!(html.contains("achieved = offered"), "diagonal reference");
+        assert!(html.contains("ceiling 40.0k"), "ceiling marker");
+        assert!(html.contains("bound by the <b>broker</b>"));
+        assert!(html.contains("<td class=\"n\">52000.0</td>"));
+        assert!(html.contains("250 ms"), "p99 of the failed step");
+        // Pass and fail markers.
+        assert_eq!(html.matches("r=\"4\" fill").count(), 6);
+        assert!(!html.contains("NaN"));
+    }
+
+    #[test]
+    fn spectrum_covers_the_nines_and_ends_at_max() {
+        let mut h = Hist::new();
+        for i in 1..=100_000i64 {
+            h.record_ns(i * 1_000);
+        }
+        let pts = spectrum(&h);
+        assert_eq!(pts[0].0, 1.0);
+        let last = pts[pts.len() - 1];
+        assert!((last.0 - 1e5).abs() < 1.0);
+        assert!((last.1 - 100_000.0).abs() / 100_000.0 < 0.01, "{last:?}");
+        // Monotone in both axes.
+        for w in pts.windows(2) {
+            assert!(w[1].0 >= w[0].0 && w[1].1 >= w[0].1, "{w:?}");
+        }
+        // p90 is at x = 10.
+        let p90 = pts.iter().find(|p| (p.0 - 10.0).abs() < 1e-9).expect("x=10");
+        assert!((p90.1 - 90_000.0).abs() / 90_000.0 < 0.01, "{p90:?}");
+        // Few samples: stops early.
+        let mut small = Hist::new();
+        for i in 1..=50i64 {
+            small.record_ns(i * 1_000);
+        }
+        let pts = spectrum(&small);
+        assert!(pts.iter().all(|p| p.0 <= 50.0));
+        assert!(spectrum(&Hist::new()).is_empty());
+    }
+
+    #[test]
+    fn axes_are_nice() {
+        let a = Axis::fit(Scale::Linear, Fmt::Rate, "r", [0.0, 1234.0].into_iter(), true);
+        assert_eq!(a.min, 0.0);
+        assert!(a.max >= 1234.0 && a.max <= 1500.0, "{}", a.max);
+        assert!(a.ticks.len() >= 3);
+        let l = Axis::fit(Scale::Log, Fmt::Micros, "l", [0.0, 150.0, 42_000.0].into_iter(), false);
+        assert_eq!(l.min, 100.0);
+        assert_eq!(l.max, 100_000.0);
+        assert_eq!(l.frac(0.0), None);
+        let p = Axis::fit(Scale::Log, Fmt::Percentile, "p", [1.0, 1e5].into_iter(), false);
+        let labels: Vec<String> = p.ticks.iter().map(|t| p.tick_label(*t)).collect();
+        assert_eq!(labels, ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"]);
+        // Degenerate input still gives a usable axis.
+        let e = Axis::fit(Scale::Linear, Fmt::Seconds, "e", std::iter::empty(), false);
+        assert!(e.max > e.min);
+        let c = Axis::fit(Scale::Linear, Fmt::Seconds, "c", [5.0, 5.0].into_iter(), false);
+        assert!(c.max > c.min);
+    }
+}

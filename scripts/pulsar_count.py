@@ -1,0 +1,46 @@
+"""Independent cross-check: the official Pulsar client subscribes to a topic,
+prints READY, then counts distinct messages per producer from our stamp
+property until nothing arrives for IDLE seconds; prints one JSON line.
+
+    python scripts/pulsar_count.py URL TOPIC SUBSCRIPTION IDLE_SECONDS
+"""
+import json
+import sys
+import time
+
+import pulsar
+
+url, topic, sub, idle = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+client = pulsar.Client(url, operation_timeout_seconds=10)
+consumer = client.subscribe(topic, sub, consumer_type=pulsar.ConsumerType.Shared)
+print("READY", flush=True)
+seen = {}
+deliveries = 0
+last = time.time()
+started = False
+while True:
+    try:
+        msg = consumer.receive(timeout_millis=200)
+    except Exception:  # timeout
+        if started and time.time() - last > idle:
+            break
+        if not started and time.time() - last > 120:
+            break
+        continue
+    started = True
+    last = time.time()
+    deliveries += 1
+    stamp = msg.properties().get("lg-stamp", "")
+    consumer.acknowledge(msg)
+    if ":" not in stamp:
+        continue
+    raw = bytes.fromhex(stamp.split(":", 1)[1])
+    producer = int.from_bytes(raw[4:8], "little")
+    seq = int.from_bytes(raw[8:16], "little")
+    seen.setdefault(producer, set()).add(seq)
+client.close()
+print(json.dumps({
+    "deliveries": deliveries,
+    "unique": sum(len(s) for s in seen.values()),
+    "producers": len(seen),
+}), flush=True)

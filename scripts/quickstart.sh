@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The README's first command: builds and runs configs/quickstart.yaml on the
+# embedded memory broker with two in-process agents. Extra arguments go to
+# `coordinator run` (e.g. --set phases.duration=30s).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/env.sh
+exec cargo run --release --locked -p coordinator -- run configs/quickstart.yaml "$@"

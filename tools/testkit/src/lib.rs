@@ -1,0 +1,13 @@
+//! Test support, not product code.
+//!
+//! * [`relay`]: a TCP relay in front of pulsar-lite that normalises its
+//!   frames for the `pulsar` crate: pulsar-lite omits the optional magic
+//!   number and CRC32C on MESSAGE frames, which the crate's decoder
+//!   requires, and its lookup answers name the broker's own address, which
+//!   would send clients around the relay.
+//! * [`pulsar_lite`]: starts a pulsar-lite broker (installed by
+//!   scripts/test.sh into `.venv/`) on a free loopback port with a temp db
+//!   and metrics off, behind a relay; stops it on drop.
+
+pub mod pulsar_lite;
+pub mod relay;

@@ -1,0 +1,131 @@
+//! A pulsar-lite broker for one test: free loopback port, temp db, metrics
+//! off, log level error, optional `default_partitions`; a relay in front
+//! (its own thread and runtime, so sync tests can use it too). Dropping it
+//! stops both and removes the temp directory.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct PulsarLite {
+    child: Child,
+    dir: PathBuf,
+    relay_stop: Option<std::sync::mpsc::Sender<()>>,
+    relay_thread: Option<std::thread::JoinHandle<()>>,
+    /// The broker itself (raw frames; for clients that accept them).
+    pub broker_addr: SocketAddr,
+    /// The relay: what the `pulsar` crate and our agents connect to.
+    pub url: String,
+    pub partitions: u32,
+}
+
+/// The pulsar-lite binary: `$PULSAR_LITE_BIN`, or the one scripts/test.sh
+/// installs into `<repo>/.venv`.
+pub fn binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("PULSAR_LITE_BIN") {
+        let p = PathBuf::from(p);
+        return p.exists().then_some(p);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let lib = root.join(".venv/lib");
+    for e in std::fs::read_dir(lib).ok()?.flatten() {
+        let p = e.path().join("site-packages/pulsar_lite/bin/pulsar-lite");
+        if p.exists() {
+            return Some(p);
+        }
+    }
+    None
+}
+
+/// The Python interpreter of `<repo>/.venv` (has pulsar-client for cross-checks).
+pub fn venv_python() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    p.exists().then_some(p)
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl PulsarLite {
+    /// Starts a broker (`partitions` > 0: every new topic gets that many).
+    pub fn start(partitions: u32) -> std::io::Result<PulsarLite> {
+        let bin = binary().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, "pulsar-lite not installed: run scripts/test.sh (it installs pulsar-lite==0.2.0 into .venv) or set PULSAR_LITE_BIN")
+        })?;
+        let dir = std::env::temp_dir().join(format!("pulsar-lite-{}-{}", std::process::id(), free_port()?));
+        std::fs::create_dir_all(&dir)?;
+        let mut cfg = String::new();
+        if partitions > 0 {
+            cfg.push_str(&format!("default_partitions = {partitions}\n"));
+        }
+        cfg.push_str("[metrics]\nenabled = false\n");
+        std::fs::write(dir.join("pulsar-lite.toml"), cfg)?;
+        let port = free_port()?;
+        let broker_addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let child = Command::new(bin)
+            .arg("--config")
+            .arg(dir.join("pulsar-lite.toml"))
+            .args(["--addr", &broker_addr.to_string(), "--log-level", "error", "--db-path"])
+            .arg(dir.join("db"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let mut me = PulsarLite {
+            child,
+            dir,
+            relay_stop: None,
+            relay_thread: None,
+            broker_addr,
+            url: String::new(),
+            partitions,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect_timeout(&broker_addr, Duration::from_millis(200)).is_err() {
+            if Instant::now() > deadline || me.child.try_wait()?.is_some() {
+                return Err(std::io::Error::other("pulsar-lite did not start listening"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() else {
+                return;
+            };
+            rt.block_on(async move {
+                match crate::relay::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), broker_addr).await {
+                    Ok((addr, handle)) => {
+                        let _ = addr_tx.send(Ok(addr));
+                        let _ = tokio::task::spawn_blocking(move || stop_rx.recv()).await;
+                        handle.abort();
+                    }
+                    Err(e) => {
+                        let _ = addr_tx.send(Err(e));
+                    }
+                }
+            });
+        });
+        let relay = addr_rx.recv().map_err(|_| std::io::Error::other("relay thread died"))??;
+        me.relay_stop = Some(stop_tx);
+        me.relay_thread = Some(thread);
+        me.url = format!("pulsar://{relay}");
+        Ok(me)
+    }
+}
+
+impl Drop for PulsarLite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(s) = self.relay_stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.relay_thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
