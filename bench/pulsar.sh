@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Benchmarks P1 and P2 (issue: Pulsar driver): on one pulsar-lite broker, in
+# one run, 1 KiB messages, all through the same relay:
+#   P1  agent vs a bare pulsar-crate loop (tools/bench pulsar-bare), unbatched and batched
+#   P2  agent vs the official Python client's async loop (bench/pulsar_python.py)
+# The agent runs open loop with a target far above what the broker takes, so
+# its throughput is bounded, like the loops', by sends in flight.
+# Prints one table (markdown). Usage: bench/pulsar.sh [SECONDS] [PRODUCERS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS="${1:-20}"
+PRODUCERS="${2:-4}"
+. scripts/env.sh
+cargo build -q --release --locked -p coordinator -p bench -p testkit >&2
+export PULSAR_LITE_STATE="$(mktemp -d /tmp/lg-bench-pulsar.XXXXXX)"
+URL="$(scripts/pulsar-lite.sh start | tail -n1)"
+trap 'scripts/pulsar-lite.sh stop >/dev/null 2>&1 || true; rm -rf "$PULSAR_LITE_STATE"' EXIT
+WORK="$(mktemp -d /tmp/lg-bench-work.XXXXXX)"
+bare() { # in_flight [batch] topic
+    local extra=()
+    [ -n "$2" ] && extra=(--batch "$2" --batch-delay-ms 5)
+    target/release/pulsar-bare --url "$URL" --topic "$3" --producers "$PRODUCERS" --in-flight "$1" \
+        --size 1024 --seconds "$SECS" "${extra[@]}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["rate_msgs_per_s"])'
+}
+
+agent() { # in_flight batch topic -> "rate cpu%"
+    local batching="" n="$3"
+    [ -n "$2" ] && batching=", batching: {max_messages: $2, max_delay: 5ms}"
+    cat > "$WORK/s.yaml" <<YAML
+name: bench-agent
+broker: {kind: pulsar, url: "$URL"}
+topics: [{name: $n}]
+producers:
+  - {name: p, topic: $n, count: $PRODUCERS, rate: 200000, message_size: 1024, max_in_flight: $1$batching}
+phases: {warmup: 2s, duration: ${SECS}s, drain_timeout: 10s}
+slo: {max_loss: 0}
+YAML
+    local dir
+    dir="$(target/release/coordinator run "$WORK/s.yaml" --local-agents 1 --results "$WORK/results" --quiet 2>/dev/null | tail -n1)"
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1]+"/report.json")); print(round(r["groups"][0]["rate_msgs_per_s"],1), round(r["agents"][0]["cpu_percent"],1))' "$dir"
+}
+
+python_loop() { # in_flight topic
+    .venv/bin/python bench/pulsar_python.py "$URL" "$2" "$PRODUCERS" "$1" 1024 "$SECS" 2>/dev/null |
+        grep '^{' | python3 -c 'import json,sys; print(json.load(sys.stdin)["rate_msgs_per_s"])'
+}
+
+echo "| case | bare pulsar crate msg/s | agent msg/s | agent/bare | agent CPU % (of one core) | python client msg/s | agent/python |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+i=0
+for case in "1" "64" "256" "256 100"; do
+    set -- $case
+    w="$1"; b="${2:-}"; i=$((i + 1))
+    label="in flight $w$( [ -n "$b" ] && echo ", batched $b/5ms" || echo ", unbatched")"
+    br="$(bare "$w" "$b" "bench-bare-$i")"
+    read -r ar acpu < <(agent "$w" "$b" "bench-agent-$i")
+    # The Python client is compared where a user would write an async loop.
+    if [ -z "$b" ] && [ "$w" -gt 1 ]; then py="$(python_loop "$w" "bench-py-$i")"; else py="-"; fi
+    ratio="$(python3 -c "print(f'{$ar/$br:.2f}')")"
+    pyratio="$( [ "$py" != "-" ] && python3 -c "print(f'{$ar/$py:.2f}')" || echo "-")"
+    echo "| $PRODUCERS producers, $label | $br | $ar | $ratio | $acpu | $py | $pyratio |"
+done
+rm -rf "$WORK"

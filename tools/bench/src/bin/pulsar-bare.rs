@@ -1,0 +1,118 @@
+//! The bare `pulsar`-crate loop the agent is measured against (benchmark P1):
+//! N producers on one client, each keeping at most W sends in flight
+//! (W = 1: strict send-and-await), fixed-size payloads, for a fixed time.
+//! No stamps, no histograms, no accounting: just what the client can push.
+//!
+//!   pulsar-bare --url pulsar://127.0.0.1:6650 --topic t --producers 4 \
+//!               --in-flight 1 --size 1024 --seconds 20 [--batch 100 --batch-delay-ms 5]
+//!
+//! Prints one JSON line: acknowledged messages, errors, seconds, rate.
+use std::time::{Duration, Instant};
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use pulsar::{Producer, ProducerOptions, Pulsar, TokioExecutor};
+
+struct Args {
+    url: String,
+    topic: String,
+    producers: usize,
+    in_flight: usize,
+    size: usize,
+    seconds: f64,
+    batch: Option<u32>,
+    batch_delay_ms: u64,
+}
+
+fn args() -> Result<Args, String> {
+    let v: Vec<String> = std::env::args().collect();
+    let get = |f: &str| v.iter().position(|a| a == f).and_then(|i| v.get(i + 1)).cloned();
+    let num = |f: &str, d: f64| -> Result<f64, String> {
+        get(f).map(|s| s.parse::<f64>().map_err(|_| format!("{f}: not a number"))).unwrap_or(Ok(d))
+    };
+    Ok(Args {
+        url: get("--url").ok_or("--url is required")?,
+        topic: get("--topic").ok_or("--topic is required")?,
+        producers: num("--producers", 1.0)? as usize,
+        in_flight: num("--in-flight", 1.0)?.max(1.0) as usize,
+        size: num("--size", 1024.0)? as usize,
+        seconds: num("--seconds", 20.0)?,
+        batch: get("--batch").map(|s| s.parse().map_err(|_| "--batch: not a number".to_string())).transpose()?,
+        batch_delay_ms: num("--batch-delay-ms", 5.0)? as u64,
+    })
+}
+
+async fn producer_loop(mut p: Producer<TokioExecutor>, in_flight: usize, size: usize, until: Instant) -> (u64, u64) {
+    let payload = vec![0xabu8; size];
+    let (mut acked, mut errors) = (0u64, 0u64);
+    let mut pending = FuturesUnordered::new();
+    while Instant::now() < until {
+        while pending.len() < in_flight && Instant::now() < until {
+            match p.send_non_blocking(payload.clone()).await {
+                Ok(f) => pending.push(f),
+                Err(_) => errors += 1,
+            }
+        }
+        match pending.next().await {
+            Some(Ok(_)) => acked += 1,
+            Some(Err(_)) => errors += 1,
+            None => {}
+        }
+    }
+    while let Some(r) = pending.next().await {
+        if r.is_ok() {
+            acked += 1;
+        } else {
+            errors += 1;
+        }
+    }
+    (acked, errors)
+}
+
+#[tokio::main]
+async fn main() {
+    let a = match args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("pulsar-bare: {e}");
+            std::process::exit(2);
+        }
+    };
+    let client = match Pulsar::builder(a.url.clone(), TokioExecutor).build().await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pulsar-bare: cannot connect to {}: {e}", a.url);
+            std::process::exit(3);
+        }
+    };
+    let mut producers = Vec::new();
+    for _ in 0..a.producers {
+        let mut opts = ProducerOptions { block_queue_if_full: true, ..Default::default() };
+        if let Some(b) = a.batch {
+            opts.batch_size = Some(b);
+            opts.batch_timeout = Some(Duration::from_millis(a.batch_delay_ms));
+        }
+        match client.producer().with_topic(a.topic.clone()).with_options(opts).build().await {
+            Ok(p) => producers.push(p),
+            Err(e) => {
+                eprintln!("pulsar-bare: cannot create a producer: {e}");
+                std::process::exit(3);
+            }
+        }
+    }
+    let start = Instant::now();
+    let until = start + Duration::from_secs_f64(a.seconds);
+    let tasks: Vec<_> =
+        producers.into_iter().map(|p| tokio::spawn(producer_loop(p, a.in_flight, a.size, until))).collect();
+    let (mut acked, mut errors) = (0u64, 0u64);
+    for t in tasks {
+        if let Ok((x, e)) = t.await {
+            acked += x;
+            errors += e;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{{\"acked\": {acked}, \"errors\": {errors}, \"seconds\": {secs:.3}, \"rate_msgs_per_s\": {:.1}}}",
+        acked as f64 / secs
+    );
+}
