@@ -1,0 +1,523 @@
+//! Prometheus: the text exposition format (version 0.0.4), written by hand
+//! (it is a few lines of text per sample), and a small `/metrics` HTTP
+//! server on axum, which tonic already brings into the build. Used by the
+//! agent (`agent --metrics ADDR`) and the coordinator (`coordinator run
+//! --metrics ADDR`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::scenario::Scenario;
+use crate::stats::{GroupPhases, PhaseStats};
+
+/// The content type of the text format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The quantiles exported as latency gauges, with their label values.
+pub const QUANTILES: [(f64, &str); 4] = [(0.5, "0.5"), (0.9, "0.9"), (0.99, "0.99"), (0.999, "0.999")];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+}
+
+/// Builds one exposition: `family` (HELP and TYPE once per name) and then
+/// its samples.
+#[derive(Debug, Default)]
+pub struct Exposition {
+    out: String,
+}
+
+impl Exposition {
+    pub fn new() -> Exposition {
+        Exposition::default()
+    }
+
+    /// Starts a metric family. Counter names end in `_total`.
+    pub fn family(&mut self, name: &str, kind: Kind, help: &str) {
+        let kind = match kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+        };
+        let _ = writeln!(self.out, "# HELP {name} {}", escape_help(help));
+        let _ = writeln!(self.out, "# TYPE {name} {kind}");
+    }
+
+    /// One sample of the family started last.
+    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.name_and_labels(name, labels);
+        let _ = writeln!(self.out, " {}", format_value(value));
+    }
+
+    /// One integer sample (exact, where a float would round above 2^53).
+    pub fn sample_u64(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
+        self.name_and_labels(name, labels);
+        let _ = writeln!(self.out, " {value}");
+    }
+
+    fn name_and_labels(&mut self, name: &str, labels: &[(&str, &str)]) {
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{k}=\"{}\"", escape_label(v));
+            }
+            self.out.push('}');
+        }
+    }
+
+    pub fn finish(self) -> String {
+        self.out
+    }
+}
+
+fn escape_help(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+fn escape_label(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        format!("{v}")
+    }
+}
+
+// ------------------------------------------------------------------ groups
+
+/// Producer or consumer group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Producer,
+    Consumer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Producer => "producer",
+            Role::Consumer => "consumer",
+        }
+    }
+
+    pub fn of_proto(role: i32) -> Role {
+        if role == crate::proto::Role::Producer as i32 {
+            Role::Producer
+        } else {
+            Role::Consumer
+        }
+    }
+}
+
+/// The labels of one group's series.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GroupKey {
+    pub role: Role,
+    pub group: String,
+    pub topic: String,
+    /// Consumers: the subscription; producers: empty (and not a label).
+    pub subscription: String,
+}
+
+impl GroupKey {
+    /// The key of producer group `index` or consumer group `index` of `sc`.
+    pub fn of(sc: &Scenario, role: Role, index: usize) -> Option<GroupKey> {
+        match role {
+            Role::Producer => sc.producers.get(index).map(|g| GroupKey {
+                role,
+                group: g.name.clone(),
+                topic: g.topic.clone(),
+                subscription: String::new(),
+            }),
+            Role::Consumer => sc.consumers.get(index).map(|g| GroupKey {
+                role,
+                group: g.name.clone(),
+                topic: g.topic.clone(),
+                subscription: g.subscription.clone(),
+            }),
+        }
+    }
+
+    fn labels(&self) -> Vec<(&str, &str)> {
+        let mut l = vec![("group", self.group.as_str()), ("topic", self.topic.as_str()), ("role", self.role.as_str())];
+        if self.role == Role::Consumer {
+            l.push(("subscription", self.subscription.as_str()));
+        }
+        l
+    }
+}
+
+/// Whole-run counters of one group (warmup and measurement together).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupCounters {
+    pub sent: u64,
+    pub acked: u64,
+    pub send_errors: u64,
+    pub late_sends: u64,
+    pub received: u64,
+    pub bytes: u64,
+    pub duplicates: u64,
+    pub reordered: u64,
+    pub redelivered: u64,
+    pub receive_errors: u64,
+}
+
+impl GroupCounters {
+    pub fn add(&mut self, p: &PhaseStats) {
+        self.sent += p.sent;
+        self.acked += p.acked;
+        self.send_errors += p.send_errors;
+        self.late_sends += p.late_sends;
+        self.received += p.received;
+        self.bytes += p.bytes;
+        self.duplicates += p.duplicates;
+        self.reordered += p.reordered;
+        self.redelivered += p.redelivered;
+        self.receive_errors += p.receive_errors;
+    }
+
+    /// Adds the counters of a wire group without decoding its histograms.
+    pub fn add_proto(&mut self, g: &crate::proto::GroupStats) {
+        for p in [&g.warmup, &g.measure].into_iter().flatten() {
+            self.sent += p.sent;
+            self.acked += p.acked;
+            self.send_errors += p.send_errors;
+            self.late_sends += p.late_sends;
+            self.received += p.received;
+            self.bytes += p.bytes;
+            self.duplicates += p.duplicates;
+            self.reordered += p.reordered;
+            self.redelivered += p.redelivered;
+            self.receive_errors += p.receive_errors;
+        }
+    }
+}
+
+/// One group in the last complete interval.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IntervalGauges {
+    /// Producers: acknowledged messages per second; consumers: received.
+    pub rate: f64,
+    /// Latency quantiles in seconds (producers: publish response time, from
+    /// the intended send; consumers: end to end); empty without samples.
+    pub latency_s: Vec<(&'static str, f64)>,
+    /// Producers: the largest schedule lag, seconds.
+    pub max_lag_s: f64,
+}
+
+impl IntervalGauges {
+    /// From one interval's stats of a group (both phases), `secs` long.
+    pub fn of(role: Role, s: &GroupPhases, secs: f64) -> IntervalGauges {
+        let secs = secs.max(1e-9);
+        let (w, m) = (&s.warmup, &s.measure);
+        let (count, hw, hm) = match role {
+            Role::Producer => (w.acked + m.acked, &w.response, &m.response),
+            Role::Consumer => (w.received + m.received, &w.service, &m.service),
+        };
+        // Merge the two phases' histograms only when both have samples.
+        let merged;
+        let hist = if hw.is_empty() {
+            hm
+        } else if hm.is_empty() {
+            hw
+        } else {
+            let mut h = hw.clone();
+            h.add(hm);
+            merged = h;
+            &merged
+        };
+        let latency_s = if hist.is_empty() {
+            Vec::new()
+        } else {
+            QUANTILES.iter().map(|(q, label)| (*label, hist.quantile_ns(*q) as f64 / 1e9)).collect()
+        };
+        let max_lag_ns = w.max_lag_ns.max(m.max_lag_ns);
+        IntervalGauges { rate: count as f64 / secs, latency_s, max_lag_s: max_lag_ns as f64 / 1e9 }
+    }
+}
+
+/// What /metrics shows of one group.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupMetrics {
+    pub counters: GroupCounters,
+    /// The last complete interval; None before the first and after the run.
+    pub interval: Option<IntervalGauges>,
+    /// Producers: the target rate, messages per second.
+    pub target_rate: Option<f64>,
+}
+
+pub type Groups = BTreeMap<GroupKey, GroupMetrics>;
+
+type Pick = fn(&GroupMetrics) -> Option<f64>;
+/// A counter family: name, role, help, and the counter it shows.
+type CounterFamily = (&'static str, Role, &'static str, fn(&GroupCounters) -> u64);
+
+/// Writes the per-group families (only those with a series).
+pub fn write_groups(e: &mut Exposition, groups: &Groups) {
+    use Role::{Consumer, Producer};
+    let counters: [CounterFamily; 10] = [
+        ("loadgen_messages_sent_total", Producer, "Messages handed to the broker client.", |c| c.sent),
+        ("loadgen_messages_acked_total", Producer, "Messages the broker acknowledged.", |c| c.acked),
+        ("loadgen_send_errors_total", Producer, "Sends that failed or timed out.", |c| c.send_errors),
+        ("loadgen_publish_bytes_total", Producer, "Payload bytes acknowledged.", |c| c.bytes),
+        ("loadgen_late_sends_total", Producer, "Sends that left more than 5 ms after their intended time.", |c| {
+            c.late_sends
+        }),
+        ("loadgen_messages_received_total", Consumer, "Messages received (duplicates included).", |c| c.received),
+        ("loadgen_receive_bytes_total", Consumer, "Payload bytes received.", |c| c.bytes),
+        ("loadgen_duplicates_total", Consumer, "Deliveries a consumer had already received.", |c| c.duplicates),
+        ("loadgen_reordered_total", Consumer, "Messages received after a later one of the same producer.", |c| {
+            c.reordered
+        }),
+        ("loadgen_receive_errors_total", Consumer, "Failed receives or acknowledgements.", |c| c.receive_errors),
+    ];
+    for (name, role, help, pick) in counters {
+        let mut started = false;
+        for (k, g) in groups.iter().filter(|(k, _)| k.role == role) {
+            if !started {
+                e.family(name, Kind::Counter, help);
+                started = true;
+            }
+            e.sample_u64(name, &k.labels(), pick(&g.counters));
+        }
+    }
+    let gauges: [(&str, Role, &str, Pick); 4] = [
+        (
+            "loadgen_publish_rate_msgs_per_second",
+            Producer,
+            "Acknowledged messages per second in the last interval.",
+            |g| g.interval.as_ref().map(|i| i.rate),
+        ),
+        ("loadgen_target_publish_rate_msgs_per_second", Producer, "The scenario's target rate.", |g| g.target_rate),
+        ("loadgen_schedule_lag_seconds", Producer, "Largest send schedule lag in the last interval.", |g| {
+            g.interval.as_ref().map(|i| i.max_lag_s)
+        }),
+        ("loadgen_receive_rate_msgs_per_second", Consumer, "Received messages per second in the last interval.", |g| {
+            g.interval.as_ref().map(|i| i.rate)
+        }),
+    ];
+    for (name, role, help, pick) in gauges {
+        let mut started = false;
+        for (k, g) in groups.iter().filter(|(k, _)| k.role == role) {
+            let Some(v) = pick(g) else { continue };
+            if !started {
+                e.family(name, Kind::Gauge, help);
+                started = true;
+            }
+            e.sample(name, &k.labels(), v);
+        }
+    }
+    let latency = [
+        (
+            "loadgen_publish_latency_seconds",
+            Producer,
+            "Publish latency quantiles in the last interval, from the intended send time to the acknowledgement.",
+        ),
+        ("loadgen_e2e_latency_seconds", Consumer, "End-to-end latency quantiles in the last interval."),
+    ];
+    for (name, role, help) in latency {
+        let mut started = false;
+        for (k, g) in groups.iter().filter(|(k, _)| k.role == role) {
+            let Some(i) = &g.interval else { continue };
+            for (q, v) in &i.latency_s {
+                if !started {
+                    e.family(name, Kind::Gauge, help);
+                    started = true;
+                }
+                let mut labels = vec![("quantile", *q)];
+                labels.extend(k.labels());
+                e.sample(name, &labels, *v);
+            }
+        }
+    }
+}
+
+/// A mutex that shrugs off poisoning: metrics are plain numbers, and a
+/// panicked writer leaves nothing half-done worth refusing a scrape for.
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// Renders the current exposition; called on every scrape.
+pub type Render = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// Serves `GET /metrics` on `listener` until `shutdown` is cancelled.
+pub async fn serve(listener: TcpListener, render: Render, shutdown: CancellationToken) -> std::io::Result<()> {
+    use axum::http::header;
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let render = render.clone();
+                async move { ([(header::CONTENT_TYPE, CONTENT_TYPE)], render()) }
+            }),
+        )
+        .route("/", get(|| async { "loadgen: metrics at /metrics\n" }));
+    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
+}
+
+/// One parsed sample: name, labels, value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+}
+
+impl Sample {
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Parses the text format (the subset [`Exposition`] writes): for tests
+/// and scripts that read a scrape.
+pub fn parse(text: &str) -> Result<Vec<Sample>, String> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = || format!("line {}: cannot parse `{line}`", n + 1);
+        let (head, value) = line.rsplit_once(' ').ok_or_else(bad)?;
+        let value = match value {
+            "NaN" => f64::NAN,
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v.parse().map_err(|_| bad())?,
+        };
+        let (name, labels) = match head.split_once('{') {
+            None => (head.to_string(), Vec::new()),
+            Some((name, rest)) => {
+                let body = rest.strip_suffix('}').ok_or_else(bad)?;
+                (name.to_string(), parse_labels(body).ok_or_else(bad)?)
+            }
+        };
+        out.push(Sample { name, labels, value });
+    }
+    Ok(out)
+}
+
+fn parse_labels(body: &str) -> Option<Vec<(String, String)>> {
+    let mut labels = Vec::new();
+    let mut chars = body.chars().peekable();
+    loop {
+        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if key.is_empty() {
+            return Some(labels);
+        }
+        if chars.next()? != '"' {
+            return None;
+        }
+        let mut value = String::new();
+        loop {
+            match chars.next()? {
+                '\\' => match chars.next()? {
+                    'n' => value.push('\n'),
+                    c => value.push(c),
+                },
+                '"' => break,
+                c => value.push(c),
+            }
+        }
+        labels.push((key.trim_start_matches(',').to_string(), value));
+        if chars.peek() == Some(&',') {
+            chars.next();
+        }
+    }
+}
+
+/// Sum of the samples named `name` whose labels include every pair of `with`.
+pub fn sum(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
+    samples.iter().filter(|s| s.name == name && with.iter().all(|(k, v)| s.label(k) == Some(v))).map(|s| s.value).sum()
+}
+
+/// A plain HTTP/1.1 GET of `http://addr/metrics` on a raw TCP stream: for
+/// tests and scripts (the server answers with a Content-Length body).
+pub async fn scrape(addr: std::net::SocketAddr) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).await?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "no HTTP header"))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(std::io::Error::other(format!("scrape failed: {}", head.lines().next().unwrap_or(""))));
+    }
+    Ok(body.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_format() {
+        let mut e = Exposition::new();
+        e.family("loadgen_messages_sent_total", Kind::Counter, "Messages sent.\nTwo lines.");
+        e.sample_u64("loadgen_messages_sent_total", &[("group", "a\"b\\c"), ("role", "producer")], 42);
+        e.family("loadgen_agents_connected", Kind::Gauge, "Agents.");
+        e.sample("loadgen_agents_connected", &[], 2.0);
+        e.sample("loadgen_x", &[], 0.25);
+        e.sample("loadgen_y", &[], f64::NAN);
+        let t = e.finish();
+        let parsed = parse(&t).expect("parses");
+        assert_eq!(parsed[0].label("group"), Some("a\"b\\c"));
+        assert_eq!(parsed[0].value, 42.0);
+        assert_eq!(sum(&parsed, "loadgen_messages_sent_total", &[("role", "producer")]), 42.0);
+        assert!(parsed[3].value.is_nan());
+        assert_eq!(
+            t,
+            "# HELP loadgen_messages_sent_total Messages sent.\\nTwo lines.\n\
+             # TYPE loadgen_messages_sent_total counter\n\
+             loadgen_messages_sent_total{group=\"a\\\"b\\\\c\",role=\"producer\"} 42\n\
+             # HELP loadgen_agents_connected Agents.\n\
+             # TYPE loadgen_agents_connected gauge\n\
+             loadgen_agents_connected 2\n\
+             loadgen_x 0.25\n\
+             loadgen_y NaN\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn serves_metrics_over_http() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, Arc::new(|| "loadgen_up 1\n".to_string()), shutdown.clone()));
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.expect("write");
+        let mut text = String::new();
+        s.read_to_string(&mut text).await.expect("read");
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        assert!(text.contains("text/plain; version=0.0.4"), "{text}");
+        assert!(text.ends_with("loadgen_up 1\n"), "{text}");
+        assert_eq!(scrape(addr).await.expect("scrape"), "loadgen_up 1\n");
+        shutdown.cancel();
+        server.await.expect("join").expect("server");
+    }
+}

@@ -1,0 +1,188 @@
+//! Prometheus `/metrics` on the coordinator and on the agents, scraped over
+//! real HTTP (a raw TCP GET) during and after a run, and checked against
+//! report.json.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::common::metrics::{parse, scrape, sum};
+use common::*;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+async fn listener() -> (TcpListener, SocketAddr) {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let a = l.local_addr().expect("addr");
+    (l, a)
+}
+
+fn within_1pct(what: &str, got: f64, want: u64) {
+    let want = want as f64;
+    assert!(want > 0.0, "{what}: nothing to compare");
+    assert!((got - want).abs() <= want * 0.01, "{what}: /metrics says {got}, report.json says {want}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coordinator_and_agent_metrics_match_the_report() {
+    let stop = CancellationToken::new();
+    // Two in-process agents on one memory broker, each serving /metrics.
+    let memory = agent::memory_broker::MemoryBroker::new();
+    let mut agent_addrs = Vec::new();
+    let mut agent_metrics = Vec::new();
+    for i in 0..2 {
+        let (l, addr) = listener().await;
+        let (ml, maddr) = listener().await;
+        let mut opts = agent::AgentOptions::new(format!("m-{i}"));
+        opts.memory = memory.clone();
+        tokio::spawn(::common::metrics::serve(ml, opts.metrics.renderer(opts.agent_id.clone()), stop.clone()));
+        tokio::spawn(agent::serve(l, opts, stop.clone()));
+        agent_addrs.push(addr.to_string());
+        agent_metrics.push(maddr);
+    }
+    // The coordinator's metrics, as `run --metrics` serves them.
+    let metrics = coordinator::metrics::RunMetrics::new();
+    let (cl, caddr) = listener().await;
+    tokio::spawn(::common::metrics::serve(cl, metrics.renderer(), stop.clone()));
+
+    // Scrape while the run runs.
+    let done = Arc::new(AtomicBool::new(false));
+    let d2 = done.clone();
+    let scraper = tokio::spawn(async move {
+        let mut live_sent = 0.0f64;
+        let mut phases = Vec::new();
+        while !d2.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let Ok(text) = scrape(caddr).await else { continue };
+            let s = parse(&text).expect("parses");
+            if sum(&s, "loadgen_run_phase", &[("phase", "done")]) == 0.0 {
+                live_sent = live_sent.max(sum(&s, "loadgen_messages_sent_total", &[]));
+                for p in ["warmup", "measure"] {
+                    if sum(&s, "loadgen_run_phase", &[("phase", p)]) == 1.0 && !phases.contains(&p) {
+                        phases.push(p);
+                    }
+                }
+            }
+        }
+        (live_sent, phases)
+    });
+
+    let results = temp_dir("metrics");
+    let opts = coordinator::run::RunOptions {
+        scenario: repo_root().join("configs/quickstart.yaml"),
+        sets: vec!["phases.warmup=1s".into(), "phases.duration=3s".into(), "slo.p99_e2e=5s".into()],
+        agents: agent_addrs,
+        results: Some(results.clone()),
+        quiet: true,
+        metrics: Some(metrics.clone()),
+        ..Default::default()
+    };
+    let out = coordinator::run::run(opts).await.expect("run");
+    done.store(true, Ordering::SeqCst);
+    let (live_sent, phases) = scraper.await.expect("scraper");
+    assert!(live_sent > 0.0, "a scrape during the run saw messages");
+    assert!(phases.contains(&"measure"), "a scrape during the run saw the measure phase: {phases:?}");
+
+    // After the run: the coordinator serves the final values.
+    let rep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.dir.join("report.json")).expect("report.json"))
+            .expect("json");
+    let verdict = rep["verdict"].as_str().expect("verdict");
+    assert_ne!(verdict, "incomplete", "{rep}");
+    let t = &rep["totals"];
+    let n = |k: &str| t[k].as_u64().unwrap_or_else(|| panic!("totals.{k}"));
+    let text = scrape(caddr).await.expect("scrape the coordinator");
+    let s = parse(&text).expect("parses");
+    within_1pct("coordinator sent", sum(&s, "loadgen_messages_sent_total", &[]), n("sent"));
+    within_1pct("coordinator acked", sum(&s, "loadgen_messages_acked_total", &[]), n("acked"));
+    within_1pct("coordinator received", sum(&s, "loadgen_messages_received_total", &[]), n("received"));
+    assert_eq!(sum(&s, "loadgen_run_phase", &[("phase", "done")]), 1.0, "{text}");
+    assert_eq!(sum(&s, "loadgen_run_verdict", &[("verdict", verdict)]), 1.0, "{text}");
+    assert_eq!(sum(&s, "loadgen_agents", &[]), 2.0, "{text}");
+    assert_eq!(sum(&s, "loadgen_target_publish_rate_msgs_per_second", &[]), 3000.0, "{text}");
+    // One series per group, labelled as Prometheus expects.
+    assert!(
+        text.contains("loadgen_messages_sent_total{group=\"order-producers\",topic=\"orders\",role=\"producer\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "loadgen_messages_received_total{group=\"order-audit\",topic=\"orders\",role=\"consumer\",subscription=\"order-audit\"}"
+        ),
+        "{text}"
+    );
+
+    // Each agent counted its share; together they make the report's totals.
+    let mut agents_sent = 0.0;
+    for a in &agent_metrics {
+        let text = scrape(*a).await.expect("scrape an agent");
+        let s = parse(&text).expect("parses");
+        assert_eq!(sum(&s, "loadgen_runs_total", &[]), 1.0, "{text}");
+        agents_sent += sum(&s, "loadgen_messages_sent_total", &[]);
+    }
+    within_1pct("agents' sent", agents_sent, n("sent"));
+    stop.cancel();
+    let _ = std::fs::remove_dir_all(results);
+}
+
+/// `agent --metrics ADDR` prints where it serves, and serves.
+#[tokio::test]
+async fn agent_binary_serves_metrics() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(agent_bin())
+        .args(["--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--id", "metrics-test"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn agent");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = lines.next().expect("a line").expect("utf8");
+    assert!(first.starts_with("agent listening on "), "{first}");
+    let second = lines.next().expect("a second line").expect("utf8");
+    let addr: SocketAddr = second
+        .strip_prefix("agent metrics on http://")
+        .and_then(|r| r.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("metrics line: {second}"))
+        .parse()
+        .expect("address");
+    let text = scrape(addr).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = text.expect("scrape");
+    assert!(text.contains("loadgen_agent_info{agent=\"metrics-test\""), "{text}");
+    assert!(text.contains("# TYPE loadgen_runs_total counter"), "{text}");
+}
+
+/// `coordinator run --metrics ADDR` says where it serves and runs as usual.
+#[test]
+fn coordinator_binary_takes_metrics_flag() {
+    let res = temp_dir("metrics-cli");
+    let r = coordinator(&[
+        "run",
+        "configs/quickstart.yaml",
+        "--metrics",
+        "127.0.0.1:0",
+        "--no-color",
+        "--results",
+        res.to_str().expect("utf8"),
+        "--set",
+        "phases.warmup=0s",
+        "--set",
+        "phases.duration=1s",
+        "--set",
+        "slo.p99_e2e=5s",
+    ]);
+    assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("metrics: http://127.0.0.1:"), "{}", r.stderr);
+    // Not a terminal: the plain one-line-per-interval output.
+    assert!(r.stderr.contains("] #0"), "{}", r.stderr);
+    assert!(!r.stderr.contains('\x1b'), "no escapes when stderr is not a terminal: {}", r.stderr);
+    let bad = coordinator(&["run", "configs/quickstart.yaml", "--metrics", "not-an-address"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    let _ = std::fs::remove_dir_all(res);
+}
