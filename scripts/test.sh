@@ -11,6 +11,10 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # official Python client (cross-checks), into .venv.
 echo "== installing pulsar-lite into .venv"
 bash scripts/install-pulsar-lite.sh
+# kubernetes-validate (Kubernetes API schemas, offline) for the deploy/k8s
+# manifest tests (coordinator/tests/deploy.rs).
+echo "== installing kubernetes-validate into .venv"
+bash scripts/install-k8s-validate.sh
 
 echo "== fmt"
 cargo fmt --all -- --check

@@ -26,12 +26,17 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::driver::{ConsumerClient, Delivery, Driver, DriverError, OutMessage, ProducerClient, RecvError, SendError};
+use crate::metrics::AgentMetrics;
 use crate::payload::{KeyGen, PayloadGen};
 use crate::procstat;
 
 /// A send later than this behind its intended time counts as late. Tokio
 /// timers tick in milliseconds, so smaller lags are timer granularity.
 pub const LATE_NS: i64 = 5_000_000;
+
+/// How far past the end of the measurement a producer behind its schedule
+/// keeps sending what was scheduled before the end.
+pub const END_GRACE_NS: i64 = 100_000_000;
 
 /// Sender of messages to the coordinator.
 pub type Outbox = mpsc::Sender<Result<AgentMessage, tonic::Status>>;
@@ -111,13 +116,15 @@ fn total_producers(s: &Scenario) -> u64 {
 }
 
 /// Creates topics, consumers and producers for `shard` on `driver`. On any
-/// error, everything created so far is torn down.
+/// error, everything created so far is torn down. `metrics` receives the
+/// run's intervals (from the aggregator, once per interval).
 pub async fn prepare<D: Driver>(
     driver: Arc<D>,
     shard: Shard,
     time: TimeBase,
     out: Outbox,
     cleanup: Box<dyn FnOnce() + Send>,
+    metrics: AgentMetrics,
 ) -> Result<PreparedRun, DriverError> {
     let shard = Arc::new(shard);
     let sc = &shard.scenario;
@@ -228,7 +235,7 @@ pub async fn prepare<D: Driver>(
         }
     };
     let aggregator =
-        tokio::spawn(aggregate(shard.clone(), time, start_rx, tick_tx, rep_rx, out.clone(), cancel.clone()));
+        tokio::spawn(aggregate(shard.clone(), time, start_rx, tick_tx, rep_rx, out.clone(), cancel.clone(), metrics));
     Ok(PreparedRun {
         shard,
         start_tx,
@@ -262,6 +269,22 @@ impl PreparedRun {
 
     pub fn cancel_token(&self) -> CancellationToken {
         self.cancel.clone()
+    }
+
+    /// Stops at once and waits (at most `within`) until every producer and
+    /// consumer task has ended: when this returns, this run sends nothing
+    /// more. No final report is built.
+    pub async fn abort_and_wait(mut self, within: Duration) {
+        self.cancel.cancel();
+        let producers = futures::future::join_all(self.producers.drain(..));
+        let consumers = futures::future::join_all(self.consumers.drain(..));
+        if tokio::time::timeout(within, futures::future::join(producers, consumers)).await.is_err() {
+            warn!("some tasks did not stop within {within:?} of the abort");
+        }
+        self.aggregator.abort();
+        if let Some(c) = self.cleanup.take() {
+            c();
+        }
     }
 
     /// Ends the run normally: consumers stop, producers finish (they stop by
@@ -478,7 +501,9 @@ impl ProducerTask {
 
     fn record_ack(&mut self, (seq, intended, sent, res): AckResult, warmup_end: i64) {
         let now = self.time.now_ns();
-        let ph = if intended < warmup_end { &mut self.stats.warmup } else { &mut self.stats.measure };
+        // Throughput counts on acknowledgement: the ack's time picks the phase.
+        let _ = intended;
+        let ph = if now < warmup_end { &mut self.stats.warmup } else { &mut self.stats.measure };
         match res {
             Ok(()) => {
                 ph.acked += 1;
@@ -517,9 +542,18 @@ impl ProducerTask {
         let mut seq = 0u64;
         let mut aborted = false;
         let producer_id = self.inst.id;
+        let mut ended_early = false;
         while seq < total {
             if self.ticks.has_changed().unwrap_or(false) {
                 self.on_tick();
+            }
+            // Sending ends with the phase, whatever is left of the schedule:
+            // a producer far behind its schedule never runs past the
+            // measurement. (A grace covers timer granularity, so a producer
+            // a few milliseconds behind still sends its last messages.)
+            if self.time.now_ns() >= end + END_GRACE_NS {
+                ended_early = true;
+                break;
             }
             let intended = intended_at(seq);
             debug_assert!(intended < end + 1);
@@ -554,7 +588,7 @@ impl ProducerTask {
             let stamp = Stamp { producer_id, seq, intended_ns: intended, sent_ns: sent };
             let lag = sent - intended;
             {
-                let ph = if intended < warmup_end { &mut self.stats.warmup } else { &mut self.stats.measure };
+                let ph = if sent < warmup_end { &mut self.stats.warmup } else { &mut self.stats.measure };
                 ph.sent += 1;
                 ph.bytes += len;
                 ph.max_lag_ns = ph.max_lag_ns.max(lag.max(0) as u64);
@@ -585,6 +619,9 @@ impl ProducerTask {
                 }
             }
             seq += 1;
+        }
+        if ended_early {
+            self.stats.measure.unsent += total - seq;
         }
         // Every send has a timeout, so this ends.
         while !inflight.is_empty() && !aborted {
@@ -666,7 +703,8 @@ impl ConsumerTask {
                 return;
             }
         };
-        let ph = if stamp.intended_ns < self.warmup_end { &mut self.stats.warmup } else { &mut self.stats.measure };
+        // Throughput counts on receipt: the receive time picks the phase.
+        let ph = if now < self.warmup_end { &mut self.stats.warmup } else { &mut self.stats.measure };
         ph.received += 1;
         ph.bytes += d.payload_len as u64;
         ph.service.record_ns(now - stamp.sent_ns);
@@ -802,7 +840,9 @@ struct IntervalAcc {
 }
 
 /// Ticks interval boundaries, merges task reports, emits one IntervalReport
-/// per interval. Returns the whole-run aggregate once every task is done.
+/// per interval (and hands it to `metrics`). Returns the whole-run aggregate
+/// once every task is done.
+#[allow(clippy::too_many_arguments)]
 async fn aggregate(
     shard: Arc<Shard>,
     time: TimeBase,
@@ -811,6 +851,7 @@ async fn aggregate(
     mut rx: mpsc::UnboundedReceiver<TaskReport>,
     out: Outbox,
     cancel: CancellationToken,
+    metrics: AgentMetrics,
 ) -> Aggregate {
     let sc = &shard.scenario;
     let mut total = Aggregate::default();
@@ -825,6 +866,12 @@ async fn aggregate(
         return total;
     };
     let step = sc.report_interval.as_nanos() as i64;
+    let step_s = sc.report_interval.as_secs_f64();
+    let mut targets: HashMap<usize, u64> = HashMap::new();
+    for p in &shard.producers {
+        *targets.entry(p.group).or_default() += p.rate_milli;
+    }
+    metrics.run_started(&shard.run_id, sc, &targets);
     let grace = (step / 4).min(200_000_000);
     let mut next_tick: u64 = 1; // boundary k at start + k*step
     let mut next_emit: u64 = 0; // interval k emitted at boundary k+1 + grace
@@ -862,6 +909,7 @@ async fn aggregate(
                     next_tick += 1;
                 } else {
                     let acc = pending.remove(&next_emit).unwrap_or_default();
+                    metrics.interval(sc, step_s, &acc.producers, &acc.consumers);
                     let (cpu, wall) = (procstat::cpu_ns(), std::time::Instant::now());
                     let msg = interval_report(sc, next_emit, start, step, acc, &progress, cpu.saturating_sub(cpu_prev), wall.duration_since(wall_prev), tasks_total, producers_active);
                     cpu_prev = cpu;
@@ -879,6 +927,7 @@ async fn aggregate(
     let last = pending.keys().next_back().copied().unwrap_or(next_emit).max(next_emit);
     for k in next_emit..=last {
         let acc = pending.remove(&k).unwrap_or_default();
+        metrics.interval(sc, step_s, &acc.producers, &acc.consumers);
         let (cpu, wall) = (procstat::cpu_ns(), std::time::Instant::now());
         let msg = interval_report(
             sc,
@@ -896,6 +945,7 @@ async fn aggregate(
         wall_prev = wall;
         let _ = out.send(Ok(msg)).await;
     }
+    metrics.run_ended();
     total
 }
 

@@ -5,8 +5,10 @@
 pub mod driver;
 pub mod engine;
 pub mod memory_broker;
+pub mod metrics;
 pub mod payload;
 pub mod procstat;
+pub mod safety;
 pub mod server;
 
 pub use server::{serve, AgentOptions};

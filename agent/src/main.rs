@@ -1,19 +1,75 @@
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 /// Load-generating agent: runs its shard of a scenario when a coordinator asks.
 #[derive(Parser, Debug)]
-#[command(name = "agent", version, about)]
+#[command(
+    name = "agent",
+    version,
+    about,
+    after_help = "Logs go to stderr; RUST_LOG sets the level and filters (default info), e.g. RUST_LOG=debug."
+)]
 struct Cli {
+    /// Serve Prometheus metrics at http://ADDR/metrics, e.g. 0.0.0.0:9464:
+    /// counters per group since the agent started, and the last interval's
+    /// rates and latency quantiles.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
     /// Address to listen on, e.g. 0.0.0.0:7070 (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:7070")]
     listen: SocketAddr,
     /// Name reported to the coordinator (default: the listen address).
     #[arg(long)]
     id: Option<String>,
+    /// File holding the shared token (at least 16 characters) every call
+    /// must carry (`coordinator run --token-file`). Or set LOADGEN_TOKEN to
+    /// the token itself. Without either, any coordinator that can reach the
+    /// port may drive this agent.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// A broker this agent may send to, HOST:PORT as in the scenario's
+    /// broker.url (repeatable). A shard for any other broker is refused
+    /// before a single connection. Without this flag every broker is
+    /// allowed; the in-process memory broker always is.
+    #[arg(long = "allow-broker", value_name = "HOST:PORT", value_parser = agent::safety::normalize_allow_entry)]
+    allow_brokers: Vec<String>,
+    /// Refuse a shard whose producers total more than N msg/s.
+    #[arg(long, value_name = "N", value_parser = parse_rate)]
+    max_rate: Option<f64>,
+    /// Stop all load when the coordinator has said nothing (keepalive pings
+    /// included) for this long, e.g. 10s; the agent is then free for the next run.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_lease)]
+    lease: Duration,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!("`{s}` is not a positive rate (messages per second)")),
+    }
+}
+
+fn parse_lease(s: &str) -> Result<Duration, String> {
+    let d = common::units::parse_duration(s)?;
+    if d < agent::server::MIN_LEASE {
+        return Err(format!("a lease shorter than {:?} would end healthy runs", agent::server::MIN_LEASE));
+    }
+    Ok(d)
+}
+
+fn load_token(cli: &Cli) -> Result<Option<agent::safety::Token>, String> {
+    if let Some(f) = &cli.token_file {
+        return agent::safety::Token::from_file(f).map(Some).map_err(|e| e.to_string());
+    }
+    match std::env::var("LOADGEN_TOKEN") {
+        Ok(t) => agent::safety::Token::parse(&t, "LOADGEN_TOKEN").map(Some).map_err(|e| e.to_string()),
+        Err(_) => Ok(None),
+    }
 }
 
 fn main() -> ExitCode {
@@ -22,6 +78,13 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    let token = match load_token(&cli) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("agent: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -40,13 +103,37 @@ fn main() -> ExitCode {
         let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         // Scripts and tests read this line to learn the port.
         println!("agent listening on {addr}");
-        let opts = agent::AgentOptions::new(cli.id.unwrap_or_else(|| addr.clone()));
+        if token.is_none() && !cli.listen.ip().is_loopback() {
+            tracing::warn!(listen = %cli.listen, "no token: any coordinator that reaches this port can drive this agent");
+        }
+        let mut opts = agent::AgentOptions::new(cli.id.unwrap_or_else(|| addr.clone()));
+        opts.token = token;
+        opts.allow_brokers = cli.allow_brokers;
+        opts.max_rate = cli.max_rate;
+        opts.lease = cli.lease;
         let shutdown = CancellationToken::new();
         let s2 = shutdown.clone();
         tokio::spawn(async move {
             let _ = tokio::signal::ctrl_c().await;
             s2.cancel();
         });
+        if let Some(maddr) = cli.metrics {
+            let ml = match tokio::net::TcpListener::bind(maddr).await {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("agent: cannot serve metrics on {maddr}: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            println!("agent metrics on http://{}/metrics", ml.local_addr().map(|a| a.to_string()).unwrap_or_default());
+            let render = opts.metrics.renderer(opts.agent_id.clone());
+            let sd = shutdown.clone();
+            tokio::spawn(async move {
+                if let Err(e) = common::metrics::serve(ml, render, sd).await {
+                    tracing::warn!(error = %e, "metrics server failed");
+                }
+            });
+        }
         match agent::serve(listener, opts, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -1,9 +1,13 @@
 //! The agent's gRPC service: one session (one run) at a time. A second
 //! coordinator is told "busy", not obeyed. When the session's stream ends,
-//! all load stops.
+//! or the coordinator says nothing (keepalive Pings included) for a lease,
+//! all load stops and the agent is free for the next run. With a token,
+//! every call must carry it (`safety::check_token`); shards are checked
+//! against the broker allowlist and the rate cap before any connection.
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::clock::{self, TimeBase};
 use common::plan::Shard;
@@ -18,6 +22,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
@@ -25,9 +30,19 @@ use crate::driver::memory::MemoryDriver;
 use crate::driver::pulsar::PulsarDriver;
 use crate::engine::{self, Outbox, PreparedRun};
 use crate::memory_broker::{MemoryBroker, MemoryConfig};
+use crate::metrics::AgentMetrics;
+use crate::safety::{self, Token};
 
 /// Largest gRPC message either side accepts (final reports carry range sets).
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+/// How long an agent keeps running without a word from its coordinator.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
+/// Shortest lease: below it, a scheduling hiccup would end a healthy run.
+pub const MIN_LEASE: Duration = Duration::from_millis(500);
+/// HTTP/2 PINGs on every connection, so a peer that vanished without a
+/// FIN/RST (cut link, frozen host) is noticed.
+pub const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+pub const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct AgentOptions {
@@ -35,11 +50,31 @@ pub struct AgentOptions {
     /// Shared by agents of one process; see `HelloAck.instance_id`.
     pub instance_id: String,
     pub memory: MemoryBroker,
+    /// Required on every call (`authorization: Bearer <token>`); None: no check.
+    pub token: Option<Token>,
+    /// `host:port` of the brokers this agent may send to (normalised with
+    /// `safety::normalize_allow_entry`); empty: any broker.
+    pub allow_brokers: Vec<String>,
+    /// Largest total producer rate (msg/s) of a shard this agent accepts.
+    pub max_rate: Option<f64>,
+    /// All load stops this long after the last message from the coordinator.
+    pub lease: Duration,
+    /// Counters and gauges for `/metrics` (`agent --metrics`), fed once per interval.
+    pub metrics: AgentMetrics,
 }
 
 impl AgentOptions {
     pub fn new(agent_id: impl Into<String>) -> AgentOptions {
-        AgentOptions { agent_id: agent_id.into(), instance_id: process_instance_id(), memory: MemoryBroker::new() }
+        AgentOptions {
+            agent_id: agent_id.into(),
+            instance_id: process_instance_id(),
+            memory: MemoryBroker::new(),
+            token: None,
+            allow_brokers: Vec::new(),
+            max_rate: None,
+            lease: DEFAULT_LEASE,
+            metrics: AgentMetrics::new(),
+        }
     }
 }
 
@@ -64,14 +99,24 @@ impl AgentService {
     }
 }
 
-/// Serves the agent on `listener` until `shutdown` is cancelled.
+/// Serves the agent on `listener` until `shutdown` is cancelled, with the
+/// standard gRPC health service beside it (`grpc.health.v1.Health`, for
+/// Kubernetes `grpc:` probes; it needs no token).
 pub async fn serve(
     listener: TcpListener,
     opts: AgentOptions,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<AgentServer<AgentService>>().await;
+    let auth = safety::check_token(opts.agent_id.clone(), opts.token.clone());
+    let agent = InterceptedService::new(AgentService::new(opts).into_server(), auth);
     tonic::transport::Server::builder()
-        .add_service(AgentService::new(opts).into_server())
+        .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+        .tcp_keepalive(Some(Duration::from_secs(30)))
+        .add_service(health_service)
+        .add_service(agent)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
         .await
 }
@@ -95,8 +140,9 @@ impl Agent for AgentService {
         let (tx, rx) = mpsc::channel(1024);
         let opts = self.opts.clone();
         let inbound = request.into_inner();
+        let peer2 = peer.clone();
         tokio::spawn(async move {
-            run_session(opts, inbound, tx).await;
+            run_session(opts, inbound, tx, &peer2).await;
             drop(permit);
             info!(%peer, "session closed");
         });
@@ -108,25 +154,38 @@ fn err_msg(phase: &str, message: String, fatal: bool) -> AgentMessage {
     AgentMessage { msg: Some(AMsg::Error(proto::AgentError { phase: phase.into(), message, fatal })) }
 }
 
-async fn send(tx: &Outbox, m: AgentMessage) -> bool {
-    tx.send(Ok(m)).await.is_ok()
+/// Sends to the coordinator; false when it is gone or has not read for
+/// `within` (a frozen coordinator must not hold the session loop, and with
+/// it the lease, forever).
+async fn send(tx: &Outbox, m: AgentMessage, within: Duration) -> bool {
+    matches!(tokio::time::timeout(within, tx.send(Ok(m))).await, Ok(Ok(())))
 }
 
-async fn run_session(opts: AgentOptions, mut inbound: Streaming<CoordinatorMessage>, tx: Outbox) {
+/// How long the end of a session waits for its run's tasks to stop.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+async fn run_session(opts: AgentOptions, mut inbound: Streaming<CoordinatorMessage>, tx: Outbox, peer: &str) {
     let mut run: Option<PreparedRun> = None;
     let mut finishing: Option<tokio::task::JoinHandle<()>> = None;
     let mut said_hello = false;
+    // The coordinator may ask for a shorter lease in Hello, never a longer one.
+    let mut lease = opts.lease;
     loop {
-        let msg = match inbound.next().await {
-            Some(Ok(m)) => m,
-            Some(Err(e)) => {
-                warn!(error = %e, "coordinator stream failed; stopping load");
+        let msg = match tokio::time::timeout(lease, inbound.next()).await {
+            Ok(Some(Ok(m))) => m,
+            Ok(Some(Err(e))) => {
+                warn!(%peer, error = %e, "coordinator stream failed; stopping load");
                 break;
             }
-            None => break,
+            Ok(None) => break,
+            Err(_) => {
+                warn!(%peer, lease = ?lease, "no word from the coordinator within the lease; stopping all load");
+                break;
+            }
         };
         let Some(msg) = msg.msg else {
-            let _ = send(&tx, err_msg("session", "empty or unknown command (newer coordinator?)".into(), false)).await;
+            let _ = send(&tx, err_msg("session", "empty or unknown command (newer coordinator?)".into(), false), lease)
+                .await;
             continue;
         };
         match msg {
@@ -143,9 +202,13 @@ async fn run_session(opts: AgentOptions, mut inbound: Streaming<CoordinatorMessa
                             ),
                             true,
                         ),
+                        lease,
                     )
                     .await;
                     break;
+                }
+                if h.lease_ms > 0 {
+                    lease = lease.min(Duration::from_millis(h.lease_ms).max(MIN_LEASE));
                 }
                 said_hello = true;
                 let ack = proto::HelloAck {
@@ -156,47 +219,48 @@ async fn run_session(opts: AgentOptions, mut inbound: Streaming<CoordinatorMessa
                     instance_id: opts.instance_id.clone(),
                     cpus: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1),
                     drivers: vec![BrokerKind::Memory.as_str().into(), BrokerKind::Pulsar.as_str().into()],
+                    lease_ms: lease.as_millis() as u64,
                 };
-                if !send(&tx, AgentMessage { msg: Some(AMsg::HelloAck(ack)) }).await {
+                if !send(&tx, AgentMessage { msg: Some(AMsg::HelloAck(ack)) }, lease).await {
                     break;
                 }
             }
             CMsg::Ping(p) => {
                 let pong = proto::Pong { seq: p.seq, coordinator_ns: p.coordinator_ns, agent_ns: clock::now_ns() };
-                if !send(&tx, AgentMessage { msg: Some(AMsg::Pong(pong)) }).await {
+                if !send(&tx, AgentMessage { msg: Some(AMsg::Pong(pong)) }, lease).await {
                     break;
                 }
             }
             CMsg::Prepare(p) => {
                 if !said_hello {
-                    let _ = send(&tx, err_msg("prepare", "Prepare before Hello".into(), true)).await;
+                    let _ = send(&tx, err_msg("prepare", "Prepare before Hello".into(), true), lease).await;
                     break;
                 }
                 if run.is_some() || finishing.is_some() {
                     let _ =
-                        send(&tx, err_msg("prepare", "a run is already prepared in this session".into(), true)).await;
+                        send(&tx, err_msg("prepare", "a run is already prepared in this session".into(), true), lease)
+                            .await;
                     break;
                 }
                 match prepare(&opts, &p, tx.clone()).await {
                     Ok(r) => {
                         let (producers, consumers) = r.counts();
                         run = Some(r);
-                        if !send(&tx, AgentMessage { msg: Some(AMsg::Ready(proto::Ready { producers, consumers })) })
-                            .await
-                        {
+                        let ready = AgentMessage { msg: Some(AMsg::Ready(proto::Ready { producers, consumers })) };
+                        if !send(&tx, ready, lease).await {
                             break;
                         }
                     }
                     Err(e) => {
-                        warn!(error = %e, "prepare failed");
-                        let _ = send(&tx, err_msg("prepare", e, true)).await;
+                        warn!(%peer, error = %e, "prepare refused or failed");
+                        let _ = send(&tx, err_msg("prepare", e, true), lease).await;
                     }
                 }
             }
             CMsg::Start(s) => match &run {
                 Some(r) => r.start(s.start_at_ns),
                 None => {
-                    let _ = send(&tx, err_msg("start", "Start before a successful Prepare".into(), true)).await;
+                    let _ = send(&tx, err_msg("start", "Start before a successful Prepare".into(), true), lease).await;
                 }
             },
             CMsg::Stop(s) => {
@@ -207,13 +271,16 @@ async fn run_session(opts: AgentOptions, mut inbound: Streaming<CoordinatorMessa
             }
         }
     }
-    // Session over: stop all load, let a pending final report go out.
+    // Session over: stop all load (and wait for it to stop), let a pending
+    // final report go out if it can within the grace.
     if let Some(r) = run.take() {
-        r.abort();
-        drop(r);
+        r.abort_and_wait(STOP_GRACE).await;
     }
-    if let Some(f) = finishing {
-        let _ = f.await;
+    if let Some(mut f) = finishing {
+        if tokio::time::timeout(STOP_GRACE, &mut f).await.is_err() {
+            warn!(%peer, "the final report could not be delivered; stopping the run");
+            f.abort();
+        }
     }
 }
 
@@ -222,6 +289,8 @@ async fn prepare(opts: &AgentOptions, p: &proto::Prepare, tx: Outbox) -> Result<
         return Err(format!("shard format `{}` is not supported", p.shard_format));
     }
     let shard = Shard::from_json(&p.shard)?;
+    // Before any connection to the broker.
+    safety::check_shard(&shard, &opts.allow_brokers, opts.max_rate)?;
     let time = TimeBase { offset_ns: p.clock_offset_ns };
     let sc = &shard.scenario;
     match sc.broker.kind {
@@ -235,11 +304,15 @@ async fn prepare(opts: &AgentOptions, p: &proto::Prepare, tx: Outbox) -> Result<
             };
             let driver = Arc::new(MemoryDriver::new(opts.memory.clone(), &shard.run_id, cfg));
             let d2 = driver.clone();
-            engine::prepare(driver, shard, time, tx, Box::new(move || d2.cleanup())).await.map_err(|e| e.to_string())
+            engine::prepare(driver, shard, time, tx, Box::new(move || d2.cleanup()), opts.metrics.clone())
+                .await
+                .map_err(|e| e.to_string())
         }
         BrokerKind::Pulsar => {
             let driver = PulsarDriver::connect(&sc.broker, &shard.run_id).await.map_err(|e| e.to_string())?;
-            engine::prepare(Arc::new(driver), shard, time, tx, Box::new(|| {})).await.map_err(|e| e.to_string())
+            engine::prepare(Arc::new(driver), shard, time, tx, Box::new(|| {}), opts.metrics.clone())
+                .await
+                .map_err(|e| e.to_string())
         }
         other => Err(format!("this agent has no `{}` driver yet; supported: memory, pulsar", other.as_str())),
     }

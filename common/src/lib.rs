@@ -5,6 +5,7 @@
 
 pub mod clock;
 pub mod hist;
+pub mod metrics;
 pub mod plan;
 pub mod rangeset;
 pub mod report;

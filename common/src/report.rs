@@ -38,6 +38,26 @@ pub struct Report {
     /// and the steps that found it. Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ceiling: Option<Ceiling>,
+    /// When agents were lost and the run went on (`on_agent_loss:
+    /// continue`): how much of the run the verdict covers. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Coverage>,
+}
+
+/// What a verdict covers after agents were lost: their producers' and
+/// consumers' data never arrived, so loss accounting leaves them out.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Coverage {
+    pub agents: u32,
+    pub agents_lost: u32,
+    /// Producer instances whose acknowledged sets were reported.
+    pub producers: u32,
+    pub producers_reported: u32,
+    /// Subscriptions whose loss was judged (none of its consumers was on a lost agent).
+    pub subscriptions: u32,
+    pub subscriptions_judged: u32,
+    /// "topic/subscription" of each subscription left out of the loss accounting.
+    pub not_judged: Vec<String>,
 }
 
 /// Result of a ceiling search: the rate steps tried and the highest one
@@ -167,6 +187,10 @@ pub struct GroupReport {
     pub alt_latency_us: Latency,
     pub late_sends: u64,
     pub max_lag_ms: f64,
+    /// Producers: scheduled sends that had not gone out when sending ended
+    /// (the schedule was more than the generator or broker could do).
+    #[serde(default)]
+    pub unsent: u64,
     pub duplicates: u64,
     pub reordered: u64,
     pub redelivered: u64,

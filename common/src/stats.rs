@@ -18,6 +18,8 @@ pub struct PhaseStats {
     pub reordered: u64,
     pub redelivered: u64,
     pub receive_errors: u64,
+    /// Producers: scheduled sends that had not gone out when sending ended.
+    pub unsent: u64,
     /// Producers: ack - intended. Consumers: receive - intended.
     pub response: Hist,
     /// Producers: ack - actual send. Consumers: receive - actual send (e2e).
@@ -37,6 +39,7 @@ impl PhaseStats {
         self.reordered += o.reordered;
         self.redelivered += o.redelivered;
         self.receive_errors += o.receive_errors;
+        self.unsent += o.unsent;
         self.response.add(&o.response);
         self.service.add(&o.service);
     }
@@ -64,6 +67,7 @@ impl PhaseStats {
             reordered: self.reordered,
             redelivered: self.redelivered,
             receive_errors: self.receive_errors,
+            unsent: self.unsent,
             response_hist: self.response.encode(),
             service_hist: self.service.encode(),
         }
@@ -82,6 +86,7 @@ impl PhaseStats {
             reordered: p.reordered,
             redelivered: p.redelivered,
             receive_errors: p.receive_errors,
+            unsent: p.unsent,
             response: Hist::decode(&p.response_hist)?,
             service: Hist::decode(&p.service_hist)?,
         })

@@ -5,18 +5,23 @@
 
 pub mod compare;
 pub mod console;
+pub mod discovery;
 pub mod html;
 pub mod merge;
+pub mod metrics;
 pub mod results;
 pub mod run;
 pub mod session;
 #[cfg(test)]
 mod testutil;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
 
 /// Exit codes (DESIGN.md): 0 pass, 1 an SLO failed, 2 bad input, 3 the run could not complete.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +42,13 @@ impl CliError {
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "coordinator", version, about = "Distributed load generator for message brokers: coordinator")]
+#[command(
+    name = "coordinator",
+    version,
+    about = "Distributed load generator for message brokers: coordinator",
+    after_help = "Logs go to stderr; RUST_LOG sets the level and filters (default warn), e.g. RUST_LOG=debug or \
+                  RUST_LOG=coordinator=debug,agent=info."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -64,6 +75,16 @@ pub enum Command {
         /// No live lines and no summary; only the results directory.
         #[arg(long, short)]
         quiet: bool,
+        /// No colour in the live view (a terminal on stderr gets a live view;
+        /// anything else one line per interval). NO_COLOR works too.
+        #[arg(long)]
+        no_color: bool,
+        /// Serve Prometheus metrics of the run, merged across agents, at
+        /// http://ADDR/metrics (e.g. 127.0.0.1:9464) until the coordinator exits.
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<SocketAddr>,
+        #[command(flatten)]
+        remote: discovery::RemoteArgs,
     },
     /// Check a scenario and print how it would be sharded.
     Validate {
@@ -79,7 +100,8 @@ pub enum Command {
     },
     /// Write a commented scenario template.
     Init {
-        /// Template: quickstart, baseline, subscriptions, multi-topic, partitions, failover.
+        /// Template: quickstart, baseline, subscriptions, multi-topic, partitions,
+        /// failover, pulsar, danube, ceiling.
         #[arg(long, default_value = "quickstart")]
         template: String,
         /// Where to write it ("-" for stdout).
@@ -118,6 +140,17 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         results: Option<PathBuf>,
     },
+    /// Print the JSON Schema of a scenario file (for editors: YAML language
+    /// servers complete and check scenarios with it).
+    Schema,
+    /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
+    ///
+    /// e.g. `coordinator completions bash > /etc/bash_completion.d/coordinator`,
+    /// or `source <(coordinator completions zsh)`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// The templates `init` writes: the example configs, embedded.
@@ -128,7 +161,43 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("multi-topic", include_str!("../../configs/memory-c-multi-topic.yaml")),
     ("partitions", include_str!("../../configs/memory-d-partitions.yaml")),
     ("failover", include_str!("../../configs/memory-e-failover.yaml")),
+    ("pulsar", include_str!("../../configs/pulsar-a-baseline.yaml")),
+    ("danube", include_str!("../../configs/danube-quickstart.yaml")),
+    ("ceiling", include_str!("../../configs/memory-ceiling.yaml")),
 ];
+
+/// `--metrics`: the HTTP server and the metrics it serves; stops on drop.
+struct MetricsServer {
+    metrics: metrics::RunMetrics,
+    shutdown: CancellationToken,
+}
+
+impl MetricsServer {
+    async fn start(addr: SocketAddr, quiet: bool) -> Result<MetricsServer, CliError> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| CliError::BadInput(format!("--metrics {addr}: cannot listen: {e}")))?;
+        let bound = listener.local_addr().map_err(|e| CliError::BadInput(format!("--metrics {addr}: {e}")))?;
+        let metrics = metrics::RunMetrics::new();
+        let shutdown = CancellationToken::new();
+        let (render, sd) = (metrics.renderer(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(e) = common::metrics::serve(listener, render, sd).await {
+                warn!(error = %e, "metrics server failed");
+            }
+        });
+        if !quiet {
+            eprintln!("metrics: http://{bound}/metrics");
+        }
+        Ok(MetricsServer { metrics, shutdown })
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
 
 /// Runs one command; prints what a person should see; returns the exit code.
 pub async fn execute(cli: Cli) -> ExitCode {
@@ -143,8 +212,24 @@ pub async fn execute(cli: Cli) -> ExitCode {
 
 async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
-        Command::Run { scenario, agents, local_agents, results, sets, quiet } => {
-            let opts = run::RunOptions { scenario, sets, agents, local_agents, results, quiet };
+        Command::Run { scenario, agents, local_agents, results, sets, quiet, no_color, metrics, remote } => {
+            let server = match metrics {
+                Some(addr) => Some(MetricsServer::start(addr, quiet).await?),
+                None => None,
+            };
+            let metrics = server.as_ref().map(|s| s.metrics.clone());
+            let opts = run::RunOptions {
+                scenario,
+                sets,
+                agents,
+                local_agents,
+                results,
+                quiet,
+                no_color,
+                metrics,
+                ..Default::default()
+            };
+            let opts = remote.apply(opts)?;
             let out = run::run(opts).await?;
             if !quiet {
                 print!("{}", console::summary(&out.report));
@@ -241,6 +326,17 @@ async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
             let root = results.unwrap_or_else(|| PathBuf::from("results"));
             let entries = results::list(&root).map_err(CliError::BadInput)?;
             print!("{}", results::list_table(&root, &entries));
+            Ok(0)
+        }
+        Command::Schema => {
+            let schema = common::scenario::raw::json_schema();
+            let text = serde_json::to_string_pretty(&schema)
+                .map_err(|e| CliError::CannotComplete(format!("cannot encode the schema: {e}")))?;
+            println!("{text}");
+            Ok(0)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "coordinator", &mut std::io::stdout());
             Ok(0)
         }
     }

@@ -3,9 +3,10 @@
 //! unioned across consumers and agents, compared with what producers had
 //! acknowledged). Also judges the SLOs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use common::hist::Hist;
+use common::plan::{ConsumerInstance, ProducerInstance};
 use common::proto::{self, FinalReport, IntervalReport};
 use common::rangeset::RangeSet;
 use common::report::*;
@@ -25,6 +26,57 @@ pub struct AgentOutcome {
     pub status: String,
     pub error: Option<String>,
     pub final_report: Option<FinalReport>,
+    /// The agent's shard: which producers and consumers ran there.
+    pub shard_producers: Vec<ProducerInstance>,
+    pub shard_consumers: Vec<ConsumerInstance>,
+    /// Its counts summed from its interval reports (for an agent lost
+    /// before its final report: its counts until the loss).
+    pub interval_totals: IntervalTotals,
+}
+
+/// One agent's counters summed over the interval reports it sent.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IntervalTotals {
+    pub intervals: u64,
+    pub sent: u64,
+    pub acked: u64,
+    pub send_errors: u64,
+    pub received: u64,
+    pub acked_measure: u64,
+    pub received_measure: u64,
+    pub late_sends: u64,
+    pub max_lag_ns: u64,
+    pub cpu_ns: u64,
+    pub wall_ns: u64,
+}
+
+impl IntervalTotals {
+    pub fn add(&mut self, r: &IntervalReport) {
+        self.intervals += 1;
+        self.cpu_ns += r.cpu_ns;
+        self.wall_ns += r.wall_ns;
+        self.max_lag_ns = self.max_lag_ns.max(r.max_lag_ns);
+        for g in &r.groups {
+            let producer = g.role == proto::Role::Producer as i32;
+            for (p, measure) in [(&g.warmup, false), (&g.measure, true)] {
+                let Some(p) = p else { continue };
+                if producer {
+                    self.sent += p.sent;
+                    self.acked += p.acked;
+                    self.send_errors += p.send_errors;
+                    self.late_sends += p.late_sends;
+                    if measure {
+                        self.acked_measure += p.acked;
+                    }
+                } else {
+                    self.received += p.received;
+                    if measure {
+                        self.received_measure += p.received;
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Interval reports merged across agents, by interval index.
@@ -121,6 +173,15 @@ pub fn build(input: ReportInput<'_>) -> Report {
         }
     }
 
+    // Agents lost before their final report: their producers' acknowledged
+    // sets and their consumers' received sets never arrived.
+    let lost_agents: Vec<&AgentOutcome> = input.agents.iter().filter(|a| a.final_report.is_none()).collect();
+    let lost_producers: HashSet<u64> =
+        lost_agents.iter().flat_map(|a| a.shard_producers.iter().map(|p| u64::from(p.id))).collect();
+    let not_judged: BTreeSet<usize> =
+        lost_agents.iter().flat_map(|a| a.shard_consumers.iter().map(|c| c.group)).collect();
+    let mut excluded_received = 0u64;
+
     // Acknowledged sets per producer, received sets per subscription.
     let mut acked: HashMap<u64, (String, RangeSet, u64)> = HashMap::new();
     struct Sub {
@@ -174,7 +235,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
     }
 
     let mut subscriptions = Vec::new();
-    for c in &sc.consumers {
+    for (ci, c) in sc.consumers.iter().enumerate() {
         let key = (c.topic.clone(), c.subscription.clone());
         let empty = Sub {
             received: HashMap::new(),
@@ -205,17 +266,26 @@ pub fn build(input: ReportInput<'_>) -> Report {
             }
         }
         for (pid, got) in &s.received {
+            if lost_producers.contains(pid) {
+                // Its acknowledged set never arrived: neither loss nor "unacked".
+                excluded_received += got.len();
+                continue;
+            }
             received_unique += got.len();
             let set = acked.get(pid).map(|x| &x.1).unwrap_or(&no_set);
             unacked_received += got.difference_len(set);
         }
         missing_sample.sort();
-        let stalled = input.stalled.iter().any(|(t, sname)| *t == c.topic && *sname == c.subscription) && lost > 0;
+        let judged = !not_judged.contains(&ci);
+        let stalled =
+            judged && input.stalled.iter().any(|(t, sname)| *t == c.topic && *sname == c.subscription) && lost > 0;
         totals.received += s.deliveries;
-        totals.lost += lost;
-        totals.duplicated += s.duplicates;
-        totals.reordered += s.reordered;
-        totals.unacked_received += unacked_received;
+        if judged {
+            totals.lost += lost;
+            totals.duplicated += s.duplicates;
+            totals.reordered += s.reordered;
+            totals.unacked_received += unacked_received;
+        }
         subscriptions.push(SubscriptionReport {
             topic: c.topic.clone(),
             subscription: c.subscription.clone(),
@@ -252,13 +322,26 @@ pub fn build(input: ReportInput<'_>) -> Report {
             bytes: m.bytes,
             rate_msgs_per_s: m.acked as f64 / dur_s,
             rate_bytes_per_s: m.bytes as f64 / dur_s,
-            target_rate_msgs_per_s: Some(g.total_rate()),
+            target_rate_msgs_per_s: Some(if lost_agents.is_empty() {
+                g.total_rate()
+            } else {
+                // What remains: the producers whose agents reported.
+                input
+                    .agents
+                    .iter()
+                    .filter(|a| a.final_report.is_some())
+                    .flat_map(|a| a.shard_producers.iter().filter(|p| p.group == i))
+                    .map(|p| p.rate_milli)
+                    .sum::<u64>() as f64
+                    / 1000.0
+            }),
             send_errors: s.total().send_errors,
             warmup_messages: s.warmup.acked,
             latency_us: latency(&m.response),
             alt_latency_us: latency(&m.service),
             late_sends: m.late_sends + s.warmup.late_sends,
             max_lag_ms: m.max_lag_ns.max(s.warmup.max_lag_ns) as f64 / 1e6,
+            unsent: m.unsent + s.warmup.unsent,
             duplicates: 0,
             reordered: 0,
             redelivered: 0,
@@ -288,6 +371,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
             alt_latency_us: latency(&m.response),
             late_sends: 0,
             max_lag_ms: 0.0,
+            unsent: 0,
             duplicates: t.duplicates,
             reordered: t.reordered,
             redelivered: t.redelivered,
@@ -348,21 +432,77 @@ pub fn build(input: ReportInput<'_>) -> Report {
                 row.cpu_percent = f.cpu_ns as f64 / f.wall_ns as f64 * 100.0;
             }
             row.max_rss_mb = f.max_rss_bytes as f64 / (1024.0 * 1024.0);
+        } else {
+            // Lost: what its interval reports said until then.
+            let t = &a.interval_totals;
+            row.sent = t.sent;
+            row.acked = t.acked;
+            row.send_errors = t.send_errors;
+            row.received = t.received;
+            row.acked_measure = t.acked_measure;
+            row.received_measure = t.received_measure;
+            row.late_sends = t.late_sends;
+            row.max_lag_ms = t.max_lag_ns as f64 / 1e6;
+            row.publish_rate_msgs_per_s = t.acked_measure as f64 / dur_s;
+            row.receive_rate_msgs_per_s = t.received_measure as f64 / dur_s;
+            if t.wall_ns > 0 {
+                row.cpu_percent = t.cpu_ns as f64 / t.wall_ns as f64 * 100.0;
+            }
         }
         agents.push(row);
     }
-    let lost_agents: Vec<&str> =
-        input.agents.iter().filter(|a| a.final_report.is_none()).map(|a| a.address.as_str()).collect();
-    if !lost_agents.is_empty() {
+    let coverage = (!lost_agents.is_empty()).then(|| {
+        for a in &lost_agents {
+            notes.push(format!(
+                "agent {} was lost ({}): its counts are those of its {} interval report(s) until then",
+                a.address,
+                a.error.as_deref().unwrap_or("no final report"),
+                a.interval_totals.intervals
+            ));
+        }
+        if !lost_producers.is_empty() {
+            notes.push(format!(
+                "{} producer(s) on lost agents never reported what was acknowledged: their messages \
+                 ({excluded_received} received) are left out of the loss accounting, and producer targets \
+                 count only the producers that reported",
+                lost_producers.len()
+            ));
+        }
+        let not_judged_names: Vec<String> =
+            not_judged.iter().filter_map(|g| sc.consumers.get(*g)).map(|c| format!("{}/{}", c.topic, c.subscription)).collect();
+        for n in &not_judged_names {
+            notes.push(format!(
+                "subscription {n} is not judged for loss: consumers on a lost agent took messages that were never reported"
+            ));
+        }
+        let cov = Coverage {
+            agents: input.agents.len() as u32,
+            agents_lost: lost_agents.len() as u32,
+            producers: input.agents.iter().map(|a| a.shard_producers.len() as u32).sum(),
+            producers_reported: input
+                .agents
+                .iter()
+                .filter(|a| a.final_report.is_some())
+                .map(|a| a.shard_producers.len() as u32)
+                .sum(),
+            subscriptions: sc.consumers.len() as u32,
+            subscriptions_judged: (sc.consumers.len() - not_judged_names.len()) as u32,
+            not_judged: not_judged_names,
+        };
         notes.push(format!(
-            "no final report from {}: their sequences are missing, so loss figures for their subscriptions are not complete",
-            lost_agents.join(", ")
+            "coverage: {} of {} agent(s) lost; {} of {} producer(s) reported; {} of {} subscription(s) judged",
+            cov.agents_lost, cov.agents, cov.producers_reported, cov.producers, cov.subscriptions_judged, cov.subscriptions
         ));
-    }
+        cov
+    });
+    let nothing_judged = !input.agents.iter().any(|a| a.final_report.is_some());
 
     let intervals = interval_rows(sc, input.intervals, input.start_ns);
     let slo = judge(sc, &groups, &totals, &subscriptions);
     let verdict = if input.incomplete.is_some() {
+        "incomplete"
+    } else if nothing_judged {
+        notes.insert(0, "nothing could be judged: no agent sent a final report".into());
         "incomplete"
     } else if slo.iter().all(|c| c.pass) {
         "pass"
@@ -414,6 +554,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
         intervals,
         notes,
         ceiling: None,
+        coverage,
     }
 }
 

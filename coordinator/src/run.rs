@@ -10,17 +10,20 @@ use common::clock;
 use common::plan::{self, AgentSlot};
 use common::proto::{self, agent_message::Msg as AMsg, coordinator_message::Msg as CMsg, AgentMessage};
 use common::report::Report;
-use common::scenario::{self, Override, Scenario};
+use common::scenario::{self, OnAgentLoss, Override, Scenario};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::console;
+use crate::discovery;
 use crate::merge::{self, AgentOutcome, Intervals};
 use crate::session::AgentSession;
 use crate::CliError;
 
-#[derive(Debug, Clone)]
+/// What `coordinator run` was asked. `Default` leaves `scenario` empty and
+/// `local_agents` at 0: set what the run needs (tests use `..Default::default()`).
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub scenario: PathBuf,
     pub sets: Vec<String>,
@@ -28,6 +31,18 @@ pub struct RunOptions {
     pub local_agents: usize,
     pub results: Option<PathBuf>,
     pub quiet: bool,
+    /// No colour in the live view (also when NO_COLOR is set).
+    pub no_color: bool,
+    /// Feed these metrics (served by `--metrics`) while running.
+    pub metrics: Option<crate::metrics::RunMetrics>,
+    /// The agents' shared token (`--token-file`), sent on every call.
+    pub token: Option<agent::safety::Token>,
+    /// `--agents-dns NAME:PORT`: every address the name resolves to is an agent.
+    pub agents_dns: Option<String>,
+    /// With `agents_dns`: wait until this many addresses resolve.
+    pub expect_agents: Option<usize>,
+    /// With `agents_dns`: give up after this long (default 60 s).
+    pub discovery_timeout: Option<Duration>,
 }
 
 pub struct RunOutcome {
@@ -94,7 +109,7 @@ impl LocalAgents {
 
 pub async fn run(opts: RunOptions) -> Result<RunOutcome, CliError> {
     let sc = load_scenario(&opts.scenario, &opts.sets)?;
-    let local = if opts.agents.is_empty() {
+    let local = if opts.agents.is_empty() && opts.agents_dns.is_none() {
         if opts.local_agents == 0 {
             return Err(CliError::BadInput("--local-agents must be at least 1".into()));
         }
@@ -102,9 +117,17 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, CliError> {
     } else {
         None
     };
-    let addresses = match &local {
-        Some(l) => l.addresses.clone(),
-        None => opts.agents.clone(),
+    let addresses = match (&local, &opts.agents_dns) {
+        (Some(l), _) => l.addresses.clone(),
+        (None, Some(target)) => {
+            let timeout = opts.discovery_timeout.unwrap_or(discovery::DEFAULT_TIMEOUT);
+            let found = discovery::discover(target, opts.expect_agents, timeout, discovery::system_lookup)
+                .await
+                .map_err(CliError::CannotComplete)?;
+            info!(target = %target, agents = found.len(), "agents discovered");
+            found
+        }
+        (None, None) => opts.agents.clone(),
     };
     let result = run_with_agents(&opts, sc, &addresses).await;
     if let Some(l) = local {
@@ -120,11 +143,14 @@ struct Live {
 async fn run_with_agents(opts: &RunOptions, sc: Scenario, addresses: &[String]) -> Result<RunOutcome, CliError> {
     let run_id = run_id(&sc.name);
     let coordinator_id = format!("coordinator-{}", std::process::id());
-    let out = console::Console::new(opts.quiet);
+    let mode = console::Mode::detect(opts.quiet);
+    let out = console::Console::for_run(mode, console::color_wanted(opts.no_color), &sc, &run_id, opts.metrics.clone());
 
     // Connect, Hello, clock sync: all agents at once.
-    let opened =
-        futures::future::join_all(addresses.iter().map(|a| AgentSession::open(a, &run_id, &coordinator_id))).await;
+    let opened = futures::future::join_all(
+        addresses.iter().map(|a| AgentSession::open(a, &run_id, &coordinator_id, opts.token.as_ref())),
+    )
+    .await;
     let mut sessions = Vec::new();
     let mut errors = Vec::new();
     for r in opened {
@@ -165,6 +191,7 @@ async fn run_with_agents(opts: &RunOptions, sc: Scenario, addresses: &[String]) 
             s.clock_error_ns as f64 / 1e6
         ));
     }
+    out.agents(&sessions, &plan);
     let mut live = Live { sessions };
 
     // Merge every agent's stream into one channel.
@@ -212,6 +239,9 @@ async fn run_with_agents(opts: &RunOptions, sc: Scenario, addresses: &[String]) 
             status: "ok".into(),
             error: None,
             final_report: None,
+            shard_producers: shard.producers.clone(),
+            shard_consumers: shard.consumers.clone(),
+            interval_totals: Default::default(),
         })
         .collect();
 
@@ -263,6 +293,7 @@ async fn run_with_agents(opts: &RunOptions, sc: Scenario, addresses: &[String]) 
         common::units::format_duration(sc.phases.cooldown),
         common::units::format_duration(sc.phases.drain_timeout)
     ));
+    out.started();
 
     // Follow the run.
     let send_end = start_ns + sc.phases.send_end().as_nanos() as i64;
@@ -281,14 +312,31 @@ async fn run_with_agents(opts: &RunOptions, sc: Scenario, addresses: &[String]) 
     let mut alive = vec![true; n];
     let mut drain_done_at: Option<i64> = None;
     let mut drain_timed_out = false;
+    // Last time each agent said anything (Pongs to the keepalive included).
+    let mut last_heard = vec![tokio::time::Instant::now(); n];
     let interrupt = tokio::signal::ctrl_c();
     tokio::pin!(interrupt);
-    loop {
+    'follow: loop {
         let now = clock::now_ns();
+        // An agent silent for longer than its lease is frozen or cut off
+        // (its TCP connection may not tell); it has stopped its load by now.
+        for i in 0..n {
+            let limit = live.sessions[i].lease + LOST_AFTER_LEASE;
+            if alive[i] && last_heard[i].elapsed() > limit {
+                let why = format!("no word from the agent for {}", common::units::format_duration(limit));
+                if let Some(stop) = lose_agent(i, "lost", why, &sc, &mut alive, &mut outcomes, &live, &out) {
+                    incomplete = Some(stop);
+                    break 'follow;
+                }
+            }
+        }
         if now >= drain_start {
-            // Drain complete when every subscription has every acknowledged message.
+            // Drain complete when every subscription has every acknowledged
+            // message (subscriptions with a consumer on a lost agent cannot tell).
+            let lost_groups: Vec<usize> =
+                (0..n).filter(|i| !alive[*i]).flat_map(|i| plan.shards[i].consumers.iter().map(|c| c.group)).collect();
             let complete = producers_active.iter().zip(&alive).all(|(p, a)| *p == 0 || !*a)
-                && sc.consumers.iter().all(|c| {
+                && sc.consumers.iter().enumerate().filter(|(g, _)| !lost_groups.contains(g)).all(|(_, c)| {
                     let want = acked_by_topic.get(&c.topic).copied().unwrap_or(0);
                     let have: u64 = progress
                         .iter()
@@ -307,6 +355,7 @@ async fn run_with_agents(opts: &RunOptions, sc: Scenario, addresses: &[String]) 
             }
         }
         let wake = if now < drain_start { drain_start } else { (now + 100_000_000).min(drain_deadline) };
+        let wake = wake.min(now + 500_000_000);
         tokio::select! {
             _ = &mut interrupt => {
                 incomplete = Some("interrupted (Ctrl-C)".into());
@@ -315,7 +364,9 @@ async fn run_with_agents(opts: &RunOptions, sc: Scenario, addresses: &[String]) 
             _ = tokio::time::sleep_until(clock::instant_at(wake).into()) => {}
             ev = ev_rx.recv() => match ev {
                 None => { incomplete = Some("every agent session ended".into()); break; }
-                Some((i, Some(msg), _)) => match msg.msg {
+                // An agent already called lost is not heard any more.
+                Some((i, Some(_), _)) if !alive[i] => {}
+                Some((i, Some(msg), _)) => { last_heard[i] = tokio::time::Instant::now(); match msg.msg {
                     Some(AMsg::Interval(r)) => {
                         producers_active[i] = r.producers_active;
                         for g in &r.groups {
@@ -337,6 +388,8 @@ async fn run_with_agents(opts: &RunOptions, sc: Scenario, addresses: &[String]) 
                             }
                         }
                         let idx = r.index;
+                        out.agent_interval(i, &r);
+                        outcomes[i].interval_totals.add(&r);
                         let merged = intervals.add(&r);
                         let alive_n = alive.iter().filter(|a| **a).count() as u32;
                         if merged.agents >= alive_n && idx as i64 > printed_upto {
@@ -347,23 +400,25 @@ async fn run_with_agents(opts: &RunOptions, sc: Scenario, addresses: &[String]) 
                     Some(AMsg::Error(e)) => {
                         warn!(agent = %live.sessions[i].address, phase = %e.phase, error = %e.message, "agent error");
                         out.line(&format!("agent {}: {} error: {}", live.sessions[i].address, e.phase, e.message));
-                        if e.fatal {
-                            outcomes[i].status = "error".into();
-                            outcomes[i].error = Some(e.message.clone());
-                            incomplete = Some(format!("agent {} failed: {}", live.sessions[i].address, e.message));
+                        if e.fatal && alive[i] {
+                            let why = format!("failed: {}", e.message);
+                            if let Some(stop) = lose_agent(i, "error", why, &sc, &mut alive, &mut outcomes, &live, &out) {
+                                incomplete = Some(stop);
+                                break;
+                            }
+                        }
+                    }
+                    Some(AMsg::Final(f)) if alive[i] => outcomes[i].final_report = Some(f),
+                    _ => {}
+                }},
+                Some((i, None, why)) => {
+                    if alive[i] {
+                        let why = why.unwrap_or_default();
+                        if let Some(stop) = lose_agent(i, "lost", why, &sc, &mut alive, &mut outcomes, &live, &out) {
+                            incomplete = Some(stop);
                             break;
                         }
                     }
-                    Some(AMsg::Final(f)) => outcomes[i].final_report = Some(f),
-                    _ => {}
-                },
-                Some((i, None, why)) => {
-                    alive[i] = false;
-                    let why = why.unwrap_or_default();
-                    outcomes[i].status = "lost".into();
-                    outcomes[i].error = Some(why.clone());
-                    incomplete = Some(format!("lost agent {}: {why}", live.sessions[i].address));
-                    break;
                 }
             }
         }
@@ -394,12 +449,18 @@ async fn run_with_agents(opts: &RunOptions, sc: Scenario, addresses: &[String]) 
                         alive[i] = false;
                     }
                 }
-                incomplete.get_or_insert_with(|| "some agents sent no final report".into());
+                if sc.on_agent_loss == OnAgentLoss::Abort || outcomes.iter().all(|o| o.final_report.is_none()) {
+                    incomplete.get_or_insert_with(|| "some agents sent no final report".into());
+                }
             }
             Ok(None) => break,
-            Ok(Some((i, Some(AgentMessage { msg: Some(AMsg::Final(f)) }), _))) => outcomes[i].final_report = Some(f),
-            Ok(Some((_, Some(AgentMessage { msg: Some(AMsg::Interval(r)) }), _))) => {
+            Ok(Some((i, Some(AgentMessage { msg: Some(AMsg::Final(f)) }), _))) if alive[i] => {
+                outcomes[i].final_report = Some(f)
+            }
+            Ok(Some((i, Some(AgentMessage { msg: Some(AMsg::Interval(r)) }), _))) if alive[i] => {
                 let idx = r.index;
+                out.agent_interval(i, &r);
+                outcomes[i].interval_totals.add(&r);
                 let merged = intervals.add(&r);
                 let alive_n = alive.iter().filter(|a| **a).count() as u32;
                 if merged.agents >= alive_n && idx as i64 > printed_upto {
@@ -408,13 +469,11 @@ async fn run_with_agents(opts: &RunOptions, sc: Scenario, addresses: &[String]) 
                 }
             }
             Ok(Some((i, None, why))) => {
-                if outcomes[i].final_report.is_none() {
-                    alive[i] = false;
-                    outcomes[i].status = "lost".into();
-                    outcomes[i].error = why.clone();
-                    incomplete.get_or_insert_with(|| {
-                        format!("lost agent {}: {}", live.sessions[i].address, why.unwrap_or_default())
-                    });
+                if alive[i] && outcomes[i].final_report.is_none() {
+                    let why = format!("before its final report: {}", why.unwrap_or_default());
+                    if let Some(stop) = lose_agent(i, "lost", why, &sc, &mut alive, &mut outcomes, &live, &out) {
+                        incomplete.get_or_insert(stop);
+                    }
                 }
             }
             Ok(Some(_)) => {}
@@ -446,11 +505,49 @@ async fn run_with_agents(opts: &RunOptions, sc: Scenario, addresses: &[String]) 
         incomplete,
         notes: Vec::new(),
     });
+    out.finish(&report);
     let dir = opts.results.clone().unwrap_or_else(|| PathBuf::from("results")).join(&run_id);
     crate::results::write(&dir, &report)
         .map_err(|e| CliError::CannotComplete(format!("cannot write results to {}: {e}", dir.display())))?;
     info!(dir = %dir.display(), "results written");
     Ok(RunOutcome { report, dir })
+}
+
+/// Silence beyond an agent's lease after which the coordinator calls it lost.
+const LOST_AFTER_LEASE: Duration = Duration::from_secs(1);
+
+/// Marks agent `i` lost (`status`: "lost" or "error") and tells it to stop
+/// if it still listens. Returns why the run cannot go on — `on_agent_loss:
+/// abort`, or no agent left — or None when it goes on without this agent.
+#[allow(clippy::too_many_arguments)]
+fn lose_agent(
+    i: usize,
+    status: &str,
+    why: String,
+    sc: &Scenario,
+    alive: &mut [bool],
+    outcomes: &mut [AgentOutcome],
+    live: &Live,
+    out: &console::Console,
+) -> Option<String> {
+    let address = &live.sessions[i].address;
+    warn!(agent = %address, reason = %why, policy = sc.on_agent_loss.as_str(), "agent lost");
+    alive[i] = false;
+    outcomes[i].status = status.into();
+    outcomes[i].error = Some(why.clone());
+    out.agent_status(i, status);
+    live.sessions[i].send_now(CMsg::Stop(proto::Stop { reason: "lost by the coordinator".into(), abort: true }));
+    let left = alive.iter().filter(|a| **a).count();
+    match sc.on_agent_loss {
+        OnAgentLoss::Continue if left > 0 => {
+            out.line(&format!(
+                "agent {address} lost ({why}); continuing with {left} agent(s) (on_agent_loss: continue)"
+            ));
+            None
+        }
+        OnAgentLoss::Continue => Some(format!("lost agent {address}: {why}; no agent left")),
+        OnAgentLoss::Abort => Some(format!("lost agent {address}: {why} (on_agent_loss: abort)")),
+    }
 }
 
 fn not_ready(live: &Live, ready: &[bool]) -> String {

@@ -34,6 +34,7 @@ pub fn group(name: &str, role: &str, rate: f64, p50: f64) -> GroupReport {
         alt_latency_us: lat(p50 * 0.9),
         late_sends: 0,
         max_lag_ms: 0.0,
+        unsent: 0,
         duplicates: 0,
         reordered: 0,
         redelivered: 0,
@@ -184,5 +185,6 @@ pub fn sample_report() -> Report {
         intervals,
         notes: vec!["a note".into()],
         ceiling: None,
+        coverage: None,
     }
 }

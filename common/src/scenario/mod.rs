@@ -43,6 +43,32 @@ pub struct Scenario {
     pub slo: Slo,
     pub seed: u64,
     pub faults: Vec<Fault>,
+    /// What the coordinator does when an agent is lost mid-run.
+    #[serde(default)]
+    pub on_agent_loss: OnAgentLoss,
+}
+
+/// `on_agent_loss`: what happens to a run when an agent is lost (its
+/// session ends, it stops answering, or it fails fatally) after Start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnAgentLoss {
+    /// Every agent stops; the report is still written; exit 3.
+    #[default]
+    Abort,
+    /// The others go on. The report marks the agent `lost` with its counts
+    /// until then, leaves what it could not report out of the loss
+    /// accounting (and says so), and the SLOs judge what remains.
+    Continue,
+}
+
+impl OnAgentLoss {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnAgentLoss::Abort => "abort",
+            OnAgentLoss::Continue => "continue",
+        }
+    }
 }
 
 /// A fault action at a fixed time from the start instant.
@@ -962,6 +988,15 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
         }
     };
 
+    let on_agent_loss = match raw.on_agent_loss.as_deref().map(str::trim) {
+        None | Some("abort") => OnAgentLoss::Abort,
+        Some("continue") => OnAgentLoss::Continue,
+        Some(other) => {
+            cx.hint("on_agent_loss", format!("unknown policy `{other}`"), "`abort` (default) or `continue`");
+            OnAgentLoss::Abort
+        }
+    };
+
     let slo = validate_slo(raw.slo.as_ref(), cx);
     let mut faults = Vec::new();
     for (i, f) in raw.faults.iter().flatten().enumerate() {
@@ -1010,6 +1045,7 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
         slo,
         seed: raw.seed.unwrap_or(0x5eed),
         faults,
+        on_agent_loss,
     })
 }
 

@@ -1,11 +1,26 @@
 //! The scenario exactly as written in YAML: every field optional where a
 //! default exists, unknown keys refused. `super::validate` turns it into the
 //! checked model; nothing after validation re-checks.
+//!
+//! The same types generate the scenario's JSON Schema ([`json_schema`],
+//! `coordinator schema`): the doc comments below are its descriptions.
 
+use std::borrow::Cow;
+
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 
+/// The JSON Schema (draft 2020-12) of a scenario file, generated from these
+/// types. Editors use it to complete and check scenarios; validation proper
+/// (units, ranges, cross references) is still `coordinator validate`.
+pub fn json_schema() -> Schema {
+    let mut schema = schemars::schema_for!(RawScenario);
+    schema.insert("title".into(), "loadgen scenario".into());
+    schema
+}
+
 /// A whole scenario file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawScenario {
     /// Name of the scenario; used in the run id and the report.
@@ -28,6 +43,7 @@ pub struct RawScenario {
     pub report_interval: Option<Dur>,
     /// Where instances go: `spread` (default) or `split` (producers and
     /// consumers on different agents, so every end-to-end sample crosses hosts).
+    #[schemars(with = "Option<PlacementName>")]
     pub placement: Option<String>,
     /// Pass/fail limits; the exit code follows them.
     pub slo: Option<RawSlo>,
@@ -35,9 +51,14 @@ pub struct RawScenario {
     pub seed: Option<u64>,
     /// Fault actions at fixed times: `[{at: 30s, stop_consumers: {group: backup, count: 1}}]`.
     pub faults: Option<Vec<RawFault>>,
+    /// When an agent is lost mid-run: `abort` (default: every agent stops,
+    /// the report is written, exit 3) or `continue` (the others go on; the
+    /// report marks it lost and judges what remains).
+    #[schemars(with = "Option<OnAgentLossName>")]
+    pub on_agent_loss: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawFault {
     /// When, from the start of the run (warmup included).
@@ -46,17 +67,20 @@ pub struct RawFault {
     pub stop_consumers: Option<RawStopConsumers>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawStopConsumers {
+    /// Name of the consumer group.
     pub group: String,
+    /// How many of its consumers to close.
     pub count: i64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawBroker {
     /// `memory`, `pulsar` or `danube`.
+    #[schemars(with = "BrokerKindName")]
     pub kind: String,
     /// Service URL, e.g. `pulsar://127.0.0.1:6650` or `http://127.0.0.1:6650`.
     pub url: Option<String>,
@@ -81,7 +105,7 @@ pub struct RawBroker {
     pub stall_after: Option<u64>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTopic {
     /// Topic name.
@@ -90,7 +114,7 @@ pub struct RawTopic {
     pub partitions: Option<i64>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawProducerGroup {
     /// Group name (unique among producer groups).
@@ -105,23 +129,27 @@ pub struct RawProducerGroup {
     pub total_rate: Option<f64>,
     /// Payload size: bytes (`1024`, `"1KiB"`) or a distribution
     /// (`{uniform: {min: 100, max: 2000}}`, `{normal: {mean: 1024, stddev: 200}}`).
+    #[schemars(with = "Option<MessageSizeSchema>")]
     pub message_size: Option<serde_yaml::Value>,
     /// Message keys: `none` (default), `{round_robin: N}`, `{random: N}`,
     /// `{zipf: {keys: N, exponent: 1.1}}`.
+    #[schemars(with = "Option<KeysSchema>")]
     pub keys: Option<serde_yaml::Value>,
     /// Sends in flight per producer before it waits for an acknowledgement (default 1000).
     pub max_in_flight: Option<i64>,
     /// A send not acknowledged within this time is an error ("30s").
     pub send_timeout: Option<Dur>,
     /// Payload bytes: `random` (default) or `text` (compressible).
+    #[schemars(with = "Option<PayloadName>")]
     pub payload: Option<String>,
     /// Client-side batching (Pulsar): `{max_messages: 1000, max_delay: 10ms, max_bytes: 128KiB}`.
     pub batching: Option<RawBatching>,
     /// Compression (Pulsar): none (default), lz4, zlib, zstd, snappy.
+    #[schemars(with = "Option<CompressionName>")]
     pub compression: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawBatching {
     /// Most messages in one batch.
@@ -129,10 +157,11 @@ pub struct RawBatching {
     /// A batch goes out at the latest this long after its first message ("10ms").
     pub max_delay: Option<Dur>,
     /// Most bytes in one batch.
+    #[schemars(with = "Option<ByteSize>")]
     pub max_bytes: Option<serde_yaml::Value>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAuth {
     /// File holding the token (JWT), read by each agent.
@@ -141,7 +170,7 @@ pub struct RawAuth {
     pub token_env: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTls {
     /// PEM file with the CA certificate(s) to trust.
@@ -152,7 +181,7 @@ pub struct RawTls {
     pub verify_hostname: Option<bool>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawConsumerGroup {
     /// Group name (unique among consumer groups).
@@ -163,18 +192,20 @@ pub struct RawConsumerGroup {
     pub subscription: Option<String>,
     /// `exclusive`, `shared` (default), `failover` or `key_shared`.
     #[serde(rename = "type")]
+    #[schemars(with = "Option<SubTypeName>")]
     pub sub_type: Option<String>,
     /// Number of consumers on the subscription (default 1).
     pub count: Option<i64>,
     /// Messages the client buffers ahead (Pulsar receiver queue; default 1000).
     pub receiver_queue: Option<i64>,
     /// `individual` (default) or `cumulative` (exclusive/failover only).
+    #[schemars(with = "Option<AckName>")]
     pub ack: Option<String>,
     /// Cumulative acks: acknowledge every Nth message (default 1).
     pub ack_every: Option<i64>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPhases {
     /// Traffic before the measurement, recorded apart ("10s"; default 0s).
@@ -187,18 +218,24 @@ pub struct RawPhases {
     pub drain_timeout: Option<Dur>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSlo {
-    /// Consumer end-to-end latency limits ("20ms").
+    /// Highest median consumer end-to-end latency ("20ms").
     pub p50_e2e: Option<Dur>,
+    /// Highest 90th-percentile consumer end-to-end latency.
     pub p90_e2e: Option<Dur>,
+    /// Highest 99th-percentile consumer end-to-end latency.
     pub p99_e2e: Option<Dur>,
+    /// Highest 99.9th-percentile consumer end-to-end latency.
     pub p999_e2e: Option<Dur>,
+    /// Highest consumer end-to-end latency.
     pub max_e2e: Option<Dur>,
-    /// Publish latency limits, measured from the intended send time.
+    /// Highest median publish latency, measured from the intended send time.
     pub p50_publish: Option<Dur>,
+    /// Highest 99th-percentile publish latency, from the intended send time.
     pub p99_publish: Option<Dur>,
+    /// Highest 99.9th-percentile publish latency, from the intended send time.
     pub p999_publish: Option<Dur>,
     /// Most acknowledged messages a subscription may miss (default 0).
     pub max_loss: Option<u64>,
@@ -224,3 +261,168 @@ impl<'de> Deserialize<'de> for Dur {
         }
     }
 }
+
+impl JsonSchema for Dur {
+    fn schema_name() -> Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A duration with a unit: `30s`, `250ms`, `5m`, `1m 30s`. A bare number is refused.",
+            "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*[a-zA-Zµ]+(\\s*[0-9]+(\\.[0-9]+)?\\s*[a-zA-Zµ]+)*\\s*$",
+            "examples": ["30s", "250ms", "5m"]
+        })
+    }
+}
+
+/// A byte size as a plain number or a string with a unit (`1024`, `"1KiB"`, `"4MB"`).
+const BYTE_SIZE_PATTERN: &str = "^\\s*[0-9]+(\\.[0-9]+)?\\s*([KkMmGg]([Ii]?[Bb])?|[Bb])?\\s*$";
+
+fn byte_size() -> Schema {
+    json_schema!({
+        "description": "Bytes: a number (`1024`) or a string with a unit (`\"1KiB\"`, `\"4MB\"`).",
+        "anyOf": [
+            {"type": "integer", "minimum": 0},
+            {"type": "string", "pattern": BYTE_SIZE_PATTERN}
+        ]
+    })
+}
+
+/// Schema only: a byte size (the field itself stays a YAML value so that
+/// validation can name the exact problem).
+pub struct ByteSize;
+
+impl JsonSchema for ByteSize {
+    fn schema_name() -> Cow<'static, str> {
+        "ByteSize".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        byte_size()
+    }
+}
+
+/// Schema only: `message_size`, a byte size or a size distribution.
+pub struct MessageSizeSchema;
+
+impl JsonSchema for MessageSizeSchema {
+    fn schema_name() -> Cow<'static, str> {
+        "MessageSize".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let size = byte_size();
+        json_schema!({
+            "description": "A fixed size, or a distribution of sizes.",
+            "anyOf": [
+                size,
+                {
+                    "type": "object",
+                    "description": "Sizes drawn uniformly between `min` and `max`.",
+                    "properties": {
+                        "uniform": {
+                            "type": "object",
+                            "properties": {"min": size, "max": size},
+                            "required": ["min", "max"],
+                            "additionalProperties": false
+                        }
+                    },
+                    "required": ["uniform"],
+                    "additionalProperties": false
+                },
+                {
+                    "type": "object",
+                    "description": "Sizes drawn from a normal distribution (clamped at 0).",
+                    "properties": {
+                        "normal": {
+                            "type": "object",
+                            "properties": {"mean": size, "stddev": size},
+                            "required": ["mean", "stddev"],
+                            "additionalProperties": false
+                        }
+                    },
+                    "required": ["normal"],
+                    "additionalProperties": false
+                }
+            ]
+        })
+    }
+}
+
+/// Schema only: `keys`, the message key pattern.
+pub struct KeysSchema;
+
+impl JsonSchema for KeysSchema {
+    fn schema_name() -> Cow<'static, str> {
+        "Keys".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let count = json_schema!({"type": "integer", "minimum": 1, "maximum": 100_000_000});
+        json_schema!({
+            "anyOf": [
+                {"const": "none", "description": "No key."},
+                {
+                    "type": "object",
+                    "description": "Keys 0..N in turn.",
+                    "properties": {"round_robin": count},
+                    "required": ["round_robin"],
+                    "additionalProperties": false
+                },
+                {
+                    "type": "object",
+                    "description": "Keys drawn uniformly from N.",
+                    "properties": {"random": count},
+                    "required": ["random"],
+                    "additionalProperties": false
+                },
+                {
+                    "type": "object",
+                    "description": "Keys drawn from a Zipf distribution over `keys` (a few hot keys).",
+                    "properties": {
+                        "zipf": {
+                            "type": "object",
+                            "properties": {
+                                "keys": count,
+                                "exponent": {"type": "number", "exclusiveMinimum": 0, "maximum": 10}
+                            },
+                            "required": ["keys"],
+                            "additionalProperties": false
+                        }
+                    },
+                    "required": ["zipf"],
+                    "additionalProperties": false
+                }
+            ]
+        })
+    }
+}
+
+/// Schema-only string enumerations (the fields stay strings so validation
+/// can suggest the right word).
+macro_rules! string_enum {
+    ($name:ident, $schema_name:literal, [$($v:literal),+ $(,)?]) => {
+        #[doc = concat!("Schema only: one of ", $(concat!("`", $v, "` ")),+)]
+        pub struct $name;
+
+        impl JsonSchema for $name {
+            fn schema_name() -> Cow<'static, str> {
+                $schema_name.into()
+            }
+
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                json_schema!({"type": "string", "enum": [$($v),+]})
+            }
+        }
+    };
+}
+
+string_enum!(BrokerKindName, "BrokerKind", ["memory", "pulsar", "danube"]);
+string_enum!(PlacementName, "Placement", ["spread", "split"]);
+string_enum!(PayloadName, "Payload", ["random", "text"]);
+string_enum!(CompressionName, "Compression", ["none", "lz4", "zlib", "zstd", "snappy"]);
+string_enum!(SubTypeName, "SubscriptionType", ["exclusive", "shared", "failover", "key_shared"]);
+string_enum!(AckName, "AckMode", ["individual", "cumulative"]);
+string_enum!(OnAgentLossName, "OnAgentLoss", ["abort", "continue"]);

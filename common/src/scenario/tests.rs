@@ -204,3 +204,19 @@ fn several_issues_reported_together_in_line_order() {
     assert_eq!(e.issues.len(), 2, "{e}");
     assert!(e.issues[0].line < e.issues[1].line);
 }
+
+#[test]
+fn on_agent_loss_defaults_to_abort_and_takes_continue() {
+    let s = load_str(GOOD, "s.yaml", &[]).expect("valid");
+    assert_eq!(s.on_agent_loss, OnAgentLoss::Abort);
+    let s = load_str(&format!("{GOOD}on_agent_loss: continue\n"), "s.yaml", &[]).expect("valid");
+    assert_eq!(s.on_agent_loss, OnAgentLoss::Continue);
+    let e = err(&format!("{GOOD}on_agent_loss: shrug\n"));
+    assert!(e.to_string().contains("on_agent_loss: unknown policy `shrug`"), "{e}");
+    assert!(e.to_string().contains("`abort` (default) or `continue`"), "{e}");
+    // A shard from an older coordinator (no field) still decodes.
+    let mut v = serde_json::to_value(&s).expect("json");
+    v.as_object_mut().expect("object").remove("on_agent_loss");
+    let back: Scenario = serde_json::from_value(v).expect("decodes");
+    assert_eq!(back.on_agent_loss, OnAgentLoss::Abort);
+}

@@ -26,6 +26,8 @@ pub fn repo_root() -> PathBuf {
 pub struct AgentProc {
     pub child: Child,
     pub addr: String,
+    /// Its stderr (logs at `warn`), when started with [`AgentProc::start_with`].
+    pub log: Option<PathBuf>,
 }
 
 impl AgentProc {
@@ -37,19 +39,119 @@ impl AgentProc {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn agent");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("agent prints its address");
-        let addr = line.trim().strip_prefix("agent listening on ").expect("address line").to_string();
-        AgentProc { child, addr }
+        let addr = read_address(&mut child);
+        AgentProc { child, addr, log: None }
     }
+
+    /// `agent --listen 127.0.0.1:0 ARGS...`, its log kept in a file.
+    pub fn start_with(args: &[&str]) -> AgentProc {
+        let log = std::env::temp_dir().join(format!("lg-agent-log-{}-{}.txt", std::process::id(), rand_suffix()));
+        let mut child = Command::new(agent_bin())
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .env_remove("LOADGEN_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("spawn agent");
+        let addr = read_address(&mut child);
+        AgentProc { child, addr, log: Some(log) }
+    }
+
+    /// What the agent logged so far.
+    pub fn log_text(&self) -> String {
+        self.log.as_ref().map(|p| std::fs::read_to_string(p).unwrap_or_default()).unwrap_or_default()
+    }
+}
+
+fn read_address(child: &mut Child) -> String {
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("agent prints its address");
+    line.trim().strip_prefix("agent listening on ").unwrap_or_else(|| panic!("address line, got {line:?}")).to_string()
 }
 
 impl Drop for AgentProc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(l) = &self.log {
+            let _ = std::fs::remove_file(l);
+        }
     }
+}
+
+/// A `coordinator` process running in the background (stdout and stderr
+/// to files), killed on drop.
+pub struct CoordinatorProc {
+    pub child: Child,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+impl CoordinatorProc {
+    pub fn spawn(args: &[&str]) -> CoordinatorProc {
+        let base = std::env::temp_dir().join(format!("lg-coord-{}-{}", std::process::id(), rand_suffix()));
+        let (out, err) = (base.with_extension("out"), base.with_extension("err"));
+        let child = Command::new(coordinator_bin())
+            .args(args)
+            .current_dir(repo_root())
+            .env("RUST_LOG", "warn")
+            .env_remove("LOADGEN_TOKEN")
+            .stdout(std::fs::File::create(&out).expect("stdout file"))
+            .stderr(std::fs::File::create(&err).expect("stderr file"))
+            .spawn()
+            .expect("spawn coordinator");
+        CoordinatorProc { child, out, err }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.err).unwrap_or_default()
+    }
+
+    /// Waits (at most `limit`) for the process to end; its exit code and output.
+    pub fn wait(mut self, limit: std::time::Duration) -> Ran {
+        let t0 = std::time::Instant::now();
+        let code = loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                break st.code().unwrap_or(-1);
+            }
+            assert!(t0.elapsed() < limit, "coordinator still running after {limit:?}:\n{}", self.stderr());
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        Ran {
+            code,
+            stdout: std::fs::read_to_string(&self.out).unwrap_or_default(),
+            stderr: std::fs::read_to_string(&self.err).unwrap_or_default(),
+        }
+    }
+
+    /// Sends a signal (`KILL`, `STOP`, `CONT`) with kill(1).
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().expect("kill");
+        assert!(st.success(), "kill -{sig} failed");
+    }
+}
+
+impl Drop for CoordinatorProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.out);
+        let _ = std::fs::remove_file(&self.err);
+    }
+}
+
+/// Opens a session with the agent as a coordinator would (Hello, clock
+/// sync) and closes it: Ok when the agent takes a new run, the refusal
+/// otherwise (e.g. "busy").
+pub fn probe_session(addr: &str, token: Option<&str>) -> Result<(), String> {
+    let token = token.map(|t| agent::safety::Token::parse(t, "test").expect("token"));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        coordinator::session::AgentSession::open(addr, "probe", "probe", token.as_ref()).await.map(drop)
+    })
 }
 
 pub struct Ran {
@@ -63,6 +165,7 @@ pub fn coordinator(args: &[&str]) -> Ran {
         .args(args)
         .current_dir(repo_root())
         .env("RUST_LOG", "warn")
+        .env_remove("LOADGEN_TOKEN")
         .output()
         .expect("run coordinator");
     Ran {
