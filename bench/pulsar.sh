@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 SECS="${1:-20}"
 PRODUCERS="${2:-4}"
 . scripts/env.sh
-cargo build -q --release --locked -p coordinator -p bench -p testkit >&2
+[ -n "${SKIP_BUILD:-}" ] || cargo build -q --release --locked -p coordinator -p bench -p testkit >&2
 export PULSAR_LITE_STATE="$(mktemp -d /tmp/lg-bench-pulsar.XXXXXX)"
 URL="$(scripts/pulsar-lite.sh start | tail -n1)"
 trap 'scripts/pulsar-lite.sh stop >/dev/null 2>&1 || true; rm -rf "$PULSAR_LITE_STATE"' EXIT
