@@ -16,6 +16,7 @@ use common::plan::{ConsumerInstance, ProducerInstance, Shard};
 use common::proto::{self, agent_message::Msg, AgentMessage};
 use common::rangeset::RangeSet;
 use common::scenario::{ProducerGroup, Scenario};
+use common::schedule::Schedule;
 use common::stamp::Stamp;
 use common::stats::GroupPhases;
 use futures::stream::FuturesUnordered;
@@ -216,9 +217,11 @@ pub async fn prepare<D: Driver>(
                 reports: rep_tx.clone(),
                 stats: GroupPhases::default(),
                 acked: RangeSet::new(),
-                payloads: PayloadGen::new(group.message_size, group.payload, seed),
+                payloads: PayloadGen::new(group.message_size, &group.payload, seed)
+                    .map_err(|e| DriverError::Producer { topic: group.topic.clone(), reason: e })?,
                 keys: KeyGen::new(group.keys, seed, u64::from(inst.index_in_group)),
                 sent: 0,
+                seed,
             };
             producers.push(tokio::spawn(task.run(client, start_rx.clone(), cancel.clone(), sc.phases.clone())));
         }
@@ -476,6 +479,8 @@ struct ProducerTask {
     payloads: PayloadGen,
     keys: KeyGen,
     sent: u64,
+    /// Seeds the poisson arrivals of this producer.
+    seed: u64,
 }
 
 type AckResult = (u64, i64, i64, Result<(), SendError>);
@@ -532,10 +537,13 @@ impl ProducerTask {
         };
         let warmup_end = start + phases.warmup.as_nanos() as i64;
         let end = start + phases.send_end().as_nanos() as i64;
-        let rate_milli = u128::from(self.inst.rate_milli.max(1));
-        // Messages whose intended time falls before `end`.
-        let total = ((phases.send_end().as_nanos() * rate_milli).div_ceil(1_000_000_000_000)) as u64;
-        let intended_at = |seq: u64| start + (u128::from(seq) * 1_000_000_000_000 / rate_milli) as i64;
+        let end_off = phases.send_end().as_nanos() as i64;
+        // Open loop: intended times from the group's curve (O(1) amortized
+        // per message). Closed loop (`rate: max`): no schedule; each send's
+        // intended time is when it goes out.
+        let mut schedule = Schedule::for_producer(&self.group, self.inst.rate_milli, self.seed);
+        let mut next_off = schedule.as_mut().and_then(Schedule::next_ns).filter(|&t| t < end_off);
+        let closed_loop = schedule.is_none();
         let max_in_flight = self.group.max_in_flight as usize;
         let timeout = self.group.send_timeout;
         let mut inflight = FuturesUnordered::new();
@@ -543,7 +551,12 @@ impl ProducerTask {
         let mut aborted = false;
         let producer_id = self.inst.id;
         let mut ended_early = false;
-        while seq < total {
+        loop {
+            let intended = match next_off {
+                Some(off) => start + off,
+                None if closed_loop && self.time.now_ns() < end => self.time.now_ns(),
+                None => break,
+            };
             if self.ticks.has_changed().unwrap_or(false) {
                 self.on_tick();
             }
@@ -555,7 +568,6 @@ impl ProducerTask {
                 ended_early = true;
                 break;
             }
-            let intended = intended_at(seq);
             debug_assert!(intended < end + 1);
             if self.time.now_ns() < intended {
                 let at = self.time.instant_at(intended);
@@ -619,9 +631,23 @@ impl ProducerTask {
                 }
             }
             seq += 1;
+            if let Some(s) = schedule.as_mut() {
+                next_off = s.next_ns().filter(|&t| t < end_off);
+            } else if seq.is_multiple_of(256) {
+                // Closed loop against a broker that acknowledges at once:
+                // let the runtime's other tasks in.
+                tokio::task::yield_now().await;
+            }
         }
         if ended_early {
-            self.stats.measure.unsent += total - seq;
+            // What the schedule still held before the end (never skipped silently).
+            let mut left = u64::from(next_off.is_some());
+            if let Some(s) = schedule.as_mut() {
+                while s.next_ns().is_some_and(|t| t < end_off) {
+                    left += 1;
+                }
+            }
+            self.stats.measure.unsent += left;
         }
         // Every send has a timeout, so this ends.
         while !inflight.is_empty() && !aborted {

@@ -18,8 +18,21 @@ pub struct PayloadGen {
 const TEXT: &[u8] = b"The quick brown fox jumps over the lazy dog; order 12345 shipped to customer 678 at 2026-11-26T12:00:00Z with status OK. ";
 
 impl PayloadGen {
-    pub fn new(sizes: SizeDist, kind: PayloadKind, seed: u64) -> PayloadGen {
+    /// Reads a payload file (`PayloadKind::File`) once; the error names it.
+    pub fn new(sizes: SizeDist, kind: &PayloadKind, seed: u64) -> Result<PayloadGen, String> {
         let mut rng = SmallRng::seed_from_u64(seed);
+        if let PayloadKind::File(path) = kind {
+            let meta = std::fs::metadata(path).map_err(|e| format!("payload file {path}: {e}"))?;
+            if meta.len() > common::scenario::MAX_MESSAGE_BYTES {
+                return Err(format!(
+                    "payload file {path} is larger than {} bytes",
+                    common::scenario::MAX_MESSAGE_BYTES
+                ));
+            }
+            let bytes = std::fs::read(path).map_err(|e| format!("payload file {path}: {e}"))?;
+            let n = bytes.len() as u64;
+            return Ok(PayloadGen { buf: Bytes::from(bytes), sizes: SizeDist::Fixed(n), normal: None, rng });
+        }
         let max = sizes.max() as usize;
         let mut v = vec![0u8; max];
         match kind {
@@ -29,12 +42,13 @@ impl PayloadGen {
                     *b = TEXT[i % TEXT.len()];
                 }
             }
+            PayloadKind::File(_) => {}
         }
         let normal = match sizes {
             SizeDist::Normal { mean, stddev } => Normal::new(mean as f64, stddev as f64).ok(),
             _ => None,
         };
-        PayloadGen { buf: Bytes::from(v), sizes, normal, rng }
+        Ok(PayloadGen { buf: Bytes::from(v), sizes, normal, rng })
     }
 
     #[inline]
@@ -91,16 +105,23 @@ mod tests {
 
     #[test]
     fn sizes_follow_the_distribution() {
-        let mut g = PayloadGen::new(SizeDist::Uniform { min: 10, max: 20 }, PayloadKind::Random, 1);
+        let mut g = PayloadGen::new(SizeDist::Uniform { min: 10, max: 20 }, &PayloadKind::Random, 1).unwrap();
         for _ in 0..1000 {
             let n = g.next_payload().len();
             assert!((10..=20).contains(&n));
         }
-        let mut g = PayloadGen::new(SizeDist::Normal { mean: 1000, stddev: 100 }, PayloadKind::Text, 1);
+        let mut g = PayloadGen::new(SizeDist::Normal { mean: 1000, stddev: 100 }, &PayloadKind::Text, 1).unwrap();
         let mean: f64 = (0..10_000).map(|_| g.next_payload().len() as f64).sum::<f64>() / 10_000.0;
         assert!((mean - 1000.0).abs() < 10.0, "{mean}");
-        let mut g = PayloadGen::new(SizeDist::Fixed(0), PayloadKind::Random, 1);
+        let mut g = PayloadGen::new(SizeDist::Fixed(0), &PayloadKind::Random, 1).unwrap();
         assert!(g.next_payload().is_empty());
+        let path = std::env::temp_dir().join(format!("lg-payload-{}.bin", std::process::id()));
+        std::fs::write(&path, b"{\"order\": 42}").unwrap();
+        let mut g = PayloadGen::new(SizeDist::Fixed(1), &PayloadKind::File(path.display().to_string()), 1).unwrap();
+        assert_eq!(&g.next_payload()[..], b"{\"order\": 42}");
+        let _ = std::fs::remove_file(&path);
+        let missing = PayloadGen::new(SizeDist::Fixed(1), &PayloadKind::File("/nonexistent/p.bin".into()), 1);
+        assert!(missing.err().unwrap_or_default().contains("/nonexistent/p.bin"));
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod plan;
 pub mod rangeset;
 pub mod report;
 pub mod scenario;
+pub mod schedule;
 pub mod stamp;
 pub mod stats;
 pub mod units;

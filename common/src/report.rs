@@ -191,6 +191,10 @@ pub struct GroupReport {
     /// (the schedule was more than the generator or broker could do).
     #[serde(default)]
     pub unsent: u64,
+    /// Producers with `rate: max`: closed loop, no schedule and no target;
+    /// response-time SLOs and `min_rate_ratio` do not apply.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub closed_loop: bool,
     pub duplicates: u64,
     pub reordered: u64,
     pub redelivered: u64,

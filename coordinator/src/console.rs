@@ -549,7 +549,11 @@ pub fn summary(r: &Report) -> String {
             g.topic,
             g.messages,
             format!("{:.1}", g.rate_msgs_per_s),
-            g.target_rate_msgs_per_s.map(|t| format!("{t:.1}")).unwrap_or_else(|| "-".into()),
+            if g.closed_loop {
+                "max".to_string()
+            } else {
+                g.target_rate_msgs_per_s.map(|t| format!("{t:.1}")).unwrap_or_else(|| "-".into())
+            },
             fmt_us(g.latency_us.p50),
             fmt_us(g.latency_us.p99),
             fmt_us(g.latency_us.p999),
@@ -557,6 +561,14 @@ pub fn summary(r: &Report) -> String {
         );
     }
     let _ = writeln!(o, "(producers: publish latency from the intended send time; consumers: end-to-end latency)");
+    for g in r.groups.iter().filter(|g| g.closed_loop) {
+        let _ = writeln!(
+            o,
+            "(`{}`: closed loop (`rate: max`): no schedule, so its publish latency is service time and no \
+             response-time SLO or rate target is judged)",
+            g.name
+        );
+    }
     let _ = writeln!(
         o,
         "\n{:<24} {:<11} {:>10} {:>10} {:>8} {:>10} {:>9}",
@@ -585,11 +597,23 @@ pub fn summary(r: &Report) -> String {
     if let Some(c) = &r.ceiling {
         let _ = writeln!(
             o,
-            "ceiling: {} msg/s, bound by the {} ({} step(s))",
+            "ceiling: {} msg/s, bound by the {} ({} step(s)){}",
             fmt_count(c.rate_msgs_per_s),
             c.bound_by,
-            c.steps.len()
+            c.steps.len(),
+            if c.bound_by == "client" { "; the generator was the limit: add agents" } else { "" }
         );
+        for (i, st) in c.steps.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "  step {:>2}: target {:>9}/s achieved {:>9}/s e2e p99 {:>9} {}",
+                i + 1,
+                fmt_count(st.target),
+                fmt_count(st.achieved),
+                fmt_us(st.latency_us.p99),
+                st.verdict
+            );
+        }
     }
     let _ = writeln!(
         o,

@@ -3,6 +3,7 @@
 //! (`src/main.rs`) parses flags and calls [`execute`]; everything else is
 //! here so tests can call it directly.
 
+pub mod ceiling;
 pub mod compare;
 pub mod console;
 pub mod discovery;
@@ -83,6 +84,10 @@ pub enum Command {
         /// http://ADDR/metrics (e.g. 127.0.0.1:9464) until the coordinator exits.
         #[arg(long, value_name = "ADDR")]
         metrics: Option<SocketAddr>,
+        /// Search for the highest total rate that holds the SLOs (as
+        /// `mode: ceiling`; settings from the scenario's `ceiling:` or defaults).
+        #[arg(long)]
+        ceiling: bool,
         #[command(flatten)]
         remote: discovery::RemoteArgs,
     },
@@ -212,7 +217,7 @@ pub async fn execute(cli: Cli) -> ExitCode {
 
 async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
-        Command::Run { scenario, agents, local_agents, results, sets, quiet, no_color, metrics, remote } => {
+        Command::Run { scenario, agents, local_agents, results, sets, quiet, no_color, metrics, ceiling, remote } => {
             let server = match metrics {
                 Some(addr) => Some(MetricsServer::start(addr, quiet).await?),
                 None => None,
@@ -227,6 +232,7 @@ async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
                 quiet,
                 no_color,
                 metrics,
+                ceiling,
                 ..Default::default()
             };
             let opts = remote.apply(opts)?;

@@ -322,19 +322,23 @@ pub fn build(input: ReportInput<'_>) -> Report {
             bytes: m.bytes,
             rate_msgs_per_s: m.acked as f64 / dur_s,
             rate_bytes_per_s: m.bytes as f64 / dur_s,
-            target_rate_msgs_per_s: Some(if lost_agents.is_empty() {
-                g.total_rate()
-            } else {
-                // What remains: the producers whose agents reported.
-                input
-                    .agents
-                    .iter()
-                    .filter(|a| a.final_report.is_some())
-                    .flat_map(|a| a.shard_producers.iter().filter(|p| p.group == i))
-                    .map(|p| p.rate_milli)
-                    .sum::<u64>() as f64
-                    / 1000.0
+            // The schedule's mean over the measurement (a load shape's
+            // integral), for the producers whose agents reported.
+            target_rate_msgs_per_s: g.target_rate(sc.phases.warmup, sc.phases.send_end()).map(|t| {
+                if lost_agents.is_empty() || g.total_rate_milli == 0 {
+                    t
+                } else {
+                    let left = input
+                        .agents
+                        .iter()
+                        .filter(|a| a.final_report.is_some())
+                        .flat_map(|a| a.shard_producers.iter().filter(|p| p.group == i))
+                        .map(|p| p.rate_milli)
+                        .sum::<u64>() as f64;
+                    t * left / g.total_rate_milli as f64
+                }
             }),
+            closed_loop: g.closed_loop(),
             send_errors: s.total().send_errors,
             warmup_messages: s.warmup.acked,
             latency_us: latency(&m.response),
@@ -365,6 +369,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
             rate_msgs_per_s: m.received as f64 / dur_s,
             rate_bytes_per_s: m.bytes as f64 / dur_s,
             target_rate_msgs_per_s: None,
+            closed_loop: false,
             send_errors: 0,
             warmup_messages: s.warmup.received,
             latency_us: latency(&m.service),
@@ -664,7 +669,8 @@ pub fn judge(sc: &Scenario, groups: &[GroupReport], totals: &Totals, subs: &[Sub
     for (name, limit, pick, role) in lat_checks {
         let Some(limit) = limit else { continue };
         let limit_us = limit.as_secs_f64() * 1e6;
-        for g in groups.iter().filter(|g| g.role == role) {
+        // A closed loop has no intended times: its publish latency is service time.
+        for g in groups.iter().filter(|g| g.role == role && !g.closed_loop) {
             let actual = pick(&g.latency_us);
             let pass = g.latency_us.count > 0 && actual <= limit_us;
             out.push(SloCheck {
@@ -709,7 +715,7 @@ pub fn judge(sc: &Scenario, groups: &[GroupReport], totals: &Totals, subs: &[Sub
         });
     }
     if let Some(min) = slo.min_rate_ratio {
-        for g in groups.iter().filter(|g| g.role == "producer") {
+        for g in groups.iter().filter(|g| g.role == "producer" && !g.closed_loop) {
             let target = g.target_rate_msgs_per_s.unwrap_or(0.0);
             let ratio = if target > 0.0 { g.rate_msgs_per_s / target } else { 0.0 };
             out.push(SloCheck {

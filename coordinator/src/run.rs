@@ -43,6 +43,8 @@ pub struct RunOptions {
     pub expect_agents: Option<usize>,
     /// With `agents_dns`: give up after this long (default 60 s).
     pub discovery_timeout: Option<Duration>,
+    /// `--ceiling`: search for the highest rate within the SLOs (as `mode: ceiling`).
+    pub ceiling: bool,
 }
 
 pub struct RunOutcome {
@@ -129,7 +131,11 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, CliError> {
         }
         (None, None) => opts.agents.clone(),
     };
-    let result = run_with_agents(&opts, sc, &addresses).await;
+    let result = if opts.ceiling || sc.ceiling.is_some() {
+        crate::ceiling::search(&opts, sc, &addresses).await
+    } else {
+        run_with_agents(&opts, sc, &addresses).await
+    };
     if let Some(l) = local {
         l.stop().await;
     }
@@ -141,14 +147,68 @@ struct Live {
 }
 
 async fn run_with_agents(opts: &RunOptions, sc: Scenario, addresses: &[String]) -> Result<RunOutcome, CliError> {
+    let step = run_step(opts, sc, addresses, opts.quiet, Duration::ZERO).await?;
+    write_results(opts, step.report)
+}
+
+/// Writes `results/<run-id>/` (or `--results DIR`).
+pub(crate) fn write_results(opts: &RunOptions, report: Report) -> Result<RunOutcome, CliError> {
+    let dir = opts.results.clone().unwrap_or_else(|| PathBuf::from("results")).join(&report.run_id);
+    crate::results::write(&dir, &report)
+        .map_err(|e| CliError::CannotComplete(format!("cannot write results to {}: {e}", dir.display())))?;
+    info!(dir = %dir.display(), "results written");
+    Ok(RunOutcome { report, dir })
+}
+
+/// One complete run (connect, prepare, start, measure, drain, final) on
+/// `addresses`, merged into a report; nothing written. A ceiling search
+/// calls it once per step.
+pub(crate) struct StepRun {
+    pub report: Report,
+    /// CPUs of each agent's host (from its Hello), in `report.agents` order.
+    pub cpus: Vec<u32>,
+}
+
+/// How long a ceiling step waits for an agent still finishing the previous step.
+pub(crate) const BUSY_RETRY: Duration = Duration::from_secs(10);
+
+/// Opens a session; an agent that answers "busy" is asked again for up to
+/// `busy_retry` (zero for a run's first contact: another coordinator's agent
+/// is refused at once).
+async fn open_session(
+    address: &str,
+    run_id: &str,
+    coordinator_id: &str,
+    token: Option<&agent::safety::Token>,
+    busy_retry: Duration,
+) -> Result<AgentSession, String> {
+    let deadline = tokio::time::Instant::now() + busy_retry;
+    loop {
+        match AgentSession::open(address, run_id, coordinator_id, token).await {
+            // The agent frees itself a few milliseconds after the previous run.
+            Err(e) if e.contains("busy") && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            r => return r,
+        }
+    }
+}
+
+pub(crate) async fn run_step(
+    opts: &RunOptions,
+    sc: Scenario,
+    addresses: &[String],
+    quiet: bool,
+    busy_retry: Duration,
+) -> Result<StepRun, CliError> {
     let run_id = run_id(&sc.name);
     let coordinator_id = format!("coordinator-{}", std::process::id());
-    let mode = console::Mode::detect(opts.quiet);
+    let mode = console::Mode::detect(quiet);
     let out = console::Console::for_run(mode, console::color_wanted(opts.no_color), &sc, &run_id, opts.metrics.clone());
 
     // Connect, Hello, clock sync: all agents at once.
     let opened = futures::future::join_all(
-        addresses.iter().map(|a| AgentSession::open(a, &run_id, &coordinator_id, opts.token.as_ref())),
+        addresses.iter().map(|a| open_session(a, &run_id, &coordinator_id, opts.token.as_ref(), busy_retry)),
     )
     .await;
     let mut sessions = Vec::new();
@@ -192,6 +252,7 @@ async fn run_with_agents(opts: &RunOptions, sc: Scenario, addresses: &[String]) 
         ));
     }
     out.agents(&sessions, &plan);
+    let cpus: Vec<u32> = sessions.iter().map(|s| s.hello.cpus).collect();
     let mut live = Live { sessions };
 
     // Merge every agent's stream into one channel.
@@ -506,11 +567,7 @@ async fn run_with_agents(opts: &RunOptions, sc: Scenario, addresses: &[String]) 
         notes: Vec::new(),
     });
     out.finish(&report);
-    let dir = opts.results.clone().unwrap_or_else(|| PathBuf::from("results")).join(&run_id);
-    crate::results::write(&dir, &report)
-        .map_err(|e| CliError::CannotComplete(format!("cannot write results to {}: {e}", dir.display())))?;
-    info!(dir = %dir.display(), "results written");
-    Ok(RunOutcome { report, dir })
+    Ok(StepRun { report, cpus })
 }
 
 /// Silence beyond an agent's lease after which the coordinator calls it lost.

@@ -28,6 +28,7 @@ pub fn group(name: &str, role: &str, rate: f64, p50: f64) -> GroupReport {
         rate_msgs_per_s: rate,
         rate_bytes_per_s: rate * 1024.0,
         target_rate_msgs_per_s: (role == "producer").then_some(rate),
+        closed_loop: false,
         send_errors: 0,
         warmup_messages: rate as u64,
         latency_us: lat(p50),

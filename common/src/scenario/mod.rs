@@ -46,6 +46,9 @@ pub struct Scenario {
     /// What the coordinator does when an agent is lost mid-run.
     #[serde(default)]
     pub on_agent_loss: OnAgentLoss,
+    /// `mode: ceiling`: the search settings; `None` for a plain run.
+    #[serde(default)]
+    pub ceiling: Option<CeilingSpec>,
 }
 
 /// `on_agent_loss`: what happens to a run when an agent is lost (its
@@ -182,11 +185,124 @@ pub struct ProducerGroup {
     pub payload: PayloadKind,
     pub batching: Option<Batching>,
     pub compression: Compression,
+    /// How the group's rate moves over time (`total_rate_milli` is its peak).
+    #[serde(default)]
+    pub load: LoadShape,
+    /// Spacing of sends on an open-loop schedule.
+    #[serde(default)]
+    pub arrivals: Arrivals,
 }
 
 impl ProducerGroup {
+    /// The group's nominal rate: the constant rate, or the peak of its load shape.
     pub fn total_rate(&self) -> f64 {
         self.total_rate_milli as f64 / 1000.0
+    }
+
+    /// true for `rate: max`: every producer keeps `max_in_flight` sends
+    /// outstanding, no schedule (response-time SLOs do not apply).
+    pub fn closed_loop(&self) -> bool {
+        self.load == LoadShape::Max
+    }
+
+    /// The group's mean scheduled rate (msg/s) over `[from, to)` from the
+    /// start; `None` for a closed-loop group (it has no target).
+    pub fn target_rate(&self, from: Duration, to: Duration) -> Option<f64> {
+        crate::schedule::Curve::of(self).map(|c| c.mean_rate(from, to))
+    }
+
+    /// Every rate of the group multiplied by `factor` (ceiling steps).
+    pub fn scale_rates(&mut self, factor: f64) {
+        let f = |m: &mut u64| *m = ((*m as f64) * factor).round().max(1.0) as u64;
+        if self.closed_loop() {
+            return;
+        }
+        f(&mut self.total_rate_milli);
+        match &mut self.load {
+            LoadShape::Constant | LoadShape::Max => {}
+            LoadShape::Ramp { from_milli, to_milli, .. } => {
+                f(from_milli);
+                f(to_milli);
+            }
+            LoadShape::Steps(steps) => steps.iter_mut().for_each(|s| f(&mut s.rate_milli)),
+            LoadShape::Spike { base_milli, peak_milli, .. } => {
+                f(base_milli);
+                f(peak_milli);
+            }
+        }
+    }
+}
+
+/// A producer group's load over time; rates are group totals in
+/// milli-messages per second, split over the producers like `total_rate`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadShape {
+    /// `rate`/`total_rate`: constant.
+    #[default]
+    Constant,
+    /// Linear from `from` to `to` over `over`, then `to`.
+    Ramp { from_milli: u64, to_milli: u64, over: Duration },
+    /// Each step's rate for its duration; the last rate holds after the last step.
+    Steps(Vec<Step>),
+    /// Periods of `every`: `base`, then `peak` for the last `dur` of each period.
+    Spike { base_milli: u64, peak_milli: u64, every: Duration, dur: Duration },
+    /// `rate: max`: closed loop, `max_in_flight` outstanding per producer.
+    Max,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub rate_milli: u64,
+    pub dur: Duration,
+}
+
+/// `arrivals`: evenly spaced sends, or exponential gaps (same mean rate).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arrivals {
+    #[default]
+    Uniform,
+    Poisson,
+}
+
+/// `mode: ceiling`: a search for the highest total rate that holds `slo`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CeilingSpec {
+    /// First total target, msg/s.
+    pub start: f64,
+    /// Highest total target tried, msg/s.
+    pub max: f64,
+    /// Measured time of each step.
+    pub step_duration: Duration,
+    /// The search ends when (first bad - last good) / last good is at most this.
+    pub precision: f64,
+    /// What each step is judged by: the scenario's `slo` with
+    /// `min_rate_ratio` (default 0.98) and `max_loss` (default 0) filled in.
+    pub slo: Slo,
+    /// A step where any agent used more than this share of its CPUs is client-bound.
+    pub max_client_cpu: f64,
+    /// A step where any producer ran this far behind its schedule (or left
+    /// sends unsent) is client-bound.
+    pub max_client_lag: Duration,
+}
+
+impl Scenario {
+    /// Sum of the producer groups' nominal rates, msg/s (closed-loop groups count 0).
+    pub fn nominal_rate(&self) -> f64 {
+        self.producers.iter().filter(|g| !g.closed_loop()).map(ProducerGroup::total_rate).sum()
+    }
+
+    /// A copy whose producer groups are scaled together so their nominal
+    /// rates add up to `total` msg/s.
+    pub fn scaled_to(&self, total: f64) -> Scenario {
+        let mut s = self.clone();
+        let base = self.nominal_rate();
+        if base > 0.0 {
+            let factor = total / base;
+            s.producers.iter_mut().for_each(|g| g.scale_rates(factor));
+        }
+        s
     }
 }
 
@@ -225,11 +341,13 @@ pub enum KeyPattern {
     Zipf { keys: u64, exponent: f64 },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PayloadKind {
     Random,
     Text,
+    /// Every message carries this file's bytes (path on the agent's host).
+    File(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -721,24 +839,22 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
         check_topic_ref(cx, &topics, &format!("{key}.topic"), &p.topic);
         let count = check_count(cx, &format!("{key}.count"), p.count);
         instances = instances.saturating_add(u64::from(count));
-        let total_rate_milli = match (p.rate, p.total_rate) {
-            (Some(_), Some(_)) => {
-                cx.hint(
-                    &format!("{key}.total_rate"),
-                    "give `rate` or `total_rate`, not both",
-                    "`rate` is per producer, `total_rate` for the whole group",
-                );
-                0
+        let (total_rate_milli, load) = validate_rate(cx, &key, p, count);
+        let arrivals = match p.arrivals.as_deref().map(str::trim) {
+            None | Some("uniform") => Arrivals::Uniform,
+            Some("poisson") => Arrivals::Poisson,
+            Some(other) => {
+                cx.hint(&format!("{key}.arrivals"), format!("unknown arrivals `{other}`"), "`uniform` or `poisson`");
+                Arrivals::Uniform
             }
-            (None, None) => {
-                cx.hint(&key, "no rate", "add `rate: 100` (messages/s per producer) or `total_rate: 1000`");
-                0
-            }
-            (Some(r), None) => check_rate(cx, &format!("{key}.rate"), r, 1.0)
-                .map(|per| per.saturating_mul(u64::from(count)))
-                .unwrap_or(0),
-            (None, Some(r)) => check_rate(cx, &format!("{key}.total_rate"), r, f64::from(count.max(1))).unwrap_or(0),
         };
+        if load == LoadShape::Max && p.arrivals.is_some() {
+            cx.hint(
+                &format!("{key}.arrivals"),
+                "`rate: max` has no schedule to space out",
+                "remove `arrivals`, or give a rate",
+            );
+        }
         let message_size = match &p.message_size {
             None => SizeDist::Fixed(1024),
             Some(v) => parse_size_dist(cx, &format!("{key}.message_size"), v).unwrap_or(SizeDist::Fixed(0)),
@@ -763,8 +879,18 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
         let payload = match p.payload.as_deref() {
             None | Some("random") => PayloadKind::Random,
             Some("text") => PayloadKind::Text,
+            Some(f) if f.starts_with("file:") && f.len() > 5 => {
+                if p.message_size.is_some() {
+                    cx.hint(
+                        &format!("{key}.message_size"),
+                        "a payload file sets the message size",
+                        "drop `message_size`, or use `payload: random|text`",
+                    );
+                }
+                PayloadKind::File(f[5..].trim().to_string())
+            }
             Some(other) => {
-                cx.hint(&format!("{key}.payload"), format!("unknown payload `{other}`"), "`random` or `text`");
+                cx.hint(&format!("{key}.payload"), format!("unknown payload `{other}`"), "`random`, `text` or `file:PATH` (read on each agent's host; every message carries the whole file, as OpenMessaging Benchmark's payloadFile)");
                 PayloadKind::Random
             }
         };
@@ -832,6 +958,8 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
             payload,
             batching,
             compression,
+            load,
+            arrivals,
         });
     }
 
@@ -997,7 +1125,8 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
         }
     };
 
-    let slo = validate_slo(raw.slo.as_ref(), cx);
+    let slo = validate_slo("slo", raw.slo.as_ref(), cx);
+    let ceiling = validate_ceiling(raw, &slo, &producers, cx);
     let mut faults = Vec::new();
     for (i, f) in raw.faults.iter().flatten().enumerate() {
         let key = format!("faults[{i}]");
@@ -1046,7 +1175,202 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
         seed: raw.seed.unwrap_or(0x5eed),
         faults,
         on_agent_loss,
+        ceiling,
     })
+}
+
+/// The group rate and load shape of producer group `p` (`key` names it).
+fn validate_rate(cx: &mut Cx<'_>, key: &str, p: &RawProducerGroup, count: u32) -> (u64, LoadShape) {
+    let n = f64::from(count.max(1));
+    let rate = match &p.rate {
+        None => None,
+        Some(Value::String(s)) if s.trim() == "max" => Some(None),
+        Some(Value::Number(num)) => match num.as_f64() {
+            Some(r) => Some(Some(r)),
+            None => {
+                cx.err(&format!("{key}.rate"), "is not a number");
+                return (0, LoadShape::Constant);
+            }
+        },
+        Some(other) => {
+            cx.hint(
+                &format!("{key}.rate"),
+                format!("`{}` is not a rate", serde_yaml::to_string(other).unwrap_or_default().trim()),
+                "messages per second per producer (e.g. `100`), or `max` for a closed loop",
+            );
+            return (0, LoadShape::Constant);
+        }
+    };
+    let given = [p.rate.is_some(), p.total_rate.is_some(), p.load.is_some()].iter().filter(|b| **b).count();
+    if given > 1 {
+        let k = if p.load.is_some() { "load" } else { "total_rate" };
+        cx.hint(
+            &format!("{key}.{k}"),
+            "give one of `rate`, `total_rate` and `load`",
+            "`rate` is per producer, `total_rate` for the whole group, `load` a shape of group rates",
+        );
+        return (0, LoadShape::Constant);
+    }
+    if given == 0 {
+        cx.hint(key, "no rate", "add `rate: 100` (messages/s per producer), `total_rate: 1000` or `load: {ramp: ...}`");
+        return (0, LoadShape::Constant);
+    }
+    match (rate, p.total_rate, &p.load) {
+        (Some(None), _, _) => (0, LoadShape::Max),
+        (Some(Some(r)), _, _) => {
+            let milli = check_rate(cx, &format!("{key}.rate"), r, 1.0).map(|per| per.saturating_mul(u64::from(count)));
+            (milli.unwrap_or(0), LoadShape::Constant)
+        }
+        (None, Some(r), _) => (check_rate(cx, &format!("{key}.total_rate"), r, n).unwrap_or(0), LoadShape::Constant),
+        (None, None, Some(l)) => validate_load(cx, &format!("{key}.load"), l, n),
+        (None, None, None) => (0, LoadShape::Constant),
+    }
+}
+
+/// A rate of a load shape: 0 allowed where `zero_ok` (a pause).
+fn shape_rate(cx: &mut Cx<'_>, key: &str, r: f64, n: f64, zero_ok: bool) -> u64 {
+    if zero_ok && r == 0.0 {
+        return 0;
+    }
+    check_rate(cx, key, r, n).unwrap_or(0)
+}
+
+fn validate_load(cx: &mut Cx<'_>, key: &str, l: &RawLoad, n: f64) -> (u64, LoadShape) {
+    let given = [l.ramp.is_some(), l.steps.is_some(), l.spike.is_some()].iter().filter(|b| **b).count();
+    if given != 1 {
+        cx.hint(
+            key,
+            if given == 0 { "no load shape" } else { "more than one load shape" },
+            "exactly one of `ramp: {from, to, over}`, `steps: [{rate, for}, ...]`, `spike: {base, peak, every, for}`",
+        );
+        return (0, LoadShape::Constant);
+    }
+    if let Some(r) = &l.ramp {
+        let k = format!("{key}.ramp");
+        let from = shape_rate(cx, &format!("{k}.from"), r.from, n, true);
+        let to = shape_rate(cx, &format!("{k}.to"), r.to, n, true);
+        let over = cx.duration(&format!("{k}.over"), Some(&r.over), Duration::from_secs(1));
+        if over.is_zero() {
+            cx.err(&format!("{k}.over"), "must be more than 0s");
+        }
+        if from == 0 && to == 0 {
+            cx.hint(&k, "both rates are 0", "e.g. `{from: 1000, to: 100000, over: 60s}`");
+        }
+        return (from.max(to), LoadShape::Ramp { from_milli: from, to_milli: to, over });
+    }
+    if let Some(steps) = &l.steps {
+        let k = format!("{key}.steps");
+        if steps.is_empty() {
+            cx.hint(&k, "no steps", "e.g. `[{rate: 1000, for: 10s}, {rate: 5000, for: 10s}]`");
+        }
+        let mut out = Vec::new();
+        for (i, st) in steps.iter().enumerate() {
+            let rate_milli = shape_rate(cx, &format!("{k}[{i}].rate"), st.rate, n, true);
+            let dur = cx.duration(&format!("{k}[{i}].for"), Some(&st.dur), Duration::from_secs(1));
+            if dur.is_zero() {
+                cx.err(&format!("{k}[{i}].for"), "must be more than 0s");
+            }
+            out.push(Step { rate_milli, dur });
+        }
+        let peak = out.iter().map(|s| s.rate_milli).max().unwrap_or(0);
+        if !steps.is_empty() && peak == 0 {
+            cx.hint(&k, "every step's rate is 0", "give at least one step a rate");
+        }
+        return (peak, LoadShape::Steps(out));
+    }
+    if let Some(sp) = &l.spike {
+        let k = format!("{key}.spike");
+        let base = shape_rate(cx, &format!("{k}.base"), sp.base, n, true);
+        let peak = shape_rate(cx, &format!("{k}.peak"), sp.peak, n, false);
+        let every = cx.duration(&format!("{k}.every"), Some(&sp.every), Duration::from_secs(1));
+        let dur = cx.duration(&format!("{k}.for"), Some(&sp.dur), Duration::from_secs(1));
+        if dur.is_zero() || dur >= every {
+            cx.hint(&format!("{k}.for"), "must be more than 0s and less than `every`", "e.g. `every: 20s, for: 2s`");
+        }
+        return (base.max(peak), LoadShape::Spike { base_milli: base, peak_milli: peak, every, dur });
+    }
+    (0, LoadShape::Constant)
+}
+
+fn validate_ceiling(raw: &RawScenario, slo: &Slo, producers: &[ProducerGroup], cx: &mut Cx<'_>) -> Option<CeilingSpec> {
+    let on = match raw.mode.as_deref().map(str::trim) {
+        None | Some("run") => false,
+        Some("ceiling") => true,
+        Some(other) => {
+            cx.hint("mode", format!("unknown mode `{other}`"), "`run` (default) or `ceiling`");
+            false
+        }
+    };
+    if !on {
+        if raw.ceiling.is_some() {
+            cx.hint("ceiling", "is set but `mode` is not `ceiling`", "add `mode: ceiling`, or remove `ceiling:`");
+        }
+        return None;
+    }
+    if producers.iter().any(ProducerGroup::closed_loop) {
+        cx.hint("mode", "a ceiling search scales rates; `rate: max` has none", "give every producer group a rate");
+    }
+    Some(ceiling_spec(raw.ceiling.as_ref().unwrap_or(&RawCeiling::default()), slo, cx))
+}
+
+fn ceiling_spec(c: &RawCeiling, slo: &Slo, cx: &mut Cx<'_>) -> CeilingSpec {
+    let positive = |cx: &mut Cx<'_>, k: &str, v: Option<f64>, default: f64| match v {
+        None => default,
+        Some(r) if r.is_finite() && r > 0.0 => r,
+        Some(r) => {
+            cx.hint(k, format!("{r} is not a positive rate"), "messages per second, e.g. 1000");
+            default
+        }
+    };
+    let start = positive(cx, "ceiling.start", c.start, 1000.0);
+    let max = positive(cx, "ceiling.max", c.max, 1_000_000.0);
+    if max < start {
+        cx.hint("ceiling.max", format!("{max} is below `start` ({start})"), "max is the highest total rate tried");
+    }
+    let step_duration = cx.duration("ceiling.step_duration", c.step_duration.as_ref(), Duration::from_secs(10));
+    if step_duration < Duration::from_secs(1) {
+        cx.hint("ceiling.step_duration", "is shorter than 1s", "each step needs a few report intervals; e.g. 10s");
+    }
+    let precision = match c.precision {
+        None => 0.05,
+        Some(p) if p.is_finite() && p > 0.0 && p < 1.0 => p,
+        Some(p) => {
+            cx.hint("ceiling.precision", format!("{p} is out of range"), "a fraction such as 0.05");
+            0.05
+        }
+    };
+    let mut step_slo = match &c.slo {
+        Some(raw) => validate_slo("ceiling.slo", Some(raw), cx),
+        None => slo.clone(),
+    };
+    step_slo.min_rate_ratio = step_slo.min_rate_ratio.or(Some(0.98));
+    step_slo.max_loss = step_slo.max_loss.or(Some(0));
+    let max_client_cpu = match c.max_client_cpu {
+        None => 0.9,
+        Some(v) if v.is_finite() && v > 0.0 && v <= 1.0 => v,
+        Some(v) => {
+            cx.hint("ceiling.max_client_cpu", format!("{v} is out of range"), "a share of the agent's CPUs, e.g. 0.9");
+            0.9
+        }
+    };
+    let max_client_lag = cx.duration("ceiling.max_client_lag", c.max_client_lag.as_ref(), Duration::from_millis(100));
+    CeilingSpec { start, max, step_duration, precision, slo: step_slo, max_client_cpu, max_client_lag }
+}
+
+/// The settings of `--ceiling` on a scenario without `mode: ceiling`.
+pub fn default_ceiling(slo: &Slo) -> CeilingSpec {
+    let mut step_slo = slo.clone();
+    step_slo.min_rate_ratio = step_slo.min_rate_ratio.or(Some(0.98));
+    step_slo.max_loss = step_slo.max_loss.or(Some(0));
+    CeilingSpec {
+        start: 1000.0,
+        max: 1_000_000.0,
+        step_duration: Duration::from_secs(10),
+        precision: 0.05,
+        slo: step_slo,
+        max_client_cpu: 0.9,
+        max_client_lag: Duration::from_millis(100),
+    }
 }
 
 fn validate_broker(b: &RawBroker, cx: &mut Cx<'_>) -> Option<Broker> {
@@ -1379,26 +1703,26 @@ fn parse_keys(cx: &mut Cx<'_>, key: &str, v: &Value) -> Option<KeyPattern> {
     }
 }
 
-fn validate_slo(raw: Option<&RawSlo>, cx: &mut Cx<'_>) -> Slo {
+fn validate_slo(prefix: &str, raw: Option<&RawSlo>, cx: &mut Cx<'_>) -> Slo {
     let Some(s) = raw else {
         return Slo { max_loss: Some(0), ..Slo::default() };
     };
     let min_rate_ratio = s.min_rate_ratio.filter(|r| {
         let ok = r.is_finite() && *r > 0.0 && *r <= 1.5;
         if !ok {
-            cx.hint("slo.min_rate_ratio", format!("{r} is out of range"), "a ratio such as 0.98");
+            cx.hint(&format!("{prefix}.min_rate_ratio"), format!("{r} is out of range"), "a ratio such as 0.98");
         }
         ok
     });
     Slo {
-        p50_e2e: cx.opt_duration("slo.p50_e2e", s.p50_e2e.as_ref()),
-        p90_e2e: cx.opt_duration("slo.p90_e2e", s.p90_e2e.as_ref()),
-        p99_e2e: cx.opt_duration("slo.p99_e2e", s.p99_e2e.as_ref()),
-        p999_e2e: cx.opt_duration("slo.p999_e2e", s.p999_e2e.as_ref()),
-        max_e2e: cx.opt_duration("slo.max_e2e", s.max_e2e.as_ref()),
-        p50_publish: cx.opt_duration("slo.p50_publish", s.p50_publish.as_ref()),
-        p99_publish: cx.opt_duration("slo.p99_publish", s.p99_publish.as_ref()),
-        p999_publish: cx.opt_duration("slo.p999_publish", s.p999_publish.as_ref()),
+        p50_e2e: cx.opt_duration(&format!("{prefix}.p50_e2e"), s.p50_e2e.as_ref()),
+        p90_e2e: cx.opt_duration(&format!("{prefix}.p90_e2e"), s.p90_e2e.as_ref()),
+        p99_e2e: cx.opt_duration(&format!("{prefix}.p99_e2e"), s.p99_e2e.as_ref()),
+        p999_e2e: cx.opt_duration(&format!("{prefix}.p999_e2e"), s.p999_e2e.as_ref()),
+        max_e2e: cx.opt_duration(&format!("{prefix}.max_e2e"), s.max_e2e.as_ref()),
+        p50_publish: cx.opt_duration(&format!("{prefix}.p50_publish"), s.p50_publish.as_ref()),
+        p99_publish: cx.opt_duration(&format!("{prefix}.p99_publish"), s.p99_publish.as_ref()),
+        p999_publish: cx.opt_duration(&format!("{prefix}.p999_publish"), s.p999_publish.as_ref()),
         // Loss is what this tool exists to catch: zero unless said otherwise.
         max_loss: Some(s.max_loss.unwrap_or(0)),
         max_duplicates: s.max_duplicates,

@@ -56,6 +56,12 @@ pub struct RawScenario {
     /// report marks it lost and judges what remains).
     #[schemars(with = "Option<OnAgentLossName>")]
     pub on_agent_loss: Option<String>,
+    /// `run` (default): one run at the scenario's rates. `ceiling`: a search
+    /// for the highest total rate within the SLOs (see `ceiling`).
+    #[schemars(with = "Option<ModeName>")]
+    pub mode: Option<String>,
+    /// Settings of `mode: ceiling`.
+    pub ceiling: Option<RawCeiling>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -123,8 +129,11 @@ pub struct RawProducerGroup {
     pub topic: String,
     /// Number of producers (default 1).
     pub count: Option<i64>,
-    /// Messages per second per producer. Give this or `total_rate`.
-    pub rate: Option<f64>,
+    /// Messages per second per producer, or `max` (closed loop: each producer
+    /// keeps `max_in_flight` sends outstanding, no schedule). Give this,
+    /// `total_rate` or `load`.
+    #[schemars(with = "Option<RateSchema>")]
+    pub rate: Option<serde_yaml::Value>,
     /// Messages per second for the whole group, split exactly over its producers.
     pub total_rate: Option<f64>,
     /// Payload size: bytes (`1024`, `"1KiB"`) or a distribution
@@ -147,6 +156,87 @@ pub struct RawProducerGroup {
     /// Compression (Pulsar): none (default), lz4, zlib, zstd, snappy.
     #[schemars(with = "Option<CompressionName>")]
     pub compression: Option<String>,
+    /// A rate that changes over time (group totals, split over the producers
+    /// like `total_rate`): `{ramp: {from: 1000, to: 100000, over: 60s}}`,
+    /// `{steps: [{rate: 1000, for: 10s}, ...]}` or
+    /// `{spike: {base: 1000, peak: 5000, every: 20s, for: 2s}}`.
+    pub load: Option<RawLoad>,
+    /// Spacing of scheduled sends: `uniform` (default) or `poisson`
+    /// (exponential gaps from a seeded generator, same mean rate).
+    #[schemars(with = "Option<ArrivalsName>")]
+    pub arrivals: Option<String>,
+}
+
+/// A load shape: exactly one of `ramp`, `steps`, `spike`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLoad {
+    /// Linear from `from` to `to` msg/s over `over`, then `to`.
+    pub ramp: Option<RawRamp>,
+    /// Each rate for its time; the last rate holds after the last step.
+    pub steps: Option<Vec<RawStep>>,
+    /// `base` msg/s, and `peak` for the last `for` of every `every`.
+    pub spike: Option<RawSpike>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRamp {
+    /// Group rate at the start, msg/s.
+    pub from: f64,
+    /// Group rate at the end of the ramp (and after), msg/s.
+    pub to: f64,
+    /// Length of the ramp ("60s").
+    pub over: Dur,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    /// Group rate during this step, msg/s (0: a pause).
+    pub rate: f64,
+    /// How long the step lasts ("10s").
+    #[serde(rename = "for")]
+    pub dur: Dur,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSpike {
+    /// Group rate between spikes, msg/s.
+    pub base: f64,
+    /// Group rate during a spike, msg/s.
+    pub peak: f64,
+    /// Period: one spike per period, at its end ("20s").
+    pub every: Dur,
+    /// Length of each spike ("2s").
+    #[serde(rename = "for")]
+    pub dur: Dur,
+}
+
+/// `ceiling:` settings of `mode: ceiling`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCeiling {
+    /// First total target rate, msg/s (default 1000).
+    pub start: Option<f64>,
+    /// Highest total target rate tried, msg/s (default 1000000).
+    pub max: Option<f64>,
+    /// Measured time of each step ("10s").
+    pub step_duration: Option<Dur>,
+    /// Stop bisecting when the interval between the last good and the first
+    /// bad rate is within this fraction (default 0.05).
+    pub precision: Option<f64>,
+    /// SLOs each step is judged by (default: the scenario's `slo`, plus
+    /// `min_rate_ratio: 0.98` and `max_loss: 0`).
+    pub slo: Option<RawSlo>,
+    /// A step where an agent used more than this share of its CPUs is
+    /// client-bound, never the broker's ceiling (default 0.9).
+    pub max_client_cpu: Option<f64>,
+    /// A step where a producer fell further behind its schedule than this
+    /// (or left sends unsent) although it was not waiting on `max_in_flight`
+    /// acknowledgements is client-bound (default "100ms").
+    pub max_client_lag: Option<Dur>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -351,6 +441,22 @@ impl JsonSchema for MessageSizeSchema {
     }
 }
 
+/// Schema only: `rate`, a number or `max`.
+pub struct RateSchema;
+
+impl JsonSchema for RateSchema {
+    fn schema_name() -> Cow<'static, str> {
+        "Rate".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "Messages per second per producer, or `max` (closed loop).",
+            "anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"const": "max"}]
+        })
+    }
+}
+
 /// Schema only: `keys`, the message key pattern.
 pub struct KeysSchema;
 
@@ -425,4 +531,6 @@ string_enum!(PayloadName, "Payload", ["random", "text"]);
 string_enum!(CompressionName, "Compression", ["none", "lz4", "zlib", "zstd", "snappy"]);
 string_enum!(SubTypeName, "SubscriptionType", ["exclusive", "shared", "failover", "key_shared"]);
 string_enum!(AckName, "AckMode", ["individual", "cumulative"]);
+string_enum!(ArrivalsName, "Arrivals", ["uniform", "poisson"]);
+string_enum!(ModeName, "Mode", ["run", "ceiling"]);
 string_enum!(OnAgentLossName, "OnAgentLoss", ["abort", "continue"]);

@@ -220,3 +220,123 @@ fn on_agent_loss_defaults_to_abort_and_takes_continue() {
     let back: Scenario = serde_json::from_value(v).expect("decodes");
     assert_eq!(back.on_agent_loss, OnAgentLoss::Abort);
 }
+
+#[test]
+fn pulsar_specific_input_is_checked() {
+    let pulsar = GOOD.replacen("kind: memory", "kind: pulsar\n  url: pulsar://127.0.0.1:6650", 1);
+    assert!(load_str(&pulsar, "p.yaml", &[]).is_ok(), "{:?}", load_str(&pulsar, "p.yaml", &[]).err());
+    let bad_topic = pulsar.replacen("- name: orders", "- name: \"or ders\"", 1);
+    assert!(err(&bad_topic).to_string().contains("white space"), "{}", err(&bad_topic));
+    let bad_topic = pulsar.replacen("- name: orders", "- name: \"kafka://x/y/orders\"", 1);
+    assert!(err(&bad_topic).to_string().contains("not a valid Pulsar topic"), "{}", err(&bad_topic));
+    let zero_delay =
+        pulsar.replacen("    rate: 100\n", "    rate: 100\n    batching: {max_messages: 100, max_delay: 0s}\n", 1);
+    let e = err(&zero_delay).to_string();
+    assert!(e.contains("producers[0].batching.max_delay") && e.contains("max delay of 0"), "{e}");
+    let cumulative =
+        pulsar.replacen("type: shared\n    count: 2", "type: shared\n    count: 2\n    ack: cumulative", 1);
+    assert!(
+        err(&cumulative).to_string().contains("cumulative acks are not allowed on a shared"),
+        "{}",
+        err(&cumulative)
+    );
+    let file_and_size = pulsar.replacen("    rate: 100\n", "    rate: 100\n    payload: \"file:/data/p.json\"\n", 1);
+    assert!(
+        err(&file_and_size).to_string().contains("a payload file sets the message size"),
+        "{}",
+        err(&file_and_size)
+    );
+    let compression_on_memory = GOOD.replacen("    rate: 100\n", "    rate: 100\n    compression: zstd\n", 1);
+    assert!(
+        err(&compression_on_memory).to_string().contains("applies to the pulsar broker"),
+        "{}",
+        err(&compression_on_memory)
+    );
+    let secret_twice = pulsar.replacen(
+        "url: pulsar://127.0.0.1:6650",
+        "url: pulsar://127.0.0.1:6650\n  auth: {token_file: /t, token_env: T}",
+        1,
+    );
+    assert!(
+        err(&secret_twice).to_string().contains("exactly one of `token_file` or `token_env`"),
+        "{}",
+        err(&secret_twice)
+    );
+}
+
+#[test]
+fn load_shapes_parse_into_group_totals() {
+    let s = load_str(
+        &good_with("    rate: 100\n", "    load: {ramp: {from: 1000, to: 100000, over: 60s}}\n    arrivals: poisson\n"),
+        "s.yaml",
+        &[],
+    )
+    .expect("ramp");
+    let g = &s.producers[0];
+    assert_eq!(g.load, LoadShape::Ramp { from_milli: 1_000_000, to_milli: 100_000_000, over: Duration::from_secs(60) });
+    assert_eq!(g.total_rate_milli, 100_000_000, "the peak, for planning and rate caps");
+    assert_eq!(g.arrivals, Arrivals::Poisson);
+    let mean = g.target_rate(Duration::ZERO, Duration::from_secs(60)).expect("open loop");
+    assert!((mean - 50_500.0).abs() < 1e-6, "{mean}");
+
+    let s = load_str(
+        &good_with("    rate: 100\n", "    load:\n      steps: [{rate: 1000, for: 10s}, {rate: 0, for: 1s}]\n"),
+        "s.yaml",
+        &[],
+    )
+    .expect("steps");
+    assert_eq!(s.producers[0].total_rate_milli, 1_000_000);
+
+    let s = load_str(
+        &good_with("    rate: 100\n", "    load: {spike: {base: 1000, peak: 5000, every: 20s, for: 2s}}\n"),
+        "s.yaml",
+        &[],
+    )
+    .expect("spike");
+    assert!(matches!(s.producers[0].load, LoadShape::Spike { peak_milli: 5_000_000, .. }));
+
+    let s = load_str(&good_with("rate: 100", "rate: max"), "s.yaml", &[]).expect("max");
+    assert!(s.producers[0].closed_loop());
+    assert_eq!(s.producers[0].target_rate(Duration::ZERO, Duration::from_secs(1)), None);
+}
+
+#[test]
+fn bad_load_shapes_name_the_key_and_line() {
+    let e = err(&good_with("    rate: 100\n", "    rate: 100\n    load: {ramp: {from: 1, to: 2, over: 1s}}\n"));
+    assert!(e.to_string().contains("s.yaml:14:5: producers[0].load: give one of"), "{e}");
+    let e = err(&good_with("    rate: 100\n", "    load: {ramp: {from: 1, to: 2, over: 1s, by: 3}}\n"));
+    assert!(e.to_string().contains("producers[0].load.ramp") && e.to_string().contains("unknown field `by`"), "{e}");
+    let e = err(&good_with("    rate: 100\n", "    load: {spike: {base: 1, peak: 2, every: 2s, for: 2s}}\n"));
+    assert!(e.to_string().contains("producers[0].load.spike.for: must be more than 0s and less than"), "{e}");
+    let e = err(&good_with("    rate: 100\n", "    load: {steps: [{rate: -1, for: 1s}]}\n"));
+    assert!(e.to_string().contains("producers[0].load.steps[0].rate: -1 is not a positive rate"), "{e}");
+    let e = err(&good_with("rate: 100", "rate: fast"));
+    assert!(e.to_string().contains("producers[0].rate: `fast` is not a rate"), "{e}");
+    let e = err(&good_with("rate: 100", "rate: 100\n    arrivals: bursty"));
+    assert!(e.to_string().contains("producers[0].arrivals: unknown arrivals `bursty`"), "{e}");
+}
+
+#[test]
+fn ceiling_mode_fills_in_its_slo() {
+    let s = load_str(
+        &good_with(
+            "slo:\n",
+            "mode: ceiling\nceiling:\n  start: 500\n  max: 20000\n  step_duration: 2s\n  precision: 0.1\nslo:\n",
+        ),
+        "s.yaml",
+        &[],
+    )
+    .expect("ceiling");
+    let c = s.ceiling.expect("ceiling spec");
+    assert_eq!((c.start, c.max, c.precision), (500.0, 20000.0, 0.1));
+    assert_eq!(c.step_duration, Duration::from_secs(2));
+    assert_eq!(c.slo.p99_e2e, Some(Duration::from_millis(20)));
+    assert_eq!((c.slo.min_rate_ratio, c.slo.max_loss), (Some(0.98), Some(0)));
+    let e = err(&good_with("slo:\n", "ceiling: {start: 5}\nslo:\n"));
+    assert!(e.to_string().contains("ceiling: is set but `mode` is not `ceiling`"), "{e}");
+    let e = err(&good_with("slo:\n", "mode: ceiling\nceiling: {precision: 2}\nslo:\n"));
+    assert!(e.to_string().contains("ceiling.precision: 2 is out of range"), "{e}");
+    let scaled = load_str(GOOD, "s.yaml", &[]).expect("valid").scaled_to(2600.0);
+    assert_eq!(scaled.producers[0].total_rate_milli, 600_000);
+    assert_eq!(scaled.producers[1].total_rate_milli, 2_000_000);
+}

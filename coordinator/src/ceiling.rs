@@ -1,0 +1,298 @@
+//! Ceiling search (`mode: ceiling`, `coordinator run --ceiling`): full runs
+//! ("steps") on the same agents, every producer group scaled together to a
+//! total target rate. The target doubles from `start` until a step breaks
+//! the SLOs, then bisects between the last good and the first bad target
+//! until they are within `precision`. A step where the generator itself was
+//! the limit (a producer behind its schedule although it had room for
+//! more sends in flight, or an agent above its CPU threshold) is `client-bound`: it is
+//! never taken as the broker's ceiling, and when it bounds the result the
+//! report says the client was the limit (add agents).
+
+use common::report::{Ceiling, CeilingStep, Latency, Report};
+use common::scenario::{default_ceiling, CeilingSpec, Scenario};
+
+use crate::console;
+use crate::run::{self, RunOptions, RunOutcome};
+use crate::CliError;
+
+/// Verdicts of a step.
+pub const PASS: &str = "pass";
+pub const FAIL: &str = "fail";
+pub const CLIENT_BOUND: &str = "client-bound";
+
+/// The search's state: which target to try next, given what the steps said.
+#[derive(Debug, Clone)]
+pub struct Search {
+    start: f64,
+    max: f64,
+    precision: f64,
+    /// Highest target that passed, with its achieved rate.
+    good: Option<(f64, f64)>,
+    /// Lowest target that did not pass, with its verdict.
+    bad: Option<(f64, String)>,
+}
+
+impl Search {
+    pub fn new(spec: &CeilingSpec) -> Search {
+        Search { start: spec.start, max: spec.max.max(spec.start), precision: spec.precision, good: None, bad: None }
+    }
+
+    /// The next total target, or `None` when the search is over.
+    pub fn next_target(&self) -> Option<f64> {
+        match (&self.good, &self.bad) {
+            (None, None) => Some(self.start),
+            // Even the start failed.
+            (None, Some(_)) => None,
+            // Doubling.
+            (Some((g, _)), None) => (*g < self.max).then(|| (g * 2.0).min(self.max)),
+            // Bisecting.
+            (Some((g, _)), Some((b, _))) => ((b - g) / g > self.precision).then(|| (g + b) / 2.0),
+        }
+    }
+
+    pub fn record(&mut self, target: f64, achieved: f64, verdict: &str) {
+        if verdict == PASS {
+            if self.good.as_ref().is_none_or(|(g, _)| target > *g) {
+                self.good = Some((target, achieved));
+            }
+        } else if self.bad.as_ref().is_none_or(|(b, _)| target < *b) {
+            self.bad = Some((target, verdict.to_string()));
+        }
+    }
+
+    /// The achieved rate of the best passing step (0 when none passed).
+    pub fn ceiling(&self) -> f64 {
+        self.good.as_ref().map(|(_, a)| *a).unwrap_or(0.0)
+    }
+
+    /// "client" when the step that bounds the result was client-bound.
+    pub fn bound_by(&self) -> &'static str {
+        match &self.bad {
+            Some((_, v)) if v == CLIENT_BOUND => "client",
+            _ => "broker",
+        }
+    }
+
+    pub fn found(&self) -> bool {
+        self.good.is_some()
+    }
+}
+
+/// What a finished step says: its verdict, why, and its figures.
+pub fn judge_step(sc: &Scenario, report: &Report, cpus: &[u32], spec: &CeilingSpec) -> (CeilingStep, String) {
+    let producers = report.groups.iter().filter(|g| g.role == "producer");
+    let achieved: f64 = producers.clone().map(|g| g.rate_msgs_per_s).sum();
+    let target: f64 = producers.clone().filter_map(|g| g.target_rate_msgs_per_s).sum();
+    // End-to-end latency: the consumer group with the highest p99 (publish
+    // latency when there are no consumers).
+    let pick = |role: &str| {
+        report
+            .groups
+            .iter()
+            .filter(|g| g.role == role && g.latency_us.count > 0)
+            .max_by(|a, b| a.latency_us.p99.total_cmp(&b.latency_us.p99))
+            .map(|g| g.latency_us)
+    };
+    let latency_us = pick("consumer").or_else(|| pick("producer")).unwrap_or_else(empty_latency);
+    let lag_limit_ms = spec.max_client_lag.as_secs_f64() * 1e3;
+    let mut client = Vec::new();
+    for g in producers {
+        // Behind its schedule with room in flight: the generator could not
+        // keep up by itself. Behind because every producer had
+        // `max_in_flight` sends waiting for the broker (Little's law: rate ×
+        // service time ≥ max_in_flight) is the broker's limit.
+        let Some(group) = sc.producers.iter().find(|p| p.name == g.name) else { continue };
+        let per_producer = g.target_rate_msgs_per_s.unwrap_or(0.0) / f64::from(group.count.max(1));
+        let in_flight = per_producer * g.alt_latency_us.p99 / 1e6;
+        let blocked_by_broker = in_flight >= 0.5 * f64::from(group.max_in_flight);
+        if (g.max_lag_ms > lag_limit_ms || g.unsent > 0) && !blocked_by_broker {
+            client.push(format!(
+                "producers `{}` fell {:.0} ms behind their schedule ({} unsent) with ~{in_flight:.0} of {} sends in flight",
+                g.name, g.max_lag_ms, g.unsent, group.max_in_flight
+            ));
+        }
+    }
+    for (a, n) in report.agents.iter().zip(cpus) {
+        let share = a.cpu_percent / 100.0 / f64::from((*n).max(1));
+        if share > spec.max_client_cpu {
+            client.push(format!(
+                "agent {} used {:.0}% of its {n} CPU(s) (limit {:.0}%)",
+                a.id,
+                share * 100.0,
+                spec.max_client_cpu * 100.0
+            ));
+        }
+    }
+    let (verdict, why) = if !client.is_empty() {
+        (CLIENT_BOUND, client.join("; "))
+    } else if report.verdict == "pass" {
+        (PASS, String::new())
+    } else {
+        let failed: Vec<String> = report
+            .slo
+            .iter()
+            .filter(|c| !c.pass)
+            .map(|c| format!("{} {} (limit {})", c.name, c.actual, c.limit))
+            .collect();
+        (FAIL, failed.join("; "))
+    };
+    (CeilingStep { target, achieved, latency_us, verdict: verdict.into() }, why)
+}
+
+fn empty_latency() -> Latency {
+    Latency { p50: 0.0, p90: 0.0, p99: 0.0, p999: 0.0, max: 0.0, mean: 0.0, count: 0 }
+}
+
+/// The scenario of one step: rates scaled to `target`, measured for
+/// `step_duration`, judged by the search's SLOs.
+pub fn step_scenario(sc: &Scenario, spec: &CeilingSpec, target: f64) -> Scenario {
+    let mut s = sc.scaled_to(target);
+    s.phases.duration = spec.step_duration;
+    s.slo = spec.slo.clone();
+    s.faults.clear();
+    s
+}
+
+/// Runs the search and writes the report of the best step (the last one
+/// when none passed) with `ceiling` filled in. Verdict `pass` when a
+/// ceiling was found, `fail` when even the start rate failed.
+pub async fn search(opts: &RunOptions, sc: Scenario, addresses: &[String]) -> Result<RunOutcome, CliError> {
+    let spec = sc.ceiling.clone().unwrap_or_else(|| default_ceiling(&sc.slo));
+    if sc.producers.iter().any(|g| g.closed_loop()) {
+        return Err(CliError::BadInput(format!(
+            "{}: a ceiling search scales rates; `rate: max` groups have none",
+            opts.scenario.display()
+        )));
+    }
+    let out = console::Console::new(opts.quiet);
+    out.line(&format!(
+        "ceiling search: from {} msg/s up to {} msg/s, {} per step, precision {:.0}%, on {} agent(s)",
+        console::fmt_count(spec.start),
+        console::fmt_count(spec.max),
+        common::units::format_duration(spec.step_duration),
+        spec.precision * 100.0,
+        addresses.len()
+    ));
+    let began = std::time::Instant::now();
+    let mut search = Search::new(&spec);
+    let mut steps: Vec<CeilingStep> = Vec::new();
+    let mut best: Option<Report> = None;
+    let mut last: Option<Report> = None;
+    while let Some(target) = search.next_target() {
+        let step_sc = step_scenario(&sc, &spec, target);
+        // The agents free themselves a moment after the previous step.
+        let busy_retry = if steps.is_empty() { std::time::Duration::ZERO } else { run::BUSY_RETRY };
+        let ran = run::run_step(opts, step_sc.clone(), addresses, true, busy_retry).await?;
+        if ran.report.verdict == "incomplete" {
+            let why = ran.report.notes.first().cloned().unwrap_or_else(|| "the step did not complete".into());
+            return Err(CliError::CannotComplete(format!(
+                "ceiling step at {} msg/s did not complete: {why}",
+                console::fmt_count(target)
+            )));
+        }
+        let (step, why) = judge_step(&step_sc, &ran.report, &ran.cpus, &spec);
+        out.line(&format!(
+            "  step {:>2}: target {:>9} msg/s  achieved {:>9} msg/s  e2e p99 {:>9}  {}{}",
+            steps.len() + 1,
+            console::fmt_count(step.target),
+            console::fmt_count(step.achieved),
+            console::fmt_us(step.latency_us.p99),
+            step.verdict,
+            if why.is_empty() { String::new() } else { format!(" ({why})") }
+        ));
+        search.record(target, step.achieved, &step.verdict);
+        if step.verdict == PASS && search.ceiling() <= step.achieved {
+            best = Some(ran.report.clone());
+        }
+        steps.push(step);
+        last = Some(ran.report);
+    }
+    let mut report = match best.or(last) {
+        Some(r) => r,
+        None => return Err(CliError::CannotComplete("the ceiling search ran no step".into())),
+    };
+    let ceiling = Ceiling { rate_msgs_per_s: search.ceiling(), bound_by: search.bound_by().into(), steps };
+    let took = began.elapsed().as_secs_f64();
+    report.verdict = if search.found() { "pass" } else { "fail" }.into();
+    let summary = if search.found() {
+        format!(
+            "ceiling: {} msg/s, bound by the {} ({} steps in {took:.0} s){}",
+            console::fmt_count(ceiling.rate_msgs_per_s),
+            ceiling.bound_by,
+            ceiling.steps.len(),
+            if ceiling.bound_by == "client" { "; the generator was the limit: add agents" } else { "" }
+        )
+    } else {
+        format!(
+            "ceiling: not found: even the start rate ({} msg/s) broke the SLOs{}",
+            console::fmt_count(spec.start),
+            if ceiling.bound_by == "client" { " (the generator was the limit: add agents)" } else { "" }
+        )
+    };
+    report.notes.insert(0, summary.clone());
+    report.ceiling = Some(ceiling);
+    out.line(&summary);
+    run::write_results(opts, report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn spec(start: f64, max: f64, precision: f64) -> CeilingSpec {
+        let mut s = default_ceiling(&Default::default());
+        s.start = start;
+        s.max = max;
+        s.precision = precision;
+        s.step_duration = Duration::from_secs(1);
+        s
+    }
+
+    /// Runs the search against a broker that holds up to `cap`, with a
+    /// client that cannot go past `client`.
+    fn simulate(spec: &CeilingSpec, cap: f64, client: f64) -> (Search, Vec<f64>) {
+        let mut s = Search::new(spec);
+        let mut tried = Vec::new();
+        while let Some(t) = s.next_target() {
+            tried.push(t);
+            assert!(tried.len() < 100, "the search ends");
+            let v = if t > client {
+                CLIENT_BOUND
+            } else if t <= cap {
+                PASS
+            } else {
+                FAIL
+            };
+            s.record(t, t.min(cap), v);
+        }
+        (s, tried)
+    }
+
+    #[test]
+    fn doubles_then_bisects_to_the_precision() {
+        let (s, tried) = simulate(&spec(1000.0, 1e6, 0.05), 50_000.0, f64::INFINITY);
+        assert_eq!(&tried[..7], &[1000.0, 2000.0, 4000.0, 8000.0, 16000.0, 32000.0, 64000.0]);
+        assert!(s.found());
+        let c = s.ceiling();
+        assert!((c - 50_000.0).abs() / 50_000.0 <= 0.05, "{c}");
+        assert_eq!(s.bound_by(), "broker");
+    }
+
+    #[test]
+    fn a_client_bound_step_is_never_the_broker_ceiling() {
+        let (s, _) = simulate(&spec(1000.0, 1e6, 0.05), 50_000.0, 20_000.0);
+        assert_eq!(s.bound_by(), "client");
+        assert!(s.ceiling() <= 20_000.0);
+    }
+
+    #[test]
+    fn start_failing_finds_nothing_and_max_caps_the_search() {
+        let (s, tried) = simulate(&spec(1000.0, 1e6, 0.05), 500.0, f64::INFINITY);
+        assert!(!s.found());
+        assert_eq!(tried, vec![1000.0]);
+        let (s, tried) = simulate(&spec(1000.0, 5000.0, 0.05), 1e9, f64::INFINITY);
+        assert_eq!(tried, vec![1000.0, 2000.0, 4000.0, 5000.0]);
+        assert_eq!(s.ceiling(), 5000.0);
+    }
+}

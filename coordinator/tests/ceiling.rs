@@ -1,0 +1,128 @@
+//! Load shapes, the memory broker's added latency and the ceiling search,
+//! end to end through the real coordinator binary and in-process agents.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn scenario(tag: &str, producers: &str, extra: &str) -> std::path::PathBuf {
+    let dir = temp_dir(tag);
+    let path = dir.join("s.yaml");
+    let text = format!(
+        "name: {tag}\nbroker:\n  kind: memory\ntopics:\n  - name: t\n    partitions: 2\nproducers:\n{producers}\n\
+         consumers:\n  - name: c\n    topic: t\n    count: 2\nphases:\n  warmup: 0s\n  duration: 3s\n  \
+         drain_timeout: 10s\nreport_interval: 1s\n{extra}"
+    );
+    std::fs::write(&path, text).expect("write scenario");
+    path
+}
+
+fn run(path: &std::path::Path, sets: &[&str]) -> (Ran, Value) {
+    let res = path.parent().expect("dir").join("results");
+    let mut args = vec!["run", path.to_str().expect("utf8"), "--results", res.to_str().expect("utf8"), "--quiet"];
+    for s in sets {
+        args.push("--set");
+        args.push(s);
+    }
+    let r = coordinator(&args);
+    assert!(r.code == 0 || r.code == 1, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    let rep = report_of(&r);
+    (r, rep)
+}
+
+fn group<'a>(rep: &'a Value, name: &str) -> &'a Value {
+    rep["groups"].as_array().expect("groups").iter().find(|g| g["name"] == name).expect("group")
+}
+
+#[test]
+fn a_ramp_sends_its_integral_and_max_is_a_closed_loop() {
+    // 100 -> 1000 msg/s over 3 s: 1650 messages.
+    let p = scenario(
+        "ramp",
+        concat!(
+            "  - name: r\n    topic: t\n    count: 3\n    load: {ramp: {from: 100, to: 1000, over: 3s}}\n",
+            "  - name: m\n    topic: t\n    count: 1\n    rate: max\n    max_in_flight: 4\n",
+        ),
+        "slo:\n  min_rate_ratio: 0.98\n  p99_publish: 1ms\n",
+    );
+    let (r, rep) = run(&p, &["broker.latency=1ms"]);
+    let ramp = group(&rep, "r");
+    let acked = ramp["messages"].as_u64().expect("messages");
+    assert!((1640..=1660).contains(&acked), "ramp acked {acked}\n{}", r.stderr);
+    assert!((ramp["target_rate_msgs_per_s"].as_f64().expect("target") - 550.0).abs() < 1e-6);
+    let max = group(&rep, "m");
+    assert_eq!(max["closed_loop"], true);
+    assert!(max["messages"].as_u64().expect("messages") > 100);
+    // Neither the rate target nor response time is judged for the closed loop.
+    let checks: Vec<String> =
+        rep["slo"].as_array().expect("slo").iter().map(|c| c["name"].as_str().unwrap_or("").to_string()).collect();
+    assert!(checks.iter().all(|c| !c.ends_with(" m")), "{checks:?}");
+    assert!(checks.iter().any(|c| c == "min_rate_ratio r"), "{checks:?}");
+    let _ = std::fs::remove_dir_all(p.parent().expect("dir"));
+}
+
+#[test]
+fn memory_broker_latency_shows_in_the_median() {
+    let p = scenario("latency", "  - name: p\n    topic: t\n    count: 2\n    total_rate: 400\n", "");
+    let p50 = |latency: &str| {
+        let (_, rep) = run(&p, &[&format!("broker.latency={latency}")]);
+        group(&rep, "c")["latency_us"]["p50"].as_f64().expect("p50")
+    };
+    let base = p50("0ms");
+    let slow = p50("20ms");
+    let added_ms = (slow - base) / 1e3;
+    eprintln!("e2e p50: {base:.0} us without, {slow:.0} us with latency 20ms: +{added_ms:.2} ms");
+    // The tokio timer rounds sleeps up to the next millisecond.
+    assert!((19.0..=22.5).contains(&added_ms), "added {added_ms} ms");
+    let _ = std::fs::remove_dir_all(p.parent().expect("dir"));
+}
+
+#[test]
+fn ceiling_search_finds_the_memory_broker_capacity() {
+    let sets =
+        ["broker.capacity_msgs_per_s=5000", "ceiling.step_duration=2s", "ceiling.precision=0.1", "phases.warmup=1s"];
+    let res = temp_dir("ceiling");
+    let mut args = vec!["run", "configs/memory-ceiling.yaml", "--results", res.to_str().expect("utf8")];
+    for s in &sets {
+        args.extend(["--set", s]);
+    }
+    let r = coordinator(&args);
+    assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    let rep = report_of(&r);
+    let c = &rep["ceiling"];
+    let rate = c["rate_msgs_per_s"].as_f64().expect("rate");
+    assert!((rate - 5000.0).abs() / 5000.0 <= 0.10, "ceiling {rate}\n{}", r.stdout);
+    assert_eq!(c["bound_by"], "broker");
+    let steps = c["steps"].as_array().expect("steps");
+    assert!(steps.len() >= 4 && steps.iter().any(|s| s["verdict"] == "fail"), "{steps:?}");
+    assert_eq!(rep["verdict"], "pass");
+    assert!(r.stdout.contains("ceiling: ") && r.stdout.contains("bound by the broker"), "{}", r.stdout);
+    let _ = std::fs::remove_dir_all(res);
+}
+
+#[test]
+fn an_overloaded_generator_is_client_bound_never_the_ceiling() {
+    // A CPU threshold no agent can stay under: every step is client-bound.
+    let res = temp_dir("ceiling-client");
+    let r = coordinator(&[
+        "run",
+        "configs/memory-ceiling.yaml",
+        "--results",
+        res.to_str().expect("utf8"),
+        "--set",
+        "ceiling.step_duration=1s",
+        "--set",
+        "ceiling.max_client_cpu=0.000001",
+        "--set",
+        "phases.warmup=0s",
+    ]);
+    assert_eq!(r.code, 1, "even the start rate fails\nstdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    let rep = report_of(&r);
+    let c = &rep["ceiling"];
+    assert_eq!(c["bound_by"], "client");
+    assert_eq!(c["steps"][0]["verdict"], "client-bound");
+    assert_eq!(c["rate_msgs_per_s"].as_f64(), Some(0.0));
+    assert!(r.stdout.contains("add agents"), "{}", r.stdout);
+    let _ = std::fs::remove_dir_all(res);
+}
