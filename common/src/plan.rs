@@ -386,3 +386,38 @@ mod tests {
         assert_eq!(plan(&sc, "r", &[]), Err(PlanError::NoAgents));
     }
 }
+
+#[cfg(test)]
+mod decode_fuzz {
+    use super::Shard;
+    use crate::proto::{AgentMessage, CoordinatorMessage};
+    use proptest::prelude::*;
+    use prost::Message;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+        /// What an agent decodes from the wire (commands, shards) and the
+        /// coordinator from agents: arbitrary bytes give an error, never a panic.
+        #[test]
+        fn wire_decoding_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = CoordinatorMessage::decode(bytes.as_slice());
+            let _ = AgentMessage::decode(bytes.as_slice());
+            let _ = Shard::from_json(&bytes);
+            if let Ok(m) = AgentMessage::decode(bytes.as_slice()) {
+                if let Some(crate::proto::agent_message::Msg::Final(f)) = m.msg {
+                    for s in &f.subscriptions {
+                        for p in &s.producers {
+                            if let Some(r) = &p.received {
+                                let _ = crate::rangeset::RangeSet::from_proto(r);
+                            }
+                        }
+                    }
+                    for g in &f.groups {
+                        let _ = crate::stats::GroupPhases::from_proto(g);
+                    }
+                }
+            }
+        }
+    }
+}

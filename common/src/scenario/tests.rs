@@ -340,3 +340,42 @@ fn ceiling_mode_fills_in_its_slo() {
     assert_eq!(scaled.producers[0].total_rate_milli, 600_000);
     assert_eq!(scaled.producers[1].total_rate_milli, 2_000_000);
 }
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn yamlish() -> impl Strategy<Value = String> {
+        // Fragments of real scenarios shuffled with noise: reaches deep into
+        // validation, not just the YAML parser.
+        let frag = prop_oneof![
+            Just("name: x\n".to_string()),
+            Just("broker: {kind: memory}\n".to_string()),
+            Just("broker: {kind: pulsar, url: \"pulsar://h:1\"}\n".to_string()),
+            Just("topics: [{name: t, partitions: 3}]\n".to_string()),
+            Just("producers: [{name: p, topic: t, rate: 10, keys: {zipf: {keys: 5, exponent: 1.1}}}]\n".to_string()),
+            Just("producers: [{name: p, topic: t, load: {ramp: {from: 1, to: 5, over: 2s}}}]\n".to_string()),
+            Just("consumers: [{name: c, topic: t, type: key_shared, count: 3}]\n".to_string()),
+            Just("phases: {duration: 5s, warmup: 1s}\n".to_string()),
+            Just("slo: {p99_e2e: 5ms, max_loss: 0}\n".to_string()),
+            Just("faults: [{at: 1s, stop_consumers: {group: c, count: 1}}]\n".to_string()),
+            "[a-z_]{1,8}: [-0-9a-zA-Z{}\\[\\]:, .\"]{0,20}\n",
+            any::<String>(),
+        ];
+        proptest::collection::vec(frag, 0..10).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// Whatever the text, the loader answers Ok or a located error: never a panic.
+        #[test]
+        fn loader_never_panics(text in yamlish(), set in proptest::option::of("[a-z_.\\[\\]0-9]{1,20}=[-a-z0-9:/]{0,10}")) {
+            let overrides: Vec<Override> = set.iter().filter_map(|s| Override::parse(s).ok()).collect();
+            if let Err(e) = load_str(&text, "fuzz.yaml", &overrides) {
+                prop_assert!(!e.issues.is_empty());
+                let _ = e.to_string();
+            }
+        }
+    }
+}
