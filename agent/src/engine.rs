@@ -126,7 +126,12 @@ pub async fn prepare<D: Driver>(
     out: Outbox,
     cleanup: Box<dyn FnOnce() + Send>,
     metrics: AgentMetrics,
+    rate_cap: Option<f64>,
 ) -> Result<PreparedRun, DriverError> {
+    // The agent's self-imposed cap (`agent --max-rate`), enforced at run time
+    // for every producer of this agent together: a closed-loop producer, or
+    // an open-loop one catching up on its schedule, never exceeds it.
+    let cap = rate_cap.and_then(rate_limiter);
     let shard = Arc::new(shard);
     let sc = &shard.scenario;
     let connect = sc.broker.connect_timeout;
@@ -220,6 +225,7 @@ pub async fn prepare<D: Driver>(
                 payloads: PayloadGen::new(group.message_size, &group.payload, seed)
                     .map_err(|e| DriverError::Producer { topic: group.topic.clone(), reason: e })?,
                 keys: KeyGen::new(group.keys, seed, u64::from(inst.index_in_group)),
+                cap: cap.clone(),
                 sent: 0,
                 seed,
             };
@@ -481,6 +487,18 @@ struct ProducerTask {
     sent: u64,
     /// Seeds the poisson arrivals of this producer.
     seed: u64,
+    /// The agent-wide rate cap, shared by its producers (lock-free GCRA).
+    cap: Option<Arc<governor::DefaultDirectRateLimiter>>,
+}
+
+/// A limiter for `rate` msg/s with a burst of 50 ms worth of messages.
+fn rate_limiter(rate: f64) -> Option<Arc<governor::DefaultDirectRateLimiter>> {
+    if !rate.is_finite() || rate < 1.0 {
+        return None;
+    }
+    let per_s = std::num::NonZeroU32::new(rate.ceil().min(f64::from(u32::MAX)) as u32)?;
+    let burst = std::num::NonZeroU32::new(((rate / 20.0).ceil() as u32).max(1))?;
+    Some(Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(per_s).allow_burst(burst))))
 }
 
 type AckResult = (u64, i64, i64, Result<(), SendError>);
@@ -588,6 +606,16 @@ impl ProducerTask {
                     _ = self.ticks.changed() => self.on_tick(),
                 }
                 continue;
+            }
+            // Over the agent's cap: wait for a permit (the wait shows as lag).
+            if let Some(cap) = self.cap.clone() {
+                if cap.check().is_err() {
+                    tokio::select! {
+                        biased;
+                        _ = cancel.cancelled() => { aborted = true; break; }
+                        _ = cap.until_ready() => {}
+                    }
+                }
             }
             // Take acks that are already in without waiting.
             while let Some(Some(r)) = inflight.next().now_or_never() {

@@ -304,13 +304,21 @@ async fn prepare(opts: &AgentOptions, p: &proto::Prepare, tx: Outbox) -> Result<
             };
             let driver = Arc::new(MemoryDriver::new(opts.memory.clone(), &shard.run_id, cfg));
             let d2 = driver.clone();
-            engine::prepare(driver, shard, time, tx, Box::new(move || d2.cleanup()), opts.metrics.clone())
-                .await
-                .map_err(|e| e.to_string())
+            engine::prepare(
+                driver,
+                shard,
+                time,
+                tx,
+                Box::new(move || d2.cleanup()),
+                opts.metrics.clone(),
+                opts.max_rate,
+            )
+            .await
+            .map_err(|e| e.to_string())
         }
         BrokerKind::Pulsar => {
             let driver = PulsarDriver::connect(&sc.broker, &shard.run_id).await.map_err(|e| e.to_string())?;
-            engine::prepare(Arc::new(driver), shard, time, tx, Box::new(|| {}), opts.metrics.clone())
+            engine::prepare(Arc::new(driver), shard, time, tx, Box::new(|| {}), opts.metrics.clone(), opts.max_rate)
                 .await
                 .map_err(|e| e.to_string())
         }
