@@ -112,6 +112,11 @@ pub struct PreparedRun {
     notes: Vec<String>,
 }
 
+/// A topic the shard names; validation guarantees it exists, a hand-made shard may not.
+fn scenario_topic<'a>(sc: &'a Scenario, name: &str) -> Result<&'a common::scenario::Topic, DriverError> {
+    sc.topic(name).ok_or_else(|| DriverError::Topic { topic: name.to_string(), reason: "not in scenario".into() })
+}
+
 fn total_producers(s: &Scenario) -> u64 {
     s.producers.iter().map(|g| u64::from(g.count)).sum()
 }
@@ -161,9 +166,7 @@ pub async fn prepare<D: Driver>(
     topics.dedup();
     let result: Result<Tasks, DriverError> = async {
         for name in &topics {
-            let topic = sc
-                .topic(name)
-                .ok_or_else(|| DriverError::Topic { topic: name.to_string(), reason: "not in scenario".into() })?;
+            let topic = scenario_topic(sc, name)?;
             tokio::time::timeout(connect, driver.create_topic(topic))
                 .await
                 .map_err(timed(format!("creating topic `{name}`")))??;
@@ -172,9 +175,7 @@ pub async fn prepare<D: Driver>(
         let mut consumers = Vec::new();
         for inst in &shard.consumers {
             let group = &sc.consumers[inst.group];
-            let topic = sc
-                .topic(&group.topic)
-                .ok_or_else(|| DriverError::Topic { topic: group.topic.clone(), reason: "not in scenario".into() })?;
+            let topic = scenario_topic(sc, &group.topic)?;
             let client = tokio::time::timeout(connect, driver.consumer(topic, group, inst.index_in_group))
                 .await
                 .map_err(timed(format!("subscribing `{}`", group.subscription)))??;
@@ -207,9 +208,7 @@ pub async fn prepare<D: Driver>(
         let mut producers = Vec::new();
         for inst in &shard.producers {
             let group = &sc.producers[inst.group];
-            let topic = sc
-                .topic(&group.topic)
-                .ok_or_else(|| DriverError::Topic { topic: group.topic.clone(), reason: "not in scenario".into() })?;
+            let topic = scenario_topic(sc, &group.topic)?;
             let client = tokio::time::timeout(connect, driver.producer(topic, group, inst.index_in_group))
                 .await
                 .map_err(timed(format!("creating producer on `{}`", group.topic)))??;
@@ -525,7 +524,6 @@ impl ProducerTask {
     fn record_ack(&mut self, (seq, intended, sent, res): AckResult, warmup_end: i64) {
         let now = self.time.now_ns();
         // Throughput counts on acknowledgement: the ack's time picks the phase.
-        let _ = intended;
         let ph = if now < warmup_end { &mut self.stats.warmup } else { &mut self.stats.measure };
         match res {
             Ok(()) => {

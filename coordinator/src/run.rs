@@ -448,15 +448,7 @@ pub(crate) async fn run_step(
                                 last_progress_change[g] = r.end_ns;
                             }
                         }
-                        let idx = r.index;
-                        out.agent_interval(i, &r);
-                        outcomes[i].interval_totals.add(&r);
-                        let merged = intervals.add(&r);
-                        let alive_n = alive.iter().filter(|a| **a).count() as u32;
-                        if merged.agents >= alive_n && idx as i64 > printed_upto {
-                            out.interval(&sc, idx, merged, start_ns, alive_n);
-                            printed_upto = idx as i64;
-                        }
+                        take_interval(i, &r, &sc, start_ns, &alive, &out, &mut outcomes, &mut intervals, &mut printed_upto);
                     }
                     Some(AMsg::Error(e)) => {
                         warn!(agent = %live.sessions[i].address, phase = %e.phase, error = %e.message, "agent error");
@@ -519,15 +511,7 @@ pub(crate) async fn run_step(
                 outcomes[i].final_report = Some(f)
             }
             Ok(Some((i, Some(AgentMessage { msg: Some(AMsg::Interval(r)) }), _))) if alive[i] => {
-                let idx = r.index;
-                out.agent_interval(i, &r);
-                outcomes[i].interval_totals.add(&r);
-                let merged = intervals.add(&r);
-                let alive_n = alive.iter().filter(|a| **a).count() as u32;
-                if merged.agents >= alive_n && idx as i64 > printed_upto {
-                    out.interval(&sc, idx, merged, start_ns, alive_n);
-                    printed_upto = idx as i64;
-                }
+                take_interval(i, &r, &sc, start_ns, &alive, &out, &mut outcomes, &mut intervals, &mut printed_upto);
             }
             Ok(Some((i, None, why))) => {
                 if alive[i] && outcomes[i].final_report.is_none() {
@@ -604,6 +588,30 @@ fn lose_agent(
         }
         OnAgentLoss::Continue => Some(format!("lost agent {address}: {why}; no agent left")),
         OnAgentLoss::Abort => Some(format!("lost agent {address}: {why} (on_agent_loss: abort)")),
+    }
+}
+
+/// Takes one agent's interval report: its live view and running totals, the
+/// merged interval, and one printed line once every live agent has sent it.
+#[allow(clippy::too_many_arguments)]
+fn take_interval(
+    i: usize,
+    r: &proto::IntervalReport,
+    sc: &Scenario,
+    start_ns: i64,
+    alive: &[bool],
+    out: &console::Console,
+    outcomes: &mut [AgentOutcome],
+    intervals: &mut Intervals,
+    printed_upto: &mut i64,
+) {
+    out.agent_interval(i, r);
+    outcomes[i].interval_totals.add(r);
+    let merged = intervals.add(r);
+    let alive_n = alive.iter().filter(|a| **a).count() as u32;
+    if merged.agents >= alive_n && r.index as i64 > *printed_upto {
+        out.interval(sc, r.index, merged, start_ns, alive_n);
+        *printed_upto = r.index as i64;
     }
 }
 
