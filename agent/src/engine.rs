@@ -521,8 +521,7 @@ impl ProducerTask {
         self.flush(interval.saturating_sub(1));
     }
 
-    fn record_ack(&mut self, (seq, intended, sent, res): AckResult, warmup_end: i64) {
-        let now = self.time.now_ns();
+    fn record_ack(&mut self, (seq, intended, sent, res): AckResult, now: i64, warmup_end: i64) {
         // Throughput counts on acknowledgement: the ack's time picks the phase.
         let ph = if now < warmup_end { &mut self.stats.warmup } else { &mut self.stats.measure };
         match res {
@@ -536,6 +535,23 @@ impl ProducerTask {
                 ph.send_errors += 1;
                 debug!(producer = self.inst.id, seq, error = ?e, "send failed");
             }
+        }
+    }
+
+    /// Counts every send past its timeout as failed (its ack, if it ever
+    /// comes, is ignored) and re-arms the deadline timer.
+    fn expire(&mut self, deadlines: &mut Deadlines, timer: &mut DeadlineTimer, now: i64, warmup_end: i64) {
+        timer.armed = None;
+        while let Some((seq, sent)) = deadlines.pop_expired(now) {
+            self.record_ack((seq, sent, sent, Err(SendError::Timeout)), now, warmup_end);
+        }
+        timer.arm(deadlines, &self.time);
+    }
+
+    /// An acknowledgement from the in-flight set (not one already timed out).
+    fn settle(&mut self, r: AckResult, deadlines: &mut Deadlines, now: i64, warmup_end: i64) {
+        if deadlines.settle(r.0) {
+            self.record_ack(r, now, warmup_end);
         }
     }
 
@@ -561,16 +577,24 @@ impl ProducerTask {
         let mut next_off = schedule.as_mut().and_then(Schedule::next_ns).filter(|&t| t < end_off);
         let closed_loop = schedule.is_none();
         let max_in_flight = self.group.max_in_flight as usize;
-        let timeout = self.group.send_timeout;
+        // Acks not yet in. Send timeouts are tracked by `deadlines` and one
+        // timer, not a timer per send.
         let mut inflight = FuturesUnordered::new();
+        let mut deadlines = Deadlines::new(self.group.send_timeout);
+        let mut timer = DeadlineTimer::new();
         let mut seq = 0u64;
         let mut aborted = false;
         let producer_id = self.inst.id;
         let mut ended_early = false;
+        // The hot path reads the clock once per message (plus once per ack
+        // that is not in at once) and builds no wait future unless it waits.
         loop {
+            let mut now = self.time.now_ns();
             let intended = match next_off {
                 Some(off) => start + off,
-                None if closed_loop && self.time.now_ns() < end => self.time.now_ns(),
+                // A closed loop starts at the start instant too (Start
+                // arrives ahead of it).
+                None if closed_loop && now < end => now.max(start),
                 None => break,
             };
             if self.ticks.has_changed().unwrap_or(false) {
@@ -580,49 +604,69 @@ impl ProducerTask {
             // a producer far behind its schedule never runs past the
             // measurement. (A grace covers timer granularity, so a producer
             // a few milliseconds behind still sends its last messages.)
-            if self.time.now_ns() >= end + END_GRACE_NS {
+            if now >= end + END_GRACE_NS {
                 ended_early = true;
                 break;
             }
+            if timer.due(now) {
+                self.expire(&mut deadlines, &mut timer, now, warmup_end);
+            }
             debug_assert!(intended < end + 1);
-            if self.time.now_ns() < intended {
+            if now < intended {
                 let at = self.time.instant_at(intended);
                 tokio::select! {
                     biased;
                     _ = cancel.cancelled() => { aborted = true; break; }
-                    Some(r) = inflight.next(), if !inflight.is_empty() => self.record_ack(r, warmup_end),
+                    Some(r) = inflight.next(), if !inflight.is_empty() => {
+                        self.settle(r, &mut deadlines, self.time.now_ns(), warmup_end);
+                    }
                     _ = self.ticks.changed() => self.on_tick(),
+                    _ = timer.wait(), if timer.is_armed() => {
+                        self.expire(&mut deadlines, &mut timer, self.time.now_ns(), warmup_end);
+                    }
                     _ = tokio::time::sleep_until(at.into()) => {}
                 }
                 continue;
             }
-            if inflight.len() >= max_in_flight {
+            if inflight.len() - deadlines.expired() >= max_in_flight {
                 tokio::select! {
                     biased;
                     _ = cancel.cancelled() => { aborted = true; break; }
-                    Some(r) = inflight.next() => self.record_ack(r, warmup_end),
+                    Some(r) = inflight.next() => self.settle(r, &mut deadlines, self.time.now_ns(), warmup_end),
                     _ = self.ticks.changed() => self.on_tick(),
+                    _ = timer.wait(), if timer.is_armed() => {
+                        self.expire(&mut deadlines, &mut timer, self.time.now_ns(), warmup_end);
+                    }
                 }
                 continue;
             }
-            // Over the agent's cap: wait for a permit (the wait shows as lag).
-            if let Some(cap) = self.cap.clone() {
+            // Over the agent's cap: wait for a permit (the wait shows as lag;
+            // the permit it returns is this send's).
+            if let Some(cap) = &self.cap {
                 if cap.check().is_err() {
                     tokio::select! {
                         biased;
                         _ = cancel.cancelled() => { aborted = true; break; }
                         _ = cap.until_ready() => {}
                     }
+                    now = self.time.now_ns();
                 }
             }
             // Take acks that are already in without waiting.
-            while let Some(Some(r)) = inflight.next().now_or_never() {
-                self.record_ack(r, warmup_end);
+            if !inflight.is_empty() {
+                let mut took = false;
+                while let Some(Some(r)) = inflight.next().now_or_never() {
+                    self.settle(r, &mut deadlines, now, warmup_end);
+                    took = true;
+                }
+                if took {
+                    now = self.time.now_ns();
+                }
             }
             let payload = self.payloads.next_payload();
             let len = payload.len() as u64;
             let key = self.keys.next_key();
-            let sent = self.time.now_ns();
+            let sent = now;
             let stamp = Stamp { producer_id, seq, intended_ns: intended, sent_ns: sent };
             let lag = sent - intended;
             {
@@ -635,21 +679,31 @@ impl ProducerTask {
                 }
             }
             self.sent += 1;
-            let sent_fut = tokio::select! {
-                biased;
-                _ = cancel.cancelled() => { aborted = true; break; }
-                r = client.send(OutMessage { stamp, key, payload }) => r,
+            let sent_res = {
+                let send = client.send(OutMessage { stamp, key, payload });
+                tokio::pin!(send);
+                // Most sends are taken at once; wait (cancellably) only when not.
+                match futures::poll!(send.as_mut()) {
+                    std::task::Poll::Ready(r) => r,
+                    std::task::Poll::Pending => tokio::select! {
+                        biased;
+                        _ = cancel.cancelled() => { aborted = true; break; }
+                        r = &mut send => r,
+                    },
+                }
             };
-            match sent_fut {
-                Ok(ack) => inflight.push(async move {
-                    let r = match tokio::time::timeout(timeout, ack).await {
-                        Ok(r) => r,
-                        Err(_) => Err(SendError::Timeout),
-                    };
-                    (seq, intended, sent, r)
-                }),
+            match sent_res {
+                Ok(mut ack) => match (&mut ack).now_or_never() {
+                    // Acknowledged at once (an in-process broker): no bookkeeping.
+                    Some(r) => self.record_ack((seq, intended, sent, r), self.time.now_ns(), warmup_end),
+                    None => {
+                        deadlines.push(seq, sent);
+                        timer.arm(&deadlines, &self.time);
+                        inflight.push(ack.map(move |r| (seq, intended, sent, r)));
+                    }
+                },
                 Err(e) => {
-                    self.record_ack((seq, intended, sent, Err(e.clone())), warmup_end);
+                    self.record_ack((seq, intended, sent, Err(e.clone())), now, warmup_end);
                     if e == SendError::Closed {
                         error = Some("producer closed by the client".to_string());
                         break;
@@ -661,8 +715,12 @@ impl ProducerTask {
                 next_off = s.next_ns().filter(|&t| t < end_off);
             } else if seq.is_multiple_of(256) {
                 // Closed loop against a broker that acknowledges at once:
-                // let the runtime's other tasks in.
+                // let the runtime's other tasks in, and see a stop.
                 tokio::task::yield_now().await;
+                if cancel.is_cancelled() {
+                    aborted = true;
+                    break;
+                }
             }
         }
         if ended_early {
@@ -676,16 +734,20 @@ impl ProducerTask {
             self.stats.measure.unsent += left;
         }
         // Every send has a timeout, so this ends.
-        while !inflight.is_empty() && !aborted {
+        while inflight.len() > deadlines.expired() && !aborted {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => { aborted = true; }
-                Some(r) = inflight.next() => self.record_ack(r, warmup_end),
+                Some(r) = inflight.next() => self.settle(r, &mut deadlines, self.time.now_ns(), warmup_end),
                 _ = self.ticks.changed() => self.on_tick(),
+                _ = timer.wait(), if timer.is_armed() => {
+                    self.expire(&mut deadlines, &mut timer, self.time.now_ns(), warmup_end);
+                }
             }
         }
-        if aborted && !inflight.is_empty() {
-            error = Some(format!("aborted with {} sends unacknowledged", inflight.len()));
+        let unacked = inflight.len() - deadlines.expired();
+        if aborted && unacked > 0 {
+            error = Some(format!("aborted with {unacked} sends unacknowledged"));
         }
         // A boundary passed but not yet seen: what was recorded belongs before it.
         if self.ticks.has_changed().unwrap_or(false) {
@@ -703,6 +765,123 @@ impl ProducerTask {
         });
         client.close().await;
         ProducerFinal { inst: self.inst, sent: self.sent, acked: self.acked, error }
+    }
+}
+
+/// Send timeouts without a timer per send. Every send of a producer has the
+/// same timeout, so deadlines rise with the sequence number: the oldest
+/// outstanding send holds the earliest one.
+struct Deadlines {
+    timeout_ns: i64,
+    /// Sequence number of `sent[0]`.
+    base: u64,
+    /// Send time per sequence number from `base`; `SETTLED` once its ack is in.
+    sent: std::collections::VecDeque<i64>,
+    /// Timed out (counted as failed) and still in the in-flight set.
+    expired: std::collections::HashSet<u64>,
+}
+
+const SETTLED: i64 = i64::MIN;
+
+impl Deadlines {
+    fn new(timeout: Duration) -> Deadlines {
+        Deadlines {
+            timeout_ns: i64::try_from(timeout.as_nanos()).unwrap_or(i64::MAX),
+            base: 0,
+            sent: Default::default(),
+            expired: Default::default(),
+        }
+    }
+
+    /// A send now awaiting its ack (`seq` rises across calls).
+    fn push(&mut self, seq: u64, sent_ns: i64) {
+        if self.sent.is_empty() {
+            self.base = seq;
+        }
+        // Sends settled at once in between never entered: fill their places.
+        while self.base + (self.sent.len() as u64) < seq {
+            self.sent.push_back(SETTLED);
+        }
+        self.sent.push_back(sent_ns);
+    }
+
+    /// An ack came in; false when that send had already timed out.
+    fn settle(&mut self, seq: u64) -> bool {
+        if self.expired.remove(&seq) {
+            return false;
+        }
+        if let Some(idx) = seq.checked_sub(self.base) {
+            if let Some(s) = self.sent.get_mut(idx as usize) {
+                *s = SETTLED;
+            }
+        }
+        self.trim();
+        true
+    }
+
+    fn trim(&mut self) {
+        while self.sent.front() == Some(&SETTLED) {
+            self.sent.pop_front();
+            self.base += 1;
+        }
+    }
+
+    /// When the oldest outstanding send times out.
+    fn next(&self) -> Option<i64> {
+        self.sent.front().map(|&s| s.saturating_add(self.timeout_ns))
+    }
+
+    /// The oldest outstanding send if it is past its deadline (`seq`, sent).
+    fn pop_expired(&mut self, now: i64) -> Option<(u64, i64)> {
+        let sent = *self.sent.front()?;
+        if sent.saturating_add(self.timeout_ns) > now {
+            return None;
+        }
+        let seq = self.base;
+        self.sent.pop_front();
+        self.base += 1;
+        self.trim();
+        self.expired.insert(seq);
+        Some((seq, sent))
+    }
+
+    /// Timed out but still in the in-flight set.
+    fn expired(&self) -> usize {
+        self.expired.len()
+    }
+}
+
+/// One timer per producer, armed at the oldest outstanding deadline. It may
+/// fire early (that send was acknowledged since); it then re-arms.
+struct DeadlineTimer {
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    armed: Option<i64>,
+}
+
+impl DeadlineTimer {
+    fn new() -> DeadlineTimer {
+        DeadlineTimer { sleep: Box::pin(tokio::time::sleep(Duration::from_secs(86_400))), armed: None }
+    }
+
+    fn arm(&mut self, deadlines: &Deadlines, time: &TimeBase) {
+        if self.armed.is_none() {
+            if let Some(d) = deadlines.next() {
+                self.sleep.as_mut().reset(time.instant_at(d).into());
+                self.armed = Some(d);
+            }
+        }
+    }
+
+    fn is_armed(&self) -> bool {
+        self.armed.is_some()
+    }
+
+    fn due(&self, now: i64) -> bool {
+        self.armed.is_some_and(|d| now >= d)
+    }
+
+    fn wait(&mut self) -> &mut std::pin::Pin<Box<tokio::time::Sleep>> {
+        &mut self.sleep
     }
 }
 
@@ -789,6 +968,32 @@ impl ConsumerTask {
         self.flush(interval.saturating_sub(1));
     }
 
+    /// Records and acknowledges one delivery; Err when the consumer is gone.
+    async fn on_delivery<C: ConsumerClient>(
+        &mut self,
+        c: &mut C,
+        d: Result<Delivery, RecvError>,
+    ) -> Result<(), String> {
+        match d {
+            Ok(d) => {
+                self.record(d);
+                if let Err(RecvError::Transient(e) | RecvError::Closed(e)) = c.ack_last().await {
+                    self.stats.measure.receive_errors += 1;
+                    debug!(consumer = self.inst.id, error = %e, "ack failed");
+                }
+            }
+            Err(RecvError::Transient(e)) => {
+                self.stats.measure.receive_errors += 1;
+                debug!(consumer = self.inst.id, error = %e, "receive failed");
+            }
+            Err(RecvError::Closed(e)) => {
+                warn!(consumer = self.inst.id, error = %e, "consumer closed");
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
     /// Reports intervals (empty) until the run stops.
     async fn idle(&mut self, stop: &CancellationToken) {
         loop {
@@ -822,7 +1027,41 @@ impl ConsumerTask {
                 }
             };
             tokio::pin!(fault);
-            loop {
+            let fault_ns = stop_after.map(|d| start + d.as_nanos() as i64);
+            'recv: loop {
+                // Take what is in without building the wait futures (a
+                // dropped `recv` loses nothing: it is cancel-safe).
+                let mut took = 0;
+                while took < 256 {
+                    let d = {
+                        let next = c.recv();
+                        tokio::pin!(next);
+                        match futures::poll!(next) {
+                            std::task::Poll::Ready(d) => d,
+                            std::task::Poll::Pending => break,
+                        }
+                    };
+                    took += 1;
+                    if let Err(e) = self.on_delivery(c, d).await {
+                        error = Some(e);
+                        break 'recv;
+                    }
+                }
+                if self.ticks.has_changed().unwrap_or(false) {
+                    self.flush_tick();
+                }
+                if stop.is_cancelled() {
+                    break;
+                }
+                if fault_ns.is_some_and(|f| self.time.now_ns() >= f) {
+                    info!(consumer = self.inst.id, "stopped by a fault action");
+                    self.faulted = true;
+                    break;
+                }
+                if took == 256 {
+                    tokio::task::yield_now().await;
+                    continue;
+                }
                 tokio::select! {
                     biased;
                     _ = stop.cancelled() => break,
@@ -832,23 +1071,9 @@ impl ConsumerTask {
                         break;
                     }
                     _ = self.ticks.changed() => self.flush_tick(),
-                    d = c.recv() => match d {
-                        Ok(d) => {
-                            self.record(d);
-                            if let Err(RecvError::Transient(e) | RecvError::Closed(e)) = c.ack_last().await {
-                                self.stats.measure.receive_errors += 1;
-                                debug!(consumer = self.inst.id, error = %e, "ack failed");
-                            }
-                        }
-                        Err(RecvError::Transient(e)) => {
-                            self.stats.measure.receive_errors += 1;
-                            debug!(consumer = self.inst.id, error = %e, "receive failed");
-                        }
-                        Err(RecvError::Closed(e)) => {
-                            warn!(consumer = self.inst.id, error = %e, "consumer closed");
-                            error = Some(e);
-                            break;
-                        }
+                    d = c.recv() => if let Err(e) = self.on_delivery(c, d).await {
+                        error = Some(e);
+                        break;
                     },
                 }
             }
@@ -1057,5 +1282,48 @@ fn interval_report(
             tasks_total,
             producers_active,
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_follow_the_oldest_outstanding_send() {
+        let mut d = Deadlines::new(Duration::from_nanos(100));
+        assert_eq!(d.next(), None);
+        d.push(0, 10);
+        // 1 and 2 were acknowledged at once (never pushed).
+        d.push(3, 20);
+        d.push(4, 30);
+        assert_eq!(d.next(), Some(110));
+        // Out of order: 3 settles first; 0 still holds the deadline.
+        assert!(d.settle(3));
+        assert_eq!(d.next(), Some(110));
+        assert!(d.settle(0));
+        assert_eq!(d.next(), Some(130), "0 and the settled 1..3 are gone; 4 is next");
+        assert_eq!(d.pop_expired(129), None);
+        assert_eq!(d.pop_expired(130), Some((4, 30)));
+        assert_eq!(d.expired(), 1);
+        assert_eq!(d.next(), None);
+        // The late ack of a timed-out send is not counted again.
+        assert!(!d.settle(4));
+        assert_eq!(d.expired(), 0);
+    }
+
+    #[test]
+    fn deadlines_expire_in_send_order_and_skip_settled_ones() {
+        let mut d = Deadlines::new(Duration::from_nanos(10));
+        for seq in 0..5 {
+            d.push(seq, seq as i64);
+        }
+        assert!(d.settle(1));
+        let mut out = Vec::new();
+        while let Some((seq, _)) = d.pop_expired(13) {
+            out.push(seq);
+        }
+        assert_eq!(out, vec![0, 2, 3], "sent at 0, 2, 3 are past 13; 1 settled; 4 (due 14) is not");
+        assert_eq!(d.next(), Some(14));
     }
 }

@@ -27,7 +27,8 @@ pub struct MemMessage {
     pub stamp: [u8; common::stamp::STAMP_LEN],
     pub key: Option<u64>,
     pub payload: Bytes,
-    pub ready_at: Instant,
+    /// None: visible at once (no capacity cap, no latency).
+    pub ready_at: Option<Instant>,
     pub redelivered: bool,
     /// None for a non-partitioned topic.
     pub partition: Option<u32>,
@@ -43,6 +44,9 @@ pub struct MemoryConfig {
     pub duplicate_every: u64,
     /// After N publishes per topic nothing is delivered any more (0: never).
     pub stall_after: u64,
+    /// The most messages the topic holds undelivered, summed over its
+    /// subscriptions, before publish acks wait for consumers (0: no limit).
+    pub max_backlog: u64,
 }
 
 /// Shared handle; cheap to clone.
@@ -59,6 +63,10 @@ pub struct TopicState {
     server_free_at: Mutex<Instant>,
     service: Option<Duration>,
     published: std::sync::atomic::AtomicU64,
+    /// Messages handed to subscriptions and not yet taken by a consumer.
+    undelivered: std::sync::atomic::AtomicU64,
+    /// Signalled when `undelivered` falls to the low-water mark.
+    drained: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -119,6 +127,8 @@ impl MemoryBroker {
             server_free_at: Mutex::new(Instant::now()),
             service,
             published: std::sync::atomic::AtomicU64::new(0),
+            undelivered: std::sync::atomic::AtomicU64::new(0),
+            drained: tokio::sync::Notify::new(),
         });
         topics.insert(name.to_string(), t.clone());
         Ok(t)
@@ -153,19 +163,19 @@ impl TopicState {
         stamp: [u8; common::stamp::STAMP_LEN],
         key: Option<u64>,
         payload: Bytes,
-    ) -> Instant {
-        let now = Instant::now();
-        let done = match self.service {
-            None => now,
-            Some(service) => {
+    ) -> Option<Instant> {
+        // No clock read on the plain path (no cap, no latency).
+        let ready_at = match (self.service, self.cfg.latency) {
+            (None, latency) if latency.is_zero() => None,
+            (None, latency) => Some(Instant::now() + latency),
+            (Some(service), latency) => {
                 // Single-server queue shared by the topic's partitions.
                 let mut free = lock(&self.server_free_at);
-                let start = (*free).max(now);
+                let start = (*free).max(Instant::now());
                 *free = start + service;
-                *free
+                Some(*free + latency)
             }
         };
-        let ready_at = done + self.cfg.latency;
         let n = self.published.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         let stalled = self.cfg.stall_after > 0 && n > self.cfg.stall_after;
         if stalled || (self.cfg.drop_every > 0 && n.is_multiple_of(self.cfg.drop_every)) {
@@ -183,12 +193,44 @@ impl TopicState {
         let p = &self.partitions[partition % self.partitions.len()];
         let mut part = lock(p);
         let np = self.partitions.len();
+        self.undelivered.fetch_add(copies * part.subs.len() as u64, std::sync::atomic::Ordering::Relaxed);
         for sub in part.subs.values_mut() {
             for _ in 0..copies {
                 sub.dispatch(msg.clone(), partition, np);
             }
         }
         ready_at
+    }
+
+    /// More undelivered messages than `max_backlog` allows.
+    pub fn over_backlog(&self) -> bool {
+        self.cfg.max_backlog > 0 && self.undelivered.load(std::sync::atomic::Ordering::Relaxed) > self.cfg.max_backlog
+    }
+
+    /// Where held publishers resume: three quarters of `max_backlog`.
+    fn low_water(&self) -> u64 {
+        self.cfg.max_backlog - self.cfg.max_backlog / 4
+    }
+
+    /// Waits until consumers brought the backlog down to the low-water mark.
+    pub async fn wait_for_room(&self) {
+        loop {
+            let notified = self.drained.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.undelivered.load(std::sync::atomic::Ordering::Relaxed) <= self.low_water() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// A consumer took one message.
+    fn taken(&self) {
+        let before = self.undelivered.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if self.cfg.max_backlog > 0 && before == self.low_water() + 1 {
+            self.drained.notify_waiters();
+        }
     }
 
     /// Subscribes a consumer to every partition of the topic.
@@ -310,12 +352,16 @@ impl MemConsumer {
             Some(m) => m,
             None => self.rx.recv().await?,
         };
-        if msg.ready_at > Instant::now() {
-            let at = msg.ready_at;
+        if let Some(at) = msg.ready_at.filter(|&at| at > Instant::now()) {
             self.pending = Some(msg);
             tokio::time::sleep_until(at.into()).await;
-            return self.pending.take();
+            let msg = self.pending.take();
+            if msg.is_some() {
+                self.topic.taken();
+            }
+            return msg;
         }
+        self.topic.taken();
         Some(msg)
     }
 
@@ -409,7 +455,7 @@ mod tests {
         let start = Instant::now();
         let mut last = start;
         for i in 0..100 {
-            last = t.publish(0, stamp(i), None, Bytes::new());
+            last = t.publish(0, stamp(i), None, Bytes::new()).expect("queued");
         }
         // 100 messages at 1000/s take 100 ms of broker time, plus 5 ms.
         let d = last.duration_since(start);
@@ -417,6 +463,30 @@ mod tests {
         let mut c = t.subscribe("late", SubType::Shared).expect("sub");
         t.publish(0, stamp(1), None, Bytes::new());
         let m = c.recv().await.expect("msg");
-        assert!(Instant::now() >= m.ready_at);
+        assert!(Instant::now() >= m.ready_at.expect("delayed"));
+    }
+
+    #[tokio::test]
+    async fn max_backlog_holds_publishers_until_consumers_catch_up() {
+        let b = MemoryBroker::new();
+        let cfg = MemoryConfig { max_backlog: 8, ..Default::default() };
+        let t = b.create_topic("bp", 0, cfg).expect("topic");
+        let mut c = t.subscribe("s", SubType::Shared).expect("sub");
+        for i in 0..8 {
+            t.publish(0, stamp(i), None, Bytes::new());
+        }
+        assert!(!t.over_backlog(), "8 undelivered is the limit, not over it");
+        t.publish(0, stamp(8), None, Bytes::new());
+        assert!(t.over_backlog());
+        let t2 = t.clone();
+        let mut waiter = tokio::spawn(async move { t2.wait_for_room().await });
+        // Low water is 6 (three quarters of 8): taking 2 of 9 is not enough.
+        for _ in 0..2 {
+            c.recv().await.expect("msg");
+        }
+        assert!(tokio::time::timeout(Duration::from_millis(50), &mut waiter).await.is_err(), "released too early");
+        c.recv().await.expect("msg");
+        tokio::time::timeout(Duration::from_secs(5), waiter).await.expect("released at low water").expect("task");
+        assert!(!t.over_backlog());
     }
 }

@@ -301,6 +301,7 @@ async fn prepare(opts: &AgentOptions, p: &proto::Prepare, tx: Outbox) -> Result<
                 drop_every: sc.broker.drop_every,
                 duplicate_every: sc.broker.duplicate_every,
                 stall_after: sc.broker.stall_after,
+                max_backlog: sc.broker.max_backlog,
             };
             let driver = Arc::new(MemoryDriver::new(opts.memory.clone(), &shard.run_id, cfg));
             let d2 = driver.clone();

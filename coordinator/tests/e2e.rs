@@ -290,3 +290,34 @@ phases: {duration: 4s, drain_timeout: 2s}
     assert!(rep["notes"].as_array().expect("notes").iter().any(|n| n.as_str().unwrap_or("").contains("stalled")));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Acks that never come in time are counted as send errors (timeouts), once
+/// each, and the run still ends: the memory broker acknowledges after 2 s,
+/// the producers give up after 300 ms.
+#[test]
+fn send_timeouts_are_counted_once_each() {
+    let dir = temp_dir("timeouts");
+    let scenario = dir.join("timeouts.yaml");
+    std::fs::write(
+        &scenario,
+        r#"
+name: timeouts
+broker: {kind: memory, latency: 2s}
+topics: [{name: t}]
+producers: [{name: p, topic: t, rate: 200, send_timeout: 300ms, max_in_flight: 10000}]
+consumers: [{name: c, topic: t, type: shared}]
+phases: {duration: 1s, drain_timeout: 3s}
+"#,
+    )
+    .expect("write");
+    let r = coordinator(&["run", scenario.to_str().expect("utf8"), "--results", dir.to_str().expect("utf8")]);
+    assert_eq!(r.code, 1, "send errors fail the run by default: {}\n{}", r.stdout, r.stderr);
+    let rep = report_of(&r);
+    let t = &rep["totals"];
+    assert_eq!(u(&t["sent"]), 200, "{t}");
+    assert_eq!(u(&t["acked"]), 0, "{t}");
+    assert_eq!(u(&t["send_errors"]), 200, "every send timed out exactly once: {t}");
+    let slo = rep["slo"].as_array().expect("slo");
+    assert!(slo.iter().any(|c| c["name"] == "max_send_errors" && c["pass"] == false), "default 0: {slo:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -79,17 +79,22 @@ pub struct MemProducer {
     next_partition: AtomicUsize,
 }
 
-/// Resolves at the broker's acknowledgement instant; no timer when that is now.
-pub struct MemAck {
-    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+/// Resolves at the broker's acknowledgement instant; no timer (and no
+/// allocation) when that is now.
+pub enum MemAck {
+    Now,
+    At(Pin<Box<tokio::time::Sleep>>),
+    /// The topic is over its `max_backlog`: held until consumers catch up.
+    Held(Pin<Box<dyn Future<Output = ()> + Send>>),
 }
 
 impl Future for MemAck {
     type Output = Result<(), SendError>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.sleep.as_mut() {
-            None => Poll::Ready(Ok(())),
-            Some(s) => s.as_mut().poll(cx).map(|()| Ok(())),
+        match &mut *self {
+            MemAck::Now => Poll::Ready(Ok(())),
+            MemAck::At(s) => s.as_mut().poll(cx).map(|()| Ok(())),
+            MemAck::Held(f) => f.as_mut().poll(cx).map(|()| Ok(())),
         }
     }
 }
@@ -105,8 +110,19 @@ impl ProducerClient for MemProducer {
             _ => self.next_partition.fetch_add(1, Ordering::Relaxed) % np,
         };
         let ready_at = self.topic.publish(partition, msg.stamp.encode(), msg.key, msg.payload);
-        let sleep = (ready_at > Instant::now()).then(|| Box::pin(tokio::time::sleep_until(ready_at.into())));
-        Ok(MemAck { sleep })
+        if self.topic.over_backlog() {
+            let topic = self.topic.clone();
+            return Ok(MemAck::Held(Box::pin(async move {
+                topic.wait_for_room().await;
+                if let Some(at) = ready_at {
+                    tokio::time::sleep_until(at.into()).await;
+                }
+            })));
+        }
+        Ok(match ready_at.filter(|&at| at > Instant::now()) {
+            Some(at) => MemAck::At(Box::pin(tokio::time::sleep_until(at.into()))),
+            None => MemAck::Now,
+        })
     }
 
     async fn close(self) {}

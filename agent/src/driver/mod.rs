@@ -87,7 +87,7 @@ pub trait Driver: Send + Sync + 'static {
 
 pub trait ProducerClient: Send + 'static {
     /// Resolves when the broker acknowledges (or refuses) one message.
-    type Ack: Future<Output = Result<(), SendError>> + Send + 'static;
+    type Ack: Future<Output = Result<(), SendError>> + Send + Unpin + 'static;
     /// Hands one message to the client. Resolves once it is enqueued (which
     /// may wait for client-side backpressure); the returned `Ack` resolves
     /// on the broker's answer, so many sends can be in flight.

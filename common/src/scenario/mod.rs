@@ -121,6 +121,9 @@ pub struct Broker {
     pub duplicate_every: u64,
     /// Memory broker only: deliveries stop after N messages per topic (0: never).
     pub stall_after: u64,
+    /// Memory broker only: the most messages a topic holds undelivered
+    /// (summed over its subscriptions) before it holds publish acks (0: no limit).
+    pub max_backlog: u64,
     pub auth: Option<Auth>,
     pub tls: Option<Tls>,
 }
@@ -1431,6 +1434,7 @@ fn validate_broker(b: &RawBroker, cx: &mut Cx<'_>) -> Option<Broker> {
             ("broker.drop_every", b.drop_every),
             ("broker.duplicate_every", b.duplicate_every),
             ("broker.stall_after", b.stall_after),
+            ("broker.max_backlog", b.max_backlog),
         ] {
             if v.is_some() {
                 cx.err(k, "applies to the memory broker only");
@@ -1482,6 +1486,7 @@ fn validate_broker(b: &RawBroker, cx: &mut Cx<'_>) -> Option<Broker> {
         drop_every: b.drop_every.unwrap_or(0),
         duplicate_every: b.duplicate_every.unwrap_or(0),
         stall_after: b.stall_after.unwrap_or(0),
+        max_backlog: b.max_backlog.unwrap_or(0),
         auth,
         tls,
         latency,
@@ -1705,7 +1710,7 @@ fn parse_keys(cx: &mut Cx<'_>, key: &str, v: &Value) -> Option<KeyPattern> {
 
 fn validate_slo(prefix: &str, raw: Option<&RawSlo>, cx: &mut Cx<'_>) -> Slo {
     let Some(s) = raw else {
-        return Slo { max_loss: Some(0), ..Slo::default() };
+        return Slo { max_loss: Some(0), max_send_errors: Some(0), ..Slo::default() };
     };
     let min_rate_ratio = s.min_rate_ratio.filter(|r| {
         let ok = r.is_finite() && *r > 0.0 && *r <= 1.5;
@@ -1727,7 +1732,8 @@ fn validate_slo(prefix: &str, raw: Option<&RawSlo>, cx: &mut Cx<'_>) -> Slo {
         max_loss: Some(s.max_loss.unwrap_or(0)),
         max_duplicates: s.max_duplicates,
         min_rate_ratio,
-        max_send_errors: s.max_send_errors,
+        // So is a publish that failed or timed out.
+        max_send_errors: Some(s.max_send_errors.unwrap_or(0)),
     }
 }
 

@@ -109,6 +109,10 @@ pub struct RawBroker {
     /// Memory broker only: after N messages on a topic, deliveries stop
     /// (publishes are still acknowledged) — a stalled dispatcher.
     pub stall_after: Option<u64>,
+    /// Memory broker only: the most messages a topic holds undelivered
+    /// (summed over its subscriptions); past it, publish acks wait until
+    /// consumers catch up (backpressure, as a real broker's backlog quota).
+    pub max_backlog: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -333,7 +337,7 @@ pub struct RawSlo {
     pub max_duplicates: Option<u64>,
     /// Lowest achieved/target publish rate, e.g. 0.98.
     pub min_rate_ratio: Option<f64>,
-    /// Most send errors allowed (default: no limit, reported only).
+    /// Most send errors (refused or timed out publishes) allowed; default 0.
     pub max_send_errors: Option<u64>,
 }
 
