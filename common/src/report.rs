@@ -42,6 +42,24 @@ pub struct Report {
     /// continue`): how much of the run the verdict covers. Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coverage: Option<Coverage>,
+    /// What the run cost the coordinator itself (absent in older reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinator: Option<CoordinatorCost>,
+}
+
+/// The coordinator's own cost: is it keeping up with its agents?
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CoordinatorCost {
+    pub agents: u32,
+    /// Connect, Hello and clock sync of every agent, plan, Prepare, until
+    /// every agent is Ready (seconds).
+    pub setup_s: f64,
+    /// Time spent taking every agent's report of one interval (decode,
+    /// merge, live view), per interval: median and worst, milliseconds.
+    pub interval_merge_ms_p50: f64,
+    pub interval_merge_ms_max: f64,
+    /// Building the final report from every agent's final report (ms).
+    pub report_build_ms: f64,
 }
 
 /// What a verdict covers after agents were lost: their producers' and

@@ -559,6 +559,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
         intervals,
         notes,
         ceiling: None,
+        coordinator: None,
         coverage,
     }
 }

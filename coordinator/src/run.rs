@@ -2,7 +2,7 @@
 //! shard, prepare (barrier), start at one instant, follow the intervals,
 //! drain, stop, merge and write the results.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -11,6 +11,7 @@ use common::plan::{self, AgentSlot};
 use common::proto::{self, agent_message::Msg as AMsg, coordinator_message::Msg as CMsg, AgentMessage};
 use common::report::Report;
 use common::scenario::{self, OnAgentLoss, Override, Scenario};
+use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -201,15 +202,19 @@ pub(crate) async fn run_step(
     quiet: bool,
     busy_retry: Duration,
 ) -> Result<StepRun, CliError> {
+    let t_setup = std::time::Instant::now();
     let run_id = run_id(&sc.name);
     let coordinator_id = format!("coordinator-{}", std::process::id());
     let mode = console::Mode::detect(quiet);
     let out = console::Console::for_run(mode, console::color_wanted(opts.no_color), &sc, &run_id, opts.metrics.clone());
 
-    // Connect, Hello, clock sync: all agents at once.
-    let opened = futures::future::join_all(
+    // Connect, Hello, clock sync: many agents at once, but not a thousand
+    // TCP and HTTP/2 handshakes in the same instant (in address order).
+    let opened: Vec<Result<AgentSession, String>> = futures::stream::iter(
         addresses.iter().map(|a| open_session(a, &run_id, &coordinator_id, opts.token.as_ref(), busy_retry)),
     )
+    .buffered(OPEN_CONCURRENCY)
+    .collect()
     .await;
     let mut sessions = Vec::new();
     let mut errors = Vec::new();
@@ -337,6 +342,9 @@ pub(crate) async fn run_step(
         abort_all(&live).await;
         return Err(CliError::CannotComplete(f));
     }
+    let setup_s = t_setup.elapsed().as_secs_f64();
+    // Time spent taking each interval's reports, per interval index.
+    let mut merge_ns: BTreeMap<u64, u64> = BTreeMap::new();
 
     // Start: one instant in coordinator time, far enough ahead for every agent.
     let max_rtt = live.sessions.iter().map(|s| s.rtt_ns).max().unwrap_or(0);
@@ -362,8 +370,16 @@ pub(crate) async fn run_step(
     let drain_deadline = drain_start + sc.phases.drain_timeout.as_nanos() as i64;
     let mut intervals = Intervals::default();
     let mut printed_upto: i64 = -1;
-    // Latest cumulative progress per agent, per consumer group index.
-    let mut progress: Vec<HashMap<(String, String), u64>> = vec![HashMap::new(); n];
+    // Latest cumulative progress per agent and consumer group, and its sum
+    // over agents, kept up to date per report (O(groups) per report, not
+    // O(groups x agents): a thousand agents stay cheap).
+    let groups_of_sub: HashMap<(&str, &str), Vec<usize>> =
+        sc.consumers.iter().enumerate().fold(HashMap::new(), |mut m, (g, c)| {
+            m.entry((c.topic.as_str(), c.subscription.as_str())).or_default().push(g);
+            m
+        });
+    let mut progress: Vec<Vec<u64>> = vec![vec![0; sc.consumers.len()]; n];
+    let mut progress_sum = vec![0u64; sc.consumers.len()];
     let mut acked_by_topic: HashMap<String, u64> = HashMap::new();
     // Latest count of producer tasks still running, per agent.
     let mut producers_active: Vec<u32> = plan.shards.iter().map(|s| s.producers.len() as u32).collect();
@@ -377,13 +393,20 @@ pub(crate) async fn run_step(
     let mut last_heard = vec![tokio::time::Instant::now(); n];
     let interrupt = tokio::signal::ctrl_c();
     tokio::pin!(interrupt);
+    let mut next_lease_check = tokio::time::Instant::now();
     'follow: loop {
         let now = clock::now_ns();
         // An agent silent for longer than its lease is frozen or cut off
         // (its TCP connection may not tell); it has stopped its load by now.
-        for i in 0..n {
+        // Checked every 100 ms, not on every message (a thousand agents).
+        let now_i = tokio::time::Instant::now();
+        let check_leases = now_i >= next_lease_check;
+        if check_leases {
+            next_lease_check = now_i + Duration::from_millis(100);
+        }
+        for i in (0..n).filter(|_| check_leases) {
             let limit = live.sessions[i].lease + LOST_AFTER_LEASE;
-            if alive[i] && last_heard[i].elapsed() > limit {
+            if alive[i] && now_i.saturating_duration_since(last_heard[i]) > limit {
                 let why = format!("no word from the agent for {}", common::units::format_duration(limit));
                 if let Some(stop) = lose_agent(i, "lost", why, &sc, &mut alive, &mut outcomes, &live, &out) {
                     incomplete = Some(stop);
@@ -394,17 +417,18 @@ pub(crate) async fn run_step(
         if now >= drain_start {
             // Drain complete when every subscription has every acknowledged
             // message (subscriptions with a consumer on a lost agent cannot tell).
-            let lost_groups: Vec<usize> =
-                (0..n).filter(|i| !alive[*i]).flat_map(|i| plan.shards[i].consumers.iter().map(|c| c.group)).collect();
+            let lost_groups: Vec<usize> = if alive.iter().all(|a| *a) {
+                Vec::new()
+            } else {
+                (0..n).filter(|i| !alive[*i]).flat_map(|i| plan.shards[i].consumers.iter().map(|c| c.group)).collect()
+            };
             let complete = producers_active.iter().zip(&alive).all(|(p, a)| *p == 0 || !*a)
-                && sc.consumers.iter().enumerate().filter(|(g, _)| !lost_groups.contains(g)).all(|(_, c)| {
-                    let want = acked_by_topic.get(&c.topic).copied().unwrap_or(0);
-                    let have: u64 = progress
-                        .iter()
-                        .map(|p| p.get(&(c.topic.clone(), c.subscription.clone())).copied().unwrap_or(0))
-                        .sum();
-                    have >= want
-                });
+                && sc
+                    .consumers
+                    .iter()
+                    .enumerate()
+                    .filter(|(g, _)| !lost_groups.contains(g))
+                    .all(|(g, c)| progress_sum[g] >= acked_by_topic.get(&c.topic).copied().unwrap_or(0));
             if complete {
                 drain_done_at = Some(now);
                 break;
@@ -439,16 +463,18 @@ pub(crate) async fn run_step(
                             }
                         }
                         for p in &r.progress {
-                            progress[i].insert((p.topic.clone(), p.subscription.clone()), p.unique_received);
+                            for &g in groups_of_sub.get(&(p.topic.as_str(), p.subscription.as_str())).into_iter().flatten() {
+                                progress_sum[g] = progress_sum[g] - progress[i][g] + p.unique_received;
+                                progress[i][g] = p.unique_received;
+                            }
                         }
-                        for (g, c) in sc.consumers.iter().enumerate() {
-                            let sum: u64 = progress.iter().map(|p| p.get(&(c.topic.clone(), c.subscription.clone())).copied().unwrap_or(0)).sum();
+                        for (g, &sum) in progress_sum.iter().enumerate() {
                             if sum != last_progress_sum[g] {
                                 last_progress_sum[g] = sum;
                                 last_progress_change[g] = r.end_ns;
                             }
                         }
-                        take_interval(i, &r, &sc, start_ns, &alive, &out, &mut outcomes, &mut intervals, &mut printed_upto);
+                        take_interval(i, &r, &sc, start_ns, &alive, &out, &mut outcomes, &mut intervals, &mut printed_upto, &mut merge_ns);
                     }
                     Some(AMsg::Error(e)) => {
                         warn!(agent = %live.sessions[i].address, phase = %e.phase, error = %e.message, "agent error");
@@ -511,7 +537,18 @@ pub(crate) async fn run_step(
                 outcomes[i].final_report = Some(f)
             }
             Ok(Some((i, Some(AgentMessage { msg: Some(AMsg::Interval(r)) }), _))) if alive[i] => {
-                take_interval(i, &r, &sc, start_ns, &alive, &out, &mut outcomes, &mut intervals, &mut printed_upto);
+                take_interval(
+                    i,
+                    &r,
+                    &sc,
+                    start_ns,
+                    &alive,
+                    &out,
+                    &mut outcomes,
+                    &mut intervals,
+                    &mut printed_upto,
+                    &mut merge_ns,
+                );
             }
             Ok(Some((i, None, why))) => {
                 if alive[i] && outcomes[i].final_report.is_none() {
@@ -536,7 +573,8 @@ pub(crate) async fn run_step(
         .map(|(_, c)| (c.topic.clone(), c.subscription.clone()))
         .collect();
     let scenario_file = opts.scenario.display().to_string();
-    let report = merge::build(merge::ReportInput {
+    let t_build = std::time::Instant::now();
+    let mut report = merge::build(merge::ReportInput {
         run_id: &run_id,
         scenario: &sc,
         scenario_file: &scenario_file,
@@ -550,9 +588,21 @@ pub(crate) async fn run_step(
         incomplete,
         notes: Vec::new(),
     });
+    let mut per_interval: Vec<u64> = merge_ns.into_values().collect();
+    per_interval.sort_unstable();
+    report.coordinator = Some(common::report::CoordinatorCost {
+        agents: n as u32,
+        setup_s,
+        interval_merge_ms_p50: per_interval.get(per_interval.len() / 2).copied().unwrap_or(0) as f64 / 1e6,
+        interval_merge_ms_max: per_interval.last().copied().unwrap_or(0) as f64 / 1e6,
+        report_build_ms: t_build.elapsed().as_secs_f64() * 1e3,
+    });
     out.finish(&report);
     Ok(StepRun { report, cpus })
 }
+
+/// Sessions opened at the same time.
+const OPEN_CONCURRENCY: usize = 64;
 
 /// Silence beyond an agent's lease after which the coordinator calls it lost.
 const LOST_AFTER_LEASE: Duration = Duration::from_secs(1);
@@ -604,7 +654,9 @@ fn take_interval(
     outcomes: &mut [AgentOutcome],
     intervals: &mut Intervals,
     printed_upto: &mut i64,
+    merge_ns: &mut BTreeMap<u64, u64>,
 ) {
+    let t0 = std::time::Instant::now();
     out.agent_interval(i, r);
     outcomes[i].interval_totals.add(r);
     let merged = intervals.add(r);
@@ -613,6 +665,7 @@ fn take_interval(
         out.interval(sc, r.index, merged, start_ns, alive_n);
         *printed_upto = r.index as i64;
     }
+    *merge_ns.entry(r.index).or_default() += t0.elapsed().as_nanos() as u64;
 }
 
 fn not_ready(live: &Live, ready: &[bool]) -> String {

@@ -187,5 +187,6 @@ pub fn sample_report() -> Report {
         notes: vec!["a note".into()],
         ceiling: None,
         coverage: None,
+        coordinator: None,
     }
 }
