@@ -141,6 +141,13 @@ impl Hist {
 
     /// Decodes V2 or V2+deflate bytes; empty input is an empty histogram.
     pub fn decode(bytes: &[u8]) -> Result<Hist, HistError> {
+        let mut h = Hist::new();
+        h.merge_encoded(bytes)?;
+        Ok(h)
+    }
+
+    /// Decodes through hdrhistogram's deserializer (any layout).
+    fn decode_general(bytes: &[u8]) -> Result<Hist, HistError> {
         if bytes.is_empty() {
             return Ok(Hist::new());
         }
@@ -163,6 +170,194 @@ impl Hist {
         let bytes = base64::engine::general_purpose::STANDARD.decode(s)?;
         Hist::decode(&bytes)
     }
+
+    /// Adds V2 or V2+deflate bytes into this histogram without building the
+    /// encoded one: only the non-zero counts are touched, so merging one
+    /// agent's interval costs what it recorded, not the size of a full
+    /// counts array. Histograms of another layout (other lowest value or
+    /// precision) take the general path.
+    pub fn merge_encoded(&mut self, bytes: &[u8]) -> Result<(), HistError> {
+        let parsed = Encoded::parse(bytes)?;
+        self.apply(parsed);
+        Ok(())
+    }
+
+    /// Adds what `Encoded::parse` read (which cannot fail any more).
+    pub fn apply(&mut self, e: Encoded) {
+        match e {
+            Encoded::Empty => {}
+            Encoded::Other(h) => self.add(&h),
+            Encoded::Counts(counts) => {
+                for (value, n) in counts {
+                    if self.h.record_n(value, n).is_err() {
+                        self.clamped += n;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An encoded histogram, read and checked, not yet added anywhere.
+pub enum Encoded {
+    Empty,
+    /// (lowest value of the bucket, count) of every non-zero bucket.
+    Counts(Vec<(u64, u64)>),
+    /// Another layout (lowest value, precision): decoded the general way.
+    Other(Hist),
+}
+
+impl Encoded {
+    /// Reads V2 or V2+deflate bytes; every error is found before anything
+    /// is added, so a bad histogram leaves the target untouched.
+    pub fn parse(bytes: &[u8]) -> Result<Encoded, HistError> {
+        if bytes.is_empty() {
+            return Ok(Encoded::Empty);
+        }
+        if bytes.len() > 64 * 1024 * 1024 {
+            return Err(HistError::Decode("encoded histogram larger than 64 MiB".into()));
+        }
+        let bad = |what: &str| HistError::Decode(what.to_string());
+        let be32 = |b: &[u8], at: usize| -> Result<u32, HistError> {
+            b.get(at..at + 4)
+                .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+                .ok_or_else(|| bad("truncated header"))
+        };
+        match be32(bytes, 0)? {
+            V2_COMPRESSED_COOKIE => {
+                let len = be32(bytes, 4)? as usize;
+                let z = bytes.get(8..8 + len).ok_or_else(|| bad("truncated deflate payload"))?;
+                // One inflater and buffer per thread, reused: a fresh zlib
+                // state per histogram costs more than the histogram.
+                INFLATE.with(|cell| {
+                    let mut cell = cell.borrow_mut();
+                    let (d, out) = &mut *cell;
+                    inflate(d, z, out)?;
+                    Encoded::parse_v2(out, bytes)
+                })
+            }
+            V2_COOKIE => Encoded::parse_v2(bytes, bytes),
+            _ => Err(bad("not a V2 histogram")),
+        }
+    }
+
+    /// Reads an uncompressed V2 histogram (`original`: the bytes as they
+    /// came, for the general decoder).
+    fn parse_v2(inner: &[u8], original: &[u8]) -> Result<Encoded, HistError> {
+        let bad = |what: &str| HistError::Decode(what.to_string());
+        let be32 = |b: &[u8], at: usize| -> Result<u32, HistError> {
+            b.get(at..at + 4)
+                .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+                .ok_or_else(|| bad("truncated header"))
+        };
+        let be64 = |b: &[u8], at: usize| -> Result<u64, HistError> {
+            b.get(at..at + 8)
+                .map(|s| u64::from_be_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]))
+                .ok_or_else(|| bad("truncated header"))
+        };
+        if be32(inner, 0)? != V2_COOKIE {
+            return Err(bad("not a V2 histogram"));
+        }
+        let payload_len = be32(inner, 4)? as usize;
+        let offset = be32(inner, 8)?;
+        let digits = be32(inner, 12)?;
+        let low = be64(inner, 16)?;
+        let ratio = f64::from_bits(be64(inner, 32)?);
+        if offset != 0 || ratio != 1.0 || digits != u32::from(SIGFIG) || low != LOW_NS {
+            return Ok(Encoded::Other(Hist::decode_general(original)?));
+        }
+        let payload = inner.get(40..40 + payload_len).ok_or_else(|| bad("truncated counts"))?;
+        let mut counts = Vec::new();
+        let mut at = 0;
+        let mut index: u64 = 0;
+        while at < payload.len() {
+            let (zz, n) = varint(&payload[at..]).ok_or_else(|| bad("truncated count"))?;
+            at += n;
+            let v = ((zz >> 1) as i64) ^ -((zz & 1) as i64);
+            if v < 0 {
+                index = index.saturating_add(v.unsigned_abs());
+                continue;
+            }
+            if v > 0 {
+                let value = value_at_index(index).ok_or_else(|| bad("count beyond the value range"))?;
+                counts.push((value, v as u64));
+            }
+            index += 1;
+        }
+        Ok(Encoded::Counts(counts))
+    }
+}
+
+thread_local! {
+    static INFLATE: std::cell::RefCell<(flate2::Decompress, Vec<u8>)> =
+        std::cell::RefCell::new((flate2::Decompress::new(true), Vec::new()));
+}
+
+/// Most bytes one histogram may inflate to (a tiny payload cannot become gigabytes).
+const MAX_INFLATED: usize = 256 * 1024 * 1024;
+
+/// Inflates a zlib stream into `out` (cleared first) with a reused state.
+fn inflate(d: &mut flate2::Decompress, z: &[u8], out: &mut Vec<u8>) -> Result<(), HistError> {
+    d.reset(true);
+    out.clear();
+    loop {
+        if out.len() >= MAX_INFLATED {
+            return Err(HistError::Decode("histogram inflates beyond 256 MiB".into()));
+        }
+        out.reserve((z.len() * 4).max(4096));
+        let (in_before, out_before) = (d.total_in(), out.len());
+        let done = d
+            .decompress_vec(&z[d.total_in() as usize..], out, flate2::FlushDecompress::None)
+            .map_err(|e| HistError::Decode(format!("inflate: {e}")))?;
+        if done == flate2::Status::StreamEnd {
+            return Ok(());
+        }
+        if d.total_in() == in_before && out.len() == out_before && out.len() < out.capacity() {
+            return Err(HistError::Decode("truncated deflate stream".into()));
+        }
+    }
+}
+
+/// hdrhistogram's V2 cookies (serialization/mod.rs: base | 0x10).
+const V2_COOKIE: u32 = 0x1c84_9303 | 0x10;
+const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9304 | 0x10;
+
+/// The counts layout of every `Hist` (lowest LOW_NS, SIGFIG digits), as
+/// hdrhistogram computes it: unit magnitude floor(log2(1000)) = 9, sub-bucket
+/// count magnitude ceil(log2(2 * 10^3)) = 11, so half-count magnitude 10.
+const UNIT_MAGNITUDE: u32 = 9;
+const SUB_BUCKET_HALF_COUNT_MAGNITUDE: u32 = 10;
+const SUB_BUCKET_HALF_COUNT: u64 = 1 << SUB_BUCKET_HALF_COUNT_MAGNITUDE;
+
+/// The lowest value counted at `index` (hdrhistogram's `value_for`).
+fn value_at_index(index: u64) -> Option<u64> {
+    let mut bucket = (index >> SUB_BUCKET_HALF_COUNT_MAGNITUDE) as i64 - 1;
+    let mut sub = (index & (SUB_BUCKET_HALF_COUNT - 1)) + SUB_BUCKET_HALF_COUNT;
+    if bucket < 0 {
+        sub -= SUB_BUCKET_HALF_COUNT;
+        bucket = 0;
+    }
+    let shift = u32::try_from(bucket).ok()?.checked_add(UNIT_MAGNITUDE)?;
+    if shift >= 64 || sub.leading_zeros() < shift {
+        return None;
+    }
+    Some(sub << shift)
+}
+
+/// hdrhistogram's LEB128 variant: up to 9 bytes, the 9th contributes 8 bits.
+fn varint(b: &[u8]) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for i in 0..9 {
+        let byte = *b.get(i)?;
+        if i == 8 {
+            return Some((value | (u64::from(byte) << 56), 9));
+        }
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -209,5 +404,105 @@ mod tests {
         let t = h.take();
         assert_eq!(t.len(), 1);
         assert!(h.is_empty());
+    }
+
+    fn spread(seed: u64, n: usize) -> Vec<i64> {
+        let mut x = seed | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // From below 1 µs to hours, every magnitude.
+                ((x % 1_000_000_000_000) >> (x % 40)) as i64
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sparse_merge_equals_the_general_decoder() {
+        for seed in 1..40u64 {
+            let mut a = Hist::new();
+            for v in spread(seed, 1 + (seed as usize * 97) % 5000) {
+                a.record_ns(v);
+            }
+            let bytes = a.encode();
+            let general = Hist::decode_general(&bytes).expect("general");
+            let sparse = Hist::decode(&bytes).expect("sparse");
+            assert_eq!(sparse.len(), a.len());
+            assert_eq!(sparse.inner(), general.inner(), "seed {seed}");
+            for q in [0.0, 0.5, 0.9, 0.99, 0.999, 1.0] {
+                assert_eq!(sparse.quantile_ns(q), a.quantile_ns(q), "seed {seed} q {q}");
+            }
+            // Merging into a histogram that already holds values.
+            let mut m = Hist::new();
+            m.record_ns(123_456);
+            m.merge_encoded(&bytes).expect("merge");
+            let mut want = general.clone();
+            want.record_ns(123_456);
+            assert_eq!(m.inner(), want.inner(), "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn sparse_merge_reads_uncompressed_v2_and_other_layouts() {
+        let mut a = Hist::new();
+        for v in spread(9, 3000) {
+            a.record_ns(v);
+        }
+        let mut plain = Vec::new();
+        hdrhistogram::serialization::V2Serializer::new().serialize(a.inner(), &mut plain).expect("v2");
+        assert_eq!(Hist::decode(&plain).expect("v2").inner(), a.inner());
+        // Another lowest value and precision: the general path, same counts.
+        let mut other = Histogram::<u64>::new_with_bounds(1, 1_000_000_000, 2).expect("bounds");
+        for v in 1..1000u64 {
+            other.record(v * 997).expect("record");
+        }
+        let mut bytes = Vec::new();
+        V2DeflateSerializer::new().serialize(&other, &mut bytes).expect("v2 deflate");
+        let h = Hist::decode(&bytes).expect("other layout");
+        assert_eq!(h.len(), 999);
+        // Re-bucketed into our layout: the same values within either's precision.
+        let (got, want) = (h.max_ns() as f64, (999 * 997) as f64);
+        assert!((got - want).abs() / want < 0.01, "{got} vs {want}");
+    }
+
+    #[test]
+    fn a_bad_histogram_leaves_the_target_untouched() {
+        let mut a = Hist::new();
+        for v in spread(3, 500) {
+            a.record_ns(v);
+        }
+        let bytes = a.encode();
+        let mut target = Hist::new();
+        target.record_ns(5_000);
+        let before = target.clone();
+        for cut in [1, 7, 12, bytes.len() / 2, bytes.len() - 1] {
+            assert!(target.merge_encoded(&bytes[..cut]).is_err(), "cut at {cut}");
+            assert_eq!(target, before);
+        }
+        let mut flipped = bytes.clone();
+        flipped[0] ^= 0xff;
+        assert!(target.merge_encoded(&flipped).is_err());
+        assert_eq!(target, before);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = Hist::decode(&bytes);
+        }
+
+        #[test]
+        fn damaged_encodings_never_panic(seed in 1u64..1000, at in 0usize..4096, byte in proptest::prelude::any::<u8>()) {
+            let mut a = Hist::new();
+            for v in spread(seed, 200) {
+                a.record_ns(v);
+            }
+            let mut bytes = a.encode();
+            let i = at % bytes.len();
+            bytes[i] = byte;
+            let _ = Hist::decode(&bytes);
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! task, merged by the agent per interval and by the coordinator across
 //! agents. Conversion to and from the wire lives here so both sides agree.
 
-use crate::hist::{Hist, HistError};
+use crate::hist::{Encoded, Hist, HistError};
 use crate::proto;
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -73,6 +73,29 @@ impl PhaseStats {
         }
     }
 
+    /// Adds a wire PhaseStats without building it first: its histograms
+    /// merge straight into these (only their non-zero buckets are touched).
+    /// On a bad histogram nothing is added.
+    pub fn merge_proto(&mut self, p: &proto::PhaseStats) -> Result<(), HistError> {
+        let response = Encoded::parse(&p.response_hist)?;
+        let service = Encoded::parse(&p.service_hist)?;
+        self.response.apply(response);
+        self.service.apply(service);
+        self.sent += p.sent;
+        self.acked += p.acked;
+        self.send_errors += p.send_errors;
+        self.received += p.received;
+        self.bytes += p.bytes;
+        self.late_sends += p.late_sends;
+        self.max_lag_ns = self.max_lag_ns.max(p.max_lag_ns);
+        self.duplicates += p.duplicates;
+        self.reordered += p.reordered;
+        self.redelivered += p.redelivered;
+        self.receive_errors += p.receive_errors;
+        self.unsent += p.unsent;
+        Ok(())
+    }
+
     pub fn from_proto(p: &proto::PhaseStats) -> Result<PhaseStats, HistError> {
         Ok(PhaseStats {
             sent: p.sent,
@@ -122,6 +145,14 @@ impl GroupPhases {
         }
     }
 
+    /// Adds a wire GroupStats (see `PhaseStats::merge_proto`); on a bad
+    /// histogram in one phase, that phase is left out.
+    pub fn merge_proto(&mut self, g: &proto::GroupStats) -> Result<(), HistError> {
+        let w = g.warmup.as_ref().map(|p| self.warmup.merge_proto(p)).unwrap_or(Ok(()));
+        let m = g.measure.as_ref().map(|p| self.measure.merge_proto(p)).unwrap_or(Ok(()));
+        w.and(m)
+    }
+
     pub fn from_proto(g: &proto::GroupStats) -> Result<GroupPhases, HistError> {
         Ok(GroupPhases {
             warmup: g.warmup.as_ref().map(PhaseStats::from_proto).transpose()?.unwrap_or_default(),
@@ -149,5 +180,42 @@ mod tests {
         let g = GroupPhases { warmup: a.clone(), measure: a };
         let gp = GroupPhases::from_proto(&g.to_proto(1, proto::Role::Producer)).expect("decode");
         assert_eq!(gp.total().sent, 6);
+    }
+
+    #[test]
+    fn merge_proto_equals_decode_then_merge() {
+        let mut a = PhaseStats {
+            sent: 3,
+            acked: 2,
+            send_errors: 1,
+            bytes: 300,
+            max_lag_ns: 9,
+            unsent: 4,
+            ..Default::default()
+        };
+        let mut b = PhaseStats {
+            received: 7,
+            duplicates: 1,
+            reordered: 2,
+            redelivered: 3,
+            receive_errors: 1,
+            ..Default::default()
+        };
+        for v in [5_000, 70_000, 9_000_000, 123_456_789] {
+            a.response.record_ns(v);
+            a.service.record_ns(v / 3);
+            b.response.record_ns(v * 2);
+        }
+        let mut via_decode = a.clone();
+        via_decode.merge(&PhaseStats::from_proto(&b.to_proto()).expect("decode"));
+        let mut direct = a.clone();
+        direct.merge_proto(&b.to_proto()).expect("merge");
+        assert_eq!(direct, via_decode);
+        // A bad histogram: nothing is added.
+        let mut bad = b.to_proto();
+        bad.service_hist = vec![1, 2, 3];
+        let before = direct.clone();
+        assert!(direct.merge_proto(&bad).is_err());
+        assert_eq!(direct, before);
     }
 }
