@@ -16,7 +16,9 @@
 //!   consumers with open streams;
 //! * a message taken for a stream that then ends (dropped by a knob, or the
 //!   client went away) is put back on a reliable topic and lost on a
-//!   non-reliable one — the difference reliable dispatch makes;
+//!   non-reliable one, and on a reliable topic whatever a consumer had not
+//!   acknowledged when its last stream ended is delivered again — the
+//!   difference reliable dispatch makes;
 //! * payloads are checked against the topic's schema (string: UTF-8,
 //!   number: 8 bytes, json_schema: a JSON document).
 //!
@@ -73,6 +75,8 @@ pub struct SubSnapshot {
     pub lost_in_flight: u64,
     /// Message streams opened (more than the consumers: someone reconnected).
     pub streams_opened: u64,
+    /// Reliable topics: unacknowledged messages put back when their consumer's stream ended.
+    pub redelivered: u64,
 }
 
 /// What one topic (or partition) saw.
@@ -99,6 +103,8 @@ pub struct Snapshot {
 struct Sub {
     kind: SubscriptionType,
     queue: VecDeque<StreamMessage>,
+    /// Reliable topics: delivered, not yet acknowledged (offset -> consumer, message).
+    unacked: HashMap<u64, (u64, StreamMessage)>,
     consumers: Vec<u64>,
     snap: SubSnapshot,
     dropped_once: bool,
@@ -386,7 +392,11 @@ async fn stream_messages(state: Arc<State>, consumer: u64, tx: mpsc::Sender<Resu
                     let inner = state.lock();
                     inner.consumers.get(&consumer).map(|c| c.name.clone()).unwrap_or_default()
                 };
-                if tx.send(Ok(m.clone())).await.is_err() {
+                let delivered = tokio::select! {
+                    r = tx.send(Ok(m.clone())) => r.is_ok(),
+                    _ = state.stop.cancelled() => false,
+                };
+                if !delivered {
                     give_back(&state, consumer, m, reliable);
                     break;
                 }
@@ -396,6 +406,10 @@ async fn stream_messages(state: Arc<State>, consumer: u64, tx: mpsc::Sender<Resu
                 let (topic, sub) = (c.topic.clone(), c.sub.clone());
                 if let Some(s) = inner.topics.get_mut(&topic).and_then(|t| t.subs.get_mut(&sub)) {
                     *s.snap.delivered.entry(name).or_default() += 1;
+                    if reliable {
+                        let offset = m.msg_id.as_ref().map(|i| i.topic_offset).unwrap_or(0);
+                        s.unacked.insert(offset, (consumer, m));
+                    }
                 }
             }
             None => {
@@ -410,8 +424,33 @@ async fn stream_messages(state: Arc<State>, consumer: u64, tx: mpsc::Sender<Resu
             break;
         }
     }
-    if let Some(c) = state.lock().consumers.get_mut(&consumer) {
-        c.streams = c.streams.saturating_sub(1);
+    {
+        // Reliable dispatch: what this consumer had and never acknowledged
+        // goes back to the front of the queue, in order, for whoever is next.
+        let mut inner = state.lock();
+        let gone = match inner.consumers.get_mut(&consumer) {
+            Some(c) => {
+                c.streams = c.streams.saturating_sub(1);
+                (c.streams == 0).then(|| (c.topic.clone(), c.sub.clone()))
+            }
+            None => None,
+        };
+        if let Some(s) = gone.and_then(|(t, sub)| inner.topics.get_mut(&t).and_then(|t| t.subs.get_mut(&sub))) {
+            let mut back: Vec<(u64, StreamMessage)> = Vec::new();
+            s.unacked.retain(|off, (c, m)| {
+                if *c == consumer {
+                    back.push((*off, m.clone()));
+                    false
+                } else {
+                    true
+                }
+            });
+            back.sort_by_key(|(off, _)| std::cmp::Reverse(*off));
+            s.snap.redelivered += back.len() as u64;
+            for (_, m) in back {
+                s.queue.push_front(m);
+            }
+        }
     }
     state.changed.notify_waiters();
 }
@@ -433,6 +472,7 @@ impl ConsumerService for Svc {
         let sub = topic.subs.entry(r.subscription.clone()).or_insert_with(|| Sub {
             kind,
             queue: VecDeque::new(),
+            unacked: HashMap::new(),
             consumers: Vec::new(),
             snap: SubSnapshot { sub_type: kind.as_str_name().to_string(), ..Default::default() },
             dropped_once: false,
@@ -489,10 +529,13 @@ impl ConsumerService for Svc {
 
     async fn ack(&self, req: Request<AckRequest>) -> Result<Response<AckResponse>, Status> {
         let r = req.into_inner();
-        let topic = r.msg_id.map(|m| m.topic_name).unwrap_or_default();
+        let (topic, offset) = r.msg_id.map(|m| (m.topic_name, m.topic_offset)).unwrap_or_default();
         let mut inner = self.0.lock();
         match inner.topics.get_mut(&topic).and_then(|t| t.subs.get_mut(&r.subscription_name)) {
-            Some(s) => s.snap.acked += 1,
+            Some(s) => {
+                s.snap.acked += 1;
+                s.unacked.remove(&offset);
+            }
             None => return Err(Status::not_found(format!("no subscription {} on {topic}", r.subscription_name))),
         }
         Ok(Response::new(AckResponse { request_id: r.request_id }))
@@ -659,7 +702,12 @@ impl DanubeDouble {
                     .add_service(HealthCheckServer::new(svc.clone()))
                     .add_service(SchemaRegistryServer::new(svc))
                     .serve_with_incoming_shutdown(
-                        tokio_stream::wrappers::TcpListenerStream::new(listener),
+                        // No Nagle: unary answers would wait for the client's delayed ACK.
+                        tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |s| {
+                            s.inspect(|s| {
+                                let _ = s.set_nodelay(true);
+                            })
+                        }),
                         stop.cancelled_owned(),
                     )
                     .await;
@@ -735,6 +783,7 @@ impl DanubeDouble {
                 out.acked += s.acked;
                 out.lost_in_flight += s.lost_in_flight;
                 out.streams_opened += s.streams_opened;
+                out.redelivered += s.redelivered;
             }
         }
         out
