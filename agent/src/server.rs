@@ -26,6 +26,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
+use crate::driver::danube::DanubeDriver;
 use crate::driver::memory::MemoryDriver;
 use crate::driver::pulsar::PulsarDriver;
 use crate::engine::{self, Outbox, PreparedRun};
@@ -218,7 +219,11 @@ async fn run_session(opts: AgentOptions, mut inbound: Streaming<CoordinatorMessa
                     version: common::VERSION.into(),
                     instance_id: opts.instance_id.clone(),
                     cpus: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1),
-                    drivers: vec![BrokerKind::Memory.as_str().into(), BrokerKind::Pulsar.as_str().into()],
+                    drivers: vec![
+                        BrokerKind::Memory.as_str().into(),
+                        BrokerKind::Pulsar.as_str().into(),
+                        BrokerKind::Danube.as_str().into(),
+                    ],
                     lease_ms: lease.as_millis() as u64,
                 };
                 if !send(&tx, AgentMessage { msg: Some(AMsg::HelloAck(ack)) }, lease).await {
@@ -323,7 +328,12 @@ async fn prepare(opts: &AgentOptions, p: &proto::Prepare, tx: Outbox) -> Result<
                 .await
                 .map_err(|e| e.to_string())
         }
-        other => Err(format!("this agent has no `{}` driver yet; supported: memory, pulsar", other.as_str())),
+        BrokerKind::Danube => {
+            let driver = DanubeDriver::connect(&sc.broker, &shard.run_id).await.map_err(|e| e.to_string())?;
+            engine::prepare(Arc::new(driver), shard, time, tx, Box::new(|| {}), opts.metrics.clone(), opts.max_rate)
+                .await
+                .map_err(|e| e.to_string())
+        }
     }
 }
 

@@ -296,6 +296,7 @@ mod tests {
             payload: crate::scenario::PayloadKind::Random,
             batching: None,
             compression: crate::scenario::Compression::None,
+            clients: 1,
             load,
             arrivals,
         }

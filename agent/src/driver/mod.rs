@@ -4,6 +4,7 @@
 //! broker client; they decide where the stamp travels (payload prefix,
 //! message properties or attributes).
 
+pub mod danube;
 pub mod memory;
 pub mod pulsar;
 

@@ -242,7 +242,7 @@ pub struct PulsarProducer {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-fn stamp_property(tag: &str, stamp: &Stamp) -> String {
+pub(crate) fn stamp_property(tag: &str, stamp: &Stamp) -> String {
     let b = stamp.encode();
     let mut s = String::with_capacity(tag.len() + 1 + STAMP_LEN * 2);
     s.push_str(tag);
@@ -255,7 +255,7 @@ fn stamp_property(tag: &str, stamp: &Stamp) -> String {
 }
 
 /// Decodes our property; Ok(None) for another run's message.
-fn parse_stamp_property(tag: &str, v: &str) -> Result<Option<Stamp>, StampError> {
+pub(crate) fn parse_stamp_property(tag: &str, v: &str) -> Result<Option<Stamp>, StampError> {
     let Some((t, hex)) = v.split_once(':') else { return Err(StampError::BadMagic) };
     if t != tag {
         return Ok(None);

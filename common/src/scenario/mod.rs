@@ -172,6 +172,62 @@ pub struct Topic {
     pub name: String,
     /// 0: non-partitioned.
     pub partitions: u32,
+    /// Danube only: the schema registered for the topic.
+    #[serde(default)]
+    pub schema: TopicSchema,
+    /// Danube only: reliable dispatch.
+    #[serde(default)]
+    pub reliable_dispatch: bool,
+}
+
+/// A Danube topic's schema (Danube's schema registry). It decides the
+/// payloads: text for `String`, an 8-byte big-endian integer for `Int64`, a
+/// JSON document for `Json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TopicSchema {
+    /// No schema registered.
+    #[default]
+    None,
+    Bytes,
+    String,
+    Int64,
+    /// The JSON Schema text.
+    Json(String),
+}
+
+/// The JSON Schema registered for `schema: json` without `json_schema`: it
+/// admits the documents the Danube driver generates (`{"lg": "<text>"}`).
+pub const DEFAULT_JSON_SCHEMA: &str =
+    r#"{"type": "object", "properties": {"lg": {"type": "string"}}, "required": ["lg"]}"#;
+
+/// Danube's full topic name: `/namespace/topic`; a short name lives in
+/// `default` (`orders` -> `/default/orders`).
+pub fn danube_topic_name(name: &str) -> String {
+    if name.starts_with('/') {
+        name.to_string()
+    } else {
+        format!("/default/{name}")
+    }
+}
+
+/// Danube topic names, as its broker checks them: `/namespace/topic` (or a
+/// short `topic`), each part ASCII letters, digits, `_` and `-`.
+pub fn danube_topic_ok(name: &str) -> Result<(), String> {
+    let full = danube_topic_name(name);
+    let parts: Vec<&str> = full.split('/').collect();
+    if parts.len() != 3 {
+        return Err("use a short name (`orders`) or `/namespace/topic`".into());
+    }
+    for part in &parts[1..] {
+        if part.is_empty() {
+            return Err("empty path segment".into());
+        }
+        if let Some(c) = part.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-')) {
+            return Err(format!("character `{c}` is not allowed (letters, digits, `_` and `-` only)"));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -194,6 +250,13 @@ pub struct ProducerGroup {
     /// Spacing of sends on an open-loop schedule.
     #[serde(default)]
     pub arrivals: Arrivals,
+    /// Danube: client producers behind each producer (1 unless said).
+    #[serde(default = "one")]
+    pub clients: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl ProducerGroup {
@@ -810,9 +873,19 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
                 );
             }
         }
+        if broker_kind == Some(BrokerKind::Danube) {
+            if let Err(why) = danube_topic_ok(tname) {
+                cx.hint(
+                    &format!("{key}.name"),
+                    format!("`{tname}` is not a valid Danube topic: {why}"),
+                    "e.g. `orders` (in namespace default) or `/default/orders`",
+                );
+            }
+        }
         if topics.iter().any(|o| o.name == tname) {
             cx.err(&format!("{key}.name"), format!("topic `{tname}` is listed twice"));
         }
+        let schema = validate_topic_schema(cx, &key, t, broker_kind);
         let partitions = match t.partitions {
             None => 0,
             Some(p) if (0..=10_000).contains(&p) => p as u32,
@@ -821,7 +894,12 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
                 0
             }
         };
-        topics.push(Topic { name: tname.to_string(), partitions });
+        topics.push(Topic {
+            name: tname.to_string(),
+            partitions,
+            schema,
+            reliable_dispatch: t.reliable_dispatch.unwrap_or(false),
+        });
     }
 
     // Producers.
@@ -858,10 +936,22 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
                 "remove `arrivals`, or give a rate",
             );
         }
-        let message_size = match &p.message_size {
+        let topic_schema =
+            topics.iter().find(|t| t.name == p.topic.trim()).map(|t| t.schema.clone()).unwrap_or_default();
+        let mut message_size = match &p.message_size {
             None => SizeDist::Fixed(1024),
             Some(v) => parse_size_dist(cx, &format!("{key}.message_size"), v).unwrap_or(SizeDist::Fixed(0)),
         };
+        if topic_schema == TopicSchema::Int64 {
+            if p.message_size.is_some() && message_size != SizeDist::Fixed(8) {
+                cx.hint(
+                    &format!("{key}.message_size"),
+                    format!("topic `{}` has schema int64: every payload is 8 bytes", p.topic.trim()),
+                    "remove `message_size` (or give 8)",
+                );
+            }
+            message_size = SizeDist::Fixed(8);
+        }
         let keys = match &p.keys {
             None => KeyPattern::None,
             Some(v) => parse_keys(cx, &format!("{key}.keys"), v).unwrap_or(KeyPattern::None),
@@ -879,7 +969,16 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
         if send_timeout.is_zero() {
             cx.err(&format!("{key}.send_timeout"), "must be more than 0s");
         }
+        let text_schema = matches!(topic_schema, TopicSchema::String | TopicSchema::Json(_));
+        if text_schema && p.payload.as_deref().map(str::trim) == Some("random") {
+            cx.hint(
+                &format!("{key}.payload"),
+                format!("topic `{}` has a string or json schema: payloads must be text", p.topic.trim()),
+                "use `payload: text` (the default for such topics) or `file:PATH`",
+            );
+        }
         let payload = match p.payload.as_deref() {
+            None if text_schema => PayloadKind::Text,
             None | Some("random") => PayloadKind::Random,
             Some("text") => PayloadKind::Text,
             Some(f) if f.starts_with("file:") && f.len() > 5 => {
@@ -949,6 +1048,17 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
                 }
             }
         }
+        let clients = match p.clients {
+            None => 1,
+            Some(n) if (1..=64).contains(&n) => n as u32,
+            Some(n) => {
+                cx.hint(&format!("{key}.clients"), format!("{n} is out of range"), "1 to 64");
+                1
+            }
+        };
+        if p.clients.is_some() && broker_kind.is_some_and(|k| k != BrokerKind::Danube) {
+            cx.err(&format!("{key}.clients"), "applies to the danube broker only");
+        }
         producers.push(ProducerGroup {
             name: pname,
             topic: p.topic.trim().to_string(),
@@ -963,6 +1073,7 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
             compression,
             load,
             arrivals,
+            clients,
         });
     }
 
@@ -1038,6 +1149,29 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
                 format!("cumulative acks are not allowed on a {} subscription", sub_type.as_str()),
                 "use `ack: individual`, or an exclusive/failover subscription",
             );
+        }
+        if broker_kind == Some(BrokerKind::Danube) {
+            if ack == AckMode::Cumulative {
+                cx.hint(
+                    &format!("{key}.ack"),
+                    "the Danube client acknowledges each message; it has no cumulative acks",
+                    "use `ack: individual` (the default)",
+                );
+            }
+            if c.receiver_queue.is_some() {
+                cx.hint(
+                    &format!("{key}.receiver_queue"),
+                    "applies to the pulsar broker; the Danube client buffers 100 messages per partition",
+                    "remove `receiver_queue`",
+                );
+            }
+            if sub_type == SubType::Failover && count == 1 {
+                cx.hint(
+                    &format!("{key}.count"),
+                    "a failover subscription with one consumer has no standby to fail over to",
+                    "use `count: 2` or more, or `type: exclusive`",
+                );
+            }
         }
         let ack_every = match c.ack_every {
             None => 1,
@@ -1491,6 +1625,54 @@ fn validate_broker(b: &RawBroker, cx: &mut Cx<'_>) -> Option<Broker> {
         tls,
         latency,
     })
+}
+
+/// A topic's Danube options: `schema`, `json_schema`, `reliable_dispatch`
+/// (errors for other brokers).
+fn validate_topic_schema(cx: &mut Cx<'_>, key: &str, t: &RawTopic, kind: Option<BrokerKind>) -> TopicSchema {
+    if kind.is_some_and(|k| k != BrokerKind::Danube) {
+        for (k, set) in [
+            ("schema", t.schema.is_some()),
+            ("json_schema", t.json_schema.is_some()),
+            ("reliable_dispatch", t.reliable_dispatch.is_some()),
+        ] {
+            if set {
+                cx.err(&format!("{key}.{k}"), "applies to the danube broker only");
+            }
+        }
+        return TopicSchema::None;
+    }
+    let schema = match t.schema.as_deref().map(|v| v.trim().to_ascii_lowercase()) {
+        None => TopicSchema::None,
+        Some(v) => match v.as_str() {
+            "bytes" => TopicSchema::Bytes,
+            "string" => TopicSchema::String,
+            "int64" | "number" => TopicSchema::Int64,
+            "json" | "json_schema" => {
+                TopicSchema::Json(t.json_schema.clone().unwrap_or_else(|| DEFAULT_JSON_SCHEMA.to_string()))
+            }
+            other => {
+                cx.hint(&format!("{key}.schema"), format!("unknown schema `{other}`"), "bytes, string, int64 or json");
+                TopicSchema::None
+            }
+        },
+    };
+    match (&schema, &t.json_schema) {
+        (TopicSchema::Json(text), Some(_)) => {
+            if let Err(e) = serde_json::from_str::<serde_json::Value>(text) {
+                cx.hint(
+                    &format!("{key}.json_schema"),
+                    format!("is not JSON: {e}"),
+                    "a JSON Schema document, e.g. `{\"type\": \"object\"}`",
+                );
+            }
+        }
+        (_, Some(_)) => {
+            cx.hint(&format!("{key}.json_schema"), "applies with `schema: json` only", "add `schema: json`");
+        }
+        _ => {}
+    }
+    schema
 }
 
 /// Pulsar topic names: a short local name, `tenant/namespace/name`, or the

@@ -122,6 +122,19 @@ pub struct RawTopic {
     pub name: String,
     /// 0 or absent: non-partitioned; N: a partitioned topic with N partitions.
     pub partitions: Option<i64>,
+    /// Danube: the topic's schema, registered in Danube's schema registry
+    /// before the first producer: `bytes`, `string` (text payloads),
+    /// `int64` (8-byte big-endian payloads) or `json` (JSON documents).
+    /// Absent: no schema, raw bytes.
+    #[schemars(with = "Option<SchemaName>")]
+    pub schema: Option<String>,
+    /// Danube, with `schema: json`: the JSON Schema text registered for the
+    /// topic (default: an object with one string property `lg`).
+    pub json_schema: Option<String>,
+    /// Danube: reliable dispatch (the broker stores messages and redelivers
+    /// until acknowledged) instead of non-reliable (default false). A
+    /// property of the topic in Danube: the first producer sets it.
+    pub reliable_dispatch: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -165,6 +178,11 @@ pub struct RawProducerGroup {
     /// `{steps: [{rate: 1000, for: 10s}, ...]}` or
     /// `{spike: {base: 1000, peak: 5000, every: 20s, for: 2s}}`.
     pub load: Option<RawLoad>,
+    /// Danube: client producers behind each producer of the group (default 1).
+    /// A Danube producer has one send in flight; with N of them a producer
+    /// keeps up to N sends in flight (its rate and schedule stay one), at the
+    /// price of ordering across them.
+    pub clients: Option<i64>,
     /// Spacing of scheduled sends: `uniform` (default) or `poisson`
     /// (exponential gaps from a seeded generator, same mean rate).
     #[schemars(with = "Option<ArrivalsName>")]
@@ -290,7 +308,8 @@ pub struct RawConsumerGroup {
     pub sub_type: Option<String>,
     /// Number of consumers on the subscription (default 1).
     pub count: Option<i64>,
-    /// Messages the client buffers ahead (Pulsar receiver queue; default 1000).
+    /// Messages the client buffers ahead (Pulsar receiver queue; default 1000;
+    /// not settable on Danube, whose client buffers 100 per partition).
     pub receiver_queue: Option<i64>,
     /// `individual` (default) or `cumulative` (exclusive/failover only).
     #[schemars(with = "Option<AckName>")]
@@ -535,6 +554,7 @@ string_enum!(PayloadName, "Payload", ["random", "text"]);
 string_enum!(CompressionName, "Compression", ["none", "lz4", "zlib", "zstd", "snappy"]);
 string_enum!(SubTypeName, "SubscriptionType", ["exclusive", "shared", "failover", "key_shared"]);
 string_enum!(AckName, "AckMode", ["individual", "cumulative"]);
+string_enum!(SchemaName, "TopicSchema", ["bytes", "string", "int64", "json"]);
 string_enum!(ArrivalsName, "Arrivals", ["uniform", "poisson"]);
 string_enum!(ModeName, "Mode", ["run", "ceiling"]);
 string_enum!(OnAgentLossName, "OnAgentLoss", ["abort", "continue"]);

@@ -265,6 +265,91 @@ fn pulsar_specific_input_is_checked() {
 }
 
 #[test]
+fn danube_specific_input_is_checked() {
+    let danube = GOOD.replacen("kind: memory", "kind: danube\n  url: http://127.0.0.1:6650", 1);
+    let s = load_str(&danube, "d.yaml", &[]).expect("valid");
+    assert_eq!(s.topics[0].schema, TopicSchema::None);
+    assert!(!s.topics[0].reliable_dispatch);
+    assert_eq!(s.producers[0].clients, 1);
+    assert_eq!(danube_topic_name("orders"), "/default/orders");
+    assert_eq!(danube_topic_name("/ns/orders"), "/ns/orders");
+
+    // Schemas, reliable dispatch and clients; the schema decides payloads.
+    let opts = danube
+        .replacen("    partitions: 2\n", "    partitions: 2\n    schema: json\n    reliable_dispatch: true\n", 1)
+        .replacen("  - name: events\n", "  - name: events\n    schema: int64\n", 1)
+        .replacen("    rate: 100\n", "    rate: 100\n    clients: 4\n", 1)
+        .replacen("    message_size: {uniform: {min: 100, max: 200}}\n", "", 1);
+    let s = load_str(&opts, "d.yaml", &[]).expect("valid");
+    assert_eq!(s.topics[0].schema, TopicSchema::Json(DEFAULT_JSON_SCHEMA.to_string()));
+    assert!(s.topics[0].reliable_dispatch);
+    assert_eq!(s.topics[1].schema, TopicSchema::Int64);
+    assert_eq!(s.producers[0].clients, 4);
+    assert_eq!(s.producers[0].payload, PayloadKind::Text, "json topics get text payloads");
+    assert_eq!(s.producers[1].message_size, SizeDist::Fixed(8), "int64 payloads are 8 bytes");
+
+    let cases: &[(String, &str)] = &[
+        (danube.replacen("- name: orders", "- name: \"orders.v1\"", 1), "character `.` is not allowed"),
+        (danube.replacen("- name: orders", "- name: /a/b/orders", 1), "not a valid Danube topic"),
+        (danube.replacen("    partitions: 2\n", "    partitions: 2\n    schema: avro\n", 1), "unknown schema `avro`"),
+        (
+            danube.replacen(
+                "    partitions: 2\n",
+                "    partitions: 2\n    schema: json\n    json_schema: \"{nope\"\n",
+                1,
+            ),
+            "json_schema: is not JSON",
+        ),
+        (
+            danube.replacen("    partitions: 2\n", "    partitions: 2\n    json_schema: \"{}\"\n", 1),
+            "applies with `schema: json` only",
+        ),
+        (danube.replacen("  - name: events\n", "  - name: events\n    schema: int64\n", 1), "every payload is 8 bytes"),
+        (
+            danube.replacen("    partitions: 2\n", "    partitions: 2\n    schema: string\n", 1).replacen(
+                "    rate: 100\n",
+                "    rate: 100\n    payload: random\n",
+                1,
+            ),
+            "payloads must be text",
+        ),
+        (danube.replacen("    rate: 100\n", "    rate: 100\n    clients: 0\n", 1), "clients: 0 is out of range"),
+        (
+            danube.replacen("type: shared\n    count: 2", "type: failover\n    count: 1", 1),
+            "failover subscription with one consumer has no standby",
+        ),
+        (
+            danube.replacen("type: shared\n    count: 2", "type: exclusive\n    count: 1\n    ack: cumulative", 1),
+            "no cumulative acks",
+        ),
+        (
+            danube.replacen("type: shared\n    count: 2", "type: shared\n    count: 2\n    receiver_queue: 10", 1),
+            "buffers 100 messages per partition",
+        ),
+        (
+            GOOD.replacen("    partitions: 2\n", "    partitions: 2\n    reliable_dispatch: true\n", 1),
+            "reliable_dispatch: applies to the danube broker only",
+        ),
+        (
+            GOOD.replacen("    rate: 100\n", "    rate: 100\n    clients: 2\n", 1),
+            "clients: applies to the danube broker",
+        ),
+    ];
+    for (text, want) in cases {
+        let e = err(text).to_string();
+        assert!(e.contains(want), "want {want:?} in:\n{e}");
+        assert!(e.contains("d.yaml:") || e.contains("s.yaml:") || e.contains(".yaml"), "{e}");
+    }
+    // Other brokers are unchanged: a failover subscription of one is fine on Pulsar.
+    let pulsar = GOOD.replacen("kind: memory", "kind: pulsar\n  url: pulsar://127.0.0.1:6650", 1).replacen(
+        "type: shared\n    count: 2",
+        "type: failover\n    count: 1",
+        1,
+    );
+    assert!(load_str(&pulsar, "p.yaml", &[]).is_ok());
+}
+
+#[test]
 fn load_shapes_parse_into_group_totals() {
     let s = load_str(
         &good_with("    rate: 100\n", "    load: {ramp: {from: 1000, to: 100000, over: 60s}}\n    arrivals: poisson\n"),

@@ -8,6 +8,9 @@
 //! * [`pulsar_lite`]: starts a pulsar-lite broker (installed by
 //!   scripts/test.sh into `.venv/`) on a free loopback port with a temp db
 //!   and metrics off, behind a relay; stops it on drop.
+//! * [`danube_double`]: a Danube-protocol test double on danube-core's
+//!   generated tonic server traits, with failure knobs.
 
+pub mod danube_double;
 pub mod pulsar_lite;
 pub mod relay;

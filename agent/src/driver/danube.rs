@@ -1,0 +1,554 @@
+//! Danube driver on `danube-client` 0.16.
+//!
+//! * Topics: Danube names them `/namespace/topic` (a scenario's short name
+//!   lives in `default`). A consumer cannot subscribe before its topic
+//!   exists, so `create_topic` creates it with a producer of its own (with
+//!   the topic's partitions, dispatch strategy and schema), after
+//!   registering the topic's schema in Danube's schema registry.
+//! * The stamp travels in a message attribute (`lg-stamp`, the same
+//!   `tag:hex` form as the Pulsar driver's property), so payloads stay
+//!   what the topic's schema says: text for `string` and `json` (a
+//!   `{"lg": "..."}` document of the scenario's size), 8 big-endian bytes
+//!   for `int64`. Another run's messages are counted as foreign.
+//! * A Danube `Producer` has one send in flight (it holds a lock across the
+//!   unary send RPC). Each of our producers therefore owns `clients` of them,
+//!   each driven by a worker task that takes sends from one bounded queue;
+//!   the engine's schedule and rate stay those of the one logical producer.
+//!   With more than one client, sends of one producer may be acknowledged
+//!   (and delivered) out of order; the report counts that as reordering.
+//! * Consumers: every subscription type the client has (exclusive, shared,
+//!   failover, key_shared), individual acks. The client reopens a dropped
+//!   message stream by itself; what the broker lost on the way shows as loss.
+//! * The client cannot close a producer: each one's 5-second health check
+//!   keeps running until the broker forgets it (a limit of danube-client 0.16).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use common::scenario::{
+    danube_topic_name, Broker, ConsumerGroup, PayloadKind, ProducerGroup, SubType, Topic, TopicSchema,
+};
+use common::stamp::StampError;
+use danube_client::errors::DanubeError;
+use danube_client::{Consumer, DanubeClient, Producer, SchemaType};
+use danube_core::message::StreamMessage;
+use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::task::JoinHandle;
+use tracing::warn;
+
+use super::pulsar::{parse_stamp_property, read_token, run_tag, stamp_property};
+use super::{ConsumerClient, Delivery, Driver, DriverError, OutMessage, ProducerClient, RecvError, SendError};
+
+/// The message attribute that carries the stamp.
+pub const STAMP_ATTRIBUTE: &str = "lg-stamp";
+
+pub struct DanubeDriver {
+    client: DanubeClient,
+    url: String,
+    run_tag: String,
+    /// How long topic, producer and consumer creation may keep retrying.
+    retry_for: Duration,
+    /// The producers that created this run's topics (they send nothing; the
+    /// client has no way to close them, so they live as long as the driver).
+    topic_makers: Mutex<Vec<Producer>>,
+}
+
+/// The full text of a client error, its causes included (a transport
+/// error's Display alone says only "transport error").
+fn describe(e: &DanubeError) -> String {
+    if let DanubeError::FromStatus(s) = e {
+        return format!("{}: {}", code_name(s.code()), s.message());
+    }
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(c) = src {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = c.source();
+    }
+    s
+}
+
+fn code_name(c: tonic::Code) -> &'static str {
+    match c {
+        tonic::Code::InvalidArgument => "invalid argument",
+        tonic::Code::NotFound => "not found",
+        tonic::Code::AlreadyExists => "already exists",
+        tonic::Code::PermissionDenied => "permission denied",
+        tonic::Code::Unauthenticated => "unauthenticated",
+        tonic::Code::FailedPrecondition => "failed precondition",
+        tonic::Code::Unavailable => "unavailable",
+        tonic::Code::DeadlineExceeded => "deadline exceeded",
+        tonic::Code::ResourceExhausted => "resource exhausted",
+        tonic::Code::Unimplemented => "unimplemented",
+        _ => "error",
+    }
+}
+
+/// Errors worth another try while a topic is being created or moved;
+/// everything else (bad names, refused auth, mismatched settings) is final.
+fn transient(e: &DanubeError) -> bool {
+    match e {
+        DanubeError::FromStatus(s) => matches!(
+            s.code(),
+            tonic::Code::Unavailable
+                | tonic::Code::DeadlineExceeded
+                | tonic::Code::ResourceExhausted
+                | tonic::Code::Aborted
+                | tonic::Code::Unknown
+        ),
+        _ => false,
+    }
+}
+
+/// Retries of one operation while it fails with a transient error, for up
+/// to `within` (brokers busy creating a topic answer "unavailable").
+struct Retry {
+    deadline: tokio::time::Instant,
+    delay: Duration,
+}
+
+impl Retry {
+    fn new(within: Duration) -> Retry {
+        Retry { deadline: tokio::time::Instant::now() + within, delay: Duration::from_millis(100) }
+    }
+
+    /// Waits before the next try and says true, or says false: give up.
+    async fn again(&mut self, what: &str, e: &DanubeError) -> bool {
+        if !transient(e) || tokio::time::Instant::now() + self.delay >= self.deadline {
+            return false;
+        }
+        warn!(error = %describe(e), "{what} failed; retrying in {:?}", self.delay);
+        tokio::time::sleep(self.delay).await;
+        self.delay = (self.delay * 2).min(Duration::from_secs(2));
+        true
+    }
+}
+
+/// The schema-registry subject of a topic: `/default/orders` -> `lg.default.orders`.
+pub fn schema_subject(full_topic: &str) -> String {
+    format!("lg{}", full_topic.replace('/', "."))
+}
+
+/// `/default/orders-part-3` -> Some(3).
+pub fn partition_of(topic: &str) -> Option<u32> {
+    topic.rsplit_once("-part-").and_then(|(_, n)| n.parse().ok())
+}
+
+fn client_sub_type(t: SubType) -> danube_client::SubType {
+    match t {
+        SubType::Exclusive => danube_client::SubType::Exclusive,
+        SubType::Shared => danube_client::SubType::Shared,
+        SubType::Failover => danube_client::SubType::FailOver,
+        SubType::KeyShared => danube_client::SubType::KeyShared,
+    }
+}
+
+impl DanubeDriver {
+    /// Builds the client and checks the broker answers within the connect timeout.
+    pub async fn connect(broker: &Broker, run_id: &str) -> Result<DanubeDriver, DriverError> {
+        let url = broker.url.clone().unwrap_or_default();
+        let connect_err = |reason: String| DriverError::Connect { url: url.clone(), reason };
+        let mut b = DanubeClient::builder().service_url(url.clone());
+        if let Some(tls) = &broker.tls {
+            if tls.allow_insecure || !tls.verify_hostname {
+                return Err(DriverError::Unsupported(
+                    "danube-client 0.16 always verifies the broker's certificate: remove `allow_insecure` / `verify_hostname: false`".into(),
+                ));
+            }
+            match &tls.ca_file {
+                Some(ca) => {
+                    b = b
+                        .with_tls(ca)
+                        .map_err(|e| connect_err(format!("cannot read CA file {ca}: {}", describe(&e))))?
+                }
+                None if broker.auth.is_none() => {
+                    return Err(DriverError::Unsupported(
+                        "TLS to Danube needs `broker.tls.ca_file` (danube-client 0.16 takes the CA from a file)".into(),
+                    ))
+                }
+                None => {}
+            }
+        }
+        if let Some(auth) = &broker.auth {
+            if !url.starts_with("https://") {
+                return Err(DriverError::Unsupported(format!(
+                    "a token goes to Danube over TLS only: use an https:// URL, not {url}"
+                )));
+            }
+            b = b.with_token(read_token(auth)?);
+        }
+        let client = b.build().await.map_err(|e| connect_err(describe(&e)))?;
+        // Building the client connects nothing: open the channel now so an
+        // unreachable broker is an error here, not a hang later.
+        match tokio::time::timeout(broker.connect_timeout, client.get_service_channel()).await {
+            Err(_) => {
+                return Err(connect_err(format!(
+                    "no answer within {}",
+                    common::units::format_duration(broker.connect_timeout)
+                )))
+            }
+            Ok(Err(e)) => return Err(connect_err(describe(&e))),
+            Ok(Ok(_)) => {}
+        }
+        Ok(DanubeDriver {
+            client,
+            url,
+            run_tag: run_tag(run_id),
+            retry_for: broker.connect_timeout,
+            topic_makers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A producer builder with the topic's settings (every producer on a
+    /// Danube topic must ask for the same dispatch strategy and schema).
+    fn producer_builder(&self, topic: &Topic, name: String) -> danube_client::ProducerBuilder {
+        let full = danube_topic_name(&topic.name);
+        let mut b = self.client.new_producer().with_topic(full.clone()).with_name(name);
+        if topic.partitions > 0 {
+            b = b.with_partitions(topic.partitions as usize);
+        }
+        if topic.reliable_dispatch {
+            b = b.with_reliable_dispatch();
+        }
+        if topic.schema != TopicSchema::None {
+            b = b.with_schema_subject(schema_subject(&full));
+        }
+        b
+    }
+
+    async fn register_schema(&self, topic: &Topic) -> Result<(), DriverError> {
+        let (ty, data): (SchemaType, Vec<u8>) = match &topic.schema {
+            TopicSchema::None => return Ok(()),
+            TopicSchema::Bytes => (SchemaType::Bytes, b"bytes".to_vec()),
+            TopicSchema::String => (SchemaType::String, b"string".to_vec()),
+            TopicSchema::Int64 => (SchemaType::Number, b"int64".to_vec()),
+            TopicSchema::Json(text) => (SchemaType::JsonSchema, text.as_bytes().to_vec()),
+        };
+        let subject = schema_subject(&danube_topic_name(&topic.name));
+        let registry = self.client.schema();
+        let mut retry = Retry::new(self.retry_for);
+        loop {
+            let r = registry
+                .register_schema(subject.clone())
+                .with_type(ty)
+                .with_schema_data(data.clone())
+                .with_created_by("loadgen")
+                .execute()
+                .await;
+            match r {
+                Ok(_) => return Ok(()),
+                Err(e) if retry.again("schema registration", &e).await => {}
+                Err(e) => {
+                    return Err(DriverError::Topic {
+                        topic: topic.name.clone(),
+                        reason: format!(
+                            "registering schema `{subject}` ({ty}) at {} failed: {}",
+                            self.url,
+                            describe(&e)
+                        ),
+                    })
+                }
+            }
+        }
+    }
+}
+
+impl Driver for DanubeDriver {
+    type Producer = DanubeProducer;
+    type Consumer = DanubeConsumer;
+
+    async fn create_topic(&self, topic: &Topic) -> Result<(), DriverError> {
+        self.register_schema(topic).await?;
+        // A producer creates the topic (Danube auto-creates on a producer's
+        // request); consumers can subscribe once it exists.
+        let name = format!("lg-{}-topic-{:08x}", self.run_tag, rand::random::<u32>());
+        let mut maker = self
+            .producer_builder(topic, name)
+            .build()
+            .map_err(|e| DriverError::Topic { topic: topic.name.clone(), reason: describe(&e) })?;
+        let mut retry = Retry::new(self.retry_for);
+        loop {
+            match maker.create().await {
+                Ok(()) => break,
+                Err(e) if retry.again("topic creation", &e).await => {}
+                Err(e) => {
+                    return Err(DriverError::Topic {
+                        topic: topic.name.clone(),
+                        reason: format!(
+                            "creating `{}` at {} failed: {}",
+                            danube_topic_name(&topic.name),
+                            self.url,
+                            describe(&e)
+                        ),
+                    })
+                }
+            }
+        }
+        self.topic_makers.lock().await.push(maker);
+        Ok(())
+    }
+
+    async fn consumer(&self, topic: &Topic, group: &ConsumerGroup, index: u32) -> Result<DanubeConsumer, DriverError> {
+        let sub_err = |reason: String| DriverError::Subscribe {
+            topic: topic.name.clone(),
+            subscription: group.subscription.clone(),
+            reason,
+        };
+        let full = danube_topic_name(&topic.name);
+        let mut consumer = self
+            .client
+            .new_consumer()
+            .with_topic(full)
+            .with_consumer_name(format!("lg-{}-{}-{index}", self.run_tag, group.name))
+            .with_subscription(group.subscription.clone())
+            .with_subscription_type(client_sub_type(group.sub_type))
+            .build()
+            .map_err(|e| sub_err(describe(&e)))?;
+        let mut retry = Retry::new(self.retry_for);
+        loop {
+            match consumer.subscribe().await {
+                Ok(()) => break,
+                Err(e) if retry.again("subscribe", &e).await => {}
+                Err(e) => return Err(sub_err(describe(&e))),
+            }
+        }
+        let rx = consumer.receive().await.map_err(|e| sub_err(describe(&e)))?;
+        Ok(DanubeConsumer { consumer, rx, run_tag: self.run_tag.clone(), pending: None })
+    }
+
+    async fn producer(&self, topic: &Topic, group: &ProducerGroup, index: u32) -> Result<DanubeProducer, DriverError> {
+        let clients = group.clients.max(1) as usize;
+        let (jobs, rx) = mpsc::channel::<Job>(clients);
+        let rx = Arc::new(Mutex::new(rx));
+        let mut workers = Vec::with_capacity(clients);
+        for c in 0..clients {
+            let name = format!("lg-{}-{}-{index}-{c}", self.run_tag, group.name);
+            let mut p = self
+                .producer_builder(topic, name)
+                .build()
+                .map_err(|e| DriverError::Producer { topic: topic.name.clone(), reason: describe(&e) })?;
+            let mut retry = Retry::new(self.retry_for);
+            loop {
+                match p.create().await {
+                    Ok(()) => break,
+                    Err(e) if retry.again("create producer", &e).await => {}
+                    Err(e) => {
+                        workers.iter().for_each(JoinHandle::abort);
+                        return Err(DriverError::Producer { topic: topic.name.clone(), reason: describe(&e) });
+                    }
+                }
+            }
+            workers.push(tokio::spawn(worker(p, rx.clone())));
+        }
+        let shape = match &topic.schema {
+            TopicSchema::Int64 => Shape::Int64,
+            TopicSchema::Json(_) if !matches!(group.payload, PayloadKind::File(_)) => Shape::JsonDoc,
+            _ => Shape::AsIs,
+        };
+        Ok(DanubeProducer { jobs, workers, run_tag: self.run_tag.clone(), shape })
+    }
+}
+
+/// How a producer turns the engine's payload into what the topic's schema wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    AsIs,
+    /// 8 bytes, big-endian: the message's sequence number.
+    Int64,
+    /// `{"lg":"<text>"}` of the payload's size (text payloads hold no `"` or `\`).
+    JsonDoc,
+}
+
+const JSON_HEAD: &[u8] = b"{\"lg\":\"";
+const JSON_TAIL: &[u8] = b"\"}";
+
+fn shape_payload(shape: Shape, payload: &[u8], seq: u64) -> Vec<u8> {
+    match shape {
+        Shape::AsIs => payload.to_vec(),
+        Shape::Int64 => (seq as i64).to_be_bytes().to_vec(),
+        Shape::JsonDoc => {
+            let text = payload.len().saturating_sub(JSON_HEAD.len() + JSON_TAIL.len());
+            let mut v = Vec::with_capacity(text + JSON_HEAD.len() + JSON_TAIL.len());
+            v.extend_from_slice(JSON_HEAD);
+            v.extend(payload[..text].iter().map(|&b| if b == b'"' || b == b'\\' || b < 0x20 { b'.' } else { b }));
+            v.extend_from_slice(JSON_TAIL);
+            v
+        }
+    }
+}
+
+struct Job {
+    data: Vec<u8>,
+    attributes: HashMap<String, String>,
+    key: Option<String>,
+    reply: oneshot::Sender<Result<(), SendError>>,
+}
+
+/// Drives one client producer: one send at a time, from the shared queue.
+async fn worker(producer: Producer, jobs: Arc<Mutex<mpsc::Receiver<Job>>>) {
+    loop {
+        let job = { jobs.lock().await.recv().await };
+        let Some(job) = job else { return };
+        // The engine gave up on this send (its send timeout): never send late.
+        if job.reply.is_closed() {
+            let _ = job.reply.send(Err(SendError::Timeout));
+            continue;
+        }
+        let r = match &job.key {
+            Some(k) => producer.send_with_key(job.data, Some(job.attributes), k).await,
+            None => producer.send(job.data, Some(job.attributes)).await,
+        };
+        let _ = job.reply.send(r.map(|_| ()).map_err(|e| SendError::Broker(describe(&e))));
+    }
+}
+
+pub struct DanubeProducer {
+    jobs: mpsc::Sender<Job>,
+    workers: Vec<JoinHandle<()>>,
+    run_tag: String,
+    shape: Shape,
+}
+
+pub struct DanubeAck(oneshot::Receiver<Result<(), SendError>>);
+
+impl Future for DanubeAck {
+    type Output = Result<(), SendError>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|r| r.unwrap_or(Err(SendError::Closed)))
+    }
+}
+
+impl ProducerClient for DanubeProducer {
+    type Ack = DanubeAck;
+
+    async fn send(&mut self, msg: OutMessage) -> Result<DanubeAck, SendError> {
+        let mut attributes = HashMap::with_capacity(1);
+        attributes.insert(STAMP_ATTRIBUTE.to_string(), stamp_property(&self.run_tag, &msg.stamp));
+        let (reply, ack) = oneshot::channel();
+        let job = Job {
+            data: shape_payload(self.shape, &msg.payload, msg.stamp.seq),
+            attributes,
+            key: msg.key.map(|k| k.to_string()),
+            reply,
+        };
+        // Waits while every client producer is busy and the queue is full.
+        self.jobs.send(job).await.map_err(|_| SendError::Closed)?;
+        Ok(DanubeAck(ack))
+    }
+
+    async fn close(self) {
+        drop(self.jobs);
+        // Workers end after their current send (each send is bounded by the
+        // client's retries; the engine's send timeout has already passed).
+        for w in self.workers {
+            let abort = w.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), w).await.is_err() {
+                abort.abort();
+            }
+        }
+    }
+}
+
+pub struct DanubeConsumer {
+    consumer: Consumer,
+    rx: mpsc::Receiver<StreamMessage>,
+    run_tag: String,
+    /// The last message handed out, acknowledged by `ack_last`.
+    pending: Option<StreamMessage>,
+}
+
+/// Reads our stamp from a message's attributes (Ok(None): another run's).
+fn stamp_of(tag: &str, m: &StreamMessage) -> Result<common::stamp::Stamp, StampError> {
+    match m.attributes.get(STAMP_ATTRIBUTE) {
+        Some(v) => match parse_stamp_property(tag, v) {
+            Ok(Some(s)) => Ok(s),
+            Ok(None) => Err(StampError::Foreign),
+            Err(e) => Err(e),
+        },
+        None => Err(StampError::BadMagic),
+    }
+}
+
+impl ConsumerClient for DanubeConsumer {
+    async fn recv(&mut self) -> Result<Delivery, RecvError> {
+        // mpsc::Receiver::recv is cancel-safe.
+        let Some(msg) = self.rx.recv().await else {
+            return Err(RecvError::Closed(
+                "the consumer's message streams ended for good (broker gone, or it refused to resubscribe)".into(),
+            ));
+        };
+        let delivery = Delivery {
+            stamp: stamp_of(&self.run_tag, &msg),
+            payload_len: msg.payload.len(),
+            redelivered: false,
+            partition: partition_of(&msg.msg_id.topic_name),
+        };
+        self.pending = Some(msg);
+        Ok(delivery)
+    }
+
+    async fn ack_last(&mut self) -> Result<(), RecvError> {
+        let Some(msg) = self.pending.take() else { return Ok(()) };
+        self.consumer.ack(&msg).await.map_err(|e| RecvError::Transient(format!("ack failed: {}", describe(&e))))
+    }
+
+    async fn close(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.consumer.close()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::stamp::Stamp;
+
+    #[test]
+    fn names_partitions_and_payload_shapes() {
+        assert_eq!(schema_subject("/default/orders"), "lg.default.orders");
+        assert_eq!(partition_of("/default/orders-part-3"), Some(3));
+        assert_eq!(partition_of("/default/orders"), None);
+        assert_eq!(shape_payload(Shape::AsIs, b"abc", 1), b"abc");
+        assert_eq!(shape_payload(Shape::Int64, b"", 258), vec![0, 0, 0, 0, 0, 0, 1, 2]);
+        let doc = shape_payload(Shape::JsonDoc, &[b'x'; 100], 0);
+        assert_eq!(doc.len(), 100, "the document keeps the scenario's size");
+        let v: serde_json::Value = serde_json::from_slice(&doc).expect("valid JSON");
+        assert_eq!(v["lg"].as_str().map(str::len), Some(91));
+        let doc = shape_payload(Shape::JsonDoc, b"a\"b\\c\n", 0);
+        assert!(serde_json::from_slice::<serde_json::Value>(&doc).is_ok(), "{}", String::from_utf8_lossy(&doc));
+    }
+
+    #[test]
+    fn stamps_of_this_run_other_runs_and_garbage() {
+        let tag = run_tag("run-1");
+        let s = Stamp { producer_id: 3, seq: 9, intended_ns: 1, sent_ns: 2 };
+        let mut m = StreamMessage {
+            request_id: 0,
+            msg_id: danube_core::message::MessageID {
+                producer_id: 1,
+                topic_name: "/default/t-part-1".into(),
+                broker_addr: String::new(),
+                topic_offset: 0,
+            },
+            payload: Default::default(),
+            publish_time: 0,
+            producer_name: String::new(),
+            subscription_name: None,
+            attributes: HashMap::new(),
+            schema_id: None,
+            schema_version: None,
+            routing_key: None,
+        };
+        assert_eq!(stamp_of(&tag, &m), Err(StampError::BadMagic));
+        m.attributes.insert(STAMP_ATTRIBUTE.into(), stamp_property(&tag, &s));
+        assert_eq!(stamp_of(&tag, &m), Ok(s));
+        assert_eq!(stamp_of(&run_tag("run-2"), &m), Err(StampError::Foreign));
+    }
+}

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Danube benchmarks against a running danube-broker (bring your own: this
+# script neither builds nor starts one; BENCHMARKS.md says how it was run).
+#   1. Scenarios A-E (configs/danube-*.yaml) through three agent processes.
+#   2. Agent vs a bare danube-client loop (tools/bench danube-bare), 1 KiB,
+#      send-and-await, in the same run: N producers each way; and what
+#      `clients: N` gives one logical producer.
+# Prints markdown tables. Usage: bench/danube.sh URL [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+URL="${1:?usage: bench/danube.sh http://HOST:PORT [SECONDS]}"
+SECS="${2:-20}"
+. scripts/env.sh
+[ -n "${SKIP_BUILD:-}" ] || cargo build -q --release --locked -p coordinator -p agent -p bench >&2
+BIN="${CARGO_TARGET_DIR:-target}/release"
+WORK="$(mktemp -d /tmp/lg-bench-danube.XXXXXX)"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+ADDRS=()
+for i in 1 2 3; do
+    "$BIN/agent" --listen 127.0.0.1:0 >"$WORK/agent$i.out" 2>"$WORK/agent$i.err" &
+    PIDS+=($!)
+done
+for i in 1 2 3; do
+    for _ in $(seq 50); do grep -q "listening on" "$WORK/agent$i.out" && break; sleep 0.1; done
+    ADDRS+=("$(sed -n 's/^agent listening on //p' "$WORK/agent$i.out")")
+done
+AGENTS="$(IFS=,; echo "${ADDRS[*]}")"
+TAG="$(date +%H%M%S)"
+
+summary() { # report dir -> table rows per subscription
+    python3 - "$1" "$2" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1] + "/report.json"))
+name = sys.argv[2]
+cons = {g["name"]: g for g in r["groups"] if g["role"] == "consumer"}
+prod = sum(g["rate_msgs_per_s"] for g in r["groups"] if g["role"] == "producer")
+for s in r["subscriptions"]:
+    g = cons.get(s["subscription"]) or next((c for c in cons.values() if c["topic"] == s["topic"]), None)
+    lat = g["latency_us"] if g else {"p50": 0, "p99": 0}
+    print(f"| {name} | {s['topic']} / {s['subscription']} | {s['type']} | {s['consumers']} | {prod:.1f} | "
+          f"{s['expected']} | {s['received_unique']} | {lat['p50']/1000:.2f} | {lat['p99']/1000:.2f} | "
+          f"{s['lost']} | {s['duplicated']} | {s['reordered']} | {r['verdict']} |")
+PY
+}
+
+echo "## Scenarios A-E, three agents ($AGENTS), broker $URL"
+echo
+echo "| scenario | topic / subscription | type | consumers | publish msg/s | expected | received | e2e p50 ms | e2e p99 ms | lost | duplicated | reordered | verdict |"
+echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+for s in a-baseline b-subscriptions c-multi-topic d-partitions e-failover; do
+    dur=(--set "phases.duration=${SECS}s")
+    [ "$s" = e-failover ] && dur=()   # its faults happen at 20 s and 40 s of 60 s
+    dir="$("$BIN/coordinator" run "configs/danube-$s.yaml" --agents "$AGENTS" --set "broker.url=$URL" \
+        "${dur[@]}" --results "$WORK/r" --quiet 2>"$WORK/$s.err" | tail -n1)" || true
+    if [ -f "$dir/report.json" ]; then summary "$dir" "$s"; else echo "| $s | (no report: $(tail -n1 "$WORK/$s.err")) |"; fi
+    [ "$s" = e-failover ] && [ -f "$dir/report.json" ] && python3 -c 'import json,sys; [print("  note:", n) for n in json.load(open(sys.argv[1]+"/report.json"))["notes"]]' "$dir" >&2
+done
+echo
+
+bare() { # producers topic
+    "$BIN/danube-bare" --url "$URL" --topic "$2" --producers "$1" --size 1024 --seconds "$SECS" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["rate_msgs_per_s"])'
+}
+agent() { # count clients topic -> "rate cpu"
+    cat >"$WORK/b.yaml" <<YAML
+name: bench-danube-agent
+broker: {kind: danube, url: "$URL"}
+topics: [{name: $3}]
+producers:
+  - {name: p, topic: $3, count: $1, clients: $2, rate: 200000, message_size: 1024, max_in_flight: 1000}
+phases: {warmup: 2s, duration: ${SECS}s, drain_timeout: 10s}
+YAML
+    local dir
+    dir="$("$BIN/coordinator" run "$WORK/b.yaml" --agents "${ADDRS[0]}" --results "$WORK/r" --quiet 2>/dev/null | tail -n1)"
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1]+"/report.json")); print(round(r["groups"][0]["rate_msgs_per_s"],1), round(r["agents"][0]["cpu_percent"],1))' "$dir"
+}
+
+echo "## Agent vs bare danube-client loop, 1 KiB, send-and-await, ${SECS}s each"
+echo
+echo "| case | bare msg/s | agent msg/s | agent/bare | agent CPU % (of one core) |"
+echo "|---|---:|---:|---:|---:|"
+for n in 1 4 16; do
+    br="$(bare "$n" "/default/lg-bench-bare-$TAG-$n")"
+    read -r ar acpu < <(agent "$n" 1 "lg-bench-agent-$TAG-$n")
+    echo "| $n producers (agent: count $n, clients 1) | $br | $ar | $(python3 -c "print(f'{$ar/$br:.2f}')") | $acpu |"
+done
+echo
+echo "## One logical producer, clients: N (agent only)"
+echo
+echo "| clients | agent msg/s | agent CPU % |"
+echo "|---:|---:|---:|"
+for c in 1 4 16; do
+    read -r ar acpu < <(agent 1 "$c" "lg-bench-clients-$TAG-$c")
+    echo "| $c | $ar | $acpu |"
+done

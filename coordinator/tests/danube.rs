@@ -1,0 +1,332 @@
+//! The Danube driver end to end: real `agent` processes and the real
+//! `coordinator` against the Danube-protocol test double (tools/testkit),
+//! which also says what it saw, so the report's numbers are checked
+//! against the broker side: every subscription type, partitions, keys,
+//! client producers, schemas, reliable dispatch on and off under a dropped
+//! stream, refused sends, a failover consumer stopped mid-run, a broker
+//! that goes away, and the errors for bad input.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+use testkit::danube_double::{DanubeDouble, Knobs};
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+fn double(knobs: Knobs) -> DanubeDouble {
+    DanubeDouble::start(knobs).expect("danube test double")
+}
+
+fn write_scenario(yaml: &str, tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = temp_dir(tag);
+    let scenario = dir.join("s.yaml");
+    std::fs::write(&scenario, yaml).expect("write");
+    (dir, scenario)
+}
+
+fn run_args<'a>(scenario: &'a str, list: &'a str, set: &'a str, dir: &'a str) -> Vec<&'a str> {
+    vec!["run", scenario, "--agents", list, "--set", set, "--results", dir]
+}
+
+fn run_on(url: &str, agents: &[AgentProc], yaml: &str, tag: &str) -> (Ran, Value) {
+    let (dir, scenario) = write_scenario(yaml, tag);
+    let list = agents.iter().map(|a| a.addr.clone()).collect::<Vec<_>>().join(",");
+    let set = format!("broker.url={url}");
+    let r = coordinator(&run_args(scenario.to_str().expect("utf8"), &list, &set, dir.to_str().expect("utf8")));
+    let rep = if r.code == 0 || r.code == 1 { report_of(&r) } else { Value::Null };
+    (r, rep)
+}
+
+fn sub<'a>(rep: &'a Value, name: &str) -> &'a Value {
+    rep["subscriptions"]
+        .as_array()
+        .expect("subscriptions")
+        .iter()
+        .find(|s| s["subscription"] == name)
+        .unwrap_or_else(|| panic!("no subscription {name}: {}", rep["subscriptions"]))
+}
+
+/// Every subscription's numbers add up: deliveries = distinct + duplicates.
+fn check_consistent(rep: &Value) {
+    for s in rep["subscriptions"].as_array().expect("subs") {
+        assert_eq!(u(&s["deliveries"]), u(&s["received_unique"]) + u(&s["duplicated"]), "{s}");
+        assert_eq!(u(&s["expected"]), u(&s["received_unique"]) + u(&s["lost"]) - u(&s["unacked_received"]), "{s}");
+    }
+}
+
+#[test]
+fn every_subscription_type_across_three_agents_accounts_exactly() {
+    let d = double(Knobs::default());
+    let agents: Vec<AgentProc> = (0..3).map(|_| AgentProc::start()).collect();
+    // `split`: consumers on other agents than the producers, so agents
+    // with only consumers create the topic before they subscribe.
+    let (r, rep) = run_on(
+        &d.url,
+        &agents,
+        r#"
+name: danube-b
+broker: {kind: danube, url: "http://placeholder:6650"}
+topics: [{name: lg-b}]
+producers: [{name: p, topic: lg-b, count: 3, rate: 100, clients: 2, message_size: 256, keys: {random: 100}}]
+consumers:
+  - {name: shared, topic: lg-b, type: shared, count: 3}
+  - {name: excl, topic: lg-b, type: exclusive}
+  - {name: fail, topic: lg-b, type: failover, count: 2}
+  - {name: keys, topic: lg-b, type: key_shared, count: 2}
+placement: split
+phases: {warmup: 1s, duration: 2s, drain_timeout: 15s}
+"#,
+        "danube-b",
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    // 900 scheduled; a loaded machine may leave a few unsent at the end,
+    // never unaccounted for.
+    let acked = u(&rep["totals"]["acked"]);
+    assert!(acked > 600, "{}", rep["totals"]);
+    assert_eq!(u(&rep["totals"]["send_errors"]), 0);
+    assert_eq!(u(&rep["totals"]["lost"]), 0);
+    assert_eq!(d.published("/default/lg-b"), acked, "the broker took what the report says was acknowledged");
+    for name in ["shared", "excl", "fail", "keys"] {
+        let s = sub(&rep, name);
+        assert_eq!(u(&s["received_unique"]), acked, "{s}");
+        let b = d.subscription("/default/lg-b", name);
+        assert_eq!(b.acked, u(&s["deliveries"]), "{name}: received = acknowledged at the broker");
+        let active: Vec<_> = b.delivered.iter().filter(|(_, n)| **n > 0).collect();
+        match name {
+            "excl" | "fail" => {
+                assert_eq!(active.len(), 1, "{name}: one active consumer: {:?}", b.delivered)
+            }
+            _ => assert!(active.len() >= 2, "{name}: load spread: {:?}", b.delivered),
+        }
+    }
+    assert_eq!(d.subscription("/default/lg-b", "fail").consumers.len(), 2, "a standby was subscribed");
+    check_consistent(&rep);
+}
+
+#[test]
+fn partitions_keys_client_producers_and_schemas() {
+    let d = double(Knobs::default());
+    let agents: Vec<AgentProc> = (0..2).map(|_| AgentProc::start()).collect();
+    let (r, rep) = run_on(
+        &d.url,
+        &agents,
+        r#"
+name: danube-d
+broker: {kind: danube, url: "http://placeholder:6650"}
+topics:
+  - {name: lg-d, partitions: 4, schema: json}
+  - {name: lg-s, schema: string}
+  - {name: /default/lg-n, schema: int64}
+producers:
+  - {name: p, topic: lg-d, count: 2, rate: 200, clients: 3, keys: {round_robin: 64}}
+  - {name: ps, topic: lg-s, rate: 50, message_size: 100}
+  - {name: pn, topic: /default/lg-n, rate: 50}
+consumers:
+  - {name: shared, topic: lg-d, type: shared, count: 2}
+  - {name: s, topic: lg-s, type: exclusive}
+  - {name: n, topic: /default/lg-n, type: exclusive}
+phases: {duration: 2s, drain_timeout: 15s}
+"#,
+        "danube-d",
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(u(&rep["totals"]["send_errors"]), 0, "every payload fit its schema");
+    assert_eq!(u(&rep["totals"]["lost"]), 0);
+    let s = sub(&rep, "shared");
+    let acked = u(&s["expected"]);
+    assert!(acked > 600, "800 scheduled: {s}");
+    assert_eq!(d.published("/default/lg-d"), acked);
+    let parts = s["partition_deliveries"].as_object().expect("partition map");
+    assert_eq!(parts.len(), 4, "every partition delivered: {parts:?}");
+    for (p, n) in parts {
+        assert!(u(n) > 100, "partition {p} got {n}");
+    }
+    for name in ["s", "n"] {
+        let s = sub(&rep, name);
+        assert!(u(&s["received_unique"]) > 50, "{s}");
+        assert_eq!(u(&s["received_unique"]), u(&s["expected"]), "{s}");
+    }
+    let snap = d.snapshot();
+    assert_eq!(snap.schemas.get("lg.default.lg-d").map(String::as_str), Some("json_schema"));
+    assert_eq!(snap.schemas.get("lg.default.lg-s").map(String::as_str), Some("string"));
+    assert_eq!(snap.schemas.get("lg.default.lg-n").map(String::as_str), Some("number"));
+    let keyed: u64 = (0..4).map(|i| snap.topics[&format!("/default/lg-d-part-{i}")].keyed).sum();
+    assert_eq!(keyed, acked, "every message carried its key");
+    check_consistent(&rep);
+}
+
+#[test]
+fn a_dropped_stream_reconnects_and_only_non_reliable_dispatch_loses() {
+    let d = double(Knobs { drop_stream_after: 50, ..Knobs::default() });
+    let agents = vec![AgentProc::start()];
+    let (r, rep) = run_on(
+        &d.url,
+        &agents,
+        r#"
+name: danube-drop
+broker: {kind: danube, url: "http://placeholder:6650"}
+topics:
+  - {name: lg-rel, reliable_dispatch: true}
+  - {name: lg-nonrel}
+producers:
+  - {name: prel, topic: lg-rel, rate: 100}
+  - {name: pnon, topic: lg-nonrel, rate: 100}
+consumers:
+  - {name: rel, topic: lg-rel, type: exclusive}
+  - {name: nonrel, topic: lg-nonrel, type: exclusive}
+phases: {duration: 2s, drain_timeout: 5s}
+"#,
+        "danube-drop",
+    );
+    // One message lost: the SLO (max_loss 0) fails, the run completes.
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let rel = sub(&rep, "rel");
+    assert!(u(&rel["expected"]) > 100, "{rel}");
+    assert_eq!(u(&rel["received_unique"]), u(&rel["expected"]), "reliable dispatch put the message back: {rel}");
+    assert_eq!(u(&rel["lost"]), 0);
+    let non = sub(&rep, "nonrel");
+    assert_eq!(u(&non["lost"]), 1, "the message in flight when the stream dropped: {non}");
+    assert_eq!(d.subscription("/default/lg-nonrel", "nonrel").lost_in_flight, 1);
+    for (t, s) in [("/default/lg-rel", "rel"), ("/default/lg-nonrel", "nonrel")] {
+        let b = d.subscription(t, s);
+        assert!(b.streams_opened >= 2, "{s}: the client reopened its stream ({} opened)", b.streams_opened);
+    }
+    assert!(r.stdout.contains("lost") || r.stderr.contains("lost"), "{}", r.stdout);
+    check_consistent(&rep);
+}
+
+#[test]
+fn refused_sends_are_errors_not_loss() {
+    let d = double(Knobs { fail_send_every: 10, ..Knobs::default() });
+    let agents = vec![AgentProc::start()];
+    let (r, rep) = run_on(
+        &d.url,
+        &agents,
+        r#"
+name: danube-errors
+broker: {kind: danube, url: "http://placeholder:6650"}
+topics: [{name: lg-err}]
+producers: [{name: p, topic: lg-err, rate: 100}]
+consumers: [{name: c, topic: lg-err, type: shared, count: 2}]
+phases: {duration: 2s, drain_timeout: 10s}
+slo: {max_send_errors: 1000}   # refused sends fail a run by default; here they are the point
+"#,
+        "danube-errors",
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let t = &rep["totals"];
+    let (sent, errors, acked) = (u(&t["sent"]), u(&t["send_errors"]), u(&t["acked"]));
+    assert!(sent > 100, "200 scheduled: {t}");
+    assert_eq!(errors, sent / 10, "every 10th send refused: {t}");
+    assert_eq!(d.snapshot().refused_sends, errors);
+    assert_eq!(acked + errors, sent, "{t}");
+    assert_eq!(u(&t["lost"]), 0);
+    assert_eq!(u(&sub(&rep, "c")["received_unique"]), acked);
+}
+
+#[test]
+fn failover_survives_a_stopped_consumer() {
+    let d = double(Knobs::default());
+    // One agent: its consumers subscribe in order, so consumer 0 (the one
+    // the fault stops) is the active one.
+    let agents = vec![AgentProc::start()];
+    let (r, rep) = run_on(
+        &d.url,
+        &agents,
+        r#"
+name: danube-e
+broker: {kind: danube, url: "http://placeholder:6650"}
+topics: [{name: lg-e, reliable_dispatch: true}]
+producers: [{name: p, topic: lg-e, rate: 100}]
+consumers: [{name: fail, topic: lg-e, type: failover, count: 2}]
+phases: {duration: 3s, drain_timeout: 10s}
+faults: [{at: 1s, stop_consumers: {group: fail, count: 1}}]
+"#,
+        "danube-e",
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let s = sub(&rep, "fail");
+    assert!(u(&s["expected"]) > 150, "300 scheduled: {s}");
+    assert_eq!(u(&s["received_unique"]), u(&s["expected"]), "{s}");
+    assert_eq!(u(&s["lost"]), 0);
+    let b = d.subscription("/default/lg-e", "fail");
+    let first = b.consumers.first().expect("consumers");
+    let second = b.consumers.get(1).expect("a standby");
+    assert!(b.delivered.get(first).is_some_and(|n| *n > 0), "{:?}", b.delivered);
+    assert!(b.delivered.get(second).is_some_and(|n| *n > 0), "the standby took over: {:?}", b.delivered);
+    let notes = rep["notes"].to_string();
+    assert!(notes.contains("stopped by a fault action"), "{notes}");
+}
+
+#[test]
+fn a_broker_that_goes_away_ends_the_run_within_its_bounds() {
+    let mut d = double(Knobs::default());
+    let agents = [AgentProc::start()];
+    let (dir, scenario) = write_scenario(
+        r#"
+name: danube-gone
+broker: {kind: danube, url: "http://placeholder:6650"}
+topics: [{name: lg-gone}]
+producers: [{name: p, topic: lg-gone, rate: 50, send_timeout: 2s}]
+consumers: [{name: c, topic: lg-gone, type: exclusive}]
+phases: {duration: 4s, drain_timeout: 3s}
+"#,
+        "danube-gone",
+    );
+    let set = format!("broker.url={}", d.url);
+    let t0 = Instant::now();
+    let c = CoordinatorProc::spawn(&run_args(
+        scenario.to_str().expect("utf8"),
+        &agents[0].addr,
+        &set,
+        dir.to_str().expect("utf8"),
+    ));
+    // Let the run get going, then take the broker away.
+    while d.published("/default/lg-gone") < 50 {
+        assert!(t0.elapsed() < Duration::from_secs(20), "no traffic: {}", c.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.stop_broker();
+    let r = c.wait(Duration::from_secs(60));
+    assert!(r.code == 0 || r.code == 1, "{}\n{}", r.stdout, r.stderr);
+    let rep = report_of(&r);
+    let t = &rep["totals"];
+    assert!(u(&t["send_errors"]) > 0, "sends after the broker left failed: {t}");
+    assert!(u(&t["acked"]) < u(&t["sent"]), "{t}");
+    let notes = rep["notes"].to_string();
+    assert!(notes.contains("message streams ended"), "the report says the consumer lost its broker: {notes}");
+}
+
+#[test]
+fn an_unreachable_broker_is_a_clear_error_at_prepare() {
+    let agents = vec![AgentProc::start()];
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let url = format!("http://127.0.0.1:{port}");
+    let t0 = Instant::now();
+    let (r, _) = run_on(
+        &url,
+        &agents,
+        "name: x\nbroker: {kind: danube, url: \"http://p:1\", connect_timeout: 2s}\ntopics: [{name: t}]\nproducers: [{name: p, topic: t, rate: 10}]\nphases: {duration: 1s}\n",
+        "danube-unreachable",
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("cannot connect to the broker at {url}")), "{}", r.stderr);
+    assert!(t0.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
+fn bad_danube_input_is_refused_by_validate_with_file_and_line() {
+    let (_dir, scenario) = write_scenario(
+        "name: x\nbroker: {kind: danube, url: \"http://127.0.0.1:6650\"}\ntopics:\n  - name: orders.v1\nproducers: [{name: p, topic: orders.v1, rate: 10}]\nconsumers: [{name: f, topic: orders.v1, type: failover}]\nphases: {duration: 1s}\n",
+        "danube-bad",
+    );
+    let r = coordinator(&["validate", scenario.to_str().expect("utf8")]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("s.yaml:4:") && r.stderr.contains("not a valid Danube topic"), "{}", r.stderr);
+    assert!(r.stderr.contains("failover subscription with one consumer"), "{}", r.stderr);
+}
