@@ -329,7 +329,6 @@ impl Driver for DanubeDriver {
         let (jobs, rx) = mpsc::channel::<Job>(clients);
         let rx = Arc::new(Mutex::new(rx));
         let mut workers = Vec::with_capacity(clients);
-        let mut inline = None;
         for c in 0..clients {
             let name = format!("lg-{}-{}-{index}-{c}", self.run_tag, group.name);
             let mut p = self
@@ -347,22 +346,14 @@ impl Driver for DanubeDriver {
                     }
                 }
             }
-            if clients == 1 {
-                inline = Some(Arc::new(Mutex::new(p)));
-            } else {
-                workers.push(tokio::spawn(worker(p, rx.clone())));
-            }
+            workers.push(tokio::spawn(worker(p, rx.clone())));
         }
-        let pipe = match inline {
-            Some(p) => Pipe::Inline(p),
-            None => Pipe::Workers { jobs, workers },
-        };
         let shape = match &topic.schema {
             TopicSchema::Int64 => Shape::Int64,
             TopicSchema::Json(_) if !matches!(group.payload, PayloadKind::File(_)) => Shape::JsonDoc,
             _ => Shape::AsIs,
         };
-        Ok(DanubeProducer { pipe, run_tag: self.run_tag.clone(), shape, send_timeout: group.send_timeout })
+        Ok(DanubeProducer { jobs, workers, run_tag: self.run_tag.clone(), shape, send_timeout: group.send_timeout })
     }
 }
 
@@ -403,20 +394,6 @@ struct Job {
     reply: oneshot::Sender<Result<(), SendError>>,
 }
 
-/// One send on one client producer (which takes one at a time).
-async fn send_one(
-    producer: &Producer,
-    data: Vec<u8>,
-    attributes: HashMap<String, String>,
-    key: Option<String>,
-) -> Result<(), SendError> {
-    let r = match &key {
-        Some(k) => producer.send_with_key(data, Some(attributes), k).await,
-        None => producer.send(data, Some(attributes)).await,
-    };
-    r.map(|_| ()).map_err(|e| SendError::Broker(describe(&e)))
-}
-
 /// Drives one client producer: one send at a time, from the shared queue.
 async fn worker(producer: Producer, jobs: Arc<Mutex<mpsc::Receiver<Job>>>) {
     loop {
@@ -427,39 +404,28 @@ async fn worker(producer: Producer, jobs: Arc<Mutex<mpsc::Receiver<Job>>>) {
             let _ = job.reply.send(Err(SendError::Timeout));
             continue;
         }
-        let r = send_one(&producer, job.data, job.attributes, job.key).await;
-        let _ = job.reply.send(r);
+        let r = match &job.key {
+            Some(k) => producer.send_with_key(job.data, Some(job.attributes), k).await,
+            None => producer.send(job.data, Some(job.attributes)).await,
+        };
+        let _ = job.reply.send(r.map(|_| ()).map_err(|e| SendError::Broker(describe(&e))));
     }
 }
 
-/// How a logical producer reaches its client producers.
-enum Pipe {
-    /// One client producer: each send runs in the engine's task as its ack
-    /// future is polled (no task hop; sends queue in order on the lock).
-    Inline(Arc<Mutex<Producer>>),
-    /// Several: worker tasks take sends from one bounded queue.
-    Workers { jobs: mpsc::Sender<Job>, workers: Vec<JoinHandle<()>> },
-}
-
 pub struct DanubeProducer {
-    pipe: Pipe,
+    jobs: mpsc::Sender<Job>,
+    workers: Vec<JoinHandle<()>>,
     run_tag: String,
     shape: Shape,
     send_timeout: Duration,
 }
 
-pub enum DanubeAck {
-    Queued(oneshot::Receiver<Result<(), SendError>>),
-    Inline(Pin<Box<dyn Future<Output = Result<(), SendError>> + Send>>),
-}
+pub struct DanubeAck(oneshot::Receiver<Result<(), SendError>>);
 
 impl Future for DanubeAck {
     type Output = Result<(), SendError>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut *self {
-            DanubeAck::Queued(rx) => Pin::new(rx).poll(cx).map(|r| r.unwrap_or(Err(SendError::Closed))),
-            DanubeAck::Inline(f) => f.as_mut().poll(cx),
-        }
+        Pin::new(&mut self.0).poll(cx).map(|r| r.unwrap_or(Err(SendError::Closed)))
     }
 }
 
@@ -469,37 +435,24 @@ impl ProducerClient for DanubeProducer {
     async fn send(&mut self, msg: OutMessage) -> Result<DanubeAck, SendError> {
         let mut attributes = HashMap::with_capacity(1);
         attributes.insert(STAMP_ATTRIBUTE.to_string(), stamp_property(&self.run_tag, &msg.stamp));
-        let data = shape_payload(self.shape, &msg.payload, msg.stamp.seq);
-        let key = msg.key.map(|k| k.to_string());
-        let deadline = Instant::now() + self.send_timeout;
-        match &self.pipe {
-            Pipe::Inline(p) => {
-                let p = p.clone();
-                Ok(DanubeAck::Inline(Box::pin(async move {
-                    let producer = p.lock().await;
-                    // Queued behind earlier sends past the engine's timeout: never send late.
-                    if Instant::now() >= deadline {
-                        return Err(SendError::Timeout);
-                    }
-                    send_one(&producer, data, attributes, key).await
-                })))
-            }
-            Pipe::Workers { jobs, .. } => {
-                let (reply, ack) = oneshot::channel();
-                let job = Job { data, attributes, key, deadline, reply };
-                // Waits while every client producer is busy and the queue is full.
-                jobs.send(job).await.map_err(|_| SendError::Closed)?;
-                Ok(DanubeAck::Queued(ack))
-            }
-        }
+        let (reply, ack) = oneshot::channel();
+        let job = Job {
+            data: shape_payload(self.shape, &msg.payload, msg.stamp.seq),
+            attributes,
+            key: msg.key.map(|k| k.to_string()),
+            deadline: Instant::now() + self.send_timeout,
+            reply,
+        };
+        // Waits while every client producer is busy and the queue is full.
+        self.jobs.send(job).await.map_err(|_| SendError::Closed)?;
+        Ok(DanubeAck(ack))
     }
 
     async fn close(self) {
-        let Pipe::Workers { jobs, workers } = self.pipe else { return };
-        drop(jobs);
+        drop(self.jobs);
         // Workers end after their current send (each send is bounded by the
         // client's retries; the engine's send timeout has already passed).
-        for w in workers {
+        for w in self.workers {
             let abort = w.abort_handle();
             if tokio::time::timeout(Duration::from_secs(5), w).await.is_err() {
                 abort.abort();
