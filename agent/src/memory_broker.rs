@@ -354,7 +354,16 @@ impl MemConsumer {
         };
         if let Some(at) = msg.ready_at.filter(|&at| at > Instant::now()) {
             self.pending = Some(msg);
-            tokio::time::sleep_until(at.into()).await;
+            // The timer wakes on a 1 ms tick, late by up to a tick: sleep to
+            // a tick before, then yield until the instant, so a configured
+            // latency reads back as itself, not +0.5..1 ms.
+            let early = at.checked_sub(Duration::from_millis(1)).unwrap_or(at);
+            if early > Instant::now() {
+                tokio::time::sleep_until(early.into()).await;
+            }
+            while Instant::now() < at {
+                tokio::task::yield_now().await;
+            }
             let msg = self.pending.take();
             if msg.is_some() {
                 self.topic.taken();
