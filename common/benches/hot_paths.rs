@@ -128,13 +128,24 @@ fn interval_merge(c: &mut Criterion) {
     for agents in [10usize, 100] {
         let reports: Vec<proto::GroupStats> = (0..agents as u64).map(|s| wire_group(s + 1)).collect();
         g.throughput(Throughput::Elements(agents as u64));
-        g.bench_function(format!("decode_and_merge_{agents}_agents"), |b| {
+        // What the coordinator did before: decode each agent's stats, then merge.
+        g.bench_function(format!("decode_then_merge_{agents}_agents"), |b| {
             b.iter(|| {
                 let mut total = GroupPhases::default();
                 for r in &reports {
                     if let Ok(s) = GroupPhases::from_proto(r) {
                         total.merge(&s);
                     }
+                }
+                black_box(total)
+            })
+        });
+        // What it does now: merge straight from the wire (sparse).
+        g.bench_function(format!("merge_from_wire_{agents}_agents"), |b| {
+            b.iter(|| {
+                let mut total = GroupPhases::default();
+                for r in &reports {
+                    let _ = total.merge_proto(r);
                 }
                 black_box(total)
             })
