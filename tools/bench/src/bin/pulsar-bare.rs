@@ -5,6 +5,11 @@
 //!
 //!   pulsar-bare --url pulsar://127.0.0.1:6650 --topic t --producers 4 \
 //!               --in-flight 1 --size 1024 --seconds 20 [--batch 100 --batch-delay-ms 5]
+//!               [--property-bytes 73]
+//!
+//! `--property-bytes N` attaches one message property with an N-byte value
+//! (the agent's stamp property is 73 bytes: `lg-stamp` = tag:hex stamp), to
+//! tell the crate's cost of carrying it from the agent's own.
 //!
 //! Prints one JSON line: acknowledged messages, errors, seconds, rate.
 use std::time::{Duration, Instant};
@@ -21,6 +26,7 @@ struct Args {
     seconds: f64,
     batch: Option<u32>,
     batch_delay_ms: u64,
+    property_bytes: usize,
 }
 
 fn args() -> Result<Args, String> {
@@ -38,16 +44,33 @@ fn args() -> Result<Args, String> {
         seconds: num("--seconds", 20.0)?,
         batch: get("--batch").map(|s| s.parse().map_err(|_| "--batch: not a number".to_string())).transpose()?,
         batch_delay_ms: num("--batch-delay-ms", 5.0)? as u64,
+        property_bytes: num("--property-bytes", 0.0)? as usize,
     })
 }
 
-async fn producer_loop(mut p: Producer<TokioExecutor>, in_flight: usize, size: usize, until: Instant) -> (u64, u64) {
+async fn producer_loop(
+    mut p: Producer<TokioExecutor>,
+    in_flight: usize,
+    size: usize,
+    property_bytes: usize,
+    until: Instant,
+) -> (u64, u64) {
     let payload = vec![0xabu8; size];
+    let property = "0".repeat(property_bytes);
     let (mut acked, mut errors) = (0u64, 0u64);
     let mut pending = FuturesUnordered::new();
     while Instant::now() < until {
         while pending.len() < in_flight && Instant::now() < until {
-            match p.send_non_blocking(payload.clone()).await {
+            let sent = if property_bytes == 0 {
+                p.send_non_blocking(payload.clone()).await
+            } else {
+                // As the agent builds it: a fresh map and strings per message.
+                let mut properties = std::collections::HashMap::with_capacity(1);
+                properties.insert("lg-stamp".to_string(), property.clone());
+                let m = pulsar::producer::Message { payload: payload.clone(), properties, ..Default::default() };
+                p.send_non_blocking(m).await
+            };
+            match sent {
                 Ok(f) => pending.push(f),
                 Err(_) => errors += 1,
             }
@@ -101,8 +124,10 @@ async fn main() {
     }
     let start = Instant::now();
     let until = start + Duration::from_secs_f64(a.seconds);
-    let tasks: Vec<_> =
-        producers.into_iter().map(|p| tokio::spawn(producer_loop(p, a.in_flight, a.size, until))).collect();
+    let tasks: Vec<_> = producers
+        .into_iter()
+        .map(|p| tokio::spawn(producer_loop(p, a.in_flight, a.size, a.property_bytes, until)))
+        .collect();
     let (mut acked, mut errors) = (0u64, 0u64);
     for t in tasks {
         if let Ok((x, e)) = t.await {
