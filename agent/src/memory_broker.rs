@@ -336,6 +336,19 @@ fn mix64(mut x: u64) -> u64 {
     x ^ (x >> 33)
 }
 
+/// Waits until `at`. The tokio timer wakes on a 1 ms tick, late by up to a
+/// tick: sleep to a tick before, then yield until the instant, so a
+/// configured latency reads back as itself, not +0.5..1 ms. Cancel-safe.
+pub async fn sleep_until_exact(at: Instant) {
+    let early = at.checked_sub(Duration::from_millis(1)).unwrap_or(at);
+    if early > Instant::now() {
+        tokio::time::sleep_until(early.into()).await;
+    }
+    while Instant::now() < at {
+        tokio::task::yield_now().await;
+    }
+}
+
 pub struct MemConsumer {
     topic: Arc<TopicState>,
     subscription: String,
@@ -354,16 +367,7 @@ impl MemConsumer {
         };
         if let Some(at) = msg.ready_at.filter(|&at| at > Instant::now()) {
             self.pending = Some(msg);
-            // The timer wakes on a 1 ms tick, late by up to a tick: sleep to
-            // a tick before, then yield until the instant, so a configured
-            // latency reads back as itself, not +0.5..1 ms.
-            let early = at.checked_sub(Duration::from_millis(1)).unwrap_or(at);
-            if early > Instant::now() {
-                tokio::time::sleep_until(early.into()).await;
-            }
-            while Instant::now() < at {
-                tokio::task::yield_now().await;
-            }
+            sleep_until_exact(at).await;
             let msg = self.pending.take();
             if msg.is_some() {
                 self.topic.taken();

@@ -195,16 +195,7 @@ impl GroupCounters {
     /// Adds the counters of a wire group without decoding its histograms.
     pub fn add_proto(&mut self, g: &crate::proto::GroupStats) {
         for p in [&g.warmup, &g.measure].into_iter().flatten() {
-            self.sent += p.sent;
-            self.acked += p.acked;
-            self.send_errors += p.send_errors;
-            self.late_sends += p.late_sends;
-            self.received += p.received;
-            self.bytes += p.bytes;
-            self.duplicates += p.duplicates;
-            self.reordered += p.reordered;
-            self.redelivered += p.redelivered;
-            self.receive_errors += p.receive_errors;
+            self.add(&PhaseStats::counters_of(p));
         }
     }
 }

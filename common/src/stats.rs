@@ -79,25 +79,15 @@ impl PhaseStats {
     pub fn merge_proto(&mut self, p: &proto::PhaseStats) -> Result<(), HistError> {
         let response = Encoded::parse(&p.response_hist)?;
         let service = Encoded::parse(&p.service_hist)?;
+        self.merge(&PhaseStats::counters_of(p));
         self.response.apply(response);
         self.service.apply(service);
-        self.sent += p.sent;
-        self.acked += p.acked;
-        self.send_errors += p.send_errors;
-        self.received += p.received;
-        self.bytes += p.bytes;
-        self.late_sends += p.late_sends;
-        self.max_lag_ns = self.max_lag_ns.max(p.max_lag_ns);
-        self.duplicates += p.duplicates;
-        self.reordered += p.reordered;
-        self.redelivered += p.redelivered;
-        self.receive_errors += p.receive_errors;
-        self.unsent += p.unsent;
         Ok(())
     }
 
-    pub fn from_proto(p: &proto::PhaseStats) -> Result<PhaseStats, HistError> {
-        Ok(PhaseStats {
+    /// The counters of a wire PhaseStats, histograms left empty.
+    pub fn counters_of(p: &proto::PhaseStats) -> PhaseStats {
+        PhaseStats {
             sent: p.sent,
             acked: p.acked,
             send_errors: p.send_errors,
@@ -110,8 +100,16 @@ impl PhaseStats {
             redelivered: p.redelivered,
             receive_errors: p.receive_errors,
             unsent: p.unsent,
+            response: Hist::new(),
+            service: Hist::new(),
+        }
+    }
+
+    pub fn from_proto(p: &proto::PhaseStats) -> Result<PhaseStats, HistError> {
+        Ok(PhaseStats {
             response: Hist::decode(&p.response_hist)?,
             service: Hist::decode(&p.service_hist)?,
+            ..PhaseStats::counters_of(p)
         })
     }
 }

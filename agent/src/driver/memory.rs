@@ -13,7 +13,7 @@ use common::scenario::{ConsumerGroup, ProducerGroup, Topic};
 use common::stamp::Stamp;
 
 use super::{ConsumerClient, Delivery, Driver, DriverError, OutMessage, ProducerClient, RecvError, SendError};
-use crate::memory_broker::{MemConsumer, MemoryBroker, MemoryConfig, TopicState};
+use crate::memory_broker::{sleep_until_exact, MemConsumer, MemoryBroker, MemoryConfig, TopicState};
 
 pub struct MemoryDriver {
     broker: MemoryBroker,
@@ -83,9 +83,9 @@ pub struct MemProducer {
 /// allocation) when that is now.
 pub enum MemAck {
     Now,
-    At(Pin<Box<tokio::time::Sleep>>),
-    /// The topic is over its `max_backlog`: held until consumers catch up.
-    Held(Pin<Box<dyn Future<Output = ()> + Send>>),
+    /// At the acknowledgement instant, or (over the topic's `max_backlog`)
+    /// once consumers have caught up.
+    Later(Pin<Box<dyn Future<Output = ()> + Send>>),
 }
 
 impl Future for MemAck {
@@ -93,8 +93,7 @@ impl Future for MemAck {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut *self {
             MemAck::Now => Poll::Ready(Ok(())),
-            MemAck::At(s) => s.as_mut().poll(cx).map(|()| Ok(())),
-            MemAck::Held(f) => f.as_mut().poll(cx).map(|()| Ok(())),
+            MemAck::Later(f) => f.as_mut().poll(cx).map(|()| Ok(())),
         }
     }
 }
@@ -110,19 +109,19 @@ impl ProducerClient for MemProducer {
             _ => self.next_partition.fetch_add(1, Ordering::Relaxed) % np,
         };
         let ready_at = self.topic.publish(partition, msg.stamp.encode(), msg.key, msg.payload);
-        if self.topic.over_backlog() {
-            let topic = self.topic.clone();
-            return Ok(MemAck::Held(Box::pin(async move {
-                topic.wait_for_room().await;
-                if let Some(at) = ready_at {
-                    tokio::time::sleep_until(at.into()).await;
-                }
-            })));
+        let held = self.topic.over_backlog().then(|| self.topic.clone());
+        let at = ready_at.filter(|&at| at > Instant::now());
+        if held.is_none() && at.is_none() {
+            return Ok(MemAck::Now);
         }
-        Ok(match ready_at.filter(|&at| at > Instant::now()) {
-            Some(at) => MemAck::At(Box::pin(tokio::time::sleep_until(at.into()))),
-            None => MemAck::Now,
-        })
+        Ok(MemAck::Later(Box::pin(async move {
+            if let Some(topic) = held {
+                topic.wait_for_room().await;
+            }
+            if let Some(at) = at {
+                sleep_until_exact(at).await;
+            }
+        })))
     }
 
     async fn close(self) {}

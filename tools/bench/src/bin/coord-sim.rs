@@ -131,6 +131,22 @@ fn stats(sent: u64, acked: u64, errors: u64, received: u64, hist: &[u8]) -> prot
     }
 }
 
+/// Per-group counters as wire groups, with this agent's sample histograms.
+fn wire_groups(
+    groups: HashMap<(u32, i32), proto::PhaseStats>,
+    prod_hist: &[u8],
+    cons_hist: &[u8],
+) -> Vec<proto::GroupStats> {
+    groups
+        .into_iter()
+        .map(|((group, role), s)| {
+            let hist = if role == proto::Role::Producer as i32 { prod_hist } else { cons_hist };
+            let measure = stats(s.sent, s.acked, s.send_errors, s.received, hist);
+            proto::GroupStats { group, role, warmup: None, measure: Some(measure) }
+        })
+        .collect()
+}
+
 async fn run_session(
     k: u64,
     shared: Arc<Shared>,
@@ -248,14 +264,7 @@ async fn report_intervals(
                 unique_received: have,
             });
         }
-        let groups = groups
-            .into_iter()
-            .map(|((group, role), s)| {
-                let hist = if role == proto::Role::Producer as i32 { &prod_hist } else { &cons_hist };
-                let measure = stats(s.sent, s.acked, s.send_errors, s.received, hist);
-                proto::GroupStats { group, role, warmup: None, measure: Some(measure) }
-            })
-            .collect();
+        let groups = wire_groups(groups, &prod_hist, &cons_hist);
         let r = proto::IntervalReport {
             index,
             start_ns: start + t0,
@@ -319,14 +328,7 @@ fn final_report(k: u64, shard: &Shard, shared: &Shared, _start: i64) -> proto::F
             ..Default::default()
         });
     }
-    let groups = groups
-        .into_iter()
-        .map(|((group, role), s)| {
-            let hist = if role == proto::Role::Producer as i32 { &prod_hist } else { &cons_hist };
-            let measure = stats(s.sent, s.acked, s.send_errors, s.received, hist);
-            proto::GroupStats { group, role, warmup: None, measure: Some(measure) }
-        })
-        .collect();
+    let groups = wire_groups(groups, &prod_hist, &cons_hist);
     proto::FinalReport { groups, producers, subscriptions, cpu_ns: 0, wall_ns: 0, notes: Vec::new(), max_rss_bytes: 0 }
 }
 
