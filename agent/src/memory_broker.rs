@@ -1,7 +1,9 @@
 //! The in-process memory broker: topics with partitions and the four
-//! subscription types, an optional capacity (a single-server queue: each
-//! publish takes 1/capacity seconds of broker time, so past capacity
-//! publishes wait and latency grows) and an added latency. It exists for the
+//! subscription types, an optional capacity (a single-server queue shared
+//! by all of a run's topics in this process: each publish takes 1/capacity
+//! seconds of broker time, so past capacity publishes wait and latency
+//! grows; the coordinator gives each agent process its share of the
+//! scenario's capacity) and an added latency. It exists for the
 //! zero-setup quickstart, for tests of everything above the drivers, and for
 //! generator-headroom benchmarks. Agents in one process share one instance.
 //!
@@ -53,14 +55,18 @@ pub struct MemoryConfig {
 #[derive(Clone, Default)]
 pub struct MemoryBroker {
     inner: Arc<Mutex<HashMap<String, Arc<TopicState>>>>,
+    /// One single-server queue per group of topics (a run): the capacity is
+    /// the broker's, shared by every topic of the group.
+    servers: Arc<Mutex<HashMap<String, Arc<Mutex<Instant>>>>>,
 }
 
 pub struct TopicState {
     name: String,
     cfg: MemoryConfig,
     partitions: Vec<Mutex<Partition>>,
-    /// Broker time at which the (single) server is next free.
-    server_free_at: Mutex<Instant>,
+    /// Broker time at which the (single) server is next free; shared by
+    /// the topics of one group (see [`MemoryBroker::create_topic_in`]).
+    server_free_at: Arc<Mutex<Instant>>,
     service: Option<Duration>,
     published: std::sync::atomic::AtomicU64,
     /// Messages handed to subscriptions and not yet taken by a consumer.
@@ -108,8 +114,22 @@ impl MemoryBroker {
         MemoryBroker::default()
     }
 
-    /// Creates `name` with `partitions` (0 = one, non-partitioned) if absent.
+    /// Creates `name` with `partitions` (0 = one, non-partitioned) if
+    /// absent, with a capacity of its own.
     pub fn create_topic(&self, name: &str, partitions: u32, cfg: MemoryConfig) -> Result<Arc<TopicState>, MemError> {
+        self.create_topic_in(name, name, partitions, cfg)
+    }
+
+    /// Creates `name` if absent, in `group`: the topics of one group share
+    /// one server, so `cfg.capacity_msgs_per_s` is their total (a broker's
+    /// capacity, not a topic's).
+    pub fn create_topic_in(
+        &self,
+        group: &str,
+        name: &str,
+        partitions: u32,
+        cfg: MemoryConfig,
+    ) -> Result<Arc<TopicState>, MemError> {
         let n = partitions.max(1) as usize;
         let mut topics = lock(&self.inner);
         if let Some(t) = topics.get(name) {
@@ -124,7 +144,10 @@ impl MemoryBroker {
             name: name.to_string(),
             cfg,
             partitions: (0..n).map(|_| Mutex::new(Partition::default())).collect(),
-            server_free_at: Mutex::new(Instant::now()),
+            server_free_at: lock(&self.servers)
+                .entry(group.to_string())
+                .or_insert_with(|| Arc::new(Mutex::new(Instant::now())))
+                .clone(),
             service,
             published: std::sync::atomic::AtomicU64::new(0),
             undelivered: std::sync::atomic::AtomicU64::new(0),
@@ -138,9 +161,11 @@ impl MemoryBroker {
         lock(&self.inner).get(name).cloned().ok_or_else(|| MemError::NoTopic(name.to_string()))
     }
 
-    /// Drops every topic whose name starts with `prefix` (end of a run).
+    /// Drops every topic and topic group whose name starts with `prefix`
+    /// (end of a run).
     pub fn remove_prefix(&self, prefix: &str) {
         lock(&self.inner).retain(|k, _| !k.starts_with(prefix));
+        lock(&self.servers).retain(|k, _| !k.starts_with(prefix));
     }
 }
 
@@ -336,16 +361,18 @@ fn mix64(mut x: u64) -> u64 {
     x ^ (x >> 33)
 }
 
-/// Waits until `at`. The tokio timer wakes on a 1 ms tick, late by up to a
-/// tick: sleep to a tick before, then yield until the instant, so a
-/// configured latency reads back as itself, not +0.5..1 ms. Cancel-safe.
-pub async fn sleep_until_exact(at: Instant) {
-    let early = at.checked_sub(Duration::from_millis(1)).unwrap_or(at);
-    if early > Instant::now() {
-        tokio::time::sleep_until(early.into()).await;
-    }
-    while Instant::now() < at {
-        tokio::task::yield_now().await;
+/// Waits until about `at`, centred on it. The tokio timer wakes on the
+/// first 1 ms tick at or after a deadline (plus the wake-up itself), so a
+/// plain `sleep_until(at)` is late by half a tick on average and a
+/// configured latency reads back 0.5-1 ms high. Aiming half a tick early
+/// spreads the wake over `at ± 0.5 ms` with its median at `at`, and costs no
+/// CPU (a spin to the exact instant would burn a core per waiting message
+/// once latencies are short or messages many). Cancel-safe.
+pub async fn sleep_until_centred(at: Instant) {
+    const HALF_TICK: Duration = Duration::from_micros(500);
+    let aim = at.checked_sub(HALF_TICK).unwrap_or(at);
+    if aim > Instant::now() {
+        tokio::time::sleep_until(aim.into()).await;
     }
 }
 
@@ -367,7 +394,7 @@ impl MemConsumer {
         };
         if let Some(at) = msg.ready_at.filter(|&at| at > Instant::now()) {
             self.pending = Some(msg);
-            sleep_until_exact(at).await;
+            sleep_until_centred(at).await;
             let msg = self.pending.take();
             if msg.is_some() {
                 self.topic.taken();
@@ -476,7 +503,32 @@ mod tests {
         let mut c = t.subscribe("late", SubType::Shared).expect("sub");
         t.publish(0, stamp(1), None, Bytes::new());
         let m = c.recv().await.expect("msg");
-        assert!(Instant::now() >= m.ready_at.expect("delayed"));
+        // Centred on the instant: at most half a tick early.
+        assert!(Instant::now() + Duration::from_micros(600) >= m.ready_at.expect("delayed"));
+    }
+
+    #[test]
+    fn topics_of_one_group_share_the_capacity() {
+        let b = MemoryBroker::new();
+        let cfg = MemoryConfig { capacity_msgs_per_s: Some(1000.0), ..Default::default() };
+        let t1 = b.create_topic_in("run/", "run/a", 0, cfg).expect("topic");
+        let t2 = b.create_topic_in("run/", "run/b", 0, cfg).expect("topic");
+        let other = b.create_topic_in("other/", "other/a", 0, cfg).expect("topic");
+        let start = Instant::now();
+        let mut last = start;
+        for i in 0..50 {
+            last = last.max(t1.publish(0, stamp(i), None, Bytes::new()).expect("queued"));
+            last = last.max(t2.publish(0, stamp(i), None, Bytes::new()).expect("queued"));
+        }
+        // 100 publishes over two topics at 1000/s in all: 100 ms of broker time.
+        let d = last.duration_since(start);
+        assert!(d >= Duration::from_millis(99) && d < Duration::from_millis(115), "{d:?}");
+        // Another group has a server of its own.
+        let o = other.publish(0, stamp(0), None, Bytes::new()).expect("queued");
+        assert!(o.duration_since(start) < Duration::from_millis(20));
+        b.remove_prefix("run/");
+        assert!(b.topic("run/a").is_err());
+        assert_eq!(lock(&b.servers).len(), 1);
     }
 
     #[tokio::test]

@@ -196,7 +196,48 @@ pub fn plan(scenario: &Scenario, run_id: &str, agents: &[AgentSlot]) -> Result<P
             shards[a].consumers.push(ConsumerInstance { id, group: g, index_in_group: k });
         }
     }
+    if scenario.broker.kind == BrokerKind::Memory {
+        share_memory_capacity(&mut shards, agents);
+    }
     Ok(Plan { shards })
+}
+
+/// The memory broker's `capacity_msgs_per_s` is the broker's whole capacity,
+/// but each agent process holds its own instance with its own topics: each
+/// process gets the capacity times its share of the offered rate (of the
+/// producer count when no group has a rate), so the processes together
+/// serve what one broker would. Agents of one process get the same value.
+fn share_memory_capacity(shards: &mut [Shard], agents: &[AgentSlot]) {
+    let Some(cap) = shards.first().and_then(|s| s.scenario.broker.capacity_msgs_per_s) else { return };
+    let mut per_proc: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for s in shards.iter() {
+        let e = per_proc.entry(agents[s.agent_index].instance.as_str()).or_default();
+        e.0 += s.rate_milli();
+        e.1 += s.producers.len() as u64;
+    }
+    if per_proc.len() < 2 {
+        return;
+    }
+    let total_rate: u64 = per_proc.values().map(|v| v.0).sum();
+    let total_count: u64 = per_proc.values().map(|v| v.1).sum();
+    let share: BTreeMap<String, f64> = per_proc
+        .into_iter()
+        .map(|(k, (rate, count))| {
+            let f = if total_rate > 0 {
+                rate as f64 / total_rate as f64
+            } else if total_count > 0 {
+                count as f64 / total_count as f64
+            } else {
+                0.0
+            };
+            (k.to_string(), f)
+        })
+        .collect();
+    for s in shards.iter_mut() {
+        let f = share.get(agents[s.agent_index].instance.as_str()).copied().unwrap_or(0.0);
+        // A process with no producers publishes nothing: any capacity will do.
+        s.scenario.broker.capacity_msgs_per_s = Some(if f > 0.0 { cap * f } else { cap });
+    }
 }
 
 impl Plan {
@@ -252,7 +293,32 @@ impl Plan {
         }
         let total: u64 = self.shards.iter().map(Shard::rate_milli).sum();
         let _ = writeln!(out, "total publish rate: {} msg/s", fmt_rate(total));
+        if let Some(line) = self.memory_capacity_line(agents) {
+            let _ = writeln!(out, "{line}");
+        }
         out
+    }
+}
+
+impl Plan {
+    /// How the memory broker's capacity was shared out over agent
+    /// processes, when it was (see `share_memory_capacity`).
+    pub fn memory_capacity_line(&self, agents: &[AgentSlot]) -> Option<String> {
+        let caps: BTreeMap<&str, f64> = self
+            .shards
+            .iter()
+            .filter_map(|s| {
+                let cap = s.scenario.broker.capacity_msgs_per_s?;
+                let agent = agents.get(s.agent_index)?;
+                (!s.producers.is_empty()).then_some((agent.instance.as_str(), cap))
+            })
+            .collect();
+        let procs: std::collections::BTreeSet<&str> = agents.iter().map(|a| a.instance.as_str()).collect();
+        if procs.len() < 2 || caps.is_empty() {
+            return None;
+        }
+        let list: Vec<String> = caps.values().map(|c| format!("{c:.0}")).collect();
+        Some(format!("memory broker capacity per agent process: {} msg/s", list.join(" + ")))
     }
 }
 
@@ -377,6 +443,33 @@ mod tests {
             assert_eq!(s.producers.len(), 2);
             assert_eq!(s.consumers.len(), 1);
         }
+    }
+
+    #[test]
+    fn memory_capacity_is_shared_out_by_offered_rate_over_processes() {
+        let y = "name: t\nbroker: {kind: memory, capacity_msgs_per_s: 60000}\nphases: {duration: 10s}\n\
+                 topics: [{name: a}, {name: b}, {name: c}]\nproducers:\n\
+                 - {name: pa, topic: a, total_rate: 3000}\n- {name: pb, topic: b, total_rate: 2000}\n\
+                 - {name: pc, topic: c, total_rate: 1000}\nconsumers: [{name: ca, topic: a}]\n";
+        let sc = load_str(y, "t.yaml", &[]).expect("scenario");
+        // Three processes, two agents each: one topic per process.
+        let agents = slots(6, 3);
+        let p = plan(&sc, "r", &agents).expect("plan");
+        let mut per_proc: BTreeMap<String, (f64, u64)> = BTreeMap::new();
+        for s in &p.shards {
+            let e = per_proc.entry(agents[s.agent_index].instance.clone()).or_default();
+            let cap = s.scenario.broker.capacity_msgs_per_s.expect("capacity");
+            assert!(e.0 == 0.0 || e.0 == cap, "agents of one process share one broker");
+            e.0 = cap;
+            e.1 += s.rate_milli();
+        }
+        let mut caps: Vec<(u64, f64)> = per_proc.values().map(|(c, r)| (*r, *c)).collect();
+        caps.sort_by_key(|c| c.0);
+        assert_eq!(caps, vec![(1_000_000, 10000.0), (2_000_000, 20000.0), (3_000_000, 30000.0)]);
+        assert!(p.table(&agents).contains("memory broker capacity per agent process"));
+        // One process: the capacity as written.
+        let p = plan(&sc, "r", &slots(2, 1)).expect("plan");
+        assert!(p.shards.iter().all(|s| s.scenario.broker.capacity_msgs_per_s == Some(60000.0)));
     }
 
     #[test]

@@ -168,7 +168,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("failover", include_str!("../../configs/memory-e-failover.yaml")),
     ("pulsar", include_str!("../../configs/pulsar-a-baseline.yaml")),
     ("danube", include_str!("../../configs/danube-quickstart.yaml")),
-    ("ceiling", include_str!("../../configs/memory-ceiling.yaml")),
+    ("ceiling", include_str!("../../configs/ceiling-memory.yaml")),
 ];
 
 /// `--metrics`: the HTTP server and the metrics it serves; stops on drop.

@@ -111,7 +111,14 @@ impl LocalAgents {
 }
 
 pub async fn run(opts: RunOptions) -> Result<RunOutcome, CliError> {
-    let sc = load_scenario(&opts.scenario, &opts.sets)?;
+    // `--ceiling` is `mode: ceiling`: the scenario's `ceiling:` block, or
+    // defaults, and `--set ceiling.*` apply.
+    let sets: Vec<String> = if opts.ceiling {
+        std::iter::once("mode=ceiling".to_string()).chain(opts.sets.iter().cloned()).collect()
+    } else {
+        opts.sets.clone()
+    };
+    let sc = load_scenario(&opts.scenario, &sets)?;
     let local = if opts.agents.is_empty() && opts.agents_dns.is_none() {
         if opts.local_agents == 0 {
             return Err(CliError::BadInput("--local-agents must be at least 1".into()));
@@ -255,6 +262,9 @@ pub(crate) async fn run_step(
             s.clock_offset_ns as f64 / 1e6,
             s.clock_error_ns as f64 / 1e6
         ));
+    }
+    if let Some(line) = plan.memory_capacity_line(&slots) {
+        out.line(&format!("  {line}"));
     }
     out.agents(&sessions, &plan);
     let cpus: Vec<u32> = sessions.iter().map(|s| s.hello.cpus).collect();

@@ -31,6 +31,17 @@ fn run(path: &std::path::Path, sets: &[&str]) -> (Ran, Value) {
     (r, rep)
 }
 
+/// The searches and latency read-backs judge timing on a 2-core machine:
+/// one at a time, so they do not judge each other's CPU use.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The searches' latency SLO here: loose, so a noisy machine does not move
+/// the result (past the capacity the rate ratio fails regardless).
+const LOOSE_P99: &str = "slo.p99_e2e=250ms";
+
 fn group<'a>(rep: &'a Value, name: &str) -> &'a Value {
     rep["groups"].as_array().expect("groups").iter().find(|g| g["name"] == name).expect("group")
 }
@@ -80,10 +91,16 @@ fn memory_broker_latency_shows_in_the_median() {
 
 #[test]
 fn ceiling_search_finds_the_memory_broker_capacity() {
-    let sets =
-        ["broker.capacity_msgs_per_s=5000", "ceiling.step_duration=2s", "ceiling.precision=0.1", "phases.warmup=1s"];
+    let _serial = serial();
+    let sets = [
+        "broker.capacity_msgs_per_s=5000",
+        "ceiling.step_duration=2s",
+        "ceiling.precision=0.1",
+        "phases.warmup=1s",
+        LOOSE_P99,
+    ];
     let res = temp_dir("ceiling");
-    let mut args = vec!["run", "configs/memory-ceiling.yaml", "--results", res.to_str().expect("utf8")];
+    let mut args = vec!["run", "configs/ceiling-memory.yaml", "--results", res.to_str().expect("utf8")];
     for s in &sets {
         args.extend(["--set", s]);
     }
@@ -101,13 +118,82 @@ fn ceiling_search_finds_the_memory_broker_capacity() {
     let _ = std::fs::remove_dir_all(res);
 }
 
+/// Three agent processes, each with its own in-process memory broker and
+/// one of the three topics: the capacity is shared out by offered rate, so
+/// the search finds the broker's capacity, not three times it.
+#[test]
+fn ceiling_search_on_three_agent_processes_finds_the_whole_capacity() {
+    let _serial = serial();
+    let agents: Vec<AgentProc> = (0..3).map(|_| AgentProc::start()).collect();
+    let list = agents.iter().map(|a| a.addr.as_str()).collect::<Vec<_>>().join(",");
+    let res = temp_dir("ceiling-3");
+    let mut args =
+        vec!["run", "configs/ceiling-memory.yaml", "--agents", &list, "--results", res.to_str().expect("utf8")];
+    for s in
+        ["broker.capacity_msgs_per_s=6000", "ceiling.step_duration=2s", "ceiling.precision=0.1", "phases.warmup=1s"]
+            .into_iter()
+            .chain([LOOSE_P99])
+    {
+        args.extend(["--set", s]);
+    }
+    let r = coordinator(&args);
+    assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    let rep = report_of(&r);
+    let c = &rep["ceiling"];
+    let rate = c["rate_msgs_per_s"].as_f64().expect("rate");
+    assert!((rate - 6000.0).abs() / 6000.0 <= 0.10, "ceiling {rate}\n{}", r.stdout);
+    assert_eq!(c["bound_by"], "broker");
+    // Every process did its third of the work, on a third of the capacity.
+    let per_agent = rep["agents"].as_array().expect("agents");
+    assert_eq!(per_agent.len(), 3);
+    let total: f64 = per_agent.iter().map(|a| a["target_rate_msgs_per_s"].as_f64().expect("rate")).sum();
+    for a in per_agent {
+        let share = a["target_rate_msgs_per_s"].as_f64().expect("rate") / total;
+        assert!((share - 1.0 / 3.0).abs() < 0.01, "{a}");
+        assert!(a["acked"].as_u64().expect("acked") > 0, "{a}");
+    }
+    let _ = std::fs::remove_dir_all(res);
+}
+
+/// `--ceiling` turns a plain scenario (no `mode`, no `ceiling:` block) into
+/// a search; `--set ceiling.*` tunes it.
+#[test]
+fn the_ceiling_flag_searches_any_scenario() {
+    let _serial = serial();
+    let dir = temp_dir("ceiling-flag");
+    let path = dir.join("s.yaml");
+    std::fs::write(
+        &path,
+        "name: plain\nbroker: {kind: memory, capacity_msgs_per_s: 4000, latency: 1ms}\n\
+         topics: [{name: t, partitions: 2}]\n\
+         producers: [{name: p, topic: t, count: 2, total_rate: 500, max_in_flight: 1000}]\n\
+         consumers: [{name: c, topic: t, count: 2}]\n\
+         phases: {warmup: 1s, duration: 30s, drain_timeout: 10s}\nreport_interval: 1s\nslo: {p99_e2e: 250ms}\n",
+    )
+    .expect("write");
+    let res = dir.join("results");
+    let mut args = vec!["run", path.to_str().expect("utf8"), "--ceiling", "--results", res.to_str().expect("utf8")];
+    for s in ["ceiling.start=500", "ceiling.step_duration=2s", "ceiling.precision=0.1"] {
+        args.extend(["--set", s]);
+    }
+    let r = coordinator(&args);
+    assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    let rep = report_of(&r);
+    let c = &rep["ceiling"];
+    let rate = c["rate_msgs_per_s"].as_f64().expect("rate");
+    assert!((rate - 4000.0).abs() / 4000.0 <= 0.10, "ceiling {rate}\n{}", r.stdout);
+    assert_eq!(c["bound_by"], "broker");
+    assert!(c["steps"].as_array().expect("steps").len() >= 4, "{c}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn an_overloaded_generator_is_client_bound_never_the_ceiling() {
     // A CPU threshold no agent can stay under: every step is client-bound.
     let res = temp_dir("ceiling-client");
     let r = coordinator(&[
         "run",
-        "configs/memory-ceiling.yaml",
+        "configs/ceiling-memory.yaml",
         "--results",
         res.to_str().expect("utf8"),
         "--set",

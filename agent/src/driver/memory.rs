@@ -13,7 +13,7 @@ use common::scenario::{ConsumerGroup, ProducerGroup, Topic};
 use common::stamp::Stamp;
 
 use super::{ConsumerClient, Delivery, Driver, DriverError, OutMessage, ProducerClient, RecvError, SendError};
-use crate::memory_broker::{sleep_until_exact, MemConsumer, MemoryBroker, MemoryConfig, TopicState};
+use crate::memory_broker::{sleep_until_centred, MemConsumer, MemoryBroker, MemoryConfig, TopicState};
 
 pub struct MemoryDriver {
     broker: MemoryBroker,
@@ -42,7 +42,7 @@ impl Driver for MemoryDriver {
 
     async fn create_topic(&self, topic: &Topic) -> Result<(), DriverError> {
         self.broker
-            .create_topic(&self.name(&topic.name), topic.partitions, self.cfg)
+            .create_topic_in(&self.prefix, &self.name(&topic.name), topic.partitions, self.cfg)
             .map(|_| ())
             .map_err(|e| DriverError::Topic { topic: topic.name.clone(), reason: e.to_string() })
     }
@@ -119,7 +119,7 @@ impl ProducerClient for MemProducer {
                 topic.wait_for_room().await;
             }
             if let Some(at) = at {
-                sleep_until_exact(at).await;
+                sleep_until_centred(at).await;
             }
         })))
     }
