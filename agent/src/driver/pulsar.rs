@@ -345,8 +345,10 @@ impl Subscription {
     }
 }
 
-/// Longest pause between two attempts to subscribe again.
-const RESUBSCRIBE_MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Longest pause between two attempts to subscribe again: the consumer is
+/// back within a second of the broker (its "subscribed again after" is the
+/// outage as the client saw it, give or take that second).
+const RESUBSCRIBE_MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Subscribes again until it works (the task is aborted when the consumer
 /// is closed or dropped, i.e. when the run ends).
