@@ -77,6 +77,36 @@ struct ConsumerFinal {
     partitions: HashMap<u32, u64>,
     faulted: bool,
     error: Option<String>,
+    errors: RecvErrors,
+}
+
+/// Receive and ack failures a consumer went on after: how many, the first
+/// and the last (a final-report note; the count is also in the
+/// interval stats as `receive_errors`).
+#[derive(Default)]
+struct RecvErrors {
+    count: u64,
+    first: Option<String>,
+    last: Option<String>,
+}
+
+impl RecvErrors {
+    fn add(&mut self, e: String) {
+        self.count += 1;
+        if self.first.is_none() {
+            self.first = Some(e);
+        } else {
+            self.last = Some(e);
+        }
+    }
+
+    fn note(&self) -> Option<String> {
+        let first = self.first.as_deref()?;
+        Some(match &self.last {
+            None => format!("1 receive error: {first}"),
+            Some(last) => format!("{} receive errors, the first: {first}; the last: {last}", self.count),
+        })
+    }
 }
 
 #[derive(Default, Clone)]
@@ -195,6 +225,7 @@ pub async fn prepare<D: Driver>(
                 undecodable: 0,
                 partitions: HashMap::new(),
                 faulted: false,
+                errors: RecvErrors::default(),
             };
             let stop_after = sc.consumer_stop_after(inst.group, inst.index_in_group);
             consumers.push(tokio::spawn(task.run(
@@ -391,6 +422,9 @@ fn build_final(
     for f in cfinals {
         if let Some(e) = &f.error {
             notes.push(format!("consumer {} ({}): {e}", f.inst.id, sc.consumers[f.inst.group].name));
+        }
+        if let Some(n) = f.errors.note() {
+            notes.push(format!("consumer {} ({}): {n}", f.inst.id, sc.consumers[f.inst.group].name));
         }
         if f.faulted {
             notes.push(format!(
@@ -903,6 +937,7 @@ struct ConsumerTask {
     undecodable: u64,
     partitions: HashMap<u32, u64>,
     faulted: bool,
+    errors: RecvErrors,
 }
 
 impl ConsumerTask {
@@ -980,11 +1015,13 @@ impl ConsumerTask {
                 if let Err(RecvError::Transient(e) | RecvError::Closed(e)) = c.ack_last().await {
                     self.stats.measure.receive_errors += 1;
                     debug!(consumer = self.inst.id, error = %e, "ack failed");
+                    self.errors.add(format!("ack failed: {e}"));
                 }
             }
             Err(RecvError::Transient(e)) => {
                 self.stats.measure.receive_errors += 1;
                 debug!(consumer = self.inst.id, error = %e, "receive failed");
+                self.errors.add(e);
             }
             Err(RecvError::Closed(e)) => {
                 warn!(consumer = self.inst.id, error = %e, "consumer closed");
@@ -1103,6 +1140,7 @@ impl ConsumerTask {
             partitions: self.partitions,
             faulted: self.faulted,
             error,
+            errors: self.errors,
         }
     }
 }
@@ -1288,6 +1326,17 @@ fn interval_report(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn receive_errors_note_the_count_the_first_and_the_last() {
+        let mut e = RecvErrors::default();
+        assert_eq!(e.note(), None);
+        e.add("stream ended".into());
+        assert_eq!(e.note().as_deref(), Some("1 receive error: stream ended"));
+        e.add("ack failed: x".into());
+        e.add("subscribed again".into());
+        assert_eq!(e.note().as_deref(), Some("3 receive errors, the first: stream ended; the last: subscribed again"));
+    }
 
     #[test]
     fn deadlines_follow_the_oldest_outstanding_send() {

@@ -401,6 +401,15 @@ pub(crate) async fn run_step(
     let mut drain_timed_out = false;
     // Last time each agent said anything (Pongs to the keepalive included).
     let mut last_heard = vec![tokio::time::Instant::now(); n];
+    // An agent sends an interval report every report_interval and answers
+    // every keepalive ping: silence for twice the shorter of the two (at
+    // least 1 s) that ends before the lease is noted, not hidden.
+    let quiet_limit: Vec<Duration> = live
+        .sessions
+        .iter()
+        .map(|s| (2 * sc.report_interval.min(s.keepalive_every())).max(Duration::from_secs(1)))
+        .collect();
+    let mut silences: Vec<String> = Vec::new();
     let interrupt = tokio::signal::ctrl_c();
     tokio::pin!(interrupt);
     let mut next_lease_check = tokio::time::Instant::now();
@@ -461,45 +470,55 @@ pub(crate) async fn run_step(
                 None => { incomplete = Some("every agent session ended".into()); break; }
                 // An agent already called lost is not heard any more.
                 Some((i, Some(_), _)) if !alive[i] => {}
-                Some((i, Some(msg), _)) => { last_heard[i] = tokio::time::Instant::now(); match msg.msg {
-                    Some(AMsg::Interval(r)) => {
-                        producers_active[i] = r.producers_active;
-                        for g in &r.groups {
-                            if g.role == proto::Role::Producer as i32 {
-                                if let Some(grp) = sc.producers.get(g.group as usize) {
-                                    let acked = g.warmup.as_ref().map(|p| p.acked).unwrap_or(0) + g.measure.as_ref().map(|p| p.acked).unwrap_or(0);
-                                    *acked_by_topic.entry(grp.topic.clone()).or_default() += acked;
+                Some((i, Some(msg), _)) => {
+                    let heard = tokio::time::Instant::now();
+                    let quiet = heard.saturating_duration_since(last_heard[i]);
+                    if quiet > quiet_limit[i] {
+                        let note = silence_note(&live.sessions[i], quiet, clock::now_ns() - start_ns);
+                        out.line(&note);
+                        silences.push(note);
+                    }
+                    last_heard[i] = heard;
+                    match msg.msg {
+                        Some(AMsg::Interval(r)) => {
+                            producers_active[i] = r.producers_active;
+                            for g in &r.groups {
+                                if g.role == proto::Role::Producer as i32 {
+                                    if let Some(grp) = sc.producers.get(g.group as usize) {
+                                        let acked = g.warmup.as_ref().map(|p| p.acked).unwrap_or(0) + g.measure.as_ref().map(|p| p.acked).unwrap_or(0);
+                                        *acked_by_topic.entry(grp.topic.clone()).or_default() += acked;
+                                    }
+                                }
+                            }
+                            for p in &r.progress {
+                                for &g in groups_of_sub.get(&(p.topic.as_str(), p.subscription.as_str())).into_iter().flatten() {
+                                    progress_sum[g] = progress_sum[g] - progress[i][g] + p.unique_received;
+                                    progress[i][g] = p.unique_received;
+                                }
+                            }
+                            for (g, &sum) in progress_sum.iter().enumerate() {
+                                if sum != last_progress_sum[g] {
+                                    last_progress_sum[g] = sum;
+                                    last_progress_change[g] = r.end_ns;
+                                }
+                            }
+                            take_interval(i, &r, &sc, start_ns, &alive, &out, &mut outcomes, &mut intervals, &mut printed_upto, &mut merge_ns);
+                        }
+                        Some(AMsg::Error(e)) => {
+                            warn!(agent = %live.sessions[i].address, phase = %e.phase, error = %e.message, "agent error");
+                            out.line(&format!("agent {}: {} error: {}", live.sessions[i].address, e.phase, e.message));
+                            if e.fatal && alive[i] {
+                                let why = format!("failed: {}", e.message);
+                                if let Some(stop) = lose_agent(i, "error", why, &sc, &mut alive, &mut outcomes, &live, &out) {
+                                    incomplete = Some(stop);
+                                    break;
                                 }
                             }
                         }
-                        for p in &r.progress {
-                            for &g in groups_of_sub.get(&(p.topic.as_str(), p.subscription.as_str())).into_iter().flatten() {
-                                progress_sum[g] = progress_sum[g] - progress[i][g] + p.unique_received;
-                                progress[i][g] = p.unique_received;
-                            }
-                        }
-                        for (g, &sum) in progress_sum.iter().enumerate() {
-                            if sum != last_progress_sum[g] {
-                                last_progress_sum[g] = sum;
-                                last_progress_change[g] = r.end_ns;
-                            }
-                        }
-                        take_interval(i, &r, &sc, start_ns, &alive, &out, &mut outcomes, &mut intervals, &mut printed_upto, &mut merge_ns);
+                        Some(AMsg::Final(f)) if alive[i] => outcomes[i].final_report = Some(f),
+                        _ => {}
                     }
-                    Some(AMsg::Error(e)) => {
-                        warn!(agent = %live.sessions[i].address, phase = %e.phase, error = %e.message, "agent error");
-                        out.line(&format!("agent {}: {} error: {}", live.sessions[i].address, e.phase, e.message));
-                        if e.fatal && alive[i] {
-                            let why = format!("failed: {}", e.message);
-                            if let Some(stop) = lose_agent(i, "error", why, &sc, &mut alive, &mut outcomes, &live, &out) {
-                                incomplete = Some(stop);
-                                break;
-                            }
-                        }
-                    }
-                    Some(AMsg::Final(f)) if alive[i] => outcomes[i].final_report = Some(f),
-                    _ => {}
-                }},
+                }
                 Some((i, None, why)) => {
                     if alive[i] {
                         let why = why.unwrap_or_default();
@@ -596,7 +615,7 @@ pub(crate) async fn run_step(
         drain_timed_out,
         stalled,
         incomplete,
-        notes: Vec::new(),
+        notes: silences,
     });
     let mut per_interval: Vec<u64> = merge_ns.into_values().collect();
     per_interval.sort_unstable();
@@ -616,6 +635,20 @@ const OPEN_CONCURRENCY: usize = 64;
 
 /// Silence beyond an agent's lease after which the coordinator calls it lost.
 const LOST_AFTER_LEASE: Duration = Duration::from_secs(1);
+
+/// What the report says about an agent that fell silent for `quiet` and
+/// was heard again `now_ns` into the run (from the start instant).
+fn silence_note(s: &AgentSession, quiet: Duration, now_ns: i64) -> String {
+    let from_s = (now_ns as f64 / 1e9 - quiet.as_secs_f64()).max(0.0);
+    format!(
+        "agent {} was silent for {:.1}s from {:.1}s into the run (no interval report, no keepalive answer; \
+         its lease is {}), then was heard again: a cut link or a stalled host",
+        s.address,
+        quiet.as_secs_f64(),
+        from_s,
+        common::units::format_duration(s.lease)
+    )
+}
 
 /// Marks agent `i` lost (`status`: "lost" or "error") and tells it to stop
 /// if it still listens. Returns why the run cannot go on — `on_agent_loss:

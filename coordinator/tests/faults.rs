@@ -1,10 +1,14 @@
-//! Faults survived, with real processes: an agent killed mid-run under
-//! `on_agent_loss: continue` and `abort`; agents found by DNS.
+//! Faults survived, with real processes: an agent killed or frozen mid-run
+//! under `on_agent_loss: continue` and `abort`; agents found by DNS; agents
+//! in network namespaces (separate hosts) whose link is cut for less and
+//! for more than their lease; a slow link to an agent; the Pulsar broker
+//! killed -9 and restarted mid-run.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
+use common::netns::NsAgent;
 use common::*;
 use serde_json::Value;
 
@@ -15,6 +19,11 @@ fn u(v: &Value) -> u64 {
 /// Two memory topics: each agent process gets one (the memory broker lives
 /// in the agent's process), so losing an agent loses one topic whole.
 fn scenario(dir: &std::path::Path, policy: &str) -> String {
+    scenario_of(dir, policy, "4s")
+}
+
+/// The same, measuring for `duration`.
+fn scenario_of(dir: &std::path::Path, policy: &str, duration: &str) -> String {
     let p = dir.join("loss.yaml");
     std::fs::write(
         &p,
@@ -29,13 +38,22 @@ producers:
 consumers:
   - {{name: c1, topic: t1}}
   - {{name: c2, topic: t2}}
-phases: {{duration: 4s, drain_timeout: 5s}}
+phases: {{duration: {duration}, drain_timeout: 5s}}
 on_agent_loss: {policy}
 "#
         ),
     )
     .expect("write");
     p.to_str().expect("utf8").to_string()
+}
+
+/// Waits (at most 30 s) until the coordinator has sent Start.
+fn wait_for_start(c: &CoordinatorProc) {
+    let t0 = Instant::now();
+    while !c.stderr().contains("start:") {
+        assert!(t0.elapsed() < Duration::from_secs(30), "no start:\n{}", c.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Starts the run on two agent processes and kill -9s the second one 2 s
@@ -53,11 +71,7 @@ fn run_and_fault_one(policy: &str, signal: &str) -> (Ran, String, std::path::Pat
     let mut b = AgentProc::start_with(&["--lease", "2s"]);
     let list = format!("{},{}", a.addr, b.addr);
     let c = CoordinatorProc::spawn(&["run", &sc, "--agents", &list, "--results", dir.to_str().expect("utf8")]);
-    let t0 = Instant::now();
-    while !c.stderr().contains("start:") {
-        assert!(t0.elapsed() < Duration::from_secs(10), "no start:\n{}", c.stderr());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_start(&c);
     std::thread::sleep(Duration::from_secs(2));
     let st = std::process::Command::new("kill")
         .arg(format!("-{signal}"))
@@ -187,5 +201,256 @@ fn agents_are_found_by_dns() {
     // --agents and --agents-dns together: bad input.
     let r = coordinator(&["run", sc, "--agents", "127.0.0.1:1", "--agents-dns", &target]);
     assert_eq!(r.code, 2, "{}", r.stderr);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// pulsar-lite killed -9 two seconds into a 6 s run and started again on
+/// the same port and db 1.5 s later (the relay in front keeps accepting).
+/// The pulsar crate re-creates the producer and resends what was pending;
+/// the consumer's stream ends when the crate gives its connection up, and
+/// the driver subscribes again. Whatever the broker kept, the run must end
+/// within its drain timeout and the report must agree with the exit code.
+#[test]
+fn pulsar_broker_killed_and_restarted_mid_run() {
+    let mut b = testkit::pulsar_lite::PulsarLite::start(0).expect("pulsar-lite (scripts/install-pulsar-lite.sh)");
+    let dir = temp_dir("broker-kill");
+    let sc = dir.join("s.yaml");
+    std::fs::write(
+        &sc,
+        r#"
+name: broker-kill
+broker: {kind: pulsar, url: "pulsar://placeholder:6650"}
+topics: [{name: lg-fault-kill}]
+producers: [{name: p, topic: lg-fault-kill, rate: 200}]
+consumers: [{name: c, topic: lg-fault-kill, type: shared}]
+phases: {duration: 6s, drain_timeout: 10s}
+"#,
+    )
+    .expect("write");
+    let a = AgentProc::start_with(&[]);
+    let c = CoordinatorProc::spawn(&[
+        "run",
+        sc.to_str().expect("utf8"),
+        "--agents",
+        &a.addr,
+        "--set",
+        &format!("broker.url={}", b.url),
+        "--results",
+        dir.to_str().expect("utf8"),
+    ]);
+    wait_for_start(&c);
+    std::thread::sleep(Duration::from_secs(2));
+    b.kill();
+    let killed = Instant::now();
+    std::thread::sleep(Duration::from_millis(1500));
+    b.restart().expect("pulsar-lite starts again on its port and db");
+    // 4 s of measurement left, then at most the 10 s drain: never a hang.
+    let r = c.wait(Duration::from_secs(60));
+    let took = killed.elapsed();
+    eprintln!("coordinator ended {took:?} after kill -9 of the broker (exit {})", r.code);
+    assert!(took < Duration::from_secs(4 + 10 + 10), "not within the drain timeout: {took:?}");
+    assert!(r.code == 0 || r.code == 1, "the run completes: {}\n{}\n{}", r.stdout, r.stderr, a.log_text());
+    let rep = report_of(&r);
+    let t = &rep["totals"];
+    let s = &rep["subscriptions"][0];
+    eprintln!("totals {t}\nsubscription {s}\nnotes {}", rep["notes"]);
+    // The numbers add up.
+    assert_eq!(u(&t["sent"]), 1200, "the whole schedule was sent: {t}");
+    assert_eq!(
+        u(&t["acked"]) + u(&t["send_errors"]),
+        u(&t["sent"]),
+        "every send acknowledged or counted as an error: {t}"
+    );
+    assert_eq!(u(&s["expected"]), u(&t["acked"]), "{s}");
+    assert_eq!(u(&s["expected"]), u(&s["received_unique"]) + u(&s["lost"]) - u(&s["unacked_received"]), "{s}");
+    assert_eq!(u(&s["deliveries"]), u(&s["received_unique"]) + u(&s["duplicated"]), "{s}");
+    // The exit code follows from them.
+    if r.code == 0 {
+        assert_eq!(rep["verdict"], "pass");
+        assert_eq!(u(&t["lost"]), 0, "{t}");
+        assert_eq!(u(&t["send_errors"]), 0, "{t}");
+    } else {
+        assert_eq!(rep["verdict"], "fail");
+        assert!(u(&t["lost"]) > 0 || u(&t["send_errors"]) > 0, "exit 1 names a reason: {t}");
+    }
+    // The outage shows: sends waited through it, the consumer's stream
+    // ended and it subscribed again.
+    let p = rep["groups"].as_array().expect("groups").iter().find(|g| g["role"] == "producer").cloned();
+    let max_publish_us = p.expect("producer group")["latency_us"]["max"].as_f64().expect("max");
+    assert!(max_publish_us > 1_000_000.0, "publish latency spans the 1.5 s outage: {max_publish_us} us");
+    let notes = rep["notes"].to_string();
+    assert!(notes.contains("the consumer stream ended"), "{notes}");
+    assert!(notes.contains("subscribed again"), "{notes}");
+    drop(a);
+    drop(b);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+// ------------------------------------------------- agents on other "hosts"
+
+/// Two agents, each in its own network namespace (its own host, as far as
+/// the network goes); None, after saying why, when namespaces cannot be
+/// made here.
+fn two_hosts(args: &[&str]) -> Option<(NsAgent, NsAgent)> {
+    let a = match NsAgent::start(0, args) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("skipped: cannot create a network namespace ({e})");
+            return None;
+        }
+    };
+    let b = NsAgent::start(1, args).expect("a second namespace");
+    Some((a, b))
+}
+
+/// Starts `scenario` on both agents, cuts `b`'s link `cut_at` after the
+/// start for `cut_for`, restores it, and returns the coordinator's result.
+fn run_with_cut(a: &NsAgent, b: &NsAgent, scenario: &str, cut_at: Duration, cut_for: Duration) -> Ran {
+    let dir = std::path::Path::new(scenario).parent().expect("dir").to_str().expect("utf8").to_string();
+    let list = format!("{},{}", a.agent.addr, b.agent.addr);
+    let c = CoordinatorProc::spawn(&["run", scenario, "--agents", &list, "--results", &dir]);
+    wait_for_start(&c);
+    std::thread::sleep(cut_at);
+    b.ns.cut();
+    std::thread::sleep(cut_for);
+    b.ns.restore();
+    let r = c.wait(Duration::from_secs(90));
+    eprintln!("{}", r.stderr);
+    r
+}
+
+/// The link to one agent is cut for 5 s, less than its 10 s lease: its
+/// session survives (TCP retransmits; nobody gives up), its load runs on
+/// (the memory broker is in its process), and when the link is back its
+/// interval reports arrive. Nothing is lost and the run passes; the report
+/// says the agent was silent.
+#[test]
+fn agent_link_cut_shorter_than_the_lease_the_run_completes_and_notes_the_silence() {
+    let Some((a, b)) = two_hosts(&["--lease", "10s"]) else { return };
+    let dir = temp_dir("cut-short");
+    let sc = scenario_of(&dir, "abort", "10s");
+    let t0 = Instant::now();
+    let r = run_with_cut(&a, &b, &sc, Duration::from_secs(2), Duration::from_secs(5));
+    eprintln!("run took {:?}", t0.elapsed());
+    assert_eq!(r.code, 0, "{}\n{}\n{}", r.stdout, r.stderr, b.agent.log_text());
+    let rep = report_of(&r);
+    assert_eq!(rep["verdict"], "pass");
+    for ag in rep["agents"].as_array().expect("agents") {
+        assert_eq!(ag["status"], "ok", "{ag}");
+        assert_eq!(u(&ag["acked"]), 2000, "each agent ran its whole schedule: {ag}");
+    }
+    assert_eq!(u(&rep["totals"]["acked"]), 4000);
+    assert_eq!(u(&rep["totals"]["lost"]), 0);
+    assert_eq!(u(&rep["totals"]["received"]), 4000);
+    assert!(rep.get("coverage").is_none_or(|c| c.is_null()), "no agent lost: {}", rep["coverage"]);
+    // The silence is in the report, with its length (the 5 s cut, plus up
+    // to a few seconds of TCP retransmission backoff).
+    let notes: Vec<&str> = rep["notes"].as_array().expect("notes").iter().filter_map(|n| n.as_str()).collect();
+    let prefix = format!("agent {} was silent for ", b.agent.addr);
+    let note = notes.iter().find(|n| n.starts_with(&prefix)).unwrap_or_else(|| panic!("{notes:?}"));
+    let secs: f64 = note[prefix.len()..].split('s').next().and_then(|x| x.parse().ok()).expect("seconds");
+    assert!((4.5..10.0).contains(&secs), "{note}");
+    assert!(note.contains("its lease is 10s"), "{note}");
+    assert!(!notes.iter().any(|n| n.starts_with(&format!("agent {} was silent", a.agent.addr))), "{notes:?}");
+    assert!(r.stderr.contains(&prefix), "said while running too: {}", r.stderr);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The link is cut for 5 s, longer than the 2 s lease, under
+/// `on_agent_loss: continue`: the agent stops its load when its lease runs
+/// out, the coordinator calls it lost a second later and finishes with the
+/// other; once the link is back the agent is free, and the next run on both
+/// passes.
+#[test]
+fn agent_link_cut_longer_than_the_lease_is_lost_and_free_again_after() {
+    let Some((a, b)) = two_hosts(&["--lease", "2s"]) else { return };
+    let dir = temp_dir("cut-long");
+    let sc = scenario_of(&dir, "continue", "8s");
+    let t0 = Instant::now();
+    let r = run_with_cut(&a, &b, &sc, Duration::from_secs(2), Duration::from_secs(5));
+    eprintln!("run took {:?}", t0.elapsed());
+    assert_eq!(r.code, 0, "judged on what remains: {}\n{}", r.stdout, r.stderr);
+    let cut = &b.agent.addr;
+    assert!(r.stderr.contains(&format!("agent {cut} lost (no word from the agent for 3s)")), "{}", r.stderr);
+    let rep = report_of(&r);
+    let agents = rep["agents"].as_array().expect("agents");
+    let lost = agents.iter().find(|x| x["address"] == cut.as_str()).expect("the cut agent");
+    assert_eq!(lost["status"], "lost", "{lost}");
+    let ok = agents.iter().find(|x| x["address"] != cut.as_str()).expect("the other");
+    assert_eq!(ok["status"], "ok");
+    assert_eq!(u(&ok["acked"]), 1600, "{ok}");
+    assert_eq!(u(&rep["coverage"]["agents_lost"]), 1);
+    assert_eq!(u(&rep["totals"]["lost"]), 0);
+    let log = b.agent.log_text();
+    assert!(log.contains("no word from the coordinator within the lease"), "the agent stopped by itself: {log}");
+
+    // The link is back: the agent takes the next run.
+    let short = dir.join("short.yaml");
+    std::fs::write(
+        &short,
+        "name: after\nbroker: {kind: memory}\ntopics: [{name: t1}, {name: t2}]\nproducers: [{name: p1, topic: t1, rate: 100}, {name: p2, topic: t2, rate: 100}]\nconsumers: [{name: c1, topic: t1}, {name: c2, topic: t2}]\nphases: {duration: 1s}\n",
+    )
+    .expect("write");
+    let list = format!("{},{}", a.agent.addr, b.agent.addr);
+    let r = coordinator(&[
+        "run",
+        short.to_str().expect("utf8"),
+        "--agents",
+        &list,
+        "--quiet",
+        "--results",
+        dir.to_str().expect("utf8"),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rep = report_of(&r);
+    assert!(rep["agents"].as_array().expect("agents").iter().all(|x| x["status"] == "ok"), "{}", rep["agents"]);
+    assert_eq!(u(&rep["totals"]["acked"]), 200);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+// ----------------------------------------------------------------- delay
+
+/// 50 ms added each way between the coordinator and its agent (a delaying
+/// proxy: no netem here). Clock sync sees a 100 ms round trip; with the
+/// delay symmetric the offset stays near 0, well inside the RTT/2 bound it
+/// reports, and end-to-end latency (producers and consumers in the one
+/// agent, memory broker) does not see the delay at all.
+#[test]
+fn a_slow_link_to_the_agent_costs_clock_error_not_latency() {
+    let agent = AgentProc::start_with(&[]);
+    let proxy = testkit::delay::DelayProxy::start(agent.addr.parse().expect("addr"), Duration::from_millis(50))
+        .expect("delay proxy");
+    let dir = temp_dir("delay");
+    let sc = dir.join("s.yaml");
+    std::fs::write(
+        &sc,
+        "name: delay\nbroker: {kind: memory}\ntopics: [{name: t}]\nproducers: [{name: p, topic: t, rate: 200}]\nconsumers: [{name: c, topic: t}]\nphases: {duration: 3s}\n",
+    )
+    .expect("write");
+    let t0 = Instant::now();
+    let r = coordinator(&[
+        "run",
+        sc.to_str().expect("utf8"),
+        "--agents",
+        &proxy.addr.to_string(),
+        "--quiet",
+        "--results",
+        dir.to_str().expect("utf8"),
+    ]);
+    eprintln!("run took {:?}", t0.elapsed());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rep = report_of(&r);
+    let ag = &rep["agents"][0];
+    let offset_us = ag["clock_offset_us"].as_f64().expect("offset");
+    let error_us = ag["clock_error_us"].as_f64().expect("error");
+    eprintln!("clock offset {offset_us} us ± {error_us} us");
+    assert!((50_000.0..80_000.0).contains(&error_us), "RTT/2 of a 100 ms round trip: {error_us} us");
+    assert!(offset_us.abs() < 10_000.0, "same host, symmetric delay: offset {offset_us} us");
+    assert!(offset_us.abs() < error_us / 5.0, "well inside the bound: {offset_us} vs ± {error_us}");
+    assert_eq!(u(&rep["totals"]["acked"]), 600);
+    assert_eq!(u(&rep["totals"]["lost"]), 0);
+    let c = rep["groups"].as_array().expect("groups").iter().find(|g| g["role"] == "consumer").cloned();
+    let e2e = &c.expect("consumer group")["latency_us"];
+    assert!(e2e["p99"].as_f64().expect("p99") < 20_000.0, "e2e unaffected by the delay: {e2e}");
     let _ = std::fs::remove_dir_all(dir);
 }

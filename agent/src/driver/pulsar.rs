@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use pulsar::{
     Authentication, ConnectionRetryOptions, Consumer, ConsumerOptions, OperationRetryOptions, Producer,
     ProducerOptions, Pulsar, TokioExecutor,
 };
+use tokio_util::task::AbortOnDropHandle;
 
 use super::{ConsumerClient, Delivery, Driver, DriverError, OutMessage, ProducerClient, RecvError, SendError};
 
@@ -189,24 +191,25 @@ impl Driver for PulsarDriver {
     }
 
     async fn consumer(&self, topic: &Topic, group: &ConsumerGroup, index: u32) -> Result<PulsarConsumer, DriverError> {
-        let consumer: Consumer<Vec<u8>, TokioExecutor> = retrying("subscribe", self.retry_for, || {
-            self.client
-                .consumer()
-                .with_topic(full_topic_name(&topic.name))
-                .with_subscription(group.subscription.clone())
-                .with_subscription_type(sub_type(group.sub_type))
-                .with_consumer_name(format!("{}-{index}", group.name))
-                .with_options(ConsumerOptions { receiver_queue_size: Some(group.receiver_queue), ..Default::default() })
-                .build()
-        })
-        .await
-        .map_err(|e| DriverError::Subscribe {
-            topic: topic.name.clone(),
+        let spec = Arc::new(Subscription {
+            topic: full_topic_name(&topic.name),
             subscription: group.subscription.clone(),
-            reason: e.to_string(),
+            sub_type: sub_type(group.sub_type),
+            name: format!("{}-{index}", group.name),
+            receiver_queue: group.receiver_queue,
+        });
+        let consumer = retrying("subscribe", self.retry_for, || spec.subscribe(&self.client)).await.map_err(|e| {
+            DriverError::Subscribe {
+                topic: topic.name.clone(),
+                subscription: group.subscription.clone(),
+                reason: e.to_string(),
+            }
         })?;
         Ok(PulsarConsumer {
             consumer,
+            client: self.client.clone(),
+            spec,
+            resubscribe: None,
             run_tag: self.run_tag.clone(),
             pending: None,
             ack: group.ack,
@@ -314,8 +317,68 @@ impl ProducerClient for PulsarProducer {
     }
 }
 
+type PulsarClientConsumer = Consumer<Vec<u8>, TokioExecutor>;
+
+/// A consumer subscribing again: the new consumer and how long it took.
+type Resubscribe = AbortOnDropHandle<(PulsarClientConsumer, Duration)>;
+
+/// What a consumer subscribes to, kept to subscribe again.
+struct Subscription {
+    topic: String,
+    subscription: String,
+    sub_type: pulsar::SubType,
+    name: String,
+    receiver_queue: u32,
+}
+
+impl Subscription {
+    async fn subscribe(&self, client: &Pulsar<TokioExecutor>) -> Result<PulsarClientConsumer, pulsar::Error> {
+        client
+            .consumer()
+            .with_topic(&self.topic)
+            .with_subscription(&self.subscription)
+            .with_subscription_type(self.sub_type)
+            .with_consumer_name(&self.name)
+            .with_options(ConsumerOptions { receiver_queue_size: Some(self.receiver_queue), ..Default::default() })
+            .build()
+            .await
+    }
+}
+
+/// Longest pause between two attempts to subscribe again: the consumer is
+/// back within a second of the broker (its "subscribed again after" is the
+/// outage as the client saw it, give or take that second).
+const RESUBSCRIBE_MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Subscribes again until it works (the task is aborted when the consumer
+/// is closed or dropped, i.e. when the run ends).
+fn resubscribe(client: Pulsar<TokioExecutor>, spec: Arc<Subscription>) -> Resubscribe {
+    AbortOnDropHandle::new(tokio::spawn(async move {
+        let t0 = tokio::time::Instant::now();
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match spec.subscribe(&client).await {
+                Ok(c) => {
+                    tracing::warn!(topic = %spec.topic, subscription = %spec.subscription, after = ?t0.elapsed(), "subscribed again");
+                    return (c, t0.elapsed());
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %spec.topic, subscription = %spec.subscription, error = %e, "subscribing again failed; retrying in {delay:?}");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(RESUBSCRIBE_MAX_BACKOFF);
+                }
+            }
+        }
+    }))
+}
+
 pub struct PulsarConsumer {
-    consumer: Consumer<Vec<u8>, TokioExecutor>,
+    consumer: PulsarClientConsumer,
+    client: Pulsar<TokioExecutor>,
+    spec: Arc<Subscription>,
+    /// Subscribing again after the stream ended; in a task, so that a
+    /// dropped `recv` loses nothing.
+    resubscribe: Option<Resubscribe>,
     run_tag: String,
     /// The last message handed out, acknowledged by `ack_last`.
     pending: Option<Message<Vec<u8>>>,
@@ -326,10 +389,31 @@ pub struct PulsarConsumer {
 
 impl ConsumerClient for PulsarConsumer {
     async fn recv(&mut self) -> Result<Delivery, RecvError> {
+        if let Some(task) = self.resubscribe.as_mut() {
+            let joined = task.await;
+            self.resubscribe = None;
+            return match joined {
+                Ok((c, took)) => {
+                    self.consumer = c;
+                    Err(RecvError::Transient(format!(
+                        "subscribed again {:.1}s after the consumer stream ended",
+                        took.as_secs_f64()
+                    )))
+                }
+                Err(e) => Err(RecvError::Closed(format!("subscribing again failed: {e}"))),
+            };
+        }
         let msg = match self.consumer.next().await {
             Some(Ok(m)) => m,
             Some(Err(e)) => return Err(RecvError::Transient(e.to_string())),
-            None => return Err(RecvError::Closed("the consumer stream ended".into())),
+            // The pulsar crate ends a consumer's stream when it cannot get
+            // its connection back within its connection retries (a broker
+            // restart takes longer): subscribe again, as the Java client
+            // would, until it works or the run closes the consumer.
+            None => {
+                self.resubscribe = Some(resubscribe(self.client.clone(), self.spec.clone()));
+                return Err(RecvError::Transient("the consumer stream ended (connection to the broker lost)".into()));
+            }
         };
         let stamp = match msg.payload.metadata.properties.iter().find(|kv| kv.key == STAMP_PROPERTY) {
             Some(kv) => parse_stamp_property(&self.run_tag, &kv.value),

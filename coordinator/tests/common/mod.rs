@@ -2,6 +2,8 @@
 //! 127.0.0.1:0 and the real `coordinator` binary.
 #![allow(dead_code)]
 
+pub mod netns;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -45,9 +47,15 @@ impl AgentProc {
 
     /// `agent --listen 127.0.0.1:0 ARGS...`, its log kept in a file.
     pub fn start_with(args: &[&str]) -> AgentProc {
+        AgentProc::start_in(Command::new(agent_bin()), "127.0.0.1:0", args)
+    }
+
+    /// The agent as `cmd` runs it (e.g. `ip netns exec NS agent`), with
+    /// `--listen listen ARGS...`, its log kept in a file.
+    pub fn start_in(mut cmd: Command, listen: &str, args: &[&str]) -> AgentProc {
         let log = std::env::temp_dir().join(format!("lg-agent-log-{}-{}.txt", std::process::id(), rand_suffix()));
-        let mut child = Command::new(agent_bin())
-            .args(["--listen", "127.0.0.1:0"])
+        let mut child = cmd
+            .args(["--listen", listen])
             .args(args)
             .env("RUST_LOG", "warn")
             .env_remove("LOADGEN_TOKEN")

@@ -7,10 +7,14 @@
 //!   would send clients around the relay.
 //! * [`pulsar_lite`]: starts a pulsar-lite broker (installed by
 //!   scripts/test.sh into `.venv/`) on a free loopback port with a temp db
-//!   and metrics off, behind a relay; stops it on drop.
+//!   and metrics off, behind a relay; stops it on drop; can kill -9 and
+//!   restart it on the same port and db.
+//! * [`delay`]: a TCP proxy adding a fixed one-way delay in both directions
+//!   (for tests on a machine without netem).
 //! * [`danube_double`]: a Danube-protocol test double on danube-core's
 //!   generated tonic server traits, with failure knobs.
 
 pub mod danube_double;
+pub mod delay;
 pub mod pulsar_lite;
 pub mod relay;

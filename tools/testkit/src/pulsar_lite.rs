@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 pub struct PulsarLite {
     child: Child,
+    bin: PathBuf,
     dir: PathBuf,
     relay_stop: Option<std::sync::mpsc::Sender<()>>,
     relay_thread: Option<std::thread::JoinHandle<()>>,
@@ -64,17 +65,10 @@ impl PulsarLite {
         std::fs::write(dir.join("pulsar-lite.toml"), cfg)?;
         let port = free_port()?;
         let broker_addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let child = Command::new(bin)
-            .arg("--config")
-            .arg(dir.join("pulsar-lite.toml"))
-            .args(["--addr", &broker_addr.to_string(), "--log-level", "error", "--db-path"])
-            .arg(dir.join("db"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
+        let child = spawn_broker(&bin, &dir, broker_addr)?;
         let mut me = PulsarLite {
             child,
+            bin,
             dir,
             relay_stop: None,
             relay_thread: None,
@@ -82,13 +76,7 @@ impl PulsarLite {
             url: String::new(),
             partitions,
         };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect_timeout(&broker_addr, Duration::from_millis(200)).is_err() {
-            if Instant::now() > deadline || me.child.try_wait()?.is_some() {
-                return Err(std::io::Error::other("pulsar-lite did not start listening"));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        me.wait_listening()?;
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -114,6 +102,44 @@ impl PulsarLite {
         me.url = format!("pulsar://{relay}");
         Ok(me)
     }
+
+    /// kill -9 of the broker process (the relay stays up, so clients see
+    /// their connections drop and new ones refused upstream).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the broker again on the same address with the same config
+    /// and db, and waits until it listens.
+    pub fn restart(&mut self) -> std::io::Result<()> {
+        self.kill();
+        self.child = spawn_broker(&self.bin, &self.dir, self.broker_addr)?;
+        self.wait_listening()
+    }
+
+    fn wait_listening(&mut self) -> std::io::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect_timeout(&self.broker_addr, Duration::from_millis(200)).is_err() {
+            if Instant::now() > deadline || self.child.try_wait()?.is_some() {
+                return Err(std::io::Error::other("pulsar-lite did not start listening"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+}
+
+fn spawn_broker(bin: &Path, dir: &Path, addr: SocketAddr) -> std::io::Result<Child> {
+    Command::new(bin)
+        .arg("--config")
+        .arg(dir.join("pulsar-lite.toml"))
+        .args(["--addr", &addr.to_string(), "--log-level", "error", "--db-path"])
+        .arg(dir.join("db"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
 }
 
 impl Drop for PulsarLite {

@@ -1,0 +1,164 @@
+//! Agents as separate hosts: a network namespace per agent, joined to the
+//! root namespace (where the coordinator runs) by a veth pair, so a test
+//! can cut an agent's link and restore it. Needs root; [`NetNs::create`]
+//! says why not otherwise, and the tests print "skipped".
+//!
+//! Names carry the test process's pid (`lg-<pid>-<i>`, interfaces
+//! `lg<pid>h<i>` / `lg<pid>a<i>`, within the 15-character limit);
+//! addresses are a /30 per namespace in 198.18.0.0/15 (RFC 2544: set aside
+//! for network tests), chosen from the pid. Everything is removed on drop,
+//! and leftovers of test processes that died (kill -9) are swept at the
+//! next create.
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+
+use super::AgentProc;
+
+/// Metric of the guard route (see [`NetNs::create`]); also how the sweep
+/// recognises ours.
+const GUARD_METRIC: &str = "4242";
+
+fn ip(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("ip").args(args).output().map_err(|e| format!("cannot run `ip`: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+fn must(args: &[&str]) -> String {
+    ip(args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// One namespace with a veth pair: `host_ip` on the root side (`host_if`),
+/// `ns_ip` inside.
+pub struct NetNs {
+    pub name: String,
+    pub host_if: String,
+    pub host_ip: Ipv4Addr,
+    pub ns_ip: Ipv4Addr,
+    /// `a.b.c.d/30`
+    subnet: String,
+}
+
+impl NetNs {
+    /// Namespace `index` (0..16) of this test process. Err (the reason)
+    /// when namespaces cannot be made here (not root, no `ip`, no netns
+    /// support); any later step that fails panics.
+    pub fn create(index: u32) -> Result<NetNs, String> {
+        assert!(index < 16);
+        if !is_root() {
+            return Err("not root".into());
+        }
+        sweep_stale();
+        let pid = std::process::id();
+        let name = format!("lg-{pid}-{index}");
+        ip(&["netns", "add", &name])?;
+        let (host_ip, ns_ip, subnet) = free_subnet(pid, index);
+        let me = NetNs { name, host_if: format!("lg{pid}h{index}"), host_ip, ns_ip, subnet };
+        // From here on, drop removes whatever was made.
+        let ns_if = format!("lg{pid}a{index}");
+        must(&["link", "add", &me.host_if, "type", "veth", "peer", "name", &ns_if, "netns", &me.name]);
+        must(&["addr", "add", &format!("{host_ip}/30"), "dev", &me.host_if]);
+        must(&["link", "set", &me.host_if, "up"]);
+        must(&["-n", &me.name, "addr", "add", &format!("{ns_ip}/30"), "dev", &ns_if]);
+        must(&["-n", &me.name, "link", "set", &ns_if, "up"]);
+        must(&["-n", &me.name, "link", "set", "lo", "up"]);
+        // A link set down takes its prefix route with it, and the packets
+        // would leave by the default route: a blackhole behind the prefix
+        // route keeps a cut link cut.
+        must(&["route", "add", "blackhole", &me.subnet, "metric", GUARD_METRIC]);
+        Ok(me)
+    }
+
+    /// Takes the root side of the link down: nothing passes either way.
+    pub fn cut(&self) {
+        must(&["link", "set", &self.host_if, "down"]);
+    }
+
+    /// Brings the link back up (the prefix route returns with it).
+    pub fn restore(&self) {
+        must(&["link", "set", &self.host_if, "up"]);
+    }
+
+    /// `program` to be run inside the namespace.
+    pub fn command(&self, program: &std::path::Path) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(program);
+        c
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = ip(&["route", "del", "blackhole", &self.subnet, "metric", GUARD_METRIC]);
+        // Deleting one end of a veth pair deletes both.
+        let _ = ip(&["link", "del", &self.host_if]);
+        let _ = ip(&["netns", "del", &self.name]);
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .unwrap_or(false)
+}
+
+/// A /30 in 198.18.0.0/15 from the pid and index, skipping one that an
+/// interface already has an address in (another test process).
+fn free_subnet(pid: u32, index: u32) -> (Ipv4Addr, Ipv4Addr, String) {
+    let base = u32::from(Ipv4Addr::new(198, 18, 0, 0));
+    let slots = 1u32 << 15; // /30s in a /15
+    let first = (pid % 2048) * 16 + index;
+    for k in 0..64 {
+        let slot = (first + k * 16 * 2048 / 64) % slots;
+        let net = base + slot * 4;
+        let subnet = format!("{}/30", Ipv4Addr::from(net));
+        let used = ip(&["-o", "-4", "addr", "show", "to", &subnet]).map(|s| !s.trim().is_empty()).unwrap_or(true);
+        if !used {
+            return (Ipv4Addr::from(net + 1), Ipv4Addr::from(net + 2), subnet);
+        }
+    }
+    panic!("no free /30 in 198.18.0.0/15 for pid {pid}");
+}
+
+/// Removes what test processes that no longer run left behind: their
+/// namespaces (with the veth pairs in them) and our guard routes with no
+/// address behind them.
+fn sweep_stale() {
+    for line in ip(&["netns", "list"]).unwrap_or_default().lines() {
+        let name = line.split_whitespace().next().unwrap_or("");
+        let Some(pid) = name.strip_prefix("lg-").and_then(|r| r.split('-').next()) else { continue };
+        if pid.parse::<u32>().is_ok() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = ip(&["netns", "del", name]);
+        }
+    }
+    for line in ip(&["-o", "route", "show", "type", "blackhole"]).unwrap_or_default().lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some(subnet) = words.get(1) else { continue };
+        let ours = words.windows(2).any(|w| w == ["metric", GUARD_METRIC]) && subnet.starts_with("198.1");
+        if ours && ip(&["-o", "-4", "addr", "show", "to", subnet]).map(|s| s.trim().is_empty()).unwrap_or(false) {
+            let _ = ip(&["route", "del", "blackhole", subnet, "metric", GUARD_METRIC]);
+        }
+    }
+}
+
+/// An agent process inside its own namespace, listening on the namespace's
+/// address. Field order matters: the agent is killed before its namespace
+/// goes.
+pub struct NsAgent {
+    pub agent: AgentProc,
+    pub ns: NetNs,
+}
+
+impl NsAgent {
+    /// Agent `index` of this test: Err (why) when namespaces cannot be made.
+    pub fn start(index: u32, args: &[&str]) -> Result<NsAgent, String> {
+        let ns = NetNs::create(index)?;
+        let agent = AgentProc::start_in(ns.command(&super::agent_bin()), &format!("{}:0", ns.ns_ip), args);
+        Ok(NsAgent { agent, ns })
+    }
+}
