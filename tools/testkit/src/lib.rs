@@ -10,7 +10,10 @@
 //!   and metrics off, behind a relay; stops it on drop.
 //! * [`danube_double`]: a Danube-protocol test double on danube-core's
 //!   generated tonic server traits, with failure knobs.
+//! * [`pki`]: a CA, agent and client certificates, and a second CA, for
+//!   the TLS tests.
 
 pub mod danube_double;
+pub mod pki;
 pub mod pulsar_lite;
 pub mod relay;
