@@ -10,5 +10,6 @@ pub mod payload;
 pub mod procstat;
 pub mod safety;
 pub mod server;
+pub mod tls;
 
-pub use server::{serve, AgentOptions};
+pub use server::{serve, serve_with_health, AgentOptions};

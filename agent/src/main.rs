@@ -45,6 +45,24 @@ struct Cli {
     /// included) for this long, e.g. 10s; the agent is then free for the next run.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_lease)]
     lease: Duration,
+    /// Serve TLS on --listen with this certificate (PEM, leaf first, then
+    /// any intermediates); needs --tls-key. Coordinators then connect with
+    /// `coordinator run --tls-ca`. Plaintext clients are refused.
+    #[arg(long, value_name = "FILE", env = "LOADGEN_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", env = "LOADGEN_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Mutual TLS: accept only coordinators with a client certificate
+    /// signed by this CA (PEM; `coordinator run --tls-cert --tls-key`).
+    /// The token, if set, is checked on top. Needs --tls-cert.
+    #[arg(long, value_name = "FILE", env = "LOADGEN_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// Also serve the gRPC health service alone on ADDR, e.g. 0.0.0.0:7071:
+    /// plaintext, no token, no client certificate. For Kubernetes `grpc:`
+    /// probes, which cannot speak TLS to --listen when --tls-cert is set.
+    #[arg(long, value_name = "ADDR")]
+    health_listen: Option<SocketAddr>,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -85,6 +103,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let tls = match (&cli.tls_cert, &cli.tls_key) {
+        (Some(cert), Some(key)) => match agent::tls::ServerTls::from_files(cert, key, cli.tls_client_ca.as_deref()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("agent: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -103,14 +131,33 @@ fn main() -> ExitCode {
         let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         // Scripts and tests read this line to learn the port.
         println!("agent listening on {addr}");
-        if token.is_none() && !cli.listen.ip().is_loopback() {
+        let mutual = tls.as_ref().is_some_and(|t| t.mutual);
+        if token.is_none() && !mutual && !cli.listen.ip().is_loopback() {
             tracing::warn!(listen = %cli.listen, "no token: any coordinator that reaches this port can drive this agent");
         }
+        if let Some(t) = &tls {
+            tracing::info!(mutual = t.mutual, "serving TLS{}", if t.mutual { ", client certificates required" } else { "" });
+        }
+        let health = match cli.health_listen {
+            Some(haddr) => match tokio::net::TcpListener::bind(haddr).await {
+                Ok(l) => {
+                    let bound = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                    println!("agent health (gRPC, plaintext) on {bound}");
+                    Some(l)
+                }
+                Err(e) => {
+                    eprintln!("agent: cannot serve health on {haddr}: {e}");
+                    return ExitCode::from(2);
+                }
+            },
+            None => None,
+        };
         let mut opts = agent::AgentOptions::new(cli.id.unwrap_or_else(|| addr.clone()));
         opts.token = token;
         opts.allow_brokers = cli.allow_brokers;
         opts.max_rate = cli.max_rate;
         opts.lease = cli.lease;
+        opts.tls = tls;
         let shutdown = CancellationToken::new();
         let s2 = shutdown.clone();
         tokio::spawn(async move {
@@ -134,7 +181,7 @@ fn main() -> ExitCode {
                 }
             });
         }
-        match agent::serve(listener, opts, shutdown).await {
+        match agent::serve_with_health(listener, health, opts, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("agent: server failed: {e}");

@@ -4,6 +4,8 @@
 //! all load stops and the agent is free for the next run. With a token,
 //! every call must carry it (`safety::check_token`); shards are checked
 //! against the broker allowlist and the rate cap before any connection.
+//! With TLS (`tls::ServerTls`) the port speaks only TLS, and with mutual
+//! TLS only to a client whose certificate the client CA signed.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -24,6 +26,8 @@ use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status, Streaming};
+use tonic_health::pb::health_server::HealthServer;
+use tonic_health::server::HealthService;
 use tracing::{info, warn};
 
 use crate::driver::danube::DanubeDriver;
@@ -33,6 +37,7 @@ use crate::engine::{self, Outbox, PreparedRun};
 use crate::memory_broker::{MemoryBroker, MemoryConfig};
 use crate::metrics::AgentMetrics;
 use crate::safety::{self, Token};
+use crate::tls::ServerTls;
 
 /// Largest gRPC message either side accepts (final reports carry range sets).
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
@@ -62,6 +67,8 @@ pub struct AgentOptions {
     pub lease: Duration,
     /// Counters and gauges for `/metrics` (`agent --metrics`), fed once per interval.
     pub metrics: AgentMetrics,
+    /// Serve TLS (and with `mutual`, require a client certificate); None: plaintext.
+    pub tls: Option<ServerTls>,
 }
 
 impl AgentOptions {
@@ -75,6 +82,7 @@ impl AgentOptions {
             max_rate: None,
             lease: DEFAULT_LEASE,
             metrics: AgentMetrics::new(),
+            tls: None,
         }
     }
 }
@@ -108,18 +116,60 @@ pub async fn serve(
     opts: AgentOptions,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<AgentServer<AgentService>>().await;
+    serve_with_health(listener, None, opts, shutdown).await
+}
+
+/// As [`serve`], and with `health`, the health service alone on a second
+/// listener: plaintext, no token, no client certificate. Kubernetes `grpc:`
+/// probes speak neither TLS nor mTLS, so an agent serving TLS on its main
+/// port points its probes there (`agent --health-listen`). Both ports
+/// report the same status.
+pub async fn serve_with_health(
+    listener: TcpListener,
+    health: Option<TcpListener>,
+    opts: AgentOptions,
+    shutdown: CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    reporter.set_serving::<AgentServer<AgentService>>().await;
+    // Ends with the main server, whichever way that ends.
+    let stop = shutdown.child_token();
+    let health_task = health.map(|l| {
+        let service = HealthServer::new(HealthService::from_health_reporter(reporter.clone()));
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let r = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(l), stop.cancelled_owned())
+                .await;
+            if let Err(e) = r {
+                warn!(error = %e, "the health server failed");
+            }
+        })
+    });
+    let tls = opts.tls.clone();
     let auth = safety::check_token(opts.agent_id.clone(), opts.token.clone());
     let agent = InterceptedService::new(AgentService::new(opts).into_server(), auth);
-    tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
         .tcp_keepalive(Some(Duration::from_secs(30)))
         .add_service(health_service)
-        .add_service(agent)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
-        .await
+        .add_service(agent);
+    let served = match tls {
+        None => {
+            router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop.clone().cancelled_owned()).await
+        }
+        Some(tls) => {
+            let incoming = crate::tls::incoming(listener, tls, stop.clone());
+            router.serve_with_incoming_shutdown(incoming, stop.clone().cancelled_owned()).await
+        }
+    };
+    stop.cancel();
+    if let Some(h) = health_task {
+        let _ = h.await;
+    }
+    served
 }
 
 type SessionStream = Pin<Box<dyn Stream<Item = Result<AgentMessage, Status>> + Send>>;

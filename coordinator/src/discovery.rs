@@ -28,6 +28,23 @@ pub struct RemoteArgs {
     /// with every call. Or set LOADGEN_TOKEN to the token itself.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<std::path::PathBuf>,
+    /// Speak TLS (https) to the agents and trust only agent certificates
+    /// signed by this CA (PEM); for agents started with --tls-cert. Local
+    /// in-process agents (no --agents) stay plaintext on loopback.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// This coordinator's client certificate (PEM), for agents that require
+    /// one (agent --tls-client-ca). Needs --tls-key and --tls-ca.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_ca"])]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// The name every agent's certificate must carry (a DNS or IP SAN).
+    /// Default: the host of each agent address; with --agents-dns, its NAME.
+    /// For agents addressed by IP whose certificates name a host.
+    #[arg(long, value_name = "NAME", requires = "tls_ca")]
+    pub tls_domain: Option<String>,
 }
 
 fn parse_target_arg(s: &str) -> Result<String, String> {
@@ -35,7 +52,8 @@ fn parse_target_arg(s: &str) -> Result<String, String> {
 }
 
 impl RemoteArgs {
-    /// Adds these flags to `opts`; a token that cannot be read is bad input.
+    /// Adds these flags to `opts`; a token or TLS file that cannot be read
+    /// or used is bad input.
     pub fn apply(self, mut opts: crate::run::RunOptions) -> Result<crate::run::RunOptions, crate::CliError> {
         use agent::safety::Token;
         opts.token = match (&self.token_file, std::env::var("LOADGEN_TOKEN")) {
@@ -44,6 +62,16 @@ impl RemoteArgs {
                 Some(Token::parse(&t, "LOADGEN_TOKEN").map_err(|e| crate::CliError::BadInput(e.to_string()))?)
             }
             (None, Err(_)) => None,
+        };
+        opts.tls = match &self.tls_ca {
+            Some(ca) => {
+                let identity = self.tls_cert.as_deref().zip(self.tls_key.as_deref());
+                Some(
+                    crate::session::ClientTls::from_files(ca, identity, self.tls_domain.clone())
+                        .map_err(|e| crate::CliError::BadInput(e.to_string()))?,
+                )
+            }
+            None => None,
         };
         opts.agents_dns = self.agents_dns;
         opts.expect_agents = self.expect_agents.map(|n| n as usize);

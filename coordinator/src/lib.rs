@@ -88,8 +88,9 @@ pub enum Command {
         /// `mode: ceiling`; settings from the scenario's `ceiling:` or defaults).
         #[arg(long)]
         ceiling: bool,
+        // Boxed: by far the largest variant (clippy::large_enum_variant).
         #[command(flatten)]
-        remote: discovery::RemoteArgs,
+        remote: Box<discovery::RemoteArgs>,
     },
     /// Check a scenario and print how it would be sharded.
     Validate {

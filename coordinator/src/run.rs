@@ -38,6 +38,9 @@ pub struct RunOptions {
     pub metrics: Option<crate::metrics::RunMetrics>,
     /// The agents' shared token (`--token-file`), sent on every call.
     pub token: Option<agent::safety::Token>,
+    /// TLS to remote agents (`--tls-ca`, `--tls-cert`/`--tls-key`,
+    /// `--tls-domain`); local in-process agents stay plaintext.
+    pub tls: Option<crate::session::ClientTls>,
     /// `--agents-dns NAME:PORT`: every address the name resolves to is an agent.
     pub agents_dns: Option<String>,
     /// With `agents_dns`: wait until this many addresses resolve.
@@ -110,7 +113,7 @@ impl LocalAgents {
     }
 }
 
-pub async fn run(opts: RunOptions) -> Result<RunOutcome, CliError> {
+pub async fn run(mut opts: RunOptions) -> Result<RunOutcome, CliError> {
     // `--ceiling` is `mode: ceiling`: the scenario's `ceiling:` block, or
     // defaults, and `--set ceiling.*` apply.
     let sets: Vec<String> = if opts.ceiling {
@@ -123,10 +126,19 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, CliError> {
         if opts.local_agents == 0 {
             return Err(CliError::BadInput("--local-agents must be at least 1".into()));
         }
+        if opts.tls.take().is_some() {
+            warn!("the --tls-* flags are for remote agents (--agents, --agents-dns); local agents speak plaintext on loopback");
+        }
         Some(LocalAgents::start(opts.local_agents).await?)
     } else {
         None
     };
+    // Agents found by name prove that name (their addresses are pod IPs).
+    if let (Some(tls), Some(target)) = (opts.tls.as_mut(), &opts.agents_dns) {
+        if tls.domain.is_none() {
+            tls.domain = Some(crate::session::host_of(target).to_string());
+        }
+    }
     let addresses = match (&local, &opts.agents_dns) {
         (Some(l), _) => l.addresses.clone(),
         (None, Some(target)) => {
@@ -188,11 +200,12 @@ async fn open_session(
     run_id: &str,
     coordinator_id: &str,
     token: Option<&agent::safety::Token>,
+    tls: Option<&crate::session::ClientTls>,
     busy_retry: Duration,
 ) -> Result<AgentSession, String> {
     let deadline = tokio::time::Instant::now() + busy_retry;
     loop {
-        match AgentSession::open(address, run_id, coordinator_id, token).await {
+        match AgentSession::open(address, run_id, coordinator_id, token, tls).await {
             // The agent frees itself a few milliseconds after the previous run.
             Err(e) if e.contains("busy") && tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -218,7 +231,9 @@ pub(crate) async fn run_step(
     // Connect, Hello, clock sync: many agents at once, but not a thousand
     // TCP and HTTP/2 handshakes in the same instant (in address order).
     let opened: Vec<Result<AgentSession, String>> = futures::stream::iter(
-        addresses.iter().map(|a| open_session(a, &run_id, &coordinator_id, opts.token.as_ref(), busy_retry)),
+        addresses
+            .iter()
+            .map(|a| open_session(a, &run_id, &coordinator_id, opts.token.as_ref(), opts.tls.as_ref(), busy_retry)),
     )
     .buffered(OPEN_CONCURRENCY)
     .collect()

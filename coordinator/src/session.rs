@@ -1,9 +1,12 @@
 //! One agent session as the coordinator sees it: connect, Hello, clock sync,
 //! then a sender for commands and a stream of the agent's messages.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use agent::safety::Token;
+use agent::tls::PemFile;
 use common::clock::{self, SyncSample};
 use common::proto::agent_client::AgentClient;
 use common::proto::{
@@ -25,6 +28,63 @@ const KEEPALIVE_SEQ0: u64 = 1 << 40;
 /// Longest wait to hand the agent a command: a session whose queue stays
 /// full that long has an agent that stopped reading.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// TLS to remote agents (`coordinator run --tls-ca`, with `--tls-cert
+/// --tls-key` for agents that require a client certificate); files read
+/// and checked once, at startup.
+#[derive(Clone, Debug)]
+pub struct ClientTls {
+    ca: PemFile,
+    identity: Option<(PemFile, PemFile)>,
+    /// The same settings for rustls directly (see [`tls_verdict`]).
+    config: Arc<agent::tls::rustls::ClientConfig>,
+    /// `--tls-domain`: the name agent certificates must carry; None: the
+    /// host part of each agent's address.
+    pub domain: Option<String>,
+}
+
+impl ClientTls {
+    pub fn from_files(
+        ca: &Path,
+        identity: Option<(&Path, &Path)>,
+        domain: Option<String>,
+    ) -> Result<ClientTls, agent::tls::TlsError> {
+        let ca = PemFile::read("--tls-ca", ca)?;
+        let identity = match identity {
+            Some((c, k)) => Some((PemFile::read("--tls-cert", c)?, PemFile::read("--tls-key", k)?)),
+            None => None,
+        };
+        let config = agent::tls::client_config(&ca, identity.as_ref().map(|(c, k)| (c, k)))?;
+        Ok(ClientTls { ca, identity, config: Arc::new(config), domain })
+    }
+
+    /// The name an agent at `address` must prove: `--tls-domain`, else the
+    /// address's host (an IP address is checked against the certificate's
+    /// IP SANs).
+    pub fn server_name(&self, address: &str) -> String {
+        self.domain.clone().unwrap_or_else(|| host_of(address).to_string())
+    }
+
+    fn tonic_config(&self, address: &str) -> tonic::transport::ClientTlsConfig {
+        let mut c = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(&self.ca.bytes))
+            .domain_name(self.server_name(address));
+        if let Some((cert, key)) = &self.identity {
+            c = c.identity(tonic::transport::Identity::from_pem(&cert.bytes, &key.bytes));
+        }
+        c
+    }
+}
+
+/// `h:p`, `[v6]:p` or `scheme://h:p/...`: the host, without brackets.
+pub fn host_of(address: &str) -> &str {
+    let rest = address.split_once("://").map(|(_, r)| r).unwrap_or(address);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or(v6);
+    }
+    authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority)
+}
 
 pub struct AgentSession {
     pub address: String,
@@ -52,27 +112,41 @@ fn cmd(m: CMsg) -> CoordinatorMessage {
 
 impl AgentSession {
     /// Connects, says Hello and syncs clocks. Errors are one line naming the
-    /// agent. `token` goes in the `authorization` metadata of the call.
+    /// agent. `token` goes in the `authorization` metadata of the call;
+    /// with `tls` the connection is https.
     pub async fn open(
         address: &str,
         run_id: &str,
         coordinator_id: &str,
         token: Option<&Token>,
+        tls: Option<&ClientTls>,
     ) -> Result<AgentSession, String> {
-        let url = if address.starts_with("http://") || address.starts_with("https://") {
-            address.to_string()
-        } else {
-            format!("http://{address}")
+        let url = match (address.split_once("://"), tls) {
+            (Some(("http", _)), Some(_)) => {
+                return Err(format!("agent {address}: http:// with --tls-ca; write https:// or the bare HOST:PORT"))
+            }
+            (Some(("https", _)), None) => {
+                return Err(format!(
+                    "agent {address}: https:// needs --tls-ca (the CA that signed the agents' certificates)"
+                ))
+            }
+            (Some(_), _) => address.to_string(),
+            (None, Some(_)) => format!("https://{address}"),
+            (None, None) => format!("http://{address}"),
         };
-        let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+        let mut endpoint = tonic::transport::Endpoint::from_shared(url.clone())
             .map_err(|e| format!("agent {address}: not a valid address ({e})"))?
             .connect_timeout(HELLO_TIMEOUT)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(agent::server::HTTP2_KEEPALIVE_INTERVAL)
             .keep_alive_timeout(agent::server::HTTP2_KEEPALIVE_TIMEOUT)
             .keep_alive_while_idle(true);
-        let channel =
-            endpoint.connect().await.map_err(|e| format!("agent {address}: cannot connect: {}", source_chain(&e)))?;
+        if let Some(t) = tls {
+            endpoint = endpoint
+                .tls_config(t.tonic_config(address))
+                .map_err(|e| format!("agent {address}: TLS settings refused: {}", source_chain(&e)))?;
+        }
+        let channel = endpoint.connect().await.map_err(|e| connect_error(address, tls, &e))?;
         let mut client = AgentClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -91,15 +165,18 @@ impl AgentSession {
             let value = t.bearer().parse().map_err(|_| format!("agent {address}: the token cannot be sent"))?;
             request.metadata_mut().insert(agent::safety::AUTH_HEADER, value);
         }
-        let resp = tokio::time::timeout(HELLO_TIMEOUT, client.session(request))
-            .await
-            .map_err(|_| format!("agent {address}: no answer within {HELLO_TIMEOUT:?}"))?
-            .map_err(|s| match s.code() {
-                tonic::Code::Unauthenticated => {
-                    format!("agent {address}: authentication failed: {}", s.message())
-                }
-                _ => format!("agent {address}: refused the session: {}", s.message()),
-            })?;
+        let resp = match tokio::time::timeout(HELLO_TIMEOUT, client.session(request)).await {
+            Err(_) => return Err(format!("agent {address}: no answer within {HELLO_TIMEOUT:?}")),
+            Ok(Ok(r)) => r,
+            Ok(Err(s)) if s.code() == tonic::Code::Unauthenticated => {
+                return Err(format!("agent {address}: authentication failed: {}", s.message()))
+            }
+            // No answer from the agent's gRPC at all: the connection died under it.
+            Ok(Err(s)) if std::error::Error::source(&s).is_some() => {
+                return Err(connection_lost(address, tls, &s).await)
+            }
+            Ok(Err(s)) => return Err(format!("agent {address}: refused the session: {}", s.message())),
+        };
         let mut rx = resp.into_inner();
         let hello = match tokio::time::timeout(HELLO_TIMEOUT, rx.message()).await {
             Ok(Ok(Some(AgentMessage { msg: Some(AMsg::HelloAck(h)) }))) => h,
@@ -222,13 +299,122 @@ impl AgentSession {
     }
 }
 
+/// The one line for a connection that could not be made; TLS failures
+/// say which side distrusts which certificate.
+fn connect_error(address: &str, tls: Option<&ClientTls>, e: &dyn std::error::Error) -> String {
+    let chain = source_chain(e);
+    let Some(tls) = tls else {
+        return format!("agent {address}: cannot connect: {chain}");
+    };
+    let Some(i) = chain.find("invalid peer certificate") else {
+        return format!("agent {address}: cannot connect: {chain}");
+    };
+    let cause = &chain[i..];
+    let hint = if cause.contains("UnknownIssuer") {
+        format!(" (the agent's certificate is not signed by the --tls-ca CA, {})", tls.ca.path.display())
+    } else if cause.contains("not valid for name") {
+        " (--tls-domain sets the name to check)".to_string()
+    } else {
+        String::new()
+    };
+    format!("agent {address}: TLS handshake failed: {cause}{hint}")
+}
+
+/// The session call failed below gRPC: the agent closed the connection
+/// instead of answering. With TLS that is how an agent refuses a client
+/// certificate (TLS 1.3 settles it after the client's side of the
+/// handshake is done), so ask the TLS layer what the agent said.
+async fn connection_lost(address: &str, tls: Option<&ClientTls>, s: &tonic::Status) -> String {
+    let chain = chain_from(s.message().to_string(), std::error::Error::source(s));
+    match tls {
+        None => format!(
+            "agent {address}: the connection failed: {chain} (an agent serving TLS drops plaintext clients: if it \
+             was started with --tls-cert, pass --tls-ca)"
+        ),
+        Some(t) => match tls_verdict(address, t).await {
+            Some(why) => format!("agent {address}: TLS: {why}"),
+            None => format!("agent {address}: the connection failed: {chain}"),
+        },
+    }
+}
+
+/// How long [`tls_verdict`] waits for each step.
+const VERDICT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A second connection to the agent with the same TLS settings, told
+/// apart from gRPC: handshake, send the HTTP/2 preface, read once. An
+/// agent that refuses our certificate answers with a TLS alert; one that
+/// takes it, with HTTP/2 SETTINGS (None: TLS is not the problem).
+pub async fn tls_verdict(address: &str, tls: &ClientTls) -> Option<String> {
+    use agent::tls::rustls::{pki_types::ServerName, AlertDescription, Error as TlsErr};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let name = ServerName::try_from(tls.server_name(address)).ok()?;
+    let hostport = address.split_once("://").map(|(_, r)| r).unwrap_or(address);
+    let hostport = hostport.split('/').next().unwrap_or(hostport);
+    let tcp = tokio::time::timeout(VERDICT_TIMEOUT, tokio::net::TcpStream::connect(hostport)).await.ok()?.ok()?;
+    let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+    let mut stream = match tokio::time::timeout(VERDICT_TIMEOUT, connector.connect(name, tcp)).await.ok()? {
+        Ok(s) => s,
+        Err(e) => return Some(format!("handshake failed: {e}")),
+    };
+    let mut buf = [0u8; 64];
+    let read = async {
+        stream.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await?;
+        stream.flush().await?;
+        stream.read(&mut buf).await
+    };
+    let e = match tokio::time::timeout(VERDICT_TIMEOUT, read).await {
+        Ok(Err(e)) => e,
+        Ok(Ok(_)) | Err(_) => return None,
+    };
+    let alert = e.get_ref().and_then(|i| i.downcast_ref::<TlsErr>()).and_then(|t| match t {
+        TlsErr::AlertReceived(a) => Some(*a),
+        _ => None,
+    });
+    Some(match alert {
+        Some(AlertDescription::CertificateRequired) => {
+            "the agent requires a client certificate (it runs with --tls-client-ca): pass --tls-cert and --tls-key"
+                .to_string()
+        }
+        Some(a) if tls.identity.is_some() => format!(
+            "the agent refused this coordinator's client certificate (alert {a:?}): it must be signed by the \
+             agent's --tls-client-ca"
+        ),
+        _ => format!("the agent ended the TLS session: {e}"),
+    })
+}
+
+/// `e: its source: ...`, each cause once (an io::Error shows its inner
+/// error and then that error's source: the same text twice).
 fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
+    chain_from(e.to_string(), e.source())
+}
+
+fn chain_from(mut s: String, mut cur: Option<&dyn std::error::Error>) -> String {
     while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_of_an_agent_address_is_its_default_tls_name() {
+        assert_eq!(host_of("10.0.0.7:7070"), "10.0.0.7");
+        assert_eq!(host_of("agent-0.example:7070"), "agent-0.example");
+        assert_eq!(host_of("[fd00::7]:7070"), "fd00::7");
+        assert_eq!(host_of("https://agent.example:7070/"), "agent.example");
+        assert_eq!(
+            host_of("loadgen-agents.loadgen.svc.cluster.local:7070"),
+            "loadgen-agents.loadgen.svc.cluster.local"
+        );
+    }
 }

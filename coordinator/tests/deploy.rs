@@ -96,6 +96,104 @@ fn strings(v: &Value) -> Vec<String> {
     v.as_sequence().expect("list").iter().map(|s| s.as_str().expect("string").to_string()).collect()
 }
 
+/// Starts the real agent with a manifest's `args` (loopback ports, a temp
+/// token, test certificates for the TLS flags); its first stdout line.
+fn start_agent(args: &[String], dir: &Path, pki: Option<&testkit::pki::Pki>) -> String {
+    let mut args = args.to_vec();
+    let token = dir.join("token");
+    std::fs::write(&token, "k8s-args-test-token-0123456789").expect("token");
+    let mut values = vec![
+        ("--listen", "127.0.0.1:0".to_string()),
+        ("--health-listen", "127.0.0.1:0".to_string()),
+        ("--token-file", token.display().to_string()),
+    ];
+    if let Some(p) = pki {
+        values.extend([
+            ("--tls-cert", p.agent_cert.clone()),
+            ("--tls-key", p.agent_key.clone()),
+            ("--tls-client-ca", p.ca.clone()),
+        ]);
+    }
+    for (flag, value) in values {
+        let i = args.iter().position(|x| x == flag).expect(flag);
+        args[i + 1] = value;
+    }
+    let i = args.iter().position(|x| x == "$(POD_NAME)").expect("--id $(POD_NAME)");
+    args[i] = "loadgen-agent-0".into();
+    let mut agent = Command::new(agent_bin())
+        .args(&args)
+        .env_remove("LOADGEN_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("agent");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(agent.stdout.take().expect("stdout")), &mut line)
+        .expect("read");
+    let _ = agent.kill();
+    let out = agent.wait_with_output().expect("wait");
+    assert!(!line.is_empty(), "the agent did not start: {}", String::from_utf8_lossy(&out.stderr));
+    line
+}
+
+/// The manifests with the `#mtls ` marks removed (README "mTLS"), written
+/// into `dir`.
+fn with_mtls(dir: &Path) -> Vec<PathBuf> {
+    ["agents.yaml", "coordinator.yaml"]
+        .iter()
+        .map(|name| {
+            let text = std::fs::read_to_string(repo_root().join("deploy/k8s").join(name)).expect("manifest");
+            assert!(text.contains("#mtls "), "{name} has no #mtls lines");
+            let p = dir.join(name);
+            std::fs::write(&p, text.replace("#mtls ", "")).expect("write");
+            p
+        })
+        .collect()
+}
+
+/// The optional mTLS lines, switched on, give valid manifests whose flags
+/// the binaries take and whose TLS files are on the Secret's mount.
+#[test]
+fn the_mtls_variant_of_the_manifests_is_valid_and_starts() {
+    let dir = temp_dir("k8s-mtls");
+    let files = with_mtls(&dir);
+    for v in ["1.27.0", "1.37.0"] {
+        validate(&files, v).unwrap_or_else(|e| panic!("Kubernetes {v}, mTLS on:\n{e}"));
+    }
+    let all: Vec<Value> = files.iter().flat_map(|p| docs(p)).collect();
+    let pods = [
+        (&find(&all, "StatefulSet", "loadgen-agent")["spec"]["template"]["spec"], "loadgen-agent-tls"),
+        (&find(&all, "Job", "loadgen-run")["spec"]["template"]["spec"], "loadgen-coordinator-tls"),
+    ];
+    for (pod, secret) in pods {
+        let c = &pod["containers"][0];
+        let args = strings(&c["args"]);
+        let mount = c["volumeMounts"]
+            .as_sequence()
+            .expect("mounts")
+            .iter()
+            .find(|m| m["name"] == "tls")
+            .expect("the tls mount");
+        let volume =
+            pod["volumes"].as_sequence().expect("volumes").iter().find(|v| v["name"] == "tls").expect("the tls volume");
+        assert_eq!(volume["secret"]["secretName"], secret);
+        let root = mount["mountPath"].as_str().expect("path");
+        let tls_args: Vec<&String> =
+            args.iter().zip(args.iter().skip(1)).filter(|(f, _)| f.starts_with("--tls-")).map(|(_, v)| v).collect();
+        assert_eq!(tls_args.len(), 3, "{args:?}");
+        assert!(tls_args.iter().all(|v| v.starts_with(&format!("{root}/"))), "{args:?} outside {root}");
+    }
+    let job = find(&all, "Job", "loadgen-run");
+    let cargs = strings(&job["spec"]["template"]["spec"]["containers"][0]["args"]);
+    let cli = coordinator::Cli::try_parse_from(std::iter::once("coordinator".to_string()).chain(cargs.iter().cloned()));
+    assert!(cli.is_ok(), "the Job's args: {:?}", cli.err());
+    let pki = testkit::pki::Pki::generate(&dir).expect("certificates");
+    let sts = find(&all, "StatefulSet", "loadgen-agent");
+    let line = start_agent(&strings(&sts["spec"]["template"]["spec"]["containers"][0]["args"]), &dir, Some(&pki));
+    assert!(line.starts_with("agent listening on 127.0.0.1:"), "{line:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 fn arg_after(args: &[String], flag: &str) -> String {
     let i = args.iter().position(|a| a == flag).unwrap_or_else(|| panic!("{flag} not in {args:?}"));
     args[i + 1].clone()
@@ -135,31 +233,16 @@ fn manifests_agree_with_the_binaries() {
 
     // The agent's flags: the real binary starts with them (loopback, a temp token).
     let a = &sts["spec"]["template"]["spec"]["containers"][0];
-    let mut aargs = strings(&a["args"]);
+    let aargs = strings(&a["args"]);
     assert_eq!(arg_after(&aargs, "--listen"), format!("0.0.0.0:{port}"));
-    assert_eq!(a["readinessProbe"]["grpc"]["port"].as_u64(), Some(port));
-    assert_eq!(a["livenessProbe"]["grpc"]["port"].as_u64(), Some(port));
+    // The probes ask the plaintext health port (they work with mTLS on too).
+    let health = a["readinessProbe"]["grpc"]["port"].as_u64().expect("probe port");
+    assert_eq!(a["livenessProbe"]["grpc"]["port"].as_u64(), Some(health));
+    assert_eq!(arg_after(&aargs, "--health-listen"), format!("0.0.0.0:{health}"));
+    assert!(a["ports"].as_sequence().expect("ports").iter().any(|p| p["containerPort"].as_u64() == Some(health)));
     let dir = temp_dir("k8s-args");
-    let token = dir.join("token");
-    std::fs::write(&token, "k8s-args-test-token-0123456789").expect("token");
-    for (flag, value) in [("--listen", "127.0.0.1:0".to_string()), ("--token-file", token.display().to_string())] {
-        let i = aargs.iter().position(|x| x == flag).expect(flag);
-        aargs[i + 1] = value;
-    }
-    let i = aargs.iter().position(|x| x == "$(POD_NAME)").expect("--id $(POD_NAME)");
-    aargs[i] = "loadgen-agent-0".into();
-    let mut agent = Command::new(agent_bin())
-        .args(&aargs)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("agent");
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(agent.stdout.take().expect("stdout")), &mut line)
-        .expect("read");
-    let _ = agent.kill();
-    let out = agent.wait_with_output().expect("wait");
-    assert!(line.starts_with("agent listening on 127.0.0.1:"), "{line:?} {}", String::from_utf8_lossy(&out.stderr));
+    let line = start_agent(&aargs, &dir, None);
+    assert!(line.starts_with("agent listening on 127.0.0.1:"), "{line:?}");
 
     // Agents on distinct nodes; requests and limits everywhere.
     let anti = &sts["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]

@@ -13,8 +13,11 @@
 //!   (for tests on a machine without netem).
 //! * [`danube_double`]: a Danube-protocol test double on danube-core's
 //!   generated tonic server traits, with failure knobs.
+//! * [`pki`]: a CA, agent and client certificates, and a second CA, for
+//!   the TLS tests.
 
 pub mod danube_double;
 pub mod delay;
+pub mod pki;
 pub mod pulsar_lite;
 pub mod relay;
