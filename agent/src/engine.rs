@@ -140,6 +140,8 @@ pub struct PreparedRun {
     wall_at_prepare: std::time::Instant,
     out: Outbox,
     notes: Vec<String>,
+    /// The run's time base, shared with every task (clock re-sync).
+    time: TimeBase,
 }
 
 /// A topic the shard names; validation guarantees it exists, a hand-made shard may not.
@@ -211,7 +213,7 @@ pub async fn prepare<D: Driver>(
                 .map_err(timed(format!("subscribing `{}`", group.subscription)))??;
             let task = ConsumerTask {
                 inst: inst.clone(),
-                time,
+                time: time.clone(),
                 warmup_end: 0,
                 n_producers,
                 ticks: tick_rx.clone(),
@@ -247,7 +249,7 @@ pub async fn prepare<D: Driver>(
             let task = ProducerTask {
                 inst: inst.clone(),
                 group: group.clone(),
-                time,
+                time: time.clone(),
                 ticks: tick_rx.clone(),
                 reports: rep_tx.clone(),
                 stats: GroupPhases::default(),
@@ -273,8 +275,16 @@ pub async fn prepare<D: Driver>(
             return Err(e);
         }
     };
-    let aggregator =
-        tokio::spawn(aggregate(shard.clone(), time, start_rx, tick_tx, rep_rx, out.clone(), cancel.clone(), metrics));
+    let aggregator = tokio::spawn(aggregate(
+        shard.clone(),
+        time.clone(),
+        start_rx,
+        tick_tx,
+        rep_rx,
+        out.clone(),
+        cancel.clone(),
+        metrics,
+    ));
     Ok(PreparedRun {
         shard,
         start_tx,
@@ -288,10 +298,16 @@ pub async fn prepare<D: Driver>(
         wall_at_prepare: std::time::Instant::now(),
         out,
         notes: Vec::new(),
+        time,
     })
 }
 
 impl PreparedRun {
+    /// The run's time base: a new offset set on it reaches every task.
+    pub fn time(&self) -> TimeBase {
+        self.time.clone()
+    }
+
     pub fn counts(&self) -> (u32, u32) {
         (self.shard.producers.len() as u32, self.shard.consumers.len() as u32)
     }

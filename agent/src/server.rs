@@ -28,7 +28,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status, Streaming};
 use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::HealthService;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::driver::danube::DanubeDriver;
 use crate::driver::memory::MemoryDriver;
@@ -219,6 +219,8 @@ async fn run_session(opts: AgentOptions, mut inbound: Streaming<CoordinatorMessa
     let mut run: Option<PreparedRun> = None;
     let mut finishing: Option<tokio::task::JoinHandle<()>> = None;
     let mut said_hello = false;
+    // The prepared run's time base, for clock corrections.
+    let mut time: Option<TimeBase> = None;
     // The coordinator may ask for a shorter lease in Hello, never a longer one.
     let mut lease = opts.lease;
     loop {
@@ -299,6 +301,7 @@ async fn run_session(opts: AgentOptions, mut inbound: Streaming<CoordinatorMessa
                 }
                 match prepare(&opts, &p, tx.clone()).await {
                     Ok(r) => {
+                        time = Some(r.time());
                         let (producers, consumers) = r.counts();
                         run = Some(r);
                         let ready = AgentMessage { msg: Some(AMsg::Ready(proto::Ready { producers, consumers })) };
@@ -318,6 +321,13 @@ async fn run_session(opts: AgentOptions, mut inbound: Streaming<CoordinatorMessa
                     let _ = send(&tx, err_msg("start", "Start before a successful Prepare".into(), true), lease).await;
                 }
             },
+            // Kept through the drain after Stop, when consumers still stamp.
+            CMsg::Clock(c) => {
+                if let Some(t) = &time {
+                    t.set_offset_ns(c.clock_offset_ns);
+                    debug!(offset_ns = c.clock_offset_ns, error_ns = c.error_ns, "clock offset corrected");
+                }
+            }
             CMsg::Stop(s) => {
                 if let Some(r) = run.take() {
                     info!(reason = %s.reason, abort = s.abort, "stopping");
@@ -346,7 +356,7 @@ async fn prepare(opts: &AgentOptions, p: &proto::Prepare, tx: Outbox) -> Result<
     let shard = Shard::from_json(&p.shard)?;
     // Before any connection to the broker.
     safety::check_shard(&shard, &opts.allow_brokers, opts.max_rate)?;
-    let time = TimeBase { offset_ns: p.clock_offset_ns };
+    let time = TimeBase::new(p.clock_offset_ns);
     let sc = &shard.scenario;
     match sc.broker.kind {
         BrokerKind::Memory => {

@@ -4,7 +4,8 @@
 //! The coordinator's clock is the run's time base; an agent converts with
 //! the offset the coordinator measured (`coordinator_ns = agent_ns - offset`).
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 struct Anchor {
@@ -40,20 +41,32 @@ pub fn instant_at(ns: i64) -> Instant {
     }
 }
 
-/// A view of the process clock in another time base.
-#[derive(Debug, Clone, Copy, Default)]
+/// A view of the process clock in another time base. Clones share the
+/// offset, so a correction (clock re-sync during a run) reaches every task
+/// that holds one.
+#[derive(Debug, Clone, Default)]
 pub struct TimeBase {
     /// `local_ns - offset_ns` is the time in this base.
-    pub offset_ns: i64,
+    offset_ns: Arc<AtomicI64>,
 }
 
 impl TimeBase {
+    pub fn new(offset_ns: i64) -> TimeBase {
+        TimeBase { offset_ns: Arc::new(AtomicI64::new(offset_ns)) }
+    }
+    pub fn offset_ns(&self) -> i64 {
+        self.offset_ns.load(Ordering::Relaxed)
+    }
+    /// A new estimate of the offset; every clone follows.
+    pub fn set_offset_ns(&self, offset_ns: i64) {
+        self.offset_ns.store(offset_ns, Ordering::Relaxed);
+    }
     pub fn now_ns(&self) -> i64 {
-        now_ns() - self.offset_ns
+        now_ns() - self.offset_ns()
     }
     /// The local `Instant` at which this base reads `ns`.
     pub fn instant_at(&self, ns: i64) -> Instant {
-        instant_at(ns + self.offset_ns)
+        instant_at(ns + self.offset_ns())
     }
 }
 
@@ -80,6 +93,71 @@ pub fn best_offset(samples: &[SyncSample]) -> Option<(i64, i64)> {
     samples.iter().filter(|s| s.rtt_ns() >= 0).min_by_key(|s| s.rtt_ns()).map(|s| (s.offset_ns(), s.rtt_ns() / 2))
 }
 
+/// Follows an agent's clock offset during a run, from the keepalive
+/// Ping/Pong exchanges (clocks drift apart by up to tens of microseconds a
+/// second without NTP: a hour-long run would otherwise carry a growing
+/// error in every cross-host latency). Every [`ClockTracker::WINDOW`]
+/// samples it takes the lowest-RTT one; when that estimate's interval
+/// (offset ± RTT/2) excludes the offset in use, the offset in use is
+/// provably off by more than the new bound, and the new estimate replaces
+/// it. Jitter within the bound never moves it.
+#[derive(Debug, Clone)]
+pub struct ClockTracker {
+    first_ns: i64,
+    offset_ns: i64,
+    error_ns: i64,
+    window: Vec<SyncSample>,
+    updates: u32,
+}
+
+impl ClockTracker {
+    /// Samples per estimate.
+    pub const WINDOW: usize = 4;
+
+    /// Starts from the offset and error bound of the initial sync.
+    pub fn new(offset_ns: i64, error_ns: i64) -> ClockTracker {
+        ClockTracker { first_ns: offset_ns, offset_ns, error_ns, window: Vec::with_capacity(Self::WINDOW), updates: 0 }
+    }
+
+    /// Adds a sample; returns the new (offset, error bound) when the offset
+    /// in use should change.
+    pub fn observe(&mut self, s: SyncSample) -> Option<(i64, i64)> {
+        if s.rtt_ns() < 0 {
+            return None;
+        }
+        self.window.push(s);
+        if self.window.len() < Self::WINDOW {
+            return None;
+        }
+        let (offset, error) = best_offset(&self.window)?;
+        self.window.clear();
+        if (offset - self.offset_ns).abs() <= error {
+            return None;
+        }
+        self.offset_ns = offset;
+        self.error_ns = error;
+        self.updates += 1;
+        Some((offset, error))
+    }
+
+    /// The offset in use.
+    pub fn offset_ns(&self) -> i64 {
+        self.offset_ns
+    }
+    /// The error bound of the offset in use.
+    pub fn error_ns(&self) -> i64 {
+        self.error_ns
+    }
+    /// How far the offset moved since the initial sync.
+    pub fn drift_ns(&self) -> i64 {
+        self.offset_ns - self.first_ns
+    }
+    /// Corrections made.
+    pub fn updates(&self) -> u32 {
+        self.updates
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +169,48 @@ mod tests {
         assert!(b >= a);
         let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as i64;
         assert!((wall - b).abs() < 1_000_000_000);
+    }
+
+    fn sample(t0: i64, rtt: i64, offset: i64) -> SyncSample {
+        SyncSample { t0, agent: t0 + rtt / 2 + offset, t3: t0 + rtt }
+    }
+
+    #[test]
+    fn tracker_follows_drift_and_ignores_jitter() {
+        let mut t = ClockTracker::new(1_000_000, 50_000);
+        // Jitter inside the bound (RTT 100..400 us around the same offset): no change.
+        for i in 0..40 {
+            let rtt = 100_000 + (i % 4) * 100_000;
+            let jitter = (i % 3 - 1) * 20_000;
+            assert_eq!(t.observe(sample(i * 1_000_000_000, rtt, 1_000_000 + jitter)), None);
+        }
+        assert_eq!(t.updates(), 0);
+        // The agent's clock runs 100 us/s fast: every estimate follows it
+        // once it leaves the bound of the best sample (RTT 100 us: 50 us).
+        let mut last = None;
+        for i in 0..100 {
+            let drift = i * 100_000;
+            if let Some(u) = t.observe(sample(i * 1_000_000_000, 100_000 + (i % 4) * 50_000, 1_000_000 + drift)) {
+                last = Some((i, u));
+            }
+        }
+        let (i, (offset, err)) = last.expect("updated");
+        assert_eq!(err, 50_000);
+        assert!((offset - (1_000_000 + i * 100_000)).abs() <= 300_000, "{offset} at {i}");
+        assert!(t.updates() >= 20, "{}", t.updates());
+        assert!((t.drift_ns() - 9_900_000).abs() <= 400_000, "{}", t.drift_ns());
+        // A sample with a negative RTT (a clock step on our side) is ignored.
+        assert_eq!(t.observe(SyncSample { t0: 10, agent: 0, t3: 5 }), None);
+    }
+
+    #[test]
+    fn time_base_clones_share_the_offset() {
+        let a = TimeBase::new(1_000);
+        let b = a.clone();
+        a.set_offset_ns(5_000);
+        assert_eq!(b.offset_ns(), 5_000);
+        let (x, y) = (now_ns(), b.now_ns());
+        assert!((x - y - 5_000).abs() < 1_000_000);
     }
 
     #[test]

@@ -132,6 +132,13 @@ pub struct AgentReport {
     /// Agent clock minus coordinator clock, and its error bound (RTT/2).
     pub clock_offset_us: f64,
     pub clock_error_us: f64,
+    /// How far the offset moved during the run (followed from the keepalive
+    /// pings; the agent stamped with each correction): drift between the
+    /// two clocks. `clock_updates`: corrections sent.
+    #[serde(default)]
+    pub clock_drift_us: f64,
+    #[serde(default)]
+    pub clock_updates: u32,
     pub producers: u32,
     pub consumers: u32,
     /// Target publish rate of this agent's producers.

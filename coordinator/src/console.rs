@@ -635,6 +635,15 @@ pub fn summary(r: &Report) -> String {
             a.cpu_percent
         );
     }
+    for a in r.agents.iter().filter(|a| a.clock_updates > 0) {
+        let _ = writeln!(
+            o,
+            "  clock of {}: moved {:+.3} ms during the run ({} correction(s) sent; its stamps followed)",
+            a.id,
+            a.clock_drift_us / 1e3,
+            a.clock_updates
+        );
+    }
     if !r.slo.is_empty() {
         let _ = writeln!(o, "\nSLO");
         for c in &r.slo {

@@ -751,7 +751,7 @@ fn agents(o: &mut String, r: &Report) -> std::fmt::Result {
         let ok = a.status == "ok";
         writeln!(
             o,
-            "<tr{}><td>{}</td><td>{} ({})</td><td>{}</td><td class=\"n\">{:+.3} ± {:.3} ms</td><td class=\"n\">{} / {}</td><td class=\"n\">{:.1}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1}</td><td class=\"n\">{:.1}</td><td class=\"n\">{:.1}</td><td class=\"n\">{:.1}</td><td class=\"n\">{:.1} ms</td></tr>",
+            "<tr{}><td>{}</td><td>{} ({})</td><td>{}</td><td class=\"n\">{:+.3} ± {:.3} ms{}</td><td class=\"n\">{} / {}</td><td class=\"n\">{:.1}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1}</td><td class=\"n\">{:.1}</td><td class=\"n\">{:.1}</td><td class=\"n\">{:.1}</td><td class=\"n\">{:.1} ms</td></tr>",
             if ok { "" } else { " class=\"bad\"" },
             esc(&a.id),
             esc(&a.address),
@@ -763,6 +763,7 @@ fn agents(o: &mut String, r: &Report) -> std::fmt::Result {
             },
             a.clock_offset_us / 1e3,
             a.clock_error_us / 1e3,
+            if a.clock_updates > 0 { format!(" (moved {:+.3} ms)", a.clock_drift_us / 1e3) } else { String::new() },
             a.producers,
             a.consumers,
             a.target_rate_msgs_per_s,

@@ -292,10 +292,14 @@ pub(crate) async fn run_step(
             continue;
         };
         let tx = ev_tx.clone();
+        let clock = s.clock_follower();
         tokio::spawn(async move {
             loop {
                 match stream.message().await {
                     Ok(Some(m)) => {
+                        if let Some(AMsg::Pong(p)) = &m.msg {
+                            clock.pong(p);
+                        }
                         if tx.send((i, Some(m), None)).is_err() {
                             break;
                         }
@@ -324,6 +328,8 @@ pub(crate) async fn run_step(
             hello: s.hello.clone(),
             clock_offset_ns: s.clock_offset_ns,
             clock_error_ns: s.clock_error_ns,
+            clock_drift_ns: 0,
+            clock_updates: 0,
             producers: shard.producers.len() as u32,
             consumers: shard.consumers.len() as u32,
             target_rate_milli: shard.rate_milli(),
@@ -604,6 +610,11 @@ pub(crate) async fn run_step(
             }
             Ok(Some(_)) => {}
         }
+    }
+    for (o, s) in outcomes.iter_mut().zip(&live.sessions) {
+        let c = s.clock_follower().snapshot();
+        o.clock_drift_ns = c.drift_ns();
+        o.clock_updates = c.updates();
     }
     drop(live);
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use agent::safety::Token;
 use agent::tls::PemFile;
-use common::clock::{self, SyncSample};
+use common::clock::{self, ClockTracker, SyncSample};
 use common::proto::agent_client::AgentClient;
 use common::proto::{
     self, agent_message::Msg as AMsg, coordinator_message::Msg as CMsg, AgentMessage, CoordinatorMessage,
@@ -98,6 +98,38 @@ pub struct AgentSession {
     rx: Option<Streaming<AgentMessage>>,
     /// Stops the keepalive pings (on drop).
     keepalive: CancellationToken,
+    /// The offset followed during the run (see [`ClockFollower`]).
+    clock: Arc<std::sync::Mutex<ClockTracker>>,
+}
+
+/// Follows an agent's clock during a run from the keepalive Pongs (each is
+/// a clock-sync sample) and sends the agent a correction when its offset
+/// provably moved (drift): see [`ClockTracker`].
+#[derive(Clone)]
+pub struct ClockFollower {
+    tracker: Arc<std::sync::Mutex<ClockTracker>>,
+    tx: mpsc::Sender<CoordinatorMessage>,
+}
+
+impl ClockFollower {
+    /// Call with every Pong as soon as it arrives (its arrival time is the
+    /// sample's end).
+    pub fn pong(&self, p: &proto::Pong) {
+        if p.seq < KEEPALIVE_SEQ0 {
+            return;
+        }
+        let sample = SyncSample { t0: p.coordinator_ns, agent: p.agent_ns, t3: clock::now_ns() };
+        let update = self.tracker.lock().unwrap_or_else(|e| e.into_inner()).observe(sample);
+        if let Some((offset, error)) = update {
+            // A full queue: the next estimate will tell again.
+            let _ = self.tx.try_send(cmd(CMsg::Clock(proto::ClockUpdate { clock_offset_ns: offset, error_ns: error })));
+        }
+    }
+
+    /// The tracker as it stands.
+    pub fn snapshot(&self) -> ClockTracker {
+        self.tracker.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 impl Drop for AgentSession {
@@ -201,6 +233,7 @@ impl AgentSession {
             tx,
             rx: Some(rx),
             keepalive: CancellationToken::new(),
+            clock: Arc::new(std::sync::Mutex::new(ClockTracker::new(0, 0))),
         };
         s.sync_clock().await?;
         // From here until the session is dropped, the agent's lease is renewed.
@@ -236,6 +269,7 @@ impl AgentSession {
             clock::best_offset(&samples).ok_or_else(|| format!("agent {}: clock sync failed", self.address))?;
         self.clock_offset_ns = offset;
         self.clock_error_ns = err;
+        self.clock = Arc::new(std::sync::Mutex::new(ClockTracker::new(offset, err)));
         self.rtt_ns = err * 2;
         Ok(())
     }
@@ -257,6 +291,11 @@ impl AgentSession {
     /// Hands the agent's message stream to the caller (once).
     pub fn take_stream(&mut self) -> Option<Streaming<AgentMessage>> {
         self.rx.take()
+    }
+
+    /// Follows this agent's clock from its Pongs (see [`ClockFollower`]).
+    pub fn clock_follower(&self) -> ClockFollower {
+        ClockFollower { tracker: self.clock.clone(), tx: self.tx.clone() }
     }
 
     pub fn sender(&self) -> mpsc::Sender<CoordinatorMessage> {

@@ -105,6 +105,8 @@ pub fn sample_report() -> Report {
         instance: "local".into(),
         clock_offset_us: 12.5,
         clock_error_us: 40.0,
+        clock_drift_us: 0.0,
+        clock_updates: 0,
         producers: 1,
         consumers: 1,
         target_rate_msgs_per_s: 500.0,

@@ -31,8 +31,9 @@ fn run(path: &std::path::Path, sets: &[&str]) -> (Ran, Value) {
     (r, rep)
 }
 
-/// The searches and latency read-backs judge timing on a 2-core machine:
-/// one at a time, so they do not judge each other's CPU use.
+/// Every test here judges timing on a 2-core machine (and one runs a
+/// closed loop that takes all the CPU it gets): one at a time, so they do
+/// not judge each other's CPU use.
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
@@ -48,6 +49,7 @@ fn group<'a>(rep: &'a Value, name: &str) -> &'a Value {
 
 #[test]
 fn a_ramp_sends_its_integral_and_max_is_a_closed_loop() {
+    let _serial = serial();
     // 100 -> 1000 msg/s over 3 s: 1650 messages.
     let p = scenario(
         "ramp",
@@ -75,6 +77,7 @@ fn a_ramp_sends_its_integral_and_max_is_a_closed_loop() {
 
 #[test]
 fn memory_broker_latency_shows_in_the_median() {
+    let _serial = serial();
     let p = scenario("latency", "  - name: p\n    topic: t\n    count: 2\n    total_rate: 400\n", "");
     let p50 = |latency: &str| {
         let (_, rep) = run(&p, &[&format!("broker.latency={latency}")]);
@@ -189,6 +192,7 @@ fn the_ceiling_flag_searches_any_scenario() {
 
 #[test]
 fn an_overloaded_generator_is_client_bound_never_the_ceiling() {
+    let _serial = serial();
     // A CPU threshold no agent can stay under: every step is client-bound.
     let res = temp_dir("ceiling-client");
     let r = coordinator(&[

@@ -187,6 +187,8 @@ async fn run_session(
                 }
                 Err(e) => AMsg::Error(proto::AgentError { phase: "prepare".into(), message: e, fatal: true }),
             },
+            // Simulated agents stamp nothing.
+            CMsg::Clock(_) => continue,
             CMsg::Start(s) => {
                 start_ns = s.start_at_ns;
                 if let Some(sh) = shard.clone() {
