@@ -108,7 +108,10 @@ pub struct AgentSession {
 #[derive(Clone)]
 pub struct ClockFollower {
     tracker: Arc<std::sync::Mutex<ClockTracker>>,
-    tx: mpsc::Sender<CoordinatorMessage>,
+    /// Weak: the session's command stream must close when the session is
+    /// dropped (that is how an agent learns the run is over), even while
+    /// the reader that holds this follower still runs.
+    tx: mpsc::WeakSender<CoordinatorMessage>,
 }
 
 impl ClockFollower {
@@ -120,9 +123,9 @@ impl ClockFollower {
         }
         let sample = SyncSample { t0: p.coordinator_ns, agent: p.agent_ns, t3: clock::now_ns() };
         let update = self.tracker.lock().unwrap_or_else(|e| e.into_inner()).observe(sample);
-        if let Some((offset, error)) = update {
+        if let (Some((offset, error)), Some(tx)) = (update, self.tx.upgrade()) {
             // A full queue: the next estimate will tell again.
-            let _ = self.tx.try_send(cmd(CMsg::Clock(proto::ClockUpdate { clock_offset_ns: offset, error_ns: error })));
+            let _ = tx.try_send(cmd(CMsg::Clock(proto::ClockUpdate { clock_offset_ns: offset, error_ns: error })));
         }
     }
 
@@ -295,7 +298,7 @@ impl AgentSession {
 
     /// Follows this agent's clock from its Pongs (see [`ClockFollower`]).
     pub fn clock_follower(&self) -> ClockFollower {
-        ClockFollower { tracker: self.clock.clone(), tx: self.tx.clone() }
+        ClockFollower { tracker: self.clock.clone(), tx: self.tx.downgrade() }
     }
 
     pub fn sender(&self) -> mpsc::Sender<CoordinatorMessage> {
