@@ -228,6 +228,7 @@ pub async fn prepare<D: Driver>(
                 partitions: HashMap::new(),
                 faulted: false,
                 errors: RecvErrors::default(),
+                pauses: group.pauses.clone(),
             };
             let stop_after = sc.consumer_stop_after(inst.group, inst.index_in_group);
             consumers.push(tokio::spawn(task.run(
@@ -954,6 +955,8 @@ struct ConsumerTask {
     partitions: HashMap<u32, u64>,
     faulted: bool,
     errors: RecvErrors,
+    /// The group's windows without taking anything (offsets from Start).
+    pauses: Vec<common::scenario::Pause>,
 }
 
 impl ConsumerTask {
@@ -1047,6 +1050,19 @@ impl ConsumerTask {
         Ok(())
     }
 
+    /// Takes nothing until `until` (coordinator time); false when stopped first.
+    async fn pause(&mut self, until: i64, stop: &CancellationToken) -> bool {
+        let at = self.time.instant_at(until);
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => return false,
+                _ = self.ticks.changed() => self.flush_tick(),
+                _ = tokio::time::sleep_until(at.into()) => return true,
+            }
+        }
+    }
+
     /// Reports intervals (empty) until the run stops.
     async fn idle(&mut self, stop: &CancellationToken) {
         loop {
@@ -1081,7 +1097,23 @@ impl ConsumerTask {
             };
             tokio::pin!(fault);
             let fault_ns = stop_after.map(|d| start + d.as_nanos() as i64);
+            let pauses: Vec<(i64, i64)> = self
+                .pauses
+                .iter()
+                .map(|p| (start + p.from.as_nanos() as i64, start + p.until.as_nanos() as i64))
+                .collect();
             'recv: loop {
+                // A late start or a pause: take nothing (the subscription
+                // keeps it all: a backlog), report intervals, obey Stop.
+                if !pauses.is_empty() {
+                    let now = self.time.now_ns();
+                    if let Some(&(_, until)) = pauses.iter().find(|(from, until)| *from <= now && now < *until) {
+                        if !self.pause(until, &stop).await {
+                            break;
+                        }
+                        continue;
+                    }
+                }
                 // Take what is in without building the wait futures (a
                 // dropped `recv` loses nothing: it is cancel-safe).
                 let mut took = 0;

@@ -251,6 +251,30 @@ pub struct SubscriptionReport {
     /// still sending (nothing new in the last two intervals before they
     /// stopped, nor during the drain) and messages are missing.
     pub stalled: bool,
+    /// The backlog over the run (what the topic's producers had
+    /// acknowledged minus what this subscription had taken, at each
+    /// interval end): its peak, how fast it grew and drained.
+    #[serde(default)]
+    pub backlog: BacklogReport,
+}
+
+/// A subscription's backlog: peak, growth to it and drain after it. "Low"
+/// is 5 % of the peak; the per-interval values are in `intervals[].backlog`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BacklogReport {
+    /// Highest backlog at an interval end, messages, and when (seconds
+    /// from the start).
+    pub max: u64,
+    pub max_at_s: f64,
+    /// Mean growth rate to the peak, from the last interval end before it
+    /// where the backlog was low.
+    pub growth_msgs_per_s: f64,
+    /// Mean drain rate from the peak to the first interval end after it
+    /// where the backlog was low (or to the last interval).
+    pub drain_msgs_per_s: f64,
+    /// Seconds from the peak until the backlog was low again; null: not
+    /// drained by the last interval.
+    pub drained_after_s: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -284,6 +308,9 @@ pub struct IntervalRow {
     pub acked: u64,
     pub send_errors: u64,
     pub received: u64,
+    /// Consumer rows: the subscription's backlog at the interval's end.
+    #[serde(default)]
+    pub backlog: u64,
     pub rate_msgs_per_s: f64,
     pub p50_us: f64,
     pub p99_us: f64,

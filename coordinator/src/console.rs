@@ -588,6 +588,23 @@ pub fn summary(r: &Report) -> String {
             if s.stalled { "  STALLED" } else { "" }
         );
     }
+    // A backlog worth a line: a late start, a pause, consumers behind.
+    for s in r.subscriptions.iter().filter(|s| s.backlog.max >= 100 && s.backlog.max * 20 >= s.expected) {
+        let b = &s.backlog;
+        let _ = writeln!(
+            o,
+            "backlog {}/{}: peak {} at {:.1} s (grew {} msg/s), {}",
+            s.topic,
+            s.subscription,
+            b.max,
+            b.max_at_s,
+            fmt_count(b.growth_msgs_per_s),
+            match b.drained_after_s {
+                Some(d) => format!("drained at {} msg/s in {d:.1} s", fmt_count(b.drain_msgs_per_s)),
+                None => format!("not drained by the last interval ({} msg/s)", fmt_count(b.drain_msgs_per_s)),
+            }
+        );
+    }
     let t = &r.totals;
     let _ = writeln!(
         o,

@@ -237,6 +237,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
         totals.send_errors += g.total().send_errors;
     }
 
+    let backlogs = group_backlogs(sc, input.intervals, input.start_ns);
     let mut subscriptions = Vec::new();
     for (ci, c) in sc.consumers.iter().enumerate() {
         let key = (c.topic.clone(), c.subscription.clone());
@@ -305,6 +306,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
             partition_deliveries: s.partitions.clone(),
             missing_sample,
             stalled,
+            backlog: backlog_summary(&backlogs[ci]),
         });
     }
 
@@ -507,7 +509,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
     });
     let nothing_judged = !input.agents.iter().any(|a| a.final_report.is_some());
 
-    let intervals = interval_rows(sc, input.intervals, input.start_ns);
+    let intervals = interval_rows(sc, input.intervals, input.start_ns, &backlogs);
     let slo = judge(sc, &groups, &totals, &subscriptions);
     let verdict = if input.incomplete.is_some() {
         "incomplete"
@@ -593,7 +595,59 @@ pub fn phase_name(sc: &Scenario, offset_ns: i64) -> &'static str {
     }
 }
 
-fn interval_rows(sc: &Scenario, iv: &Intervals, start_ns: i64) -> Vec<IntervalRow> {
+/// Each consumer group's backlog at the end of every interval, in order:
+/// (seconds from the start, index, messages the topic's producers had
+/// acknowledged minus the deliveries the group had taken).
+fn group_backlogs(sc: &Scenario, iv: &Intervals, start_ns: i64) -> Vec<Vec<(f64, u64, u64)>> {
+    let mut acked_by_topic: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut received = vec![0u64; sc.consumers.len()];
+    let mut out = vec![Vec::new(); sc.consumers.len()];
+    for (idx, m) in &iv.by_index {
+        for (g, s) in &m.producers {
+            if let Some(grp) = sc.producers.get(*g as usize) {
+                *acked_by_topic.entry(grp.topic.as_str()).or_default() += s.total().acked;
+            }
+        }
+        for (g, s) in &m.consumers {
+            if let Some(r) = received.get_mut(*g as usize) {
+                *r += s.total().received;
+            }
+        }
+        let t_s = (m.end_ns - start_ns) as f64 / 1e9;
+        for (g, c) in sc.consumers.iter().enumerate() {
+            let acked = acked_by_topic.get(c.topic.as_str()).copied().unwrap_or(0);
+            out[g].push((t_s, *idx, acked.saturating_sub(received[g])));
+        }
+    }
+    out
+}
+
+/// Peak, growth and drain of one backlog series (see [`BacklogReport`]).
+fn backlog_summary(series: &[(f64, u64, u64)]) -> BacklogReport {
+    let mut peak = (0usize, 0.0f64, 0u64);
+    for (i, &(t, _, b)) in series.iter().enumerate() {
+        if b > peak.2 {
+            peak = (i, t, b);
+        }
+    }
+    let (ip, t_max, max) = peak;
+    let low = max / 20;
+    let (t0, b0) = series[..ip].iter().rev().find(|x| x.2 <= low).map(|x| (x.0, x.2)).unwrap_or((0.0, 0));
+    let rate = |db: u64, dt: f64| if dt > 0.0 { db as f64 / dt } else { 0.0 };
+    let growth_msgs_per_s = rate(max - b0.min(max), t_max - t0);
+    let after = series.get(ip + 1..).unwrap_or(&[]);
+    let (drain_msgs_per_s, drained_after_s) = match after.iter().find(|x| x.2 <= low) {
+        Some(&(t1, _, b1)) => (rate(max - b1.min(max), t1 - t_max), Some(t1 - t_max)),
+        None if max == 0 => (0.0, Some(0.0)),
+        None => match after.last() {
+            Some(&(t1, _, b1)) => (rate(max.saturating_sub(b1), t1 - t_max), None),
+            None => (0.0, None),
+        },
+    };
+    BacklogReport { max, max_at_s: t_max, growth_msgs_per_s, drain_msgs_per_s, drained_after_s }
+}
+
+fn interval_rows(sc: &Scenario, iv: &Intervals, start_ns: i64, backlogs: &[Vec<(f64, u64, u64)>]) -> Vec<IntervalRow> {
     let mut rows = Vec::new();
     for (idx, m) in &iv.by_index {
         let secs = ((m.end_ns - m.start_ns) as f64 / 1e9).max(1e-9);
@@ -614,6 +668,7 @@ fn interval_rows(sc: &Scenario, iv: &Intervals, start_ns: i64) -> Vec<IntervalRo
                 acked: t.acked,
                 send_errors: t.send_errors,
                 received: 0,
+                backlog: 0,
                 rate_msgs_per_s: t.acked as f64 / secs,
                 p50_us: us(t.response.quantile_ns(0.5)),
                 p99_us: us(t.response.quantile_ns(0.99)),
@@ -637,6 +692,10 @@ fn interval_rows(sc: &Scenario, iv: &Intervals, start_ns: i64) -> Vec<IntervalRo
                 acked: 0,
                 send_errors: 0,
                 received: t.received,
+                backlog: backlogs
+                    .get(*g as usize)
+                    .and_then(|v| v.binary_search_by_key(idx, |x| x.1).ok().map(|i| v[i].2))
+                    .unwrap_or(0),
                 rate_msgs_per_s: t.received as f64 / secs,
                 p50_us: us(t.service.quantile_ns(0.5)),
                 p99_us: us(t.service.quantile_ns(0.99)),

@@ -88,6 +88,7 @@ pub fn sample_report() -> Report {
                 acked: rate as u64,
                 send_errors: 0,
                 received: rate as u64,
+                backlog: 0,
                 rate_msgs_per_s: rate,
                 p50_us: if i == 4 { 0.0 } else { p50 },
                 p99_us: if i == 4 { 0.0 } else { p50 * 3.0 },

@@ -216,3 +216,57 @@ fn an_overloaded_generator_is_client_bound_never_the_ceiling() {
     assert!(r.stdout.contains("add agents"), "{}", r.stdout);
     let _ = std::fs::remove_dir_all(res);
 }
+
+/// Consumers that start late, or pause: the backlog builds at the publish
+/// rate while they take nothing, then drains; nothing is lost.
+#[test]
+fn a_late_start_and_a_pause_show_as_backlog_growth_and_drain() {
+    let _serial = serial();
+    let dir = temp_dir("backlog");
+    let path = dir.join("s.yaml");
+    std::fs::write(
+        &path,
+        "name: backlog\nbroker: {kind: memory}\ntopics: [{name: t, partitions: 2}]\n\
+         producers: [{name: p, topic: t, count: 2, total_rate: 1000}]\n\
+         consumers:\n\
+         - {name: live, topic: t, count: 2}\n\
+         - {name: late, topic: t, count: 2, start_after: 2s}\n\
+         - {name: paused, topic: t, count: 2, pause: {at: 3s, for: 2s}}\n\
+         phases: {warmup: 0s, duration: 7s, drain_timeout: 10s}\nreport_interval: 1s\n",
+    )
+    .expect("write");
+    let (r, rep) = run(&path, &[]);
+    assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    let sub = |name: &str| {
+        rep["subscriptions"].as_array().expect("subs").iter().find(|s| s["subscription"] == name).expect("sub").clone()
+    };
+    for s in ["live", "late", "paused"] {
+        assert_eq!(sub(s)["lost"], 0, "{}", sub(s));
+    }
+    let b = |name: &str| sub(name)["backlog"].clone();
+    let f = |v: &Value| v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"));
+    // Nothing taken for 2 s at 1000 msg/s: a peak near 2000 at 2 s.
+    let late = b("late");
+    assert!((1700.0..=2300.0).contains(&f(&late["max"])), "{late}");
+    assert!((f(&late["max_at_s"]) - 2.0).abs() <= 0.5, "{late}");
+    assert!((800.0..=1200.0).contains(&f(&late["growth_msgs_per_s"])), "{late}");
+    assert!(f(&late["drained_after_s"]) <= 2.0, "{late}");
+    // Paused from 3 s to 5 s: the same from 3 s on, peak at 5 s.
+    let paused = b("paused");
+    assert!((1700.0..=2300.0).contains(&f(&paused["max"])), "{paused}");
+    assert!((f(&paused["max_at_s"]) - 5.0).abs() <= 0.5, "{paused}");
+    assert!((800.0..=1200.0).contains(&f(&paused["growth_msgs_per_s"])), "{paused}");
+    // The one that kept up had none worth the name.
+    assert!(f(&b("live")["max"]) < 200.0, "{}", b("live"));
+    // Per interval: the late subscription's backlog rises, then falls.
+    let series: Vec<u64> = rep["intervals"]
+        .as_array()
+        .expect("intervals")
+        .iter()
+        .filter(|i| i["group"] == "late")
+        .map(|i| i["backlog"].as_u64().expect("backlog"))
+        .collect();
+    assert!(series.len() >= 6 && series[0] > 700 && series[1] > series[0] && *series.last().expect("last") < 200, "{series:?}");
+    assert!(r.stdout.contains("backlog t/late: peak"), "{}", r.stdout);
+    let _ = std::fs::remove_dir_all(dir);
+}

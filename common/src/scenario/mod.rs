@@ -446,6 +446,17 @@ pub struct ConsumerGroup {
     pub receiver_queue: u32,
     pub ack: AckMode,
     pub ack_every: u32,
+    /// Windows (offsets from the start instant) in which the group's
+    /// consumers take nothing: a late start, a pause. Sorted, disjoint.
+    #[serde(default)]
+    pub pauses: Vec<Pause>,
+}
+
+/// `[from, until)` as offsets from the start instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    pub from: Duration,
+    pub until: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -491,6 +502,12 @@ impl Scenario {
         self.topics.iter().find(|t| t.name == name)
     }
     /// When a fault action stops consumer `index` of consumer group `group`.
+    /// The end of the pause `offset` (from the start instant) falls in, for
+    /// consumer group `group`.
+    pub fn consumer_paused_until(&self, group: usize, offset: Duration) -> Option<Duration> {
+        self.consumers.get(group)?.pauses.iter().find(|p| p.from <= offset && offset < p.until).map(|p| p.until)
+    }
+
     pub fn consumer_stop_after(&self, group: usize, index: u32) -> Option<Duration> {
         self.faults
             .iter()
@@ -1181,6 +1198,7 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
                 1
             }
         };
+        let pauses = consumer_pauses(cx, &key, c);
         consumers.push(ConsumerGroup {
             name: cname,
             topic,
@@ -1190,6 +1208,7 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
             receiver_queue,
             ack,
             ack_every,
+            pauses,
         });
     }
     if instances > MAX_INSTANCES {
@@ -1233,6 +1252,23 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
     ] {
         if d > week {
             cx.err(k, "is longer than 7 days");
+        }
+    }
+    // A pause must end while the run still waits for consumers.
+    let last = warmup + duration + cooldown + drain_timeout;
+    for (i, c) in consumers.iter().enumerate() {
+        for p in &c.pauses {
+            if p.until >= last {
+                cx.hint(
+                    &format!("consumers[{i}]"),
+                    format!(
+                        "takes nothing until {} from the start, but the run waits for consumers only until {}",
+                        crate::units::format_duration(p.until),
+                        crate::units::format_duration(last)
+                    ),
+                    "start the consumers earlier, or raise phases.drain_timeout",
+                );
+            }
         }
     }
     let report_interval = cx.duration("report_interval", raw.report_interval.as_ref(), Duration::from_secs(1));
@@ -1317,6 +1353,34 @@ fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Option<Scenario> {
 }
 
 /// The group rate and load shape of producer group `p` (`key` names it).
+/// `start_after` and `pause` of a consumer group as windows in which it
+/// takes nothing.
+fn consumer_pauses(cx: &mut Cx<'_>, key: &str, c: &RawConsumerGroup) -> Vec<Pause> {
+    let mut pauses = Vec::new();
+    if let Some(d) = c.start_after.as_ref() {
+        let until = cx.duration(&format!("{key}.start_after"), Some(d), Duration::ZERO);
+        if !until.is_zero() {
+            pauses.push(Pause { from: Duration::ZERO, until });
+        }
+    }
+    if let Some(p) = c.pause.as_ref() {
+        let at = cx.duration(&format!("{key}.pause.at"), Some(&p.at), Duration::ZERO);
+        let length = cx.duration(&format!("{key}.pause.for"), Some(&p.length), Duration::ZERO);
+        if length.is_zero() {
+            cx.hint(&format!("{key}.pause.for"), "is 0s", "e.g. `pause: {at: 30s, for: 15s}`");
+        } else if pauses.first().is_some_and(|s| at < s.until) {
+            cx.hint(
+                &format!("{key}.pause.at"),
+                "falls before `start_after` ends",
+                "pause after the consumers started, or drop one of the two",
+            );
+        } else {
+            pauses.push(Pause { from: at, until: at + length });
+        }
+    }
+    pauses
+}
+
 fn validate_rate(cx: &mut Cx<'_>, key: &str, p: &RawProducerGroup, count: u32) -> (u64, LoadShape) {
     let n = f64::from(count.max(1));
     let rate = match &p.rate {

@@ -75,6 +75,16 @@ pub struct RawFault {
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+pub struct RawPause {
+    /// When the pause begins, from the start of the run (warmup included).
+    pub at: Dur,
+    /// How long it lasts.
+    #[serde(rename = "for")]
+    pub length: Dur,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RawStopConsumers {
     /// Name of the consumer group.
     pub group: String,
@@ -316,6 +326,14 @@ pub struct RawConsumerGroup {
     pub ack: Option<String>,
     /// Cumulative acks: acknowledge every Nth message (default 1).
     pub ack_every: Option<i64>,
+    /// Backlog build and drain: the consumers subscribe before the start (so
+    /// the subscription keeps everything published) but take nothing until
+    /// this long after it ("20s", warmup included); the report shows the
+    /// backlog growing, then draining (`subscriptions[].backlog`).
+    pub start_after: Option<Dur>,
+    /// The consumers take nothing for a while: `{at: 30s, for: 15s}` (from
+    /// the start, warmup included).
+    pub pause: Option<RawPause>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
