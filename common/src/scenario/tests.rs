@@ -464,3 +464,36 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn late_starts_and_pauses_become_windows_and_must_end_in_the_run() {
+    let s = load_str(
+        &good_with(
+            "    type: shared\n    count: 2",
+            "    type: shared\n    count: 2\n    start_after: 2s\n    pause: {at: 3s, for: 1s}",
+        ),
+        "s.yaml",
+        &[],
+    )
+    .expect("valid");
+    let secs = Duration::from_secs;
+    assert_eq!(
+        s.consumers[0].pauses,
+        vec![Pause { from: Duration::ZERO, until: secs(2) }, Pause { from: secs(3), until: secs(4) }]
+    );
+    assert_eq!(s.consumer_paused_until(0, Duration::from_millis(2500)), None);
+    assert_eq!(s.consumer_paused_until(0, Duration::from_millis(3500)), Some(secs(4)));
+    // Past the end of the run (1 s warmup + 5 s + 30 s drain timeout): never taken.
+    let e = err(&good_with("    type: shared\n    count: 2", "    type: shared\n    count: 2\n    start_after: 40s"));
+    assert!(e.to_string().contains("the run waits for consumers only until 36s"), "{e}");
+    let e = err(&good_with(
+        "    type: shared\n    count: 2",
+        "    type: shared\n    count: 2\n    pause: {at: 3s, for: 0s}",
+    ));
+    assert!(e.to_string().contains("pause.for"), "{e}");
+    let e = err(&good_with(
+        "    type: shared\n    count: 2",
+        "    type: shared\n    count: 2\n    start_after: 5s\n    pause: {at: 3s, for: 1s}",
+    ));
+    assert!(e.to_string().contains("falls before `start_after` ends"), "{e}");
+}
