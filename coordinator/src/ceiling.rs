@@ -123,9 +123,10 @@ pub fn judge_step(sc: &Scenario, report: &Report, cpus: &[u32], spec: &CeilingSp
             ));
         }
     }
+    let growing = growing_backlogs(sc, report);
     let (verdict, why) = if !client.is_empty() {
         (CLIENT_BOUND, client.join("; "))
-    } else if report.verdict == "pass" {
+    } else if report.verdict == "pass" && growing.is_empty() {
         (PASS, String::new())
     } else {
         let failed: Vec<String> = report
@@ -133,10 +134,45 @@ pub fn judge_step(sc: &Scenario, report: &Report, cpus: &[u32], spec: &CeilingSp
             .iter()
             .filter(|c| !c.pass)
             .map(|c| format!("{} {} (limit {})", c.name, c.actual, c.limit))
+            .chain(growing)
             .collect();
         (FAIL, failed.join("; "))
     };
     (CeilingStep { target, achieved, latency_us, verdict: verdict.into() }, why)
+}
+
+/// Consumer groups whose backlog grew through the measurement faster than
+/// 2 % of their topic's offered rate (the consumers, or the broker's
+/// dispatch, fall behind: not sustainable however good the latency so far).
+fn growing_backlogs(sc: &Scenario, report: &Report) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in &sc.consumers {
+        let rows: Vec<_> = report
+            .intervals
+            .iter()
+            .filter(|i| i.role == "consumer" && i.phase == "measure" && i.group == c.name)
+            .collect();
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else { continue };
+        let dt = last.t_s - first.t_s;
+        if dt <= 0.0 {
+            continue;
+        }
+        let offered: f64 = report
+            .groups
+            .iter()
+            .filter(|g| g.role == "producer" && g.topic == c.topic)
+            .filter_map(|g| g.target_rate_msgs_per_s)
+            .sum();
+        let growth = (last.backlog as f64 - first.backlog as f64) / dt;
+        if offered > 0.0 && growth > 0.02 * offered {
+            out.push(format!(
+                "backlog of `{}` grew {growth:.0} msg/s ({:.1}% of the offered {offered:.0} msg/s; limit 2%)",
+                c.name,
+                growth / offered * 100.0
+            ));
+        }
+    }
+    out
 }
 
 fn empty_latency() -> Latency {
@@ -239,6 +275,32 @@ pub async fn search(opts: &RunOptions, sc: Scenario, addresses: &[String]) -> Re
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_growing_backlog_fails_the_step() {
+        let sc = common::scenario::load_str(
+            "name: s\nbroker: {kind: memory}\ntopics: [{name: t}]\n\
+             producers: [{name: p1, topic: t, total_rate: 1000}]\n\
+             consumers: [{name: c1, topic: t}]\nphases: {warmup: 1s, duration: 3s}\n",
+            "s.yaml",
+            &[],
+        )
+        .expect("scenario");
+        let mut report = crate::testutil::sample_report();
+        report.verdict = "pass".into();
+        report.slo.retain(|c| c.pass);
+        let spec = spec(1000.0, 1e6, 0.05);
+        assert_eq!(judge_step(&sc, &report, &[2, 2], &spec).0.verdict, PASS);
+        // c1 falls behind by 100 msg/s (10 % of the offered 1000) through the measurement.
+        let mut backlog = 0;
+        for row in report.intervals.iter_mut().filter(|r| r.group == "c1" && r.phase == "measure") {
+            backlog += 100;
+            row.backlog = backlog;
+        }
+        let (step, why) = judge_step(&sc, &report, &[2, 2], &spec);
+        assert_eq!(step.verdict, FAIL);
+        assert!(why.contains("backlog of `c1` grew 100 msg/s"), "{why}");
+    }
 
     fn spec(start: f64, max: f64, precision: f64) -> CeilingSpec {
         let mut s = default_ceiling(&Default::default());
