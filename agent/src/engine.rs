@@ -65,6 +65,8 @@ struct ProducerFinal {
     sent: u64,
     acked: RangeSet,
     error: Option<String>,
+    /// Actual time of its first send (coordinator time); None if it sent nothing.
+    first_send_ns: Option<i64>,
 }
 
 struct ConsumerFinal {
@@ -260,6 +262,7 @@ pub async fn prepare<D: Driver>(
                 keys: KeyGen::new(group.keys, seed, u64::from(inst.index_in_group)),
                 cap: cap.clone(),
                 sent: 0,
+                first_send_ns: None,
                 seed,
             };
             producers.push(tokio::spawn(task.run(client, start_rx.clone(), cancel.clone(), sc.phases.clone())));
@@ -414,6 +417,7 @@ fn build_final(
         groups.push(s.to_proto(g as u32, proto::Role::Consumer));
     }
     let mut producers = Vec::new();
+    let first_send_ns = pfinals.iter().filter_map(|f| f.first_send_ns).min().unwrap_or(0);
     for f in pfinals {
         if let Some(e) = &f.error {
             notes.push(format!("producer {}: {e}", f.inst.id));
@@ -506,6 +510,7 @@ fn build_final(
         wall_ns: wall0.elapsed().as_nanos() as u64,
         notes: notes.clone(),
         max_rss_bytes: procstat::max_rss_bytes(),
+        first_send_ns,
     }
 }
 
@@ -535,6 +540,8 @@ struct ProducerTask {
     payloads: PayloadGen,
     keys: KeyGen,
     sent: u64,
+    /// Actual time of the first send (when the load began here); set once.
+    first_send_ns: Option<i64>,
     /// Seeds the poisson arrivals of this producer.
     seed: u64,
     /// The agent-wide rate cap, shared by its producers (lock-free GCRA).
@@ -616,7 +623,7 @@ impl ProducerTask {
         let mut error = None;
         let Some(start) = wait_start(start_rx, &cancel).await else {
             client.close().await;
-            return ProducerFinal { inst: self.inst, sent: 0, acked: self.acked, error: None };
+            return ProducerFinal { inst: self.inst, sent: 0, acked: self.acked, error: None, first_send_ns: None };
         };
         let warmup_end = start + phases.warmup.as_nanos() as i64;
         let end = start + phases.send_end().as_nanos() as i64;
@@ -729,6 +736,10 @@ impl ProducerTask {
                     ph.late_sends += 1;
                 }
             }
+            if self.sent == 0 {
+                // The clock was read for the stamp already: no extra cost per send.
+                self.first_send_ns = Some(sent);
+            }
             self.sent += 1;
             let sent_res = {
                 let send = client.send(OutMessage { stamp, key, payload });
@@ -815,7 +826,7 @@ impl ProducerTask {
             done: true,
         });
         client.close().await;
-        ProducerFinal { inst: self.inst, sent: self.sent, acked: self.acked, error }
+        ProducerFinal { inst: self.inst, sent: self.sent, acked: self.acked, error, first_send_ns: self.first_send_ns }
     }
 }
 

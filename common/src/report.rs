@@ -60,6 +60,11 @@ pub struct CoordinatorCost {
     pub interval_merge_ms_max: f64,
     /// Building the final report from every agent's final report (ms).
     pub report_build_ms: f64,
+    /// How far apart the agents began sending: the largest minus the
+    /// smallest `agents[].start_offset_ms` (ms). Null when no agent's
+    /// producers sent (or in older reports).
+    #[serde(default)]
+    pub start_spread_ms: Option<f64>,
 }
 
 /// What a verdict covers after agents were lost: their producers' and
@@ -158,6 +163,13 @@ pub struct AgentReport {
     pub max_lag_ms: f64,
     pub late_sends: u64,
     pub max_rss_mb: f64,
+    /// When this agent's load began: its producers' earliest actual send,
+    /// minus the run's start instant, ms, as the agent's clock (synced to
+    /// the coordinator's, ± `clock_error_us`) read it. Null for an agent
+    /// without producers, one whose producers sent nothing, one lost before
+    /// its final report (and in older reports).
+    #[serde(default)]
+    pub start_offset_ms: Option<f64>,
     pub error: Option<String>,
 }
 
@@ -323,5 +335,13 @@ pub struct IntervalRow {
 impl Report {
     pub fn passed(&self) -> bool {
         self.verdict == "pass"
+    }
+
+    /// The earliest and the latest `agents[].start_offset_ms`, and how many
+    /// agents have one; None when none has.
+    pub fn start_offsets(&self) -> Option<(f64, f64, usize)> {
+        let mut offsets = self.agents.iter().filter_map(|a| a.start_offset_ms);
+        let first = offsets.next()?;
+        Some(offsets.fold((first, first, 1), |(lo, hi, n), o| (lo.min(o), hi.max(o), n + 1)))
     }
 }

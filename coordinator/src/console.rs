@@ -531,6 +531,20 @@ fn clip(s: &str, n: usize) -> String {
     }
 }
 
+/// How far apart the agents began sending (2+ agents whose producers sent).
+/// The offsets are read on each agent's synced clock, so the true spread
+/// may differ by up to the two worst clock error bounds.
+fn start_line(r: &Report) -> Option<String> {
+    let (first, last, n) = r.start_offsets().filter(|&(_, _, n)| n >= 2)?;
+    let err_ms =
+        r.agents.iter().filter(|a| a.start_offset_ms.is_some()).map(|a| a.clock_error_us).fold(0.0, f64::max) / 1e3;
+    Some(format!(
+        "start: {n} agent(s) began sending within {:.1} ms of each other (first {first:+.1} ms, last {last:+.1} ms \
+         after the start instant; clock error up to ±{err_ms:.3} ms per agent)",
+        last - first
+    ))
+}
+
 /// The end-of-run summary.
 pub fn summary(r: &Report) -> String {
     let mut o = String::new();
@@ -661,6 +675,9 @@ pub fn summary(r: &Report) -> String {
             a.clock_updates
         );
     }
+    if let Some(line) = start_line(r) {
+        let _ = writeln!(o, "{line}");
+    }
     if !r.slo.is_empty() {
         let _ = writeln!(o, "\nSLO");
         for c in &r.slo {
@@ -714,6 +731,25 @@ mod tests {
         m.producers.insert(0, p);
         m.consumers.insert(0, c);
         m
+    }
+
+    #[test]
+    fn summary_says_how_far_apart_the_agents_began_sending() {
+        let mut r = crate::testutil::sample_report();
+        r.agents[0].start_offset_ms = Some(0.4);
+        r.agents[1].start_offset_ms = Some(3.6);
+        r.agents[1].clock_error_us = 80.0;
+        let text = summary(&r);
+        assert!(
+            text.contains(
+                "start: 2 agent(s) began sending within 3.2 ms of each other (first +0.4 ms, last +3.6 ms \
+                 after the start instant; clock error up to ±0.080 ms per agent)"
+            ),
+            "{text}"
+        );
+        // One agent with producers: nothing to compare.
+        r.agents[1].start_offset_ms = None;
+        assert!(!summary(&r).contains("began sending"));
     }
 
     #[test]

@@ -418,6 +418,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
             max_lag_ms: 0.0,
             late_sends: 0,
             max_rss_mb: 0.0,
+            start_offset_ms: None,
             error: a.error.clone(),
         };
         if let Some(f) = &a.final_report {
@@ -444,6 +445,9 @@ pub fn build(input: ReportInput<'_>) -> Report {
                 row.cpu_percent = f.cpu_ns as f64 / f.wall_ns as f64 * 100.0;
             }
             row.max_rss_mb = f.max_rss_bytes as f64 / (1024.0 * 1024.0);
+            if f.first_send_ns != 0 {
+                row.start_offset_ms = Some((f.first_send_ns - input.start_ns) as f64 / 1e6);
+            }
         } else {
             // Lost: what its interval reports said until then.
             let t = &a.interval_totals;

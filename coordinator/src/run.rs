@@ -651,6 +651,7 @@ pub(crate) async fn run_step(
         interval_merge_ms_p50: per_interval.get(per_interval.len() / 2).copied().unwrap_or(0) as f64 / 1e6,
         interval_merge_ms_max: per_interval.last().copied().unwrap_or(0) as f64 / 1e6,
         report_build_ms: t_build.elapsed().as_secs_f64() * 1e3,
+        start_spread_ms: report.start_offsets().map(|(first, last, _)| last - first),
     });
     out.finish(&report);
     Ok(StepRun { report, cpus })

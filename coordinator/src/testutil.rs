@@ -123,6 +123,7 @@ pub fn sample_report() -> Report {
         max_lag_ms: 0.4,
         late_sends: 0,
         max_rss_mb: 20.0,
+        start_offset_ms: Some(0.4),
         error: None,
     };
     Report {

@@ -107,6 +107,73 @@ phases: {warmup: 1s, duration: 4s, drain_timeout: 10s}
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Six agent processes, one memory topic each (so each has a producer):
+/// every agent's load begins within 100 ms of the start instant and of
+/// each other, as measured by each agent (its producers' first actual send,
+/// on its synced clock) and reported per agent and as one spread.
+#[test]
+fn six_agent_processes_begin_sending_within_100ms_of_each_other() {
+    const N: usize = 6;
+    let agents: Vec<AgentProc> = (0..N).map(|_| AgentProc::start()).collect();
+    let list = agents.iter().map(|a| a.addr.clone()).collect::<Vec<_>>().join(",");
+    let dir = temp_dir("skew");
+    let scenario = dir.join("skew.yaml");
+    let topics = (1..=N).map(|i| format!("{{name: t{i}}}")).collect::<Vec<_>>().join(", ");
+    let producers: String = (1..=N).map(|i| format!("  - {{name: p{i}, topic: t{i}, rate: 50}}\n")).collect();
+    let consumers: String = (1..=N).map(|i| format!("  - {{name: c{i}, topic: t{i}}}\n")).collect();
+    std::fs::write(
+        &scenario,
+        format!(
+            "name: skew\nbroker: {{kind: memory}}\ntopics: [{topics}]\nproducers:\n{producers}consumers:\n{consumers}\
+             phases: {{duration: 2s, drain_timeout: 5s}}\n"
+        ),
+    )
+    .expect("write");
+    let r = coordinator(&[
+        "run",
+        scenario.to_str().expect("utf8"),
+        "--agents",
+        &list,
+        "--results",
+        dir.to_str().expect("utf8"),
+    ]);
+    assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    let rep = report_of(&r);
+    // The merged report is complete: every agent ok, nothing lost.
+    assert_eq!(rep["verdict"], "pass");
+    assert_eq!(u(&rep["totals"]["lost"]), 0);
+    assert_eq!(u(&rep["totals"]["acked"]), 100 * N as u64, "50/s for 2 s per producer");
+    let agents_rep = rep["agents"].as_array().expect("agents");
+    assert_eq!(agents_rep.len(), N);
+    let mut offsets = Vec::new();
+    for a in agents_rep {
+        assert_eq!(a["status"], "ok", "{a}");
+        assert_eq!(u(&a["producers"]), 1, "one topic, so one producer, per process: {a}");
+        // Measured by the agent: its producer's first actual send minus the
+        // start instant, both in the coordinator's time base. A producer
+        // sends only once its synced clock reads the intended time (the
+        // start instant, for the first send of a uniform schedule), so the
+        // figure cannot be negative; a clock-sync error would instead shift
+        // when, on the coordinator's clock, that happened, by up to
+        // `clock_error_us` (RTT/2: tens of microseconds on loopback).
+        let off = a["start_offset_ms"].as_f64().unwrap_or_else(|| panic!("start_offset_ms: {a}"));
+        assert!((0.0..100.0).contains(&off), "agent {} began {off} ms after the start instant", a["address"]);
+        assert!(a["clock_error_us"].as_f64().expect("error") < 10_000.0, "{a}");
+        offsets.push(off);
+    }
+    let spread = rep["coordinator"]["start_spread_ms"].as_f64().expect("start_spread_ms");
+    let (lo, hi) = offsets.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &o| (lo.min(o), hi.max(o)));
+    assert!((spread - (hi - lo)).abs() < 1e-9, "spread {spread} vs offsets {offsets:?}");
+    assert!(spread < 100.0, "agents began sending {spread} ms apart: {offsets:?}");
+    assert!(
+        r.stdout.contains(&format!("start: {N} agent(s) began sending within {spread:.1} ms of each other")),
+        "{}",
+        r.stdout
+    );
+    eprintln!("start offsets (ms): {offsets:?}; spread {spread:.3} ms");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn busy_agent_refuses_a_second_coordinator() {
     let agent = AgentProc::start();

@@ -331,7 +331,17 @@ fn final_report(k: u64, shard: &Shard, shared: &Shared, _start: i64) -> proto::F
         });
     }
     let groups = wire_groups(groups, &prod_hist, &cons_hist);
-    proto::FinalReport { groups, producers, subscriptions, cpu_ns: 0, wall_ns: 0, notes: Vec::new(), max_rss_bytes: 0 }
+    proto::FinalReport {
+        groups,
+        producers,
+        subscriptions,
+        cpu_ns: 0,
+        wall_ns: 0,
+        notes: Vec::new(),
+        max_rss_bytes: 0,
+        // Simulated agents send nothing: no start offset to report.
+        first_send_ns: 0,
+    }
 }
 
 struct Args {
