@@ -235,6 +235,12 @@ pub struct GroupReport {
     pub duplicates: u64,
     pub reordered: u64,
     pub redelivered: u64,
+    /// Consumer groups whose end-to-end samples cross agent processes (a
+    /// producer's clock stamps, a consumer's reads): each sample is good to
+    /// within this many microseconds (the two agents' clock error bounds,
+    /// RTT/2 each, worst pair). Null when every sample stays in one process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e2e_clock_error_us: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

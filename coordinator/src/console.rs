@@ -575,6 +575,16 @@ pub fn summary(r: &Report) -> String {
         );
     }
     let _ = writeln!(o, "(producers: publish latency from the intended send time; consumers: end-to-end latency)");
+    for g in r.groups.iter() {
+        if let Some(err) = g.e2e_clock_error_us {
+            let _ = writeln!(
+                o,
+                "(end-to-end latency of `{}` crosses agent processes: each sample within ±{} of the clocks' sync)",
+                g.name,
+                fmt_us(err)
+            );
+        }
+    }
     for g in r.groups.iter().filter(|g| g.closed_loop) {
         let _ = writeln!(
             o,

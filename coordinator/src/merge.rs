@@ -354,6 +354,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
             duplicates: 0,
             reordered: 0,
             redelivered: 0,
+            e2e_clock_error_us: None,
         });
         histograms.push(hist_record(&g.name, "producer", "publish_response", &m.response));
         histograms.push(hist_record(&g.name, "producer", "publish_service", &m.service));
@@ -385,6 +386,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
             duplicates: t.duplicates,
             reordered: t.reordered,
             redelivered: t.redelivered,
+            e2e_clock_error_us: e2e_clock_error_ns(sc, input.agents, i).map(|ns| ns as f64 / 1000.0),
         });
         histograms.push(hist_record(&g.name, "consumer", "e2e", &m.service));
         histograms.push(hist_record(&g.name, "consumer", "e2e_response", &m.response));
@@ -624,6 +626,27 @@ fn group_backlogs(sc: &Scenario, iv: &Intervals, start_ns: i64) -> Vec<Vec<(f64,
         }
     }
     out
+}
+
+/// How far off one end-to-end sample of consumer group `g` can be from
+/// the clocks: the worst sum of two clock error bounds over the pairs of a
+/// producer agent of its topic and a consumer agent of the group that are
+/// different processes (one process has one clock). None: no such pair.
+fn e2e_clock_error_ns(sc: &Scenario, agents: &[AgentOutcome], g: usize) -> Option<i64> {
+    let topic = &sc.consumers.get(g)?.topic;
+    let producing = agents
+        .iter()
+        .filter(|a| a.shard_producers.iter().any(|p| sc.producers.get(p.group).is_some_and(|pg| pg.topic == *topic)));
+    let consuming: Vec<&AgentOutcome> =
+        agents.iter().filter(|a| a.shard_consumers.iter().any(|c| c.group == g)).collect();
+    producing
+        .flat_map(|p| {
+            consuming
+                .iter()
+                .filter(|c| c.hello.instance_id != p.hello.instance_id)
+                .map(move |c| p.clock_error_ns + c.clock_error_ns)
+        })
+        .max()
 }
 
 /// Peak, growth and drain of one backlog series (see [`BacklogReport`]).

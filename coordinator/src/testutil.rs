@@ -39,6 +39,7 @@ pub fn group(name: &str, role: &str, rate: f64, p50: f64) -> GroupReport {
         duplicates: 0,
         reordered: 0,
         redelivered: 0,
+        e2e_clock_error_us: None,
     }
 }
 

@@ -153,6 +153,12 @@ fn an_agent_clock_250ms_off_leaves_cross_host_latency_as_it_was() {
     assert!((a - b).abs() <= 1.0, "e2e p50 {b:.3} ms with the skew vs {a:.3} ms without");
     for r in [&base, &rep] {
         assert_eq!(r["totals"]["lost"], 0, "{}", r["totals"]);
+        // Every e2e sample crosses processes: its clock error bound is given.
+        let g = r["groups"].as_array().expect("groups").iter().find(|g| g["name"] == "c").expect("group c");
+        let err = g["e2e_clock_error_us"].as_f64().unwrap_or_else(|| panic!("no e2e_clock_error_us in {g}"));
+        assert!(err > 0.0 && err < 5000.0, "{g}");
+        let p = r["groups"].as_array().expect("groups").iter().find(|g| g["name"] == "p").expect("group p");
+        assert!(p.get("e2e_clock_error_us").is_none(), "{p}");
     }
     let _ = std::fs::remove_dir_all(dir);
 }

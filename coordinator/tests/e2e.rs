@@ -41,6 +41,10 @@ fn quickstart_runs_clean_on_two_local_agents() {
     }
     // 4 producers at 500/s + 1000/s total over 4 s (warmup + duration).
     assert_eq!(u(&t["acked"]), 3000 * 4);
+    // Two agents in one process share one clock: no sample crosses clocks.
+    for g in rep["groups"].as_array().expect("groups") {
+        assert!(g.get("e2e_clock_error_us").is_none(), "{g}");
+    }
     let dir = r.stdout.lines().last().expect("dir");
     let csv = std::fs::read_to_string(std::path::Path::new(dir).join("timeseries.csv")).expect("csv");
     assert!(csv.lines().count() > 5, "{csv}");
