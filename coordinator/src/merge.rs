@@ -155,6 +155,17 @@ pub struct ReportInput<'a> {
 pub fn build(input: ReportInput<'_>) -> Report {
     let sc = input.scenario;
     let dur_s = sc.phases.duration.as_secs_f64().max(1e-9);
+    // Throughput is what happened inside the measurement window: acks and
+    // deliveries counted by when they happened, from the interval counts
+    // (an interval across an edge counts pro rata). The measure phase's own
+    // counters also hold what arrived after it (during the drain): under
+    // overload that is the queue emptying, and dividing it by the window
+    // would report more than the broker did (or more than the target).
+    let window =
+        (input.start_ns + sc.phases.warmup.as_nanos() as i64, input.start_ns + sc.phases.send_end().as_nanos() as i64);
+    let in_window = |role: Role, g: usize, measured: u64| -> f64 {
+        window_count(input.intervals, role, g as u32, window).unwrap_or(measured as f64)
+    };
     let mut notes = input.notes.clone();
 
     // Whole-run group stats.
@@ -325,8 +336,8 @@ pub fn build(input: ReportInput<'_>) -> Report {
             instances: g.count,
             messages: m.acked,
             bytes: m.bytes,
-            rate_msgs_per_s: m.acked as f64 / dur_s,
-            rate_bytes_per_s: m.bytes as f64 / dur_s,
+            rate_msgs_per_s: in_window(Role::Producer, i, m.acked) / dur_s,
+            rate_bytes_per_s: in_window(Role::Producer, i, m.acked) / dur_s * m.bytes as f64 / m.acked.max(1) as f64,
             // The schedule's mean over the measurement (a load shape's
             // integral), for the producers whose agents reported.
             target_rate_msgs_per_s: g.target_rate(sc.phases.warmup, sc.phases.send_end()).map(|t| {
@@ -372,8 +383,9 @@ pub fn build(input: ReportInput<'_>) -> Report {
             instances: g.count,
             messages: m.received,
             bytes: m.bytes,
-            rate_msgs_per_s: m.received as f64 / dur_s,
-            rate_bytes_per_s: m.bytes as f64 / dur_s,
+            rate_msgs_per_s: in_window(Role::Consumer, i, m.received) / dur_s,
+            rate_bytes_per_s: in_window(Role::Consumer, i, m.received) / dur_s * m.bytes as f64
+                / m.received.max(1) as f64,
             target_rate_msgs_per_s: None,
             closed_loop: false,
             send_errors: 0,
@@ -647,6 +659,33 @@ fn e2e_clock_error_ns(sc: &Scenario, agents: &[AgentOutcome], g: usize) -> Optio
                 .map(move |c| p.clock_error_ns + c.clock_error_ns)
         })
         .max()
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Role {
+    Producer,
+    Consumer,
+}
+
+/// Acks (producer group) or deliveries (consumer group) of group `g` that
+/// happened in `[from, to)`, from the interval counts; None without intervals.
+fn window_count(iv: &Intervals, role: Role, g: u32, (from, to): (i64, i64)) -> Option<f64> {
+    if iv.by_index.is_empty() {
+        return None;
+    }
+    let mut sum = 0.0;
+    for m in iv.by_index.values() {
+        let stats = if role == Role::Producer { m.producers.get(&g) } else { m.consumers.get(&g) };
+        let Some(s) = stats else { continue };
+        let (a, b) = (m.start_ns.max(from), m.end_ns.min(to));
+        if b <= a {
+            continue;
+        }
+        let t = s.total();
+        let n = if role == Role::Producer { t.acked } else { t.received };
+        sum += n as f64 * (b - a) as f64 / (m.end_ns - m.start_ns).max(1) as f64;
+    }
+    Some(sum)
 }
 
 /// Peak, growth and drain of one backlog series (see [`BacklogReport`]).
