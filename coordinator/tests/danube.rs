@@ -274,7 +274,10 @@ broker: {kind: danube, url: "http://placeholder:6650"}
 topics: [{name: lg-gone}]
 producers: [{name: p, topic: lg-gone, rate: 50, send_timeout: 2s}]
 consumers: [{name: c, topic: lg-gone, type: exclusive}]
-phases: {duration: 4s, drain_timeout: 3s}
+# Long enough after the broker leaves (~1 s in) for the client to give up
+# resubscribing even when the machine is busy (4 s was not, once, with the
+# whole suite running).
+phases: {duration: 8s, drain_timeout: 3s}
 "#,
         "danube-gone",
     );
