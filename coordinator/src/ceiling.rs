@@ -9,7 +9,7 @@
 //! report says the client was the limit (add agents).
 
 use common::report::{Ceiling, CeilingStep, Latency, Report};
-use common::scenario::{default_ceiling, CeilingSpec, Scenario};
+use common::scenario::{default_ceiling, BrokerKind, CeilingSpec, Scenario};
 
 use crate::console;
 use crate::run::{self, RunOptions, RunOutcome};
@@ -124,6 +124,32 @@ pub fn judge_step(sc: &Scenario, report: &Report, cpus: &[u32], spec: &CeilingSp
         }
     }
     let growing = growing_backlogs(sc, report);
+    // The memory broker runs inside the agent's process and its limits are
+    // known: a latency or rate failure well below its capacity (or with no
+    // capacity at all) is the process's limit, never the broker's ceiling,
+    // whatever the producers' in-flight count suggests (a saturated
+    // process acknowledges late, which looks like a slow broker).
+    if sc.broker.kind == BrokerKind::Memory && report.verdict != "pass" {
+        let broker_made = report.slo.iter().any(|c| {
+            !c.pass
+                && (c.name.starts_with("max_loss")
+                    || c.name.starts_with("max_duplicates")
+                    || c.name.starts_with("no_stalled"))
+        });
+        let below = match sc.broker.capacity_msgs_per_s {
+            Some(cap) => target < 0.9 * cap,
+            None => true,
+        };
+        if below && !broker_made {
+            client.push(format!(
+                "the in-process memory broker {} at {target:.0} msg/s offered: the agent process that hosts it is the limit",
+                match sc.broker.capacity_msgs_per_s {
+                    Some(cap) => format!("(capacity {cap:.0} msg/s) should keep up"),
+                    None => "(no capacity set) should keep up".to_string(),
+                }
+            ));
+        }
+    }
     let (verdict, why) = if !client.is_empty() {
         (CLIENT_BOUND, client.join("; "))
     } else if report.verdict == "pass" && growing.is_empty() {
@@ -300,6 +326,42 @@ mod tests {
         let (step, why) = judge_step(&sc, &report, &[2, 2], &spec);
         assert_eq!(step.verdict, FAIL);
         assert!(why.contains("backlog of `c1` grew 100 msg/s"), "{why}");
+    }
+
+    #[test]
+    fn a_memory_broker_failing_far_below_its_capacity_is_client_bound() {
+        let sc = |cap: &str| {
+            common::scenario::load_str(
+                &format!(
+                    "name: s\nbroker: {{kind: memory{cap}}}\ntopics: [{{name: t}}]\n\
+                     producers: [{{name: p1, topic: t, total_rate: 1000}}]\n\
+                     consumers: [{{name: c1, topic: t}}]\nphases: {{warmup: 1s, duration: 3s}}\n"
+                ),
+                "s.yaml",
+                &[],
+            )
+            .expect("scenario")
+        };
+        // The sample report failed a latency SLO at 1000 msg/s offered.
+        let mut report = crate::testutil::sample_report();
+        report.verdict = "fail".into();
+        report.slo = vec![common::report::SloCheck {
+            name: "p99_e2e c1".into(),
+            limit: "1.00ms".into(),
+            actual: "9.00ms".into(),
+            pass: false,
+        }];
+        let spec = spec(1000.0, 1e6, 0.05);
+        for cap in [", capacity_msgs_per_s: 1000000", ""] {
+            let (step, why) = judge_step(&sc(cap), &report, &[2, 2], &spec);
+            assert_eq!(step.verdict, CLIENT_BOUND, "{cap}: {why}");
+            assert!(why.contains("the agent process that hosts it is the limit"), "{why}");
+        }
+        // At its capacity, the broker's own queue explains the failure.
+        assert_eq!(judge_step(&sc(", capacity_msgs_per_s: 1000"), &report, &[2, 2], &spec).0.verdict, FAIL);
+        // A loss is the broker's doing (drop_every and the like), not the process's.
+        report.slo[0].name = "max_loss".into();
+        assert_eq!(judge_step(&sc(""), &report, &[2, 2], &spec).0.verdict, FAIL);
     }
 
     fn spec(start: f64, max: f64, precision: f64) -> CeilingSpec {
