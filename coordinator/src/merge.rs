@@ -646,19 +646,28 @@ fn group_backlogs(sc: &Scenario, iv: &Intervals, start_ns: i64) -> Vec<Vec<(f64,
 /// different processes (one process has one clock). None: no such pair.
 fn e2e_clock_error_ns(sc: &Scenario, agents: &[AgentOutcome], g: usize) -> Option<i64> {
     let topic = &sc.consumers.get(g)?.topic;
-    let producing = agents
-        .iter()
-        .filter(|a| a.shard_producers.iter().any(|p| sc.producers.get(p.group).is_some_and(|pg| pg.topic == *topic)));
-    let consuming: Vec<&AgentOutcome> =
-        agents.iter().filter(|a| a.shard_consumers.iter().any(|c| c.group == g)).collect();
-    producing
-        .flat_map(|p| {
-            consuming
-                .iter()
-                .filter(|c| c.hello.instance_id != p.hello.instance_id)
-                .map(move |c| p.clock_error_ns + c.clock_error_ns)
-        })
-        .max()
+    // The worst error per process on each side, then the worst pair of
+    // different processes among each side's two worst (linear in agents).
+    let producing =
+        worst_two(agents.iter().filter(|a| {
+            a.shard_producers.iter().any(|p| sc.producers.get(p.group).is_some_and(|pg| pg.topic == *topic))
+        }));
+    let consuming = worst_two(agents.iter().filter(|a| a.shard_consumers.iter().any(|c| c.group == g)));
+    producing.iter().flat_map(|p| consuming.iter().filter(move |c| c.1 != p.1).map(move |c| p.0 + c.0)).max()
+}
+
+/// The two processes with the worst clock error among `side` (each
+/// process's worst agent), worst first.
+fn worst_two<'a>(side: impl Iterator<Item = &'a AgentOutcome>) -> Vec<(i64, &'a str)> {
+    let mut per: BTreeMap<&'a str, i64> = BTreeMap::new();
+    for a in side {
+        let e = per.entry(a.hello.instance_id.as_str()).or_insert(i64::MIN);
+        *e = (*e).max(a.clock_error_ns);
+    }
+    let mut v: Vec<(i64, &'a str)> = per.into_iter().map(|(k, e)| (e, k)).collect();
+    v.sort_unstable_by(|a, b| b.cmp(a));
+    v.truncate(2);
+    v
 }
 
 #[derive(Clone, Copy, PartialEq)]
