@@ -6,16 +6,20 @@ mod common;
 use common::*;
 use serde_json::Value;
 
+/// `text` as `s.yaml` in a fresh temp dir.
+fn write_scenario(tag: &str, text: &str) -> std::path::PathBuf {
+    let path = temp_dir(tag).join("s.yaml");
+    std::fs::write(&path, text).expect("write scenario");
+    path
+}
+
 fn scenario(tag: &str, producers: &str, extra: &str) -> std::path::PathBuf {
-    let dir = temp_dir(tag);
-    let path = dir.join("s.yaml");
     let text = format!(
         "name: {tag}\nbroker:\n  kind: memory\ntopics:\n  - name: t\n    partitions: 2\nproducers:\n{producers}\n\
          consumers:\n  - name: c\n    topic: t\n    count: 2\nphases:\n  warmup: 0s\n  duration: 3s\n  \
          drain_timeout: 10s\nreport_interval: 1s\n{extra}"
     );
-    std::fs::write(&path, text).expect("write scenario");
-    path
+    write_scenario(tag, &text)
 }
 
 fn run(path: &std::path::Path, sets: &[&str]) -> (Ran, Value) {
@@ -168,17 +172,15 @@ fn ceiling_search_on_three_agent_processes_finds_the_whole_capacity() {
 #[test]
 fn the_ceiling_flag_searches_any_scenario() {
     let _serial = serial();
-    let dir = temp_dir("ceiling-flag");
-    let path = dir.join("s.yaml");
-    std::fs::write(
-        &path,
+    let path = write_scenario(
+        "ceiling-flag",
         "name: plain\nbroker: {kind: memory, capacity_msgs_per_s: 4000, latency: 1ms}\n\
          topics: [{name: t, partitions: 2}]\n\
          producers: [{name: p, topic: t, count: 2, total_rate: 500, max_in_flight: 1000}]\n\
          consumers: [{name: c, topic: t, count: 2}]\n\
          phases: {warmup: 1s, duration: 30s, drain_timeout: 10s}\nreport_interval: 1s\nslo: {p99_e2e: 250ms}\n",
-    )
-    .expect("write");
+    );
+    let dir = path.parent().expect("dir").to_path_buf();
     let res = dir.join("results");
     let mut args = vec!["run", path.to_str().expect("utf8"), "--ceiling", "--results", res.to_str().expect("utf8")];
     for s in ["ceiling.start=500", "ceiling.step_duration=2s", "ceiling.precision=0.1", LOOSE_LAG] {
@@ -227,10 +229,8 @@ fn an_overloaded_generator_is_client_bound_never_the_ceiling() {
 #[test]
 fn a_late_start_and_a_pause_show_as_backlog_growth_and_drain() {
     let _serial = serial();
-    let dir = temp_dir("backlog");
-    let path = dir.join("s.yaml");
-    std::fs::write(
-        &path,
+    let path = write_scenario(
+        "backlog",
         "name: backlog\nbroker: {kind: memory}\ntopics: [{name: t, partitions: 2}]\n\
          producers: [{name: p, topic: t, count: 2, total_rate: 1000}]\n\
          consumers:\n\
@@ -238,8 +238,8 @@ fn a_late_start_and_a_pause_show_as_backlog_growth_and_drain() {
          - {name: late, topic: t, count: 2, start_after: 2s}\n\
          - {name: paused, topic: t, count: 2, pause: {at: 3s, for: 2s}}\n\
          phases: {warmup: 0s, duration: 7s, drain_timeout: 10s}\nreport_interval: 1s\n",
-    )
-    .expect("write");
+    );
+    let dir = path.parent().expect("dir").to_path_buf();
     let (r, rep) = run(&path, &[]);
     assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
     let sub = |name: &str| {
