@@ -106,6 +106,7 @@ pub struct ClockTracker {
     first_ns: i64,
     offset_ns: i64,
     error_ns: i64,
+    worst_error_ns: i64,
     window: Vec<SyncSample>,
     updates: u32,
 }
@@ -116,7 +117,14 @@ impl ClockTracker {
 
     /// Starts from the offset and error bound of the initial sync.
     pub fn new(offset_ns: i64, error_ns: i64) -> ClockTracker {
-        ClockTracker { first_ns: offset_ns, offset_ns, error_ns, window: Vec::with_capacity(Self::WINDOW), updates: 0 }
+        ClockTracker {
+            first_ns: offset_ns,
+            offset_ns,
+            error_ns,
+            worst_error_ns: error_ns,
+            window: Vec::with_capacity(Self::WINDOW),
+            updates: 0,
+        }
     }
 
     /// Adds a sample; returns the new (offset, error bound) when the offset
@@ -136,6 +144,7 @@ impl ClockTracker {
         }
         self.offset_ns = offset;
         self.error_ns = error;
+        self.worst_error_ns = self.worst_error_ns.max(error);
         self.updates += 1;
         Some((offset, error))
     }
@@ -147,6 +156,11 @@ impl ClockTracker {
     /// The error bound of the offset in use.
     pub fn error_ns(&self) -> i64 {
         self.error_ns
+    }
+    /// The widest error bound of any offset used since the initial sync:
+    /// what bounds a latency measured at any time in the run.
+    pub fn worst_error_ns(&self) -> i64 {
+        self.worst_error_ns
     }
     /// How far the offset moved since the initial sync.
     pub fn drift_ns(&self) -> i64 {
@@ -199,8 +213,21 @@ mod tests {
         assert!((offset - (1_000_000 + i * 100_000)).abs() <= 300_000, "{offset} at {i}");
         assert!(t.updates() >= 20, "{}", t.updates());
         assert!((t.drift_ns() - 9_900_000).abs() <= 400_000, "{}", t.drift_ns());
+        assert_eq!((t.error_ns(), t.worst_error_ns()), (50_000, 50_000));
         // A sample with a negative RTT (a clock step on our side) is ignored.
         assert_eq!(t.observe(SyncSample { t0: 10, agent: 0, t3: 5 }), None);
+        // A step while the path is slow: the new offset carries a wider
+        // bound, and the worst bound in use stays after the path recovers.
+        let base = 100 * 1_000_000_000;
+        let stepped = t.offset_ns() + 50_000_000;
+        for i in 0..4 {
+            t.observe(sample(base + i * 1_000_000_000, 4_000_000, stepped));
+        }
+        assert_eq!((t.offset_ns(), t.error_ns()), (stepped, 2_000_000));
+        for i in 4..8 {
+            t.observe(sample(base + i * 1_000_000_000, 100_000, stepped + 5_000_000));
+        }
+        assert_eq!((t.error_ns(), t.worst_error_ns()), (50_000, 2_000_000));
     }
 
     #[test]

@@ -459,6 +459,14 @@ pub struct Pause {
     pub until: Duration,
 }
 
+impl Pause {
+    /// The end of the pause in `pauses` that `offset` (from the start
+    /// instant) falls in.
+    pub fn until_after(pauses: &[Pause], offset: Duration) -> Option<Duration> {
+        pauses.iter().find(|p| p.from <= offset && offset < p.until).map(|p| p.until)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Phases {
     pub warmup: Duration,
@@ -505,7 +513,7 @@ impl Scenario {
     /// The end of the pause `offset` (from the start instant) falls in, for
     /// consumer group `group`.
     pub fn consumer_paused_until(&self, group: usize, offset: Duration) -> Option<Duration> {
-        self.consumers.get(group)?.pauses.iter().find(|p| p.from <= offset && offset < p.until).map(|p| p.until)
+        Pause::until_after(&self.consumers.get(group)?.pauses, offset)
     }
 
     pub fn consumer_stop_after(&self, group: usize, index: u32) -> Option<Duration> {
