@@ -219,6 +219,7 @@ pub async fn prepare<D: Driver>(
                 warmup_end: 0,
                 n_producers,
                 ticks: tick_rx.clone(),
+                clock: IntervalClock::new(sc.report_interval),
                 reports: rep_tx.clone(),
                 stats: GroupPhases::default(),
                 unique_new: 0,
@@ -254,6 +255,7 @@ pub async fn prepare<D: Driver>(
                 group: group.clone(),
                 time: time.clone(),
                 ticks: tick_rx.clone(),
+                clock: IntervalClock::new(sc.report_interval),
                 reports: rep_tx.clone(),
                 stats: GroupPhases::default(),
                 acked: RangeSet::new(),
@@ -534,6 +536,7 @@ struct ProducerTask {
     group: ProducerGroup,
     time: TimeBase,
     ticks: watch::Receiver<u64>,
+    clock: IntervalClock,
     reports: mpsc::UnboundedSender<TaskReport>,
     stats: GroupPhases,
     acked: RangeSet,
@@ -560,6 +563,60 @@ fn rate_limiter(rate: f64) -> Option<Arc<governor::DefaultDirectRateLimiter>> {
 
 type AckResult = (u64, i64, i64, Result<(), SendError>);
 
+/// Which interval a task's counts belong to, by when they happen. The
+/// aggregator's tick for a boundary can reach a busy task late, and what
+/// the task takes in between (a burst of backlog after a pause, on a loaded
+/// machine) would count in the interval before. So a task checks its own
+/// clock readings against the next boundary and reports the interval that
+/// ended itself; the tick (which also reaches idle tasks) then finds
+/// nothing left to report.
+#[derive(Debug, Clone)]
+struct IntervalClock {
+    start: i64,
+    step: i64,
+    /// The interval counts go to now.
+    open: u64,
+    /// Its end (i64::MAX before the start: only ticks count then).
+    next_boundary: i64,
+}
+
+impl IntervalClock {
+    fn new(step: Duration) -> IntervalClock {
+        IntervalClock { start: 0, step: (step.as_nanos() as i64).max(1), open: 0, next_boundary: i64::MAX }
+    }
+
+    fn started(&mut self, start: i64) {
+        self.start = start;
+        self.open = 0;
+        self.next_boundary = start.saturating_add(self.step);
+    }
+
+    /// The interval to report when `now` is past the open one's end.
+    #[inline]
+    fn crossed(&mut self, now: i64) -> Option<u64> {
+        if now < self.next_boundary {
+            return None;
+        }
+        let ended = self.open;
+        self.open = ((now - self.start) / self.step) as u64;
+        self.next_boundary = self.start + (self.open as i64 + 1) * self.step;
+        Some(ended)
+    }
+
+    /// A tick: interval `began` began. The interval to report (the one
+    /// before it), unless this task reported it already.
+    fn tick(&mut self, began: u64) -> Option<u64> {
+        if began <= self.open && self.next_boundary != i64::MAX {
+            return None;
+        }
+        self.open = self.open.max(began);
+        if self.next_boundary != i64::MAX {
+            self.next_boundary = self.start + (self.open as i64 + 1) * self.step;
+        }
+        Some(began.saturating_sub(1))
+    }
+}
+
 impl ProducerTask {
     fn flush(&mut self, interval: u64) {
         let stats = std::mem::take(&mut self.stats);
@@ -574,12 +631,23 @@ impl ProducerTask {
     }
 
     fn on_tick(&mut self) {
-        let interval = *self.ticks.borrow_and_update();
         // The tick value names the interval that just began; report the one before.
-        self.flush(interval.saturating_sub(1));
+        let began = *self.ticks.borrow_and_update();
+        if let Some(k) = self.clock.tick(began) {
+            self.flush(k);
+        }
+    }
+
+    /// Reports the interval that ended before `now`, if one did.
+    #[inline]
+    fn at(&mut self, now: i64) {
+        if let Some(k) = self.clock.crossed(now) {
+            self.flush(k);
+        }
     }
 
     fn record_ack(&mut self, (seq, intended, sent, res): AckResult, now: i64, warmup_end: i64) {
+        self.at(now);
         // Throughput counts on acknowledgement: the ack's time picks the phase.
         let ph = if now < warmup_end { &mut self.stats.warmup } else { &mut self.stats.measure };
         match res {
@@ -625,6 +693,7 @@ impl ProducerTask {
             client.close().await;
             return ProducerFinal { inst: self.inst, sent: 0, acked: self.acked, error: None, first_send_ns: None };
         };
+        self.clock.started(start);
         let warmup_end = start + phases.warmup.as_nanos() as i64;
         let end = start + phases.send_end().as_nanos() as i64;
         let end_off = phases.send_end().as_nanos() as i64;
@@ -658,6 +727,7 @@ impl ProducerTask {
             if self.ticks.has_changed().unwrap_or(false) {
                 self.on_tick();
             }
+            self.at(now);
             // Sending ends with the phase, whatever is left of the schedule:
             // a producer far behind its schedule never runs past the
             // measurement. (A grace covers timer granularity, so a producer
@@ -955,6 +1025,7 @@ struct ConsumerTask {
     warmup_end: i64,
     n_producers: u64,
     ticks: watch::Receiver<u64>,
+    clock: IntervalClock,
     reports: mpsc::UnboundedSender<TaskReport>,
     stats: GroupPhases,
     unique_new: u64,
@@ -987,6 +1058,9 @@ impl ConsumerTask {
     #[inline]
     fn record(&mut self, d: Delivery) {
         let now = self.time.now_ns();
+        if let Some(k) = self.clock.crossed(now) {
+            self.flush(k);
+        }
         self.deliveries += 1;
         if let Some(p) = d.partition {
             *self.partitions.entry(p).or_default() += 1;
@@ -1029,8 +1103,10 @@ impl ConsumerTask {
     }
 
     fn flush_tick(&mut self) {
-        let interval = *self.ticks.borrow_and_update();
-        self.flush(interval.saturating_sub(1));
+        let began = *self.ticks.borrow_and_update();
+        if let Some(k) = self.clock.tick(began) {
+            self.flush(k);
+        }
     }
 
     /// Records and acknowledges one delivery; Err when the consumer is gone.
@@ -1098,6 +1174,7 @@ impl ConsumerTask {
         let mut client = Some(client);
         // Messages flow only after Start (no producer sends before it).
         if let (Some(start), Some(c)) = (wait_start(start_rx, &stop).await, client.as_mut()) {
+            self.clock.started(start);
             self.warmup_end = start + warmup.as_nanos() as i64;
             let fault_at = stop_after.map(|d| self.time.instant_at(start + d.as_nanos() as i64));
             let fault = async move {
@@ -1108,18 +1185,13 @@ impl ConsumerTask {
             };
             tokio::pin!(fault);
             let fault_ns = stop_after.map(|d| start + d.as_nanos() as i64);
-            let pauses: Vec<(i64, i64)> = self
-                .pauses
-                .iter()
-                .map(|p| (start + p.from.as_nanos() as i64, start + p.until.as_nanos() as i64))
-                .collect();
             'recv: loop {
                 // A late start or a pause: take nothing (the subscription
                 // keeps it all: a backlog), report intervals, obey Stop.
-                if !pauses.is_empty() {
-                    let now = self.time.now_ns();
-                    if let Some(&(_, until)) = pauses.iter().find(|(from, until)| *from <= now && now < *until) {
-                        if !self.pause(until, &stop).await {
+                if !self.pauses.is_empty() {
+                    let offset = Duration::from_nanos((self.time.now_ns() - start).max(0) as u64);
+                    if let Some(until) = common::scenario::Pause::until_after(&self.pauses, offset) {
+                        if !self.pause(start + until.as_nanos() as i64, &stop).await {
                             break;
                         }
                         continue;
@@ -1385,6 +1457,32 @@ fn interval_report(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interval_clock_reports_by_time_and_ticks_fill_in() {
+        let s = 1_000_000_000i64;
+        let mut c = IntervalClock::new(Duration::from_secs(1));
+        // Before the start only ticks count.
+        assert_eq!(c.crossed(5 * s), None);
+        assert_eq!(c.tick(1), Some(0));
+        c.started(10 * s);
+        assert_eq!(c.crossed(10 * s + 999_999_999), None);
+        // A reading past the boundary reports the interval that ended...
+        assert_eq!(c.crossed(11 * s), Some(0));
+        assert_eq!(c.crossed(11 * s + 5), None);
+        // ...and the late tick for that boundary has nothing left.
+        assert_eq!(c.tick(1), None);
+        // An idle task: the tick reports, then readings go on from there.
+        assert_eq!(c.tick(2), Some(1));
+        assert_eq!(c.crossed(12 * s + 1), None);
+        assert_eq!(c.crossed(13 * s), Some(2));
+        // A jump over several boundaries reports the open one once.
+        assert_eq!(c.crossed(16 * s + 3), Some(3));
+        assert_eq!(c.crossed(16 * s + 4), None);
+        assert_eq!(c.tick(5), None);
+        assert_eq!(c.tick(6), None);
+        assert_eq!(c.tick(7), Some(6));
+    }
 
     #[test]
     fn receive_errors_note_the_count_the_first_and_the_last() {
