@@ -11,7 +11,7 @@ use common::hist::Hist;
 use common::proto;
 use common::rangeset::RangeSet;
 use common::stamp::Stamp;
-use common::stats::{GroupPhases, PhaseStats};
+use common::stats::{GroupPhases, GroupSums, PhaseStats};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 /// Latencies with a long right tail, deterministic (xorshift).
@@ -140,13 +140,25 @@ fn interval_merge(c: &mut Criterion) {
                 black_box(total)
             })
         });
-        // What it does now: merge straight from the wire (sparse).
+        // Merge straight from the wire (sparse), value by value.
         g.bench_function(format!("merge_from_wire_{agents}_agents"), |b| {
             b.iter(|| {
                 let mut total = GroupPhases::default();
                 for r in &reports {
                     let _ = total.merge_proto(r);
                 }
+                black_box(total)
+            })
+        });
+        // What the coordinator does now: sum in index space, settle once.
+        g.bench_function(format!("sum_then_settle_{agents}_agents"), |b| {
+            b.iter(|| {
+                let mut total = GroupPhases::default();
+                let mut sums = GroupSums::default();
+                for r in &reports {
+                    let _ = total.merge_proto_deferred(r, &mut sums);
+                }
+                sums.settle_into(&mut total);
                 black_box(total)
             })
         });

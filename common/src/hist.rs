@@ -188,9 +188,10 @@ impl Hist {
             Encoded::Empty => {}
             Encoded::Other(h) => self.add(&h),
             Encoded::Counts(counts) => {
-                for (value, n) in counts {
-                    if self.h.record_n(value, n).is_err() {
-                        self.clamped += n;
+                for (index, n) in counts {
+                    match value_at_index(u64::from(index)) {
+                        Some(value) if self.h.record_n(value, n).is_ok() => {}
+                        _ => self.clamped += n,
                     }
                 }
             }
@@ -198,11 +199,62 @@ impl Hist {
     }
 }
 
+/// Encoded histograms of the [`Hist`] layout summed by counts index, for
+/// merging many of them (one per agent per interval) before anything reads
+/// the sum: adding a count is one addition, where [`Hist::apply`] turns
+/// every index into a value and hdrhistogram turns it back. Read it by
+/// settling it into a [`Hist`] ([`HistSum::settle_into`]).
+#[derive(Debug, Clone, Default)]
+pub struct HistSum {
+    counts: Vec<u64>,
+    /// Histograms of another layout, added the general way.
+    other: Option<Hist>,
+}
+
+impl HistSum {
+    pub fn add(&mut self, e: Encoded) {
+        match e {
+            Encoded::Empty => {}
+            Encoded::Other(h) => self.other.get_or_insert_with(Hist::new).add(&h),
+            Encoded::Counts(counts) => {
+                // Indices ascend: the last one sizes the array.
+                if let Some(&(last, _)) = counts.last() {
+                    let need = last as usize + 1;
+                    if need > self.counts.len() {
+                        self.counts.resize(need, 0);
+                    }
+                }
+                for (index, n) in counts {
+                    if let Some(c) = self.counts.get_mut(index as usize) {
+                        *c = c.saturating_add(n);
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty() && self.other.is_none()
+    }
+
+    /// Adds everything summed into `h` and empties this sum.
+    pub fn settle_into(&mut self, h: &mut Hist) {
+        let counts = std::mem::take(&mut self.counts);
+        h.apply(Encoded::Counts(
+            counts.into_iter().enumerate().filter(|(_, n)| *n > 0).map(|(i, n)| (i as u32, n)).collect(),
+        ));
+        if let Some(o) = self.other.take() {
+            h.add(&o);
+        }
+    }
+}
+
 /// An encoded histogram, read and checked, not yet added anywhere.
 pub enum Encoded {
     Empty,
-    /// (lowest value of the bucket, count) of every non-zero bucket.
-    Counts(Vec<(u64, u64)>),
+    /// (counts index in the `Hist` layout, count) of every non-zero
+    /// bucket, in ascending index order; every index is below INDEX_LIMIT.
+    Counts(Vec<(u32, u64)>),
     /// Another layout (lowest value, precision): decoded the general way.
     Other(Hist),
 }
@@ -267,7 +319,8 @@ impl Encoded {
             return Ok(Encoded::Other(Hist::decode_general(original)?));
         }
         let payload = inner.get(40..40 + payload_len).ok_or_else(|| bad("truncated counts"))?;
-        let mut counts = Vec::new();
+        // At most one entry per payload byte: no reallocation while reading.
+        let mut counts = Vec::with_capacity(payload.len());
         let mut at = 0;
         let mut index: u64 = 0;
         while at < payload.len() {
@@ -279,8 +332,10 @@ impl Encoded {
                 continue;
             }
             if v > 0 {
-                let value = value_at_index(index).ok_or_else(|| bad("count beyond the value range"))?;
-                counts.push((value, v as u64));
+                if index >= INDEX_LIMIT {
+                    return Err(bad("count beyond the value range"));
+                }
+                counts.push((index as u32, v as u64));
             }
             index += 1;
         }
@@ -329,6 +384,10 @@ const UNIT_MAGNITUDE: u32 = 9;
 const SUB_BUCKET_HALF_COUNT_MAGNITUDE: u32 = 10;
 const SUB_BUCKET_HALF_COUNT: u64 = 1 << SUB_BUCKET_HALF_COUNT_MAGNITUDE;
 
+/// The first counts index past the u64 value range (`value_at_index` is
+/// None from here on): bucket 44 is the last whose values all fit.
+const INDEX_LIMIT: u64 = 46 * SUB_BUCKET_HALF_COUNT;
+
 /// The lowest value counted at `index` (hdrhistogram's `value_for`).
 fn value_at_index(index: u64) -> Option<u64> {
     let mut bucket = (index >> SUB_BUCKET_HALF_COUNT_MAGNITUDE) as i64 - 1;
@@ -345,7 +404,13 @@ fn value_at_index(index: u64) -> Option<u64> {
 }
 
 /// hdrhistogram's LEB128 variant: up to 9 bytes, the 9th contributes 8 bits.
+#[inline]
 fn varint(b: &[u8]) -> Option<(u64, usize)> {
+    // Most counts and zero runs fit one byte.
+    let &first = b.first()?;
+    if first & 0x80 == 0 {
+        return Some((u64::from(first), 1));
+    }
     let mut value = 0u64;
     for i in 0..9 {
         let byte = *b.get(i)?;
@@ -442,6 +507,44 @@ mod tests {
             want.record_ns(123_456);
             assert_eq!(m.inner(), want.inner(), "seed {seed}");
         }
+    }
+
+    #[test]
+    fn index_limit_is_the_end_of_the_value_range() {
+        assert!(value_at_index(INDEX_LIMIT - 1).is_some());
+        assert!(value_at_index(INDEX_LIMIT).is_none());
+        // A value recorded near the top clamps; nothing past the limit is
+        // ever written by an encoder.
+        assert!(value_at_index(INDEX_LIMIT - 1).unwrap() > MAX_NS);
+    }
+
+    #[test]
+    fn a_sum_in_index_space_equals_merging_one_by_one() {
+        let mut sum = HistSum::default();
+        let mut want = Hist::new();
+        for seed in 1..30u64 {
+            let mut a = Hist::new();
+            for v in spread(seed, 1 + (seed as usize * 131) % 4000) {
+                a.record_ns(v * (1 + (seed as i64 % 5)));
+            }
+            want.add(&a);
+            sum.add(Encoded::parse(&a.encode()).expect("parse"));
+        }
+        // Another layout (1 ns lowest value) takes the general path.
+        let mut other: Histogram<u64> = Histogram::new(3).expect("hist");
+        other.record_n(777_777, 5).expect("record");
+        let mut bytes = Vec::new();
+        V2DeflateSerializer::new().serialize(&other, &mut bytes).expect("serialize");
+        sum.add(Encoded::parse(&bytes).expect("parse other"));
+        want.merge_encoded(&bytes).expect("merge other");
+        assert!(!sum.is_empty());
+        let mut got = Hist::new();
+        got.record_ns(5_000);
+        want.record_ns(5_000);
+        sum.settle_into(&mut got);
+        assert!(sum.is_empty());
+        assert_eq!(got.inner(), want.inner());
+        assert_eq!(got.len(), want.len());
     }
 
     #[test]

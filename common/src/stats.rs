@@ -2,7 +2,7 @@
 //! task, merged by the agent per interval and by the coordinator across
 //! agents. Conversion to and from the wire lives here so both sides agree.
 
-use crate::hist::{Encoded, Hist, HistError};
+use crate::hist::{Encoded, Hist, HistError, HistSum};
 use crate::proto;
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -151,11 +151,70 @@ impl GroupPhases {
         w.and(m)
     }
 
+    /// Adds a wire GroupStats with its histograms summed into `sums`, not
+    /// yet into these (many agents' intervals merge at the cost of one
+    /// addition per non-zero bucket; [`GroupSums::settle_into`] makes them
+    /// readable). On a bad histogram in one phase, that phase is left out.
+    pub fn merge_proto_deferred(&mut self, g: &proto::GroupStats, sums: &mut GroupSums) -> Result<(), HistError> {
+        let w = g.warmup.as_ref().map(|p| sums.warmup.add(&mut self.warmup, p)).unwrap_or(Ok(()));
+        let m = g.measure.as_ref().map(|p| sums.measure.add(&mut self.measure, p)).unwrap_or(Ok(()));
+        w.and(m)
+    }
+
     pub fn from_proto(g: &proto::GroupStats) -> Result<GroupPhases, HistError> {
         Ok(GroupPhases {
             warmup: g.warmup.as_ref().map(PhaseStats::from_proto).transpose()?.unwrap_or_default(),
             measure: g.measure.as_ref().map(PhaseStats::from_proto).transpose()?.unwrap_or_default(),
         })
+    }
+}
+
+/// A phase's histograms summed from the wire, not yet in its [`PhaseStats`].
+#[derive(Debug, Clone, Default)]
+pub struct PhaseSums {
+    response: HistSum,
+    service: HistSum,
+}
+
+impl PhaseSums {
+    /// Counters into `stats` now, histograms into these sums; on a bad
+    /// histogram nothing is added.
+    fn add(&mut self, stats: &mut PhaseStats, p: &proto::PhaseStats) -> Result<(), HistError> {
+        let response = Encoded::parse(&p.response_hist)?;
+        let service = Encoded::parse(&p.service_hist)?;
+        stats.merge(&PhaseStats::counters_of(p));
+        self.response.add(response);
+        self.service.add(service);
+        Ok(())
+    }
+
+    fn settle_into(&mut self, s: &mut PhaseStats) {
+        self.response.settle_into(&mut s.response);
+        self.service.settle_into(&mut s.service);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.response.is_empty() && self.service.is_empty()
+    }
+}
+
+/// A group's histograms summed from the wire (see
+/// [`GroupPhases::merge_proto_deferred`]).
+#[derive(Debug, Clone, Default)]
+pub struct GroupSums {
+    warmup: PhaseSums,
+    measure: PhaseSums,
+}
+
+impl GroupSums {
+    /// Adds what was summed into `g` and empties these sums.
+    pub fn settle_into(&mut self, g: &mut GroupPhases) {
+        self.warmup.settle_into(&mut g.warmup);
+        self.measure.settle_into(&mut g.measure);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.warmup.is_empty() && self.measure.is_empty()
     }
 }
 
@@ -215,5 +274,41 @@ mod tests {
         let before = direct.clone();
         assert!(direct.merge_proto(&bad).is_err());
         assert_eq!(direct, before);
+    }
+
+    #[test]
+    fn deferred_merge_equals_direct_merge_once_settled() {
+        let phase = |k: i64| {
+            let mut p = PhaseStats { sent: 10 + k as u64, acked: 9, received: 8, duplicates: 1, ..Default::default() };
+            for v in [5_000, 70_000 * k, 9_000_000, 123_456_789 / k] {
+                p.response.record_ns(v);
+                p.service.record_ns(v / 3);
+            }
+            p
+        };
+        let wire: Vec<proto::GroupStats> = (1..=5)
+            .map(|k| GroupPhases { warmup: phase(k), measure: phase(k + 7) }.to_proto(0, proto::Role::Consumer))
+            .collect();
+        let mut direct = GroupPhases::default();
+        let mut deferred = GroupPhases::default();
+        let mut sums = GroupSums::default();
+        for g in &wire {
+            direct.merge_proto(g).expect("merge");
+            deferred.merge_proto_deferred(g, &mut sums).expect("deferred");
+        }
+        // Counters are in at once; the histograms once settled.
+        assert_eq!(deferred.measure.sent, direct.measure.sent);
+        assert!(deferred.measure.response.is_empty() && !sums.is_empty());
+        sums.settle_into(&mut deferred);
+        assert!(sums.is_empty());
+        assert_eq!(deferred, direct);
+        // A bad histogram in one phase leaves that phase out, counters too.
+        let mut bad = wire[0].clone();
+        bad.measure.as_mut().expect("measure").response_hist = vec![9; 12];
+        let before = deferred.clone();
+        assert!(deferred.merge_proto_deferred(&bad, &mut sums).is_err());
+        sums.settle_into(&mut deferred);
+        assert_eq!(deferred.measure, before.measure);
+        assert_eq!(deferred.warmup.sent, before.warmup.sent + wire[0].warmup.as_ref().expect("warmup").sent);
     }
 }

@@ -11,7 +11,7 @@ use common::proto::{self, FinalReport, IntervalReport};
 use common::rangeset::RangeSet;
 use common::report::*;
 use common::scenario::Scenario;
-use common::stats::GroupPhases;
+use common::stats::{GroupPhases, GroupSums};
 
 /// What the coordinator knows of one agent at the end.
 pub struct AgentOutcome {
@@ -99,11 +99,25 @@ pub struct IntervalMerge {
     pub max_lag_ns: u64,
     pub cpu_ns: u64,
     pub wall_ns: u64,
+    /// Histograms added but not yet settled into the groups, by (producer, group).
+    pub(crate) pending: BTreeMap<(bool, u32), GroupSums>,
+}
+
+impl IntervalMerge {
+    /// Makes every histogram added so far readable in `producers` and `consumers`.
+    pub fn settle(&mut self) {
+        for ((producer, group), mut sums) in std::mem::take(&mut self.pending) {
+            let map = if producer { &mut self.producers } else { &mut self.consumers };
+            sums.settle_into(map.entry(group).or_default());
+        }
+    }
 }
 
 impl Intervals {
-    /// Adds one agent's interval; returns the merged interval.
-    pub fn add(&mut self, r: &IntervalReport) -> &IntervalMerge {
+    /// Adds one agent's interval; returns the merged interval, its counters
+    /// up to date, its histograms summed but not settled (see
+    /// [`IntervalMerge::settle`]: once per printed line, not per agent).
+    pub fn add(&mut self, r: &IntervalReport) -> &mut IntervalMerge {
         let m = self.by_index.entry(r.index).or_default();
         m.agents += 1;
         m.start_ns = r.start_ns;
@@ -112,12 +126,19 @@ impl Intervals {
         m.cpu_ns += r.cpu_ns;
         m.wall_ns = m.wall_ns.max(r.wall_ns);
         for g in &r.groups {
-            let map = if g.role == proto::Role::Producer as i32 { &mut m.producers } else { &mut m.consumers };
+            let producer = g.role == proto::Role::Producer as i32;
+            let map = if producer { &mut m.producers } else { &mut m.consumers };
             // Straight from the wire into the merged interval (a bad
             // histogram from one agent leaves its phase out).
-            let _ = map.entry(g.group).or_default().merge_proto(g);
+            let sums = m.pending.entry((producer, g.group)).or_default();
+            let _ = map.entry(g.group).or_default().merge_proto_deferred(g, sums);
         }
         m
+    }
+
+    /// Settles every interval (before the report reads them).
+    pub fn settle_all(&mut self) {
+        self.by_index.values_mut().for_each(IntervalMerge::settle);
     }
 }
 
@@ -725,6 +746,7 @@ fn backlog_summary(series: &[(f64, u64, u64)]) -> BacklogReport {
 fn interval_rows(sc: &Scenario, iv: &Intervals, start_ns: i64, backlogs: &[Vec<(f64, u64, u64)>]) -> Vec<IntervalRow> {
     let mut rows = Vec::new();
     for (idx, m) in &iv.by_index {
+        debug_assert!(m.pending.is_empty(), "interval {idx} read before Intervals::settle_all");
         let secs = ((m.end_ns - m.start_ns) as f64 / 1e9).max(1e-9);
         let phase = phase_name(sc, m.start_ns - start_ns);
         let t_s = (m.end_ns - start_ns) as f64 / 1e9;

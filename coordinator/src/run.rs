@@ -615,6 +615,8 @@ pub(crate) async fn run_step(
         let c = s.clock_follower().snapshot();
         o.clock_drift_ns = c.drift_ns();
         o.clock_updates = c.updates();
+        // A re-sync may have used a wider bound than the initial one.
+        o.clock_error_ns = o.clock_error_ns.max(c.worst_error_ns());
     }
     drop(live);
 
@@ -629,6 +631,8 @@ pub(crate) async fn run_step(
         .collect();
     let scenario_file = opts.scenario.display().to_string();
     let t_build = std::time::Instant::now();
+    // Late agents' intervals (after their line was printed) are summed, not settled.
+    intervals.settle_all();
     let mut report = merge::build(merge::ReportInput {
         run_id: &run_id,
         scenario: &sc,
@@ -732,6 +736,7 @@ fn take_interval(
     let merged = intervals.add(r);
     let alive_n = alive.iter().filter(|a| **a).count() as u32;
     if merged.agents >= alive_n && r.index as i64 > *printed_upto {
+        merged.settle();
         out.interval(sc, r.index, merged, start_ns, alive_n);
         *printed_upto = r.index as i64;
     }
