@@ -225,6 +225,21 @@ pub fn write_scenario(tag: &str, text: &str) -> PathBuf {
     path
 }
 
+/// Removes the temp dir that [`write_scenario`] made, results and all.
+pub fn remove_scenario_dir(scenario: &Path) {
+    let _ = std::fs::remove_dir_all(scenario.parent().expect("the scenario's directory"));
+}
+
+/// `coordinator run configs/quickstart.yaml` cut to a 1 s warmup and 3 s
+/// measured, the results under `results`, then `extra` arguments. Its e2e p99
+/// SLO is 5 s: the path is under test, not the machine's latency under load.
+pub fn run_short_quickstart(results: &Path, extra: &[&str]) -> Ran {
+    let mut args = vec!["run", "configs/quickstart.yaml", "--results", utf8(results)];
+    args.extend(["--set", "phases.warmup=1s", "--set", "phases.duration=3s", "--set", "slo.p99_e2e=5s"]);
+    args.extend(extra);
+    coordinator(&args)
+}
+
 /// A path as the `&str` the coordinator's arguments are made of.
 pub fn utf8(p: &Path) -> &str {
     p.to_str().expect("utf8 path")
