@@ -67,6 +67,11 @@ impl AgentProc {
         AgentProc { child, addr, log: Some(log) }
     }
 
+    /// Sends the agent a signal (`KILL`, `STOP`, `CONT`) with kill(1).
+    pub fn signal(&self, sig: &str) {
+        signal(&self.child, sig);
+    }
+
     /// What the agent logged so far.
     pub fn log_text(&self) -> String {
         self.log.as_ref().map(|p| std::fs::read_to_string(p).unwrap_or_default()).unwrap_or_default()
@@ -137,9 +142,13 @@ impl CoordinatorProc {
 
     /// Sends a signal (`KILL`, `STOP`, `CONT`) with kill(1).
     pub fn signal(&self, sig: &str) {
-        let st = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().expect("kill");
-        assert!(st.success(), "kill -{sig} failed");
+        signal(&self.child, sig);
     }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let st = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status().expect("kill");
+    assert!(st.success(), "kill -{sig} failed");
 }
 
 impl Drop for CoordinatorProc {
