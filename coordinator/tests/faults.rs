@@ -254,17 +254,19 @@ phases: {duration: 6s, drain_timeout: 10s}
 // ------------------------------------------------- agents on other "hosts"
 
 /// Two agents, each in its own network namespace (its own host, as far as
-/// the network goes); None, after saying why, when namespaces cannot be
-/// made here.
-fn two_hosts(args: &[&str]) -> Option<(NsAgent, NsAgent)> {
-    let a = match NsAgent::start(0, args) {
+/// the network goes): namespaces `first` and `first + 1` of this test
+/// process, so each test needs its own `first` (the tests run in parallel,
+/// and a namespace that exists already cannot be made). None, after saying
+/// why, when namespaces cannot be made here.
+fn two_hosts(first: u32, args: &[&str]) -> Option<(NsAgent, NsAgent)> {
+    let a = match NsAgent::start(first, args) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("skipped: cannot create a network namespace ({e})");
             return None;
         }
     };
-    let b = NsAgent::start(1, args).expect("a second namespace");
+    let b = NsAgent::start(first + 1, args).expect("a second namespace");
     Some((a, b))
 }
 
@@ -292,7 +294,7 @@ fn run_with_cut(a: &NsAgent, b: &NsAgent, scenario: &str, cut_at: Duration, cut_
 /// says the agent was silent.
 #[test]
 fn agent_link_cut_shorter_than_the_lease_the_run_completes_and_notes_the_silence() {
-    let Some((a, b)) = two_hosts(&["--lease", "10s"]) else { return };
+    let Some((a, b)) = two_hosts(0, &["--lease", "10s"]) else { return };
     let dir = temp_dir("cut-short");
     let r = run_with_cut(&a, &b, &scenario_of(&dir, "abort", "10s"), Duration::from_secs(2), Duration::from_secs(5));
     assert_eq!(r.code, 0, "{}\n{}\n{}", r.stdout, r.stderr, b.agent.log_text());
@@ -326,7 +328,7 @@ fn agent_link_cut_shorter_than_the_lease_the_run_completes_and_notes_the_silence
 /// passes.
 #[test]
 fn agent_link_cut_longer_than_the_lease_is_lost_and_free_again_after() {
-    let Some((a, b)) = two_hosts(&["--lease", "2s"]) else { return };
+    let Some((a, b)) = two_hosts(2, &["--lease", "2s"]) else { return };
     let dir = temp_dir("cut-long");
     let r = run_with_cut(&a, &b, &scenario_of(&dir, "continue", "8s"), Duration::from_secs(2), Duration::from_secs(5));
     assert_eq!(r.code, 0, "judged on what remains: {}\n{}", r.stdout, r.stderr);
