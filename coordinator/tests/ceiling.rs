@@ -49,13 +49,9 @@ fn assert_found_the_broker_capacity(r: &Ran, rep: &Value, capacity: f64) {
     assert_eq!(c["bound_by"], "broker");
 }
 
-/// Every test here judges timing on a 2-core machine (and one runs a
-/// closed loop that takes all the CPU it gets): one at a time, so they do
-/// not judge each other's CPU use.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
+// Every test here judges timing on a 2-core machine (and one runs a
+// closed loop that takes all the CPU it gets): each takes `serial()`, one
+// at a time, so they do not judge each other's CPU use.
 
 /// The searches' latency SLO here: loose, so a noisy machine does not move
 /// the result (past the capacity the rate ratio fails regardless).

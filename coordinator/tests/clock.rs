@@ -47,11 +47,7 @@ fn libfaketime() -> Option<PathBuf> {
     find()
 }
 
-/// One lock for the tests here: each compares latencies between runs.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
+// Every test here takes `serial()`: each compares latencies between runs.
 
 /// Producers on the first agent, consumers on the second: every end-to-end
 /// sample is stamped by one clock and read by the other.

@@ -160,6 +160,14 @@ impl Drop for CoordinatorProc {
     }
 }
 
+/// A lock for the tests of one file (each tests/*.rs is its own binary):
+/// those that hold it run one at a time. A test that failed holding it does
+/// not fail the next.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Opens a session with the agent as a coordinator would (Hello, clock
 /// sync) and closes it: Ok when the agent takes a new run, the refusal
 /// otherwise (e.g. "busy").
