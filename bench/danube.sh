@@ -10,9 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 URL="${1:?usage: bench/danube.sh http://HOST:PORT [SECONDS]}"
 SECS="${2:-20}"
-. scripts/env.sh
-[ -n "${SKIP_BUILD:-}" ] || cargo build -q --release --locked -p coordinator -p agent -p bench >&2
-BIN="${CARGO_TARGET_DIR:-target}/release"
+. bench/lib.sh
+build_release coordinator agent bench
 WORK="$(mktemp -d /tmp/lg-bench-danube.XXXXXX)"
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
@@ -60,8 +59,7 @@ done
 echo
 
 bare() { # producers topic
-    "$BIN/danube-bare" --url "$URL" --topic "$2" --producers "$1" --size 1024 --seconds "$SECS" |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["rate_msgs_per_s"])'
+    "$BIN/danube-bare" --url "$URL" --topic "$2" --producers "$1" --size 1024 --seconds "$SECS" | json_rate
 }
 agent() { # count clients topic -> "rate cpu"
     cat >"$WORK/b.yaml" <<YAML
@@ -74,7 +72,7 @@ phases: {warmup: 2s, duration: ${SECS}s, drain_timeout: 10s}
 YAML
     local dir
     dir="$("$BIN/coordinator" run "$WORK/b.yaml" --agents "${ADDRS[0]}" --results "$WORK/r" --quiet 2>/dev/null | tail -n1)"
-    python3 -c 'import json,sys; r=json.load(open(sys.argv[1]+"/report.json")); print(round(r["groups"][0]["rate_msgs_per_s"],1), round(r["agents"][0]["cpu_percent"],1))' "$dir"
+    report_rate_cpu "$dir"
 }
 
 echo "## Agent vs bare danube-client loop, 1 KiB, send-and-await, ${SECS}s each"
@@ -84,7 +82,7 @@ echo "|---|---:|---:|---:|---:|"
 for n in 1 4 16; do
     br="$(bare "$n" "/default/lg-bench-bare-$TAG-$n")"
     read -r ar acpu < <(agent "$n" 1 "lg-bench-agent-$TAG-$n")
-    echo "| $n producers (agent: count $n, clients 1) | $br | $ar | $(python3 -c "print(f'{$ar/$br:.2f}')") | $acpu |"
+    echo "| $n producers (agent: count $n, clients 1) | $br | $ar | $(ratio "$ar" "$br") | $acpu |"
 done
 echo
 echo "## One logical producer, clients: N (agent only)"

@@ -10,8 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS="${1:-20}"
 PRODUCERS="${2:-4}"
-. scripts/env.sh
-[ -n "${SKIP_BUILD:-}" ] || cargo build -q --release --locked -p coordinator -p bench -p testkit >&2
+. bench/lib.sh
+build_release coordinator bench testkit
 export PULSAR_LITE_STATE="$(mktemp -d /tmp/lg-bench-pulsar.XXXXXX)"
 URL="$(scripts/pulsar-lite.sh start | tail -n1)"
 trap 'scripts/pulsar-lite.sh stop >/dev/null 2>&1 || true; rm -rf "$PULSAR_LITE_STATE"' EXIT
@@ -19,8 +19,8 @@ WORK="$(mktemp -d /tmp/lg-bench-work.XXXXXX)"
 bare() { # in_flight [batch] topic
     local extra=()
     [ -n "$2" ] && extra=(--batch "$2" --batch-delay-ms 5)
-    target/release/pulsar-bare --url "$URL" --topic "$3" --producers "$PRODUCERS" --in-flight "$1" \
-        --size 1024 --seconds "$SECS" "${extra[@]}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["rate_msgs_per_s"])'
+    "$BIN/pulsar-bare" --url "$URL" --topic "$3" --producers "$PRODUCERS" --in-flight "$1" \
+        --size 1024 --seconds "$SECS" "${extra[@]}" | json_rate
 }
 
 agent() { # in_flight batch topic -> "rate cpu%"
@@ -36,13 +36,13 @@ phases: {warmup: 2s, duration: ${SECS}s, drain_timeout: 10s}
 slo: {max_loss: 0}
 YAML
     local dir
-    dir="$(target/release/coordinator run "$WORK/s.yaml" --local-agents 1 --results "$WORK/results" --quiet 2>/dev/null | tail -n1)"
-    python3 -c 'import json,sys; r=json.load(open(sys.argv[1]+"/report.json")); print(round(r["groups"][0]["rate_msgs_per_s"],1), round(r["agents"][0]["cpu_percent"],1))' "$dir"
+    dir="$("$BIN/coordinator" run "$WORK/s.yaml" --local-agents 1 --results "$WORK/results" --quiet 2>/dev/null | tail -n1)"
+    report_rate_cpu "$dir"
 }
 
 python_loop() { # in_flight topic
     .venv/bin/python bench/pulsar_python.py "$URL" "$2" "$PRODUCERS" "$1" 1024 "$SECS" 2>/dev/null |
-        grep '^{' | python3 -c 'import json,sys; print(json.load(sys.stdin)["rate_msgs_per_s"])'
+        grep '^{' | json_rate
 }
 
 echo "| case | bare pulsar crate msg/s | agent msg/s | agent/bare | agent CPU % (of one core) | python client msg/s | agent/python |"
@@ -56,8 +56,8 @@ for case in "1" "64" "256" "256 100"; do
     read -r ar acpu < <(agent "$w" "$b" "bench-agent-$i")
     # The Python client is compared where a user would write an async loop.
     if [ -z "$b" ] && [ "$w" -gt 1 ]; then py="$(python_loop "$w" "bench-py-$i")"; else py="-"; fi
-    ratio="$(python3 -c "print(f'{$ar/$br:.2f}')")"
-    pyratio="$( [ "$py" != "-" ] && python3 -c "print(f'{$ar/$py:.2f}')" || echo "-")"
+    ratio="$(ratio "$ar" "$br")"
+    pyratio="$( [ "$py" != "-" ] && ratio "$ar" "$py" || echo "-")"
     echo "| $PRODUCERS producers, $label | $br | $ar | $ratio | $acpu | $py | $pyratio |"
 done
 rm -rf "$WORK"

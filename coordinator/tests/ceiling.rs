@@ -6,13 +6,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-/// `text` as `s.yaml` in a fresh temp dir.
-fn write_scenario(tag: &str, text: &str) -> std::path::PathBuf {
-    let path = temp_dir(tag).join("s.yaml");
-    std::fs::write(&path, text).expect("write scenario");
-    path
-}
-
 fn scenario(tag: &str, producers: &str, extra: &str) -> std::path::PathBuf {
     let text = format!(
         "name: {tag}\nbroker:\n  kind: memory\ntopics:\n  - name: t\n    partitions: 2\nproducers:\n{producers}\n\
@@ -22,26 +15,43 @@ fn scenario(tag: &str, producers: &str, extra: &str) -> std::path::PathBuf {
     write_scenario(tag, &text)
 }
 
+/// `args` followed by a `--set` for each of `sets`.
+fn with_sets<'a>(args: &[&'a str], sets: &[&'a str]) -> Vec<&'a str> {
+    let mut all = args.to_vec();
+    for s in sets {
+        all.extend(["--set", s]);
+    }
+    all
+}
+
 fn run(path: &std::path::Path, sets: &[&str]) -> (Ran, Value) {
     let res = path.parent().expect("dir").join("results");
-    let mut args = vec!["run", path.to_str().expect("utf8"), "--results", res.to_str().expect("utf8"), "--quiet"];
-    for s in sets {
-        args.push("--set");
-        args.push(s);
-    }
-    let r = coordinator(&args);
+    let r = coordinator(&with_sets(&["run", utf8(path), "--results", utf8(&res), "--quiet"], sets));
     assert!(r.code == 0 || r.code == 1, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
     let rep = report_of(&r);
     (r, rep)
 }
 
-/// Every test here judges timing on a 2-core machine (and one runs a
-/// closed loop that takes all the CPU it gets): one at a time, so they do
-/// not judge each other's CPU use.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+/// `coordinator ARGS... --set SETS...`: a ceiling search that must pass
+/// (exit 0); the run and its report.
+fn search(args: &[&str], sets: &[&str]) -> (Ran, Value) {
+    let r = coordinator(&with_sets(args, sets));
+    assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    let rep = report_of(&r);
+    (r, rep)
 }
+
+/// The search found `capacity` msg/s (within 10 %), bound by the broker.
+fn assert_found_the_broker_capacity(r: &Ran, rep: &Value, capacity: f64) {
+    let c = &rep["ceiling"];
+    let rate = c["rate_msgs_per_s"].as_f64().expect("rate");
+    assert!((rate - capacity).abs() / capacity <= 0.10, "ceiling {rate}\n{}", r.stdout);
+    assert_eq!(c["bound_by"], "broker");
+}
+
+// Every test here judges timing on a 2-core machine (and one runs a
+// closed loop that takes all the CPU it gets): each takes `serial()`, one
+// at a time, so they do not judge each other's CPU use.
 
 /// The searches' latency SLO here: loose, so a noisy machine does not move
 /// the result (past the capacity the rate ratio fails regardless).
@@ -112,18 +122,9 @@ fn ceiling_search_finds_the_memory_broker_capacity() {
         LOOSE_LAG,
     ];
     let res = temp_dir("ceiling");
-    let mut args = vec!["run", "configs/ceiling-memory.yaml", "--results", res.to_str().expect("utf8")];
-    for s in &sets {
-        args.extend(["--set", s]);
-    }
-    let r = coordinator(&args);
-    assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
-    let rep = report_of(&r);
-    let c = &rep["ceiling"];
-    let rate = c["rate_msgs_per_s"].as_f64().expect("rate");
-    assert!((rate - 5000.0).abs() / 5000.0 <= 0.10, "ceiling {rate}\n{}", r.stdout);
-    assert_eq!(c["bound_by"], "broker");
-    let steps = c["steps"].as_array().expect("steps");
+    let (r, rep) = search(&["run", "configs/ceiling-memory.yaml", "--results", utf8(&res)], &sets);
+    assert_found_the_broker_capacity(&r, &rep, 5000.0);
+    let steps = rep["ceiling"]["steps"].as_array().expect("steps");
     assert!(steps.len() >= 4 && steps.iter().any(|s| s["verdict"] == "fail"), "{steps:?}");
     assert_eq!(rep["verdict"], "pass");
     assert!(r.stdout.contains("ceiling: ") && r.stdout.contains("bound by the broker"), "{}", r.stdout);
@@ -137,24 +138,18 @@ fn ceiling_search_finds_the_memory_broker_capacity() {
 fn ceiling_search_on_three_agent_processes_finds_the_whole_capacity() {
     let _serial = serial();
     let agents: Vec<AgentProc> = (0..3).map(|_| AgentProc::start()).collect();
-    let list = agents.iter().map(|a| a.addr.as_str()).collect::<Vec<_>>().join(",");
+    let list = agent_list(&agents);
     let res = temp_dir("ceiling-3");
-    let mut args =
-        vec!["run", "configs/ceiling-memory.yaml", "--agents", &list, "--results", res.to_str().expect("utf8")];
-    for s in
-        ["broker.capacity_msgs_per_s=6000", "ceiling.step_duration=2s", "ceiling.precision=0.1", "phases.warmup=1s"]
-            .into_iter()
-            .chain([LOOSE_P99, LOOSE_LAG])
-    {
-        args.extend(["--set", s]);
-    }
-    let r = coordinator(&args);
-    assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
-    let rep = report_of(&r);
-    let c = &rep["ceiling"];
-    let rate = c["rate_msgs_per_s"].as_f64().expect("rate");
-    assert!((rate - 6000.0).abs() / 6000.0 <= 0.10, "ceiling {rate}\n{}", r.stdout);
-    assert_eq!(c["bound_by"], "broker");
+    let sets = [
+        "broker.capacity_msgs_per_s=6000",
+        "ceiling.step_duration=2s",
+        "ceiling.precision=0.1",
+        "phases.warmup=1s",
+        LOOSE_P99,
+        LOOSE_LAG,
+    ];
+    let (r, rep) = search(&["run", "configs/ceiling-memory.yaml", "--agents", &list, "--results", utf8(&res)], &sets);
+    assert_found_the_broker_capacity(&r, &rep, 6000.0);
     // Every process did its third of the work, on a third of the capacity.
     let per_agent = rep["agents"].as_array().expect("agents");
     assert_eq!(per_agent.len(), 3);
@@ -182,17 +177,10 @@ fn the_ceiling_flag_searches_any_scenario() {
     );
     let dir = path.parent().expect("dir").to_path_buf();
     let res = dir.join("results");
-    let mut args = vec!["run", path.to_str().expect("utf8"), "--ceiling", "--results", res.to_str().expect("utf8")];
-    for s in ["ceiling.start=500", "ceiling.step_duration=2s", "ceiling.precision=0.1", LOOSE_LAG] {
-        args.extend(["--set", s]);
-    }
-    let r = coordinator(&args);
-    assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
-    let rep = report_of(&r);
+    let sets = ["ceiling.start=500", "ceiling.step_duration=2s", "ceiling.precision=0.1", LOOSE_LAG];
+    let (r, rep) = search(&["run", utf8(&path), "--ceiling", "--results", utf8(&res)], &sets);
+    assert_found_the_broker_capacity(&r, &rep, 4000.0);
     let c = &rep["ceiling"];
-    let rate = c["rate_msgs_per_s"].as_f64().expect("rate");
-    assert!((rate - 4000.0).abs() / 4000.0 <= 0.10, "ceiling {rate}\n{}", r.stdout);
-    assert_eq!(c["bound_by"], "broker");
     assert!(c["steps"].as_array().expect("steps").len() >= 4, "{c}");
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -47,11 +47,7 @@ fn libfaketime() -> Option<PathBuf> {
     find()
 }
 
-/// One lock for the tests here: each compares latencies between runs.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
+// Every test here takes `serial()`: each compares latencies between runs.
 
 /// Producers on the first agent, consumers on the second: every end-to-end
 /// sample is stamped by one clock and read by the other.
@@ -78,18 +74,8 @@ report_interval: 1s
 
 /// Runs on `agents` (producer agent first); returns the report.
 fn run(url: &str, agents: &[&AgentProc], yaml: &Path, during: impl FnOnce(&CoordinatorProc)) -> Value {
-    let dir = yaml.parent().expect("dir");
-    let list = agents.iter().map(|a| a.addr.clone()).collect::<Vec<_>>().join(",");
-    let c = CoordinatorProc::spawn(&[
-        "run",
-        yaml.to_str().expect("utf8"),
-        "--agents",
-        &list,
-        "--set",
-        &format!("broker.url={url}"),
-        "--results",
-        dir.to_str().expect("utf8"),
-    ]);
+    let c =
+        spawn_scenario(yaml, &["--agents", &agent_list(agents.iter().copied()), "--set", &format!("broker.url={url}")]);
     during(&c);
     let r = c.wait(Duration::from_secs(90));
     assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);

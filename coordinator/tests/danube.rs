@@ -14,32 +14,8 @@ use common::*;
 use serde_json::Value;
 use testkit::danube_double::{DanubeDouble, Knobs};
 
-fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
-}
-
 fn double(knobs: Knobs) -> DanubeDouble {
     DanubeDouble::start(knobs).expect("danube test double")
-}
-
-fn write_scenario(yaml: &str, tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let dir = temp_dir(tag);
-    let scenario = dir.join("s.yaml");
-    std::fs::write(&scenario, yaml).expect("write");
-    (dir, scenario)
-}
-
-fn run_args<'a>(scenario: &'a str, list: &'a str, set: &'a str, dir: &'a str) -> Vec<&'a str> {
-    vec!["run", scenario, "--agents", list, "--set", set, "--results", dir]
-}
-
-fn run_on(url: &str, agents: &[AgentProc], yaml: &str, tag: &str) -> (Ran, Value) {
-    let (dir, scenario) = write_scenario(yaml, tag);
-    let list = agents.iter().map(|a| a.addr.clone()).collect::<Vec<_>>().join(",");
-    let set = format!("broker.url={url}");
-    let r = coordinator(&run_args(scenario.to_str().expect("utf8"), &list, &set, dir.to_str().expect("utf8")));
-    let rep = if r.code == 0 || r.code == 1 { report_of(&r) } else { Value::Null };
-    (r, rep)
 }
 
 fn sub<'a>(rep: &'a Value, name: &str) -> &'a Value {
@@ -49,14 +25,6 @@ fn sub<'a>(rep: &'a Value, name: &str) -> &'a Value {
         .iter()
         .find(|s| s["subscription"] == name)
         .unwrap_or_else(|| panic!("no subscription {name}: {}", rep["subscriptions"]))
-}
-
-/// Every subscription's numbers add up: deliveries = distinct + duplicates.
-fn check_consistent(rep: &Value) {
-    for s in rep["subscriptions"].as_array().expect("subs") {
-        assert_eq!(u(&s["deliveries"]), u(&s["received_unique"]) + u(&s["duplicated"]), "{s}");
-        assert_eq!(u(&s["expected"]), u(&s["received_unique"]) + u(&s["lost"]) - u(&s["unacked_received"]), "{s}");
-    }
 }
 
 #[test]
@@ -267,7 +235,8 @@ faults: [{at: 1s, stop_consumers: {group: fail, count: 1}}]
 fn a_broker_that_goes_away_ends_the_run_within_its_bounds() {
     let mut d = double(Knobs::default());
     let agents = [AgentProc::start()];
-    let (dir, scenario) = write_scenario(
+    let scenario = write_scenario(
+        "danube-gone",
         r#"
 name: danube-gone
 broker: {kind: danube, url: "http://placeholder:6650"}
@@ -279,16 +248,9 @@ consumers: [{name: c, topic: lg-gone, type: exclusive}]
 # whole suite running).
 phases: {duration: 8s, drain_timeout: 3s}
 "#,
-        "danube-gone",
     );
-    let set = format!("broker.url={}", d.url);
     let t0 = Instant::now();
-    let c = CoordinatorProc::spawn(&run_args(
-        scenario.to_str().expect("utf8"),
-        &agents[0].addr,
-        &set,
-        dir.to_str().expect("utf8"),
-    ));
+    let c = spawn_scenario(&scenario, &["--agents", &agents[0].addr, "--set", &format!("broker.url={}", d.url)]);
     // Let the run get going, then take the broker away.
     while d.published("/default/lg-gone") < 50 {
         assert!(t0.elapsed() < Duration::from_secs(20), "no traffic: {}", c.stderr());
@@ -324,9 +286,9 @@ fn an_unreachable_broker_is_a_clear_error_at_prepare() {
 
 #[test]
 fn bad_danube_input_is_refused_by_validate_with_file_and_line() {
-    let (_dir, scenario) = write_scenario(
-        "name: x\nbroker: {kind: danube, url: \"http://127.0.0.1:6650\"}\ntopics:\n  - name: orders.v1\nproducers: [{name: p, topic: orders.v1, rate: 10}]\nconsumers: [{name: f, topic: orders.v1, type: failover}]\nphases: {duration: 1s}\n",
+    let scenario = write_scenario(
         "danube-bad",
+        "name: x\nbroker: {kind: danube, url: \"http://127.0.0.1:6650\"}\ntopics:\n  - name: orders.v1\nproducers: [{name: p, topic: orders.v1, rate: 10}]\nconsumers: [{name: f, topic: orders.v1, type: failover}]\nphases: {duration: 1s}\n",
     );
     let r = coordinator(&["validate", scenario.to_str().expect("utf8")]);
     assert_eq!(r.code, 2, "{}", r.stderr);

@@ -4,28 +4,11 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
-
-fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
-}
 
 #[test]
 fn quickstart_runs_clean_on_two_local_agents() {
     let res = temp_dir("quick");
-    let r = coordinator(&[
-        "run",
-        "configs/quickstart.yaml",
-        "--results",
-        res.to_str().expect("utf8"),
-        "--set",
-        "phases.warmup=1s",
-        "--set",
-        "phases.duration=3s",
-        // The path is under test here, not the machine's latency under load.
-        "--set",
-        "slo.p99_e2e=5s",
-    ]);
+    let r = run_short_quickstart(&res, &[]);
     assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
     let rep = report_of(&r);
     assert_eq!(rep["verdict"], "pass");
@@ -61,11 +44,8 @@ fn quickstart_runs_clean_on_two_local_agents() {
 #[test]
 fn three_agent_processes_sum_to_the_scenario() {
     let agents: Vec<AgentProc> = (0..3).map(|_| AgentProc::start()).collect();
-    let list = agents.iter().map(|a| a.addr.clone()).collect::<Vec<_>>().join(",");
-    let dir = temp_dir("three");
-    let scenario = dir.join("three.yaml");
-    std::fs::write(
-        &scenario,
+    let scenario = write_scenario(
+        "three",
         r#"
 name: three
 broker: {kind: memory}
@@ -80,16 +60,8 @@ consumers:
   - {name: c3, topic: t3, type: exclusive}
 phases: {warmup: 1s, duration: 4s, drain_timeout: 10s}
 "#,
-    )
-    .expect("write");
-    let r = coordinator(&[
-        "run",
-        scenario.to_str().expect("utf8"),
-        "--agents",
-        &list,
-        "--results",
-        dir.to_str().expect("utf8"),
-    ]);
+    );
+    let r = run_scenario(&scenario, &["--agents", &agent_list(&agents)]);
     assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
     let rep = report_of(&r);
     let agents_rep = rep["agents"].as_array().expect("agents");
@@ -108,7 +80,7 @@ phases: {warmup: 1s, duration: 4s, drain_timeout: 10s}
         let target = g["target_rate_msgs_per_s"].as_f64().expect("target");
         assert!((rate / target - 1.0).abs() <= 0.01, "group {} rate {rate} vs {target}", g["name"]);
     }
-    let _ = std::fs::remove_dir_all(dir);
+    remove_scenario_dir(&scenario);
 }
 
 /// Six agent processes, one memory topic each (so each has a producer):
@@ -119,28 +91,17 @@ phases: {warmup: 1s, duration: 4s, drain_timeout: 10s}
 fn six_agent_processes_begin_sending_within_100ms_of_each_other() {
     const N: usize = 6;
     let agents: Vec<AgentProc> = (0..N).map(|_| AgentProc::start()).collect();
-    let list = agents.iter().map(|a| a.addr.clone()).collect::<Vec<_>>().join(",");
-    let dir = temp_dir("skew");
-    let scenario = dir.join("skew.yaml");
     let topics = (1..=N).map(|i| format!("{{name: t{i}}}")).collect::<Vec<_>>().join(", ");
     let producers: String = (1..=N).map(|i| format!("  - {{name: p{i}, topic: t{i}, rate: 50}}\n")).collect();
     let consumers: String = (1..=N).map(|i| format!("  - {{name: c{i}, topic: t{i}}}\n")).collect();
-    std::fs::write(
-        &scenario,
-        format!(
+    let scenario = write_scenario(
+        "skew",
+        &format!(
             "name: skew\nbroker: {{kind: memory}}\ntopics: [{topics}]\nproducers:\n{producers}consumers:\n{consumers}\
              phases: {{duration: 2s, drain_timeout: 5s}}\n"
         ),
-    )
-    .expect("write");
-    let r = coordinator(&[
-        "run",
-        scenario.to_str().expect("utf8"),
-        "--agents",
-        &list,
-        "--results",
-        dir.to_str().expect("utf8"),
-    ]);
+    );
+    let r = run_scenario(&scenario, &["--agents", &agent_list(&agents)]);
     assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
     let rep = report_of(&r);
     // The merged report is complete: every agent ok, nothing lost.
@@ -175,38 +136,26 @@ fn six_agent_processes_begin_sending_within_100ms_of_each_other() {
         r.stdout
     );
     eprintln!("start offsets (ms): {offsets:?}; spread {spread:.3} ms");
-    let _ = std::fs::remove_dir_all(dir);
+    remove_scenario_dir(&scenario);
 }
 
 #[test]
 fn busy_agent_refuses_a_second_coordinator() {
     let agent = AgentProc::start();
-    let dir = temp_dir("busy");
-    let scenario = dir.join("long.yaml");
-    std::fs::write(
-        &scenario,
+    let scenario = write_scenario(
+        "busy",
         "name: long\nbroker: {kind: memory}\ntopics: [{name: t}]\nproducers: [{name: p, topic: t, rate: 10}]\nconsumers: [{name: c, topic: t}]\nphases: {duration: 4s}\n",
-    )
-    .expect("write");
-    let s = scenario.to_str().expect("utf8").to_string();
-    let d = dir.to_str().expect("utf8").to_string();
-    let addr = agent.addr.clone();
-    let first = std::thread::spawn(move || coordinator(&["run", &s, "--agents", &addr, "--results", &d, "--quiet"]));
+    );
+    let (s, addr) = (scenario.clone(), agent.addr.clone());
+    let first = std::thread::spawn(move || run_scenario(&s, &["--agents", &addr, "--quiet"]));
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    let second = coordinator(&[
-        "run",
-        scenario.to_str().expect("utf8"),
-        "--agents",
-        &agent.addr,
-        "--results",
-        dir.to_str().expect("utf8"),
-    ]);
+    let second = run_scenario(&scenario, &["--agents", &agent.addr]);
     assert_eq!(second.code, 3, "{}", second.stderr);
     assert!(second.stderr.contains("busy"), "{}", second.stderr);
     assert!(second.stderr.contains(&agent.addr), "names the agent: {}", second.stderr);
     let first = first.join().expect("first run");
     assert_eq!(first.code, 0, "{}", first.stderr);
-    let _ = std::fs::remove_dir_all(dir);
+    remove_scenario_dir(&scenario);
 }
 
 #[test]
@@ -219,15 +168,13 @@ fn unreachable_agent_is_exit_3() {
 #[test]
 fn danube_broker_not_answering_is_exit_3_with_its_reason() {
     let agent = AgentProc::start();
-    let dir = temp_dir("nodriver");
-    let scenario = dir.join("d.yaml");
-    std::fs::write(&scenario, "name: d\nbroker: {kind: danube, url: \"http://127.0.0.1:1\"}\ntopics: [{name: t}]\nproducers: [{name: p, topic: t, rate: 10}]\nphases: {duration: 1s}\n").expect("write");
-    let r = coordinator(&["run", scenario.to_str().expect("utf8"), "--agents", &agent.addr, "--quiet"]);
+    let scenario = write_scenario("nodriver", "name: d\nbroker: {kind: danube, url: \"http://127.0.0.1:1\"}\ntopics: [{name: t}]\nproducers: [{name: p, topic: t, rate: 10}]\nphases: {duration: 1s}\n");
+    let r = coordinator(&["run", utf8(&scenario), "--agents", &agent.addr, "--quiet"]);
     assert_eq!(r.code, 3, "{}", r.stderr);
     // The agent has the driver now; what stops the run is the broker.
     assert!(!r.stderr.contains("cannot drive"), "{}", r.stderr);
     assert!(r.stderr.contains("cannot connect to the broker at http://127.0.0.1:1"), "{}", r.stderr);
-    let _ = std::fs::remove_dir_all(dir);
+    remove_scenario_dir(&scenario);
 }
 
 /// A Pulsar URL nobody answers: the agent's prepare fails, the coordinator
@@ -235,26 +182,22 @@ fn danube_broker_not_answering_is_exit_3_with_its_reason() {
 #[test]
 fn unreachable_pulsar_broker_is_exit_3() {
     let agent = AgentProc::start();
-    let dir = temp_dir("nopulsar");
-    let scenario = dir.join("p.yaml");
-    std::fs::write(&scenario, "name: p\nbroker: {kind: pulsar, url: \"pulsar://127.0.0.1:1\", connect_timeout: 2s}\ntopics: [{name: t}]\nproducers: [{name: p, topic: t, rate: 10}]\nphases: {duration: 1s}\n").expect("write");
+    let scenario = write_scenario("nopulsar", "name: p\nbroker: {kind: pulsar, url: \"pulsar://127.0.0.1:1\", connect_timeout: 2s}\ntopics: [{name: t}]\nproducers: [{name: p, topic: t, rate: 10}]\nphases: {duration: 1s}\n");
     let t0 = std::time::Instant::now();
-    let r = coordinator(&["run", scenario.to_str().expect("utf8"), "--agents", &agent.addr, "--quiet"]);
+    let r = coordinator(&["run", utf8(&scenario), "--agents", &agent.addr, "--quiet"]);
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(r.stderr.contains("cannot connect to the broker at pulsar://127.0.0.1:1"), "{}", r.stderr);
     assert!(r.stderr.contains(&agent.addr), "names the agent: {}", r.stderr);
     assert!(t0.elapsed() < std::time::Duration::from_secs(20), "took {:?}", t0.elapsed());
-    let _ = std::fs::remove_dir_all(dir);
+    remove_scenario_dir(&scenario);
 }
 
 /// A fault action closes one of two failover consumers mid-run; the other
 /// takes over and nothing is lost.
 #[test]
 fn failover_survives_a_stopped_consumer() {
-    let dir = temp_dir("failover");
-    let scenario = dir.join("f.yaml");
-    std::fs::write(
-        &scenario,
+    let scenario = write_scenario(
+        "failover",
         r#"
 name: f
 broker: {kind: memory, latency: 2ms}
@@ -264,9 +207,8 @@ consumers: [{name: backup, topic: t, type: failover, count: 2}]
 phases: {duration: 3s}
 faults: [{at: 1500ms, stop_consumers: {group: backup, count: 1}}]
 "#,
-    )
-    .expect("write");
-    let r = coordinator(&["run", scenario.to_str().expect("utf8"), "--results", dir.to_str().expect("utf8")]);
+    );
+    let r = run_scenario(&scenario, &[]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let rep = report_of(&r);
     let s = &rep["subscriptions"][0];
@@ -277,7 +219,7 @@ faults: [{at: 1500ms, stop_consumers: {group: backup, count: 1}}]
         .expect("notes")
         .iter()
         .any(|n| n.as_str().unwrap_or("").contains("stopped by a fault action")));
-    let _ = std::fs::remove_dir_all(dir);
+    remove_scenario_dir(&scenario);
 }
 
 /// The memory broker drops every 100th message after acknowledging it and
@@ -285,10 +227,8 @@ faults: [{at: 1500ms, stop_consumers: {group: backup, count: 1}}]
 /// subscription, with consumers spread over two agents (cross-agent merge).
 #[test]
 fn loss_and_duplicates_are_counted_exactly() {
-    let dir = temp_dir("faults");
-    let scenario = dir.join("faults.yaml");
-    std::fs::write(
-        &scenario,
+    let scenario = write_scenario(
+        "faults",
         r#"
 name: faults
 broker: {kind: memory, drop_every: 100, duplicate_every: 50}
@@ -300,16 +240,8 @@ consumers:
   - {name: excl, topic: t, type: exclusive}
 phases: {duration: 2s, drain_timeout: 3s}
 "#,
-    )
-    .expect("write");
-    let r = coordinator(&[
-        "run",
-        scenario.to_str().expect("utf8"),
-        "--local-agents",
-        "2",
-        "--results",
-        dir.to_str().expect("utf8"),
-    ]);
+    );
+    let r = run_scenario(&scenario, &["--local-agents", "2"]);
     assert_eq!(r.code, 1, "loss fails the max_loss SLO: {}\n{}", r.stdout, r.stderr);
     let rep = report_of(&r);
     assert_eq!(rep["verdict"], "fail");
@@ -327,17 +259,15 @@ phases: {duration: 2s, drain_timeout: 3s}
     let slo = rep["slo"].as_array().expect("slo");
     assert!(slo.iter().any(|c| c["name"] == "max_loss" && c["pass"] == false), "{slo:?}");
     assert!(r.stdout.contains("FAIL"), "{}", r.stdout);
-    let _ = std::fs::remove_dir_all(dir);
+    remove_scenario_dir(&scenario);
 }
 
 /// A subscription whose deliveries stop mid-run is reported as stalled and
 /// lost, and the run still ends within its drain timeout (exit 1, not a hang).
 #[test]
 fn stalled_subscription_ends_within_the_drain_timeout() {
-    let dir = temp_dir("stall");
-    let scenario = dir.join("stall.yaml");
-    std::fs::write(
-        &scenario,
+    let scenario = write_scenario(
+        "stall",
         r#"
 name: stall
 broker: {kind: memory, stall_after: 500}
@@ -346,10 +276,9 @@ producers: [{name: p, topic: t, rate: 500}]
 consumers: [{name: c, topic: t, type: shared, count: 2}]
 phases: {duration: 4s, drain_timeout: 2s}
 "#,
-    )
-    .expect("write");
+    );
     let t0 = std::time::Instant::now();
-    let r = coordinator(&["run", scenario.to_str().expect("utf8"), "--results", dir.to_str().expect("utf8")]);
+    let r = run_scenario(&scenario, &[]);
     let took = t0.elapsed();
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     // 4 s of load + 2 s drain timeout + setup and final reports.
@@ -361,7 +290,7 @@ phases: {duration: 4s, drain_timeout: 2s}
     assert_eq!(rep["phases"]["drain_timed_out"], true);
     assert!(r.stdout.contains("STALLED"), "{}", r.stdout);
     assert!(rep["notes"].as_array().expect("notes").iter().any(|n| n.as_str().unwrap_or("").contains("stalled")));
-    let _ = std::fs::remove_dir_all(dir);
+    remove_scenario_dir(&scenario);
 }
 
 /// Acks that never come in time are counted as send errors (timeouts), once
@@ -369,10 +298,8 @@ phases: {duration: 4s, drain_timeout: 2s}
 /// the producers give up after 300 ms.
 #[test]
 fn send_timeouts_are_counted_once_each() {
-    let dir = temp_dir("timeouts");
-    let scenario = dir.join("timeouts.yaml");
-    std::fs::write(
-        &scenario,
+    let scenario = write_scenario(
+        "timeouts",
         r#"
 name: timeouts
 broker: {kind: memory, latency: 2s}
@@ -381,9 +308,8 @@ producers: [{name: p, topic: t, rate: 200, send_timeout: 300ms, max_in_flight: 1
 consumers: [{name: c, topic: t, type: shared}]
 phases: {duration: 1s, drain_timeout: 3s}
 "#,
-    )
-    .expect("write");
-    let r = coordinator(&["run", scenario.to_str().expect("utf8"), "--results", dir.to_str().expect("utf8")]);
+    );
+    let r = run_scenario(&scenario, &[]);
     assert_eq!(r.code, 1, "send errors fail the run by default: {}\n{}", r.stdout, r.stderr);
     let rep = report_of(&r);
     let t = &rep["totals"];
@@ -392,5 +318,5 @@ phases: {duration: 1s, drain_timeout: 3s}
     assert_eq!(u(&t["send_errors"]), 200, "every send timed out exactly once: {t}");
     let slo = rep["slo"].as_array().expect("slo");
     assert!(slo.iter().any(|c| c["name"] == "max_send_errors" && c["pass"] == false), "default 0: {slo:?}");
-    let _ = std::fs::remove_dir_all(dir);
+    remove_scenario_dir(&scenario);
 }

@@ -6,15 +6,11 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::netns::NsAgent;
 use common::*;
-use serde_json::Value;
-
-fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
-}
 
 /// Two memory topics: each agent process gets one (the memory broker lives
 /// in the agent's process), so losing an agent loses one topic whole.
@@ -69,16 +65,10 @@ fn run_and_fault_one(policy: &str, signal: &str) -> (Ran, String, std::path::Pat
     let sc = scenario(&dir, policy);
     let a = AgentProc::start_with(&["--lease", "2s"]);
     let mut b = AgentProc::start_with(&["--lease", "2s"]);
-    let list = format!("{},{}", a.addr, b.addr);
-    let c = CoordinatorProc::spawn(&["run", &sc, "--agents", &list, "--results", dir.to_str().expect("utf8")]);
+    let c = spawn_scenario(Path::new(&sc), &["--agents", &agent_list([&a, &b])]);
     wait_for_start(&c);
     std::thread::sleep(Duration::from_secs(2));
-    let st = std::process::Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(b.child.id().to_string())
-        .status()
-        .expect("kill");
-    assert!(st.success());
+    b.signal(signal);
     let killed = b.addr.clone();
     let t1 = Instant::now();
     let r = c.wait(Duration::from_secs(30));
@@ -149,29 +139,16 @@ fn agent_frozen_mid_run_with_continue_is_lost_after_its_lease() {
 
 #[test]
 fn agents_are_found_by_dns() {
-    let dir = temp_dir("dns");
-    let sc = dir.join("s.yaml");
-    std::fs::write(
-        &sc,
+    let scenario = write_scenario(
+        "dns",
         "name: dns\nbroker: {kind: memory}\ntopics: [{name: t}]\nproducers: [{name: p, topic: t, rate: 100}]\nconsumers: [{name: c, topic: t}]\nphases: {duration: 1s}\n",
-    )
-    .expect("write");
-    let sc = sc.to_str().expect("utf8");
+    );
+    let sc = utf8(&scenario);
     let agent = AgentProc::start();
     let port = agent.addr.rsplit_once(':').expect("port").1.to_string();
     // `localhost` resolves through /etc/hosts to 127.0.0.1.
     let target = format!("localhost:{port}");
-    let r = coordinator(&[
-        "run",
-        sc,
-        "--agents-dns",
-        &target,
-        "--expect-agents",
-        "1",
-        "--quiet",
-        "--results",
-        dir.to_str().expect("utf8"),
-    ]);
+    let r = run_scenario(&scenario, &["--agents-dns", &target, "--expect-agents", "1", "--quiet"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(report_of(&r)["agents"][0]["address"], agent.addr.as_str());
 
@@ -201,7 +178,7 @@ fn agents_are_found_by_dns() {
     // --agents and --agents-dns together: bad input.
     let r = coordinator(&["run", sc, "--agents", "127.0.0.1:1", "--agents-dns", &target]);
     assert_eq!(r.code, 2, "{}", r.stderr);
-    let _ = std::fs::remove_dir_all(dir);
+    remove_scenario_dir(&scenario);
 }
 
 /// pulsar-lite killed -9 two seconds into a 6 s run and started again on
@@ -213,10 +190,8 @@ fn agents_are_found_by_dns() {
 #[test]
 fn pulsar_broker_killed_and_restarted_mid_run() {
     let mut b = testkit::pulsar_lite::PulsarLite::start(0).expect("pulsar-lite (scripts/install-pulsar-lite.sh)");
-    let dir = temp_dir("broker-kill");
-    let sc = dir.join("s.yaml");
-    std::fs::write(
-        &sc,
+    let sc = write_scenario(
+        "broker-kill",
         r#"
 name: broker-kill
 broker: {kind: pulsar, url: "pulsar://placeholder:6650"}
@@ -225,19 +200,9 @@ producers: [{name: p, topic: lg-fault-kill, rate: 200}]
 consumers: [{name: c, topic: lg-fault-kill, type: shared}]
 phases: {duration: 6s, drain_timeout: 10s}
 "#,
-    )
-    .expect("write");
+    );
     let a = AgentProc::start_with(&[]);
-    let c = CoordinatorProc::spawn(&[
-        "run",
-        sc.to_str().expect("utf8"),
-        "--agents",
-        &a.addr,
-        "--set",
-        &format!("broker.url={}", b.url),
-        "--results",
-        dir.to_str().expect("utf8"),
-    ]);
+    let c = spawn_scenario(&sc, &["--agents", &a.addr, "--set", &format!("broker.url={}", b.url)]);
     wait_for_start(&c);
     std::thread::sleep(Duration::from_secs(2));
     b.kill();
@@ -283,32 +248,34 @@ phases: {duration: 6s, drain_timeout: 10s}
     assert!(notes.contains("subscribed again"), "{notes}");
     drop(a);
     drop(b);
-    let _ = std::fs::remove_dir_all(dir);
+    remove_scenario_dir(&sc);
 }
 
 // ------------------------------------------------- agents on other "hosts"
 
 /// Two agents, each in its own network namespace (its own host, as far as
-/// the network goes); None, after saying why, when namespaces cannot be
-/// made here.
-fn two_hosts(args: &[&str]) -> Option<(NsAgent, NsAgent)> {
-    let a = match NsAgent::start(0, args) {
+/// the network goes): namespaces `first` and `first + 1` of this test
+/// process, so each test needs its own `first` (the tests run in parallel,
+/// and a namespace that exists already cannot be made). None, after saying
+/// why, when namespaces cannot be made here.
+fn two_hosts(first: u32, args: &[&str]) -> Option<(NsAgent, NsAgent)> {
+    let a = match NsAgent::start(first, args) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("skipped: cannot create a network namespace ({e})");
             return None;
         }
     };
-    let b = NsAgent::start(1, args).expect("a second namespace");
+    let b = NsAgent::start(first + 1, args).expect("a second namespace");
     Some((a, b))
 }
 
 /// Starts `scenario` on both agents, cuts `b`'s link `cut_at` after the
-/// start for `cut_for`, restores it, and returns the coordinator's result.
+/// start for `cut_for`, restores it, and returns the coordinator's result
+/// (and says how long the run took, and what the coordinator said).
 fn run_with_cut(a: &NsAgent, b: &NsAgent, scenario: &str, cut_at: Duration, cut_for: Duration) -> Ran {
-    let dir = std::path::Path::new(scenario).parent().expect("dir").to_str().expect("utf8").to_string();
-    let list = format!("{},{}", a.agent.addr, b.agent.addr);
-    let c = CoordinatorProc::spawn(&["run", scenario, "--agents", &list, "--results", &dir]);
+    let t0 = Instant::now();
+    let c = spawn_scenario(Path::new(scenario), &["--agents", &agent_list([&a.agent, &b.agent])]);
     wait_for_start(&c);
     std::thread::sleep(cut_at);
     b.ns.cut();
@@ -316,6 +283,7 @@ fn run_with_cut(a: &NsAgent, b: &NsAgent, scenario: &str, cut_at: Duration, cut_
     b.ns.restore();
     let r = c.wait(Duration::from_secs(90));
     eprintln!("{}", r.stderr);
+    eprintln!("run took {:?}", t0.elapsed());
     r
 }
 
@@ -326,12 +294,9 @@ fn run_with_cut(a: &NsAgent, b: &NsAgent, scenario: &str, cut_at: Duration, cut_
 /// says the agent was silent.
 #[test]
 fn agent_link_cut_shorter_than_the_lease_the_run_completes_and_notes_the_silence() {
-    let Some((a, b)) = two_hosts(&["--lease", "10s"]) else { return };
+    let Some((a, b)) = two_hosts(0, &["--lease", "10s"]) else { return };
     let dir = temp_dir("cut-short");
-    let sc = scenario_of(&dir, "abort", "10s");
-    let t0 = Instant::now();
-    let r = run_with_cut(&a, &b, &sc, Duration::from_secs(2), Duration::from_secs(5));
-    eprintln!("run took {:?}", t0.elapsed());
+    let r = run_with_cut(&a, &b, &scenario_of(&dir, "abort", "10s"), Duration::from_secs(2), Duration::from_secs(5));
     assert_eq!(r.code, 0, "{}\n{}\n{}", r.stdout, r.stderr, b.agent.log_text());
     let rep = report_of(&r);
     assert_eq!(rep["verdict"], "pass");
@@ -363,12 +328,9 @@ fn agent_link_cut_shorter_than_the_lease_the_run_completes_and_notes_the_silence
 /// passes.
 #[test]
 fn agent_link_cut_longer_than_the_lease_is_lost_and_free_again_after() {
-    let Some((a, b)) = two_hosts(&["--lease", "2s"]) else { return };
+    let Some((a, b)) = two_hosts(2, &["--lease", "2s"]) else { return };
     let dir = temp_dir("cut-long");
-    let sc = scenario_of(&dir, "continue", "8s");
-    let t0 = Instant::now();
-    let r = run_with_cut(&a, &b, &sc, Duration::from_secs(2), Duration::from_secs(5));
-    eprintln!("run took {:?}", t0.elapsed());
+    let r = run_with_cut(&a, &b, &scenario_of(&dir, "continue", "8s"), Duration::from_secs(2), Duration::from_secs(5));
     assert_eq!(r.code, 0, "judged on what remains: {}\n{}", r.stdout, r.stderr);
     let cut = &b.agent.addr;
     assert!(r.stderr.contains(&format!("agent {cut} lost (no word from the agent for 3s)")), "{}", r.stderr);
@@ -391,16 +353,7 @@ fn agent_link_cut_longer_than_the_lease_is_lost_and_free_again_after() {
         "name: after\nbroker: {kind: memory}\ntopics: [{name: t1}, {name: t2}]\nproducers: [{name: p1, topic: t1, rate: 100}, {name: p2, topic: t2, rate: 100}]\nconsumers: [{name: c1, topic: t1}, {name: c2, topic: t2}]\nphases: {duration: 1s}\n",
     )
     .expect("write");
-    let list = format!("{},{}", a.agent.addr, b.agent.addr);
-    let r = coordinator(&[
-        "run",
-        short.to_str().expect("utf8"),
-        "--agents",
-        &list,
-        "--quiet",
-        "--results",
-        dir.to_str().expect("utf8"),
-    ]);
+    let r = run_scenario(&short, &["--agents", &agent_list([&a.agent, &b.agent]), "--quiet"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let rep = report_of(&r);
     assert!(rep["agents"].as_array().expect("agents").iter().all(|x| x["status"] == "ok"), "{}", rep["agents"]);
@@ -420,23 +373,12 @@ fn a_slow_link_to_the_agent_costs_clock_error_not_latency() {
     let agent = AgentProc::start_with(&[]);
     let proxy = testkit::delay::DelayProxy::start(agent.addr.parse().expect("addr"), Duration::from_millis(50))
         .expect("delay proxy");
-    let dir = temp_dir("delay");
-    let sc = dir.join("s.yaml");
-    std::fs::write(
-        &sc,
+    let sc = write_scenario(
+        "delay",
         "name: delay\nbroker: {kind: memory}\ntopics: [{name: t}]\nproducers: [{name: p, topic: t, rate: 200}]\nconsumers: [{name: c, topic: t}]\nphases: {duration: 3s}\n",
-    )
-    .expect("write");
+    );
     let t0 = Instant::now();
-    let r = coordinator(&[
-        "run",
-        sc.to_str().expect("utf8"),
-        "--agents",
-        &proxy.addr.to_string(),
-        "--quiet",
-        "--results",
-        dir.to_str().expect("utf8"),
-    ]);
+    let r = run_scenario(&sc, &["--agents", &proxy.addr.to_string(), "--quiet"]);
     eprintln!("run took {:?}", t0.elapsed());
     assert_eq!(r.code, 0, "{}", r.stderr);
     let rep = report_of(&r);
@@ -452,5 +394,5 @@ fn a_slow_link_to_the_agent_costs_clock_error_not_latency() {
     let c = rep["groups"].as_array().expect("groups").iter().find(|g| g["role"] == "consumer").cloned();
     let e2e = &c.expect("consumer group")["latency_us"];
     assert!(e2e["p99"].as_f64().expect("p99") < 20_000.0, "e2e unaffected by the delay: {e2e}");
-    let _ = std::fs::remove_dir_all(dir);
+    remove_scenario_dir(&sc);
 }

@@ -10,39 +10,8 @@ use common::*;
 use serde_json::Value;
 use testkit::pulsar_lite::PulsarLite;
 
-fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
-}
-
 fn broker(partitions: u32) -> PulsarLite {
     PulsarLite::start(partitions).expect("pulsar-lite (scripts/test.sh installs it into .venv)")
-}
-
-fn run_on(url: &str, agents: &[AgentProc], yaml: &str, tag: &str) -> (Ran, Value) {
-    let dir = temp_dir(tag);
-    let scenario = dir.join("s.yaml");
-    std::fs::write(&scenario, yaml).expect("write");
-    let list = agents.iter().map(|a| a.addr.clone()).collect::<Vec<_>>().join(",");
-    let r = coordinator(&[
-        "run",
-        scenario.to_str().expect("utf8"),
-        "--agents",
-        &list,
-        "--set",
-        &format!("broker.url={url}"),
-        "--results",
-        dir.to_str().expect("utf8"),
-    ]);
-    let rep = if r.code == 0 || r.code == 1 { report_of(&r) } else { Value::Null };
-    (r, rep)
-}
-
-/// Every subscription's numbers add up: deliveries = distinct + duplicates.
-fn check_consistent(rep: &Value) {
-    for s in rep["subscriptions"].as_array().expect("subs") {
-        assert_eq!(u(&s["deliveries"]), u(&s["received_unique"]) + u(&s["duplicated"]), "{s}");
-        assert_eq!(u(&s["expected"]), u(&s["received_unique"]) + u(&s["lost"]) - u(&s["unacked_received"]), "{s}");
-    }
 }
 
 #[test]

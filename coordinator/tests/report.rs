@@ -20,22 +20,7 @@ struct Runs {
 }
 
 fn quickstart(root: &Path, latency: &str) -> PathBuf {
-    let r = coordinator(&[
-        "run",
-        "configs/quickstart.yaml",
-        "--quiet",
-        "--results",
-        root.to_str().expect("utf8"),
-        "--set",
-        "phases.warmup=1s",
-        "--set",
-        "phases.duration=3s",
-        // The path is under test here, not the machine's latency under load.
-        "--set",
-        "slo.p99_e2e=5s",
-        "--set",
-        &format!("broker.latency={latency}"),
-    ]);
+    let r = run_short_quickstart(root, &["--quiet", "--set", &format!("broker.latency={latency}")]);
     assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
     PathBuf::from(r.stdout.lines().last().expect("results dir on the last line"))
 }
@@ -54,10 +39,6 @@ fn runs() -> &'static Runs {
         });
         Runs { root, base, new }
     })
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf8 path")
 }
 
 #[test]
@@ -105,7 +86,7 @@ fn report_re_renders_html_and_csv_from_report_json() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("mkdir");
     std::fs::copy(r.base.join("report.json"), dir.join("report.json")).expect("copy");
-    let out = coordinator(&["report", s(&dir)]);
+    let out = coordinator(&["report", utf8(&dir)]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("verdict: PASS"), "{}", out.stdout);
     assert!(out.stdout.lines().last().expect("last line").ends_with("report.html"));
@@ -121,7 +102,7 @@ fn report_re_renders_html_and_csv_from_report_json() {
 #[test]
 fn compare_of_a_run_with_itself_is_clean() {
     let r = runs();
-    let out = coordinator(&["compare", s(&r.base), s(&r.base)]);
+    let out = coordinator(&["compare", utf8(&r.base), utf8(&r.base)]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("result: no regression beyond 10%"), "{}", out.stdout);
     for g in ["order-producers", "event-producers", "order-processing", "order-audit", "event-handlers"] {
@@ -132,14 +113,14 @@ fn compare_of_a_run_with_itself_is_clean() {
 #[test]
 fn compare_finds_the_slower_broker_and_names_p50() {
     let r = runs();
-    let out = coordinator(&["compare", s(&r.base), s(&r.new), "--max-regression", "10%"]);
+    let out = coordinator(&["compare", utf8(&r.base), utf8(&r.new), "--max-regression", "10%"]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("REGRESSION"), "{}", out.stdout);
     assert!(out.stdout.contains("REGRESSED (p50)"), "{}", out.stdout);
     assert!(out.stdout.contains("p50 of producer order-producers"), "{}", out.stdout);
     // The other way round p50 improves. (Only p50 is asserted: on a busy
     // 2-core machine the tails of two concurrent debug runs are noise.)
-    let back = coordinator(&["compare", s(&r.new), s(&r.base), "--max-regression", "10"]);
+    let back = coordinator(&["compare", utf8(&r.new), utf8(&r.base), "--max-regression", "10"]);
     assert!(back.code == 0 || back.code == 1, "{}\n{}", back.stdout, back.stderr);
     assert!(!back.stdout.contains("REGRESSED (p50)"), "{}", back.stdout);
 }
@@ -147,7 +128,7 @@ fn compare_finds_the_slower_broker_and_names_p50() {
 #[test]
 fn results_list_shows_the_runs_newest_first() {
     let r = runs();
-    let out = coordinator(&["results", "--list", "--results", s(&r.root)]);
+    let out = coordinator(&["results", "--list", "--results", utf8(&r.root)]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("RUN ID"), "{}", out.stdout);
     let id = |p: &Path| p.file_name().expect("run id").to_str().expect("utf8").to_string();
@@ -186,29 +167,29 @@ fn bad_run_directories_exit_2() {
         (&not_report, "not a report"),
     ];
     for (p, msg) in cases {
-        let r = coordinator(&["report", s(p)]);
+        let r = coordinator(&["report", utf8(p)]);
         assert_eq!(r.code, 2, "report {}: {}", p.display(), r.stderr);
-        assert!(r.stderr.contains(msg) && r.stderr.contains(s(p)), "report {}: {}", p.display(), r.stderr);
+        assert!(r.stderr.contains(msg) && r.stderr.contains(utf8(p)), "report {}: {}", p.display(), r.stderr);
         assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
         assert!(!p.join("report.html").exists(), "nothing rendered for a bad run");
         // compare: either side.
-        let r = coordinator(&["compare", s(p), s(&empty)]);
+        let r = coordinator(&["compare", utf8(p), utf8(&empty)]);
         assert_eq!(r.code, 2, "compare {}: {}", p.display(), r.stderr);
         assert!(r.stderr.contains(msg), "compare {}: {}", p.display(), r.stderr);
     }
-    let r = coordinator(&["compare", s(&empty), s(&missing)]);
+    let r = coordinator(&["compare", utf8(&empty), utf8(&missing)]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     // Bad flags.
-    let r = coordinator(&["compare", s(&empty), s(&empty), "--max-regression", "lots"]);
+    let r = coordinator(&["compare", utf8(&empty), utf8(&empty), "--max-regression", "lots"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("not a percentage"), "{}", r.stderr);
-    let r = coordinator(&["compare", s(&empty)]);
+    let r = coordinator(&["compare", utf8(&empty)]);
     assert_eq!(r.code, 2, "{}", r.stderr);
-    let r = coordinator(&["results", "--list", "--results", s(&missing)]);
+    let r = coordinator(&["results", "--list", "--results", utf8(&missing)]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("no such results directory"), "{}", r.stderr);
     // An empty results directory lists nothing, successfully.
-    let r = coordinator(&["results", "--list", "--results", s(&empty)]);
+    let r = coordinator(&["results", "--list", "--results", utf8(&empty)]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("no runs"), "{}", r.stdout);
     let _ = std::fs::remove_dir_all(dir);
@@ -242,10 +223,10 @@ fn report_html_renders_in_headless_chromium() {
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
-            &format!("--user-data-dir={}", s(&profile)),
-            &format!("--screenshot={}", s(&png_path)),
+            &format!("--user-data-dir={}", utf8(&profile)),
+            &format!("--screenshot={}", utf8(&png_path)),
             "--window-size=1400,3000",
-            &format!("file://{}", s(&html)),
+            &format!("file://{}", utf8(&html)),
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -205,27 +205,16 @@ fn coordinator_frozen_mid_run_frees_the_agent_when_the_lease_ends() {
 #[test]
 fn the_rate_cap_holds_a_closed_loop_producer() {
     let agent = AgentProc::start_with(&["--max-rate", "500"]);
-    let dir = temp_dir("cap");
-    let scenario = dir.join("cap.yaml");
-    std::fs::write(
-        &scenario,
+    let scenario = write_scenario(
+        "cap",
         "name: cap\nbroker: {kind: memory}\ntopics: [{name: t}]\nproducers: [{name: p, topic: t, count: 2, rate: max, max_in_flight: 50}]\nconsumers: [{name: c, topic: t}]\nphases: {duration: 3s}\n",
-    )
-    .expect("write");
-    let r = coordinator(&[
-        "run",
-        scenario.to_str().expect("utf8"),
-        "--agents",
-        &agent.addr,
-        "--results",
-        dir.to_str().expect("utf8"),
-        "--quiet",
-    ]);
+    );
+    let r = run_scenario(&scenario, &["--agents", &agent.addr, "--quiet"]);
     assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
     let rep = report_of(&r);
     let rate = rep["groups"][0]["rate_msgs_per_s"].as_f64().expect("rate");
     // 500 msg/s for 3 s plus at most one 25-message burst.
     assert!(rate > 400.0 && rate <= 510.0, "closed-loop rate {rate} msg/s under a 500 msg/s cap");
     assert_eq!(rep["totals"]["lost"], 0);
-    let _ = std::fs::remove_dir_all(dir);
+    remove_scenario_dir(&scenario);
 }

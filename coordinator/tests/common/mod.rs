@@ -67,6 +67,11 @@ impl AgentProc {
         AgentProc { child, addr, log: Some(log) }
     }
 
+    /// Sends the agent a signal (`KILL`, `STOP`, `CONT`) with kill(1).
+    pub fn signal(&self, sig: &str) {
+        signal(&self.child, sig);
+    }
+
     /// What the agent logged so far.
     pub fn log_text(&self) -> String {
         self.log.as_ref().map(|p| std::fs::read_to_string(p).unwrap_or_default()).unwrap_or_default()
@@ -137,9 +142,13 @@ impl CoordinatorProc {
 
     /// Sends a signal (`KILL`, `STOP`, `CONT`) with kill(1).
     pub fn signal(&self, sig: &str) {
-        let st = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().expect("kill");
-        assert!(st.success(), "kill -{sig} failed");
+        signal(&self.child, sig);
     }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let st = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status().expect("kill");
+    assert!(st.success(), "kill -{sig} failed");
 }
 
 impl Drop for CoordinatorProc {
@@ -149,6 +158,14 @@ impl Drop for CoordinatorProc {
         let _ = std::fs::remove_file(&self.out);
         let _ = std::fs::remove_file(&self.err);
     }
+}
+
+/// A lock for the tests of one file (each tests/*.rs is its own binary):
+/// those that hold it run one at a time. A test that failed holding it does
+/// not fail the next.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Opens a session with the agent as a coordinator would (Hello, clock
@@ -183,6 +200,68 @@ pub fn coordinator(args: &[&str]) -> Ran {
     }
 }
 
+/// `coordinator run SCENARIO --results DIR ARGS...`: the results in the
+/// scenario's directory; `args` say where it runs (`--agents`, none for the
+/// coordinator's in-process agents) and what else (`--set`, `--quiet`).
+pub fn run_scenario(scenario: &Path, args: &[&str]) -> Ran {
+    coordinator(&run_args(scenario, args))
+}
+
+/// [`run_scenario`] in the background.
+pub fn spawn_scenario(scenario: &Path, args: &[&str]) -> CoordinatorProc {
+    CoordinatorProc::spawn(&run_args(scenario, args))
+}
+
+fn run_args<'a>(scenario: &'a Path, args: &[&'a str]) -> Vec<&'a str> {
+    let dir = scenario.parent().expect("the scenario's directory");
+    let mut all = vec!["run", utf8(scenario), "--results", utf8(dir)];
+    all.extend(args);
+    all
+}
+
+/// Writes `yaml` as `s.yaml` in a fresh temp dir (named after `tag`) and runs
+/// it on `agents` against the broker at `url`: the run and, when it got
+/// as far as a report (exit 0 or 1), the report (else `Null`).
+pub fn run_on(url: &str, agents: &[AgentProc], yaml: &str, tag: &str) -> (Ran, serde_json::Value) {
+    let scenario = write_scenario(tag, yaml);
+    let r = run_scenario(&scenario, &["--agents", &agent_list(agents), "--set", &format!("broker.url={url}")]);
+    let rep = if r.code == 0 || r.code == 1 { report_of(&r) } else { serde_json::Value::Null };
+    (r, rep)
+}
+
+/// The agents' addresses joined with commas, as `--agents` takes them.
+pub fn agent_list<'a>(agents: impl IntoIterator<Item = &'a AgentProc>) -> String {
+    agents.into_iter().map(|a| a.addr.as_str()).collect::<Vec<_>>().join(",")
+}
+
+/// `text` as `s.yaml` in a fresh temp dir (named after `tag`); the tests put
+/// the run's results in that directory (the path's parent).
+pub fn write_scenario(tag: &str, text: &str) -> PathBuf {
+    let path = temp_dir(tag).join("s.yaml");
+    std::fs::write(&path, text).expect("write scenario");
+    path
+}
+
+/// Removes the temp dir that [`write_scenario`] made, results and all.
+pub fn remove_scenario_dir(scenario: &Path) {
+    let _ = std::fs::remove_dir_all(scenario.parent().expect("the scenario's directory"));
+}
+
+/// `coordinator run configs/quickstart.yaml` cut to a 1 s warmup and 3 s
+/// measured, the results under `results`, then `extra` arguments. Its e2e p99
+/// SLO is 5 s: the path is under test, not the machine's latency under load.
+pub fn run_short_quickstart(results: &Path, extra: &[&str]) -> Ran {
+    let mut args = vec!["run", "configs/quickstart.yaml", "--results", utf8(results)];
+    args.extend(["--set", "phases.warmup=1s", "--set", "phases.duration=3s", "--set", "slo.p99_e2e=5s"]);
+    args.extend(extra);
+    coordinator(&args)
+}
+
+/// A path as the `&str` the coordinator's arguments are made of.
+pub fn utf8(p: &Path) -> &str {
+    p.to_str().expect("utf8 path")
+}
+
 pub fn temp_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("lg-{tag}-{}-{}", std::process::id(), rand_suffix()));
     std::fs::create_dir_all(&d).expect("temp dir");
@@ -192,6 +271,19 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 fn rand_suffix() -> u64 {
     use std::time::{SystemTime, UNIX_EPOCH};
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0) % 1_000_000_007
+}
+
+/// A count in a report: `v` as a u64, or a panic naming it.
+pub fn u(v: &serde_json::Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+/// Every subscription's numbers add up: deliveries = distinct + duplicates.
+pub fn check_consistent(rep: &serde_json::Value) {
+    for s in rep["subscriptions"].as_array().expect("subs") {
+        assert_eq!(u(&s["deliveries"]), u(&s["received_unique"]) + u(&s["duplicated"]), "{s}");
+        assert_eq!(u(&s["expected"]), u(&s["received_unique"]) + u(&s["lost"]) - u(&s["unacked_received"]), "{s}");
+    }
 }
 
 /// Reads the report.json of the run whose directory is the last stdout line.

@@ -12,62 +12,28 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::proxy::{accept_and_relay, ProxyThread};
+
 pub struct DelayProxy {
     /// Where clients connect instead of the upstream address.
     pub addr: SocketAddr,
-    stop: Option<std::sync::mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _thread: ProxyThread,
 }
 
 impl DelayProxy {
     /// Listens on a free loopback port and forwards to `upstream`, each way
     /// `delay` late.
     pub fn start(upstream: SocketAddr, delay: Duration) -> std::io::Result<DelayProxy> {
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() else {
-                return;
-            };
-            rt.block_on(async move {
-                let listener = match TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await {
-                    Ok(l) => l,
-                    Err(e) => {
-                        let _ = addr_tx.send(Err(e));
-                        return;
-                    }
-                };
-                let _ = addr_tx.send(listener.local_addr());
-                let accept = tokio::spawn(async move {
-                    while let Ok((client, _)) = listener.accept().await {
-                        tokio::spawn(pipe(client, upstream, delay));
-                    }
-                });
-                let _ = tokio::task::spawn_blocking(move || stop_rx.recv()).await;
-                accept.abort();
-            });
-            // Dropping the runtime cancels every connection's tasks.
-        });
-        let addr = addr_rx.recv().map_err(|_| std::io::Error::other("delay proxy thread died"))??;
-        Ok(DelayProxy { addr, stop: Some(stop_tx), thread: Some(thread) })
+        let thread = ProxyThread::start("delay proxy", move || async move {
+            let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+            let addr = listener.local_addr()?;
+            Ok((addr, accept_and_relay(listener, upstream, move |client, server| pipe(client, server, delay))))
+        })?;
+        Ok(DelayProxy { addr: thread.addr, _thread: thread })
     }
 }
 
-impl Drop for DelayProxy {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-async fn pipe(client: TcpStream, upstream: SocketAddr, delay: Duration) {
-    let Ok(server) = TcpStream::connect(upstream).await else { return };
-    let _ = client.set_nodelay(true);
-    let _ = server.set_nodelay(true);
+async fn pipe(client: TcpStream, server: TcpStream, delay: Duration) {
     let (cr, cw) = client.into_split();
     let (sr, sw) = server.into_split();
     tokio::join!(one_way(cr, sw, delay), one_way(sr, cw, delay));

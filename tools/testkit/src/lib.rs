@@ -11,6 +11,8 @@
 //!   restart it on the same port and db.
 //! * [`delay`]: a TCP proxy adding a fixed one-way delay in both directions
 //!   (for tests on a machine without netem).
+//! * `proxy` (internal): the accept loop and the own-thread runner that the
+//!   relay and the delay proxy share.
 //! * [`danube_double`]: a Danube-protocol test double on danube-core's
 //!   generated tonic server traits, with failure knobs.
 //! * [`pki`]: a CA, agent and client certificates, and a second CA, for
@@ -19,5 +21,6 @@
 pub mod danube_double;
 pub mod delay;
 pub mod pki;
+mod proxy;
 pub mod pulsar_lite;
 pub mod relay;

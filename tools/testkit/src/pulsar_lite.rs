@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::proxy::ProxyThread;
+
 pub struct PulsarLite {
     child: Child,
     bin: PathBuf,
     dir: PathBuf,
-    relay_stop: Option<std::sync::mpsc::Sender<()>>,
-    relay_thread: Option<std::thread::JoinHandle<()>>,
+    relay: Option<ProxyThread>,
     /// The broker itself (raw frames; for clients that accept them).
     pub broker_addr: SocketAddr,
     /// The relay: what the `pulsar` crate and our agents connect to.
@@ -66,40 +67,13 @@ impl PulsarLite {
         let port = free_port()?;
         let broker_addr = SocketAddr::from(([127, 0, 0, 1], port));
         let child = spawn_broker(&bin, &dir, broker_addr)?;
-        let mut me = PulsarLite {
-            child,
-            bin,
-            dir,
-            relay_stop: None,
-            relay_thread: None,
-            broker_addr,
-            url: String::new(),
-            partitions,
-        };
+        let mut me = PulsarLite { child, bin, dir, relay: None, broker_addr, url: String::new(), partitions };
         me.wait_listening()?;
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() else {
-                return;
-            };
-            rt.block_on(async move {
-                match crate::relay::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), broker_addr).await {
-                    Ok((addr, handle)) => {
-                        let _ = addr_tx.send(Ok(addr));
-                        let _ = tokio::task::spawn_blocking(move || stop_rx.recv()).await;
-                        handle.abort();
-                    }
-                    Err(e) => {
-                        let _ = addr_tx.send(Err(e));
-                    }
-                }
-            });
-        });
-        let relay = addr_rx.recv().map_err(|_| std::io::Error::other("relay thread died"))??;
-        me.relay_stop = Some(stop_tx);
-        me.relay_thread = Some(thread);
-        me.url = format!("pulsar://{relay}");
+        let relay = ProxyThread::start("relay", move || {
+            crate::relay::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), broker_addr)
+        })?;
+        me.url = format!("pulsar://{}", relay.addr);
+        me.relay = Some(relay);
         Ok(me)
     }
 
@@ -146,12 +120,7 @@ impl Drop for PulsarLite {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if let Some(s) = self.relay_stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.relay_thread.take() {
-            let _ = t.join();
-        }
+        drop(self.relay.take());
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -14,8 +14,10 @@ use bytes::{Buf, BufMut, BytesMut};
 use prost013::Message as _;
 use pulsar::proto::{base_command::Type, BaseCommand};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+
+use crate::proxy::accept_and_relay;
 
 const MAGIC: u16 = 0x0e01;
 const MAX_FRAME: usize = 64 * 1024 * 1024;
@@ -25,25 +27,19 @@ pub async fn spawn(listen: SocketAddr, upstream: SocketAddr) -> std::io::Result<
     let listener = TcpListener::bind(listen).await?;
     let local = listener.local_addr()?;
     let own_url = format!("pulsar://{local}");
-    let handle = tokio::spawn(async move {
-        loop {
-            let Ok((client, _)) = listener.accept().await else { break };
-            let own_url = own_url.clone();
-            tokio::spawn(async move {
-                let Ok(broker) = TcpStream::connect(upstream).await else { return };
-                let _ = client.set_nodelay(true);
-                let _ = broker.set_nodelay(true);
-                let (mut cr, mut cw) = client.into_split();
-                let (br, bw) = broker.into_split();
-                let up = tokio::spawn(async move {
-                    let mut bw = bw;
-                    let _ = tokio::io::copy(&mut cr, &mut bw).await;
-                    let _ = bw.shutdown().await;
-                });
-                let _ = normalise(br, &mut cw, &own_url).await;
-                let _ = cw.shutdown().await;
-                up.abort();
+    let handle = accept_and_relay(listener, upstream, move |client, broker| {
+        let own_url = own_url.clone();
+        async move {
+            let (mut cr, mut cw) = client.into_split();
+            let (br, bw) = broker.into_split();
+            let up = tokio::spawn(async move {
+                let mut bw = bw;
+                let _ = tokio::io::copy(&mut cr, &mut bw).await;
+                let _ = bw.shutdown().await;
             });
+            let _ = normalise(br, &mut cw, &own_url).await;
+            let _ = cw.shutdown().await;
+            up.abort();
         }
     });
     Ok((local, handle))

@@ -9,6 +9,7 @@
 //! Prints one JSON line: acknowledged messages, errors, seconds, rate.
 use std::time::{Duration, Instant};
 
+use bench::{fail, run_loops, Flags};
 use danube_client::{DanubeClient, Producer};
 
 struct Args {
@@ -20,19 +21,17 @@ struct Args {
     reliable: bool,
 }
 
+const BIN: &str = "danube-bare";
+
 fn args() -> Result<Args, String> {
-    let v: Vec<String> = std::env::args().collect();
-    let get = |f: &str| v.iter().position(|a| a == f).and_then(|i| v.get(i + 1)).cloned();
-    let num = |f: &str, d: f64| -> Result<f64, String> {
-        get(f).map(|s| s.parse::<f64>().map_err(|_| format!("{f}: not a number"))).unwrap_or(Ok(d))
-    };
+    let f = Flags::from_env();
     Ok(Args {
-        url: get("--url").ok_or("--url is required")?,
-        topic: get("--topic").ok_or("--topic is required")?,
-        producers: num("--producers", 1.0)?.max(1.0) as usize,
-        size: num("--size", 1024.0)? as usize,
-        seconds: num("--seconds", 20.0)?,
-        reliable: v.iter().any(|a| a == "--reliable"),
+        url: f.required("--url")?,
+        topic: f.required("--topic")?,
+        producers: f.num("--producers", 1.0)?.max(1.0) as usize,
+        size: f.num("--size", 1024.0)? as usize,
+        seconds: f.num("--seconds", 20.0)?,
+        reliable: f.has("--reliable"),
     })
 }
 
@@ -50,19 +49,10 @@ async fn producer_loop(p: Producer, size: usize, until: Instant) -> (u64, u64) {
 
 #[tokio::main]
 async fn main() {
-    let a = match args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("danube-bare: {e}");
-            std::process::exit(2);
-        }
-    };
+    let a = args().unwrap_or_else(|e| fail(BIN, 2, e));
     let client = match DanubeClient::builder().service_url(a.url.clone()).build().await {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("danube-bare: cannot connect to {}: {e}", a.url);
-            std::process::exit(3);
-        }
+        Err(e) => fail(BIN, 3, format!("cannot connect to {}: {e}", a.url)),
     };
     let mut producers = Vec::new();
     for i in 0..a.producers {
@@ -71,32 +61,13 @@ async fn main() {
         if a.reliable {
             b = b.with_reliable_dispatch();
         }
-        let mut p = match b.build() {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("danube-bare: {e}");
-                std::process::exit(3);
-            }
-        };
+        let mut p = b.build().unwrap_or_else(|e| fail(BIN, 3, e));
         if let Err(e) = p.create().await {
-            eprintln!("danube-bare: cannot create a producer on {}: {e}", a.topic);
-            std::process::exit(3);
+            fail(BIN, 3, format!("cannot create a producer on {}: {e}", a.topic));
         }
         producers.push(p);
     }
     let start = Instant::now();
     let until = start + Duration::from_secs_f64(a.seconds);
-    let tasks: Vec<_> = producers.into_iter().map(|p| tokio::spawn(producer_loop(p, a.size, until))).collect();
-    let (mut acked, mut errors) = (0u64, 0u64);
-    for t in tasks {
-        if let Ok((x, e)) = t.await {
-            acked += x;
-            errors += e;
-        }
-    }
-    let secs = start.elapsed().as_secs_f64();
-    println!(
-        "{{\"acked\": {acked}, \"errors\": {errors}, \"seconds\": {secs:.3}, \"rate_msgs_per_s\": {:.1}}}",
-        acked as f64 / secs
-    );
+    run_loops(producers.into_iter().map(|p| producer_loop(p, a.size, until)), start).await;
 }

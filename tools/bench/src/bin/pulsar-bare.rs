@@ -14,6 +14,7 @@
 //! Prints one JSON line: acknowledged messages, errors, seconds, rate.
 use std::time::{Duration, Instant};
 
+use bench::{fail, run_loops, Flags};
 use futures::stream::{FuturesUnordered, StreamExt};
 use pulsar::{Producer, ProducerOptions, Pulsar, TokioExecutor};
 
@@ -29,22 +30,20 @@ struct Args {
     property_bytes: usize,
 }
 
+const BIN: &str = "pulsar-bare";
+
 fn args() -> Result<Args, String> {
-    let v: Vec<String> = std::env::args().collect();
-    let get = |f: &str| v.iter().position(|a| a == f).and_then(|i| v.get(i + 1)).cloned();
-    let num = |f: &str, d: f64| -> Result<f64, String> {
-        get(f).map(|s| s.parse::<f64>().map_err(|_| format!("{f}: not a number"))).unwrap_or(Ok(d))
-    };
+    let f = Flags::from_env();
     Ok(Args {
-        url: get("--url").ok_or("--url is required")?,
-        topic: get("--topic").ok_or("--topic is required")?,
-        producers: num("--producers", 1.0)? as usize,
-        in_flight: num("--in-flight", 1.0)?.max(1.0) as usize,
-        size: num("--size", 1024.0)? as usize,
-        seconds: num("--seconds", 20.0)?,
-        batch: get("--batch").map(|s| s.parse().map_err(|_| "--batch: not a number".to_string())).transpose()?,
-        batch_delay_ms: num("--batch-delay-ms", 5.0)? as u64,
-        property_bytes: num("--property-bytes", 0.0)? as usize,
+        url: f.required("--url")?,
+        topic: f.required("--topic")?,
+        producers: f.num("--producers", 1.0)? as usize,
+        in_flight: f.num("--in-flight", 1.0)?.max(1.0) as usize,
+        size: f.num("--size", 1024.0)? as usize,
+        seconds: f.num("--seconds", 20.0)?,
+        batch: f.get("--batch").map(|s| s.parse().map_err(|_| "--batch: not a number".to_string())).transpose()?,
+        batch_delay_ms: f.num("--batch-delay-ms", 5.0)? as u64,
+        property_bytes: f.num("--property-bytes", 0.0)? as usize,
     })
 }
 
@@ -93,19 +92,10 @@ async fn producer_loop(
 
 #[tokio::main]
 async fn main() {
-    let a = match args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("pulsar-bare: {e}");
-            std::process::exit(2);
-        }
-    };
+    let a = args().unwrap_or_else(|e| fail(BIN, 2, e));
     let client = match Pulsar::builder(a.url.clone(), TokioExecutor).build().await {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("pulsar-bare: cannot connect to {}: {e}", a.url);
-            std::process::exit(3);
-        }
+        Err(e) => fail(BIN, 3, format!("cannot connect to {}: {e}", a.url)),
     };
     let mut producers = Vec::new();
     for _ in 0..a.producers {
@@ -116,28 +106,11 @@ async fn main() {
         }
         match client.producer().with_topic(a.topic.clone()).with_options(opts).build().await {
             Ok(p) => producers.push(p),
-            Err(e) => {
-                eprintln!("pulsar-bare: cannot create a producer: {e}");
-                std::process::exit(3);
-            }
+            Err(e) => fail(BIN, 3, format!("cannot create a producer: {e}")),
         }
     }
     let start = Instant::now();
     let until = start + Duration::from_secs_f64(a.seconds);
-    let tasks: Vec<_> = producers
-        .into_iter()
-        .map(|p| tokio::spawn(producer_loop(p, a.in_flight, a.size, a.property_bytes, until)))
-        .collect();
-    let (mut acked, mut errors) = (0u64, 0u64);
-    for t in tasks {
-        if let Ok((x, e)) = t.await {
-            acked += x;
-            errors += e;
-        }
-    }
-    let secs = start.elapsed().as_secs_f64();
-    println!(
-        "{{\"acked\": {acked}, \"errors\": {errors}, \"seconds\": {secs:.3}, \"rate_msgs_per_s\": {:.1}}}",
-        acked as f64 / secs
-    );
+    let loops = producers.into_iter().map(|p| producer_loop(p, a.in_flight, a.size, a.property_bytes, until));
+    run_loops(loops, start).await;
 }

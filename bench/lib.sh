@@ -1,0 +1,30 @@
+# Sourced by bench/danube.sh and bench/pulsar.sh, from the repository root:
+# the release build they run, and reading the numbers they compare.
+
+# protoc for dependencies' build scripts.
+. scripts/env.sh
+
+# Where the release binaries are (CARGO_TARGET_DIR honoured).
+BIN="${CARGO_TARGET_DIR:-target}/release"
+
+# Builds the release binaries of the packages named, unless SKIP_BUILD is set.
+build_release() { # package...
+    local p args=()
+    for p in "$@"; do args+=(-p "$p"); done
+    [ -n "${SKIP_BUILD:-}" ] || cargo build -q --release --locked "${args[@]}" >&2
+}
+
+# The rate in a bare client loop's JSON line, read from stdin.
+json_rate() {
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["rate_msgs_per_s"])'
+}
+
+# "rate cpu%" of a run with one group on one agent, from its results directory.
+report_rate_cpu() { # results-dir
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1]+"/report.json")); print(round(r["groups"][0]["rate_msgs_per_s"],1), round(r["agents"][0]["cpu_percent"],1))' "$1"
+}
+
+# A / B to two decimals.
+ratio() { # a b
+    python3 -c "print(f'{$1/$2:.2f}')"
+}
