@@ -58,7 +58,7 @@ start)
     echo $! > "$STATE/broker.pid"
     wait_port "$bport" || { echo "pulsar-lite did not start; see $STATE/broker.log" >&2; stop; exit 3; }
     rport="$(free_port)"
-    nohup target/debug/pulsar-relay --upstream "127.0.0.1:$bport" --listen "127.0.0.1:$rport" > "$STATE/relay.log" 2>&1 &
+    nohup "${CARGO_TARGET_DIR:-target}/debug/pulsar-relay" --upstream "127.0.0.1:$bport" --listen "127.0.0.1:$rport" > "$STATE/relay.log" 2>&1 &
     echo $! > "$STATE/relay.pid"
     wait_port "$rport" || { echo "relay did not start; see $STATE/relay.log" >&2; stop; exit 3; }
     echo "pulsar-lite on 127.0.0.1:$bport (partitions: $partitions), relay on 127.0.0.1:$rport; stop with: $0 stop" >&2

@@ -68,12 +68,32 @@ pub struct TopicState {
     /// the topics of one group (see [`MemoryBroker::create_topic_in`]).
     server_free_at: Arc<Mutex<Instant>>,
     service: Option<Duration>,
-    published: std::sync::atomic::AtomicU64,
-    /// Messages handed to subscriptions and not yet taken by a consumer.
-    undelivered: std::sync::atomic::AtomicU64,
+    /// Counted only when a fault setting needs it (stall, drop, duplicate).
+    published: Padded<std::sync::atomic::AtomicU64>,
+    /// Messages handed to subscriptions and not yet taken by a consumer
+    /// (kept only with `max_backlog`; consumers give back in batches).
+    undelivered: Padded<std::sync::atomic::AtomicU64>,
     /// Signalled when `undelivered` falls to the low-water mark.
     drained: tokio::sync::Notify,
 }
+
+/// A counter on a cache line of its own: producers and consumers on other
+/// cores update it per message, and sharing a line with other hot fields
+/// (or the other counter) made every update a cross-core miss.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// Consumers give taken messages back to `undelivered` up to this many at
+/// a time (and whenever they are about to wait), not one by one; at most
+/// 1/1024 of `max_backlog`, so a small limit stays exact.
+const TAKEN_BATCH: u64 = 64;
 
 #[derive(Default)]
 struct Partition {
@@ -149,8 +169,8 @@ impl MemoryBroker {
                 .or_insert_with(|| Arc::new(Mutex::new(Instant::now())))
                 .clone(),
             service,
-            published: std::sync::atomic::AtomicU64::new(0),
-            undelivered: std::sync::atomic::AtomicU64::new(0),
+            published: Padded(std::sync::atomic::AtomicU64::new(0)),
+            undelivered: Padded(std::sync::atomic::AtomicU64::new(0)),
             drained: tokio::sync::Notify::new(),
         });
         topics.insert(name.to_string(), t.clone());
@@ -201,12 +221,17 @@ impl TopicState {
                 Some(*free + latency)
             }
         };
-        let n = self.published.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        let stalled = self.cfg.stall_after > 0 && n > self.cfg.stall_after;
-        if stalled || (self.cfg.drop_every > 0 && n.is_multiple_of(self.cfg.drop_every)) {
-            return ready_at; // acknowledged, never delivered
+        let mut copies = 1;
+        if self.cfg.stall_after > 0 || self.cfg.drop_every > 0 || self.cfg.duplicate_every > 0 {
+            let n = self.published.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            let stalled = self.cfg.stall_after > 0 && n > self.cfg.stall_after;
+            if stalled || (self.cfg.drop_every > 0 && n.is_multiple_of(self.cfg.drop_every)) {
+                return ready_at; // acknowledged, never delivered
+            }
+            if self.cfg.duplicate_every > 0 && n.is_multiple_of(self.cfg.duplicate_every) {
+                copies = 2;
+            }
         }
-        let copies = if self.cfg.duplicate_every > 0 && n.is_multiple_of(self.cfg.duplicate_every) { 2 } else { 1 };
         let msg = MemMessage {
             stamp,
             key,
@@ -218,7 +243,9 @@ impl TopicState {
         let p = &self.partitions[partition % self.partitions.len()];
         let mut part = lock(p);
         let np = self.partitions.len();
-        self.undelivered.fetch_add(copies * part.subs.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        if self.cfg.max_backlog > 0 {
+            self.undelivered.fetch_add(copies * part.subs.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
         for sub in part.subs.values_mut() {
             for _ in 0..copies {
                 sub.dispatch(msg.clone(), partition, np);
@@ -250,10 +277,14 @@ impl TopicState {
         }
     }
 
-    /// A consumer took one message.
-    fn taken(&self) {
-        let before = self.undelivered.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        if self.cfg.max_backlog > 0 && before == self.low_water() + 1 {
+    /// A consumer took `n` messages.
+    fn taken(&self, n: u64) {
+        if self.cfg.max_backlog == 0 || n == 0 {
+            return;
+        }
+        let before = self.undelivered.fetch_sub(n, std::sync::atomic::Ordering::Relaxed);
+        let low = self.low_water();
+        if before > low && before - n <= low {
             self.drained.notify_waiters();
         }
     }
@@ -288,7 +319,7 @@ impl TopicState {
                 sub.dispatch(m, pi, np);
             }
         }
-        Ok(MemConsumer { topic: self.clone(), subscription: subscription.to_string(), id, rx, pending: None })
+        Ok(MemConsumer { topic: self.clone(), subscription: subscription.to_string(), id, rx, pending: None, taken: 0 })
     }
 
     fn unsubscribe_slot(&self, subscription: &str, id: u64) {
@@ -383,6 +414,8 @@ pub struct MemConsumer {
     rx: mpsc::UnboundedReceiver<MemMessage>,
     /// A message taken from the channel but not yet ready (cancel safety).
     pending: Option<MemMessage>,
+    /// Taken, not yet given back to the topic's `undelivered`.
+    taken: u64,
 }
 
 impl MemConsumer {
@@ -390,23 +423,44 @@ impl MemConsumer {
     pub async fn recv(&mut self) -> Option<MemMessage> {
         let msg = match self.pending.take() {
             Some(m) => m,
-            None => self.rx.recv().await?,
+            None => match self.rx.try_recv() {
+                Ok(m) => m,
+                Err(_) => {
+                    // About to wait: what was taken counts now.
+                    self.give_back();
+                    self.rx.recv().await?
+                }
+            },
         };
         if let Some(at) = msg.ready_at.filter(|&at| at > Instant::now()) {
             self.pending = Some(msg);
+            self.give_back();
             sleep_until_centred(at).await;
             let msg = self.pending.take();
             if msg.is_some() {
-                self.topic.taken();
+                self.took();
             }
             return msg;
         }
-        self.topic.taken();
+        self.took();
         Some(msg)
+    }
+
+    #[inline]
+    fn took(&mut self) {
+        self.taken += 1;
+        if self.taken >= (self.topic.cfg.max_backlog / 1024).clamp(1, TAKEN_BATCH) {
+            self.give_back();
+        }
+    }
+
+    fn give_back(&mut self) {
+        self.topic.taken(std::mem::take(&mut self.taken));
     }
 
     /// Leaves the subscription, handing untaken messages back as redeliveries.
     pub fn close(&mut self) {
+        self.give_back();
         self.topic.unsubscribe_slot(&self.subscription, self.id);
         self.rx.close();
         let mut left: Vec<MemMessage> = self.pending.take().into_iter().collect();
