@@ -122,7 +122,7 @@ fn ceiling_search_finds_the_memory_broker_capacity() {
     let c = &rep["ceiling"];
     let rate = c["rate_msgs_per_s"].as_f64().expect("rate");
     assert!((rate - 5000.0).abs() / 5000.0 <= 0.10, "ceiling {rate}\n{}", r.stdout);
-    assert_eq!(c["bound_by"], "broker");
+    assert_eq!(c["bound_by"], "broker", "{}", r.stdout);
     let steps = c["steps"].as_array().expect("steps");
     assert!(steps.len() >= 4 && steps.iter().any(|s| s["verdict"] == "fail"), "{steps:?}");
     assert_eq!(rep["verdict"], "pass");
@@ -154,7 +154,7 @@ fn ceiling_search_on_three_agent_processes_finds_the_whole_capacity() {
     let c = &rep["ceiling"];
     let rate = c["rate_msgs_per_s"].as_f64().expect("rate");
     assert!((rate - 6000.0).abs() / 6000.0 <= 0.10, "ceiling {rate}\n{}", r.stdout);
-    assert_eq!(c["bound_by"], "broker");
+    assert_eq!(c["bound_by"], "broker", "{}", r.stdout);
     // Every process did its third of the work, on a third of the capacity.
     let per_agent = rep["agents"].as_array().expect("agents");
     assert_eq!(per_agent.len(), 3);
@@ -192,7 +192,7 @@ fn the_ceiling_flag_searches_any_scenario() {
     let c = &rep["ceiling"];
     let rate = c["rate_msgs_per_s"].as_f64().expect("rate");
     assert!((rate - 4000.0).abs() / 4000.0 <= 0.10, "ceiling {rate}\n{}", r.stdout);
-    assert_eq!(c["bound_by"], "broker");
+    assert_eq!(c["bound_by"], "broker", "{}", r.stdout);
     assert!(c["steps"].as_array().expect("steps").len() >= 4, "{c}");
     let _ = std::fs::remove_dir_all(dir);
 }
