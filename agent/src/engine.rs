@@ -617,6 +617,14 @@ impl IntervalClock {
     }
 }
 
+/// What ended a producer's wait for room in flight.
+enum Woke {
+    Cancelled,
+    Ack(AckResult),
+    Tick,
+    Timer,
+}
+
 impl ProducerTask {
     fn flush(&mut self, interval: u64) {
         let stats = std::mem::take(&mut self.stats);
@@ -661,6 +669,23 @@ impl ProducerTask {
                 ph.send_errors += 1;
                 debug!(producer = self.inst.id, seq, error = ?e, "send failed");
             }
+        }
+    }
+
+    /// Counts `from..to` (ns, coordinator time) as time spent due to send
+    /// but held back (window full, or the client not taking the send), in
+    /// the phase it fell in, up to the end of the sends (`end`): the
+    /// measurement's share stays within its duration.
+    fn add_wait(&mut self, from: i64, to: i64, warmup_end: i64, end: i64) {
+        let to = to.min(end);
+        if to <= from {
+            return;
+        }
+        if from < warmup_end {
+            self.stats.warmup.window_wait_ns += (to.min(warmup_end) - from) as u64;
+        }
+        if to > warmup_end {
+            self.stats.measure.window_wait_ns += (to - from.max(warmup_end)) as u64;
         }
     }
 
@@ -757,14 +782,28 @@ impl ProducerTask {
                 continue;
             }
             if inflight.len() - deadlines.expired() >= max_in_flight {
-                tokio::select! {
+                // Due to send, and the window is full: the broker holds this
+                // producer back. The wait is counted (`window_wait_ns`) from
+                // this iteration's clock read to the one after the wake-up,
+                // which the ack or the timeout needs anyway; a tick counts
+                // the wait so far before the interval is flushed.
+                let woke = tokio::select! {
                     biased;
-                    _ = cancel.cancelled() => { aborted = true; break; }
-                    Some(r) = inflight.next() => self.settle(r, &mut deadlines, self.time.now_ns(), warmup_end),
-                    _ = self.ticks.changed() => self.on_tick(),
-                    _ = timer.wait(), if timer.is_armed() => {
-                        self.expire(&mut deadlines, &mut timer, self.time.now_ns(), warmup_end);
+                    _ = cancel.cancelled() => Woke::Cancelled,
+                    Some(r) = inflight.next() => Woke::Ack(r),
+                    _ = self.ticks.changed() => Woke::Tick,
+                    _ = timer.wait(), if timer.is_armed() => Woke::Timer,
+                };
+                let t = self.time.now_ns();
+                self.add_wait(now, t, warmup_end, end);
+                match woke {
+                    Woke::Cancelled => {
+                        aborted = true;
+                        break;
                     }
+                    Woke::Ack(r) => self.settle(r, &mut deadlines, t, warmup_end),
+                    Woke::Tick => self.on_tick(),
+                    Woke::Timer => self.expire(&mut deadlines, &mut timer, t, warmup_end),
                 }
                 continue;
             }
@@ -814,14 +853,26 @@ impl ProducerTask {
             let sent_res = {
                 let send = client.send(OutMessage { stamp, key, payload });
                 tokio::pin!(send);
-                // Most sends are taken at once; wait (cancellably) only when not.
+                // Most sends are taken at once; wait (cancellably) only when
+                // not. Waiting for the client to take a send (its queue is
+                // full: backpressure) counts like waiting for room in flight.
                 match futures::poll!(send.as_mut()) {
                     std::task::Poll::Ready(r) => r,
-                    std::task::Poll::Pending => tokio::select! {
-                        biased;
-                        _ = cancel.cancelled() => { aborted = true; break; }
-                        r = &mut send => r,
-                    },
+                    std::task::Poll::Pending => {
+                        let r = tokio::select! {
+                            biased;
+                            _ = cancel.cancelled() => None,
+                            r = &mut send => Some(r),
+                        };
+                        self.add_wait(sent, self.time.now_ns(), warmup_end, end);
+                        match r {
+                            Some(r) => r,
+                            None => {
+                                aborted = true;
+                                break;
+                            }
+                        }
+                    }
                 }
             };
             match sent_res {
@@ -1457,6 +1508,133 @@ fn interval_report(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::driver::memory::MemoryDriver;
+    use crate::memory_broker::{MemoryBroker, MemoryConfig};
+
+    /// Runs `yaml` (one agent) on `driver` to the end and returns each
+    /// producer group's phases from the final report.
+    async fn run_to_the_end<D: Driver>(driver: D, yaml: &str) -> Vec<GroupPhases> {
+        let sc = common::scenario::load_str(yaml, "s.yaml", &[]).expect("scenario");
+        let slots = [common::plan::AgentSlot { name: "a".into(), instance: "i".into() }];
+        let shard = common::plan::plan(&sc, "wait-test", &slots).expect("plan").shards.remove(0);
+        let (tx, mut rx) = mpsc::channel(1024);
+        let time = TimeBase::new(0);
+        let run = prepare(Arc::new(driver), shard, time.clone(), tx, Box::new(|| {}), AgentMetrics::new(), None)
+            .await
+            .expect("prepare");
+        let collect = tokio::spawn(async move {
+            let mut last = None;
+            while let Some(m) = rx.recv().await {
+                if let Ok(AgentMessage { msg: Some(Msg::Final(f)) }) = m {
+                    last = Some(f);
+                }
+            }
+            last
+        });
+        run.start(time.now_ns() + 20_000_000);
+        run.finish(false).await;
+        let f = collect.await.expect("collector").expect("a final report");
+        f.groups
+            .iter()
+            .filter(|g| g.role == proto::Role::Producer as i32)
+            .map(|g| GroupPhases::from_proto(g).expect("decode"))
+            .collect()
+    }
+
+    /// Two producers at 200 msg/s each, max_in_flight 2, warmup 0.5 s,
+    /// measurement 1 s.
+    const TWO_SLOW_WINDOWS: &str = "name: w\nbroker: {kind: memory}\ntopics: [{name: t}]\n\
+        producers: [{name: p, topic: t, count: 2, rate: 200, max_in_flight: 2, send_timeout: 5s}]\n\
+        phases: {warmup: 500ms, duration: 1s}\n";
+
+    /// The share of `phase_s` seconds two producers spent waiting.
+    fn share(wait_ns: u64, phase_s: f64) -> f64 {
+        wait_ns as f64 / (2.0 * phase_s * 1e9)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_producer_held_by_slow_acks_reports_its_wait_and_a_fast_broker_none() {
+        // Acks 100 ms after each send: 2 in flight carry 20 msg/s of the
+        // 200 scheduled, so each producer is due and waiting nearly all the time.
+        let slow = MemoryConfig { latency: Duration::from_millis(100), ..Default::default() };
+        let g = run_to_the_end(MemoryDriver::new(MemoryBroker::new(), "slow", slow), TWO_SLOW_WINDOWS).await;
+        let (warmup, measure) = (share(g[0].warmup.window_wait_ns, 0.5), share(g[0].measure.window_wait_ns, 1.0));
+        eprintln!("slow acks: waited {:.1}% of the warmup, {:.1}% of the measurement", warmup * 100.0, measure * 100.0);
+        assert!(measure > 0.9 && measure <= 1.0, "measurement share {measure}");
+        assert!(warmup > 0.85 && warmup <= 1.0, "warmup share {warmup}");
+        assert!(g[0].measure.unsent > 0, "it fell behind");
+        // Acknowledged at once: never a full window.
+        let fast = MemoryConfig::default();
+        let g = run_to_the_end(MemoryDriver::new(MemoryBroker::new(), "fast", fast), TWO_SLOW_WINDOWS).await;
+        assert_eq!(g[0].measure.sent, 400);
+        assert_eq!((g[0].warmup.window_wait_ns, g[0].measure.window_wait_ns), (0, 0));
+    }
+
+    /// A client that takes each send only after `hold` (its queue is full)
+    /// and acknowledges at once.
+    struct SlowClient {
+        hold: Duration,
+    }
+
+    impl Driver for SlowClient {
+        type Producer = SlowProducer;
+        type Consumer = NoConsumer;
+
+        async fn create_topic(&self, _: &common::scenario::Topic) -> Result<(), DriverError> {
+            Ok(())
+        }
+        async fn consumer(
+            &self,
+            _: &common::scenario::Topic,
+            _: &common::scenario::ConsumerGroup,
+            _: u32,
+        ) -> Result<NoConsumer, DriverError> {
+            Ok(NoConsumer)
+        }
+        async fn producer(
+            &self,
+            _: &common::scenario::Topic,
+            _: &ProducerGroup,
+            _: u32,
+        ) -> Result<SlowProducer, DriverError> {
+            Ok(SlowProducer { hold: self.hold })
+        }
+    }
+
+    struct SlowProducer {
+        hold: Duration,
+    }
+
+    impl ProducerClient for SlowProducer {
+        type Ack = std::future::Ready<Result<(), SendError>>;
+        async fn send(&mut self, _: OutMessage) -> Result<Self::Ack, SendError> {
+            tokio::time::sleep(self.hold).await;
+            Ok(std::future::ready(Ok(())))
+        }
+        async fn close(self) {}
+    }
+
+    struct NoConsumer;
+
+    impl ConsumerClient for NoConsumer {
+        async fn recv(&mut self) -> Result<Delivery, RecvError> {
+            std::future::pending().await
+        }
+        async fn ack_last(&mut self) -> Result<(), RecvError> {
+            Ok(())
+        }
+        async fn close(self) {}
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_holds_sends_back_counts_as_waiting() {
+        // 20 ms per send: 50 msg/s of the 200 scheduled, the rest is waiting.
+        let g = run_to_the_end(SlowClient { hold: Duration::from_millis(20) }, TWO_SLOW_WINDOWS).await;
+        let measure = share(g[0].measure.window_wait_ns, 1.0);
+        eprintln!("client backpressure: waited {:.1}% of the measurement", measure * 100.0);
+        assert!(measure > 0.9 && measure <= 1.0, "measurement share {measure}");
+    }
 
     #[test]
     fn interval_clock_reports_by_time_and_ticks_fill_in() {

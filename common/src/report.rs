@@ -228,6 +228,14 @@ pub struct GroupReport {
     /// (the schedule was more than the generator or broker could do).
     #[serde(default)]
     pub unsent: u64,
+    /// Producers: the share of the measurement (percent of producers ×
+    /// its duration) the producers spent due to send (at or behind their
+    /// schedule) but held back: `max_in_flight` sends awaiting acks, or the
+    /// client not taking the send (backpressure). Near 100: the broker's
+    /// acks paced the producers; near 0: they were never short of room.
+    /// Absent for consumers (and in older reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight_wait_percent: Option<f64>,
     /// Producers with `rate: max`: closed loop, no schedule and no target;
     /// response-time SLOs and `min_rate_ratio` do not apply.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

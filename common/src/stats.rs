@@ -20,6 +20,10 @@ pub struct PhaseStats {
     pub receive_errors: u64,
     /// Producers: scheduled sends that had not gone out when sending ended.
     pub unsent: u64,
+    /// Producers: time (ns, summed over producers) spent due to send but
+    /// waiting for room in flight (`max_in_flight` sends awaiting acks) or
+    /// for the client to take the send (backpressure).
+    pub window_wait_ns: u64,
     /// Producers: ack - intended. Consumers: receive - intended.
     pub response: Hist,
     /// Producers: ack - actual send. Consumers: receive - actual send (e2e).
@@ -40,6 +44,7 @@ impl PhaseStats {
         self.redelivered += o.redelivered;
         self.receive_errors += o.receive_errors;
         self.unsent += o.unsent;
+        self.window_wait_ns += o.window_wait_ns;
         self.response.add(&o.response);
         self.service.add(&o.service);
     }
@@ -68,6 +73,7 @@ impl PhaseStats {
             redelivered: self.redelivered,
             receive_errors: self.receive_errors,
             unsent: self.unsent,
+            window_wait_ns: self.window_wait_ns,
             response_hist: self.response.encode(),
             service_hist: self.service.encode(),
         }
@@ -100,6 +106,7 @@ impl PhaseStats {
             redelivered: p.redelivered,
             receive_errors: p.receive_errors,
             unsent: p.unsent,
+            window_wait_ns: p.window_wait_ns,
             response: Hist::new(),
             service: Hist::new(),
         }
@@ -224,7 +231,15 @@ mod tests {
 
     #[test]
     fn wire_roundtrip_and_merge() {
-        let mut a = PhaseStats { sent: 3, acked: 2, send_errors: 1, bytes: 300, max_lag_ns: 9, ..Default::default() };
+        let mut a = PhaseStats {
+            sent: 3,
+            acked: 2,
+            send_errors: 1,
+            bytes: 300,
+            max_lag_ns: 9,
+            window_wait_ns: 7,
+            ..Default::default()
+        };
         a.response.record_ns(5_000);
         a.service.record_ns(4_000);
         let back = PhaseStats::from_proto(&a.to_proto()).expect("decode");
@@ -233,6 +248,7 @@ mod tests {
         m.merge(&back);
         assert_eq!(m.sent, 6);
         assert_eq!(m.max_lag_ns, 9);
+        assert_eq!(m.window_wait_ns, 14, "waits add up like the other counters");
         assert_eq!(m.response.len(), 2);
         let g = GroupPhases { warmup: a.clone(), measure: a };
         let gp = GroupPhases::from_proto(&g.to_proto(1, proto::Role::Producer)).expect("decode");
@@ -248,6 +264,7 @@ mod tests {
             bytes: 300,
             max_lag_ns: 9,
             unsent: 4,
+            window_wait_ns: 1_500_000,
             ..Default::default()
         };
         let mut b = PhaseStats {

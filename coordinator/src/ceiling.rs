@@ -3,12 +3,13 @@
 //! total target rate. The target doubles from `start` until a step breaks
 //! the SLOs, then bisects between the last good and the first bad target
 //! until they are within `precision`. A step where the generator itself was
-//! the limit (a producer behind its schedule although it had room for
-//! more sends in flight, or an agent above its CPU threshold) is `client-bound`: it is
-//! never taken as the broker's ceiling, and when it bounds the result the
-//! report says the client was the limit (add agents).
+//! the limit (a producer group behind its schedule whose producers were not
+//! waiting for room in flight most of the time, as they measured it, or an
+//! agent above its CPU threshold) is `client-bound`: it is never taken as
+//! the broker's ceiling, and when it bounds the result the report says the
+//! client was the limit (add agents).
 
-use common::report::{Ceiling, CeilingStep, Latency, Report};
+use common::report::{Ceiling, CeilingStep, GroupReport, Latency, Report};
 use common::scenario::{default_ceiling, BrokerKind, CeilingSpec, Scenario};
 
 use crate::console;
@@ -78,7 +79,48 @@ impl Search {
     }
 }
 
+/// A producer group behind its schedule was held back by the broker when
+/// its producers spent at least this share of the measurement due to send
+/// but waiting for room in flight (`groups[].in_flight_wait_percent`).
+///
+/// Why one half: a producer behind its schedule is due all the time it is
+/// behind, and spends that time either waiting for an ack to free a slot
+/// (the broker paces it), or sending and taking acks, or waiting for the
+/// runtime to run it (both the generator's). Against a broker at its limit
+/// the window stays full once it has filled, and a send takes microseconds
+/// against milliseconds for an ack, so the share heads for 100 % (99.8 % in
+/// the engine's test against acks held 100 ms); a generator short of
+/// CPU rarely has a full window and the share stays near 0. One half sits
+/// far from both and leaves room for the window to take part of the step
+/// to fill. A short stall of the broker can put a producer behind by more
+/// than the lag limit while filling only a sliver of the step, so waits
+/// that account for at least half of the group's largest lag also count
+/// (see [`window_bound`]).
+pub const WINDOW_BOUND_SHARE: f64 = 0.5;
+
+/// Whether producer group `g`'s lag is the broker's: its producers waited
+/// for room in flight most of the measurement, or (per producer, on
+/// average) for at least half as long as the group's largest lag.
+/// Returns the measured wait share (0..=1) with the verdict.
+pub fn window_bound(g: &GroupReport, measured_s: f64) -> (bool, f64) {
+    let share = g.in_flight_wait_percent.unwrap_or(0.0) / 100.0;
+    let waited_ms = share * measured_s * 1e3;
+    let bound = share >= WINDOW_BOUND_SHARE || (g.max_lag_ms > 0.0 && waited_ms >= 0.5 * g.max_lag_ms);
+    (bound, share)
+}
+
 /// What a finished step says: its verdict, why, and its figures.
+///
+/// A producer group behind its schedule (further than `max_client_lag`, or
+/// with sends left unsent) is judged by what its producers measured: the
+/// share of the measurement they spent due to send but waiting for room in
+/// flight. Window-bound ([`window_bound`]): the broker's acks paced them,
+/// the step is the broker's (`fail` when an SLO broke) — unless an agent
+/// was over `max_client_cpu`, as a saturated process takes its acks late
+/// and a full window is then the generator's. Not window-bound: they had
+/// room and still fell behind: client-bound. Any agent over
+/// `max_client_cpu` makes the step client-bound. On the memory broker see
+/// [`memory_broker_rule`].
 pub fn judge_step(sc: &Scenario, report: &Report, cpus: &[u32], spec: &CeilingSpec) -> (CeilingStep, String) {
     let producers = report.groups.iter().filter(|g| g.role == "producer");
     let achieved: f64 = producers.clone().map(|g| g.rate_msgs_per_s).sum();
@@ -95,61 +137,57 @@ pub fn judge_step(sc: &Scenario, report: &Report, cpus: &[u32], spec: &CeilingSp
     };
     let latency_us = pick("consumer").or_else(|| pick("producer")).unwrap_or_else(empty_latency);
     let lag_limit_ms = spec.max_client_lag.as_secs_f64() * 1e3;
+    let measured_s = sc.phases.duration.as_secs_f64();
+    // Agents above the CPU limit.
+    let hot: Vec<String> = report
+        .agents
+        .iter()
+        .zip(cpus)
+        .filter_map(|(a, n)| {
+            let share = a.cpu_percent / 100.0 / f64::from((*n).max(1));
+            (share > spec.max_client_cpu).then(|| {
+                format!(
+                    "agent {} used {:.0}% of its {n} CPU(s) (limit {:.0}%)",
+                    a.id,
+                    share * 100.0,
+                    spec.max_client_cpu * 100.0
+                )
+            })
+        })
+        .collect();
     let mut client = Vec::new();
+    // Behind, and the broker paced them: said with a failed step's reasons.
+    let mut broker_paced = Vec::new();
     for g in producers {
-        // Behind its schedule with room in flight: the generator could not
-        // keep up by itself. Behind because every producer had
-        // `max_in_flight` sends waiting for the broker (Little's law: rate ×
-        // service time ≥ max_in_flight) is the broker's limit.
-        let Some(group) = sc.producers.iter().find(|p| p.name == g.name) else { continue };
-        let per_producer = g.target_rate_msgs_per_s.unwrap_or(0.0) / f64::from(group.count.max(1));
-        let in_flight = per_producer * g.alt_latency_us.p99 / 1e6;
-        let blocked_by_broker = in_flight >= 0.5 * f64::from(group.max_in_flight);
-        if (g.max_lag_ms > lag_limit_ms || g.unsent > 0) && !blocked_by_broker {
+        if !(g.max_lag_ms > lag_limit_ms || g.unsent > 0) {
+            continue;
+        }
+        let (bound, share) = window_bound(g, measured_s);
+        let behind =
+            format!("producers `{}` fell {:.0} ms behind their schedule ({} unsent)", g.name, g.max_lag_ms, g.unsent);
+        if !bound {
             client.push(format!(
-                "producers `{}` fell {:.0} ms behind their schedule ({} unsent) with ~{in_flight:.0} of {} sends in flight",
-                g.name, g.max_lag_ms, g.unsent, group.max_in_flight
+                "{behind} but waited for room in flight only {:.0}% of the measurement: the generator could not keep up",
+                share * 100.0
+            ));
+        } else if !hot.is_empty() {
+            client.push(format!(
+                "{behind} waiting for room in flight {:.0}% of the measurement, with an agent over its CPU limit: \
+                 a saturated process takes its acks late",
+                share * 100.0
+            ));
+        } else {
+            broker_paced.push(format!(
+                "{behind} waiting for room in flight {:.0}% of the measurement: the broker's acks paced them",
+                share * 100.0
             ));
         }
     }
-    for (a, n) in report.agents.iter().zip(cpus) {
-        let share = a.cpu_percent / 100.0 / f64::from((*n).max(1));
-        if share > spec.max_client_cpu {
-            client.push(format!(
-                "agent {} used {:.0}% of its {n} CPU(s) (limit {:.0}%)",
-                a.id,
-                share * 100.0,
-                spec.max_client_cpu * 100.0
-            ));
-        }
+    client.extend(hot);
+    if let Some(why) = memory_broker_rule(sc, report, target, measured_s) {
+        client.push(why);
     }
     let growing = growing_backlogs(sc, report);
-    // The memory broker runs inside the agent's process and its limits are
-    // known: a latency or rate failure well below its capacity (or with no
-    // capacity at all) is the process's limit, never the broker's ceiling,
-    // whatever the producers' in-flight count suggests (a saturated
-    // process acknowledges late, which looks like a slow broker).
-    if sc.broker.kind == BrokerKind::Memory && report.verdict != "pass" {
-        let broker_made = report.slo.iter().any(|c| {
-            !c.pass
-                && (c.name.starts_with("max_loss")
-                    || c.name.starts_with("max_duplicates")
-                    || c.name.starts_with("no_stalled"))
-        });
-        let below = match sc.broker.capacity_msgs_per_s {
-            Some(cap) => target < 0.9 * cap,
-            None => true,
-        };
-        if below && !broker_made {
-            client.push(format!(
-                "the in-process memory broker {} at {target:.0} msg/s offered: the agent process that hosts it is the limit",
-                match sc.broker.capacity_msgs_per_s {
-                    Some(cap) => format!("(capacity {cap:.0} msg/s) should keep up"),
-                    None => "(no capacity set) should keep up".to_string(),
-                }
-            ));
-        }
-    }
     let (verdict, why) = if !client.is_empty() {
         (CLIENT_BOUND, client.join("; "))
     } else if report.verdict == "pass" && growing.is_empty() {
@@ -161,10 +199,71 @@ pub fn judge_step(sc: &Scenario, report: &Report, cpus: &[u32], spec: &CeilingSp
             .filter(|c| !c.pass)
             .map(|c| format!("{} {} (limit {})", c.name, c.actual, c.limit))
             .chain(growing)
+            .chain(broker_paced)
             .collect();
         (FAIL, failed.join("; "))
     };
     (CeilingStep { target, achieved, latency_us, verdict: verdict.into() }, why)
+}
+
+/// The memory broker runs inside the agent's process, on its CPU, and its
+/// limits are known (capacity, added latency). A failed step (not a loss,
+/// duplicate or stall, which the broker makes by configuration) below 90 %
+/// of its capacity (or with none) is the process's limit, not the broker's
+/// ceiling, unless the broker's own figures fill the producers' windows:
+/// each producer's sends in flight are its rate times the broker's ack time
+/// (added latency plus one service time), and from half of
+/// `max_in_flight` on the configured broker paces them. Otherwise producers
+/// that waited for room in flight waited for a process that acknowledges
+/// late (a saturated one); the message gives the measured wait share.
+/// Some(reason) when the step is client-bound by this rule.
+fn memory_broker_rule(sc: &Scenario, report: &Report, target: f64, measured_s: f64) -> Option<String> {
+    if sc.broker.kind != BrokerKind::Memory || report.verdict == "pass" {
+        return None;
+    }
+    let broker_made = report.slo.iter().any(|c| {
+        !c.pass
+            && (c.name.starts_with("max_loss")
+                || c.name.starts_with("max_duplicates")
+                || c.name.starts_with("no_stalled"))
+    });
+    let cap = sc.broker.capacity_msgs_per_s;
+    let below = cap.is_none_or(|c| target < 0.9 * c);
+    if broker_made || !below {
+        return None;
+    }
+    let ack_s = sc.broker.latency.as_secs_f64() + cap.map_or(0.0, |c| 1.0 / c);
+    let mut waits = Vec::new();
+    for g in report.groups.iter().filter(|g| g.role == "producer") {
+        let Some(group) = sc.producers.iter().find(|p| p.name == g.name) else { continue };
+        let per_producer = g.target_rate_msgs_per_s.unwrap_or(0.0) / f64::from(group.count.max(1));
+        let expected = per_producer * ack_s;
+        if expected >= 0.5 * f64::from(group.max_in_flight) {
+            // The configured latency holds this many in flight: the broker's doing.
+            return None;
+        }
+        let (bound, share) = window_bound(g, measured_s);
+        waits.push(format!(
+            "`{}` waited for room in flight {:.0}% of the measurement{}",
+            g.name,
+            share * 100.0,
+            if bound {
+                format!(" where the broker's figures hold ~{expected:.1} of {} in flight", group.max_in_flight)
+            } else {
+                String::new()
+            }
+        ));
+    }
+    Some(format!(
+        "the in-process memory broker ({}, latency {}) should keep up at {target:.0} msg/s offered{}: \
+         the agent process that hosts it is the limit",
+        match cap {
+            Some(c) => format!("capacity {c:.0} msg/s"),
+            None => "no capacity set".to_string(),
+        },
+        common::units::format_duration(sc.broker.latency),
+        if waits.is_empty() { String::new() } else { format!(" (producers {})", waits.join(", ")) }
+    ))
 }
 
 /// Consumer groups whose backlog grew through the measurement faster than
@@ -362,6 +461,122 @@ mod tests {
         // A loss is the broker's doing (drop_every and the like), not the process's.
         report.slo[0].name = "max_loss".into();
         assert_eq!(judge_step(&sc(""), &report, &[2, 2], &spec).0.verdict, FAIL);
+    }
+
+    /// A failed step on a Pulsar broker (no memory-broker rule): `p1` at
+    /// 1000 msg/s fell `lag_ms` behind, its producers waiting for room in
+    /// flight `wait_percent` of the 3-s measurement; agents at `cpu` % of
+    /// one core each (2 CPUs each).
+    fn behind(lag_ms: f64, unsent: u64, wait_percent: f64, cpu: f64) -> (CeilingStep, String) {
+        let sc = common::scenario::load_str(
+            "name: s\nbroker: {kind: pulsar, url: 'pulsar://127.0.0.1:6650'}\ntopics: [{name: t}]\n\
+             producers: [{name: p1, topic: t, total_rate: 1000, count: 2, max_in_flight: 100}]\n\
+             consumers: [{name: c1, topic: t}]\nphases: {warmup: 1s, duration: 3s}\n",
+            "s.yaml",
+            &[],
+        )
+        .expect("scenario");
+        let mut report = crate::testutil::sample_report();
+        report.verdict = "fail".into();
+        report.slo = vec![common::report::SloCheck {
+            name: "min_rate_ratio p1".into(),
+            limit: "0.98".into(),
+            actual: "0.60".into(),
+            pass: false,
+        }];
+        for g in report.groups.iter_mut().filter(|g| g.name == "p1") {
+            g.max_lag_ms = lag_ms;
+            g.unsent = unsent;
+            g.in_flight_wait_percent = Some(wait_percent);
+        }
+        for a in &mut report.agents {
+            a.cpu_percent = cpu;
+        }
+        judge_step(&sc, &report, &[2, 2], &spec(1000.0, 1e6, 0.05))
+    }
+
+    #[test]
+    fn behind_with_the_window_full_most_of_the_time_is_the_brokers_limit() {
+        let (step, why) = behind(800.0, 0, 93.0, 50.0);
+        assert_eq!(step.verdict, FAIL, "{why}");
+        assert!(why.contains("min_rate_ratio p1 0.60 (limit 0.98)"), "{why}");
+        assert!(why.contains("producers `p1` fell 800 ms behind"), "{why}");
+        assert!(why.contains("waiting for room in flight 93% of the measurement"), "{why}");
+        // Unsent sends at the end, the window full throughout: the same.
+        assert_eq!(behind(0.0, 40, 99.0, 50.0).0.verdict, FAIL);
+    }
+
+    #[test]
+    fn behind_with_room_in_flight_is_client_bound() {
+        let (step, why) = behind(800.0, 0, 2.0, 50.0);
+        assert_eq!(step.verdict, CLIENT_BOUND, "{why}");
+        assert!(why.contains("waited for room in flight only 2% of the measurement"), "{why}");
+        assert!(why.contains("the generator could not keep up"), "{why}");
+        assert_eq!(behind(0.0, 40, 0.0, 50.0).0.verdict, CLIENT_BOUND);
+        // Within the lag limit (100 ms) and nothing unsent: not judged behind.
+        assert_eq!(behind(80.0, 0, 0.0, 50.0).0.verdict, FAIL);
+    }
+
+    #[test]
+    fn a_short_broker_stall_that_accounts_for_the_lag_is_the_brokers() {
+        // 15 % of 3 s: 450 ms of waiting per producer, for a lag of 800 ms:
+        // the waits explain more than half of it.
+        assert_eq!(behind(800.0, 0, 15.0, 50.0).0.verdict, FAIL);
+        // 5 %: 150 ms of waiting does not explain 800 ms of lag.
+        assert_eq!(behind(800.0, 0, 5.0, 50.0).0.verdict, CLIENT_BOUND);
+    }
+
+    #[test]
+    fn the_window_full_with_an_agent_over_its_cpu_limit_is_client_bound() {
+        // 195 % of one core on 2 CPUs: 97.5 %, over the 90 % limit.
+        let (step, why) = behind(800.0, 0, 93.0, 195.0);
+        assert_eq!(step.verdict, CLIENT_BOUND, "{why}");
+        assert!(
+            why.contains("waiting for room in flight 93% of the measurement, with an agent over its CPU limit"),
+            "{why}"
+        );
+        assert!(why.contains("a saturated process takes its acks late"), "{why}");
+        assert!(why.contains("used 98% of its 2 CPU(s) (limit 90%)"), "{why}");
+    }
+
+    #[test]
+    fn on_the_memory_broker_a_full_window_is_the_process_unless_its_latency_explains_it() {
+        let sc = |broker: &str, max_in_flight: u32| {
+            common::scenario::load_str(
+                &format!(
+                    "name: s\nbroker: {{kind: memory{broker}}}\ntopics: [{{name: t}}]\n\
+                     producers: [{{name: p1, topic: t, count: 2, total_rate: 1000, max_in_flight: {max_in_flight}}}]\n\
+                     consumers: [{{name: c1, topic: t}}]\nphases: {{warmup: 1s, duration: 3s}}\n"
+                ),
+                "s.yaml",
+                &[],
+            )
+            .expect("scenario")
+        };
+        let mut report = crate::testutil::sample_report();
+        report.verdict = "fail".into();
+        report.slo = vec![common::report::SloCheck {
+            name: "min_rate_ratio p1".into(),
+            limit: "0.98".into(),
+            actual: "0.60".into(),
+            pass: false,
+        }];
+        for g in report.groups.iter_mut().filter(|g| g.name == "p1") {
+            g.max_lag_ms = 800.0;
+            g.in_flight_wait_percent = Some(91.0);
+        }
+        let spec = spec(1000.0, 1e6, 0.05);
+        // 500 msg/s per producer, acks due at once: ~0 in flight expected, so
+        // a full window is the process acknowledging late.
+        let (step, why) = judge_step(&sc(", capacity_msgs_per_s: 1000000", 100), &report, &[2, 2], &spec);
+        assert_eq!(step.verdict, CLIENT_BOUND, "{why}");
+        assert!(why.contains("`p1` waited for room in flight 91% of the measurement"), "{why}");
+        assert!(why.contains("the agent process that hosts it is the limit"), "{why}");
+        // An added latency of 100 ms holds 50 sends of each producer in
+        // flight, max_in_flight 10: the configured broker paces them.
+        let (step, why) = judge_step(&sc(", latency: 100ms", 10), &report, &[2, 2], &spec);
+        assert_eq!(step.verdict, FAIL, "{why}");
+        assert!(why.contains("the broker's acks paced them"), "{why}");
     }
 
     fn spec(start: f64, max: f64, precision: f64) -> CeilingSpec {

@@ -383,6 +383,16 @@ pub fn build(input: ReportInput<'_>) -> Report {
             late_sends: m.late_sends + s.warmup.late_sends,
             max_lag_ms: m.max_lag_ns.max(s.warmup.max_lag_ns) as f64 / 1e6,
             unsent: m.unsent + s.warmup.unsent,
+            in_flight_wait_percent: {
+                // Over the producers that reported (all of them, unless agents were lost).
+                let producers: usize = input
+                    .agents
+                    .iter()
+                    .filter(|a| a.final_report.is_some())
+                    .map(|a| a.shard_producers.iter().filter(|p| p.group == i).count())
+                    .sum();
+                (producers > 0).then(|| m.window_wait_ns as f64 / (producers as f64 * dur_s * 1e9) * 100.0)
+            },
             duplicates: 0,
             reordered: 0,
             redelivered: 0,
@@ -416,6 +426,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
             late_sends: 0,
             max_lag_ms: 0.0,
             unsent: 0,
+            in_flight_wait_percent: None,
             duplicates: t.duplicates,
             reordered: t.reordered,
             redelivered: t.redelivered,

@@ -36,6 +36,7 @@ pub fn group(name: &str, role: &str, rate: f64, p50: f64) -> GroupReport {
         late_sends: 0,
         max_lag_ms: 0.0,
         unsent: 0,
+        in_flight_wait_percent: (role == "producer").then_some(0.0),
         duplicates: 0,
         reordered: 0,
         redelivered: 0,

@@ -46,7 +46,7 @@ fn assert_found_the_broker_capacity(r: &Ran, rep: &Value, capacity: f64) {
     let c = &rep["ceiling"];
     let rate = c["rate_msgs_per_s"].as_f64().expect("rate");
     assert!((rate - capacity).abs() / capacity <= 0.10, "ceiling {rate}\n{}", r.stdout);
-    assert_eq!(c["bound_by"], "broker");
+    assert_eq!(c["bound_by"], "broker", "{}", r.stdout);
 }
 
 // Every test here judges timing on a 2-core machine (and one runs a

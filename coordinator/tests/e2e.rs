@@ -320,3 +320,41 @@ phases: {duration: 1s, drain_timeout: 3s}
     assert!(slo.iter().any(|c| c["name"] == "max_send_errors" && c["pass"] == false), "default 0: {slo:?}");
     remove_scenario_dir(&scenario);
 }
+
+/// `groups[].in_flight_wait_percent`: measured, per producer group. Acks
+/// 100 ms after each send: at 100 msg/s a producer needs ~10 sends in
+/// flight; with room for 2 it waits nearly all the time, with room for
+/// 1000 never.
+#[test]
+fn report_gives_each_producer_groups_wait_for_room_in_flight() {
+    let dir = temp_dir("window-wait");
+    let scenario = dir.join("window.yaml");
+    std::fs::write(
+        &scenario,
+        r#"
+name: window-wait
+broker: {kind: memory, latency: 100ms}
+topics: [{name: t}]
+producers:
+  - {name: held, topic: t, count: 2, rate: 100, max_in_flight: 2}
+  - {name: free, topic: t, count: 2, rate: 100, max_in_flight: 1000}
+consumers: [{name: c, topic: t, type: shared}]
+phases: {warmup: 500ms, duration: 2s, drain_timeout: 3s}
+"#,
+    )
+    .expect("write");
+    let r = coordinator(&["run", scenario.to_str().expect("utf8"), "--results", dir.to_str().expect("utf8")]);
+    assert!(r.code == 0 || r.code == 1, "{}\n{}", r.stdout, r.stderr);
+    let rep = report_of(&r);
+    let wait = |name: &str| {
+        let g = rep["groups"].as_array().expect("groups").iter().find(|g| g["name"] == name).expect("group");
+        g.get("in_flight_wait_percent").and_then(serde_json::Value::as_f64)
+    };
+    let held = wait("held").expect("held: a share");
+    let free = wait("free").expect("free: a share");
+    eprintln!("in_flight_wait_percent: held {held:.1}, free {free:.1}");
+    assert!((85.0..=100.5).contains(&held), "held {held}");
+    assert!(free < 5.0, "free {free}");
+    assert_eq!(wait("c"), None, "consumer groups have none");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -348,8 +348,9 @@ pub struct CeilingSpec {
     pub slo: Slo,
     /// A step where any agent used more than this share of its CPUs is client-bound.
     pub max_client_cpu: f64,
-    /// A step where any producer ran this far behind its schedule (or left
-    /// sends unsent) is client-bound.
+    /// A step where a producer group ran this far behind its schedule (or
+    /// left sends unsent) without being held by full windows (measured
+    /// wait for room in flight) is client-bound.
     pub max_client_lag: Duration,
 }
 

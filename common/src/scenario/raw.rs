@@ -265,9 +265,11 @@ pub struct RawCeiling {
     /// A step where an agent used more than this share of its CPUs is
     /// client-bound, never the broker's ceiling (default 0.9).
     pub max_client_cpu: Option<f64>,
-    /// A step where a producer fell further behind its schedule than this
-    /// (or left sends unsent) although it was not waiting on `max_in_flight`
-    /// acknowledgements is client-bound (default "100ms").
+    /// A step where a producer group fell further behind its schedule than
+    /// this (or left sends unsent) is client-bound unless its producers
+    /// spent most of the measurement waiting for room in flight
+    /// (`max_in_flight` acknowledgements; measured, see
+    /// `in_flight_wait_percent`) (default "100ms").
     pub max_client_lag: Option<Dur>,
 }
 
