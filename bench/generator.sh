@@ -33,18 +33,25 @@ run() { # scenario [args...] -> results dir
 
 echo "### Headroom (configs/headroom.yaml, 1 in-process agent, ${SECS} s)"
 echo
-echo "| producer msg/s | consumer msg/s | lost | process CPU % (of one core) | msg/s per busy core |"
-echo "|---:|---:|---:|---:|---:|"
-dir="$(run configs/headroom.yaml --local-agents 1 --set "phases.duration=${SECS}s" || true)"
-python3 - "$dir" <<'PY'
+echo "| cores | producer msg/s | consumer msg/s | lost | process CPU % (of one core) | msg/s per busy core |"
+echo "|---|---:|---:|---:|---:|---:|"
+# Once on every core, once pinned to one (taskset: the runtime then has one
+# worker, and "per core" is measured, not divided out).
+for cores in all 1; do
+    pin=()
+    [ "$cores" = 1 ] && pin=(taskset -c 0)
+    dir="$("${pin[@]}" "$C" run configs/headroom.yaml --local-agents 1 --set "phases.duration=${SECS}s" \
+        --results "$WORK/results" --quiet 2>/dev/null | tail -n1 || true)"
+    python3 - "$dir" "$cores" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1] + "/report.json"))
 p = next(g for g in r["groups"] if g["role"] == "producer")
 c = next(g for g in r["groups"] if g["role"] == "consumer")
 cpu = r["agents"][0]["cpu_percent"]  # percent of one core
 busy = cpu / 100
-print(f"| {p['rate_msgs_per_s']:.0f} | {c['rate_msgs_per_s']:.0f} | {r['totals']['lost']} | {cpu:.1f} | {p['rate_msgs_per_s'] / busy:.0f} |")
+print(f"| {sys.argv[2]} | {p['rate_msgs_per_s']:.0f} | {c['rate_msgs_per_s']:.0f} | {r['totals']['lost']} | {cpu:.1f} | {p['rate_msgs_per_s'] / busy:.0f} |")
 PY
+done
 echo
 
 echo "### Rate accuracy (memory broker, 1 in-process agent, 4 producers, 100 B, ${SECS} s measured)"
