@@ -58,6 +58,12 @@ pub struct CoordinatorCost {
     /// merge, live view), per interval: median and worst, milliseconds.
     pub interval_merge_ms_p50: f64,
     pub interval_merge_ms_max: f64,
+    /// The same in CPU time of the merging thread: what the merge cost,
+    /// without the time its thread was preempted (ms; 0 in older reports).
+    #[serde(default)]
+    pub interval_merge_cpu_ms_p50: f64,
+    #[serde(default)]
+    pub interval_merge_cpu_ms_max: f64,
     /// Building the final report from every agent's final report (ms).
     pub report_build_ms: f64,
     /// How far apart the agents began sending: the largest minus the

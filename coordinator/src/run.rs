@@ -375,7 +375,7 @@ pub(crate) async fn run_step(
     }
     let setup_s = t_setup.elapsed().as_secs_f64();
     // Time spent taking each interval's reports, per interval index.
-    let mut merge_ns: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut merge_ns: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
 
     // Start: one instant in coordinator time, far enough ahead for every agent.
     let max_rtt = live.sessions.iter().map(|s| s.rtt_ns).max().unwrap_or(0);
@@ -647,13 +647,17 @@ pub(crate) async fn run_step(
         incomplete,
         notes: silences,
     });
-    let mut per_interval: Vec<u64> = merge_ns.into_values().collect();
-    per_interval.sort_unstable();
+    let (mut wall, mut cpu): (Vec<u64>, Vec<u64>) = merge_ns.into_values().unzip();
+    wall.sort_unstable();
+    cpu.sort_unstable();
+    let ms = |v: &[u64], at: usize| v.get(at).copied().unwrap_or(0) as f64 / 1e6;
     report.coordinator = Some(common::report::CoordinatorCost {
         agents: n as u32,
         setup_s,
-        interval_merge_ms_p50: per_interval.get(per_interval.len() / 2).copied().unwrap_or(0) as f64 / 1e6,
-        interval_merge_ms_max: per_interval.last().copied().unwrap_or(0) as f64 / 1e6,
+        interval_merge_ms_p50: ms(&wall, wall.len() / 2),
+        interval_merge_ms_max: ms(&wall, wall.len().saturating_sub(1)),
+        interval_merge_cpu_ms_p50: ms(&cpu, cpu.len() / 2),
+        interval_merge_cpu_ms_max: ms(&cpu, cpu.len().saturating_sub(1)),
         report_build_ms: t_build.elapsed().as_secs_f64() * 1e3,
         start_spread_ms: report.start_offsets().map(|(first, last, _)| last - first),
     });
@@ -728,9 +732,10 @@ fn take_interval(
     outcomes: &mut [AgentOutcome],
     intervals: &mut Intervals,
     printed_upto: &mut i64,
-    merge_ns: &mut BTreeMap<u64, u64>,
+    merge_ns: &mut BTreeMap<u64, (u64, u64)>,
 ) {
     let t0 = std::time::Instant::now();
+    let c0 = thread_cpu_ns();
     out.agent_interval(i, r);
     outcomes[i].interval_totals.add(r);
     let merged = intervals.add(r);
@@ -740,7 +745,15 @@ fn take_interval(
         out.interval(sc, r.index, merged, start_ns, alive_n);
         *printed_upto = r.index as i64;
     }
-    *merge_ns.entry(r.index).or_default() += t0.elapsed().as_nanos() as u64;
+    let (wall, cpu) = merge_ns.entry(r.index).or_default();
+    *wall += t0.elapsed().as_nanos() as u64;
+    *cpu += thread_cpu_ns().saturating_sub(c0);
+}
+
+/// CPU time of the calling thread (ns).
+fn thread_cpu_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    (t.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(t.tv_nsec as u64)
 }
 
 fn not_ready(live: &Live, ready: &[bool]) -> String {
