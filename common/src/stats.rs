@@ -83,8 +83,7 @@ impl PhaseStats {
     /// merge straight into these (only their non-zero buckets are touched).
     /// On a bad histogram nothing is added.
     pub fn merge_proto(&mut self, p: &proto::PhaseStats) -> Result<(), HistError> {
-        let response = Encoded::parse(&p.response_hist)?;
-        let service = Encoded::parse(&p.service_hist)?;
+        let (response, service) = parse_hists(p)?;
         self.merge(&PhaseStats::counters_of(p));
         self.response.apply(response);
         self.service.apply(service);
@@ -176,6 +175,12 @@ impl GroupPhases {
     }
 }
 
+/// Both histograms of a wire PhaseStats, read and checked: an error comes
+/// before anything is added anywhere.
+fn parse_hists(p: &proto::PhaseStats) -> Result<(Encoded, Encoded), HistError> {
+    Ok((Encoded::parse(&p.response_hist)?, Encoded::parse(&p.service_hist)?))
+}
+
 /// A phase's histograms summed from the wire, not yet in its [`PhaseStats`].
 #[derive(Debug, Clone, Default)]
 pub struct PhaseSums {
@@ -187,8 +192,7 @@ impl PhaseSums {
     /// Counters into `stats` now, histograms into these sums; on a bad
     /// histogram nothing is added.
     fn add(&mut self, stats: &mut PhaseStats, p: &proto::PhaseStats) -> Result<(), HistError> {
-        let response = Encoded::parse(&p.response_hist)?;
-        let service = Encoded::parse(&p.service_hist)?;
+        let (response, service) = parse_hists(p)?;
         stats.merge(&PhaseStats::counters_of(p));
         self.response.add(response);
         self.service.add(service);
