@@ -75,6 +75,9 @@ pub struct TopicState {
     undelivered: Padded<std::sync::atomic::AtomicU64>,
     /// Signalled when `undelivered` falls to the low-water mark.
     drained: tokio::sync::Notify,
+    /// How many taken messages a consumer gives back at a time (never,
+    /// but before waiting, without `max_backlog`).
+    taken_batch: u64,
 }
 
 /// A counter on a cache line of its own: producers and consumers on other
@@ -172,6 +175,10 @@ impl MemoryBroker {
             published: Padded(std::sync::atomic::AtomicU64::new(0)),
             undelivered: Padded(std::sync::atomic::AtomicU64::new(0)),
             drained: tokio::sync::Notify::new(),
+            taken_batch: match cfg.max_backlog {
+                0 => u64::MAX,
+                max => (max / 1024).clamp(1, TAKEN_BATCH),
+            },
         });
         topics.insert(name.to_string(), t.clone());
         Ok(t)
@@ -449,7 +456,7 @@ impl MemConsumer {
     #[inline]
     fn took(&mut self) {
         self.taken += 1;
-        if self.taken >= (self.topic.cfg.max_backlog / 1024).clamp(1, TAKEN_BATCH) {
+        if self.taken >= self.topic.taken_batch {
             self.give_back();
         }
     }

@@ -401,16 +401,38 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    #[test]
-    fn a_growing_backlog_fails_the_step() {
-        let sc = common::scenario::load_str(
-            "name: s\nbroker: {kind: memory}\ntopics: [{name: t}]\n\
-             producers: [{name: p1, topic: t, total_rate: 1000}]\n\
-             consumers: [{name: c1, topic: t}]\nphases: {warmup: 1s, duration: 3s}\n",
+    /// Producers `p1` (1000 msg/s in all, `producer` adds fields) and
+    /// consumers `c1` on topic `t` of `broker` (a flow mapping's body),
+    /// 1 s warmup, 3 s measured.
+    fn scenario(broker: &str, producer: &str) -> Scenario {
+        common::scenario::load_str(
+            &format!(
+                "name: s\nbroker: {{{broker}}}\ntopics: [{{name: t}}]\n\
+                 producers: [{{name: p1, topic: t, total_rate: 1000{producer}}}]\n\
+                 consumers: [{{name: c1, topic: t}}]\nphases: {{warmup: 1s, duration: 3s}}\n"
+            ),
             "s.yaml",
             &[],
         )
-        .expect("scenario");
+        .expect("scenario")
+    }
+
+    /// The sample report, failed on one SLO check.
+    fn failed_on(name: &str, limit: &str, actual: &str) -> Report {
+        let mut report = crate::testutil::sample_report();
+        report.verdict = "fail".into();
+        report.slo = vec![common::report::SloCheck {
+            name: name.into(),
+            limit: limit.into(),
+            actual: actual.into(),
+            pass: false,
+        }];
+        report
+    }
+
+    #[test]
+    fn a_growing_backlog_fails_the_step() {
+        let sc = scenario("kind: memory", "");
         let mut report = crate::testutil::sample_report();
         report.verdict = "pass".into();
         report.slo.retain(|c| c.pass);
@@ -429,27 +451,9 @@ mod tests {
 
     #[test]
     fn a_memory_broker_failing_far_below_its_capacity_is_client_bound() {
-        let sc = |cap: &str| {
-            common::scenario::load_str(
-                &format!(
-                    "name: s\nbroker: {{kind: memory{cap}}}\ntopics: [{{name: t}}]\n\
-                     producers: [{{name: p1, topic: t, total_rate: 1000}}]\n\
-                     consumers: [{{name: c1, topic: t}}]\nphases: {{warmup: 1s, duration: 3s}}\n"
-                ),
-                "s.yaml",
-                &[],
-            )
-            .expect("scenario")
-        };
+        let sc = |cap: &str| scenario(&format!("kind: memory{cap}"), "");
         // The sample report failed a latency SLO at 1000 msg/s offered.
-        let mut report = crate::testutil::sample_report();
-        report.verdict = "fail".into();
-        report.slo = vec![common::report::SloCheck {
-            name: "p99_e2e c1".into(),
-            limit: "1.00ms".into(),
-            actual: "9.00ms".into(),
-            pass: false,
-        }];
+        let mut report = failed_on("p99_e2e c1", "1.00ms", "9.00ms");
         let spec = spec(1000.0, 1e6, 0.05);
         for cap in [", capacity_msgs_per_s: 1000000", ""] {
             let (step, why) = judge_step(&sc(cap), &report, &[2, 2], &spec);
@@ -468,22 +472,8 @@ mod tests {
     /// flight `wait_percent` of the 3-s measurement; agents at `cpu` % of
     /// one core each (2 CPUs each).
     fn behind(lag_ms: f64, unsent: u64, wait_percent: f64, cpu: f64) -> (CeilingStep, String) {
-        let sc = common::scenario::load_str(
-            "name: s\nbroker: {kind: pulsar, url: 'pulsar://127.0.0.1:6650'}\ntopics: [{name: t}]\n\
-             producers: [{name: p1, topic: t, total_rate: 1000, count: 2, max_in_flight: 100}]\n\
-             consumers: [{name: c1, topic: t}]\nphases: {warmup: 1s, duration: 3s}\n",
-            "s.yaml",
-            &[],
-        )
-        .expect("scenario");
-        let mut report = crate::testutil::sample_report();
-        report.verdict = "fail".into();
-        report.slo = vec![common::report::SloCheck {
-            name: "min_rate_ratio p1".into(),
-            limit: "0.98".into(),
-            actual: "0.60".into(),
-            pass: false,
-        }];
+        let sc = scenario("kind: pulsar, url: 'pulsar://127.0.0.1:6650'", ", count: 2, max_in_flight: 100");
+        let mut report = failed_on("min_rate_ratio p1", "0.98", "0.60");
         for g in report.groups.iter_mut().filter(|g| g.name == "p1") {
             g.max_lag_ms = lag_ms;
             g.unsent = unsent;
@@ -542,25 +532,9 @@ mod tests {
     #[test]
     fn on_the_memory_broker_a_full_window_is_the_process_unless_its_latency_explains_it() {
         let sc = |broker: &str, max_in_flight: u32| {
-            common::scenario::load_str(
-                &format!(
-                    "name: s\nbroker: {{kind: memory{broker}}}\ntopics: [{{name: t}}]\n\
-                     producers: [{{name: p1, topic: t, count: 2, total_rate: 1000, max_in_flight: {max_in_flight}}}]\n\
-                     consumers: [{{name: c1, topic: t}}]\nphases: {{warmup: 1s, duration: 3s}}\n"
-                ),
-                "s.yaml",
-                &[],
-            )
-            .expect("scenario")
+            scenario(&format!("kind: memory{broker}"), &format!(", count: 2, max_in_flight: {max_in_flight}"))
         };
-        let mut report = crate::testutil::sample_report();
-        report.verdict = "fail".into();
-        report.slo = vec![common::report::SloCheck {
-            name: "min_rate_ratio p1".into(),
-            limit: "0.98".into(),
-            actual: "0.60".into(),
-            pass: false,
-        }];
+        let mut report = failed_on("min_rate_ratio p1", "0.98", "0.60");
         for g in report.groups.iter_mut().filter(|g| g.name == "p1") {
             g.max_lag_ms = 800.0;
             g.in_flight_wait_percent = Some(91.0);
