@@ -11,7 +11,7 @@ use common::hist::Hist;
 use common::proto;
 use common::rangeset::RangeSet;
 use common::stamp::Stamp;
-use common::stats::{GroupPhases, GroupSums, PhaseStats};
+use common::stats::{GroupPhases, GroupSums, PhaseStats, ReadGroup};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 /// Latencies with a long right tail, deterministic (xorshift).
@@ -161,6 +161,26 @@ fn interval_merge(c: &mut Criterion) {
                 sums.settle_into(&mut total);
                 black_box(total)
             })
+        });
+        // The coordinator's split: histograms read where each report
+        // arrives (in parallel across sessions), then the run loop only adds.
+        g.bench_function(format!("read_ahead_{agents}_agents"), |b| {
+            b.iter(|| black_box(reports.iter().map(ReadGroup::read).collect::<Vec<_>>()))
+        });
+        g.bench_function(format!("add_read_then_settle_{agents}_agents"), |b| {
+            b.iter_batched(
+                || reports.iter().map(ReadGroup::read).collect::<Vec<_>>(),
+                |read| {
+                    let mut total = GroupPhases::default();
+                    let mut sums = GroupSums::default();
+                    for (r, read) in reports.iter().zip(read) {
+                        let _ = total.merge_read_deferred(r, read, &mut sums);
+                    }
+                    sums.settle_into(&mut total);
+                    black_box(total)
+                },
+                criterion::BatchSize::SmallInput,
+            )
         });
     }
     g.finish();

@@ -266,15 +266,22 @@ impl Encoded {
         if bytes.is_empty() {
             return Ok(Encoded::Empty);
         }
+        Encoded::with_v2(bytes, |v2| match v2_layout(v2)? {
+            Some(payload) => {
+                // At most one entry per payload byte: no reallocation while reading.
+                let mut counts = Vec::with_capacity(payload.len());
+                for_each_count(payload, |index, n| counts.push((index, n)))?;
+                Ok(Encoded::Counts(counts))
+            }
+            None => Ok(Encoded::Other(Hist::decode_general(bytes)?)),
+        })
+    }
+
+    /// Calls `f` with the uncompressed V2 bytes of V2 or V2+deflate `bytes`.
+    fn with_v2<T>(bytes: &[u8], f: impl FnOnce(&[u8]) -> Result<T, HistError>) -> Result<T, HistError> {
         if bytes.len() > 64 * 1024 * 1024 {
             return Err(HistError::Decode("encoded histogram larger than 64 MiB".into()));
         }
-        let bad = |what: &str| HistError::Decode(what.to_string());
-        let be32 = |b: &[u8], at: usize| -> Result<u32, HistError> {
-            b.get(at..at + 4)
-                .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-                .ok_or_else(|| bad("truncated header"))
-        };
         match be32(bytes, 0)? {
             V2_COMPRESSED_COOKIE => {
                 let len = be32(bytes, 4)? as usize;
@@ -285,62 +292,69 @@ impl Encoded {
                     let mut cell = cell.borrow_mut();
                     let (d, out) = &mut *cell;
                     inflate(d, z, out)?;
-                    Encoded::parse_v2(out, bytes)
+                    f(out)
                 })
             }
-            V2_COOKIE => Encoded::parse_v2(bytes, bytes),
+            V2_COOKIE => f(bytes),
             _ => Err(bad("not a V2 histogram")),
         }
     }
+}
 
-    /// Reads an uncompressed V2 histogram (`original`: the bytes as they
-    /// came, for the general decoder).
-    fn parse_v2(inner: &[u8], original: &[u8]) -> Result<Encoded, HistError> {
-        let bad = |what: &str| HistError::Decode(what.to_string());
-        let be32 = |b: &[u8], at: usize| -> Result<u32, HistError> {
-            b.get(at..at + 4)
-                .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-                .ok_or_else(|| bad("truncated header"))
-        };
-        let be64 = |b: &[u8], at: usize| -> Result<u64, HistError> {
-            b.get(at..at + 8)
-                .map(|s| u64::from_be_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]))
-                .ok_or_else(|| bad("truncated header"))
-        };
-        if be32(inner, 0)? != V2_COOKIE {
-            return Err(bad("not a V2 histogram"));
-        }
-        let payload_len = be32(inner, 4)? as usize;
-        let offset = be32(inner, 8)?;
-        let digits = be32(inner, 12)?;
-        let low = be64(inner, 16)?;
-        let ratio = f64::from_bits(be64(inner, 32)?);
-        if offset != 0 || ratio != 1.0 || digits != u32::from(SIGFIG) || low != LOW_NS {
-            return Ok(Encoded::Other(Hist::decode_general(original)?));
-        }
-        let payload = inner.get(40..40 + payload_len).ok_or_else(|| bad("truncated counts"))?;
-        // At most one entry per payload byte: no reallocation while reading.
-        let mut counts = Vec::with_capacity(payload.len());
-        let mut at = 0;
-        let mut index: u64 = 0;
-        while at < payload.len() {
-            let (zz, n) = varint(&payload[at..]).ok_or_else(|| bad("truncated count"))?;
-            at += n;
-            let v = ((zz >> 1) as i64) ^ -((zz & 1) as i64);
-            if v < 0 {
-                index = index.saturating_add(v.unsigned_abs());
-                continue;
-            }
-            if v > 0 {
-                if index >= INDEX_LIMIT {
-                    return Err(bad("count beyond the value range"));
-                }
-                counts.push((index as u32, v as u64));
-            }
-            index += 1;
-        }
-        Ok(Encoded::Counts(counts))
+fn bad(what: &str) -> HistError {
+    HistError::Decode(what.to_string())
+}
+
+fn be32(b: &[u8], at: usize) -> Result<u32, HistError> {
+    b.get(at..at + 4).map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]])).ok_or_else(|| bad("truncated header"))
+}
+
+fn be64(b: &[u8], at: usize) -> Result<u64, HistError> {
+    b.get(at..at + 8)
+        .map(|s| u64::from_be_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]))
+        .ok_or_else(|| bad("truncated header"))
+}
+
+/// The counts payload of uncompressed V2 bytes of the [`Hist`] layout;
+/// None for another layout (decoded the general way).
+fn v2_layout(inner: &[u8]) -> Result<Option<&[u8]>, HistError> {
+    if be32(inner, 0)? != V2_COOKIE {
+        return Err(bad("not a V2 histogram"));
     }
+    let payload_len = be32(inner, 4)? as usize;
+    let offset = be32(inner, 8)?;
+    let digits = be32(inner, 12)?;
+    let low = be64(inner, 16)?;
+    let ratio = f64::from_bits(be64(inner, 32)?);
+    if offset != 0 || ratio != 1.0 || digits != u32::from(SIGFIG) || low != LOW_NS {
+        return Ok(None);
+    }
+    inner.get(40..40 + payload_len).map(Some).ok_or_else(|| bad("truncated counts"))
+}
+
+/// Calls `f(index, count)` for every non-zero count of a V2 payload, in
+/// ascending index order; stops at the first error.
+#[inline]
+fn for_each_count(payload: &[u8], mut f: impl FnMut(u32, u64)) -> Result<(), HistError> {
+    let mut at = 0;
+    let mut index: u64 = 0;
+    while at < payload.len() {
+        let (zz, n) = varint(&payload[at..]).ok_or_else(|| bad("truncated count"))?;
+        at += n;
+        let v = ((zz >> 1) as i64) ^ -((zz & 1) as i64);
+        if v < 0 {
+            index = index.saturating_add(v.unsigned_abs());
+            continue;
+        }
+        if v > 0 {
+            if index >= INDEX_LIMIT {
+                return Err(bad("count beyond the value range"));
+            }
+            f(index as u32, v as u64);
+        }
+        index += 1;
+    }
+    Ok(())
 }
 
 thread_local! {
@@ -404,7 +418,7 @@ fn value_at_index(index: u64) -> Option<u64> {
 }
 
 /// hdrhistogram's LEB128 variant: up to 9 bytes, the 9th contributes 8 bits.
-#[inline]
+#[inline(always)]
 fn varint(b: &[u8]) -> Option<(u64, usize)> {
     // Most counts and zero runs fit one byte.
     let &first = b.first()?;
@@ -545,6 +559,24 @@ mod tests {
         assert!(sum.is_empty());
         assert_eq!(got.inner(), want.inner());
         assert_eq!(got.len(), want.len());
+    }
+
+    #[test]
+    fn counts_past_the_value_range_are_an_error() {
+        let mut a = Hist::new();
+        for v in spread(5, 800) {
+            a.record_ns(v);
+        }
+        let mut plain = Vec::new();
+        hdrhistogram::serialization::V2Serializer::new().serialize(a.inner(), &mut plain).expect("v2");
+        // Valid counts, then a zero run past the value range and one more count.
+        let mut past = plain.clone();
+        past.extend_from_slice(&[0xff, 0xff, 0xff, 0x7f, 0x02]);
+        let len = (past.len() - 40) as u32;
+        past[4..8].copy_from_slice(&len.to_be_bytes());
+        assert!(Encoded::parse(&past).is_err());
+        assert!(Encoded::parse(&plain[..plain.len() - 1]).is_err());
+        assert!(Encoded::parse(&plain).is_ok());
     }
 
     #[test]

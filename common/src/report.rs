@@ -54,12 +54,14 @@ pub struct CoordinatorCost {
     /// Connect, Hello and clock sync of every agent, plan, Prepare, until
     /// every agent is Ready (seconds).
     pub setup_s: f64,
-    /// Time spent taking every agent's report of one interval (decode,
-    /// merge, live view), per interval: median and worst, milliseconds.
+    /// Time the run loop spent taking every agent's report of one interval
+    /// (merge, live view; the histograms are read beforehand, in parallel,
+    /// on the sessions' tasks), per interval: median and worst, milliseconds.
     pub interval_merge_ms_p50: f64,
     pub interval_merge_ms_max: f64,
-    /// The same in CPU time of the merging thread: what the merge cost,
-    /// without the time its thread was preempted (ms; 0 in older reports).
+    /// The whole cost of an interval's merge in CPU time: the run loop's
+    /// plus the reading of the histograms on every thread; without the
+    /// time a thread was preempted (ms; 0 in older reports).
     #[serde(default)]
     pub interval_merge_cpu_ms_p50: f64,
     #[serde(default)]

@@ -162,8 +162,24 @@ impl GroupPhases {
     /// addition per non-zero bucket; [`GroupSums::settle_into`] makes them
     /// readable). On a bad histogram in one phase, that phase is left out.
     pub fn merge_proto_deferred(&mut self, g: &proto::GroupStats, sums: &mut GroupSums) -> Result<(), HistError> {
-        let w = g.warmup.as_ref().map(|p| sums.warmup.add(&mut self.warmup, p)).unwrap_or(Ok(()));
-        let m = g.measure.as_ref().map(|p| sums.measure.add(&mut self.measure, p)).unwrap_or(Ok(()));
+        self.merge_read_deferred(g, ReadGroup::read(g), sums)
+    }
+
+    /// [`GroupPhases::merge_proto_deferred`] with the histograms already
+    /// read (`read` is `ReadGroup::read(g)`, done on another thread): what
+    /// is left is one addition per non-zero bucket.
+    pub fn merge_read_deferred(
+        &mut self,
+        g: &proto::GroupStats,
+        read: ReadGroup,
+        sums: &mut GroupSums,
+    ) -> Result<(), HistError> {
+        let add = |sums: &mut PhaseSums, stats: &mut PhaseStats, p: &Option<proto::PhaseStats>, h| match (p, h) {
+            (Some(p), Some(h)) => sums.add(stats, p, h),
+            _ => Ok(()),
+        };
+        let w = add(&mut sums.warmup, &mut self.warmup, &g.warmup, read.warmup);
+        let m = add(&mut sums.measure, &mut self.measure, &g.measure, read.measure);
         w.and(m)
     }
 
@@ -181,6 +197,20 @@ fn parse_hists(p: &proto::PhaseStats) -> Result<(Encoded, Encoded), HistError> {
     Ok((Encoded::parse(&p.response_hist)?, Encoded::parse(&p.service_hist)?))
 }
 
+/// A wire GroupStats' histograms read and checked (inflated, decoded into
+/// non-zero counts) ahead of the merge, on whichever thread received them,
+/// so the one thread that merges every agent only adds.
+pub struct ReadGroup {
+    warmup: Option<Result<(Encoded, Encoded), HistError>>,
+    measure: Option<Result<(Encoded, Encoded), HistError>>,
+}
+
+impl ReadGroup {
+    pub fn read(g: &proto::GroupStats) -> ReadGroup {
+        ReadGroup { warmup: g.warmup.as_ref().map(parse_hists), measure: g.measure.as_ref().map(parse_hists) }
+    }
+}
+
 /// A phase's histograms summed from the wire, not yet in its [`PhaseStats`].
 #[derive(Debug, Clone, Default)]
 pub struct PhaseSums {
@@ -191,8 +221,13 @@ pub struct PhaseSums {
 impl PhaseSums {
     /// Counters into `stats` now, histograms into these sums; on a bad
     /// histogram nothing is added.
-    fn add(&mut self, stats: &mut PhaseStats, p: &proto::PhaseStats) -> Result<(), HistError> {
-        let (response, service) = parse_hists(p)?;
+    fn add(
+        &mut self,
+        stats: &mut PhaseStats,
+        p: &proto::PhaseStats,
+        read: Result<(Encoded, Encoded), HistError>,
+    ) -> Result<(), HistError> {
+        let (response, service) = read?;
         stats.merge(&PhaseStats::counters_of(p));
         self.response.add(response);
         self.service.add(service);
@@ -331,5 +366,12 @@ mod tests {
         sums.settle_into(&mut deferred);
         assert_eq!(deferred.measure, before.measure);
         assert_eq!(deferred.warmup.sent, before.warmup.sent + wire[0].warmup.as_ref().expect("warmup").sent);
+        // A good response and a bad service histogram: the response sum is taken back.
+        let mut bad = wire[1].clone();
+        bad.measure.as_mut().expect("measure").service_hist = vec![9; 12];
+        let before = deferred.clone();
+        assert!(deferred.merge_proto_deferred(&bad, &mut sums).is_err());
+        sums.settle_into(&mut deferred);
+        assert_eq!(deferred.measure, before.measure);
     }
 }

@@ -11,7 +11,7 @@ use common::proto::{self, FinalReport, IntervalReport};
 use common::rangeset::RangeSet;
 use common::report::*;
 use common::scenario::Scenario;
-use common::stats::{GroupPhases, GroupSums};
+use common::stats::{GroupPhases, GroupSums, ReadGroup};
 
 /// What the coordinator knows of one agent at the end.
 pub struct AgentOutcome {
@@ -83,6 +83,13 @@ impl IntervalTotals {
     }
 }
 
+/// An interval report's histograms, read and checked (what
+/// [`Intervals::add_read`] takes): the costly part of a merge, done where
+/// the report arrives so a thousand agents' reports are read in parallel.
+pub fn read_ahead(r: &IntervalReport) -> Vec<ReadGroup> {
+    r.groups.iter().map(ReadGroup::read).collect()
+}
+
 /// Interval reports merged across agents, by interval index.
 #[derive(Default)]
 pub struct Intervals {
@@ -118,6 +125,12 @@ impl Intervals {
     /// up to date, its histograms summed but not settled (see
     /// [`IntervalMerge::settle`]: once per printed line, not per agent).
     pub fn add(&mut self, r: &IntervalReport) -> &mut IntervalMerge {
+        self.add_read(r, read_ahead(r))
+    }
+
+    /// [`Intervals::add`] with the report's histograms already read
+    /// (`read` is `read_ahead(r)`, done on the session's thread).
+    pub fn add_read(&mut self, r: &IntervalReport, read: Vec<ReadGroup>) -> &mut IntervalMerge {
         let m = self.by_index.entry(r.index).or_default();
         m.agents += 1;
         m.start_ns = r.start_ns;
@@ -125,13 +138,13 @@ impl Intervals {
         m.max_lag_ns = m.max_lag_ns.max(r.max_lag_ns);
         m.cpu_ns += r.cpu_ns;
         m.wall_ns = m.wall_ns.max(r.wall_ns);
-        for g in &r.groups {
+        for (g, read) in r.groups.iter().zip(read) {
             let producer = g.role == proto::Role::Producer as i32;
             let map = if producer { &mut m.producers } else { &mut m.consumers };
-            // Straight from the wire into the merged interval (a bad
+            // Summed, settled when the interval's line prints (a bad
             // histogram from one agent leaves its phase out).
             let sums = m.pending.entry((producer, g.group)).or_default();
-            let _ = map.entry(g.group).or_default().merge_proto_deferred(g, sums);
+            let _ = map.entry(g.group).or_default().merge_read_deferred(g, read, sums);
         }
         m
     }

@@ -285,8 +285,10 @@ pub(crate) async fn run_step(
     let cpus: Vec<u32> = sessions.iter().map(|s| s.hello.cpus).collect();
     let mut live = Live { sessions };
 
-    // Merge every agent's stream into one channel.
-    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<(usize, Option<AgentMessage>, Option<String>)>();
+    // Merge every agent's stream into one channel. Interval reports have
+    // their histograms read on the way (on any worker thread), with the CPU
+    // time that took.
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Event>();
     for (i, s) in live.sessions.iter_mut().enumerate() {
         let Some(mut stream) = s.take_stream() else {
             continue;
@@ -300,16 +302,24 @@ pub(crate) async fn run_step(
                         if let Some(AMsg::Pong(p)) = &m.msg {
                             clock.pong(p);
                         }
-                        if tx.send((i, Some(m), None)).is_err() {
+                        let read = match &m.msg {
+                            Some(AMsg::Interval(r)) => {
+                                let c0 = thread_cpu_ns();
+                                let groups = merge::read_ahead(r);
+                                Some(ReadAhead { groups, cpu_ns: thread_cpu_ns().saturating_sub(c0) })
+                            }
+                            _ => None,
+                        };
+                        if tx.send((i, Some(m), None, read)).is_err() {
                             break;
                         }
                     }
                     Ok(None) => {
-                        let _ = tx.send((i, None, Some("the agent closed the session".into())));
+                        let _ = tx.send((i, None, Some("the agent closed the session".into()), None));
                         break;
                     }
                     Err(e) => {
-                        let _ = tx.send((i, None, Some(format!("session failed: {}", e.message()))));
+                        let _ = tx.send((i, None, Some(format!("session failed: {}", e.message())), None));
                         break;
                     }
                 }
@@ -359,11 +369,11 @@ pub(crate) async fn run_step(
         match tokio::time::timeout_at(prepare_deadline, ev_rx.recv()).await {
             Err(_) => failure = Some(format!("agents not ready in time: {}", not_ready(&live, &ready))),
             Ok(None) => failure = Some("every agent session ended during prepare".into()),
-            Ok(Some((i, Some(AgentMessage { msg: Some(AMsg::Ready(_)) }), _))) => ready[i] = true,
-            Ok(Some((i, Some(AgentMessage { msg: Some(AMsg::Error(e)) }), _))) => {
+            Ok(Some((i, Some(AgentMessage { msg: Some(AMsg::Ready(_)) }), _, _))) => ready[i] = true,
+            Ok(Some((i, Some(AgentMessage { msg: Some(AMsg::Error(e)) }), _, _))) => {
                 failure = Some(format!("agent {} failed to prepare: {}", live.sessions[i].address, e.message));
             }
-            Ok(Some((i, None, why))) => {
+            Ok(Some((i, None, why, _))) => {
                 failure = Some(format!("agent {}: {}", live.sessions[i].address, why.unwrap_or_default()))
             }
             Ok(Some(_)) => {}
@@ -490,8 +500,8 @@ pub(crate) async fn run_step(
             ev = ev_rx.recv() => match ev {
                 None => { incomplete = Some("every agent session ended".into()); break; }
                 // An agent already called lost is not heard any more.
-                Some((i, Some(_), _)) if !alive[i] => {}
-                Some((i, Some(msg), _)) => {
+                Some((i, Some(_), _, _)) if !alive[i] => {}
+                Some((i, Some(msg), _, read)) => {
                     let heard = tokio::time::Instant::now();
                     let quiet = heard.saturating_duration_since(last_heard[i]);
                     if quiet > quiet_limit[i] {
@@ -523,7 +533,7 @@ pub(crate) async fn run_step(
                                     last_progress_change[g] = r.end_ns;
                                 }
                             }
-                            take_interval(i, &r, &sc, start_ns, &alive, &out, &mut outcomes, &mut intervals, &mut printed_upto, &mut merge_ns);
+                            take_interval(i, &r, read, &sc, start_ns, &alive, &out, &mut outcomes, &mut intervals, &mut printed_upto, &mut merge_ns);
                         }
                         Some(AMsg::Error(e)) => {
                             warn!(agent = %live.sessions[i].address, phase = %e.phase, error = %e.message, "agent error");
@@ -540,7 +550,7 @@ pub(crate) async fn run_step(
                         _ => {}
                     }
                 }
-                Some((i, None, why)) => {
+                Some((i, None, why, _)) => {
                     if alive[i] {
                         let why = why.unwrap_or_default();
                         if let Some(stop) = lose_agent(i, "lost", why, &sc, &mut alive, &mut outcomes, &live, &out) {
@@ -583,13 +593,14 @@ pub(crate) async fn run_step(
                 }
             }
             Ok(None) => break,
-            Ok(Some((i, Some(AgentMessage { msg: Some(AMsg::Final(f)) }), _))) if alive[i] => {
+            Ok(Some((i, Some(AgentMessage { msg: Some(AMsg::Final(f)) }), _, _))) if alive[i] => {
                 outcomes[i].final_report = Some(f)
             }
-            Ok(Some((i, Some(AgentMessage { msg: Some(AMsg::Interval(r)) }), _))) if alive[i] => {
+            Ok(Some((i, Some(AgentMessage { msg: Some(AMsg::Interval(r)) }), _, read))) if alive[i] => {
                 take_interval(
                     i,
                     &r,
+                    read,
                     &sc,
                     start_ns,
                     &alive,
@@ -600,7 +611,7 @@ pub(crate) async fn run_step(
                     &mut merge_ns,
                 );
             }
-            Ok(Some((i, None, why))) => {
+            Ok(Some((i, None, why, _))) => {
                 if alive[i] && outcomes[i].final_report.is_none() {
                     let why = format!("before its final report: {}", why.unwrap_or_default());
                     if let Some(stop) = lose_agent(i, "lost", why, &sc, &mut alive, &mut outcomes, &live, &out) {
@@ -725,6 +736,7 @@ fn lose_agent(
 fn take_interval(
     i: usize,
     r: &proto::IntervalReport,
+    read: Option<ReadAhead>,
     sc: &Scenario,
     start_ns: i64,
     alive: &[bool],
@@ -738,7 +750,11 @@ fn take_interval(
     let c0 = thread_cpu_ns();
     out.agent_interval(i, r);
     outcomes[i].interval_totals.add(r);
-    let merged = intervals.add(r);
+    let (read, read_cpu_ns) = match read {
+        Some(ReadAhead { groups, cpu_ns }) => (groups, cpu_ns),
+        None => (merge::read_ahead(r), 0),
+    };
+    let merged = intervals.add_read(r, read);
     let alive_n = alive.iter().filter(|a| **a).count() as u32;
     if merged.agents >= alive_n && r.index as i64 > *printed_upto {
         merged.settle();
@@ -747,7 +763,19 @@ fn take_interval(
     }
     let (wall, cpu) = merge_ns.entry(r.index).or_default();
     *wall += t0.elapsed().as_nanos() as u64;
-    *cpu += thread_cpu_ns().saturating_sub(c0);
+    *cpu += thread_cpu_ns().saturating_sub(c0) + read_cpu_ns;
+}
+
+/// One event from an agent's session for the run loop: the agent's index,
+/// its message (None: the session ended, and why), and for an interval
+/// report its histograms read ahead.
+type Event = (usize, Option<AgentMessage>, Option<String>, Option<ReadAhead>);
+
+/// An interval report's histograms, read on the session's task.
+struct ReadAhead {
+    groups: Vec<common::stats::ReadGroup>,
+    /// CPU time the reading took (part of the interval's merge cost).
+    cpu_ns: u64,
 }
 
 /// CPU time of the calling thread (ns).
