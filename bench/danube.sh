@@ -5,11 +5,19 @@
 #   2. Agent vs a bare danube-client loop (tools/bench danube-bare), 1 KiB,
 #      send-and-await, in the same run: N producers each way; and what
 #      `clients: N` gives one logical producer.
-# Prints markdown tables. Usage: bench/danube.sh URL [SECONDS]
+# The agent/bare comparison runs ROUNDS times per case, alternating which
+# goes first; the table gives medians, their ratio and each round's ratio.
+# PIN=1 runs every client process (agents, bare loop, coordinator) on CPU 0;
+# start the broker on the other CPU (`taskset -c 1 ...`) so the clients'
+# CPU is not the broker's loss, as on a real cluster.
+# Prints markdown tables. Usage: [PIN=1] bench/danube.sh URL [SECONDS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-URL="${1:?usage: bench/danube.sh http://HOST:PORT [SECONDS]}"
+URL="${1:?usage: bench/danube.sh http://HOST:PORT [SECONDS] [ROUNDS]}"
 SECS="${2:-20}"
+ROUNDS="${3:-3}"
+CLIENT_CPU=()
+if [ -n "${PIN:-}" ]; then CLIENT_CPU=(taskset -c 0); fi
 . bench/lib.sh
 build_release coordinator agent bench
 WORK="$(mktemp -d /tmp/lg-bench-danube.XXXXXX)"
@@ -18,7 +26,7 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 ADDRS=()
 for i in 1 2 3; do
-    "$BIN/agent" --listen 127.0.0.1:0 >"$WORK/agent$i.out" 2>"$WORK/agent$i.err" &
+    "${CLIENT_CPU[@]}" "$BIN/agent" --listen 127.0.0.1:0 >"$WORK/agent$i.out" 2>"$WORK/agent$i.err" &
     PIDS+=($!)
 done
 for i in 1 2 3; do
@@ -51,7 +59,7 @@ echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 for s in a-baseline b-subscriptions c-multi-topic d-partitions e-failover; do
     dur=(--set "phases.duration=${SECS}s")
     [ "$s" = e-failover ] && dur=()   # its faults happen at 20 s and 40 s of 60 s
-    dir="$("$BIN/coordinator" run "configs/danube-$s.yaml" --agents "$AGENTS" --set "broker.url=$URL" \
+    dir="$("${CLIENT_CPU[@]}" "$BIN/coordinator" run "configs/danube-$s.yaml" --agents "$AGENTS" --set "broker.url=$URL" \
         "${dur[@]}" --results "$WORK/r" --quiet 2>"$WORK/$s.err" | tail -n1)" || true
     if [ -f "$dir/report.json" ]; then summary "$dir" "$s"; else echo "| $s | (no report: $(tail -n1 "$WORK/$s.err")) |"; fi
     [ "$s" = e-failover ] && [ -f "$dir/report.json" ] && python3 -c 'import json,sys; [print("  note:", n) for n in json.load(open(sys.argv[1]+"/report.json"))["notes"]]' "$dir" >&2
@@ -59,7 +67,7 @@ done
 echo
 
 bare() { # producers topic
-    "$BIN/danube-bare" --url "$URL" --topic "$2" --producers "$1" --size 1024 --seconds "$SECS" | json_rate
+    "${CLIENT_CPU[@]}" "$BIN/danube-bare" --url "$URL" --topic "$2" --producers "$1" --size 1024 --seconds "$SECS" | json_rate
 }
 agent() { # count clients topic -> "rate cpu"
     cat >"$WORK/b.yaml" <<YAML
@@ -71,18 +79,28 @@ producers:
 phases: {warmup: 2s, duration: ${SECS}s, drain_timeout: 10s}
 YAML
     local dir
-    dir="$("$BIN/coordinator" run "$WORK/b.yaml" --agents "${ADDRS[0]}" --results "$WORK/r" --quiet 2>/dev/null | tail -n1)"
+    dir="$("${CLIENT_CPU[@]}" "$BIN/coordinator" run "$WORK/b.yaml" --agents "${ADDRS[0]}" --results "$WORK/r" --quiet 2>/dev/null | tail -n1)"
     report_rate_cpu "$dir"
 }
 
 echo "## Agent vs bare danube-client loop, 1 KiB, send-and-await, ${SECS}s each"
 echo
-echo "| case | bare msg/s | agent msg/s | agent/bare | agent CPU % (of one core) |"
-echo "|---|---:|---:|---:|---:|"
+echo "| case | bare msg/s (median) | agent msg/s (median) | agent/bare | agent/bare per round | agent CPU % (of one core, median) |"
+echo "|---|---:|---:|---:|---|---:|"
 for n in 1 4 16; do
-    br="$(bare "$n" "/default/lg-bench-bare-$TAG-$n")"
-    read -r ar acpu < <(agent "$n" 1 "lg-bench-agent-$TAG-$n")
-    echo "| $n producers (agent: count $n, clients 1) | $br | $ar | $(ratio "$ar" "$br") | $acpu |"
+    brs=() ars=() acpus=() per=()
+    for r in $(seq 1 "$ROUNDS"); do
+        if [ $((r % 2)) -eq 1 ]; then
+            br="$(bare "$n" "/default/lg-bench-bare-$TAG-$n-$r")"
+            read -r ar acpu < <(agent "$n" 1 "lg-bench-agent-$TAG-$n-$r")
+        else
+            read -r ar acpu < <(agent "$n" 1 "lg-bench-agent-$TAG-$n-$r")
+            br="$(bare "$n" "/default/lg-bench-bare-$TAG-$n-$r")"
+        fi
+        brs+=("$br") ars+=("$ar") acpus+=("$acpu") per+=("$(ratio "$ar" "$br")")
+    done
+    bm="$(median "${brs[@]}")" am="$(median "${ars[@]}")"
+    echo "| $n producers (agent: count $n, clients 1) | $bm | $am | $(ratio "$am" "$bm") | ${per[*]} | $(median "${acpus[@]}") |"
 done
 echo
 echo "## One logical producer, clients: N (agent only)"

@@ -115,7 +115,7 @@ phases: {warmup: 2s, duration: ${SECS}s, drain_timeout: 20s}
 YAML
 footprint memory "$WORK/fp-mem.yaml"
 if [ -z "${NO_PULSAR:-}" ]; then
-    export PULSAR_LITE_STATE="$WORK/pulsar"
+    export PULSAR_LITE_STATE="$WORK/pulsar" PULSAR_RELAY_PROFILE=release
     URL="$(scripts/pulsar-lite.sh start | tail -n1)"
     cat > "$WORK/fp-pulsar.yaml" <<YAML
 name: footprint-pulsar

@@ -28,3 +28,8 @@ report_rate_cpu() { # results-dir
 ratio() { # a b
     python3 -c "print(f'{$1/$2:.2f}')"
 }
+
+# The median of the numbers given, to one decimal.
+median() { # number...
+    python3 -c 'import statistics,sys; print(round(statistics.median(map(float, sys.argv[1:])), 1))' "$@"
+}

@@ -5,21 +5,31 @@
 #   P2  agent vs the official Python client's async loop (bench/pulsar_python.py)
 # The agent runs open loop with a target far above what the broker takes, so
 # its throughput is bounded, like the loops', by sends in flight.
-# Prints one table (markdown). Usage: bench/pulsar.sh [SECONDS] [PRODUCERS]
+# Each case runs ROUNDS times, bare and agent alternating which goes first;
+# the table gives the medians, their ratio and every round's ratio (this
+# machine is noisy: one round proves nothing).
+# PIN=1 puts pulsar-lite and the relay on CPU 1 and every client on CPU 0,
+# as on a real cluster where the load generator does not share the broker's
+# cores (on 2 cores unpinned, a client's extra CPU is the broker's loss).
+# Prints one table (markdown).
+# Usage: [PIN=1] bench/pulsar.sh [SECONDS] [PRODUCERS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS="${1:-20}"
 PRODUCERS="${2:-4}"
+ROUNDS="${3:-3}"
 . bench/lib.sh
 build_release coordinator bench testkit
-export PULSAR_LITE_STATE="$(mktemp -d /tmp/lg-bench-pulsar.XXXXXX)"
-URL="$(scripts/pulsar-lite.sh start | tail -n1)"
+BROKER_CPU=() CLIENT_CPU=()
+if [ -n "${PIN:-}" ]; then BROKER_CPU=(taskset -c 1) CLIENT_CPU=(taskset -c 0); fi
+export PULSAR_LITE_STATE="$(mktemp -d /tmp/lg-bench-pulsar.XXXXXX)" PULSAR_RELAY_PROFILE=release
+URL="$("${BROKER_CPU[@]}" scripts/pulsar-lite.sh start | tail -n1)"
 trap 'scripts/pulsar-lite.sh stop >/dev/null 2>&1 || true; rm -rf "$PULSAR_LITE_STATE"' EXIT
 WORK="$(mktemp -d /tmp/lg-bench-work.XXXXXX)"
 bare() { # in_flight [batch] topic
     local extra=()
     [ -n "$2" ] && extra=(--batch "$2" --batch-delay-ms 5)
-    "$BIN/pulsar-bare" --url "$URL" --topic "$3" --producers "$PRODUCERS" --in-flight "$1" \
+    "${CLIENT_CPU[@]}" "$BIN/pulsar-bare" --url "$URL" --topic "$3" --producers "$PRODUCERS" --in-flight "$1" \
         --size 1024 --seconds "$SECS" "${extra[@]}" | json_rate
 }
 
@@ -36,28 +46,39 @@ phases: {warmup: 2s, duration: ${SECS}s, drain_timeout: 10s}
 slo: {max_loss: 0}
 YAML
     local dir
-    dir="$("$BIN/coordinator" run "$WORK/s.yaml" --local-agents 1 --results "$WORK/results" --quiet 2>/dev/null | tail -n1)"
+    dir="$("${CLIENT_CPU[@]}" "$BIN/coordinator" run "$WORK/s.yaml" --local-agents 1 --results "$WORK/results" --quiet 2>/dev/null | tail -n1)"
     report_rate_cpu "$dir"
 }
 
 python_loop() { # in_flight topic
-    .venv/bin/python bench/pulsar_python.py "$URL" "$2" "$PRODUCERS" "$1" 1024 "$SECS" 2>/dev/null |
+    "${CLIENT_CPU[@]}" .venv/bin/python bench/pulsar_python.py "$URL" "$2" "$PRODUCERS" "$1" 1024 "$SECS" 2>/dev/null |
         grep '^{' | json_rate
 }
 
-echo "| case | bare pulsar crate msg/s | agent msg/s | agent/bare | agent CPU % (of one core) | python client msg/s | agent/python |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
+
+echo "| case | bare pulsar crate msg/s (median) | agent msg/s (median) | agent/bare | agent/bare per round | agent CPU % (of one core, median) | python client msg/s | agent/python |"
+echo "|---|---:|---:|---:|---|---:|---:|---:|"
 i=0
 for case in "1" "64" "256" "256 100"; do
     set -- $case
     w="$1"; b="${2:-}"; i=$((i + 1))
     label="in flight $w$( [ -n "$b" ] && echo ", batched $b/5ms" || echo ", unbatched")"
-    br="$(bare "$w" "$b" "bench-bare-$i")"
-    read -r ar acpu < <(agent "$w" "$b" "bench-agent-$i")
+    brs=() ars=() acpus=() per=()
+    for r in $(seq 1 "$ROUNDS"); do
+        # Fresh topics per round; who goes first alternates.
+        if [ $((r % 2)) -eq 1 ]; then
+            br="$(bare "$w" "$b" "bench-bare-$i-$r")"
+            read -r ar acpu < <(agent "$w" "$b" "bench-agent-$i-$r")
+        else
+            read -r ar acpu < <(agent "$w" "$b" "bench-agent-$i-$r")
+            br="$(bare "$w" "$b" "bench-bare-$i-$r")"
+        fi
+        brs+=("$br") ars+=("$ar") acpus+=("$acpu") per+=("$(ratio "$ar" "$br")")
+    done
+    bm="$(median "${brs[@]}")" am="$(median "${ars[@]}")" cm="$(median "${acpus[@]}")"
     # The Python client is compared where a user would write an async loop.
     if [ -z "$b" ] && [ "$w" -gt 1 ]; then py="$(python_loop "$w" "bench-py-$i")"; else py="-"; fi
-    ratio="$(ratio "$ar" "$br")"
-    pyratio="$( [ "$py" != "-" ] && ratio "$ar" "$py" || echo "-")"
-    echo "| $PRODUCERS producers, $label | $br | $ar | $ratio | $acpu | $py | $pyratio |"
+    pyratio="$( [ "$py" != "-" ] && ratio "$am" "$py" || echo "-")"
+    echo "| $PRODUCERS producers, $label | $bm | $am | $(ratio "$am" "$bm") | ${per[*]} | $cm | $py | $pyratio |"
 done
 rm -rf "$WORK"

@@ -9,6 +9,8 @@
 #
 # State (config, db, pids, logs) lives in $PULSAR_LITE_STATE (default
 # /tmp/pulsar-lite-$USER); one broker at a time per state directory.
+# PULSAR_RELAY_PROFILE=release runs an optimised relay (benchmarks: a debug
+# relay spends CPU the clients and the broker then lack).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STATE="${PULSAR_LITE_STATE:-/tmp/pulsar-lite-${USER:-root}}"
@@ -45,7 +47,12 @@ start)
     bash scripts/install-pulsar-lite.sh >&2
     BIN="$(ls .venv/lib/python3*/site-packages/pulsar_lite/bin/pulsar-lite | head -n1)"
     . scripts/env.sh
-    cargo build -q --locked -p testkit --bin pulsar-relay >&2
+    profile="${PULSAR_RELAY_PROFILE:-debug}"
+    case "$profile" in
+        debug) cargo build -q --locked -p testkit --bin pulsar-relay >&2 ;;
+        release) cargo build -q --locked --release -p testkit --bin pulsar-relay >&2 ;;
+        *) echo "PULSAR_RELAY_PROFILE must be debug or release" >&2; exit 2 ;;
+    esac
     stop
     rm -rf "$STATE"; mkdir -p "$STATE"
     {
@@ -58,7 +65,7 @@ start)
     echo $! > "$STATE/broker.pid"
     wait_port "$bport" || { echo "pulsar-lite did not start; see $STATE/broker.log" >&2; stop; exit 3; }
     rport="$(free_port)"
-    nohup "${CARGO_TARGET_DIR:-target}/debug/pulsar-relay" --upstream "127.0.0.1:$bport" --listen "127.0.0.1:$rport" > "$STATE/relay.log" 2>&1 &
+    nohup "${CARGO_TARGET_DIR:-target}/$profile/pulsar-relay" --upstream "127.0.0.1:$bport" --listen "127.0.0.1:$rport" > "$STATE/relay.log" 2>&1 &
     echo $! > "$STATE/relay.pid"
     wait_port "$rport" || { echo "relay did not start; see $STATE/relay.log" >&2; stop; exit 3; }
     echo "pulsar-lite on 127.0.0.1:$bport (partitions: $partitions), relay on 127.0.0.1:$rport; stop with: $0 stop" >&2

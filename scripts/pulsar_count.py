@@ -4,6 +4,7 @@ property until nothing arrives for IDLE seconds; prints one JSON line.
 
     python scripts/pulsar_count.py URL TOPIC SUBSCRIPTION IDLE_SECONDS
 """
+import base64
 import json
 import sys
 import time
@@ -34,9 +35,11 @@ while True:
     consumer.acknowledge(msg)
     if ":" not in stamp:
         continue
-    raw = bytes.fromhex(stamp.split(":", 1)[1])
-    producer = int.from_bytes(raw[4:8], "little")
-    seq = int.from_bytes(raw[8:16], "little")
+    # tag:base64url(producer u32, seq u64, intended i64, sent i64; little-endian)
+    b64 = stamp.split(":", 1)[1]
+    raw = base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4))
+    producer = int.from_bytes(raw[0:4], "little")
+    seq = int.from_bytes(raw[4:12], "little")
     seen.setdefault(producer, set()).add(seq)
 client.close()
 print(json.dumps({

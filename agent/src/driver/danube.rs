@@ -6,7 +6,7 @@
 //!   the topic's partitions, dispatch strategy and schema), after
 //!   registering the topic's schema in Danube's schema registry.
 //! * The stamp travels in a message attribute (`lg-stamp`, the same
-//!   `tag:hex` form as the Pulsar driver's property), so payloads stay
+//!   `tag:base64url` form as the Pulsar driver's property), so payloads stay
 //!   what the topic's schema says: text for `string` and `json` (a
 //!   `{"lg": "..."}` document of the scenario's size), 8 big-endian bytes
 //!   for `int64`. Another run's messages are counted as foreign.

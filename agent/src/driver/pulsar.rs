@@ -1,8 +1,9 @@
 //! Apache Pulsar driver on the `pulsar` crate (tokio, rustls; no OpenSSL).
 //!
 //! The stamp travels in a message property (`lg-stamp`: an 8-hex-digit run
-//! tag, `:`, the 32-byte stamp in hex), so payloads stay whatever the
-//! scenario says. Messages whose tag is another run's (a durable
+//! tag, `:`, then producer id, sequence, intended and sent time as 28
+//! little-endian bytes in base64url without padding; 47 bytes in all), so
+//! payloads stay whatever the scenario says. Messages whose tag is another run's (a durable
 //! subscription reused across runs) are counted as foreign, not accounted.
 //! Every producer keeps many sends in flight (`send_non_blocking`); a send's
 //! ack future resolves on the broker's receipt.
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use base64::Engine;
 use common::scenario::{AckMode, Auth, Broker, Compression, ConsumerGroup, ProducerGroup, SubType, Topic};
 use common::stamp::{Stamp, StampError, STAMP_LEN};
 use futures::StreamExt;
@@ -243,40 +245,43 @@ pub struct PulsarProducer {
     run_tag: String,
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+/// The stamp's informative bytes (producer id, sequence, intended and sent
+/// time; little-endian) in a property value: 28 bytes, 38 base64url
+/// characters, after the run tag: 47 bytes in all (the crate's cost per
+/// message grows with the property's length).
+const PROPERTY_STAMP_BYTES: usize = 28;
+const PROPERTY_STAMP_CHARS: usize = 38;
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 pub(crate) fn stamp_property(tag: &str, stamp: &Stamp) -> String {
-    let b = stamp.encode();
-    let mut s = String::with_capacity(tag.len() + 1 + STAMP_LEN * 2);
+    let full = stamp.encode();
+    let mut chars = [0u8; PROPERTY_STAMP_CHARS];
+    let n = B64.encode_slice(&full[STAMP_LEN - PROPERTY_STAMP_BYTES..], &mut chars).unwrap_or(0);
+    let mut s = String::with_capacity(tag.len() + 1 + PROPERTY_STAMP_CHARS);
     s.push_str(tag);
     s.push(':');
-    for x in b {
-        s.push(HEX[(x >> 4) as usize] as char);
-        s.push(HEX[(x & 15) as usize] as char);
-    }
+    s.push_str(std::str::from_utf8(&chars[..n]).unwrap_or(""));
     s
 }
 
 /// Decodes our property; Ok(None) for another run's message.
 pub(crate) fn parse_stamp_property(tag: &str, v: &str) -> Result<Option<Stamp>, StampError> {
-    let Some((t, hex)) = v.split_once(':') else { return Err(StampError::BadMagic) };
+    let Some((t, b64)) = v.split_once(':') else { return Err(StampError::BadMagic) };
     if t != tag {
         return Ok(None);
     }
-    let hex = hex.as_bytes();
-    if hex.len() != STAMP_LEN * 2 {
+    if b64.len() != PROPERTY_STAMP_CHARS {
         return Err(StampError::TooShort);
     }
-    let nib = |c: u8| match c {
-        b'0'..=b'9' => Ok(c - b'0'),
-        b'a'..=b'f' => Ok(c - b'a' + 10),
-        _ => Err(StampError::BadMagic),
-    };
-    let mut b = [0u8; STAMP_LEN];
-    for (i, out) in b.iter_mut().enumerate() {
-        *out = (nib(hex[2 * i])? << 4) | nib(hex[2 * i + 1])?;
+    let mut raw = [0u8; PROPERTY_STAMP_BYTES + 2];
+    match B64.decode_slice(b64, &mut raw) {
+        Ok(PROPERTY_STAMP_BYTES) => {}
+        _ => return Err(StampError::BadMagic),
     }
-    Stamp::decode(&b).map(Some)
+    // The fixed header the property leaves out, then the informative bytes.
+    let mut full = Stamp { producer_id: 0, seq: 0, intended_ns: 0, sent_ns: 0 }.encode();
+    full[STAMP_LEN - PROPERTY_STAMP_BYTES..].copy_from_slice(&raw[..PROPERTY_STAMP_BYTES]);
+    Stamp::decode(&full).map(Some)
 }
 
 /// `persistent://t/n/orders-partition-3` -> Some(3).
@@ -471,6 +476,12 @@ mod tests {
         assert_eq!(parse_stamp_property(&run_tag("run-2"), &p), Ok(None));
         assert!(parse_stamp_property(&tag, "garbage").is_err());
         assert!(parse_stamp_property(&tag, &format!("{tag}:zz")).is_err());
+        assert_eq!(p.len(), 47);
+        // Not base64url, or decoding to another length: refused.
+        assert!(parse_stamp_property(&tag, &format!("{tag}:{}", "*".repeat(38))).is_err());
+        assert!(parse_stamp_property(&tag, &format!("{tag}:{}", "A".repeat(37))).is_err());
+        let extreme = Stamp { producer_id: u32::MAX, seq: u64::MAX, intended_ns: i64::MIN, sent_ns: i64::MAX };
+        assert_eq!(parse_stamp_property(&tag, &stamp_property(&tag, &extreme)), Ok(Some(extreme)));
         assert_eq!(partition_of("persistent://public/default/t-partition-12"), Some(12));
         assert_eq!(partition_of("persistent://public/default/t"), None);
         assert_eq!(full_topic_name("t"), "persistent://public/default/t");
