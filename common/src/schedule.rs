@@ -175,10 +175,48 @@ impl SplitMix {
 /// One producer's intended send times, as nanosecond offsets from the start.
 #[derive(Debug, Clone)]
 pub enum Schedule {
-    /// Constant uniform rate: exact integer arithmetic, `seq · 10¹² / rate_milli`.
-    Exact { rate_milli: u64, seq: u64 },
+    /// Constant uniform rate: exact integer arithmetic, message n at
+    /// `floor(n · 10¹² / rate_milli)` ns, kept as a running quotient and
+    /// remainder (no division per message).
+    Exact(ExactSchedule),
     /// Any other open-loop shape.
     Curve(CurveSchedule),
+}
+
+#[derive(Debug, Clone)]
+pub struct ExactSchedule {
+    rate_milli: u64,
+    /// 10¹² / rate_milli: whole nanoseconds per message, and the rest.
+    step_ns: u64,
+    step_rem: u64,
+    /// The next message's time, and `n · step_rem mod rate_milli`.
+    t_ns: u64,
+    rem: u64,
+}
+
+impl ExactSchedule {
+    fn new(rate_milli: u64) -> ExactSchedule {
+        // Rates beyond 2^62 milli-msg/s keep `rem + step_rem` in range.
+        let rate_milli = rate_milli.clamp(1, 1 << 62);
+        ExactSchedule {
+            rate_milli,
+            step_ns: 1_000_000_000_000 / rate_milli,
+            step_rem: 1_000_000_000_000 % rate_milli,
+            t_ns: 0,
+            rem: 0,
+        }
+    }
+
+    fn next_ns(&mut self) -> Option<i64> {
+        let t = i64::try_from(self.t_ns).ok()?;
+        self.rem += self.step_rem;
+        self.t_ns = self.t_ns.checked_add(self.step_ns)?;
+        if self.rem >= self.rate_milli {
+            self.rem -= self.rate_milli;
+            self.t_ns = self.t_ns.checked_add(1)?;
+        }
+        Some(t)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -202,7 +240,7 @@ impl Schedule {
     pub fn for_producer(group: &ProducerGroup, rate_milli: u64, seed: u64) -> Option<Schedule> {
         let curve = Curve::of(group)?;
         if group.load == LoadShape::Constant && group.arrivals == Arrivals::Uniform {
-            return Some(Schedule::Exact { rate_milli: rate_milli.max(1), seq: 0 });
+            return Some(Schedule::Exact(ExactSchedule::new(rate_milli)));
         }
         let share = if group.total_rate_milli == 0 { 0.0 } else { rate_milli as f64 / group.total_rate_milli as f64 };
         Some(Schedule::with_curve(curve, share, group.arrivals, seed))
@@ -232,11 +270,7 @@ impl Schedule {
     /// curve sends nothing more.
     pub fn next_ns(&mut self) -> Option<i64> {
         match self {
-            Schedule::Exact { rate_milli, seq } => {
-                let t = u128::from(*seq) * 1_000_000_000_000 / u128::from(*rate_milli);
-                *seq += 1;
-                i64::try_from(t).ok()
-            }
+            Schedule::Exact(e) => e.next_ns(),
             Schedule::Curve(c) => c.next_ns(),
         }
     }
@@ -377,6 +411,26 @@ mod tests {
         assert_eq!(b, vec![1000, 1000, 1000, 5000, 1000, 1000, 1000, 5000]);
         let c = Curve::of(&g).unwrap();
         assert!((c.mean_rate(Duration::ZERO, Duration::from_secs(8)) - 2000.0).abs() < 1e-6);
+    }
+
+    proptest::proptest! {
+        /// The running quotient and remainder give exactly `floor(n · 10¹² / rate)`.
+        #[test]
+        fn exact_schedule_equals_the_division(rate in 1u64..10_000_000_000_000, skip in 0u64..1_000_000) {
+            let mut e = ExactSchedule::new(rate);
+            // Far into the run too: jump ahead as if `skip` messages went.
+            let mut at = ExactSchedule::new(rate);
+            for n in 0..64u64 {
+                let want = i64::try_from(u128::from(n) * 1_000_000_000_000 / u128::from(rate)).ok();
+                proptest::prop_assert_eq!(e.next_ns(), want);
+            }
+            at.t_ns = (u128::from(skip) * 1_000_000_000_000 / u128::from(rate)) as u64;
+            at.rem = ((u128::from(skip) * u128::from(at.step_rem)) % u128::from(rate)) as u64;
+            for n in skip..skip + 64 {
+                let want = i64::try_from(u128::from(n) * 1_000_000_000_000 / u128::from(rate)).ok();
+                proptest::prop_assert_eq!(at.next_ns(), want);
+            }
+        }
     }
 
     #[test]

@@ -593,6 +593,16 @@ pub fn summary(r: &Report) -> String {
             g.name
         );
     }
+    // Producers held back for room in flight: their pace was the acks', not the schedule's.
+    for g in r.groups.iter().filter(|g| g.in_flight_wait_percent.is_some_and(|w| w >= 1.0)) {
+        let _ = writeln!(
+            o,
+            "(`{}`: due to send but held {:.1} % of the measurement for room in flight (`max_in_flight` \
+             sends awaiting acks, or client backpressure))",
+            g.name,
+            g.in_flight_wait_percent.unwrap_or(0.0)
+        );
+    }
     let _ = writeln!(
         o,
         "\n{:<24} {:<11} {:>10} {:>10} {:>8} {:>10} {:>9}",
@@ -760,6 +770,20 @@ mod tests {
         // One agent with producers: nothing to compare.
         r.agents[1].start_offset_ms = None;
         assert!(!summary(&r).contains("began sending"));
+    }
+
+    #[test]
+    fn summary_says_when_producers_were_held_for_room_in_flight() {
+        let mut r = crate::testutil::sample_report();
+        assert!(!summary(&r).contains("room in flight"), "0 % says nothing");
+        let g = r.groups.iter_mut().find(|g| g.role == "producer").expect("a producer group");
+        g.in_flight_wait_percent = Some(63.25);
+        let name = g.name.clone();
+        let text = summary(&r);
+        assert!(
+            text.contains(&format!("(`{name}`: due to send but held 63.2 % of the measurement for room in flight")),
+            "{text}"
+        );
     }
 
     #[test]

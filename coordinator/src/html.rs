@@ -268,7 +268,7 @@ fn groups(o: &mut String, r: &Report) -> std::fmt::Result {
     }
     writeln!(
         o,
-        "<div class=\"scroll\"><table><tr><th>group</th><th>role</th><th>topic</th><th class=\"n\">messages</th><th class=\"n\">rate/s</th><th class=\"n\">target/s</th><th class=\"n\">MB/s</th><th class=\"n\">p50</th><th class=\"n\">p90</th><th class=\"n\">p99</th><th class=\"n\">p99.9</th><th class=\"n\">max</th><th class=\"n\">errors</th><th class=\"n\">late sends</th></tr>"
+        "<div class=\"scroll\"><table><tr><th>group</th><th>role</th><th>topic</th><th class=\"n\">messages</th><th class=\"n\">rate/s</th><th class=\"n\">target/s</th><th class=\"n\">MB/s</th><th class=\"n\">p50</th><th class=\"n\">p90</th><th class=\"n\">p99</th><th class=\"n\">p99.9</th><th class=\"n\">max</th><th class=\"n\">errors</th><th class=\"n\">late sends</th><th class=\"n\">in-flight wait</th></tr>"
     )?;
     for g in &r.groups {
         let l = &g.latency_us;
@@ -278,7 +278,7 @@ fn groups(o: &mut String, r: &Report) -> std::fmt::Result {
         };
         writeln!(
             o,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1}</td><td class=\"n\">{}</td><td class=\"n\">{:.2}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1}</td><td class=\"n\">{}</td><td class=\"n\">{:.2}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
             esc(&g.name),
             esc(&role),
             esc(&g.topic),
@@ -294,12 +294,13 @@ fn groups(o: &mut String, r: &Report) -> std::fmt::Result {
             lat_cell(l.p999, l.count),
             lat_cell(l.max, l.count),
             g.send_errors,
-            g.late_sends
+            g.late_sends,
+            g.in_flight_wait_percent.map(|w| format!("{w:.1} %")).unwrap_or_else(|| "-".into())
         )?;
     }
     writeln!(
         o,
-        "</table></div><p class=\"hint\">Producers: publish latency from the intended send time (response time, includes any time the generator fell behind). Consumers: end-to-end latency from the actual send.</p></section>"
+        "</table></div><p class=\"hint\">Producers: publish latency from the intended send time (response time, includes any time the generator fell behind). Consumers: end-to-end latency from the actual send. In-flight wait: the share of the measurement producers were due to send but held back (<code>max_in_flight</code> sends awaiting acks, or client backpressure).</p></section>"
     )
 }
 
@@ -1211,6 +1212,7 @@ mod tests {
         let mut r = sample_report();
         r.notes.push("<script>alert(1)</script> & more".into());
         r.groups[0].name = "p<1>".into();
+        r.groups[0].in_flight_wait_percent = Some(42.5);
         let html = render(&r);
         assert!(html.starts_with("<!DOCTYPE html>"));
         assert!(html.trim_end().ends_with("</html>"));
@@ -1229,6 +1231,7 @@ mod tests {
         assert!(html.contains("99.9%"), "percentile axis");
         assert!(html.contains(">warmup<"), "phases are shaded and labelled");
         assert!(html.contains("STALLED"));
+        assert!(html.contains("<th class=\"n\">in-flight wait</th>") && html.contains(">42.5 %<"));
         assert!(!html.contains("NaN") && !html.contains("inf"));
         // Deterministic: the same report renders the same bytes.
         assert_eq!(html, render(&r));
