@@ -76,6 +76,22 @@ fn describe(e: &DanubeError) -> String {
     s
 }
 
+/// A TLS broker answers a plain-text client by dropping the connection,
+/// which the client reports as a cancelled or failed call: say what to try.
+fn plaintext_hint(url: &str, e: &DanubeError) -> &'static str {
+    let dropped = match e {
+        DanubeError::FromStatus(s) => {
+            matches!(s.code(), tonic::Code::Cancelled | tonic::Code::Unknown | tonic::Code::Internal)
+        }
+        _ => true,
+    };
+    if url.starts_with("http://") && dropped {
+        " (if the broker uses TLS: an https:// URL with `broker.tls.ca_file`)"
+    } else {
+        ""
+    }
+}
+
 fn code_name(c: tonic::Code) -> &'static str {
     match c {
         tonic::Code::InvalidArgument => "invalid argument",
@@ -283,10 +299,11 @@ impl Driver for DanubeDriver {
                     return Err(DriverError::Topic {
                         topic: topic.name.clone(),
                         reason: format!(
-                            "creating `{}` at {} failed: {}",
+                            "creating `{}` at {} failed: {}{}",
                             danube_topic_name(&topic.name),
                             self.url,
-                            describe(&e)
+                            describe(&e),
+                            plaintext_hint(&self.url, &e)
                         ),
                     })
                 }
@@ -527,6 +544,15 @@ mod tests {
         assert_eq!(v["lg"].as_str().map(str::len), Some(91));
         let doc = shape_payload(Shape::JsonDoc, b"a\"b\\c\n", 0);
         assert!(serde_json::from_slice::<serde_json::Value>(&doc).is_ok(), "{}", String::from_utf8_lossy(&doc));
+    }
+
+    #[test]
+    fn a_dropped_plain_text_call_hints_at_tls() {
+        let cancelled = DanubeError::FromStatus(tonic::Status::cancelled("operation was canceled"));
+        let refused = DanubeError::FromStatus(tonic::Status::unauthenticated("Invalid token"));
+        assert!(plaintext_hint("http://b:6650", &cancelled).contains("https://"));
+        assert_eq!(plaintext_hint("https://b:6650", &cancelled), "");
+        assert_eq!(plaintext_hint("http://b:6650", &refused), "", "the broker answered: no guess");
     }
 
     #[test]
