@@ -264,29 +264,33 @@ phases: {duration: 2s, drain_timeout: 3s}
 
 /// A subscription whose deliveries stop mid-run is reported as stalled and
 /// lost, and the run still ends within its drain timeout (exit 1, not a hang).
+/// Deliveries stop at 0.5 s of 5 s: "stalled" means no progress in the last
+/// two intervals before sending ended, so the stall sits well clear of that
+/// margin even when a loaded machine delivers the last messages late (a
+/// stall right at an interval boundary made this test flaky).
 #[test]
 fn stalled_subscription_ends_within_the_drain_timeout() {
     let scenario = write_scenario(
         "stall",
         r#"
 name: stall
-broker: {kind: memory, stall_after: 500}
+broker: {kind: memory, stall_after: 250}
 topics: [{name: t}]
 producers: [{name: p, topic: t, rate: 500}]
 consumers: [{name: c, topic: t, type: shared, count: 2}]
-phases: {duration: 4s, drain_timeout: 2s}
+phases: {duration: 5s, drain_timeout: 2s}
 "#,
     );
     let t0 = std::time::Instant::now();
     let r = run_scenario(&scenario, &[]);
     let took = t0.elapsed();
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
-    // 4 s of load + 2 s drain timeout + setup and final reports.
-    assert!(took < std::time::Duration::from_secs(15), "took {took:?}");
+    // 5 s of load + 2 s drain timeout + setup and final reports.
+    assert!(took < std::time::Duration::from_secs(16), "took {took:?}");
     let rep = report_of(&r);
     let s = &rep["subscriptions"][0];
     assert_eq!(s["stalled"], true, "{s}");
-    assert_eq!(u(&s["lost"]), 1500, "{s}");
+    assert_eq!(u(&s["lost"]), 2250, "{s}");
     assert_eq!(rep["phases"]["drain_timed_out"], true);
     assert!(r.stdout.contains("STALLED"), "{}", r.stdout);
     assert!(rep["notes"].as_array().expect("notes").iter().any(|n| n.as_str().unwrap_or("").contains("stalled")));
