@@ -139,6 +139,7 @@ mod tests {
         p.warmup.sent = 7;
         p.measure.sent = 100;
         p.measure.acked = 100;
+        p.measure.window_wait_ns = 250_000_000;
         p.measure.response.record_ns(2_000_000);
         let mut c = GroupPhases::default();
         c.measure.received = 98;
@@ -155,6 +156,7 @@ mod tests {
         let v = |name: &str| common::metrics::sum(&s, name, &[]);
         assert_eq!(v("loadgen_messages_sent_total"), 4.0 * 107.0, "{text}");
         assert_eq!(v("loadgen_messages_acked_total"), 400.0);
+        assert_eq!(v("loadgen_in_flight_wait_seconds_total"), 1.0, "4 intervals of 0.25 s: {text}");
         assert_eq!(v("loadgen_messages_received_total"), 392.0);
         assert_eq!(v("loadgen_publish_rate_msgs_per_second"), 100.0);
         assert_eq!(v("loadgen_target_publish_rate_msgs_per_second"), 500.0);

@@ -176,6 +176,9 @@ pub struct GroupCounters {
     pub reordered: u64,
     pub redelivered: u64,
     pub receive_errors: u64,
+    /// Producers: time due to send but held for room in flight, summed
+    /// over producers (ns).
+    pub in_flight_wait_ns: u64,
 }
 
 impl GroupCounters {
@@ -190,6 +193,7 @@ impl GroupCounters {
         self.reordered += p.reordered;
         self.redelivered += p.redelivered;
         self.receive_errors += p.receive_errors;
+        self.in_flight_wait_ns += p.window_wait_ns;
     }
 
     /// Adds the counters of a wire group without decoding its histograms.
@@ -287,6 +291,21 @@ pub fn write_groups(e: &mut Exposition, groups: &Groups) {
             }
             e.sample_u64(name, &k.labels(), pick(&g.counters));
         }
+    }
+    // In seconds, so not with the integer counters above.
+    let mut started = false;
+    for (k, g) in groups.iter().filter(|(k, _)| k.role == Producer) {
+        let name = "loadgen_in_flight_wait_seconds_total";
+        if !started {
+            e.family(
+                name,
+                Kind::Counter,
+                "Time producers were due to send but held back for room in flight (max_in_flight sends awaiting \
+                 acks, or client backpressure), summed over producers.",
+            );
+            started = true;
+        }
+        e.sample(name, &k.labels(), g.counters.in_flight_wait_ns as f64 / 1e9);
     }
     let gauges: [(&str, Role, &str, Pick); 4] = [
         (
