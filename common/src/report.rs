@@ -352,6 +352,12 @@ pub struct IntervalRow {
     pub max_lag_ms: f64,
     /// Agents whose report for this interval arrived.
     pub agents_reporting: u32,
+    /// Producer rows: the share of the interval the group's producers were
+    /// due to send but held for room in flight (percent of the group's
+    /// `count` × the interval; as `groups[].in_flight_wait_percent`, but
+    /// per interval). Absent on consumer rows and in older reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight_wait_percent: Option<f64>,
 }
 
 impl Report {

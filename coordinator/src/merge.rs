@@ -796,6 +796,9 @@ fn interval_rows(sc: &Scenario, iv: &Intervals, start_ns: i64, backlogs: &[Vec<(
                 p999_us: us(t.response.quantile_ns(0.999)),
                 max_lag_ms: t.max_lag_ns as f64 / 1e6,
                 agents_reporting: m.agents,
+                in_flight_wait_percent: Some(
+                    t.window_wait_ns as f64 / (f64::from(grp.count.max(1)) * secs * 1e9) * 100.0,
+                ),
             });
         }
         for (g, s) in &m.consumers {
@@ -823,6 +826,7 @@ fn interval_rows(sc: &Scenario, iv: &Intervals, start_ns: i64, backlogs: &[Vec<(
                 p999_us: us(t.service.quantile_ns(0.999)),
                 max_lag_ms: 0.0,
                 agents_reporting: m.agents,
+                in_flight_wait_percent: None,
             });
         }
     }

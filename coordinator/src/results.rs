@@ -24,11 +24,11 @@ pub fn render(dir: &Path, report: &Report) -> std::io::Result<()> {
 
 fn write_csv(path: &Path, report: &Report) -> std::io::Result<()> {
     let mut csv = std::io::BufWriter::new(std::fs::File::create(path)?);
-    writeln!(csv, "interval,t_s,phase,group,role,sent,acked,send_errors,received,rate_msgs_per_s,p50_us,p99_us,p999_us,max_lag_ms,agents_reporting")?;
+    writeln!(csv, "interval,t_s,phase,group,role,sent,acked,send_errors,received,rate_msgs_per_s,p50_us,p99_us,p999_us,max_lag_ms,agents_reporting,in_flight_wait_percent")?;
     for r in &report.intervals {
         writeln!(
             csv,
-            "{},{:.3},{},{},{},{},{},{},{},{:.3},{:.1},{:.1},{:.1},{:.3},{}",
+            "{},{:.3},{},{},{},{},{},{},{},{:.3},{:.1},{:.1},{:.1},{:.3},{},{}",
             r.index,
             r.t_s,
             r.phase,
@@ -43,7 +43,8 @@ fn write_csv(path: &Path, report: &Report) -> std::io::Result<()> {
             r.p99_us,
             r.p999_us,
             r.max_lag_ms,
-            r.agents_reporting
+            r.agents_reporting,
+            r.in_flight_wait_percent.map(|w| format!("{w:.1}")).unwrap_or_default()
         )?;
     }
     csv.flush()

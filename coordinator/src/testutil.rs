@@ -97,6 +97,7 @@ pub fn sample_report() -> Report {
                 p999_us: if i == 4 { 0.0 } else { p50 * 5.0 },
                 max_lag_ms: 0.0,
                 agents_reporting: 2,
+                in_flight_wait_percent: (role == "producer").then_some(0.0),
             });
         }
     }

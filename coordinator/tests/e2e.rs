@@ -360,5 +360,14 @@ phases: {warmup: 500ms, duration: 2s, drain_timeout: 3s}
     assert!((85.0..=100.5).contains(&held), "held {held}");
     assert!(free < 5.0, "free {free}");
     assert_eq!(wait("c"), None, "consumer groups have none");
+    // Per interval too: every whole measured interval of `held` waits most of the time.
+    let rows: Vec<f64> = rep["intervals"]
+        .as_array()
+        .expect("intervals")
+        .iter()
+        .filter(|r| r["group"] == "held" && r["phase"] == "measure")
+        .filter_map(|r| r.get("in_flight_wait_percent").and_then(serde_json::Value::as_f64))
+        .collect();
+    assert!(!rows.is_empty() && rows.iter().any(|w| *w > 80.0), "held per interval: {rows:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
