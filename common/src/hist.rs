@@ -485,6 +485,22 @@ mod tests {
         assert!(h.is_empty());
     }
 
+    /// A histogram of `spread(seed, n)`.
+    fn spread_hist(seed: u64, n: usize) -> Hist {
+        let mut h = Hist::new();
+        for v in spread(seed, n) {
+            h.record_ns(v);
+        }
+        h
+    }
+
+    /// `h` as uncompressed V2 bytes.
+    fn plain_v2(h: &Hist) -> Vec<u8> {
+        let mut plain = Vec::new();
+        hdrhistogram::serialization::V2Serializer::new().serialize(h.inner(), &mut plain).expect("v2");
+        plain
+    }
+
     fn spread(seed: u64, n: usize) -> Vec<i64> {
         let mut x = seed | 1;
         (0..n)
@@ -563,12 +579,7 @@ mod tests {
 
     #[test]
     fn counts_past_the_value_range_are_an_error() {
-        let mut a = Hist::new();
-        for v in spread(5, 800) {
-            a.record_ns(v);
-        }
-        let mut plain = Vec::new();
-        hdrhistogram::serialization::V2Serializer::new().serialize(a.inner(), &mut plain).expect("v2");
+        let plain = plain_v2(&spread_hist(5, 800));
         // Valid counts, then a zero run past the value range and one more count.
         let mut past = plain.clone();
         past.extend_from_slice(&[0xff, 0xff, 0xff, 0x7f, 0x02]);
@@ -581,12 +592,8 @@ mod tests {
 
     #[test]
     fn sparse_merge_reads_uncompressed_v2_and_other_layouts() {
-        let mut a = Hist::new();
-        for v in spread(9, 3000) {
-            a.record_ns(v);
-        }
-        let mut plain = Vec::new();
-        hdrhistogram::serialization::V2Serializer::new().serialize(a.inner(), &mut plain).expect("v2");
+        let a = spread_hist(9, 3000);
+        let plain = plain_v2(&a);
         assert_eq!(Hist::decode(&plain).expect("v2").inner(), a.inner());
         // Another lowest value and precision: the general path, same counts.
         let mut other = Histogram::<u64>::new_with_bounds(1, 1_000_000_000, 2).expect("bounds");

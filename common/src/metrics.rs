@@ -292,42 +292,47 @@ pub fn write_groups(e: &mut Exposition, groups: &Groups) {
             e.sample_u64(name, &k.labels(), pick(&g.counters));
         }
     }
-    // In seconds, so not with the integer counters above.
-    let mut started = false;
-    for (k, g) in groups.iter().filter(|(k, _)| k.role == Producer) {
-        let name = "loadgen_in_flight_wait_seconds_total";
-        if !started {
-            e.family(
-                name,
-                Kind::Counter,
-                "Time producers were due to send but held back for room in flight (max_in_flight sends awaiting \
-                 acks, or client backpressure), summed over producers.",
-            );
-            started = true;
-        }
-        e.sample(name, &k.labels(), g.counters.in_flight_wait_ns as f64 / 1e9);
-    }
-    let gauges: [(&str, Role, &str, Pick); 4] = [
+    // Families of seconds and rates (f64); a counter in seconds among them.
+    let real_valued: [(&str, Kind, Role, &str, Pick); 5] = [
+        (
+            "loadgen_in_flight_wait_seconds_total",
+            Kind::Counter,
+            Producer,
+            "Time producers were due to send but held back for room in flight (max_in_flight sends awaiting acks, \
+             or client backpressure), summed over producers.",
+            |g| Some(g.counters.in_flight_wait_ns as f64 / 1e9),
+        ),
         (
             "loadgen_publish_rate_msgs_per_second",
+            Kind::Gauge,
             Producer,
             "Acknowledged messages per second in the last interval.",
             |g| g.interval.as_ref().map(|i| i.rate),
         ),
-        ("loadgen_target_publish_rate_msgs_per_second", Producer, "The scenario's target rate.", |g| g.target_rate),
-        ("loadgen_schedule_lag_seconds", Producer, "Largest send schedule lag in the last interval.", |g| {
-            g.interval.as_ref().map(|i| i.max_lag_s)
+        ("loadgen_target_publish_rate_msgs_per_second", Kind::Gauge, Producer, "The scenario's target rate.", |g| {
+            g.target_rate
         }),
-        ("loadgen_receive_rate_msgs_per_second", Consumer, "Received messages per second in the last interval.", |g| {
-            g.interval.as_ref().map(|i| i.rate)
-        }),
+        (
+            "loadgen_schedule_lag_seconds",
+            Kind::Gauge,
+            Producer,
+            "Largest send schedule lag in the last interval.",
+            |g| g.interval.as_ref().map(|i| i.max_lag_s),
+        ),
+        (
+            "loadgen_receive_rate_msgs_per_second",
+            Kind::Gauge,
+            Consumer,
+            "Received messages per second in the last interval.",
+            |g| g.interval.as_ref().map(|i| i.rate),
+        ),
     ];
-    for (name, role, help, pick) in gauges {
+    for (name, kind, role, help, pick) in real_valued {
         let mut started = false;
         for (k, g) in groups.iter().filter(|(k, _)| k.role == role) {
             let Some(v) = pick(g) else { continue };
             if !started {
-                e.family(name, Kind::Gauge, help);
+                e.family(name, kind, help);
                 started = true;
             }
             e.sample(name, &k.labels(), v);

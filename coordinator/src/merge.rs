@@ -84,7 +84,7 @@ impl IntervalTotals {
 }
 
 /// An interval report's histograms, read and checked (what
-/// [`Intervals::add_read`] takes): the costly part of a merge, done where
+/// [`Intervals::add`] takes): the costly part of a merge, done where
 /// the report arrives so a thousand agents' reports are read in parallel.
 pub fn read_ahead(r: &IntervalReport) -> Vec<ReadGroup> {
     r.groups.iter().map(ReadGroup::read).collect()
@@ -124,13 +124,8 @@ impl Intervals {
     /// Adds one agent's interval; returns the merged interval, its counters
     /// up to date, its histograms summed but not settled (see
     /// [`IntervalMerge::settle`]: once per printed line, not per agent).
-    pub fn add(&mut self, r: &IntervalReport) -> &mut IntervalMerge {
-        self.add_read(r, read_ahead(r))
-    }
-
-    /// [`Intervals::add`] with the report's histograms already read
-    /// (`read` is `read_ahead(r)`, done on the session's thread).
-    pub fn add_read(&mut self, r: &IntervalReport, read: Vec<ReadGroup>) -> &mut IntervalMerge {
+    /// `read` is `read_ahead(r)`, done on the session's task.
+    pub fn add(&mut self, r: &IntervalReport, read: Vec<ReadGroup>) -> &mut IntervalMerge {
         let m = self.by_index.entry(r.index).or_default();
         m.agents += 1;
         m.start_ns = r.start_ns;

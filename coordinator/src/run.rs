@@ -302,24 +302,25 @@ pub(crate) async fn run_step(
                         if let Some(AMsg::Pong(p)) = &m.msg {
                             clock.pong(p);
                         }
-                        let read = match &m.msg {
+                        let inbound = match m.msg {
                             Some(AMsg::Interval(r)) => {
                                 let c0 = thread_cpu_ns();
-                                let groups = merge::read_ahead(r);
-                                Some(ReadAhead { groups, cpu_ns: thread_cpu_ns().saturating_sub(c0) })
+                                let groups = merge::read_ahead(&r);
+                                let cpu_ns = thread_cpu_ns().saturating_sub(c0);
+                                Inbound::Interval(Box::new((r, ReadAhead { groups, cpu_ns })))
                             }
-                            _ => None,
+                            msg => Inbound::Msg(AgentMessage { msg }),
                         };
-                        if tx.send((i, Some(m), None, read)).is_err() {
+                        if tx.send((i, inbound)).is_err() {
                             break;
                         }
                     }
                     Ok(None) => {
-                        let _ = tx.send((i, None, Some("the agent closed the session".into()), None));
+                        let _ = tx.send((i, Inbound::Ended("the agent closed the session".into())));
                         break;
                     }
                     Err(e) => {
-                        let _ = tx.send((i, None, Some(format!("session failed: {}", e.message())), None));
+                        let _ = tx.send((i, Inbound::Ended(format!("session failed: {}", e.message()))));
                         break;
                     }
                 }
@@ -369,13 +370,11 @@ pub(crate) async fn run_step(
         match tokio::time::timeout_at(prepare_deadline, ev_rx.recv()).await {
             Err(_) => failure = Some(format!("agents not ready in time: {}", not_ready(&live, &ready))),
             Ok(None) => failure = Some("every agent session ended during prepare".into()),
-            Ok(Some((i, Some(AgentMessage { msg: Some(AMsg::Ready(_)) }), _, _))) => ready[i] = true,
-            Ok(Some((i, Some(AgentMessage { msg: Some(AMsg::Error(e)) }), _, _))) => {
+            Ok(Some((i, Inbound::Msg(AgentMessage { msg: Some(AMsg::Ready(_)) })))) => ready[i] = true,
+            Ok(Some((i, Inbound::Msg(AgentMessage { msg: Some(AMsg::Error(e)) })))) => {
                 failure = Some(format!("agent {} failed to prepare: {}", live.sessions[i].address, e.message));
             }
-            Ok(Some((i, None, why, _))) => {
-                failure = Some(format!("agent {}: {}", live.sessions[i].address, why.unwrap_or_default()))
-            }
+            Ok(Some((i, Inbound::Ended(why)))) => failure = Some(format!("agent {}: {why}", live.sessions[i].address)),
             Ok(Some(_)) => {}
         }
     }
@@ -499,9 +498,17 @@ pub(crate) async fn run_step(
             _ = tokio::time::sleep_until(clock::instant_at(wake).into()) => {}
             ev = ev_rx.recv() => match ev {
                 None => { incomplete = Some("every agent session ended".into()); break; }
+                Some((i, Inbound::Ended(why))) => {
+                    if alive[i] {
+                        if let Some(stop) = lose_agent(i, "lost", why, &sc, &mut alive, &mut outcomes, &live, &out) {
+                            incomplete = Some(stop);
+                            break;
+                        }
+                    }
+                }
                 // An agent already called lost is not heard any more.
-                Some((i, Some(_), _, _)) if !alive[i] => {}
-                Some((i, Some(msg), _, read)) => {
+                Some((i, _)) if !alive[i] => {}
+                Some((i, msg)) => {
                     let heard = tokio::time::Instant::now();
                     let quiet = heard.saturating_duration_since(last_heard[i]);
                     if quiet > quiet_limit[i] {
@@ -510,8 +517,9 @@ pub(crate) async fn run_step(
                         silences.push(note);
                     }
                     last_heard[i] = heard;
-                    match msg.msg {
-                        Some(AMsg::Interval(r)) => {
+                    match msg {
+                        Inbound::Interval(report) => {
+                            let (r, read) = *report;
                             producers_active[i] = r.producers_active;
                             for g in &r.groups {
                                 if g.role == proto::Role::Producer as i32 {
@@ -535,7 +543,7 @@ pub(crate) async fn run_step(
                             }
                             take_interval(i, &r, read, &sc, start_ns, &alive, &out, &mut outcomes, &mut intervals, &mut printed_upto, &mut merge_ns);
                         }
-                        Some(AMsg::Error(e)) => {
+                        Inbound::Msg(AgentMessage { msg: Some(AMsg::Error(e)) }) => {
                             warn!(agent = %live.sessions[i].address, phase = %e.phase, error = %e.message, "agent error");
                             out.line(&format!("agent {}: {} error: {}", live.sessions[i].address, e.phase, e.message));
                             if e.fatal && alive[i] {
@@ -546,17 +554,8 @@ pub(crate) async fn run_step(
                                 }
                             }
                         }
-                        Some(AMsg::Final(f)) if alive[i] => outcomes[i].final_report = Some(f),
+                        Inbound::Msg(AgentMessage { msg: Some(AMsg::Final(f)) }) => outcomes[i].final_report = Some(f),
                         _ => {}
-                    }
-                }
-                Some((i, None, why, _)) => {
-                    if alive[i] {
-                        let why = why.unwrap_or_default();
-                        if let Some(stop) = lose_agent(i, "lost", why, &sc, &mut alive, &mut outcomes, &live, &out) {
-                            incomplete = Some(stop);
-                            break;
-                        }
                     }
                 }
             }
@@ -593,10 +592,11 @@ pub(crate) async fn run_step(
                 }
             }
             Ok(None) => break,
-            Ok(Some((i, Some(AgentMessage { msg: Some(AMsg::Final(f)) }), _, _))) if alive[i] => {
+            Ok(Some((i, Inbound::Msg(AgentMessage { msg: Some(AMsg::Final(f)) })))) if alive[i] => {
                 outcomes[i].final_report = Some(f)
             }
-            Ok(Some((i, Some(AgentMessage { msg: Some(AMsg::Interval(r)) }), _, read))) if alive[i] => {
+            Ok(Some((i, Inbound::Interval(report)))) if alive[i] => {
+                let (r, read) = *report;
                 take_interval(
                     i,
                     &r,
@@ -611,9 +611,9 @@ pub(crate) async fn run_step(
                     &mut merge_ns,
                 );
             }
-            Ok(Some((i, None, why, _))) => {
+            Ok(Some((i, Inbound::Ended(why)))) => {
                 if alive[i] && outcomes[i].final_report.is_none() {
-                    let why = format!("before its final report: {}", why.unwrap_or_default());
+                    let why = format!("before its final report: {why}");
                     if let Some(stop) = lose_agent(i, "lost", why, &sc, &mut alive, &mut outcomes, &live, &out) {
                         incomplete.get_or_insert(stop);
                     }
@@ -736,7 +736,7 @@ fn lose_agent(
 fn take_interval(
     i: usize,
     r: &proto::IntervalReport,
-    read: Option<ReadAhead>,
+    read: ReadAhead,
     sc: &Scenario,
     start_ns: i64,
     alive: &[bool],
@@ -750,11 +750,7 @@ fn take_interval(
     let c0 = thread_cpu_ns();
     out.agent_interval(i, r);
     outcomes[i].interval_totals.add(r);
-    let (read, read_cpu_ns) = match read {
-        Some(ReadAhead { groups, cpu_ns }) => (groups, cpu_ns),
-        None => (merge::read_ahead(r), 0),
-    };
-    let merged = intervals.add_read(r, read);
+    let merged = intervals.add(r, read.groups);
     let alive_n = alive.iter().filter(|a| **a).count() as u32;
     if merged.agents >= alive_n && r.index as i64 > *printed_upto {
         merged.settle();
@@ -763,13 +759,21 @@ fn take_interval(
     }
     let (wall, cpu) = merge_ns.entry(r.index).or_default();
     *wall += t0.elapsed().as_nanos() as u64;
-    *cpu += thread_cpu_ns().saturating_sub(c0) + read_cpu_ns;
+    *cpu += thread_cpu_ns().saturating_sub(c0) + read.cpu_ns;
 }
 
-/// One event from an agent's session for the run loop: the agent's index,
-/// its message (None: the session ended, and why), and for an interval
-/// report its histograms read ahead.
-type Event = (usize, Option<AgentMessage>, Option<String>, Option<ReadAhead>);
+/// One event from an agent's session for the run loop, with the agent's index.
+type Event = (usize, Inbound);
+
+/// What an agent's session hands the run loop.
+enum Inbound {
+    /// An interval report, its histograms read on the session's task.
+    Interval(Box<(proto::IntervalReport, ReadAhead)>),
+    /// Any other message.
+    Msg(AgentMessage),
+    /// The session ended, and why.
+    Ended(String),
+}
 
 /// An interval report's histograms, read on the session's task.
 struct ReadAhead {
