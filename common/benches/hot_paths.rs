@@ -150,7 +150,8 @@ fn interval_merge(c: &mut Criterion) {
                 black_box(total)
             })
         });
-        // What the coordinator does now: sum in index space, settle once.
+        // Read, sum in index space, settle once, all on one thread (the
+        // coordinator splits the reading off: the two benches below).
         g.bench_function(format!("sum_then_settle_{agents}_agents"), |b| {
             b.iter(|| {
                 let mut total = GroupPhases::default();
