@@ -11,6 +11,17 @@ import time
 
 import pulsar
 
+
+def varint(b, at):
+    v, shift = 0, 0
+    while True:
+        v |= (b[at] & 0x7F) << shift
+        at += 1
+        if b[at - 1] < 0x80:
+            return v, at
+        shift += 7
+
+
 url, topic, sub, idle = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 client = pulsar.Client(url, operation_timeout_seconds=10)
 consumer = client.subscribe(topic, sub, consumer_type=pulsar.ConsumerType.Shared)
@@ -33,13 +44,14 @@ while True:
     deliveries += 1
     stamp = msg.properties().get("lg-stamp", "")
     consumer.acknowledge(msg)
-    if ":" not in stamp:
+    if not stamp:
         continue
-    # tag:base64url(producer u32, seq u64, intended i64, sent i64; little-endian)
-    b64 = stamp.split(":", 1)[1]
-    raw = base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4))
-    producer = int.from_bytes(raw[0:4], "little")
-    seq = int.from_bytes(raw[4:12], "little")
+    # base64url(run tag u32, producer varint, seq varint, sent i64,
+    # lateness zigzag varint; little-endian): see README, "End to end".
+    raw = base64.urlsafe_b64decode(stamp + "=" * (-len(stamp) % 4))
+    at = 4
+    producer, at = varint(raw, at)
+    seq, at = varint(raw, at)
     seen.setdefault(producer, set()).add(seq)
 client.close()
 print(json.dumps({

@@ -5,8 +5,8 @@
 //!   exists, so `create_topic` creates it with a producer of its own (with
 //!   the topic's partitions, dispatch strategy and schema), after
 //!   registering the topic's schema in Danube's schema registry.
-//! * The stamp travels in a message attribute (`lg-stamp`, the same
-//!   `tag:base64url` form as the Pulsar driver's property), so payloads stay
+//! * The stamp travels in a message attribute (`lg-stamp`, the same short
+//!   base64url form as the Pulsar driver's property), so payloads stay
 //!   what the topic's schema says: text for `string` and `json` (a
 //!   `{"lg": "..."}` document of the scenario's size), 8 big-endian bytes
 //!   for `int64`. Another run's messages are counted as foreign.
@@ -40,7 +40,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-use super::pulsar::{parse_stamp_property, read_token, run_tag, stamp_property};
+use super::pulsar::read_token;
 use super::{ConsumerClient, Delivery, Driver, DriverError, OutMessage, ProducerClient, RecvError, SendError};
 
 /// The message attribute that carries the stamp.
@@ -49,7 +49,7 @@ pub const STAMP_ATTRIBUTE: &str = "lg-stamp";
 pub struct DanubeDriver {
     client: DanubeClient,
     url: String,
-    run_tag: String,
+    run_tag: u32,
     /// How long topic, producer and consumer creation may keep retrying.
     retry_for: Duration,
     /// The producers that created this run's topics (they send nothing; the
@@ -217,7 +217,7 @@ impl DanubeDriver {
         Ok(DanubeDriver {
             client,
             url,
-            run_tag: run_tag(run_id),
+            run_tag: common::stamp::run_tag(run_id),
             retry_for: broker.connect_timeout,
             topic_makers: Mutex::new(Vec::new()),
         })
@@ -285,7 +285,7 @@ impl Driver for DanubeDriver {
         self.register_schema(topic).await?;
         // A producer creates the topic (Danube auto-creates on a producer's
         // request); consumers can subscribe once it exists.
-        let name = format!("lg-{}-topic-{:08x}", self.run_tag, rand::random::<u32>());
+        let name = format!("lg-{:08x}-topic-{:08x}", self.run_tag, rand::random::<u32>());
         let mut maker = self
             .producer_builder(topic, name)
             .build()
@@ -324,7 +324,7 @@ impl Driver for DanubeDriver {
             .client
             .new_consumer()
             .with_topic(full)
-            .with_consumer_name(format!("lg-{}-{}-{index}", self.run_tag, group.name))
+            .with_consumer_name(format!("lg-{:08x}-{}-{index}", self.run_tag, group.name))
             .with_subscription(group.subscription.clone())
             .with_subscription_type(client_sub_type(group.sub_type))
             .build()
@@ -338,7 +338,7 @@ impl Driver for DanubeDriver {
             }
         }
         let rx = consumer.receive().await.map_err(|e| sub_err(describe(&e)))?;
-        Ok(DanubeConsumer { consumer, rx, run_tag: self.run_tag.clone(), pending: None })
+        Ok(DanubeConsumer { consumer, rx, run_tag: self.run_tag, pending: None })
     }
 
     async fn producer(&self, topic: &Topic, group: &ProducerGroup, index: u32) -> Result<DanubeProducer, DriverError> {
@@ -347,7 +347,7 @@ impl Driver for DanubeDriver {
         let rx = Arc::new(Mutex::new(rx));
         let mut workers = Vec::with_capacity(clients);
         for c in 0..clients {
-            let name = format!("lg-{}-{}-{index}-{c}", self.run_tag, group.name);
+            let name = format!("lg-{:08x}-{}-{index}-{c}", self.run_tag, group.name);
             let mut p = self
                 .producer_builder(topic, name)
                 .build()
@@ -370,7 +370,7 @@ impl Driver for DanubeDriver {
             TopicSchema::Json(_) if !matches!(group.payload, PayloadKind::File(_)) => Shape::JsonDoc,
             _ => Shape::AsIs,
         };
-        Ok(DanubeProducer { jobs, workers, run_tag: self.run_tag.clone(), shape, send_timeout: group.send_timeout })
+        Ok(DanubeProducer { jobs, workers, run_tag: self.run_tag, shape, send_timeout: group.send_timeout })
     }
 }
 
@@ -432,7 +432,7 @@ async fn worker(producer: Producer, jobs: Arc<Mutex<mpsc::Receiver<Job>>>) {
 pub struct DanubeProducer {
     jobs: mpsc::Sender<Job>,
     workers: Vec<JoinHandle<()>>,
-    run_tag: String,
+    run_tag: u32,
     shape: Shape,
     send_timeout: Duration,
 }
@@ -451,7 +451,7 @@ impl ProducerClient for DanubeProducer {
 
     async fn send(&mut self, msg: OutMessage) -> Result<DanubeAck, SendError> {
         let mut attributes = HashMap::with_capacity(1);
-        attributes.insert(STAMP_ATTRIBUTE.to_string(), stamp_property(&self.run_tag, &msg.stamp));
+        attributes.insert(STAMP_ATTRIBUTE.to_string(), msg.stamp.to_property(self.run_tag));
         let (reply, ack) = oneshot::channel();
         let job = Job {
             data: shape_payload(self.shape, &msg.payload, msg.stamp.seq),
@@ -481,19 +481,15 @@ impl ProducerClient for DanubeProducer {
 pub struct DanubeConsumer {
     consumer: Consumer,
     rx: mpsc::Receiver<StreamMessage>,
-    run_tag: String,
+    run_tag: u32,
     /// The last message handed out, acknowledged by `ack_last`.
     pending: Option<StreamMessage>,
 }
 
 /// Reads our stamp from a message's attributes (Ok(None): another run's).
-fn stamp_of(tag: &str, m: &StreamMessage) -> Result<common::stamp::Stamp, StampError> {
+fn stamp_of(tag: u32, m: &StreamMessage) -> Result<common::stamp::Stamp, StampError> {
     match m.attributes.get(STAMP_ATTRIBUTE) {
-        Some(v) => match parse_stamp_property(tag, v) {
-            Ok(Some(s)) => Ok(s),
-            Ok(None) => Err(StampError::Foreign),
-            Err(e) => Err(e),
-        },
+        Some(v) => common::stamp::Stamp::from_property(tag, v),
         None => Err(StampError::BadMagic),
     }
 }
@@ -507,7 +503,7 @@ impl ConsumerClient for DanubeConsumer {
             ));
         };
         let delivery = Delivery {
-            stamp: stamp_of(&self.run_tag, &msg),
+            stamp: stamp_of(self.run_tag, &msg),
             payload_len: msg.payload.len(),
             redelivered: false,
             partition: partition_of(&msg.msg_id.topic_name),
@@ -557,7 +553,7 @@ mod tests {
 
     #[test]
     fn stamps_of_this_run_other_runs_and_garbage() {
-        let tag = run_tag("run-1");
+        let tag = common::stamp::run_tag("run-1");
         let s = Stamp { producer_id: 3, seq: 9, intended_ns: 1, sent_ns: 2 };
         let mut m = StreamMessage {
             request_id: 0,
@@ -576,9 +572,9 @@ mod tests {
             schema_version: None,
             routing_key: None,
         };
-        assert_eq!(stamp_of(&tag, &m), Err(StampError::BadMagic));
-        m.attributes.insert(STAMP_ATTRIBUTE.into(), stamp_property(&tag, &s));
-        assert_eq!(stamp_of(&tag, &m), Ok(s));
-        assert_eq!(stamp_of(&run_tag("run-2"), &m), Err(StampError::Foreign));
+        assert_eq!(stamp_of(tag, &m), Err(StampError::BadMagic));
+        m.attributes.insert(STAMP_ATTRIBUTE.into(), s.to_property(tag));
+        assert_eq!(stamp_of(tag, &m), Ok(s));
+        assert_eq!(stamp_of(common::stamp::run_tag("run-2"), &m), Err(StampError::Foreign));
     }
 }

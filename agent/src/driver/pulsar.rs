@@ -1,9 +1,9 @@
 //! Apache Pulsar driver on the `pulsar` crate (tokio, rustls; no OpenSSL).
 //!
-//! The stamp travels in a message property (`lg-stamp`: an 8-hex-digit run
-//! tag, `:`, then producer id, sequence, intended and sent time as 28
-//! little-endian bytes in base64url without padding; 47 bytes in all), so
-//! payloads stay whatever the scenario says. Messages whose tag is another run's (a durable
+//! The stamp travels in a message property (`lg-stamp`, the short form of
+//! `Stamp::to_property`: run tag, producer id, sequence, sent time and
+//! lateness, base64url; typically 26 characters), so payloads stay whatever
+//! the scenario says. Messages whose tag is another run's (a durable
 //! subscription reused across runs) are counted as foreign, not accounted.
 //! Every producer keeps many sends in flight (`send_non_blocking`); a send's
 //! ack future resolves on the broker's receipt.
@@ -15,9 +15,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use base64::Engine;
 use common::scenario::{AckMode, Auth, Broker, Compression, ConsumerGroup, ProducerGroup, SubType, Topic};
-use common::stamp::{Stamp, StampError, STAMP_LEN};
+use common::stamp::{Stamp, StampError};
 use futures::StreamExt;
 use pulsar::compression as pc;
 use pulsar::consumer::Message;
@@ -35,19 +34,9 @@ const STAMP_PROPERTY: &str = "lg-stamp";
 pub struct PulsarDriver {
     client: Pulsar<TokioExecutor>,
     url: String,
-    run_tag: String,
+    run_tag: u32,
     /// How long topic, producer and consumer creation may keep retrying.
     retry_for: Duration,
-}
-
-/// A short tag for a run id (FNV-1a, 32 bits, hex).
-pub fn run_tag(run_id: &str) -> String {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in run_id.bytes() {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    format!("{h:08x}")
 }
 
 /// Reads the broker token on this host (never from the scenario text).
@@ -103,7 +92,7 @@ impl PulsarDriver {
                 connect_err(format!("no answer within {}", common::units::format_duration(broker.connect_timeout)))
             })?
             .map_err(|e| connect_err(e.to_string()))?;
-        Ok(PulsarDriver { client, url, run_tag: run_tag(run_id), retry_for: broker.connect_timeout })
+        Ok(PulsarDriver { client, url, run_tag: common::stamp::run_tag(run_id), retry_for: broker.connect_timeout })
     }
 }
 
@@ -212,7 +201,7 @@ impl Driver for PulsarDriver {
             client: self.client.clone(),
             spec,
             resubscribe: None,
-            run_tag: self.run_tag.clone(),
+            run_tag: self.run_tag,
             pending: None,
             ack: group.ack,
             ack_every: group.ack_every.max(1),
@@ -236,52 +225,13 @@ impl Driver for PulsarDriver {
         })
         .await
         .map_err(|e| DriverError::Producer { topic: topic.name.clone(), reason: e.to_string() })?;
-        Ok(PulsarProducer { producer, run_tag: self.run_tag.clone() })
+        Ok(PulsarProducer { producer, run_tag: self.run_tag })
     }
 }
 
 pub struct PulsarProducer {
     producer: Producer<TokioExecutor>,
-    run_tag: String,
-}
-
-/// The stamp's informative bytes (producer id, sequence, intended and sent
-/// time; little-endian) in a property value: 28 bytes, 38 base64url
-/// characters, after the run tag: 47 bytes in all (the crate's cost per
-/// message grows with the property's length).
-const PROPERTY_STAMP_BYTES: usize = 28;
-const PROPERTY_STAMP_CHARS: usize = 38;
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-pub(crate) fn stamp_property(tag: &str, stamp: &Stamp) -> String {
-    let full = stamp.encode();
-    let mut chars = [0u8; PROPERTY_STAMP_CHARS];
-    let n = B64.encode_slice(&full[STAMP_LEN - PROPERTY_STAMP_BYTES..], &mut chars).unwrap_or(0);
-    let mut s = String::with_capacity(tag.len() + 1 + PROPERTY_STAMP_CHARS);
-    s.push_str(tag);
-    s.push(':');
-    s.push_str(std::str::from_utf8(&chars[..n]).unwrap_or(""));
-    s
-}
-
-/// Decodes our property; Ok(None) for another run's message.
-pub(crate) fn parse_stamp_property(tag: &str, v: &str) -> Result<Option<Stamp>, StampError> {
-    let Some((t, b64)) = v.split_once(':') else { return Err(StampError::BadMagic) };
-    if t != tag {
-        return Ok(None);
-    }
-    if b64.len() != PROPERTY_STAMP_CHARS {
-        return Err(StampError::TooShort);
-    }
-    let mut raw = [0u8; PROPERTY_STAMP_BYTES + 2];
-    match B64.decode_slice(b64, &mut raw) {
-        Ok(PROPERTY_STAMP_BYTES) => {}
-        _ => return Err(StampError::BadMagic),
-    }
-    // The fixed header the property leaves out, then the informative bytes.
-    let mut full = Stamp { producer_id: 0, seq: 0, intended_ns: 0, sent_ns: 0 }.encode();
-    full[STAMP_LEN - PROPERTY_STAMP_BYTES..].copy_from_slice(&raw[..PROPERTY_STAMP_BYTES]);
-    Stamp::decode(&full).map(Some)
+    run_tag: u32,
 }
 
 /// `persistent://t/n/orders-partition-3` -> Some(3).
@@ -303,7 +253,7 @@ impl ProducerClient for PulsarProducer {
 
     async fn send(&mut self, msg: OutMessage) -> Result<PulsarAck, SendError> {
         let mut properties = HashMap::with_capacity(1);
-        properties.insert(STAMP_PROPERTY.to_string(), stamp_property(&self.run_tag, &msg.stamp));
+        properties.insert(STAMP_PROPERTY.to_string(), msg.stamp.to_property(self.run_tag));
         let m = pulsar::producer::Message {
             payload: msg.payload.to_vec(),
             properties,
@@ -384,7 +334,7 @@ pub struct PulsarConsumer {
     /// Subscribing again after the stream ended; in a task, so that a
     /// dropped `recv` loses nothing.
     resubscribe: Option<Resubscribe>,
-    run_tag: String,
+    run_tag: u32,
     /// The last message handed out, acknowledged by `ack_last`.
     pending: Option<Message<Vec<u8>>>,
     ack: AckMode,
@@ -421,15 +371,11 @@ impl ConsumerClient for PulsarConsumer {
             }
         };
         let stamp = match msg.payload.metadata.properties.iter().find(|kv| kv.key == STAMP_PROPERTY) {
-            Some(kv) => parse_stamp_property(&self.run_tag, &kv.value),
+            Some(kv) => Stamp::from_property(self.run_tag, &kv.value),
             None => Err(StampError::BadMagic),
         };
         let delivery = Delivery {
-            stamp: match stamp {
-                Ok(Some(s)) => Ok(s),
-                Ok(None) => Err(StampError::Foreign),
-                Err(e) => Err(e),
-            },
+            stamp,
             payload_len: msg.payload.data.len(),
             redelivered: false,
             partition: partition_of(&msg.topic),
@@ -468,20 +414,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stamp_property_roundtrip_and_foreign_runs() {
-        let s = Stamp { producer_id: 7, seq: 123_456, intended_ns: -5, sent_ns: 99 };
-        let tag = run_tag("run-1");
-        let p = stamp_property(&tag, &s);
-        assert_eq!(parse_stamp_property(&tag, &p), Ok(Some(s)));
-        assert_eq!(parse_stamp_property(&run_tag("run-2"), &p), Ok(None));
-        assert!(parse_stamp_property(&tag, "garbage").is_err());
-        assert!(parse_stamp_property(&tag, &format!("{tag}:zz")).is_err());
-        assert_eq!(p.len(), 47);
-        // Not base64url, or decoding to another length: refused.
-        assert!(parse_stamp_property(&tag, &format!("{tag}:{}", "*".repeat(38))).is_err());
-        assert!(parse_stamp_property(&tag, &format!("{tag}:{}", "A".repeat(37))).is_err());
-        let extreme = Stamp { producer_id: u32::MAX, seq: u64::MAX, intended_ns: i64::MIN, sent_ns: i64::MAX };
-        assert_eq!(parse_stamp_property(&tag, &stamp_property(&tag, &extreme)), Ok(Some(extreme)));
+    fn topic_names_and_partitions() {
         assert_eq!(partition_of("persistent://public/default/t-partition-12"), Some(12));
         assert_eq!(partition_of("persistent://public/default/t"), None);
         assert_eq!(full_topic_name("t"), "persistent://public/default/t");

@@ -5,10 +5,10 @@
 //!
 //!   pulsar-bare --url pulsar://127.0.0.1:6650 --topic t --producers 4 \
 //!               --in-flight 1 --size 1024 --seconds 20 [--batch 100 --batch-delay-ms 5]
-//!               [--property-bytes 47]
+//!               [--property-bytes 26]
 //!
 //! `--property-bytes N` attaches one message property with an N-byte value
-//! (the agent's stamp property is 47 bytes: `lg-stamp` = tag:base64url stamp), to
+//! (the agent's stamp property value is typically 26 bytes, under `lg-stamp`), to
 //! tell the crate's cost of carrying it from the agent's own.
 //!
 //! Prints one JSON line: acknowledged messages, errors, seconds, rate.
