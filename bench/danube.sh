@@ -85,7 +85,7 @@ YAML
 
 echo "## Agent vs bare danube-client loop, 1 KiB, send-and-await, ${SECS}s each"
 echo
-echo "| case | bare msg/s (median) | agent msg/s (median) | agent/bare | agent/bare per round | agent CPU % (of one core, median) |"
+echo "| case | bare msg/s (median) | agent msg/s (median) | agent/bare | agent/bare per round (median) | agent CPU % (of one core, median) |"
 echo "|---|---:|---:|---:|---|---:|"
 for n in 1 4 16; do
     brs=() ars=() acpus=() per=()
@@ -100,7 +100,7 @@ for n in 1 4 16; do
         brs+=("$br") ars+=("$ar") acpus+=("$acpu") per+=("$(ratio "$ar" "$br")")
     done
     bm="$(median "${brs[@]}")" am="$(median "${ars[@]}")"
-    echo "| $n producers (agent: count $n, clients 1) | $bm | $am | $(ratio "$am" "$bm") | ${per[*]} | $(median "${acpus[@]}") |"
+    echo "| $n producers (agent: count $n, clients 1) | $bm | $am | $(ratio "$am" "$bm") | ${per[*]} ($(ratio2 "${per[@]}")) | $(median "${acpus[@]}") |"
 done
 echo
 echo "## One logical producer, clients: N (agent only)"

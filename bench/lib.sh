@@ -33,3 +33,10 @@ ratio() { # a b
 median() { # number...
     python3 -c 'import statistics,sys; print(round(statistics.median(map(float, sys.argv[1:])), 1))' "$@"
 }
+
+# The median of ratios, to two decimals: the rounds' paired ratios, which a
+# machine whose speed drifts between rounds disturbs less than the ratio of
+# the medians.
+ratio2() { # ratio...
+    python3 -c 'import statistics,sys; print(f"{statistics.median(map(float, sys.argv[1:])):.2f}")' "$@"
+}

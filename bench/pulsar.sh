@@ -11,8 +11,12 @@
 # PIN=1 puts pulsar-lite and the relay on CPU 1 and every client on CPU 0,
 # as on a real cluster where the load generator does not share the broker's
 # cores (on 2 cores unpinned, a client's extra CPU is the broker's loss).
+# Each round also runs the bare loop with one 26-byte property (the size of
+# the agent's stamp): agent / that is the agent's own cost, bare-with-stamp /
+# bare is what carrying a stamp costs in the crate.
+# CASES picks cases, e.g. CASES="256:100" (in flight[:batch]); default all.
 # Prints one table (markdown).
-# Usage: [PIN=1] bench/pulsar.sh [SECONDS] [PRODUCERS] [ROUNDS]
+# Usage: [PIN=1] [CASES=...] bench/pulsar.sh [SECONDS] [PRODUCERS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS="${1:-20}"
@@ -26,9 +30,9 @@ export PULSAR_LITE_STATE="$(mktemp -d /tmp/lg-bench-pulsar.XXXXXX)" PULSAR_RELAY
 URL="$("${BROKER_CPU[@]}" scripts/pulsar-lite.sh start | tail -n1)"
 trap 'scripts/pulsar-lite.sh stop >/dev/null 2>&1 || true; rm -rf "$PULSAR_LITE_STATE"' EXIT
 WORK="$(mktemp -d /tmp/lg-bench-work.XXXXXX)"
-bare() { # in_flight [batch] topic
-    local extra=()
-    [ -n "$2" ] && extra=(--batch "$2" --batch-delay-ms 5)
+bare() { # in_flight [batch] topic [property bytes]
+    local extra=(--property-bytes "${4:-0}")
+    [ -n "$2" ] && extra+=(--batch "$2" --batch-delay-ms 5)
     "${CLIENT_CPU[@]}" "$BIN/pulsar-bare" --url "$URL" --topic "$3" --producers "$PRODUCERS" --in-flight "$1" \
         --size 1024 --seconds "$SECS" "${extra[@]}" | json_rate
 }
@@ -56,14 +60,14 @@ python_loop() { # in_flight topic
 }
 
 
-echo "| case | bare pulsar crate msg/s (median) | agent msg/s (median) | agent/bare | agent/bare per round | agent CPU % (of one core, median) | python client msg/s | agent/python |"
-echo "|---|---:|---:|---:|---|---:|---:|---:|"
+echo "| case | bare pulsar crate msg/s (median) | agent msg/s (median) | agent/bare | agent/bare per round (median) | bare with a 26-byte property msg/s (median) | agent/bare-with-property | agent CPU % (of one core, median) | python client msg/s | agent/python |"
+echo "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|"
 i=0
-for case in "1" "64" "256" "256 100"; do
-    set -- $case
+for case in ${CASES:-1 64 256 256:100}; do
+    set -- ${case/:/ }
     w="$1"; b="${2:-}"; i=$((i + 1))
     label="in flight $w$( [ -n "$b" ] && echo ", batched $b/5ms" || echo ", unbatched")"
-    brs=() ars=() acpus=() per=()
+    brs=() ars=() acpus=() per=() bps=()
     for r in $(seq 1 "$ROUNDS"); do
         # Fresh topics per round; who goes first alternates.
         if [ $((r % 2)) -eq 1 ]; then
@@ -73,12 +77,13 @@ for case in "1" "64" "256" "256 100"; do
             read -r ar acpu < <(agent "$w" "$b" "bench-agent-$i-$r")
             br="$(bare "$w" "$b" "bench-bare-$i-$r")"
         fi
+        bps+=("$(bare "$w" "$b" "bench-barep-$i-$r" 26)")
         brs+=("$br") ars+=("$ar") acpus+=("$acpu") per+=("$(ratio "$ar" "$br")")
     done
-    bm="$(median "${brs[@]}")" am="$(median "${ars[@]}")" cm="$(median "${acpus[@]}")"
+    bm="$(median "${brs[@]}")" am="$(median "${ars[@]}")" cm="$(median "${acpus[@]}")" bpm="$(median "${bps[@]}")"
     # The Python client is compared where a user would write an async loop.
     if [ -z "$b" ] && [ "$w" -gt 1 ]; then py="$(python_loop "$w" "bench-py-$i")"; else py="-"; fi
     pyratio="$( [ "$py" != "-" ] && ratio "$am" "$py" || echo "-")"
-    echo "| $PRODUCERS producers, $label | $bm | $am | $(ratio "$am" "$bm") | ${per[*]} | $cm | $py | $pyratio |"
+    echo "| $PRODUCERS producers, $label | $bm | $am | $(ratio "$am" "$bm") | ${per[*]} ($(ratio2 "${per[@]}")) | $bpm | $(ratio "$am" "$bpm") | $cm | $py | $pyratio |"
 done
 rm -rf "$WORK"

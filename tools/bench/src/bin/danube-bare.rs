@@ -4,7 +4,11 @@
 //! No stamps, no histograms, no accounting: just what the client can push.
 //!
 //!   danube-bare --url http://127.0.0.1:6650 --topic /default/t --producers 4 \
-//!               --size 1024 --seconds 20 [--reliable]
+//!               --size 1024 --seconds 20 [--reliable] [--attribute-bytes 26]
+//!
+//! `--attribute-bytes N` attaches one attribute with an N-byte value (the
+//! agent's stamp, under `lg-stamp`, is typically 26 bytes), to tell what
+//! carrying it costs the client and the broker from the agent's own cost.
 //!
 //! Prints one JSON line: acknowledged messages, errors, seconds, rate.
 use std::time::{Duration, Instant};
@@ -19,6 +23,7 @@ struct Args {
     size: usize,
     seconds: f64,
     reliable: bool,
+    attribute_bytes: usize,
 }
 
 const BIN: &str = "danube-bare";
@@ -32,14 +37,22 @@ fn args() -> Result<Args, String> {
         size: f.num("--size", 1024.0)? as usize,
         seconds: f.num("--seconds", 20.0)?,
         reliable: f.has("--reliable"),
+        attribute_bytes: f.num("--attribute-bytes", 0.0)? as usize,
     })
 }
 
-async fn producer_loop(p: Producer, size: usize, until: Instant) -> (u64, u64) {
+async fn producer_loop(p: Producer, size: usize, attribute_bytes: usize, until: Instant) -> (u64, u64) {
     let payload = vec![0xabu8; size];
+    let attribute = "0".repeat(attribute_bytes);
     let (mut acked, mut errors) = (0u64, 0u64);
     while Instant::now() < until {
-        match p.send(payload.clone(), None).await {
+        // As the agent builds it: a fresh map and strings per message.
+        let attributes = (attribute_bytes > 0).then(|| {
+            let mut m = std::collections::HashMap::with_capacity(1);
+            m.insert("lg-stamp".to_string(), attribute.clone());
+            m
+        });
+        match p.send(payload.clone(), attributes).await {
             Ok(_) => acked += 1,
             Err(_) => errors += 1,
         }
@@ -69,5 +82,5 @@ async fn main() {
     }
     let start = Instant::now();
     let until = start + Duration::from_secs_f64(a.seconds);
-    run_loops(producers.into_iter().map(|p| producer_loop(p, a.size, until)), start).await;
+    run_loops(producers.into_iter().map(|p| producer_loop(p, a.size, a.attribute_bytes, until)), start).await;
 }
