@@ -11,7 +11,9 @@
 # start the broker on the other CPU (`taskset -c 1 ...`) so the clients'
 # CPU is not the broker's loss, as on a real cluster.
 # Prints markdown tables. Usage: [PIN=1] bench/danube.sh URL [SECONDS] [ROUNDS]
-set -euo pipefail
+set -Eeuo pipefail
+# A failing step names itself (a bare `set -e` exit says nothing).
+trap 'echo "$0: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 URL="${1:?usage: bench/danube.sh http://HOST:PORT [SECONDS] [ROUNDS]}"
 SECS="${2:-20}"

@@ -17,7 +17,9 @@
 # CASES picks cases, e.g. CASES="256:100" (in flight[:batch]); default all.
 # Prints one table (markdown).
 # Usage: [PIN=1] [CASES=...] bench/pulsar.sh [SECONDS] [PRODUCERS] [ROUNDS]
-set -euo pipefail
+set -Eeuo pipefail
+# A failing step names itself (a bare `set -e` exit says nothing).
+trap 'echo "$0: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 SECS="${1:-20}"
 PRODUCERS="${2:-4}"

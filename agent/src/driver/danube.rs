@@ -486,7 +486,7 @@ pub struct DanubeConsumer {
     pending: Option<StreamMessage>,
 }
 
-/// Reads our stamp from a message's attributes (Ok(None): another run's).
+/// Reads our stamp from a message's attributes (Err(Foreign): another run's).
 fn stamp_of(tag: u32, m: &StreamMessage) -> Result<common::stamp::Stamp, StampError> {
     match m.attributes.get(STAMP_ATTRIBUTE) {
         Some(v) => common::stamp::Stamp::from_property(tag, v),

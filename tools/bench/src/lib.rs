@@ -2,6 +2,10 @@
 //! `--flag value` arguments, how they give up, and running their producer
 //! loops to the one JSON line they print.
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::fmt::Display;
 use std::future::Future;
 use std::time::Instant;
