@@ -29,8 +29,15 @@ build_release coordinator bench testkit
 BROKER_CPU=() CLIENT_CPU=()
 if [ -n "${PIN:-}" ]; then BROKER_CPU=(taskset -c 1) CLIENT_CPU=(taskset -c 0); fi
 export PULSAR_LITE_STATE="$(mktemp -d /tmp/lg-bench-pulsar.XXXXXX)" PULSAR_RELAY_PROFILE=release
-URL="$("${BROKER_CPU[@]}" scripts/pulsar-lite.sh start | tail -n1)"
 trap 'scripts/pulsar-lite.sh stop >/dev/null 2>&1 || true; rm -rf "$PULSAR_LITE_STATE"' EXIT
+# pulsar-lite keeps every message (a 10 s batched run writes ~1.5 GB): each
+# round gets a fresh broker and store, so a long run cannot fill the disk.
+fresh_broker() {
+    scripts/pulsar-lite.sh stop >/dev/null 2>&1 || true
+    rm -rf "$PULSAR_LITE_STATE" && mkdir -p "$PULSAR_LITE_STATE"
+    URL="$("${BROKER_CPU[@]}" scripts/pulsar-lite.sh start | tail -n1)"
+}
+fresh_broker
 WORK="$(mktemp -d /tmp/lg-bench-work.XXXXXX)"
 bare() { # in_flight [batch] topic [property bytes]
     local extra=(--property-bytes "${4:-0}")
@@ -71,6 +78,7 @@ for case in ${CASES:-1 64 256 256:100}; do
     label="in flight $w$( [ -n "$b" ] && echo ", batched $b/5ms" || echo ", unbatched")"
     brs=() ars=() acpus=() per=() bps=()
     for r in $(seq 1 "$ROUNDS"); do
+        fresh_broker
         # Fresh topics per round; who goes first alternates.
         if [ $((r % 2)) -eq 1 ]; then
             br="$(bare "$w" "$b" "bench-bare-$i-$r")"
