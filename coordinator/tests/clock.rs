@@ -134,9 +134,14 @@ fn an_agent_clock_250ms_off_leaves_cross_host_latency_as_it_was() {
     // The skew was real, and measured.
     let offset_ms = agent_row(&rep, &skewed.addr)["clock_offset_us"].as_f64().expect("offset") / 1e3;
     assert!(offset_ms.abs() > 100.0, "the faked clock is {offset_ms} ms off; libfaketime did not take");
+    // What corrects every e2e sample: the measured offset, within 1 ms of the skew.
+    assert!((offset_ms - 250.0).abs() <= 1.0, "measured offset {offset_ms:.3} ms for a +250 ms clock");
     let (a, b) = (consumer_p50_ms(&base), consumer_p50_ms(&rep));
     eprintln!("e2e p50: unskewed {a:.3} ms, consumer clock {offset_ms:+.1} ms off: {b:.3} ms");
-    assert!((a - b).abs() <= 1.0, "e2e p50 {b:.3} ms with the skew vs {a:.3} ms without");
+    // Uncorrected, the skew would move p50 by ~250 ms; corrected, what is
+    // left is the offset's error (RTT/2, well under 1 ms on loopback) plus
+    // pulsar-lite's own run-to-run spread of p50 (seen: 3.1 vs 6.3 ms).
+    assert!((a - b).abs() <= 10.0, "e2e p50 {b:.3} ms with the skew vs {a:.3} ms without");
     for r in [&base, &rep] {
         assert_eq!(r["totals"]["lost"], 0, "{}", r["totals"]);
         // Every e2e sample crosses processes: its clock error bound is given.
