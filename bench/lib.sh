@@ -29,14 +29,19 @@ ratio() { # a b
     python3 -c "print(f'{$1/$2:.2f}')"
 }
 
+# The median of the numbers given, to DIGITS decimals.
+median_to() { # digits number...
+    python3 -c 'import statistics,sys; print(f"{statistics.median(map(float, sys.argv[2:])):.{sys.argv[1]}f}")' "$@"
+}
+
 # The median of the numbers given, to one decimal.
 median() { # number...
-    python3 -c 'import statistics,sys; print(round(statistics.median(map(float, sys.argv[1:])), 1))' "$@"
+    median_to 1 "$@"
 }
 
 # The median of ratios, to two decimals: the rounds' paired ratios, which a
 # machine whose speed drifts between rounds disturbs less than the ratio of
 # the medians.
 ratio2() { # ratio...
-    python3 -c 'import statistics,sys; print(f"{statistics.median(map(float, sys.argv[1:])):.2f}")' "$@"
+    median_to 2 "$@"
 }

@@ -31,10 +31,10 @@ if [ -n "${PIN:-}" ]; then BROKER_CPU=(taskset -c 1) CLIENT_CPU=(taskset -c 0); 
 export PULSAR_LITE_STATE="$(mktemp -d /tmp/lg-bench-pulsar.XXXXXX)" PULSAR_RELAY_PROFILE=release
 trap 'scripts/pulsar-lite.sh stop >/dev/null 2>&1 || true; rm -rf "$PULSAR_LITE_STATE"' EXIT
 # pulsar-lite keeps every message (a 10 s batched run writes ~1.5 GB): each
-# round gets a fresh broker and store, so a long run cannot fill the disk.
+# round gets a fresh broker and store (`start` empties the state
+# directory), so a long run cannot fill the disk.
 fresh_broker() {
     scripts/pulsar-lite.sh stop >/dev/null 2>&1 || true
-    rm -rf "$PULSAR_LITE_STATE" && mkdir -p "$PULSAR_LITE_STATE"
     URL="$("${BROKER_CPU[@]}" scripts/pulsar-lite.sh start | tail -n1)"
 }
 fresh_broker

@@ -399,7 +399,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
                     .filter(|a| a.final_report.is_some())
                     .map(|a| a.shard_producers.iter().filter(|p| p.group == i).count())
                     .sum();
-                (producers > 0).then(|| m.window_wait_ns as f64 / (producers as f64 * dur_s * 1e9) * 100.0)
+                (producers > 0).then(|| wait_percent(m.window_wait_ns, producers as f64, dur_s))
             },
             duplicates: 0,
             reordered: 0,
@@ -762,6 +762,12 @@ fn backlog_summary(series: &[(f64, u64, u64)]) -> BacklogReport {
     BacklogReport { max, max_at_s: t_max, growth_msgs_per_s, drain_msgs_per_s, drained_after_s }
 }
 
+/// Producers' time held for room in flight, as a percent of `producers` ×
+/// `secs` (the whole run's groups[] figure and each interval's row).
+fn wait_percent(wait_ns: u64, producers: f64, secs: f64) -> f64 {
+    wait_ns as f64 / (producers * secs * 1e9) * 100.0
+}
+
 fn interval_rows(sc: &Scenario, iv: &Intervals, start_ns: i64, backlogs: &[Vec<(f64, u64, u64)>]) -> Vec<IntervalRow> {
     let mut rows = Vec::new();
     for (idx, m) in &iv.by_index {
@@ -791,9 +797,7 @@ fn interval_rows(sc: &Scenario, iv: &Intervals, start_ns: i64, backlogs: &[Vec<(
                 p999_us: us(t.response.quantile_ns(0.999)),
                 max_lag_ms: t.max_lag_ns as f64 / 1e6,
                 agents_reporting: m.agents,
-                in_flight_wait_percent: Some(
-                    t.window_wait_ns as f64 / (f64::from(grp.count.max(1)) * secs * 1e9) * 100.0,
-                ),
+                in_flight_wait_percent: Some(wait_percent(t.window_wait_ns, f64::from(grp.count.max(1)), secs)),
             });
         }
         for (g, s) in &m.consumers {
