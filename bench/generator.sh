@@ -6,20 +6,20 @@
 #   2. rate accuracy open-loop targets 1k, 10k, 100k, 500k msg/s for SECONDS:
 #                    achieved / target overall and per 1 s interval
 #   3. footprint     one `agent` process at 50k msg/s: RSS and CPU per
-#                    10k msg/s, on the memory broker and on pulsar-lite
+#                    10k msg/s, on the memory broker and on Apache Pulsar
 # Prints markdown tables. Usage: bench/generator.sh [SECONDS]
 # (SKIP_BUILD=1 to use the release binaries as they are; NO_PULSAR=1 to skip
-# the pulsar-lite row.)
+# the Apache Pulsar row.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS="${1:-30}"
 . scripts/env.sh
-[ -n "${SKIP_BUILD:-}" ] || cargo build -q --release --locked -p coordinator -p agent -p testkit >&2
+[ -n "${SKIP_BUILD:-}" ] || cargo build -q --release --locked -p coordinator -p agent >&2
 WORK="$(mktemp -d /tmp/lg-bench-gen.XXXXXX)"
 AGENT_PID=""
 cleanup() {
     [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null || true
-    [ -n "${PULSAR_LITE_STATE:-}" ] && scripts/pulsar-lite.sh stop >/dev/null 2>&1 || true
+    [ -n "${PULSAR_STANDALONE_STATE:-}" ] && scripts/pulsar-standalone.sh stop >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -115,8 +115,8 @@ phases: {warmup: 2s, duration: ${SECS}s, drain_timeout: 20s}
 YAML
 footprint memory "$WORK/fp-mem.yaml"
 if [ -z "${NO_PULSAR:-}" ]; then
-    export PULSAR_LITE_STATE="$WORK/pulsar" PULSAR_RELAY_PROFILE=release
-    URL="$(scripts/pulsar-lite.sh start | tail -n1)"
+    export PULSAR_STANDALONE_STATE="$WORK/pulsar"
+    URL="$(scripts/pulsar-standalone.sh start 2>/dev/null | tail -n1)"
     cat > "$WORK/fp-pulsar.yaml" <<YAML
 name: footprint-pulsar
 broker: {kind: pulsar, url: "$URL"}
@@ -127,5 +127,5 @@ producers:
 consumers: [{name: c, topic: footprint-$$, type: shared, count: 2}]
 phases: {warmup: 2s, duration: ${SECS}s, drain_timeout: 30s}
 YAML
-    footprint "pulsar-lite (batched 100/5ms)" "$WORK/fp-pulsar.yaml"
+    footprint "Apache Pulsar (batched 100/5ms)" "$WORK/fp-pulsar.yaml"
 fi

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Benchmarks P1 and P2 (issue: Pulsar driver): on one pulsar-lite broker, in
-# one run, 1 KiB messages, all through the same relay:
+# Benchmark P1 on Apache Pulsar standalone (scripts/pulsar-standalone.sh), in
+# one run, 1 KiB messages:
 #   P1  agent vs a bare pulsar-crate loop (tools/bench pulsar-bare), unbatched and batched
-#   P2  agent vs the official Python client's async loop (bench/pulsar_python.py)
+#   and the official Python client's async loop (bench/pulsar_python.py) beside them
 # The agent runs open loop with a target far above what the broker takes, so
 # its throughput is bounded, like the loops', by sends in flight.
 # Each case runs ROUNDS times, bare and agent alternating which goes first;
 # the table gives the medians, their ratio and every round's ratio (this
 # machine is noisy: one round proves nothing).
-# PIN=1 puts pulsar-lite and the relay on CPU 1 and every client on CPU 0,
+# PIN=1 puts the broker (its JVM) on CPU 1 and every client on CPU 0,
 # as on a real cluster where the load generator does not share the broker's
 # cores (on 2 cores unpinned, a client's extra CPU is the broker's loss).
 # Each round also runs the bare loop with one 26-byte property (the size of
@@ -25,17 +25,16 @@ SECS="${1:-20}"
 PRODUCERS="${2:-4}"
 ROUNDS="${3:-3}"
 . bench/lib.sh
-build_release coordinator bench testkit
+build_release coordinator bench
 BROKER_CPU=() CLIENT_CPU=()
 if [ -n "${PIN:-}" ]; then BROKER_CPU=(taskset -c 1) CLIENT_CPU=(taskset -c 0); fi
-export PULSAR_LITE_STATE="$(mktemp -d /tmp/lg-bench-pulsar.XXXXXX)" PULSAR_RELAY_PROFILE=release
-trap 'scripts/pulsar-lite.sh stop >/dev/null 2>&1 || true; rm -rf "$PULSAR_LITE_STATE"' EXIT
-# pulsar-lite keeps every message (a 10 s batched run writes ~1.5 GB): each
-# round gets a fresh broker and store (`start` empties the state
-# directory), so a long run cannot fill the disk.
+export PULSAR_STANDALONE_STATE="$(mktemp -d /tmp/lg-bench-pulsar.XXXXXX)"
+trap 'scripts/pulsar-standalone.sh stop >/dev/null 2>&1 || true; rm -rf "$PULSAR_STANDALONE_STATE"' EXIT
+# Each round gets a fresh broker and store (`start` empties the state
+# directory): no round reads another's backlog, a long run cannot fill the disk.
 fresh_broker() {
-    scripts/pulsar-lite.sh stop >/dev/null 2>&1 || true
-    URL="$("${BROKER_CPU[@]}" scripts/pulsar-lite.sh start | tail -n1)"
+    scripts/pulsar-standalone.sh stop >/dev/null 2>&1 || true
+    URL="$("${BROKER_CPU[@]}" scripts/pulsar-standalone.sh start 2>/dev/null | tail -n1)"
 }
 fresh_broker
 WORK="$(mktemp -d /tmp/lg-bench-work.XXXXXX)"
@@ -72,7 +71,7 @@ python_loop() { # in_flight topic
 echo "| case | bare pulsar crate msg/s (median) | agent msg/s (median) | agent/bare | agent/bare per round (median) | bare with a 26-byte property msg/s (median) | agent/bare-with-property | agent CPU % (of one core, median) | python client msg/s | agent/python |"
 echo "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|"
 i=0
-for case in ${CASES:-1 64 256 256:100}; do
+for case in ${CASES:-1 64 1000 1000:100}; do
     set -- ${case/:/ }
     w="$1"; b="${2:-}"; i=$((i + 1))
     label="in flight $w$( [ -n "$b" ] && echo ", batched $b/5ms" || echo ", unbatched")"

@@ -73,6 +73,8 @@ struct ConsumerFinal {
     inst: ConsumerInstance,
     seen: Vec<Option<Seen>>,
     duplicates: u64,
+    redelivered: u64,
+    connection: u32,
     reordered: u64,
     deliveries: u64,
     undecodable: u64,
@@ -115,6 +117,36 @@ impl RecvErrors {
 struct Seen {
     set: RangeSet,
     max: Option<u64>,
+}
+
+/// What one delivery of a producer's message was to a consumer.
+#[derive(Debug, PartialEq)]
+enum Receipt {
+    /// First time; `reordered` when a later message came before it.
+    New { reordered: bool },
+    /// Again, and the broker says it redelivers, or the consumer had it
+    /// before it last subscribed again (its ack may never have landed).
+    Redelivered,
+    /// Again, with nothing to explain it.
+    Duplicate,
+}
+
+impl Seen {
+    /// Records `seq`; `before` is what this consumer had received when it
+    /// last subscribed again.
+    fn receive(&mut self, seq: u64, before: Option<&RangeSet>, flagged: bool) -> Receipt {
+        if self.set.insert(seq) {
+            let reordered = self.max.is_some_and(|m| seq < m);
+            if !reordered {
+                self.max = Some(seq);
+            }
+            Receipt::New { reordered }
+        } else if flagged || before.is_some_and(|b| b.contains(seq)) {
+            Receipt::Redelivered
+        } else {
+            Receipt::Duplicate
+        }
+    }
 }
 
 /// Cumulative data of the whole run, per group.
@@ -224,7 +256,10 @@ pub async fn prepare<D: Driver>(
                 stats: GroupPhases::default(),
                 unique_new: 0,
                 seen: Vec::new(),
+                before_reconnect: Vec::new(),
+                connection: 0,
                 duplicates: 0,
+                redelivered: 0,
                 reordered: 0,
                 deliveries: 0,
                 undecodable: 0,
@@ -436,6 +471,9 @@ fn build_final(
     struct SubAcc {
         seen: Vec<Option<RangeSet>>,
         duplicates: u64,
+        redelivered: u64,
+        overlaps: u64,
+        reconnects: u64,
         reordered: u64,
         deliveries: u64,
         undecodable: u64,
@@ -458,12 +496,17 @@ fn build_final(
         let acc = subs.entry(f.inst.group).or_insert_with(|| SubAcc {
             seen: Vec::new(),
             duplicates: 0,
+            redelivered: 0,
+            overlaps: 0,
+            reconnects: 0,
             reordered: 0,
             deliveries: 0,
             undecodable: 0,
             partitions: HashMap::new(),
         });
         acc.duplicates += f.duplicates;
+        acc.redelivered += f.redelivered;
+        acc.reconnects += u64::from(f.connection);
         acc.reordered += f.reordered;
         acc.deliveries += f.deliveries;
         acc.undecodable += f.undecodable;
@@ -476,7 +519,7 @@ fn build_final(
                 acc.seen.resize(pid + 1, None);
             }
             match &mut acc.seen[pid] {
-                Some(existing) => acc.duplicates += existing.union_with(&s.set),
+                Some(existing) => acc.overlaps += existing.union_with(&s.set),
                 slot @ None => *slot = Some(s.set),
             }
         }
@@ -498,6 +541,9 @@ fn build_final(
                 })
                 .collect(),
             duplicates: acc.duplicates,
+            redelivered: acc.redelivered,
+            overlaps: acc.overlaps,
+            reconnects: acc.reconnects,
             reordered: acc.reordered,
             deliveries: acc.deliveries,
             undecodable: acc.undecodable,
@@ -1081,7 +1127,12 @@ struct ConsumerTask {
     stats: GroupPhases,
     unique_new: u64,
     seen: Vec<Option<Seen>>,
+    /// What `seen` held when the driver last subscribed again: a repeat of
+    /// one of these is a redelivery, not a duplicate.
+    before_reconnect: Vec<Option<RangeSet>>,
+    connection: u32,
     duplicates: u64,
+    redelivered: u64,
     reordered: u64,
     deliveries: u64,
     undecodable: u64,
@@ -1130,26 +1181,32 @@ impl ConsumerTask {
         ph.bytes += d.payload_len as u64;
         ph.service.record_ns(now - stamp.sent_ns);
         ph.response.record_ns(now - stamp.intended_ns);
-        if d.redelivered {
-            ph.redelivered += 1;
+        if d.connection != self.connection {
+            self.connection = d.connection;
+            self.before_reconnect = self.seen.iter().map(|s| s.as_ref().map(|s| s.set.clone())).collect();
         }
         let pid = stamp.producer_id as usize;
         if self.seen.len() <= pid {
             self.seen.resize(pid + 1, None);
         }
         let s = self.seen[pid].get_or_insert_with(Seen::default);
-        if s.set.insert(stamp.seq) {
-            self.unique_new += 1;
-            match s.max {
-                Some(m) if stamp.seq < m => {
+        let before = self.before_reconnect.get(pid).and_then(Option::as_ref);
+        match s.receive(stamp.seq, before, d.redelivered) {
+            Receipt::New { reordered } => {
+                self.unique_new += 1;
+                if reordered {
                     ph.reordered += 1;
                     self.reordered += 1;
                 }
-                _ => s.max = Some(stamp.seq),
             }
-        } else {
-            ph.duplicates += 1;
-            self.duplicates += 1;
+            Receipt::Redelivered => {
+                ph.redelivered += 1;
+                self.redelivered += 1;
+            }
+            Receipt::Duplicate => {
+                ph.duplicates += 1;
+                self.duplicates += 1;
+            }
         }
     }
 
@@ -1316,6 +1373,8 @@ impl ConsumerTask {
             inst: self.inst,
             seen: self.seen,
             duplicates: self.duplicates,
+            redelivered: self.redelivered,
+            connection: self.connection,
             reordered: self.reordered,
             deliveries: self.deliveries,
             undecodable: self.undecodable,
@@ -1660,6 +1719,25 @@ mod tests {
         assert_eq!(c.tick(5), None);
         assert_eq!(c.tick(6), None);
         assert_eq!(c.tick(7), Some(6));
+    }
+
+    #[test]
+    fn repeats_after_subscribing_again_are_redeliveries_others_duplicates() {
+        let mut s = Seen::default();
+        for seq in 0..3 {
+            assert_eq!(s.receive(seq, None, false), Receipt::New { reordered: false });
+        }
+        assert_eq!(s.receive(1, None, false), Receipt::Duplicate);
+        assert_eq!(s.receive(1, None, true), Receipt::Redelivered, "the broker says so");
+        // The consumer subscribed again holding 0..3: the broker hands 1 and
+        // 2 out again (their acks were lost), then 3 is new; 3 again is not
+        // explained by the reconnect.
+        let before = s.set.clone();
+        assert_eq!(s.receive(1, Some(&before), false), Receipt::Redelivered);
+        assert_eq!(s.receive(2, Some(&before), false), Receipt::Redelivered);
+        assert_eq!(s.receive(5, Some(&before), false), Receipt::New { reordered: false });
+        assert_eq!(s.receive(3, Some(&before), false), Receipt::New { reordered: true });
+        assert_eq!(s.receive(3, Some(&before), false), Receipt::Duplicate);
     }
 
     #[test]

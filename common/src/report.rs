@@ -190,6 +190,9 @@ pub struct Totals {
     pub received: u64,
     pub lost: u64,
     pub duplicated: u64,
+    /// Repeats after a consumer subscribed again (see the subscriptions').
+    #[serde(default)]
+    pub redelivered: u64,
     pub reordered: u64,
     /// Received but never acknowledged to the producer (e.g. an ack that timed out).
     pub unacked_received: u64,
@@ -272,7 +275,16 @@ pub struct SubscriptionReport {
     pub received_unique: u64,
     pub deliveries: u64,
     pub lost: u64,
+    /// Deliveries of a message the subscription had already received, not
+    /// explained by a consumer subscribing again.
     pub duplicated: u64,
+    /// Deliveries of a message the subscription had already received, after
+    /// a consumer subscribed again (the broker restarted or the connection
+    /// was lost, and redelivered what it had no ack for): at-least-once
+    /// doing its job, counted apart from duplicates.
+    /// deliveries = received_unique + duplicated + redelivered.
+    #[serde(default)]
+    pub redelivered: u64,
     pub reordered: u64,
     pub unacked_received: u64,
     pub undecodable: u64,

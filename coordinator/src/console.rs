@@ -605,19 +605,20 @@ pub fn summary(r: &Report) -> String {
     }
     let _ = writeln!(
         o,
-        "\n{:<24} {:<11} {:>10} {:>10} {:>8} {:>10} {:>9}",
-        "SUBSCRIPTION", "TYPE", "EXPECTED", "RECEIVED", "LOST", "DUPLICATE", "REORDER"
+        "\n{:<24} {:<11} {:>10} {:>10} {:>8} {:>10} {:>9} {:>9}",
+        "SUBSCRIPTION", "TYPE", "EXPECTED", "RECEIVED", "LOST", "DUPLICATE", "REDELIVER", "REORDER"
     );
     for s in &r.subscriptions {
         let _ = writeln!(
             o,
-            "{:<24} {:<11} {:>10} {:>10} {:>8} {:>10} {:>9}{}",
+            "{:<24} {:<11} {:>10} {:>10} {:>8} {:>10} {:>9} {:>9}{}",
             format!("{}/{}", s.topic, s.subscription),
             s.sub_type,
             s.expected,
             s.received_unique,
             s.lost,
             s.duplicated,
+            s.redelivered,
             s.reordered,
             if s.stalled { "  STALLED" } else { "" }
         );
@@ -642,8 +643,8 @@ pub fn summary(r: &Report) -> String {
     let t = &r.totals;
     let _ = writeln!(
         o,
-        "\ntotals: sent {} acked {} send_errors {} received {} lost {} duplicated {} reordered {}",
-        t.sent, t.acked, t.send_errors, t.received, t.lost, t.duplicated, t.reordered
+        "\ntotals: sent {} acked {} send_errors {} received {} lost {} duplicated {} redelivered {} reordered {}",
+        t.sent, t.acked, t.send_errors, t.received, t.lost, t.duplicated, t.redelivered, t.reordered
     );
     if let Some(c) = &r.ceiling {
         let _ = writeln!(

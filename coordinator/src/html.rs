@@ -205,7 +205,7 @@ fn summary(o: &mut String, r: &Report) -> std::fmt::Result {
     writeln!(o, "<section id=\"summary\"><h2>Summary</h2><div class=\"cards\">")?;
     let pub_rate: f64 = r.groups.iter().filter(|g| g.role == "producer").map(|g| g.rate_msgs_per_s).sum();
     let recv_rate: f64 = r.groups.iter().filter(|g| g.role == "consumer").map(|g| g.rate_msgs_per_s).sum();
-    let cards: [(&str, String, bool); 9] = [
+    let cards: [(&str, String, bool); 10] = [
         ("publish rate", format!("{}/s", fmt_count(pub_rate)), false),
         ("receive rate", format!("{}/s", fmt_count(recv_rate)), false),
         ("sent", t.sent.to_string(), false),
@@ -214,6 +214,7 @@ fn summary(o: &mut String, r: &Report) -> std::fmt::Result {
         ("send errors", t.send_errors.to_string(), t.send_errors > 0),
         ("lost", t.lost.to_string(), t.lost > 0),
         ("duplicated", t.duplicated.to_string(), t.duplicated > 0),
+        ("redelivered", t.redelivered.to_string(), false),
         ("reordered", t.reordered.to_string(), false),
     ];
     for (k, v, bad) in cards {
@@ -697,14 +698,14 @@ fn delivery(o: &mut String, r: &Report) -> std::fmt::Result {
     }
     writeln!(
         o,
-        "<div class=\"scroll\"><table><tr><th>topic</th><th>subscription</th><th>type</th><th class=\"n\">consumers</th><th class=\"n\">expected</th><th class=\"n\">received</th><th class=\"n\">deliveries</th><th class=\"n\">lost</th><th class=\"n\">duplicated</th><th class=\"n\">reordered</th><th class=\"n\">unacked recv</th><th>stalled</th><th>missing (sample)</th></tr>"
+        "<div class=\"scroll\"><table><tr><th>topic</th><th>subscription</th><th>type</th><th class=\"n\">consumers</th><th class=\"n\">expected</th><th class=\"n\">received</th><th class=\"n\">deliveries</th><th class=\"n\">lost</th><th class=\"n\">duplicated</th><th class=\"n\">redelivered</th><th class=\"n\">reordered</th><th class=\"n\">unacked recv</th><th>stalled</th><th>missing (sample)</th></tr>"
     )?;
     for s in &r.subscriptions {
         let bad = s.lost > 0 || s.stalled;
         let missing = if s.missing_sample.is_empty() { String::new() } else { esc(&s.missing_sample.join(", ")) };
         writeln!(
             o,
-            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"wrap\"><code>{}</code></td></tr>",
+            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"wrap\"><code>{}</code></td></tr>",
             if bad { " class=\"bad\"" } else { "" },
             esc(&s.topic),
             esc(&s.subscription),
@@ -715,6 +716,7 @@ fn delivery(o: &mut String, r: &Report) -> std::fmt::Result {
             s.deliveries,
             num_bad(s.lost),
             num_bad(s.duplicated),
+            s.redelivered,
             s.reordered,
             s.unacked_received,
             if s.stalled {

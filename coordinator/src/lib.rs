@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod html;
 pub mod merge;
 pub mod metrics;
+pub mod pulsar_admin;
 pub mod results;
 pub mod run;
 pub mod session;

@@ -230,6 +230,10 @@ pub fn build(input: ReportInput<'_>) -> Report {
     struct Sub {
         received: HashMap<u64, RangeSet>,
         duplicates: u64,
+        redelivered: u64,
+        /// Messages more than one consumer received.
+        overlaps: u64,
+        reconnects: u64,
         reordered: u64,
         deliveries: u64,
         undecodable: u64,
@@ -248,12 +252,18 @@ pub fn build(input: ReportInput<'_>) -> Report {
             let acc = subs.entry((s.topic.clone(), s.subscription.clone())).or_insert_with(|| Sub {
                 received: HashMap::new(),
                 duplicates: 0,
+                redelivered: 0,
+                overlaps: 0,
+                reconnects: 0,
                 reordered: 0,
                 deliveries: 0,
                 undecodable: 0,
                 partitions: BTreeMap::new(),
             });
             acc.duplicates += s.duplicates;
+            acc.redelivered += s.redelivered;
+            acc.overlaps += s.overlaps;
+            acc.reconnects += s.reconnects;
             acc.reordered += s.reordered;
             acc.deliveries += s.deliveries;
             acc.undecodable += s.undecodable;
@@ -263,8 +273,19 @@ pub fn build(input: ReportInput<'_>) -> Report {
             for pr in &s.producers {
                 let set = pr.received.as_ref().map(RangeSet::from_proto).unwrap_or_default();
                 let e = acc.received.entry(pr.producer_id).or_default();
-                acc.duplicates += e.union_with(&set);
+                acc.overlaps += e.union_with(&set);
             }
+        }
+    }
+    // A message two consumers both got: after a consumer subscribed again,
+    // the broker handing its unacknowledged messages to the others (or to it
+    // again) is a redelivery; without that, a duplicate.
+    for s in subs.values_mut() {
+        let overlaps = std::mem::take(&mut s.overlaps);
+        if s.reconnects > 0 {
+            s.redelivered += overlaps;
+        } else {
+            s.duplicates += overlaps;
         }
     }
 
@@ -284,6 +305,9 @@ pub fn build(input: ReportInput<'_>) -> Report {
         let empty = Sub {
             received: HashMap::new(),
             duplicates: 0,
+            redelivered: 0,
+            overlaps: 0,
+            reconnects: 0,
             reordered: 0,
             deliveries: 0,
             undecodable: 0,
@@ -327,6 +351,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
         if judged {
             totals.lost += lost;
             totals.duplicated += s.duplicates;
+            totals.redelivered += s.redelivered;
             totals.reordered += s.reordered;
             totals.unacked_received += unacked_received;
         }
@@ -340,6 +365,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
             deliveries: s.deliveries,
             lost,
             duplicated: s.duplicates,
+            redelivered: s.redelivered,
             reordered: s.reordered,
             unacked_received,
             undecodable: s.undecodable,

@@ -122,6 +122,7 @@ pub async fn run(mut opts: RunOptions) -> Result<RunOutcome, CliError> {
         opts.sets.clone()
     };
     let sc = load_scenario(&opts.scenario, &sets)?;
+    prepare_broker_topics(&sc).await?;
     let local = if opts.agents.is_empty() && opts.agents_dns.is_none() {
         if opts.local_agents == 0 {
             return Err(CliError::BadInput("--local-agents must be at least 1".into()));
@@ -160,6 +161,24 @@ pub async fn run(mut opts: RunOptions) -> Result<RunOutcome, CliError> {
         l.stop().await;
     }
     result
+}
+
+/// `broker.admin_url`: the scenario's partitioned topics created (or
+/// checked) through the Pulsar admin API before any agent prepares.
+async fn prepare_broker_topics(sc: &Scenario) -> Result<(), CliError> {
+    let Some(admin) = sc.broker.admin_url.as_deref() else { return Ok(()) };
+    let budget = crate::pulsar_admin::budget(&sc.broker, sc.topics.len());
+    let done = tokio::time::timeout(budget, crate::pulsar_admin::prepare_topics(&sc.broker, admin, &sc.topics))
+        .await
+        .map_err(|_| {
+            CliError::CannotComplete(format!(
+                "the Pulsar admin API at {admin} did not finish within {}",
+                common::units::format_duration(budget)
+            ))
+        })?
+        .map_err(|e| CliError::CannotComplete(e.to_string()))?;
+    info!(created = ?done.created, existing = ?done.existing, admin, "topics ready");
+    Ok(())
 }
 
 struct Live {

@@ -155,6 +155,7 @@ pub fn sample_report() -> Report {
             received: 4000,
             lost: 0,
             duplicated: 0,
+            redelivered: 0,
             reordered: 0,
             unacked_received: 0,
         },

@@ -181,46 +181,53 @@ fn agents_are_found_by_dns() {
     remove_scenario_dir(&scenario);
 }
 
-/// pulsar-lite killed -9 two seconds into a 6 s run and started again on
-/// the same port and db 1.5 s later (the relay in front keeps accepting).
-/// The pulsar crate re-creates the producer and resends what was pending;
-/// the consumer's stream ends when the crate gives its connection up, and
-/// the driver subscribes again. Whatever the broker kept, the run must end
-/// within its drain timeout and the report must agree with the exit code.
+/// Apache Pulsar standalone restarted two seconds into a 20 s run (SIGTERM,
+/// as Kubernetes stops a pod, then started again on the same ports and
+/// data; ~12 s here). The pulsar crate re-creates the producer and resends
+/// what was pending (or the driver makes a new producer); the consumer's
+/// stream ends when the crate gives its connection up, and the driver
+/// subscribes again. Nothing acknowledged is lost, and what the broker
+/// hands out again after the restart (it had no ack for it) is reported as
+/// redelivered, not duplicated.
+///
+/// Not kill -9: after a kill -9 the standalone's bookie did not always
+/// register again (its topics then fail with "Not enough non-faulty
+/// bookies"; seen 2 times in 4 here), a trait of the standalone's embedded
+/// bookie, not of the client.
 #[test]
-fn pulsar_broker_killed_and_restarted_mid_run() {
-    let mut b = testkit::pulsar_lite::PulsarLite::start(0).expect("pulsar-lite (scripts/install-pulsar-lite.sh)");
+fn pulsar_broker_restarted_mid_run() {
+    let mut b = testkit::apache_pulsar_or_skip!(testkit::apache_pulsar::Options::default());
     let sc = write_scenario(
         "broker-kill",
         r#"
 name: broker-kill
-broker: {kind: pulsar, url: "pulsar://placeholder:6650"}
+# Sends wait through the ~12 s outage (the client's operation timeout).
+broker: {kind: pulsar, url: "pulsar://placeholder:6650", connect_timeout: 30s}
 topics: [{name: lg-fault-kill}]
 producers: [{name: p, topic: lg-fault-kill, rate: 200}]
 consumers: [{name: c, topic: lg-fault-kill, type: shared}]
-phases: {duration: 6s, drain_timeout: 10s}
+phases: {duration: 20s, drain_timeout: 20s}
 "#,
     );
     let a = AgentProc::start_with(&[]);
     let c = spawn_scenario(&sc, &["--agents", &a.addr, "--set", &format!("broker.url={}", b.url)]);
     wait_for_start(&c);
     std::thread::sleep(Duration::from_secs(2));
-    b.kill();
-    let killed = Instant::now();
-    std::thread::sleep(Duration::from_millis(1500));
-    b.restart().expect("pulsar-lite starts again on its port and db");
-    // 4 s of measurement left, then at most the 10 s drain: never a hang.
-    let r = c.wait(Duration::from_secs(60));
-    let took = killed.elapsed();
-    eprintln!("coordinator ended {took:?} after kill -9 of the broker (exit {})", r.code);
-    assert!(took < Duration::from_secs(4 + 10 + 10), "not within the drain timeout: {took:?}");
+    let stopped = Instant::now();
+    b.restart().expect("Apache Pulsar stops and starts again on its ports and data");
+    eprintln!("broker back after {:?}", stopped.elapsed());
+    // The rest of the 20 s, then at most the 20 s drain: never a hang.
+    let r = c.wait(Duration::from_secs(120));
+    let took = stopped.elapsed();
+    eprintln!("coordinator ended {took:?} after the broker was stopped (exit {})", r.code);
+    assert!(took < Duration::from_secs(18 + 20 + 20), "not within the drain timeout: {took:?}");
     assert!(r.code == 0 || r.code == 1, "the run completes: {}\n{}\n{}", r.stdout, r.stderr, a.log_text());
     let rep = report_of(&r);
     let t = &rep["totals"];
     let s = &rep["subscriptions"][0];
     eprintln!("totals {t}\nsubscription {s}\nnotes {}", rep["notes"]);
     // The numbers add up.
-    assert_eq!(u(&t["sent"]), 1200, "the whole schedule was sent: {t}");
+    assert_eq!(u(&t["sent"]), 4000, "the whole schedule was sent: {t}\n{}", a.log_text());
     assert_eq!(
         u(&t["acked"]) + u(&t["send_errors"]),
         u(&t["sent"]),
@@ -228,21 +235,20 @@ phases: {duration: 6s, drain_timeout: 10s}
     );
     assert_eq!(u(&s["expected"]), u(&t["acked"]), "{s}");
     assert_eq!(u(&s["expected"]), u(&s["received_unique"]) + u(&s["lost"]) - u(&s["unacked_received"]), "{s}");
-    assert_eq!(u(&s["deliveries"]), u(&s["received_unique"]) + u(&s["duplicated"]), "{s}");
-    // The exit code follows from them.
-    if r.code == 0 {
-        assert_eq!(rep["verdict"], "pass");
-        assert_eq!(u(&t["lost"]), 0, "{t}");
-        assert_eq!(u(&t["send_errors"]), 0, "{t}");
-    } else {
-        assert_eq!(rep["verdict"], "fail");
-        assert!(u(&t["lost"]) > 0 || u(&t["send_errors"]) > 0, "exit 1 names a reason: {t}");
-    }
+    assert_eq!(u(&s["deliveries"]), u(&s["received_unique"]) + u(&s["duplicated"]) + u(&s["redelivered"]), "{s}");
+    // What the broker redelivers after the restart (it had no ack for it)
+    // is a redelivery, never a duplicate.
+    assert_eq!(u(&s["duplicated"]), 0, "{s}");
+    // A real broker loses nothing it acknowledged across a restart.
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(rep["verdict"], "pass");
+    assert_eq!(u(&t["lost"]), 0, "{t}");
+    assert_eq!(u(&t["send_errors"]), 0, "{t}");
     // The outage shows: sends waited through it, the consumer's stream
     // ended and it subscribed again.
     let p = rep["groups"].as_array().expect("groups").iter().find(|g| g["role"] == "producer").cloned();
     let max_publish_us = p.expect("producer group")["latency_us"]["max"].as_f64().expect("max");
-    assert!(max_publish_us > 1_000_000.0, "publish latency spans the 1.5 s outage: {max_publish_us} us");
+    assert!(max_publish_us > 1_000_000.0, "publish latency spans the outage: {max_publish_us} us");
     let notes = rep["notes"].to_string();
     assert!(notes.contains("the consumer stream ended"), "{notes}");
     assert!(notes.contains("subscribed again"), "{notes}");

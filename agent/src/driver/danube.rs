@@ -506,6 +506,7 @@ impl ConsumerClient for DanubeConsumer {
             stamp: stamp_of(self.run_tag, &msg),
             payload_len: msg.payload.len(),
             redelivered: false,
+            connection: 0,
             partition: partition_of(&msg.msg_id.topic_name),
         };
         self.pending = Some(msg);

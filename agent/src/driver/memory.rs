@@ -138,6 +138,7 @@ impl ConsumerClient for MemConsumerClient {
                 stamp: Stamp::decode(&m.stamp),
                 payload_len: m.payload.len(),
                 redelivered: m.redelivered,
+                connection: 0,
                 partition: m.partition,
             }),
             None => Err(RecvError::Closed("memory topic closed".into())),

@@ -7,6 +7,7 @@
 pub mod danube;
 pub mod memory;
 pub mod pulsar;
+mod pulsar_probe;
 
 use std::future::Future;
 
@@ -29,6 +30,12 @@ pub struct Delivery {
     pub payload_len: usize,
     /// The broker says this is a redelivery.
     pub redelivered: bool,
+    /// Which subscription of this consumer delivered it: 0 the first, one
+    /// more each time the driver subscribed again after losing the broker.
+    /// A message seen before a new subscription and delivered again after
+    /// it is a redelivery (its ack may not have reached the broker), not a
+    /// duplicate.
+    pub connection: u32,
     /// Partition of a partitioned topic it came from.
     pub partition: Option<u32>,
 }

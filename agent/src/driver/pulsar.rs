@@ -72,9 +72,9 @@ impl PulsarDriver {
                 retry_delay: Duration::from_millis(200),
                 max_retries: Some(5),
             });
-        if let Some(auth) = &broker.auth {
-            let token = read_token(auth)?;
-            b = b.with_auth(Authentication { name: "token".into(), data: token.into_bytes() });
+        let token = broker.auth.as_ref().map(read_token).transpose()?;
+        if let Some(token) = &token {
+            b = b.with_auth(Authentication { name: "token".into(), data: token.clone().into_bytes() });
         }
         if let Some(tls) = &broker.tls {
             if let Some(ca) = &tls.ca_file {
@@ -91,7 +91,25 @@ impl PulsarDriver {
             .map_err(|_| {
                 connect_err(format!("no answer within {}", common::units::format_duration(broker.connect_timeout)))
             })?
-            .map_err(|e| connect_err(e.to_string()))?;
+            .map_err(|e| e.to_string());
+        let client = match client {
+            Ok(c) => c,
+            // The crate keeps a refused handshake's reason in its log: ask
+            // the broker ourselves.
+            Err(e) => {
+                let why = super::pulsar_probe::why_refused(
+                    &url,
+                    token.as_deref(),
+                    broker.tls.as_ref(),
+                    broker.connect_timeout,
+                )
+                .await;
+                return Err(connect_err(match why {
+                    Some(why) => why,
+                    None => e,
+                }));
+            }
+        };
         Ok(PulsarDriver { client, url, run_tag: common::stamp::run_tag(run_id), retry_for: broker.connect_timeout })
     }
 }
@@ -127,9 +145,9 @@ fn compression(c: Compression) -> Option<pc::Compression> {
     }
 }
 
-/// Retries `op` while it fails, for up to `within` (pulsar-lite, and
-/// brokers busy creating a topic, drop connections when several clients
-/// subscribe to a new topic at once).
+/// Retries `op` while it fails, for up to `within` (brokers busy creating
+/// a topic drop connections when several clients subscribe to a new topic
+/// at once).
 async fn retrying<T, E: std::fmt::Display, F, Fut>(what: &str, within: Duration, mut op: F) -> Result<T, E>
 where
     F: FnMut() -> Fut,
@@ -206,6 +224,7 @@ impl Driver for PulsarDriver {
             ack: group.ack,
             ack_every: group.ack_every.max(1),
             since_ack: 0,
+            connection: 0,
         })
     }
 
@@ -220,18 +239,57 @@ impl Driver for PulsarDriver {
             opts.batch_timeout = Some(b.max_delay);
             opts.batch_byte_size = b.max_bytes.map(|n| n as usize);
         }
-        let producer = retrying("create producer", self.retry_for, || {
-            self.client.producer().with_topic(full_topic_name(&topic.name)).with_options(opts.clone()).build()
-        })
-        .await
-        .map_err(|e| DriverError::Producer { topic: topic.name.clone(), reason: e.to_string() })?;
-        Ok(PulsarProducer { producer, run_tag: self.run_tag })
+        let spec = ProducerSpec { client: self.client.clone(), topic: full_topic_name(&topic.name), opts };
+        let producer = retrying("create producer", self.retry_for, || spec.build())
+            .await
+            .map_err(|e| DriverError::Producer { topic: topic.name.clone(), reason: e.to_string() })?;
+        Ok(PulsarProducer { producer, spec, broken: None, run_tag: self.run_tag, send_limit: self.retry_for })
+    }
+}
+
+/// What a producer is made from, kept to make it again.
+struct ProducerSpec {
+    client: Pulsar<TokioExecutor>,
+    topic: String,
+    opts: ProducerOptions,
+}
+
+impl ProducerSpec {
+    async fn build(&self) -> Result<Producer<TokioExecutor>, pulsar::Error> {
+        self.client.producer().with_topic(&self.topic).with_options(self.opts.clone()).build().await
     }
 }
 
 pub struct PulsarProducer {
     producer: Producer<TokioExecutor>,
+    spec: ProducerSpec,
+    /// Set when a send failed or hung: the crate's producer may not come
+    /// back by itself after an outage longer than its retries (seen: a
+    /// broker down 9 s left it refusing every later send), so the next send
+    /// makes a new one first. The error, to report while that fails.
+    broken: Option<String>,
     run_tag: u32,
+    /// How long one send may take to be accepted (the operation timeout).
+    send_limit: Duration,
+}
+
+impl PulsarProducer {
+    /// Makes the producer again after a failure; the crate resends nothing
+    /// of the old one's (those sends already failed or time out).
+    async fn repair(&mut self) -> Result<(), SendError> {
+        let Some(why) = self.broken.as_ref() else { return Ok(()) };
+        match tokio::time::timeout(self.send_limit, self.spec.build()).await {
+            Ok(Ok(p)) => {
+                tracing::warn!(topic = %self.spec.topic, after = %why, "producer created again");
+                let old = std::mem::replace(&mut self.producer, p);
+                drop(old);
+                self.broken = None;
+                Ok(())
+            }
+            Ok(Err(e)) => Err(SendError::Broker(format!("creating the producer again failed: {e}"))),
+            Err(_) => Err(SendError::Broker("creating the producer again timed out".into())),
+        }
+    }
 }
 
 /// `persistent://t/n/orders-partition-3` -> Some(3).
@@ -260,9 +318,20 @@ impl ProducerClient for PulsarProducer {
             partition_key: msg.key.map(|k| k.to_string()),
             ..Default::default()
         };
-        match self.producer.send_non_blocking(m).await {
-            Ok(f) => Ok(PulsarAck(f)),
-            Err(e) => Err(SendError::Broker(e.to_string())),
+        self.repair().await?;
+        // The crate bounds a send by its operation timeout; one more second
+        // before we call it hung.
+        match tokio::time::timeout(self.send_limit + Duration::from_secs(1), self.producer.send_non_blocking(m)).await {
+            Ok(Ok(f)) => Ok(PulsarAck(f)),
+            Ok(Err(e)) => {
+                let e = e.to_string();
+                self.broken = Some(e.clone());
+                Err(SendError::Broker(e))
+            }
+            Err(_) => {
+                self.broken = Some("a send hung".into());
+                Err(SendError::Broker("the send was not accepted within the operation timeout".into()))
+            }
         }
     }
 
@@ -340,6 +409,8 @@ pub struct PulsarConsumer {
     ack: AckMode,
     ack_every: u32,
     since_ack: u32,
+    /// How many times it subscribed again (see `Delivery::connection`).
+    connection: u32,
 }
 
 impl ConsumerClient for PulsarConsumer {
@@ -350,6 +421,7 @@ impl ConsumerClient for PulsarConsumer {
             return match joined {
                 Ok((c, took)) => {
                     self.consumer = c;
+                    self.connection += 1;
                     Err(RecvError::Transient(format!(
                         "subscribed again {:.1}s after the consumer stream ended",
                         took.as_secs_f64()
@@ -378,6 +450,7 @@ impl ConsumerClient for PulsarConsumer {
             stamp,
             payload_len: msg.payload.data.len(),
             redelivered: false,
+            connection: self.connection,
             partition: partition_of(&msg.topic),
         };
         self.pending = Some(msg);

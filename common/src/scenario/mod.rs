@@ -110,6 +110,9 @@ impl BrokerKind {
 pub struct Broker {
     pub kind: BrokerKind,
     pub url: Option<String>,
+    /// Pulsar only: the admin REST API, where the coordinator creates
+    /// partitioned topics before Prepare.
+    pub admin_url: Option<String>,
     pub connect_timeout: Duration,
     /// Memory broker only: messages per second accepted before publishes queue.
     pub capacity_msgs_per_s: Option<f64>,
@@ -1623,6 +1626,18 @@ fn validate_broker(b: &RawBroker, cx: &mut Cx<'_>) -> Option<Broker> {
             }
         }
     }
+    let admin_url = b.admin_url.as_ref().map(|u| u.trim().trim_end_matches('/').to_string());
+    if let Some(u) = &admin_url {
+        if kind != BrokerKind::Pulsar {
+            cx.err("broker.admin_url", "applies to the pulsar broker only");
+        } else if !(u.starts_with("http://") || u.starts_with("https://")) || u.len() <= "https://".len() {
+            cx.hint(
+                "broker.admin_url",
+                format!("`{u}` is not a Pulsar admin URL"),
+                "use http://HOST:8080 (or https://HOST:8443 with broker.tls.ca_file)",
+            );
+        }
+    }
     let connect_timeout = cx.duration("broker.connect_timeout", b.connect_timeout.as_ref(), Duration::from_secs(10));
     if connect_timeout.is_zero() {
         cx.err("broker.connect_timeout", "must be more than 0s");
@@ -1688,6 +1703,7 @@ fn validate_broker(b: &RawBroker, cx: &mut Cx<'_>) -> Option<Broker> {
     Some(Broker {
         kind,
         url,
+        admin_url,
         connect_timeout,
         capacity_msgs_per_s: b.capacity_msgs_per_s,
         drop_every: b.drop_every.unwrap_or(0),

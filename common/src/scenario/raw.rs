@@ -100,6 +100,12 @@ pub struct RawBroker {
     pub kind: String,
     /// Service URL, e.g. `pulsar://127.0.0.1:6650` or `http://127.0.0.1:6650`.
     pub url: Option<String>,
+    /// Pulsar only: the admin REST API (`http://HOST:8080` or `https://HOST:8443`).
+    /// With it, the coordinator creates the scenario's partitioned topics (and
+    /// checks existing topics' partition counts) before agents prepare; without
+    /// it, agents only check that partitioned topics exist as the scenario says.
+    /// Uses `auth` (the token, read on the coordinator's host) and `tls.ca_file`.
+    pub admin_url: Option<String>,
     /// Memory broker: messages per second it accepts before publishes queue.
     pub capacity_msgs_per_s: Option<f64>,
     /// Memory broker: latency added to every publish ("2ms").

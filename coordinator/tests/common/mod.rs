@@ -278,10 +278,11 @@ pub fn u(v: &serde_json::Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
-/// Every subscription's numbers add up: deliveries = distinct + duplicates.
+/// Every subscription's numbers add up: deliveries = distinct + duplicates
+/// + redeliveries.
 pub fn check_consistent(rep: &serde_json::Value) {
     for s in rep["subscriptions"].as_array().expect("subs") {
-        assert_eq!(u(&s["deliveries"]), u(&s["received_unique"]) + u(&s["duplicated"]), "{s}");
+        assert_eq!(u(&s["deliveries"]), u(&s["received_unique"]) + u(&s["duplicated"]) + u(&s["redelivered"]), "{s}");
         assert_eq!(u(&s["expected"]), u(&s["received_unique"]) + u(&s["lost"]) - u(&s["unacked_received"]), "{s}");
     }
 }
