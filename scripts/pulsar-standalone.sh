@@ -33,7 +33,7 @@ HEAP="${PULSAR_HEAP:-512m}"
 MAIN=org.apache.pulsar.PulsarStandaloneStarter
 PERF_MAIN=org.apache.pulsar.testclient.PulsarPerfTestTool
 
-die() { echo "pulsar-standalone: $*" >&2; exit "${2:-3}"; }
+die() { echo "pulsar-standalone: $1" >&2; exit "${2:-3}"; }
 
 # The jars for the versions pom.xml names; a marker says the copy finished.
 libdir() { echo "$CACHE/lib-$(sha256sum "$POM" | cut -c1-12)"; }
@@ -54,7 +54,7 @@ install() {
     if ! mvn -B -q -f "$POM" dependency:copy-dependencies -DoutputDirectory="$lib" >"$log" 2>&1; then
         # Name the artifact the registry refused, in one line.
         local what
-        what="$(grep -o -m1 -E "(Could not find artifact|Failed to read artifact descriptor for|Could not transfer artifact) [^ ]+" "$log" || true)"
+        what="$(grep -o -m1 -E "(Could not find artifact|Failed to read artifact descriptor for|Could not transfer artifact) [^ ]+" "$log" | head -n1 | sed 's/:$//' || true)"
         rm -rf "$lib"
         die "Apache Pulsar could not be installed: ${what:-mvn failed, see $log}" 4
     fi
