@@ -7,8 +7,10 @@
 #    1000000`, the agent open loop at 200k msg/s per producer) for SECONDS.
 #    Figure: messages acknowledged per CPU-second of the client's whole
 #    process (/usr/bin/time user+sys; the JVM's start, JIT and GC count, as
-#    the agent's process start and coordinator do), and msg/s.
-# 2. Fixed rate (RATE msg/s in all, unbatched): publish latency p50/p99 (the
+#    the agent's process start and coordinator do), and msg/s; beside them
+#    the bare pulsar-crate loop (tools/bench pulsar-bare) at the same
+#    settings, the floor the crate sets for any client built on it.
+# 2. Fixed rate (RATE msg/s in all, unbatched, after a 5 s warmup): publish latency p50/p99 (the
 #    agent's producer service time, pulsar-perf produce's latency) and
 #    end-to-end p50/p99 (the agent's consumer e2e, pulsar-perf consume's
 #    latency from the publish time), a consumer on a shared subscription.
@@ -25,7 +27,7 @@ PRODUCERS="${2:-4}"
 ROUNDS="${3:-3}"
 RATE="${4:-5000}"
 . bench/lib.sh
-build_release coordinator
+build_release coordinator bench
 bash scripts/pulsar-standalone.sh install
 BROKER_CPU=() CLIENT_CPU=()
 if [ -n "${PIN:-}" ]; then BROKER_CPU=(taskset -c 1) CLIENT_CPU=(taskset -c 0); fi
@@ -78,18 +80,26 @@ agent_max() { # in_flight batch topic -> "acked cpu_s"
     echo "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]+"/report.json"))["totals"]["acked"])' "$dir") $(cpu_of "$WORK/agent.out")"
 }
 
+bare_max() { # in_flight batch topic -> "acked cpu_s": the bare pulsar-crate loop, same settings
+    local batch=()
+    [ -n "$2" ] && batch=(--batch "$2" --batch-delay-ms 5)
+    timed "$WORK/bare.out" "$BIN/pulsar-bare" --url "$URL" --topic "$3" --producers "$PRODUCERS" --in-flight "$1" \
+        --size 1024 --seconds "$SECS" "${batch[@]}"
+    echo "$(grep '^{' "$WORK/bare.out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["acked"])') $(cpu_of "$WORK/bare.out")"
+}
+
 per_cpu() { python3 -c "print(f'{$1/$2:.0f}' if $2 > 0 else 0)"; }
 
 echo "### Max rate, msg per client CPU-second (whole process) and msg/s"
 echo
-echo "| case | pulsar-perf msg/CPU-s | agent msg/CPU-s | agent/perf | per round | pulsar-perf msg/s | agent msg/s |"
-echo "|---|---:|---:|---:|---|---:|---:|"
+echo "| case | pulsar-perf msg/CPU-s | agent msg/CPU-s | agent/perf | per round | bare crate loop msg/CPU-s | bare/perf | agent/bare | pulsar-perf msg/s | agent msg/s | bare msg/s |"
+echo "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"
 i=0
 for case in ${CASES:-1000 1000:100}; do
     set -- ${case/:/ }
     w="$1"; b="${2:-}"; i=$((i + 1))
     label="$PRODUCERS producers, in flight $w$( [ -n "$b" ] && echo ", batched $b/5ms" || echo ", unbatched")"
-    pe=() ae=() pr=() ar=() per=()
+    pe=() ae=() pr=() ar=() per=() be=() br=()
     for r in $(seq 1 "$ROUNDS"); do
         fresh_broker
         if [ $((r % 2)) -eq 1 ]; then
@@ -99,42 +109,51 @@ for case in ${CASES:-1000 1000:100}; do
             read -r an ac < <(agent_max "$w" "$b" "agent-$i-$r")
             read -r pn pc < <(perf_max "$w" "$b" "perf-$i-$r")
         fi
+        read -r bn bc < <(bare_max "$w" "$b" "bare-$i-$r")
+        be+=("$(per_cpu "$bn" "$bc")") br+=("$(python3 -c "print($bn/$SECS)")")
         pe+=("$(per_cpu "$pn" "$pc")") ae+=("$(per_cpu "$an" "$ac")")
         pr+=("$(python3 -c "print($pn/$SECS)")") ar+=("$(python3 -c "print($an/$SECS)")")
         per+=("$(ratio "${ae[-1]}" "${pe[-1]}")")
     done
-    pm="$(median "${pe[@]}")" am="$(median "${ae[@]}")"
-    echo "| $label | $pm | $am | $(ratio "$am" "$pm") | ${per[*]} ($(ratio2 "${per[@]}")) | $(median "${pr[@]}") | $(median "${ar[@]}") |"
+    pm="$(median "${pe[@]}")" am="$(median "${ae[@]}")" bm="$(median "${be[@]}")"
+    echo "| $label | $pm | $am | $(ratio "$am" "$pm") | ${per[*]} ($(ratio2 "${per[@]}")) | $bm | $(ratio "$bm" "$pm") | $(ratio "$am" "$bm") | $(median "${pr[@]}") | $(median "${ar[@]}") | $(median "${br[@]}") |"
 done
 
 echo
-echo "### Fixed rate $RATE msg/s, unbatched: latency (ms)"
+echo "### Fixed rate $RATE msg/s, unbatched, after a 5 s warmup: latency (ms)"
+echo
+echo "Publish: the whole measurement (pulsar-perf produce --warmup-time 5; the agent's producer service"
+echo "time). End to end: the median over 5-s intervals of each interval's p50 and p99 (pulsar-perf"
+echo "consume has no warmup setting: its intervals from 10 s on; the agent's measured intervals)."
 echo
 echo "| round | perf publish p50 | agent publish p50 | perf publish p99 | agent publish p99 | perf e2e p50 | agent e2e p50 | perf e2e p99 | agent e2e p99 |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 for r in $(seq 1 "$ROUNDS"); do
     fresh_broker
-    # pulsar-perf: a consumer first, then the producers, for SECONDS.
-    "${CLIENT_CPU[@]}" bash scripts/pulsar-standalone.sh perf consume -ss lat -st Shared -time $((SECS + 5)) "lat-perf-$r" \
-        > "$WORK/cons.out" 2>&1 &
+    # pulsar-perf: a consumer first, then the producers (5 s warmup, SECONDS measured).
+    "${CLIENT_CPU[@]}" bash scripts/pulsar-standalone.sh perf consume -ss lat -st Shared -i 5 -time $((SECS + 15)) \
+        "lat-perf-$r" > "$WORK/cons.out" 2>&1 &
     cpid=$!
     sleep 5
     "${CLIENT_CPU[@]}" bash scripts/pulsar-standalone.sh perf produce -r "$RATE" -s 1024 -n "$PRODUCERS" -o 1000 -db \
-        -time "$SECS" --warmup-time 0 "lat-perf-$r" > "$WORK/prod.out" 2>&1 || true
+        -time $((SECS + 5)) --warmup-time 5 "lat-perf-$r" > "$WORK/prod.out" 2>&1 || true
     wait "$cpid" || true
-    # "Aggregated latency stats --- Latency: mean: X ms - med: A - 95pct: B - 99pct: C ..."
-    lat() { grep 'Aggregated latency stats' "$1" | tail -n1 | sed -E 's/.*med: *([0-9.]+).*99pct: *([0-9.]+) - 99.9pct.*/\1 \2/'; }
-    read -r pp50 pp99 < <(lat "$WORK/prod.out")
-    read -r pe50 pe99 < <(lat "$WORK/cons.out")
+    read -r pp50 pp99 < <(grep 'Aggregated latency stats' "$WORK/prod.out" | tail -n1 |
+        sed -E 's/.*med: *([0-9.]+).*99pct: *([0-9.]+) - 99.9pct.*/\1 \2/')
+    # Interval lines with traffic, from the third on (the consumer started 5 s early; 5 s warmup).
+    read -r pe50 pe99 < <(grep 'Throughput received' "$WORK/cons.out" | grep -v 'Throughput received: *0 ' | tail -n +2 |
+        sed -E 's/.*med: *([0-9.]+).*99pct: *([0-9.]+) - 99.9pct.*/\1 \2/' |
+        python3 -c 'import statistics,sys; v=[l.split() for l in sys.stdin if l.strip()]; print(statistics.median(float(a) for a,b in v), statistics.median(float(b) for a,b in v))')
     agent_yaml 1000 "" "lat-agent-$r" "$RATE" 1
+    sed -i "s/phases: {warmup: 0s/phases: {warmup: 5s/; \$a report_interval: 5s" "$WORK/s.yaml"
     dir="$("${CLIENT_CPU[@]}" "$BIN/coordinator" run "$WORK/s.yaml" --local-agents 1 --results "$WORK/results" --quiet 2>/dev/null | tail -n1)"
     read -r ap50 ap99 ae50 ae99 < <(python3 -c '
-import json, sys
+import json, statistics, sys
 r = json.load(open(sys.argv[1] + "/report.json"))
-g = {x["role"]: x for x in r["groups"]}
-# Publish latency from the actual send (service time), as pulsar-perf
-# measures it; e2e from the actual send.
-p, c = g["producer"]["alt_latency_us"], g["consumer"]["latency_us"]
-print(*(f"{v / 1000:.2f}" for v in (p["p50"], p["p99"], c["p50"], c["p99"])))' "$dir")
+p = next(g for g in r["groups"] if g["role"] == "producer")["alt_latency_us"]
+c = [i for i in r["intervals"] if i["role"] == "consumer" and i["phase"] == "measure" and i["received"] > 0]
+e50 = statistics.median(i["p50_us"] for i in c)
+e99 = statistics.median(i["p99_us"] for i in c)
+print(*(f"{v / 1000:.2f}" for v in (p["p50"], p["p99"], e50, e99)))' "$dir")
     echo "| $r | $pp50 | $ap50 | $pp99 | $ap99 | $pe50 | $ae50 | $pe99 | $ae99 |"
 done
