@@ -102,6 +102,8 @@ for case in ${CASES:-1000 1000:100}; do
     pe=() ae=() pr=() ar=() per=() be=() br=()
     for r in $(seq 1 "$ROUNDS"); do
         fresh_broker
+        # A fresh broker's JVM is cold (JIT): one unmeasured run first.
+        bare_max "$w" "$b" "warm-$i-$r" >/dev/null
         if [ $((r % 2)) -eq 1 ]; then
             read -r pn pc < <(perf_max "$w" "$b" "perf-$i-$r")
             read -r an ac < <(agent_max "$w" "$b" "agent-$i-$r")
@@ -130,6 +132,7 @@ echo "| round | perf publish p50 | agent publish p50 | perf publish p99 | agent 
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 for r in $(seq 1 "$ROUNDS"); do
     fresh_broker
+    bare_max 1000 "" "lat-warm-$r" >/dev/null
     # pulsar-perf: a consumer first, then the producers (5 s warmup, SECONDS measured).
     "${CLIENT_CPU[@]}" bash scripts/pulsar-standalone.sh perf consume -ss lat -st Shared -i 5 -time $((SECS + 15)) \
         "lat-perf-$r" > "$WORK/cons.out" 2>&1 &

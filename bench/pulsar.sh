@@ -78,6 +78,9 @@ for case in ${CASES:-1 64 1000 1000:100}; do
     brs=() ars=() acpus=() per=() bps=()
     for r in $(seq 1 "$ROUNDS"); do
         fresh_broker
+        # A fresh broker's JVM is cold (JIT): one unmeasured run first, or
+        # whoever goes first in a round pays for it.
+        bare "$w" "$b" "bench-warm-$i-$r" >/dev/null
         # Fresh topics per round; who goes first alternates.
         if [ $((r % 2)) -eq 1 ]; then
             br="$(bare "$w" "$b" "bench-bare-$i-$r")"
