@@ -4,6 +4,7 @@
 //! plain data and never depends on a broker client crate.
 
 pub mod clock;
+pub mod errors;
 pub mod hist;
 pub mod metrics;
 pub mod plan;

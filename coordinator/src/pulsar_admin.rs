@@ -105,10 +105,10 @@ impl Api {
         if let Some(b) = body {
             req = req.header(reqwest::header::CONTENT_TYPE, "application/json").body(b);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| AdminError::Unreachable { url: self.base.clone(), reason: error_chain(&e) })?;
+        let resp = req.send().await.map_err(|e| AdminError::Unreachable {
+            url: self.base.clone(),
+            reason: common::errors::source_chain(&e),
+        })?;
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
@@ -155,20 +155,6 @@ impl Api {
         }
         serde_json::from_str(&body).map_err(|_| self.unexpected(&format!("GET {ns}"), st, &body))
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        src = c.source();
-    }
-    s
 }
 
 /// Makes the scenario's topics ready on the broker at `admin_url`.

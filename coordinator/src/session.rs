@@ -8,6 +8,7 @@ use std::time::Duration;
 use agent::safety::Token;
 use agent::tls::PemFile;
 use common::clock::{self, ClockTracker, SyncSample};
+use common::errors::{chain_from, source_chain};
 use common::proto::agent_client::AgentClient;
 use common::proto::{
     self, agent_message::Msg as AMsg, coordinator_message::Msg as CMsg, AgentMessage, CoordinatorMessage,
@@ -424,24 +425,6 @@ pub async fn tls_verdict(address: &str, tls: &ClientTls) -> Option<String> {
         ),
         _ => format!("the agent ended the TLS session: {e}"),
     })
-}
-
-/// `e: its source: ...`, each cause once (an io::Error shows its inner
-/// error and then that error's source: the same text twice).
-fn source_chain(e: &dyn std::error::Error) -> String {
-    chain_from(e.to_string(), e.source())
-}
-
-fn chain_from(mut s: String, mut cur: Option<&dyn std::error::Error>) -> String {
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

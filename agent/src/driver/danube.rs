@@ -63,17 +63,7 @@ fn describe(e: &DanubeError) -> String {
     if let DanubeError::FromStatus(s) = e {
         return format!("{}: {}", code_name(s.code()), s.message());
     }
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(c) = src {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = c.source();
-    }
-    s
+    common::errors::source_chain(e)
 }
 
 /// A TLS broker answers a plain-text client by dropping the connection,
