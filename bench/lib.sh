@@ -1,4 +1,4 @@
-# Sourced by bench/danube.sh and bench/pulsar.sh, from the repository root:
+# Sourced by bench/danube.sh, pulsar.sh and pulsar-perf.sh, from the repository root:
 # the release build they run, and reading the numbers they compare.
 
 # protoc for dependencies' build scripts.
@@ -44,4 +44,28 @@ median() { # number...
 # the medians.
 ratio2() { # ratio...
     median_to 2 "$@"
+}
+
+# Apache Pulsar standalone for a benchmark (bench/pulsar.sh, pulsar-perf.sh):
+# PIN=1 puts the broker's JVM on CPU 1 and every client on CPU 0
+# (BROKER_CPU, CLIENT_CPU), as on a cluster where the load generator does not
+# share the broker's cores. Its state lives in a temp directory.
+pulsar_bench_setup() {
+    BROKER_CPU=() CLIENT_CPU=()
+    if [ -n "${PIN:-}" ]; then BROKER_CPU=(taskset -c 1) CLIENT_CPU=(taskset -c 0); fi
+    PULSAR_STANDALONE_STATE="$(mktemp -d /tmp/lg-bench-pulsar.XXXXXX)"
+    export PULSAR_STANDALONE_STATE
+}
+
+# A fresh broker with an empty store (`start` empties the state directory):
+# no round reads another's backlog, a long run cannot fill the disk. Sets URL.
+fresh_broker() {
+    scripts/pulsar-standalone.sh stop >/dev/null 2>&1 || true
+    URL="$("${BROKER_CPU[@]}" scripts/pulsar-standalone.sh start 2>/dev/null | tail -n1)"
+}
+
+# Stops the benchmark's broker and removes its state (for an EXIT trap).
+pulsar_bench_teardown() {
+    scripts/pulsar-standalone.sh stop >/dev/null 2>&1 || true
+    rm -rf "$PULSAR_STANDALONE_STATE"
 }

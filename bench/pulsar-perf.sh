@@ -29,15 +29,9 @@ RATE="${4:-5000}"
 . bench/lib.sh
 build_release coordinator bench
 bash scripts/pulsar-standalone.sh install
-BROKER_CPU=() CLIENT_CPU=()
-if [ -n "${PIN:-}" ]; then BROKER_CPU=(taskset -c 1) CLIENT_CPU=(taskset -c 0); fi
-export PULSAR_STANDALONE_STATE="$(mktemp -d /tmp/lg-bench-perf.XXXXXX)"
+pulsar_bench_setup
 WORK="$(mktemp -d /tmp/lg-bench-perf-work.XXXXXX)"
-trap 'scripts/pulsar-standalone.sh stop >/dev/null 2>&1 || true; rm -rf "$PULSAR_STANDALONE_STATE" "$WORK"' EXIT
-fresh_broker() {
-    scripts/pulsar-standalone.sh stop >/dev/null 2>&1 || true
-    URL="$("${BROKER_CPU[@]}" scripts/pulsar-standalone.sh start 2>/dev/null | tail -n1)"
-}
+trap 'pulsar_bench_teardown; rm -rf "$WORK"' EXIT
 
 # "acked cpu_seconds" of a command, from /usr/bin/time and the command's output.
 timed() { # out-file cmd...

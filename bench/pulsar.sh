@@ -26,18 +26,11 @@ PRODUCERS="${2:-4}"
 ROUNDS="${3:-3}"
 . bench/lib.sh
 build_release coordinator bench
-BROKER_CPU=() CLIENT_CPU=()
-if [ -n "${PIN:-}" ]; then BROKER_CPU=(taskset -c 1) CLIENT_CPU=(taskset -c 0); fi
-export PULSAR_STANDALONE_STATE="$(mktemp -d /tmp/lg-bench-pulsar.XXXXXX)"
-trap 'scripts/pulsar-standalone.sh stop >/dev/null 2>&1 || true; rm -rf "$PULSAR_STANDALONE_STATE"' EXIT
-# Each round gets a fresh broker and store (`start` empties the state
-# directory): no round reads another's backlog, a long run cannot fill the disk.
-fresh_broker() {
-    scripts/pulsar-standalone.sh stop >/dev/null 2>&1 || true
-    URL="$("${BROKER_CPU[@]}" scripts/pulsar-standalone.sh start 2>/dev/null | tail -n1)"
-}
-fresh_broker
+pulsar_bench_setup
 WORK="$(mktemp -d /tmp/lg-bench-work.XXXXXX)"
+trap 'pulsar_bench_teardown; rm -rf "$WORK"' EXIT
+# Each round gets a fresh broker (bench/lib.sh).
+fresh_broker
 bare() { # in_flight [batch] topic [property bytes]
     local extra=(--property-bytes "${4:-0}")
     [ -n "$2" ] && extra+=(--batch "$2" --batch-delay-ms 5)
@@ -98,4 +91,3 @@ for case in ${CASES:-1 64 1000 1000:100}; do
     pyratio="$( [ "$py" != "-" ] && ratio "$am" "$py" || echo "-")"
     echo "| $PRODUCERS producers, $label | $bm | $am | $(ratio "$am" "$bm") | ${per[*]} ($(ratio2 "${per[@]}")) | $bpm | $(ratio "$am" "$bpm") | $cm | $py | $pyratio |"
 done
-rm -rf "$WORK"

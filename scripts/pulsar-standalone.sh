@@ -73,7 +73,6 @@ jvm_opts() {
     echo "-Dlog4j.configurationFile=$STATE/log4j2.yaml"
 }
 
-b64url() { python3 -c 'import base64,sys; print(base64.urlsafe_b64encode(sys.stdin.buffer.read()).rstrip(b"=").decode())'; }
 
 # An HS256 JWT {"sub": "loadgen"} signed with STATE/secret.key (what
 # `pulsar tokens create --secret-key` makes).

@@ -74,7 +74,9 @@ struct ConsumerFinal {
     seen: Vec<Option<Seen>>,
     duplicates: u64,
     redelivered: u64,
-    connection: u32,
+    /// Times it subscribed again plus deliveries the broker flagged as
+    /// redelivered: what makes a message two consumers got a redelivery.
+    redelivery_causes: u64,
     reordered: u64,
     deliveries: u64,
     undecodable: u64,
@@ -258,6 +260,7 @@ pub async fn prepare<D: Driver>(
                 seen: Vec::new(),
                 before_reconnect: Vec::new(),
                 connection: 0,
+                flagged: 0,
                 duplicates: 0,
                 redelivered: 0,
                 reordered: 0,
@@ -473,7 +476,7 @@ fn build_final(
         duplicates: u64,
         redelivered: u64,
         overlaps: u64,
-        reconnects: u64,
+        redelivery_causes: u64,
         reordered: u64,
         deliveries: u64,
         undecodable: u64,
@@ -498,7 +501,7 @@ fn build_final(
             duplicates: 0,
             redelivered: 0,
             overlaps: 0,
-            reconnects: 0,
+            redelivery_causes: 0,
             reordered: 0,
             deliveries: 0,
             undecodable: 0,
@@ -506,7 +509,7 @@ fn build_final(
         });
         acc.duplicates += f.duplicates;
         acc.redelivered += f.redelivered;
-        acc.reconnects += u64::from(f.connection);
+        acc.redelivery_causes += f.redelivery_causes;
         acc.reordered += f.reordered;
         acc.deliveries += f.deliveries;
         acc.undecodable += f.undecodable;
@@ -543,7 +546,7 @@ fn build_final(
             duplicates: acc.duplicates,
             redelivered: acc.redelivered,
             overlaps: acc.overlaps,
-            reconnects: acc.reconnects,
+            redelivery_causes: acc.redelivery_causes,
             reordered: acc.reordered,
             deliveries: acc.deliveries,
             undecodable: acc.undecodable,
@@ -1131,6 +1134,8 @@ struct ConsumerTask {
     /// one of these is a redelivery, not a duplicate.
     before_reconnect: Vec<Option<RangeSet>>,
     connection: u32,
+    /// Deliveries the broker flagged as redelivered.
+    flagged: u64,
     duplicates: u64,
     redelivered: u64,
     reordered: u64,
@@ -1181,6 +1186,7 @@ impl ConsumerTask {
         ph.bytes += d.payload_len as u64;
         ph.service.record_ns(now - stamp.sent_ns);
         ph.response.record_ns(now - stamp.intended_ns);
+        self.flagged += u64::from(d.redelivered);
         if d.connection != self.connection {
             self.connection = d.connection;
             self.before_reconnect = self.seen.iter().map(|s| s.as_ref().map(|s| s.set.clone())).collect();
@@ -1374,7 +1380,7 @@ impl ConsumerTask {
             seen: self.seen,
             duplicates: self.duplicates,
             redelivered: self.redelivered,
-            connection: self.connection,
+            redelivery_causes: u64::from(self.connection) + self.flagged,
             reordered: self.reordered,
             deliveries: self.deliveries,
             undecodable: self.undecodable,

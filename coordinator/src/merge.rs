@@ -233,7 +233,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
         redelivered: u64,
         /// Messages more than one consumer received.
         overlaps: u64,
-        reconnects: u64,
+        redelivery_causes: u64,
         reordered: u64,
         deliveries: u64,
         undecodable: u64,
@@ -254,7 +254,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
                 duplicates: 0,
                 redelivered: 0,
                 overlaps: 0,
-                reconnects: 0,
+                redelivery_causes: 0,
                 reordered: 0,
                 deliveries: 0,
                 undecodable: 0,
@@ -263,7 +263,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
             acc.duplicates += s.duplicates;
             acc.redelivered += s.redelivered;
             acc.overlaps += s.overlaps;
-            acc.reconnects += s.reconnects;
+            acc.redelivery_causes += s.redelivery_causes;
             acc.reordered += s.reordered;
             acc.deliveries += s.deliveries;
             acc.undecodable += s.undecodable;
@@ -277,12 +277,12 @@ pub fn build(input: ReportInput<'_>) -> Report {
             }
         }
     }
-    // A message two consumers both got: after a consumer subscribed again,
-    // the broker handing its unacknowledged messages to the others (or to it
-    // again) is a redelivery; without that, a duplicate.
+    // A message two consumers both got: after a consumer subscribed again
+    // or left (the broker flags what it hands to the others), the broker
+    // redelivering what it had no ack for; without either, a duplicate.
     for s in subs.values_mut() {
         let overlaps = std::mem::take(&mut s.overlaps);
-        if s.reconnects > 0 {
+        if s.redelivery_causes > 0 {
             s.redelivered += overlaps;
         } else {
             s.duplicates += overlaps;
@@ -307,7 +307,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
             duplicates: 0,
             redelivered: 0,
             overlaps: 0,
-            reconnects: 0,
+            redelivery_causes: 0,
             reordered: 0,
             deliveries: 0,
             undecodable: 0,

@@ -127,18 +127,22 @@ impl Api {
         }
     }
 
+    /// A successful answer's JSON, or the answer named as unexpected.
+    fn json<T: serde::de::DeserializeOwned>(&self, what: &str, st: StatusCode, body: &str) -> Result<T, AdminError> {
+        match st.is_success() {
+            true => serde_json::from_str(body).map_err(|_| self.unexpected(what, st, body)),
+            false => Err(self.unexpected(what, st, body)),
+        }
+    }
+
     async fn partitions(&self, rest: &str) -> Result<u32, AdminError> {
-        let (st, body) = self.call(reqwest::Method::GET, &format!("{rest}/partitions"), None).await?;
+        let path = format!("{rest}/partitions");
+        let (st, body) = self.call(reqwest::Method::GET, &path, None).await?;
         // Pulsar 4 answers 404 for a topic that does not exist (older: 0).
         if st == StatusCode::NOT_FOUND && body.contains("not found") && body.contains("Topic") {
             return Ok(0);
         }
-        if !st.is_success() {
-            return Err(self.unexpected(&format!("GET {rest}/partitions"), st, &body));
-        }
-        serde_json::from_str::<PartitionedMetadata>(&body)
-            .map(|m| m.partitions)
-            .map_err(|_| self.unexpected(&format!("GET {rest}/partitions"), st, &body))
+        self.json::<PartitionedMetadata>(&format!("GET {path}"), st, &body).map(|m| m.partitions)
     }
 
     /// The namespace's topics (full names; partitions as `…-partition-N`).
@@ -150,10 +154,7 @@ impl Api {
                 ns.split_once('/').map(|(_, n)| n).unwrap_or(ns)
             )));
         }
-        if !st.is_success() {
-            return Err(self.unexpected(&format!("GET {ns}"), st, &body));
-        }
-        serde_json::from_str(&body).map_err(|_| self.unexpected(&format!("GET {ns}"), st, &body))
+        self.json(&format!("GET {ns}"), st, &body)
     }
 }
 

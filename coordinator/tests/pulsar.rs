@@ -128,7 +128,7 @@ fn admin_api_refusals_are_one_line() {
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(r.stderr.contains("topic lg-test-mm: the scenario says 3 partitions but the broker has 2"), "{}", r.stderr);
     assert_eq!(r.stderr.trim().lines().count(), 1, "one line: {}", r.stderr);
-    let probe = reqwest_get(&format!("{}/admin/v2/persistent/public/default/lg-test-new/partitions", b.admin_url));
+    let probe = http_get(&format!("{}/admin/v2/persistent/public/default/lg-test-new/partitions", b.admin_url));
     assert!(probe.contains("\"partitions\":0") || probe.contains("not found"), "lg-test-new must not exist: {probe}");
 
     // An admin URL where nothing listens: within connect_timeout.
@@ -164,8 +164,8 @@ fn admin_api_refusals_are_one_line() {
     assert!(r.stderr.contains("non-partitioned"), "{}", r.stderr);
 }
 
-/// A GET with curl (the tests' own look at the admin API).
-fn reqwest_get(url: &str) -> String {
+/// A GET with curl (the test's own look at the admin API).
+fn http_get(url: &str) -> String {
     let out = std::process::Command::new("curl").args(["-s", "-m", "5", url]).output().expect("curl");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -74,7 +74,7 @@ impl PulsarDriver {
             });
         let token = broker.auth.as_ref().map(read_token).transpose()?;
         if let Some(token) = &token {
-            b = b.with_auth(Authentication { name: "token".into(), data: token.clone().into_bytes() });
+            b = b.with_auth(Authentication { name: "token".into(), data: token.as_bytes().to_vec() });
         }
         if let Some(tls) = &broker.tls {
             if let Some(ca) = &tls.ca_file {
@@ -86,13 +86,11 @@ impl PulsarDriver {
                 .with_allow_insecure_connection(tls.allow_insecure)
                 .with_tls_hostname_verification_enabled(tls.verify_hostname);
         }
-        let client = tokio::time::timeout(broker.connect_timeout + Duration::from_secs(1), b.build())
-            .await
-            .map_err(|_| {
+        let built =
+            tokio::time::timeout(broker.connect_timeout + Duration::from_secs(1), b.build()).await.map_err(|_| {
                 connect_err(format!("no answer within {}", common::units::format_duration(broker.connect_timeout)))
-            })?
-            .map_err(|e| e.to_string());
-        let client = match client {
+            })?;
+        let client = match built {
             Ok(c) => c,
             // The crate keeps a refused handshake's reason in its log: ask
             // the broker ourselves.
@@ -104,10 +102,7 @@ impl PulsarDriver {
                     broker.connect_timeout,
                 )
                 .await;
-                return Err(connect_err(match why {
-                    Some(why) => why,
-                    None => e,
-                }));
+                return Err(connect_err(why.unwrap_or_else(|| e.to_string())));
             }
         };
         Ok(PulsarDriver { client, url, run_tag: common::stamp::run_tag(run_id), retry_for: broker.connect_timeout })
@@ -239,57 +234,20 @@ impl Driver for PulsarDriver {
             opts.batch_timeout = Some(b.max_delay);
             opts.batch_byte_size = b.max_bytes.map(|n| n as usize);
         }
-        let spec = ProducerSpec { client: self.client.clone(), topic: full_topic_name(&topic.name), opts };
-        let producer = retrying("create producer", self.retry_for, || spec.build())
-            .await
-            .map_err(|e| DriverError::Producer { topic: topic.name.clone(), reason: e.to_string() })?;
-        Ok(PulsarProducer { producer, spec, broken: None, run_tag: self.run_tag, send_limit: self.retry_for })
+        let producer = retrying("create producer", self.retry_for, || {
+            self.client.producer().with_topic(full_topic_name(&topic.name)).with_options(opts.clone()).build()
+        })
+        .await
+        .map_err(|e| DriverError::Producer { topic: topic.name.clone(), reason: e.to_string() })?;
+        Ok(PulsarProducer { producer, run_tag: self.run_tag })
     }
 }
 
-/// What a producer is made from, kept to make it again.
-struct ProducerSpec {
-    client: Pulsar<TokioExecutor>,
-    topic: String,
-    opts: ProducerOptions,
-}
-
-impl ProducerSpec {
-    async fn build(&self) -> Result<Producer<TokioExecutor>, pulsar::Error> {
-        self.client.producer().with_topic(&self.topic).with_options(self.opts.clone()).build().await
-    }
-}
-
+/// The crate re-creates a producer whose connection dropped, at each send
+/// while it is gone, and fails a send after its operation timeout.
 pub struct PulsarProducer {
     producer: Producer<TokioExecutor>,
-    spec: ProducerSpec,
-    /// Set when a send failed or hung: the crate's producer may not come
-    /// back by itself after an outage longer than its retries (seen: a
-    /// broker down 9 s left it refusing every later send), so the next send
-    /// makes a new one first. The error, to report while that fails.
-    broken: Option<String>,
     run_tag: u32,
-    /// How long one send may take to be accepted (the operation timeout).
-    send_limit: Duration,
-}
-
-impl PulsarProducer {
-    /// Makes the producer again after a failure; the crate resends nothing
-    /// of the old one's (those sends already failed or time out).
-    async fn repair(&mut self) -> Result<(), SendError> {
-        let Some(why) = self.broken.as_ref() else { return Ok(()) };
-        match tokio::time::timeout(self.send_limit, self.spec.build()).await {
-            Ok(Ok(p)) => {
-                tracing::warn!(topic = %self.spec.topic, after = %why, "producer created again");
-                let old = std::mem::replace(&mut self.producer, p);
-                drop(old);
-                self.broken = None;
-                Ok(())
-            }
-            Ok(Err(e)) => Err(SendError::Broker(format!("creating the producer again failed: {e}"))),
-            Err(_) => Err(SendError::Broker("creating the producer again timed out".into())),
-        }
-    }
 }
 
 /// `persistent://t/n/orders-partition-3` -> Some(3).
@@ -318,20 +276,9 @@ impl ProducerClient for PulsarProducer {
             partition_key: msg.key.map(|k| k.to_string()),
             ..Default::default()
         };
-        self.repair().await?;
-        // The crate bounds a send by its operation timeout; one more second
-        // before we call it hung.
-        match tokio::time::timeout(self.send_limit + Duration::from_secs(1), self.producer.send_non_blocking(m)).await {
-            Ok(Ok(f)) => Ok(PulsarAck(f)),
-            Ok(Err(e)) => {
-                let e = e.to_string();
-                self.broken = Some(e.clone());
-                Err(SendError::Broker(e))
-            }
-            Err(_) => {
-                self.broken = Some("a send hung".into());
-                Err(SendError::Broker("the send was not accepted within the operation timeout".into()))
-            }
+        match self.producer.send_non_blocking(m).await {
+            Ok(f) => Ok(PulsarAck(f)),
+            Err(e) => Err(SendError::Broker(e.to_string())),
         }
     }
 

@@ -1630,7 +1630,7 @@ fn validate_broker(b: &RawBroker, cx: &mut Cx<'_>) -> Option<Broker> {
     if let Some(u) = &admin_url {
         if kind != BrokerKind::Pulsar {
             cx.err("broker.admin_url", "applies to the pulsar broker only");
-        } else if !(u.starts_with("http://") || u.starts_with("https://")) || u.len() <= "https://".len() {
+        } else if !matches!(u.split_once("://"), Some(("http" | "https", host)) if !host.is_empty()) {
             cx.hint(
                 "broker.admin_url",
                 format!("`{u}` is not a Pulsar admin URL"),

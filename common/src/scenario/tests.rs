@@ -198,6 +198,21 @@ fn broker_urls() {
 }
 
 #[test]
+fn admin_urls() {
+    let pulsar =
+        |admin: &str| good_with("kind: memory", &format!("kind: pulsar\n  url: pulsar://x:1\n  admin_url: {admin}"));
+    let s = load_str(&pulsar("http://x:8080/"), "s.yaml", &[]).expect("valid");
+    assert_eq!(s.broker.admin_url.as_deref(), Some("http://x:8080"));
+    assert!(load_str(&pulsar("http://x"), "s.yaml", &[]).is_ok(), "a bare host is a URL too");
+    for bad in ["ftp://x:8080", "http://", "x:8080"] {
+        let e = err(&pulsar(bad));
+        assert!(e.to_string().contains("is not a Pulsar admin URL"), "{bad}: {e}");
+    }
+    let e = err(&good_with("kind: memory", "kind: danube\n  url: http://x:1\n  admin_url: http://x:8080"));
+    assert!(e.to_string().contains("broker.admin_url: applies to the pulsar broker only"), "{e}");
+}
+
+#[test]
 fn several_issues_reported_together_in_line_order() {
     let text = good_with("rate: 100", "rate: -1").replace("duration: 5s", "duration: 5");
     let e = err(&text);

@@ -34,8 +34,6 @@ pub struct ApachePulsar {
     pub admin_url: String,
     /// `pulsar+ssl://127.0.0.1:PORT` when started with TLS.
     pub tls_url: Option<String>,
-    /// `https://127.0.0.1:PORT` when started with TLS.
-    pub admin_tls_url: Option<String>,
     /// The minted token's file when started with `token`.
     pub token_file: Option<PathBuf>,
 }
@@ -94,7 +92,6 @@ impl ApachePulsar {
             url: var("PULSAR_URL").unwrap_or_default(),
             admin_url: var("PULSAR_ADMIN_URL").unwrap_or_default(),
             tls_url: var("PULSAR_TLS_URL"),
-            admin_tls_url: var("PULSAR_ADMIN_TLS_URL"),
             token_file: var("PULSAR_TOKEN_FILE").map(PathBuf::from),
             state,
         };
@@ -102,11 +99,6 @@ impl ApachePulsar {
             return Err(Start::Failed(format!("no URLs in {}", me.state.join("env").display())));
         }
         Ok(me)
-    }
-
-    /// The minted token (started with `token`).
-    pub fn token(&self) -> Option<String> {
-        self.token_file.as_ref().and_then(|f| std::fs::read_to_string(f).ok()).map(|t| t.trim().to_string())
     }
 
     fn script(&self, args: &[&str]) -> std::io::Result<()> {
@@ -124,28 +116,10 @@ impl ApachePulsar {
         }
     }
 
-    /// kill -9 of the broker (its data kept).
-    pub fn kill(&mut self) {
-        let _ = self.script(&["kill"]);
-    }
-
     /// Starts it again on the same ports with the same data; returns once
     /// the admin API answers.
     pub fn restart(&mut self) -> std::io::Result<()> {
         self.script(&["restart"])
-    }
-
-    /// `pulsar-perf ARGS…` against this broker (its client.conf carries the
-    /// URLs and token).
-    pub fn perf(&self) -> Command {
-        let mut cmd = Command::new("bash");
-        cmd.arg(script()).arg("perf").env("PULSAR_STANDALONE_STATE", &self.state);
-        cmd
-    }
-
-    /// The broker's log (warn and up).
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.state.join("pulsar.log")).unwrap_or_default()
     }
 }
 

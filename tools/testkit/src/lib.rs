@@ -1,8 +1,8 @@
 //! Test support, not product code.
 //!
 //! * [`apache_pulsar`]: Apache Pulsar standalone for a test, through
-//!   scripts/pulsar-standalone.sh (token and TLS options; kill -9 and
-//!   restart on the same ports and data; pulsar-perf).
+//!   scripts/pulsar-standalone.sh (token and TLS options; restart on the
+//!   same ports and data).
 //! * [`delay`]: a TCP proxy adding a fixed one-way delay in both directions
 //!   (for tests on a machine without netem).
 //! * `proxy` (internal): the accept loop and the own-thread runner of the
