@@ -27,7 +27,7 @@ use pulsar::{
 };
 use tokio_util::task::AbortOnDropHandle;
 
-use super::{ConsumerClient, Delivery, Driver, DriverError, OutMessage, ProducerClient, RecvError, SendError};
+use super::{nodelay, ConsumerClient, Delivery, Driver, DriverError, OutMessage, ProducerClient, RecvError, SendError};
 
 const STAMP_PROPERTY: &str = "lg-stamp";
 
@@ -37,6 +37,9 @@ pub struct PulsarDriver {
     run_tag: u32,
     /// How long topic, producer and consumer creation may keep retrying.
     retry_for: Duration,
+    /// TCP_NODELAY on the crate's connections, made again after an outage
+    /// too (see `nodelay`); stops with the driver.
+    _nodelay: AbortOnDropHandle<()>,
 }
 
 /// Reads the broker token on this host (never from the scenario text).
@@ -105,7 +108,14 @@ impl PulsarDriver {
                 return Err(connect_err(why.unwrap_or_else(|| e.to_string())));
             }
         };
-        Ok(PulsarDriver { client, url, run_tag: common::stamp::run_tag(run_id), retry_for: broker.connect_timeout })
+        nodelay::sweep_logged();
+        Ok(PulsarDriver {
+            client,
+            url,
+            run_tag: common::stamp::run_tag(run_id),
+            retry_for: broker.connect_timeout,
+            _nodelay: nodelay::keep_sweeping(),
+        })
     }
 }
 
@@ -209,6 +219,7 @@ impl Driver for PulsarDriver {
                 reason: e.to_string(),
             }
         })?;
+        nodelay::sweep_logged();
         Ok(PulsarConsumer {
             consumer,
             client: self.client.clone(),
@@ -239,6 +250,7 @@ impl Driver for PulsarDriver {
         })
         .await
         .map_err(|e| DriverError::Producer { topic: topic.name.clone(), reason: e.to_string() })?;
+        nodelay::sweep_logged();
         Ok(PulsarProducer { producer, run_tag: self.run_tag })
     }
 }
