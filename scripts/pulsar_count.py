@@ -47,7 +47,7 @@ while True:
     if not stamp:
         continue
     # base64url(run tag u32, producer varint, seq varint, sent i64,
-    # lateness zigzag varint; little-endian): see README, "End to end".
+    # lateness zigzag varint; little-endian): see docs/measurement.md, "End to end".
     raw = base64.urlsafe_b64decode(stamp + "=" * (-len(stamp) % 4))
     at = 4
     producer, at = varint(raw, at)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's test command (README "Tests"; .ci/run calls it).
+# The project's test command (README "Two commands"; .ci/run calls it).
 # Needs only Rust: protoc comes from the protoc-bin-vendored crate.
 set -euo pipefail
 cd "$(dirname "$0")/.."

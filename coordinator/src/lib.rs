@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod pulsar_admin;
 pub mod results;
 pub mod run;
+pub mod schema_doc;
 pub mod session;
 #[cfg(test)]
 mod testutil;
@@ -149,7 +150,12 @@ pub enum Command {
     },
     /// Print the JSON Schema of a scenario file (for editors: YAML language
     /// servers complete and check scenarios with it).
-    Schema,
+    Schema {
+        /// Print the scenario reference in Markdown instead (docs/scenario-reference.md),
+        /// rendered from the same schema.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
     ///
     /// e.g. `coordinator completions bash > /etc/bash_completion.d/coordinator`,
@@ -336,8 +342,12 @@ async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
             print!("{}", results::list_table(&root, &entries));
             Ok(0)
         }
-        Command::Schema => {
+        Command::Schema { markdown } => {
             let schema = common::scenario::raw::json_schema();
+            if markdown {
+                print!("{}", schema_doc::render(schema.as_value()));
+                return Ok(0);
+            }
             let text = serde_json::to_string_pretty(&schema)
                 .map_err(|e| CliError::CannotComplete(format!("cannot encode the schema: {e}")))?;
             println!("{text}");

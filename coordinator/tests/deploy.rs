@@ -136,7 +136,7 @@ fn start_agent(args: &[String], dir: &Path, pki: Option<&testkit::pki::Pki>) -> 
     line
 }
 
-/// The manifests with the `#mtls ` marks removed (README "mTLS"), written
+/// The manifests with the `#mtls ` marks removed (docs/operations.md "mTLS"), written
 /// into `dir`.
 fn with_mtls(dir: &Path) -> Vec<PathBuf> {
     ["agents.yaml", "coordinator.yaml"]
