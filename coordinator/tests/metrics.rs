@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -51,12 +52,22 @@ async fn coordinator_and_agent_metrics_match_the_report() {
     // Scrape while the run runs.
     let done = Arc::new(AtomicBool::new(false));
     let d2 = done.clone();
+    let agents_scraped = agent_metrics.clone();
     let scraper = tokio::spawn(async move {
         let mut live_sent = 0.0f64;
         let mut phases = Vec::new();
+        // Every metric name either side exported at some point of the run
+        // (latency and rate gauges exist only while it runs).
+        let mut names = BTreeSet::new();
         while !d2.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(300)).await;
+            for a in &agents_scraped {
+                if let Ok(text) = scrape(*a).await {
+                    names.extend(metric_names(&text));
+                }
+            }
             let Ok(text) = scrape(caddr).await else { continue };
+            names.extend(metric_names(&text));
             let s = parse(&text).expect("parses");
             if sum(&s, "loadgen_run_phase", &[("phase", "done")]) == 0.0 {
                 live_sent = live_sent.max(sum(&s, "loadgen_messages_sent_total", &[]));
@@ -67,7 +78,7 @@ async fn coordinator_and_agent_metrics_match_the_report() {
                 }
             }
         }
-        (live_sent, phases)
+        (live_sent, phases, names)
     });
 
     let results = temp_dir("metrics");
@@ -82,7 +93,7 @@ async fn coordinator_and_agent_metrics_match_the_report() {
     };
     let out = coordinator::run::run(opts).await.expect("run");
     done.store(true, Ordering::SeqCst);
-    let (live_sent, phases) = scraper.await.expect("scraper");
+    let (live_sent, phases, mut names) = scraper.await.expect("scraper");
     assert!(live_sent > 0.0, "a scrape during the run saw messages");
     assert!(phases.contains(&"measure"), "a scrape during the run saw the measure phase: {phases:?}");
 
@@ -124,8 +135,56 @@ async fn coordinator_and_agent_metrics_match_the_report() {
         agents_sent += sum(&s, "loadgen_messages_sent_total", &[]);
     }
     within_1pct("agents' sent", agents_sent, n("sent"));
+    names.extend(metric_names(&text));
+
+    // The Grafana dashboard in deploy/ queries only metrics we export.
+    let dashboard = repo_root().join("deploy/grafana/loadgen-dashboard.json");
+    let queried = dashboard_metrics(&dashboard);
+    assert!(queried.len() >= 15, "the dashboard queries {queried:?}");
+    let unknown: Vec<&String> = queried.iter().filter(|m| !names.contains(*m)).collect();
+    assert!(
+        unknown.is_empty(),
+        "{} queries metrics nobody exports: {unknown:?} (exported: {names:?})",
+        dashboard.display()
+    );
     stop.cancel();
     let _ = std::fs::remove_dir_all(results);
+}
+
+/// Metric names in an exposition (sample lines, not comments).
+fn metric_names(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every `loadgen_*` name in the dashboard's queries (panel targets and
+/// template variables).
+fn dashboard_metrics(path: &std::path::Path) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(path).expect("dashboard");
+    let d: serde_json::Value = serde_json::from_str(&text).expect("dashboard is JSON");
+    let mut exprs: Vec<String> = Vec::new();
+    for p in d["panels"].as_array().expect("panels") {
+        for t in p["targets"].as_array().into_iter().flatten() {
+            exprs.push(t["expr"].as_str().expect("a target's expr").to_string());
+        }
+    }
+    for v in d["templating"]["list"].as_array().into_iter().flatten() {
+        exprs.extend(v["definition"].as_str().map(str::to_string));
+    }
+    let mut names = BTreeSet::new();
+    for e in exprs {
+        let mut rest = e.as_str();
+        while let Some(i) = rest.find("loadgen_") {
+            let tail = &rest[i..];
+            let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
+            names.insert(tail[..end].to_string());
+            rest = &tail[end..];
+        }
+    }
+    names
 }
 
 /// `agent --metrics ADDR` prints where it serves, and serves.
