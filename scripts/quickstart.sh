@@ -5,4 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
+# The chart library report.html embeds (npm; without it the charts are static SVG).
+bash scripts/build-web.sh || echo "quickstart: web charts not installed; report.html keeps static charts" >&2
 exec cargo run --release --locked -p coordinator -- run configs/quickstart.yaml "$@"

@@ -18,6 +18,10 @@ if ! pulsar_err="$(bash scripts/pulsar-standalone.sh install 2>&1 >/dev/null)"; 
     echo "Apache Pulsar could not be installed: $LG_PULSAR_UNAVAILABLE"
     trap 'echo "NOTE: the tests on Apache Pulsar were SKIPPED: $LG_PULSAR_UNAVAILABLE"' EXIT
 fi
+# The browser charts' library (uPlot, pinned by web/package-lock.json) into
+# web/node_modules: the coordinator's build embeds it (report.html, --ui).
+echo "== installing the web chart library (npm) into web/node_modules"
+bash scripts/build-web.sh
 # The official Python client (the independent cross-check), into .venv.
 echo "== installing pulsar-client into .venv"
 bash scripts/install-python-tools.sh

@@ -17,6 +17,7 @@ pub mod schema_doc;
 pub mod session;
 #[cfg(test)]
 mod testutil;
+pub mod ui;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

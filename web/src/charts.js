@@ -180,6 +180,61 @@
     );
   }
 
+  // The chart data from a run model: `groups` [{name, role}] and
+  // `intervals` (report.json's rows: t_s, group, role, rate_msgs_per_s,
+  // p50_us, p99_us, p999_us), plus what passes through (phases, windows,
+  // events, spectra, ceiling). report.html and the live dashboard both
+  // call it, so both draw the same rows the same way.
+  function fromModel(m) {
+    const key = (r) => r.group + "\u0000" + r.role;
+    const groups = (m.groups || []).map((g) => ({ name: g.name, role: g.role }));
+    const index = new Map(groups.map((g, i) => [key({ group: g.name, role: g.role }), i]));
+    const times = [];
+    const at = new Map();
+    for (const r of m.intervals || []) {
+      if (!index.has(key(r))) {
+        index.set(key(r), groups.length);
+        groups.push({ name: r.group, role: r.role });
+      }
+      if (!at.has(r.t_s)) {
+        at.set(r.t_s, times.length);
+        times.push(r.t_s);
+      }
+    }
+    const col = () => groups.map(() => new Array(times.length).fill(null));
+    const rate = col(), p50 = col(), p99 = col(), p999 = col();
+    for (const r of m.intervals || []) {
+      const g = index.get(key(r)), i = at.get(r.t_s);
+      rate[g][i] = r.rate_msgs_per_s;
+      p50[g][i] = r.p50_us;
+      p99[g][i] = r.p99_us;
+      p999[g][i] = r.p999_us;
+    }
+    const label = (g) => g.name + " (" + g.role + ")";
+    const lat = (role, title) => {
+      const series = [];
+      groups.forEach((g, i) => {
+        if (g.role !== role) return;
+        series.push({ name: g.name + " p50", values: p50[i] });
+        series.push({ name: g.name + " p99", values: p99[i] });
+        series.push({ name: g.name + " p99.9", values: p999[i] });
+      });
+      return { title, t: times, series };
+    };
+    return {
+      phases: m.phases || [],
+      windows: m.windows || [],
+      events: m.events || [],
+      throughput: { t: times, series: groups.map((g, i) => ({ name: label(g), values: rate[i] })) },
+      latency: [
+        lat("producer", "Publish latency per interval: response time from the intended send (p50, p99, p99.9)"),
+        lat("consumer", "End-to-end latency per interval: from the actual send (p50, p99, p99.9)"),
+      ],
+      spectra: m.spectra || [],
+      ceiling: m.ceiling || null,
+    };
+  }
+
   // Draws every chart of `data` into `root` (report.html and the dashboard).
   function drawAll(root, data) {
     const width = Math.max(480, Math.min(1200, root.clientWidth || 960));
@@ -202,5 +257,5 @@
     return charts;
   }
 
-  window.LoadgenCharts = { drawAll, throughput, latency, spectrum, ceiling, fmtMs, fmtRate, fmtPercentile };
+  window.LoadgenCharts = { fromModel, drawAll, throughput, latency, spectrum, ceiling, fmtMs, fmtRate, fmtPercentile };
 })();

@@ -1,4 +1,4 @@
-// report.html's charts: reads the chart data the coordinator embedded in
+// report.html's charts: reads the run model the coordinator embedded in
 // <script id="loadgen-chart-data" type="application/json"> and draws them
 // into <div id="charts"> with LoadgenCharts (charts.js). No network: the
 // page carries uPlot, this file and the data. Marks <body data-charts="N">
@@ -16,7 +16,7 @@
       root.textContent = "chart data unreadable: " + e;
       return;
     }
-    const charts = window.LoadgenCharts.drawAll(root, data);
+    const charts = window.LoadgenCharts.drawAll(root, window.LoadgenCharts.fromModel(data));
     document.body.dataset.charts = String(charts.length);
     const fallback = document.getElementById("static-charts");
     if (fallback && charts.length) fallback.hidden = true;
