@@ -119,3 +119,46 @@ fn the_readme_is_the_front_door() {
     let lines = readme.lines().count();
     assert!(lines < 250, "README.md has {lines} lines: details belong in docs/");
 }
+
+/// The names under `[dependencies]` (and `[build-dependencies]`) of a
+/// member's Cargo.toml.
+fn dependencies(member: &str) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(repo().join(member).join("Cargo.toml")).expect("Cargo.toml");
+    let mut section = String::new();
+    let mut out = BTreeSet::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line.to_string();
+            continue;
+        }
+        if (section == "[dependencies]" || section == "[build-dependencies]") && !line.starts_with('#') {
+            if let Some((name, _)) = line.split_once('=') {
+                let name = name.trim().trim_end_matches(".workspace").trim();
+                if !name.is_empty() {
+                    out.insert(name.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// docs/architecture.md "Which crate may use which", held against the code.
+#[test]
+fn crates_depend_only_as_the_architecture_says() {
+    let common = dependencies("common");
+    for ours in ["agent", "coordinator", "testkit", "bench"] {
+        assert!(!common.contains(ours), "common depends on {ours}");
+    }
+    assert!(!dependencies("agent").contains("coordinator"), "agent depends on coordinator");
+    // Broker clients live in the crate that drives brokers (and in tools).
+    for member in ["common", "coordinator"] {
+        let deps = dependencies(member);
+        for client in ["pulsar", "danube-client", "danube-core"] {
+            assert!(!deps.contains(client), "{member} depends on the broker client {client}");
+        }
+    }
+    assert!(dependencies("agent").contains("pulsar") && dependencies("agent").contains("danube-client"));
+    let arch = std::fs::read_to_string(repo().join("docs/architecture.md")).expect("architecture");
+    assert!(arch.contains("Which crate may use which"), "the rules are written down");
+}
