@@ -186,6 +186,7 @@
   // events, spectra, ceiling). report.html and the live dashboard both
   // call it, so both draw the same rows the same way.
   function fromModel(m) {
+    if (m.columns) m = Object.assign({}, m, fromColumns(m.columns, m.intervals));
     const key = (r) => r.group + "\u0000" + r.role;
     const groups = (m.groups || []).map((g) => ({ name: g.name, role: g.role }));
     const index = new Map(groups.map((g, i) => [key({ group: g.name, role: g.role }), i]));
@@ -233,6 +234,19 @@
       spectra: m.spectra || [],
       ceiling: m.ceiling || null,
     };
+  }
+
+  // report.html's compact form: one time axis and per-group columns
+  // (rate, p50, p99, p99.9), turned back into rows (plus any live rows).
+  function fromColumns(c, rows) {
+    const out = [];
+    for (const s of c.series) {
+      c.t.forEach((t, i) => {
+        if (s.rate[i] == null && s.p50[i] == null) return;
+        out.push({ t_s: t, group: s.group, role: s.role, rate_msgs_per_s: s.rate[i], p50_us: s.p50[i], p99_us: s.p99[i], p999_us: s.p999[i] });
+      });
+    }
+    return { intervals: out.concat(rows || []), groups: c.series.map((s) => ({ name: s.group, role: s.role })) };
   }
 
   // Draws every chart of `data` into `root` (report.html and the dashboard).

@@ -1,0 +1,160 @@
+//! The run model the browser draws (web/src/charts.js `fromModel`), built
+//! from a finished report for report.html. Columnar, rounded: a 1-hour run
+//! at 1-s intervals with 20 groups is 72,000 rows, which as report.json rows
+//! would be ~7 MB; as columns of rounded numbers it is ~1.5 MB.
+
+use common::hist::Hist;
+use common::report::Report;
+use serde_json::{json, Value};
+
+/// Microseconds to 3 significant digits (HDR's own precision), as a number.
+fn us3(v: f64) -> Value {
+    if !(v.is_finite() && v > 0.0) {
+        return Value::Null;
+    }
+    let digits = 10f64.powi(v.log10().floor() as i32 - 2).max(1.0);
+    json!(((v / digits).round() * digits) as u64)
+}
+
+/// Rates to the message per second (or to 0.01 below 100 msg/s).
+fn rate(v: f64) -> Value {
+    if !v.is_finite() {
+        return Value::Null;
+    }
+    if v >= 100.0 {
+        json!(v.round() as u64)
+    } else {
+        json!((v * 100.0).round() / 100.0)
+    }
+}
+
+/// Phase bands from the report's phase lengths.
+fn phases(r: &Report) -> Value {
+    let p = &r.phases;
+    let mut out = Vec::new();
+    let mut at = 0.0;
+    for (name, len) in
+        [("warmup", p.warmup_s), ("measure", p.duration_s), ("cooldown", p.cooldown_s), ("drain", p.drain_s)]
+    {
+        if len > 0.0 {
+            out.push(json!({"name": name, "from_s": at, "to_s": at + len}));
+            at += len;
+        }
+    }
+    Value::Array(out)
+}
+
+/// Interval rows as one time axis and per-group columns.
+fn columns(r: &Report) -> Value {
+    let mut times: Vec<f64> = r.intervals.iter().map(|i| i.t_s).collect();
+    times.sort_by(f64::total_cmp);
+    times.dedup();
+    let slot = |t: f64| times.binary_search_by(|x| x.total_cmp(&t)).ok();
+    let mut groups: Vec<(String, String)> = Vec::new();
+    for i in &r.intervals {
+        if !groups.iter().any(|(g, role)| g == &i.group && role == &i.role) {
+            groups.push((i.group.clone(), i.role.clone()));
+        }
+    }
+    let series: Vec<Value> = groups
+        .iter()
+        .map(|(g, role)| {
+            let mut cols = vec![vec![Value::Null; times.len()]; 4];
+            for i in r.intervals.iter().filter(|i| &i.group == g && &i.role == role) {
+                if let Some(k) = slot(i.t_s) {
+                    cols[0][k] = rate(i.rate_msgs_per_s);
+                    cols[1][k] = us3(i.p50_us);
+                    cols[2][k] = us3(i.p99_us);
+                    cols[3][k] = us3(i.p999_us);
+                }
+            }
+            let [rate, p50, p99, p999]: [Vec<Value>; 4] = cols.try_into().unwrap_or_default();
+            json!({"group": g, "role": role, "rate": rate, "p50": p50, "p99": p99, "p999": p999})
+        })
+        .collect();
+    json!({"t": times, "series": series})
+}
+
+/// The percentile spectrum of every group's main latency (publish response
+/// time, end to end) and its alternative (service time, from intended).
+fn spectra(r: &Report) -> Value {
+    let mut out = Vec::new();
+    for (role, title, kinds) in [
+        (
+            "producer",
+            "Publish latency distribution",
+            [("publish_response", ""), ("publish_service", " (service time)")],
+        ),
+        ("consumer", "End-to-end latency distribution", [("e2e", ""), ("e2e_response", " (from intended send)")]),
+    ] {
+        let mut series = Vec::new();
+        for h in r.histograms.iter().filter(|h| h.role == role) {
+            let Some((_, suffix)) = kinds.iter().find(|(k, _)| *k == h.kind) else { continue };
+            let Ok(hist) = Hist::decode_base64(&h.data) else { continue };
+            let pts = crate::html::spectrum(&hist);
+            if pts.is_empty() {
+                continue;
+            }
+            let x: Vec<f64> = pts.iter().map(|p| p.0).collect();
+            let us: Vec<Value> = pts.iter().map(|p| us3(p.1)).collect();
+            series.push(json!({"name": format!("{}{suffix}", h.group), "x": x, "us": us}));
+        }
+        out.push(json!({"title": title, "series": series}));
+    }
+    Value::Array(out)
+}
+
+fn ceiling(r: &Report) -> Value {
+    let Some(c) = &r.ceiling else { return Value::Null };
+    let steps: Vec<Value> = c
+        .steps
+        .iter()
+        .map(|s| json!({"target": rate(s.target), "achieved": rate(s.achieved), "p99_us": us3(s.latency_us.p99), "verdict": s.verdict}))
+        .collect();
+    json!({"steps": steps})
+}
+
+/// The model of a finished run for report.html.
+pub fn report_model(r: &Report) -> Value {
+    json!({
+        "run_id": r.run_id,
+        "scenario": r.scenario,
+        "verdict": r.verdict,
+        "phases": phases(r),
+        "columns": columns(r),
+        "spectra": spectra(r),
+        "ceiling": ceiling(r),
+        "windows": [],
+        "events": [],
+    })
+}
+
+/// report.html's interactive charts: a container, the model and the
+/// scripts (uPlot, charts.js, report.js), all inline; None when the
+/// coordinator was built without the chart library.
+pub fn interactive_charts(r: &Report) -> Option<String> {
+    if !super::assets::charts_available() {
+        return None;
+    }
+    Some(format!(
+        "<style>{}</style>\n<section id=\"interactive\"><h2>Charts</h2><p class=\"hint\">Drag to zoom (double-click to reset), hover for values, click a legend entry to hide or show its series.</p><div id=\"charts\"></div></section>\n{}{}",
+        super::assets::UPLOT_CSS,
+        super::assets::json_script("loadgen-chart-data", &report_model(r).to_string()),
+        super::assets::inline_scripts(super::assets::REPORT_JS),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_rounded_to_what_they_carry() {
+        assert_eq!(us3(123_456.7), json!(123_000));
+        assert_eq!(us3(987.6), json!(988));
+        assert_eq!(us3(12.34), json!(12));
+        assert_eq!(us3(0.0), Value::Null);
+        assert_eq!(rate(1234.6), json!(1235));
+        assert_eq!(rate(12.345), json!(12.35));
+    }
+}
