@@ -99,6 +99,15 @@ async fn state_events_and_control_over_http() {
     assert!(refused.text().await.expect("text").contains("no producers"));
     assert_eq!(post(r#"{"action":"jump"}"#).await.expect("bad").status(), 400);
 
+    // The same through `coordinator ctl`'s client.
+    let addr = base.trim_start_matches("http://");
+    let done = coordinator::ui::ctl::send(addr, None, &Control::Rate(1200.0)).await.expect("ctl rate");
+    assert_eq!(done, "total rate 1200 msg/s");
+    let refused = coordinator::ui::ctl::send(addr, None, &Control::Pause).await.expect_err("refused");
+    assert!(refused.to_string().contains("no producers"), "{refused}");
+    let negative = coordinator::ui::ctl::send(addr, None, &Control::Rate(-1.0)).await.expect_err("refused");
+    assert!(negative.to_string().contains("positive"), "{negative}");
+
     dashboard.end(json!({"verdict": "pass"}));
     let ended = http.get(format!("{base}/events")).send().await.expect("events").text().await.expect("body");
     assert!(ended.contains("event: end") && ended.contains("pass"), "{ended}");
@@ -127,6 +136,12 @@ async fn a_token_guards_every_route() {
         .await
         .expect("post");
     assert_eq!(r.status(), 200);
+    let addr = base.trim_start_matches("http://");
+    let e = coordinator::ui::ctl::send(addr, None, &Control::Stop).await.expect_err("no token");
+    assert!(e.to_string().contains("wants a token"), "{e}");
+    let done =
+        coordinator::ui::ctl::send(addr, Some("s3cret-token-123456"), &Control::Stop).await.expect("with the token");
+    assert_eq!(done, "stopping");
     stop.cancel();
 }
 

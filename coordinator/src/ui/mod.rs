@@ -12,6 +12,7 @@
 //! loop depends on this module, not the other way round.
 
 pub mod assets;
+pub mod ctl;
 pub mod model;
 pub mod server;
 
