@@ -8,6 +8,7 @@ pub mod compare;
 pub mod console;
 pub mod discovery;
 pub mod html;
+pub mod journal;
 pub mod merge;
 pub mod metrics;
 pub mod pulsar_admin;
