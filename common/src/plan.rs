@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::scenario::{BrokerKind, Placement, Scenario};
+use crate::schedule::split_exact;
 
 /// What the planner knows of an agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,13 +86,6 @@ struct Load {
     rate_milli: u64,
     producers: u64,
     consumers: u64,
-}
-
-/// Splits `total` into `n` integer parts that differ by at most one and sum to `total`.
-pub fn split_exact(total: u64, n: u32) -> impl Iterator<Item = u64> {
-    let n64 = u64::from(n.max(1));
-    let (base, rem) = (total / n64, total % n64);
-    (0..u64::from(n)).map(move |i| base + u64::from(i < rem))
 }
 
 pub fn plan(scenario: &Scenario, run_id: &str, agents: &[AgentSlot]) -> Result<Plan, PlanError> {

@@ -13,6 +13,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 
+use crate::schedule::GroupPace;
+pub use crate::schedule::{Arrivals, LoadShape, Step};
 use crate::units::{parse_bytes, parse_duration};
 use locate::LineIndex;
 pub use overrides::Override;
@@ -262,6 +264,13 @@ fn one() -> u32 {
     1
 }
 
+/// What the group's schedule is made of (`Schedule::for_producer(&group, ..)`).
+impl<'a> From<&'a ProducerGroup> for GroupPace<'a> {
+    fn from(g: &'a ProducerGroup) -> GroupPace<'a> {
+        GroupPace { load: &g.load, total_rate_milli: g.total_rate_milli, arrivals: g.arrivals }
+    }
+}
+
 impl ProducerGroup {
     /// The group's nominal rate: the constant rate, or the peak of its load shape.
     pub fn total_rate(&self) -> f64 {
@@ -300,39 +309,6 @@ impl ProducerGroup {
             }
         }
     }
-}
-
-/// A producer group's load over time; rates are group totals in
-/// milli-messages per second, split over the producers like `total_rate`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LoadShape {
-    /// `rate`/`total_rate`: constant.
-    #[default]
-    Constant,
-    /// Linear from `from` to `to` over `over`, then `to`.
-    Ramp { from_milli: u64, to_milli: u64, over: Duration },
-    /// Each step's rate for its duration; the last rate holds after the last step.
-    Steps(Vec<Step>),
-    /// Periods of `every`: `base`, then `peak` for the last `dur` of each period.
-    Spike { base_milli: u64, peak_milli: u64, every: Duration, dur: Duration },
-    /// `rate: max`: closed loop, `max_in_flight` outstanding per producer.
-    Max,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Step {
-    pub rate_milli: u64,
-    pub dur: Duration,
-}
-
-/// `arrivals`: evenly spaced sends, or exponential gaps (same mean rate).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Arrivals {
-    #[default]
-    Uniform,
-    Poisson,
 }
 
 /// `mode: ceiling`: a search for the highest total rate that holds `slo`.
