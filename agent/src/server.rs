@@ -353,7 +353,7 @@ async fn prepare(opts: &AgentOptions, p: &proto::Prepare, tx: Outbox) -> Result<
     if p.shard_format != common::SHARD_FORMAT_JSON_V1 {
         return Err(format!("shard format `{}` is not supported", p.shard_format));
     }
-    let shard = Shard::from_json(&p.shard)?;
+    let shard = Shard::from_json(&p.shard).map_err(|e| e.to_string())?;
     // Before any connection to the broker.
     safety::check_shard(&shard, &opts.allow_brokers, opts.max_rate)?;
     let time = TimeBase::new(p.clock_offset_ns);

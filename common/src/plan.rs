@@ -61,10 +61,15 @@ impl Shard {
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }
-    pub fn from_json(b: &[u8]) -> Result<Shard, String> {
-        serde_json::from_slice(b).map_err(|e| format!("shard does not decode: {e}"))
+    pub fn from_json(b: &[u8]) -> Result<Shard, ShardDecodeError> {
+        serde_json::from_slice(b).map_err(ShardDecodeError)
     }
 }
+
+/// `Prepare.shard` that is not a shard of this version.
+#[derive(Debug, thiserror::Error)]
+#[error("shard does not decode: {0}")]
+pub struct ShardDecodeError(serde_json::Error);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {

@@ -57,8 +57,11 @@ pub struct RunOutcome {
 }
 
 pub fn load_scenario(path: &Path, sets: &[String]) -> Result<Scenario, CliError> {
-    let overrides =
-        sets.iter().map(|s| Override::parse(s)).collect::<Result<Vec<_>, _>>().map_err(CliError::BadInput)?;
+    let overrides = sets
+        .iter()
+        .map(|s| Override::parse(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CliError::BadInput(e.to_string()))?;
     scenario::load_file(path, &overrides).map_err(|e| CliError::BadInput(e.to_string()))
 }
 

@@ -117,9 +117,9 @@ fn apply_overrides(value: &mut Value, overrides: &[Override], source: &str) -> R
     for o in overrides {
         match o.apply(value) {
             Ok(canon) => set_paths.push(canon),
-            Err(msg) => {
-                let issue =
-                    Issue { key: o.raw.clone(), line: None, column: None, from_set: true, message: msg, hint: None };
+            Err(e) => {
+                let message = e.to_string();
+                let issue = Issue { key: o.raw.clone(), line: None, column: None, from_set: true, message, hint: None };
                 return Err(ScenarioError::one(source, issue));
             }
         }

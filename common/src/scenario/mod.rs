@@ -22,8 +22,8 @@ pub use error::{Issue, ScenarioError};
 pub use limits::{MAX_FILE_BYTES, MAX_INSTANCES, MAX_MESSAGE_BYTES, MAX_RATE_PER_PRODUCER};
 pub use load::{load_file, load_str};
 pub use model::*;
-pub use names::{danube_topic_name, danube_topic_ok, pulsar_topic_ok};
-pub use overrides::Override;
+pub use names::{danube_topic_name, danube_topic_ok, pulsar_topic_ok, TopicNameError};
+pub use overrides::{Override, OverrideError};
 pub use validate::default_ceiling;
 
 #[cfg(test)]

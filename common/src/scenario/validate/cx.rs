@@ -66,7 +66,7 @@ impl Cx<'_> {
             Some(s) => match parse_duration(&s.0) {
                 Ok(d) => d,
                 Err(e) => {
-                    self.err(key, e);
+                    self.err(key, e.to_string());
                     default
                 }
             },
@@ -78,7 +78,7 @@ impl Cx<'_> {
         v.and_then(|s| match parse_duration(&s.0) {
             Ok(d) => Some(d),
             Err(e) => {
-                self.err(key, e);
+                self.err(key, e.to_string());
                 None
             }
         })

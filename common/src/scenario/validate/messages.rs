@@ -113,7 +113,7 @@ fn scalar_bytes(cx: &mut Cx<'_>, key: &str, v: &Value) -> Option<u64> {
         Value::String(s) => match parse_bytes(s) {
             Ok(n) => n,
             Err(e) => {
-                cx.err(key, e);
+                cx.err(key, e.to_string());
                 return None;
             }
         },
