@@ -79,3 +79,27 @@ pub fn pulsar_topic_ok(name: &str) -> Result<(), TopicNameError> {
     }
     Ok(())
 }
+
+/// The canonical form other clients use for the same Pulsar topic: short
+/// names live in public/default (some brokers do not normalise them themselves).
+pub fn pulsar_topic_name(name: &str) -> String {
+    if name.contains("://") {
+        name.to_string()
+    } else if name.split('/').count() == 3 {
+        format!("persistent://{name}")
+    } else {
+        format!("persistent://public/default/{name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pulsar_full_names() {
+        assert_eq!(pulsar_topic_name("t"), "persistent://public/default/t");
+        assert_eq!(pulsar_topic_name("a/b/t"), "persistent://a/b/t");
+        assert_eq!(pulsar_topic_name("non-persistent://a/b/t"), "non-persistent://a/b/t");
+    }
+}
