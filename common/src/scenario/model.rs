@@ -67,12 +67,6 @@ impl Scenario {
             .min()
     }
 
-    /// Producer and consumer instances in all.
-    pub fn total_instances(&self) -> u64 {
-        self.producers.iter().map(|p| u64::from(p.count)).sum::<u64>()
-            + self.consumers.iter().map(|c| u64::from(c.count)).sum::<u64>()
-    }
-
     /// Sum of the producer groups' nominal rates, msg/s (closed-loop groups count 0).
     pub fn nominal_rate(&self) -> f64 {
         self.producers.iter().filter(|g| !g.closed_loop()).map(ProducerGroup::total_rate).sum()
@@ -315,13 +309,6 @@ impl SizeDist {
             SizeDist::Uniform { max, .. } => max,
             // Samples are clamped to mean + 4 stddev.
             SizeDist::Normal { mean, stddev } => mean.saturating_add(stddev.saturating_mul(4)),
-        }
-    }
-    pub fn mean(&self) -> u64 {
-        match *self {
-            SizeDist::Fixed(n) => n,
-            SizeDist::Uniform { min, max } => (min + max) / 2,
-            SizeDist::Normal { mean, .. } => mean,
         }
     }
 }
