@@ -78,7 +78,7 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 }
 
 fn parse_lease(s: &str) -> Result<Duration, String> {
-    let d = common::units::parse_duration(s)?;
+    let d = common::units::parse_duration(s).map_err(|e| e.to_string())?;
     if d < agent::server::MIN_LEASE {
         return Err(format!("a lease shorter than {:?} would end healthy runs", agent::server::MIN_LEASE));
     }

@@ -1,80 +1,17 @@
 //! What keeps a remotely driven traffic source in check (DESIGN.md
-//! "Safety"): a shared token on every call, an allowlist of brokers, a cap
+//! "Safety"): a shared token on every call (the token itself is
+//! `common::wire::Token`; the check is here), an allowlist of brokers, a cap
 //! on the rate of one shard. The lease (stop all load when the coordinator
 //! goes quiet) lives in the session loop, `server.rs`.
 
-use std::sync::Arc;
-
 use common::plan::Shard;
 use common::scenario::BrokerKind;
-use subtle::ConstantTimeEq;
+use common::wire::AUTH_HEADER;
+/// The token is part of the wire contract (`common::wire`); the agent's
+/// options and flags name it from here.
+pub use common::wire::{Token, TokenError};
 use tonic::{Request, Status};
 use tracing::warn;
-
-/// Shortest token an agent accepts: a guessable secret protects nothing.
-pub const MIN_TOKEN_LEN: usize = 16;
-
-/// The metadata key the coordinator puts the token in.
-pub const AUTH_HEADER: &str = "authorization";
-
-/// The shared secret an agent requires on every call.
-#[derive(Clone)]
-pub struct Token(Arc<[u8]>);
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Token(..)")
-    }
-}
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum TokenError {
-    #[error("cannot read the token file {path}: {reason}")]
-    Read { path: String, reason: String },
-    #[error("the token from {source_name} is empty")]
-    Empty { source_name: String },
-    #[error(
-        "the token from {source_name} is {len} characters; use at least {MIN_TOKEN_LEN} (e.g. `openssl rand -hex 32`)"
-    )]
-    TooShort { source_name: String, len: usize },
-    #[error("the token from {source_name} contains characters that cannot travel in a gRPC header")]
-    NotAscii { source_name: String },
-}
-
-impl Token {
-    /// A token as written in a file or variable: surrounding white space
-    /// (the trailing newline of `echo > file`) is not part of it.
-    pub fn parse(text: &str, source_name: &str) -> Result<Token, TokenError> {
-        let t = text.trim();
-        if t.is_empty() {
-            return Err(TokenError::Empty { source_name: source_name.into() });
-        }
-        if !t.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(TokenError::NotAscii { source_name: source_name.into() });
-        }
-        if t.len() < MIN_TOKEN_LEN {
-            return Err(TokenError::TooShort { source_name: source_name.into(), len: t.len() });
-        }
-        Ok(Token(t.as_bytes().into()))
-    }
-
-    pub fn from_file(path: &std::path::Path) -> Result<Token, TokenError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| TokenError::Read { path: path.display().to_string(), reason: e.to_string() })?;
-        Token::parse(&text, &path.display().to_string())
-    }
-
-    /// `Bearer <token>`, the value of the `authorization` header.
-    pub fn bearer(&self) -> String {
-        format!("Bearer {}", String::from_utf8_lossy(&self.0))
-    }
-
-    /// Compares in constant time (for a given length): the time taken does
-    /// not tell an attacker how many leading bytes were right.
-    pub fn matches(&self, presented: &[u8]) -> bool {
-        bool::from(self.0.as_ref().ct_eq(presented))
-    }
-}
 
 /// A tonic interceptor that refuses every call without the right
 /// `authorization: Bearer <token>`; refusals are logged with the peer.
@@ -194,20 +131,6 @@ pub fn check_shard(shard: &Shard, allow: &[String], max_rate: Option<f64>) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn token_is_trimmed_checked_and_compared() {
-        let t = Token::parse("  0123456789abcdef\n", "f").unwrap();
-        assert!(t.matches(b"0123456789abcdef"));
-        assert!(!t.matches(b"0123456789abcdeX"));
-        assert!(!t.matches(b"0123456789abcde"));
-        assert!(!t.matches(b""));
-        assert_eq!(t.bearer(), "Bearer 0123456789abcdef");
-        assert!(matches!(Token::parse("short", "f"), Err(TokenError::TooShort { len: 5, .. })));
-        assert!(matches!(Token::parse(" \n", "f"), Err(TokenError::Empty { .. })));
-        assert!(matches!(Token::parse("0123456789 abcdef", "f"), Err(TokenError::NotAscii { .. })));
-        assert_eq!(format!("{t:?}"), "Token(..)", "never printed");
-    }
 
     #[test]
     fn interceptor_requires_the_bearer_token() {

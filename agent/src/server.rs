@@ -18,6 +18,7 @@ use common::proto::{
     self, agent_message::Msg as AMsg, coordinator_message::Msg as CMsg, AgentMessage, CoordinatorMessage,
 };
 use common::scenario::BrokerKind;
+use common::wire::{Token, HTTP2_KEEPALIVE_INTERVAL, HTTP2_KEEPALIVE_TIMEOUT, MAX_MESSAGE_BYTES};
 use futures::Stream;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
@@ -36,19 +37,13 @@ use crate::driver::pulsar::PulsarDriver;
 use crate::engine::{self, Outbox, PreparedRun};
 use crate::memory_broker::{MemoryBroker, MemoryConfig};
 use crate::metrics::AgentMetrics;
-use crate::safety::{self, Token};
+use crate::safety;
 use crate::tls::ServerTls;
 
-/// Largest gRPC message either side accepts (final reports carry range sets).
-pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 /// How long an agent keeps running without a word from its coordinator.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
 /// Shortest lease: below it, a scheduling hiccup would end a healthy run.
 pub const MIN_LEASE: Duration = Duration::from_millis(500);
-/// HTTP/2 PINGs on every connection, so a peer that vanished without a
-/// FIN/RST (cut link, frozen host) is noticed.
-pub const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
-pub const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct AgentOptions {
@@ -353,7 +348,7 @@ async fn prepare(opts: &AgentOptions, p: &proto::Prepare, tx: Outbox) -> Result<
     if p.shard_format != common::SHARD_FORMAT_JSON_V1 {
         return Err(format!("shard format `{}` is not supported", p.shard_format));
     }
-    let shard = Shard::from_json(&p.shard)?;
+    let shard = Shard::from_json(&p.shard).map_err(|e| e.to_string())?;
     // Before any connection to the broker.
     safety::check_shard(&shard, &opts.allow_brokers, opts.max_rate)?;
     let time = TimeBase::new(p.clock_offset_ns);

@@ -105,14 +105,6 @@ impl Hist {
         }
     }
 
-    pub fn min_ns(&self) -> u64 {
-        if self.is_empty() {
-            0
-        } else {
-            self.h.min()
-        }
-    }
-
     pub fn mean_ns(&self) -> f64 {
         self.h.mean()
     }

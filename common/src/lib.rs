@@ -1,7 +1,8 @@
 //! Shared by the coordinator and the agent: the scenario model and its
 //! validation, sharding, the histogram codec, the message stamp, sequence
-//! range sets, the clock and the report model. Holds driver settings as
-//! plain data and never depends on a broker client crate.
+//! range sets, the clock, the report model and the wire contract between
+//! coordinator and agent (`wire`). Holds driver settings as plain data and
+//! never depends on a broker client crate.
 
 pub mod clock;
 pub mod errors;
@@ -15,6 +16,7 @@ pub mod schedule;
 pub mod stamp;
 pub mod stats;
 pub mod units;
+pub mod wire;
 
 /// Generated protocol types (`proto/loadgen/v1/agent.proto`).
 pub mod proto {

@@ -265,6 +265,12 @@ type CounterFamily = (&'static str, Role, &'static str, fn(&GroupCounters) -> u6
 
 /// Writes the per-group families (only those with a series).
 pub fn write_groups(e: &mut Exposition, groups: &Groups) {
+    write_counters(e, groups);
+    write_real_valued(e, groups);
+    write_latency(e, groups);
+}
+
+fn write_counters(e: &mut Exposition, groups: &Groups) {
     use Role::{Consumer, Producer};
     let counters: [CounterFamily; 10] = [
         ("loadgen_messages_sent_total", Producer, "Messages handed to the broker client.", |c| c.sent),
@@ -292,7 +298,11 @@ pub fn write_groups(e: &mut Exposition, groups: &Groups) {
             e.sample_u64(name, &k.labels(), pick(&g.counters));
         }
     }
-    // Families of seconds and rates (f64); a counter in seconds among them.
+}
+
+/// Families of seconds and rates (f64); a counter in seconds among them.
+fn write_real_valued(e: &mut Exposition, groups: &Groups) {
+    use Role::{Consumer, Producer};
     let real_valued: [(&str, Kind, Role, &str, Pick); 5] = [
         (
             "loadgen_in_flight_wait_seconds_total",
@@ -338,6 +348,11 @@ pub fn write_groups(e: &mut Exposition, groups: &Groups) {
             e.sample(name, &k.labels(), v);
         }
     }
+}
+
+/// Latency quantiles of the last interval.
+fn write_latency(e: &mut Exposition, groups: &Groups) {
+    use Role::{Consumer, Producer};
     let latency = [
         (
             "loadgen_publish_latency_seconds",

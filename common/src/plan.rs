@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::scenario::{BrokerKind, Placement, Scenario};
+use crate::schedule::split_exact;
 
 /// What the planner knows of an agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,10 +61,15 @@ impl Shard {
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }
-    pub fn from_json(b: &[u8]) -> Result<Shard, String> {
-        serde_json::from_slice(b).map_err(|e| format!("shard does not decode: {e}"))
+    pub fn from_json(b: &[u8]) -> Result<Shard, ShardDecodeError> {
+        serde_json::from_slice(b).map_err(ShardDecodeError)
     }
 }
+
+/// `Prepare.shard` that is not a shard of this version.
+#[derive(Debug, thiserror::Error)]
+#[error("shard does not decode: {0}")]
+pub struct ShardDecodeError(serde_json::Error);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -87,53 +93,21 @@ struct Load {
     consumers: u64,
 }
 
-/// Splits `total` into `n` integer parts that differ by at most one and sum to `total`.
-pub fn split_exact(total: u64, n: u32) -> impl Iterator<Item = u64> {
-    let n64 = u64::from(n.max(1));
-    let (base, rem) = (total / n64, total % n64);
-    (0..u64::from(n)).map(move |i| base + u64::from(i < rem))
-}
+/// Which agents may run each topic's instances (indexes into the agents).
+type Eligible<'a> = BTreeMap<&'a str, Vec<usize>>;
 
+/// Each agent's shard of `scenario`: every instance on exactly one agent,
+/// balanced by publish rate and consumer count (see the module comment).
 pub fn plan(scenario: &Scenario, run_id: &str, agents: &[AgentSlot]) -> Result<Plan, PlanError> {
     if agents.is_empty() {
         return Err(PlanError::NoAgents);
     }
-    // Which agents may run each topic's instances.
-    let mut eligible: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    if scenario.broker.kind == BrokerKind::Memory {
-        // Group agents by process; place each topic on one process, heaviest
-        // topics first onto the least loaded process.
-        let mut procs: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-        for (i, a) in agents.iter().enumerate() {
-            procs.entry(a.instance.as_str()).or_default().push(i);
-        }
-        let procs: Vec<Vec<usize>> = procs.into_values().collect();
-        let mut weight: Vec<(u64, &str)> = scenario
-            .topics
-            .iter()
-            .map(|t| {
-                let rate: u64 =
-                    scenario.producers.iter().filter(|p| p.topic == t.name).map(|p| p.total_rate_milli).sum();
-                let subs = scenario.consumers.iter().filter(|c| c.topic == t.name).count() as u64;
-                (rate.saturating_mul(1 + subs), t.name.as_str())
-            })
-            .collect();
-        weight.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
-        let mut proc_load = vec![0u64; procs.len()];
-        let mut proc_topics = vec![0usize; procs.len()];
-        for (w, name) in weight {
-            let best = (0..procs.len()).min_by_key(|&i| (proc_load[i], proc_topics[i], i)).unwrap_or(0);
-            proc_load[best] = proc_load[best].saturating_add(w);
-            proc_topics[best] += 1;
-            eligible.insert(name, procs[best].clone());
-        }
+    let eligible: Eligible<'_> = if scenario.broker.kind == BrokerKind::Memory {
+        memory_eligible(scenario, agents)
     } else {
         let all: Vec<usize> = (0..agents.len()).collect();
-        for t in &scenario.topics {
-            eligible.insert(t.name.as_str(), all.clone());
-        }
-    }
-
+        scenario.topics.iter().map(|t| (t.name.as_str(), all.clone())).collect()
+    };
     let split = scenario.placement == Placement::Split;
     if split {
         for ids in eligible.values() {
@@ -144,21 +118,7 @@ pub fn plan(scenario: &Scenario, run_id: &str, agents: &[AgentSlot]) -> Result<P
             }
         }
     }
-    let producer_side = |ids: &[usize]| -> Vec<usize> {
-        if split {
-            ids[..ids.len().div_ceil(2)].to_vec()
-        } else {
-            ids.to_vec()
-        }
-    };
-    let consumer_side = |ids: &[usize]| -> Vec<usize> {
-        if split {
-            ids[ids.len().div_ceil(2)..].to_vec()
-        } else {
-            ids.to_vec()
-        }
-    };
-
+    let sides = Sides { eligible, split, agents: agents.len() };
     let mut loads = vec![Load::default(); agents.len()];
     let mut shards: Vec<Shard> = (0..agents.len())
         .map(|i| Shard {
@@ -170,11 +130,81 @@ pub fn plan(scenario: &Scenario, run_id: &str, agents: &[AgentSlot]) -> Result<P
             consumers: Vec::new(),
         })
         .collect();
+    place_producers(scenario, &sides, &mut loads, &mut shards)?;
+    place_consumers(scenario, &sides, &mut loads, &mut shards)?;
+    if scenario.broker.kind == BrokerKind::Memory {
+        share_memory_capacity(&mut shards, agents);
+    }
+    Ok(Plan { shards })
+}
 
+/// The memory broker: a topic lives in one process, so each topic goes to
+/// the agents of one process, heaviest topics first onto the least loaded
+/// process.
+fn memory_eligible<'a>(scenario: &'a Scenario, agents: &[AgentSlot]) -> Eligible<'a> {
+    let mut procs: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, a) in agents.iter().enumerate() {
+        procs.entry(a.instance.as_str()).or_default().push(i);
+    }
+    let procs: Vec<Vec<usize>> = procs.into_values().collect();
+    let mut weight: Vec<(u64, &str)> = scenario
+        .topics
+        .iter()
+        .map(|t| {
+            let rate: u64 = scenario.producers.iter().filter(|p| p.topic == t.name).map(|p| p.total_rate_milli).sum();
+            let subs = scenario.consumers.iter().filter(|c| c.topic == t.name).count() as u64;
+            (rate.saturating_mul(1 + subs), t.name.as_str())
+        })
+        .collect();
+    weight.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+    let mut proc_load = vec![0u64; procs.len()];
+    let mut proc_topics = vec![0usize; procs.len()];
+    let mut eligible = Eligible::new();
+    for (w, name) in weight {
+        let best = (0..procs.len()).min_by_key(|&i| (proc_load[i], proc_topics[i], i)).unwrap_or(0);
+        proc_load[best] = proc_load[best].saturating_add(w);
+        proc_topics[best] += 1;
+        eligible.insert(name, procs[best].clone());
+    }
+    eligible
+}
+
+/// The agents a group's instances may go to: those eligible for its topic
+/// (under `split`, the first half for producers and the rest for
+/// consumers), or every agent when that leaves none.
+struct Sides<'a> {
+    eligible: Eligible<'a>,
+    split: bool,
+    agents: usize,
+}
+
+impl Sides<'_> {
+    fn of(&self, topic: &str, producers: bool) -> Vec<usize> {
+        let ids = self.eligible.get(topic).map(Vec::as_slice).unwrap_or(&[]);
+        let half = ids.len().div_ceil(2);
+        let ids = match (self.split, producers) {
+            (false, _) => ids.to_vec(),
+            (true, true) => ids[..half].to_vec(),
+            (true, false) => ids[half..].to_vec(),
+        };
+        if ids.is_empty() {
+            (0..self.agents).collect()
+        } else {
+            ids
+        }
+    }
+}
+
+/// Each producer to the eligible agent with the least rate so far; ids in group order.
+fn place_producers(
+    scenario: &Scenario,
+    sides: &Sides<'_>,
+    loads: &mut [Load],
+    shards: &mut [Shard],
+) -> Result<(), PlanError> {
     let mut next_id: u64 = 0;
     for (g, group) in scenario.producers.iter().enumerate() {
-        let ids = producer_side(eligible.get(group.topic.as_str()).map(Vec::as_slice).unwrap_or(&[]));
-        let ids = if ids.is_empty() { (0..agents.len()).collect() } else { ids };
+        let ids = sides.of(&group.topic, true);
         for (k, rate) in split_exact(group.total_rate_milli, group.count).enumerate() {
             let a = *ids.iter().min_by_key(|&&i| (loads[i].rate_milli, loads[i].producers, i)).unwrap_or(&0);
             loads[a].rate_milli += rate;
@@ -184,10 +214,19 @@ pub fn plan(scenario: &Scenario, run_id: &str, agents: &[AgentSlot]) -> Result<P
             shards[a].producers.push(ProducerInstance { id, group: g, index_in_group: k as u32, rate_milli: rate });
         }
     }
+    Ok(())
+}
+
+/// Each consumer to the eligible agent with the fewest consumers so far.
+fn place_consumers(
+    scenario: &Scenario,
+    sides: &Sides<'_>,
+    loads: &mut [Load],
+    shards: &mut [Shard],
+) -> Result<(), PlanError> {
     let mut next_cid: u64 = 0;
     for (g, group) in scenario.consumers.iter().enumerate() {
-        let ids = consumer_side(eligible.get(group.topic.as_str()).map(Vec::as_slice).unwrap_or(&[]));
-        let ids = if ids.is_empty() { (0..agents.len()).collect() } else { ids };
+        let ids = sides.of(&group.topic, false);
         for k in 0..group.count {
             let a = *ids.iter().min_by_key(|&&i| (loads[i].consumers, i)).unwrap_or(&0);
             loads[a].consumers += 1;
@@ -196,10 +235,7 @@ pub fn plan(scenario: &Scenario, run_id: &str, agents: &[AgentSlot]) -> Result<P
             shards[a].consumers.push(ConsumerInstance { id, group: g, index_in_group: k });
         }
     }
-    if scenario.broker.kind == BrokerKind::Memory {
-        share_memory_capacity(&mut shards, agents);
-    }
-    Ok(Plan { shards })
+    Ok(())
 }
 
 /// The memory broker's `capacity_msgs_per_s` is the broker's whole capacity,

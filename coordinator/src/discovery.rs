@@ -55,7 +55,7 @@ impl RemoteArgs {
     /// Adds these flags to `opts`; a token or TLS file that cannot be read
     /// or used is bad input.
     pub fn apply(self, mut opts: crate::run::RunOptions) -> Result<crate::run::RunOptions, crate::CliError> {
-        use agent::safety::Token;
+        use common::wire::Token;
         opts.token = match (&self.token_file, std::env::var("LOADGEN_TOKEN")) {
             (Some(f), _) => Some(Token::from_file(f).map_err(|e| crate::CliError::BadInput(e.to_string()))?),
             (None, Ok(t)) => {

@@ -20,8 +20,7 @@
 
 use std::time::Duration;
 
-use agent::driver::pulsar::{full_topic_name, read_token};
-use common::scenario::{Broker, Topic};
+use common::scenario::{pulsar_topic_name, Broker, Topic};
 use reqwest::{Client, StatusCode};
 use serde::Deserialize;
 
@@ -49,7 +48,7 @@ pub struct Prepared {
 
 /// `persistent://tenant/ns/topic` → the REST path `persistent/tenant/ns/topic`.
 fn rest_path(topic: &str) -> String {
-    full_topic_name(topic).replacen("://", "/", 1)
+    pulsar_topic_name(topic).replacen("://", "/", 1)
 }
 
 /// The namespace path of a topic's REST path (`persistent/tenant/ns`).
@@ -85,7 +84,7 @@ impl Api {
         }
         let http = b.build().map_err(|e| AdminError::Setup(format!("cannot set up the admin client: {e}")))?;
         let token = match &broker.auth {
-            Some(a) => Some(read_token(a).map_err(|e| AdminError::Setup(format!("admin API token: {e}")))?),
+            Some(a) => Some(a.read_token().map_err(|e| AdminError::Setup(format!("admin API token: {e}")))?),
             None => None,
         };
         Ok(Api { http, base: base.trim_end_matches('/').to_string(), token })
@@ -181,7 +180,7 @@ pub async fn prepare_topics(broker: &Broker, admin_url: &str, topics: &[Topic]) 
             let names = api.topics_in(&ns).await?;
             listed.insert(ns.clone(), names);
         }
-        let exists = listed[&ns].iter().any(|n| *n == full_topic_name(&t.name));
+        let exists = listed[&ns].iter().any(|n| *n == pulsar_topic_name(&t.name));
         match (exists, t.partitions) {
             (true, 0) => done.existing.push(t.name.clone()),
             (true, want) => {

@@ -37,7 +37,7 @@ pub struct RunOptions {
     /// Feed these metrics (served by `--metrics`) while running.
     pub metrics: Option<crate::metrics::RunMetrics>,
     /// The agents' shared token (`--token-file`), sent on every call.
-    pub token: Option<agent::safety::Token>,
+    pub token: Option<common::wire::Token>,
     /// TLS to remote agents (`--tls-ca`, `--tls-cert`/`--tls-key`,
     /// `--tls-domain`); local in-process agents stay plaintext.
     pub tls: Option<crate::session::ClientTls>,
@@ -57,8 +57,11 @@ pub struct RunOutcome {
 }
 
 pub fn load_scenario(path: &Path, sets: &[String]) -> Result<Scenario, CliError> {
-    let overrides =
-        sets.iter().map(|s| Override::parse(s)).collect::<Result<Vec<_>, _>>().map_err(CliError::BadInput)?;
+    let overrides = sets
+        .iter()
+        .map(|s| Override::parse(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CliError::BadInput(e.to_string()))?;
     scenario::load_file(path, &overrides).map_err(|e| CliError::BadInput(e.to_string()))
 }
 
@@ -218,7 +221,7 @@ async fn open_session(
     address: &str,
     run_id: &str,
     coordinator_id: &str,
-    token: Option<&agent::safety::Token>,
+    token: Option<&common::wire::Token>,
     tls: Option<&crate::session::ClientTls>,
     busy_retry: Duration,
 ) -> Result<AgentSession, String> {

@@ -5,21 +5,19 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent::safety::Token;
-use agent::tls::PemFile;
 use common::clock::{self, ClockTracker, SyncSample};
 use common::errors::{chain_from, source_chain};
 use common::proto::agent_client::AgentClient;
 use common::proto::{
     self, agent_message::Msg as AMsg, coordinator_message::Msg as CMsg, AgentMessage, CoordinatorMessage,
 };
+use common::wire::tls::{client_config, rustls, PemFile, TlsError};
+use common::wire::{Token, AUTH_HEADER, HTTP2_KEEPALIVE_INTERVAL, HTTP2_KEEPALIVE_TIMEOUT, MAX_MESSAGE_BYTES};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::Streaming;
 
-/// Most messages the coordinator accepts from an agent (final reports carry range sets).
-pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const SYNC_PINGS: u64 = 8;
 /// Lease assumed for an agent that does not say (an older agent).
@@ -38,7 +36,7 @@ pub struct ClientTls {
     ca: PemFile,
     identity: Option<(PemFile, PemFile)>,
     /// The same settings for rustls directly (see [`tls_verdict`]).
-    config: Arc<agent::tls::rustls::ClientConfig>,
+    config: Arc<rustls::ClientConfig>,
     /// `--tls-domain`: the name agent certificates must carry; None: the
     /// host part of each agent's address.
     pub domain: Option<String>,
@@ -49,13 +47,13 @@ impl ClientTls {
         ca: &Path,
         identity: Option<(&Path, &Path)>,
         domain: Option<String>,
-    ) -> Result<ClientTls, agent::tls::TlsError> {
+    ) -> Result<ClientTls, TlsError> {
         let ca = PemFile::read("--tls-ca", ca)?;
         let identity = match identity {
             Some((c, k)) => Some((PemFile::read("--tls-cert", c)?, PemFile::read("--tls-key", k)?)),
             None => None,
         };
-        let config = agent::tls::client_config(&ca, identity.as_ref().map(|(c, k)| (c, k)))?;
+        let config = client_config(&ca, identity.as_ref().map(|(c, k)| (c, k)))?;
         Ok(ClientTls { ca, identity, config: Arc::new(config), domain })
     }
 
@@ -174,8 +172,8 @@ impl AgentSession {
             .map_err(|e| format!("agent {address}: not a valid address ({e})"))?
             .connect_timeout(HELLO_TIMEOUT)
             .tcp_nodelay(true)
-            .http2_keep_alive_interval(agent::server::HTTP2_KEEPALIVE_INTERVAL)
-            .keep_alive_timeout(agent::server::HTTP2_KEEPALIVE_TIMEOUT)
+            .http2_keep_alive_interval(HTTP2_KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(HTTP2_KEEPALIVE_TIMEOUT)
             .keep_alive_while_idle(true);
         if let Some(t) = tls {
             endpoint = endpoint
@@ -199,7 +197,7 @@ impl AgentSession {
         let mut request = tonic::Request::new(ReceiverStream::new(out_rx));
         if let Some(t) = token {
             let value = t.bearer().parse().map_err(|_| format!("agent {address}: the token cannot be sent"))?;
-            request.metadata_mut().insert(agent::safety::AUTH_HEADER, value);
+            request.metadata_mut().insert(AUTH_HEADER, value);
         }
         let resp = match tokio::time::timeout(HELLO_TIMEOUT, client.session(request)).await {
             Err(_) => return Err(format!("agent {address}: no answer within {HELLO_TIMEOUT:?}")),
@@ -389,7 +387,7 @@ const VERDICT_TIMEOUT: Duration = Duration::from_secs(3);
 /// agent that refuses our certificate answers with a TLS alert; one that
 /// takes it, with HTTP/2 SETTINGS (None: TLS is not the problem).
 pub async fn tls_verdict(address: &str, tls: &ClientTls) -> Option<String> {
-    use agent::tls::rustls::{pki_types::ServerName, AlertDescription, Error as TlsErr};
+    use rustls::{pki_types::ServerName, AlertDescription, Error as TlsErr};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let name = ServerName::try_from(tls.server_name(address)).ok()?;
     let hostport = address.split_once("://").map(|(_, r)| r).unwrap_or(address);

@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use common::scenario::{AckMode, Auth, Broker, Compression, ConsumerGroup, ProducerGroup, SubType, Topic};
+use common::scenario::{
+    pulsar_topic_name, AckMode, Auth, Broker, Compression, ConsumerGroup, ProducerGroup, SubType, Topic,
+};
 use common::stamp::{Stamp, StampError};
 use futures::StreamExt;
 use pulsar::compression as pc;
@@ -44,18 +46,7 @@ pub struct PulsarDriver {
 
 /// Reads the broker token on this host (never from the scenario text).
 pub fn read_token(auth: &Auth) -> Result<String, DriverError> {
-    let token = match auth {
-        Auth::TokenFile(path) => std::fs::read_to_string(path)
-            .map_err(|e| DriverError::Unsupported(format!("cannot read the broker token file {path}: {e}")))?,
-        Auth::TokenEnv(var) => std::env::var(var).map_err(|_| {
-            DriverError::Unsupported(format!("environment variable {var} (broker token) is not set on this agent"))
-        })?,
-    };
-    let token = token.trim().to_string();
-    if token.is_empty() {
-        return Err(DriverError::Unsupported("the broker token is empty".into()));
-    }
-    Ok(token)
+    auth.read_token().map_err(|e| DriverError::Unsupported(e.to_string()))
 }
 
 impl PulsarDriver {
@@ -119,18 +110,6 @@ impl PulsarDriver {
     }
 }
 
-/// The canonical form other clients use for the same topic: short names
-/// live in public/default (some brokers do not normalise them themselves).
-pub fn full_topic_name(name: &str) -> String {
-    if name.contains("://") {
-        name.to_string()
-    } else if name.split('/').count() == 3 {
-        format!("persistent://{name}")
-    } else {
-        format!("persistent://public/default/{name}")
-    }
-}
-
 fn sub_type(t: SubType) -> pulsar::SubType {
     match t {
         SubType::Exclusive => pulsar::SubType::Exclusive,
@@ -181,7 +160,7 @@ impl Driver for PulsarDriver {
         // Pulsar creates topics on first use; partitioned topics must exist
         // (pulsar-admin, or a namespace default). Check what the broker has.
         let n = retrying("topic lookup", self.retry_for, || {
-            self.client.lookup_partitioned_topic_number(full_topic_name(&topic.name))
+            self.client.lookup_partitioned_topic_number(pulsar_topic_name(&topic.name))
         })
         .await
         .map_err(|e| DriverError::Topic {
@@ -206,7 +185,7 @@ impl Driver for PulsarDriver {
 
     async fn consumer(&self, topic: &Topic, group: &ConsumerGroup, index: u32) -> Result<PulsarConsumer, DriverError> {
         let spec = Arc::new(Subscription {
-            topic: full_topic_name(&topic.name),
+            topic: pulsar_topic_name(&topic.name),
             subscription: group.subscription.clone(),
             sub_type: sub_type(group.sub_type),
             name: format!("{}-{index}", group.name),
@@ -246,7 +225,7 @@ impl Driver for PulsarDriver {
             opts.batch_byte_size = b.max_bytes.map(|n| n as usize);
         }
         let producer = retrying("create producer", self.retry_for, || {
-            self.client.producer().with_topic(full_topic_name(&topic.name)).with_options(opts.clone()).build()
+            self.client.producer().with_topic(pulsar_topic_name(&topic.name)).with_options(opts.clone()).build()
         })
         .await
         .map_err(|e| DriverError::Producer { topic: topic.name.clone(), reason: e.to_string() })?;
@@ -449,8 +428,5 @@ mod tests {
     fn topic_names_and_partitions() {
         assert_eq!(partition_of("persistent://public/default/t-partition-12"), Some(12));
         assert_eq!(partition_of("persistent://public/default/t"), None);
-        assert_eq!(full_topic_name("t"), "persistent://public/default/t");
-        assert_eq!(full_topic_name("a/b/t"), "persistent://a/b/t");
-        assert_eq!(full_topic_name("non-persistent://a/b/t"), "non-persistent://a/b/t");
     }
 }

@@ -9,12 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::scenario::Tls;
+use common::wire::tls::{provider, rustls, PemFile};
 use prost013::Message as _;
 use pulsar::message::proto::{base_command::Type, BaseCommand, CommandConnect, ServerError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-use crate::tls::rustls;
 
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
@@ -116,9 +115,9 @@ fn client_config(tls: Option<&Tls>) -> Option<rustls::ClientConfig> {
     // Without a CA file the crate used the system's roots, and with
     // allow_insecure no verification: nothing more precise for us to say.
     let tls = tls.filter(|t| !t.allow_insecure)?;
-    let pem = crate::tls::PemFile::read("broker.tls.ca_file", std::path::Path::new(tls.ca_file.as_deref()?)).ok()?;
+    let pem = PemFile::read("broker.tls.ca_file", std::path::Path::new(tls.ca_file.as_deref()?)).ok()?;
     let roots = pem.roots().ok()?;
-    rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+    rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .ok()
         .map(|b| b.with_root_certificates(roots).with_no_client_auth())

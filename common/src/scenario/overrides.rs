@@ -5,6 +5,29 @@
 
 use serde_yaml::{Mapping, Value};
 
+/// A `--set` that cannot be read or applied; the message names the flag.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OverrideError {
+    #[error("--set `{0}`: expected KEY=VALUE, e.g. --set broker.url=pulsar://127.0.0.1:6650")]
+    NoEquals(String),
+    #[error("--set `{0}`: empty key")]
+    EmptyKey(String),
+    #[error("--set `{0}`: empty path segment")]
+    EmptySegment(String),
+    #[error("--set `{0}`: missing `]`")]
+    MissingBracket(String),
+    #[error("--set `{key}`: `{index}` is not a list index")]
+    NotIndex { key: String, index: String },
+    #[error("--set `{key}`: unexpected `{rest}`")]
+    Unexpected { key: String, rest: String },
+    #[error("--set {key}: index {index} is out of range ({len} entries)")]
+    IndexOutOfRange { key: String, index: usize, len: usize },
+    #[error("--set {key}: no entry named `{name}` in `{path}`")]
+    NoEntry { key: String, name: String, path: String },
+    #[error("--set {key}: `{path}` is not a mapping or list")]
+    NotContainer { key: String, path: String },
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Override {
     /// Canonical path (`producers[0].rate`), for error messages.
@@ -21,13 +44,11 @@ pub enum Segment {
 
 impl Override {
     /// Parses `KEY=VALUE`; VALUE is read as YAML (`100`, `20ms`, `[1, 2]`).
-    pub fn parse(s: &str) -> Result<Override, String> {
-        let (k, v) = s
-            .split_once('=')
-            .ok_or_else(|| format!("--set `{s}`: expected KEY=VALUE, e.g. --set broker.url=pulsar://127.0.0.1:6650"))?;
+    pub fn parse(s: &str) -> Result<Override, OverrideError> {
+        let (k, v) = s.split_once('=').ok_or_else(|| OverrideError::NoEquals(s.to_string()))?;
         let key = k.trim();
         if key.is_empty() {
-            return Err(format!("--set `{s}`: empty key"));
+            return Err(OverrideError::EmptyKey(s.to_string()));
         }
         let mut path = Vec::new();
         for part in key.split('.') {
@@ -41,19 +62,19 @@ impl Override {
                     Err(_) => path.push(Segment::Key(name.to_string())),
                 }
             } else if rest.is_empty() {
-                return Err(format!("--set `{key}`: empty path segment"));
+                return Err(OverrideError::EmptySegment(key.to_string()));
             }
             let mut rest = rest;
             while let Some(r) = rest.strip_prefix('[') {
-                let end = r.find(']').ok_or_else(|| format!("--set `{key}`: missing `]`"))?;
+                let end = r.find(']').ok_or_else(|| OverrideError::MissingBracket(key.to_string()))?;
                 let idx = r[..end]
                     .parse::<usize>()
-                    .map_err(|_| format!("--set `{key}`: `{}` is not a list index", &r[..end]))?;
+                    .map_err(|_| OverrideError::NotIndex { key: key.to_string(), index: r[..end].to_string() })?;
                 path.push(Segment::Index(idx));
                 rest = &r[end + 1..];
             }
             if !rest.is_empty() {
-                return Err(format!("--set `{key}`: unexpected `{rest}`"));
+                return Err(OverrideError::Unexpected { key: key.to_string(), rest: rest.to_string() });
             }
         }
         let value = if v.trim().is_empty() {
@@ -65,7 +86,7 @@ impl Override {
     }
 
     /// Applies the override to `root`, returning the canonical path written.
-    pub fn apply(&self, root: &mut Value) -> Result<String, String> {
+    pub fn apply(&self, root: &mut Value) -> Result<String, OverrideError> {
         let mut node = root;
         let mut canon = String::new();
         for (i, seg) in self.path.iter().enumerate() {
@@ -73,9 +94,11 @@ impl Override {
             match (seg, node) {
                 (Segment::Index(idx), Value::Sequence(seq)) => {
                     let len = seq.len();
-                    node = seq
-                        .get_mut(*idx)
-                        .ok_or_else(|| format!("--set {}: index {idx} is out of range ({len} entries)", self.raw))?;
+                    node = seq.get_mut(*idx).ok_or_else(|| OverrideError::IndexOutOfRange {
+                        key: self.raw.clone(),
+                        index: *idx,
+                        len,
+                    })?;
                     canon.push_str(&format!("[{idx}]"));
                 }
                 (Segment::Key(name), Value::Sequence(seq)) => {
@@ -83,7 +106,11 @@ impl Override {
                     let pos = seq
                         .iter()
                         .position(|e| e.get("name").and_then(Value::as_str) == Some(name.as_str()))
-                        .ok_or_else(|| format!("--set {}: no entry named `{name}` in `{canon}`", self.raw))?;
+                        .ok_or_else(|| OverrideError::NoEntry {
+                            key: self.raw.clone(),
+                            name: name.clone(),
+                            path: canon.clone(),
+                        })?;
                     canon.push_str(&format!("[{pos}]"));
                     node = &mut seq[pos];
                 }
@@ -100,7 +127,7 @@ impl Override {
                     node = map.entry(Value::String(key)).or_insert(Value::Null);
                 }
                 (_, _) => {
-                    return Err(format!("--set {}: `{canon}` is not a mapping or list", self.raw));
+                    return Err(OverrideError::NotContainer { key: self.raw.clone(), path: canon });
                 }
             }
         }

@@ -1,4 +1,5 @@
 use super::*;
+use std::time::Duration;
 
 const GOOD: &str = r#"
 name: quick
@@ -279,6 +280,8 @@ fn pulsar_specific_input_is_checked() {
     );
 }
 
+/// Longer than a screen: one table of cases, each a scenario edit and the
+/// message it must give.
 #[test]
 fn danube_specific_input_is_checked() {
     let danube = GOOD.replacen("kind: memory", "kind: danube\n  url: http://127.0.0.1:6650", 1);

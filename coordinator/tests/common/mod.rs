@@ -172,7 +172,7 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
 /// sync) and closes it: Ok when the agent takes a new run, the refusal
 /// otherwise (e.g. "busy").
 pub fn probe_session(addr: &str, token: Option<&str>) -> Result<(), String> {
-    let token = token.map(|t| agent::safety::Token::parse(t, "test").expect("token"));
+    let token = token.map(|t| ::common::wire::Token::parse(t, "test").expect("token"));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         coordinator::session::AgentSession::open(addr, "probe", "probe", token.as_ref(), None).await.map(drop)

@@ -185,7 +185,9 @@ async fn run_session(
                     shard = Some(Arc::new(s));
                     AMsg::Ready(ready)
                 }
-                Err(e) => AMsg::Error(proto::AgentError { phase: "prepare".into(), message: e, fatal: true }),
+                Err(e) => {
+                    AMsg::Error(proto::AgentError { phase: "prepare".into(), message: e.to_string(), fatal: true })
+                }
             },
             // Simulated agents stamp nothing.
             CMsg::Clock(_) => continue,
