@@ -40,8 +40,9 @@ pub struct PulsarDriver {
     /// How long topic, producer and consumer creation may keep retrying.
     retry_for: Duration,
     /// TCP_NODELAY on the crate's connections, made again after an outage
-    /// too (see `nodelay`); stops with the driver.
-    _nodelay: AbortOnDropHandle<()>,
+    /// too (see `nodelay`); stops with the driver. None: the scenario keeps
+    /// Nagle's algorithm (`broker.tcp_nodelay: false`).
+    nodelay: Option<AbortOnDropHandle<()>>,
 }
 
 /// Reads the broker token on this host (never from the scenario text).
@@ -50,6 +51,14 @@ pub fn read_token(auth: &Auth) -> Result<String, DriverError> {
 }
 
 impl PulsarDriver {
+    /// The connections a new producer or consumer opened get TCP_NODELAY
+    /// at once (the periodic sweep would within a second).
+    fn sweep_nodelay(&self) {
+        if self.nodelay.is_some() {
+            nodelay::sweep_logged();
+        }
+    }
+
     pub async fn connect(broker: &Broker, run_id: &str) -> Result<PulsarDriver, DriverError> {
         let url = broker.url.clone().unwrap_or_default();
         let connect_err = |reason: String| DriverError::Connect { url: url.clone(), reason };
@@ -99,13 +108,15 @@ impl PulsarDriver {
                 return Err(connect_err(why.unwrap_or_else(|| e.to_string())));
             }
         };
-        nodelay::sweep_logged();
+        if broker.tcp_nodelay {
+            nodelay::sweep_logged();
+        }
         Ok(PulsarDriver {
             client,
             url,
             run_tag: common::stamp::run_tag(run_id),
             retry_for: broker.connect_timeout,
-            _nodelay: nodelay::keep_sweeping(),
+            nodelay: broker.tcp_nodelay.then(nodelay::keep_sweeping),
         })
     }
 }
@@ -198,7 +209,7 @@ impl Driver for PulsarDriver {
                 reason: e.to_string(),
             }
         })?;
-        nodelay::sweep_logged();
+        self.sweep_nodelay();
         Ok(PulsarConsumer {
             consumer,
             client: self.client.clone(),
@@ -229,7 +240,7 @@ impl Driver for PulsarDriver {
         })
         .await
         .map_err(|e| DriverError::Producer { topic: topic.name.clone(), reason: e.to_string() })?;
-        nodelay::sweep_logged();
+        self.sweep_nodelay();
         Ok(PulsarProducer { producer, run_tag: self.run_tag })
     }
 }

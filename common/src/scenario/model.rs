@@ -117,6 +117,9 @@ pub struct Broker {
     /// Pulsar only: the admin REST API, where the coordinator creates
     /// partitioned topics before Prepare.
     pub admin_url: Option<String>,
+    /// Pulsar only: TCP_NODELAY on the client's broker connections.
+    #[serde(default = "yes")]
+    pub tcp_nodelay: bool,
     /// How long an agent waits to connect (and drivers retry creation).
     pub connect_timeout: Duration,
     /// Memory broker only: messages per second accepted before publishes queue.
@@ -556,4 +559,8 @@ pub struct CeilingSpec {
     /// left sends unsent) without being held by full windows (measured
     /// wait for room in flight) is client-bound.
     pub max_client_lag: Duration,
+}
+
+fn yes() -> bool {
+    true
 }

@@ -106,6 +106,12 @@ pub struct RawBroker {
     /// it, agents only check that partitioned topics exist as the scenario says.
     /// Uses `auth` (the token, read on the coordinator's host) and `tls.ca_file`.
     pub admin_url: Option<String>,
+    /// Pulsar only: TCP_NODELAY on the client's broker connections (default
+    /// true, as Apache's Java client). The `pulsar` crate leaves Nagle's
+    /// algorithm on, which held small sends back by milliseconds; the agent
+    /// turns it off from outside. `false` keeps Nagle: fewer, fuller segments,
+    /// less CPU per message at max rate unbatched, higher latency.
+    pub tcp_nodelay: Option<bool>,
     /// Memory broker: messages per second it accepts before publishes queue.
     pub capacity_msgs_per_s: Option<f64>,
     /// Memory broker: latency added to every publish ("2ms").

@@ -214,6 +214,17 @@ fn admin_urls() {
 }
 
 #[test]
+fn tcp_nodelay_is_on_by_default_and_pulsar_only() {
+    let load = |text: String| load_str(&text, "s.yaml", &[]).expect("valid");
+    let s = load(good_with("kind: memory", "kind: pulsar\n  url: pulsar://x:1"));
+    assert!(s.broker.tcp_nodelay, "on unless the scenario says otherwise");
+    let s = load(good_with("kind: memory", "kind: pulsar\n  url: pulsar://x:1\n  tcp_nodelay: false"));
+    assert!(!s.broker.tcp_nodelay);
+    let e = err(&good_with("kind: memory", "kind: danube\n  url: http://x:1\n  tcp_nodelay: false"));
+    assert!(e.to_string().contains("broker.tcp_nodelay: applies to the pulsar broker only"), "{e}");
+}
+
+#[test]
 fn several_issues_reported_together_in_line_order() {
     let text = good_with("rate: 100", "rate: -1").replace("duration: 5s", "duration: 5");
     let e = err(&text);

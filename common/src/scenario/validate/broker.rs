@@ -14,6 +14,12 @@ pub(super) fn validate(b: &RawBroker, cx: &mut Cx<'_>) -> Option<Broker> {
     check_url(cx, kind, url.as_deref());
     let admin_url = b.admin_url.as_ref().map(|u| u.trim().trim_end_matches('/').to_string());
     check_admin_url(cx, kind, admin_url.as_deref());
+    if b.tcp_nodelay.is_some() && kind != BrokerKind::Pulsar {
+        cx.err(
+            "broker.tcp_nodelay",
+            "applies to the pulsar broker only (the other clients set TCP_NODELAY themselves)",
+        );
+    }
     let connect_timeout = cx.duration("broker.connect_timeout", b.connect_timeout.as_ref(), Duration::from_secs(10));
     if connect_timeout.is_zero() {
         cx.err("broker.connect_timeout", "must be more than 0s");
@@ -47,6 +53,7 @@ pub(super) fn validate(b: &RawBroker, cx: &mut Cx<'_>) -> Option<Broker> {
         kind,
         url,
         admin_url,
+        tcp_nodelay: b.tcp_nodelay.unwrap_or(true),
         connect_timeout,
         capacity_msgs_per_s: b.capacity_msgs_per_s,
         drop_every: b.drop_every.unwrap_or(0),
