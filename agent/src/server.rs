@@ -31,10 +31,9 @@ use tonic_health::server::HealthService;
 use tracing::{debug, info, warn};
 
 use crate::driver::danube::DanubeDriver;
-use crate::driver::memory::MemoryDriver;
+use crate::driver::memory::{MemoryBroker, MemoryConfig, MemoryDriver};
 use crate::driver::pulsar::PulsarDriver;
 use crate::engine::{self, Outbox, PreparedRun};
-use crate::memory_broker::{MemoryBroker, MemoryConfig};
 use crate::metrics::AgentMetrics;
 use crate::safety::{self, Token};
 use crate::tls::ServerTls;

@@ -15,6 +15,9 @@
 //! consumer. A subscription with no consumer keeps a backlog. A consumer
 //! that closes hands what it had not taken back to the subscription, marked
 //! as redelivered.
+//!
+//! Imports nothing from the agent: the driver (`super`) adapts it to the
+//! driver traits.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
