@@ -62,7 +62,7 @@ impl Aggregator {
                     }
                     None => open = false,
                 },
-                _ = tokio::time::sleep_until(self.time.instant_at(at).into()) => {
+                _ = tokio::time::sleep_until(self.time.instant_at(at)) => {
                     if is_tick {
                         let _ = self.ticks.send(iv.next_tick);
                         iv.next_tick += 1;

@@ -201,7 +201,7 @@ impl ConsumerTask {
         let fault_at = fault_ns.map(|ns| self.time.instant_at(ns));
         let fault = async move {
             match fault_at {
-                Some(at) => tokio::time::sleep_until(at.into()).await,
+                Some(at) => tokio::time::sleep_until(at).await,
                 None => std::future::pending().await,
             }
         };
@@ -388,7 +388,7 @@ impl ConsumerTask {
                 biased;
                 _ = stop.cancelled() => return false,
                 _ = self.rep.next_tick() => self.flush_tick(),
-                _ = tokio::time::sleep_until(at.into()) => return true,
+                _ = tokio::time::sleep_until(at) => return true,
             }
         }
     }

@@ -106,7 +106,7 @@ impl DeadlineTimer {
     pub fn arm(&mut self, deadlines: &Deadlines, time: &TimeBase) {
         if self.armed.is_none() {
             if let Some(d) = deadlines.next() {
-                self.sleep.as_mut().reset(time.instant_at(d).into());
+                self.sleep.as_mut().reset(time.instant_at(d));
                 self.armed = Some(d);
             }
         }

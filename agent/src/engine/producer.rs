@@ -259,7 +259,7 @@ impl ProducerTask {
             _ = window.timer.wait(), if window.timer.is_armed() => {
                 self.expire(window, self.time.now_ns());
             }
-            _ = tokio::time::sleep_until(at.into()) => {}
+            _ = tokio::time::sleep_until(at) => {}
         }
         true
     }

@@ -1,13 +1,17 @@
 //! The engine run end to end on one agent: a shard prepared on a driver,
-//! started, and finished; what the final report says.
+//! started, and finished; what the interval and final reports say. They
+//! run on tokio's paused clock (`start_paused`): every wait is a tokio
+//! timer and every reading the run's `TimeBase`, so time jumps from one
+//! timer to the next, no test sleeps, and the timing is exact.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::clock::TimeBase;
 use common::proto::{self, agent_message::Msg, AgentMessage};
 use common::scenario::ProducerGroup;
-use common::stats::GroupPhases;
+use common::stats::{GroupPhases, PhaseStats};
 use tokio::sync::mpsc;
 
 use super::prepare;
@@ -18,6 +22,25 @@ use crate::metrics::AgentMetrics;
 /// Runs `yaml` (one agent) on `driver` to the end and returns each
 /// producer group's phases from the final report.
 async fn run_to_the_end<D: Driver>(driver: D, yaml: &str) -> Vec<GroupPhases> {
+    let f = run_collecting(driver, yaml)
+        .await
+        .into_iter()
+        .rev()
+        .find_map(|m| match m {
+            Msg::Final(f) => Some(f),
+            _ => None,
+        })
+        .expect("a final report");
+    f.groups
+        .iter()
+        .filter(|g| g.role == proto::Role::Producer as i32)
+        .map(|g| GroupPhases::from_proto(g).expect("decode"))
+        .collect()
+}
+
+/// Runs `yaml` (one agent) on `driver` to the end: every message the agent
+/// sent the coordinator, in order.
+async fn run_collecting<D: Driver>(driver: D, yaml: &str) -> Vec<Msg> {
     let sc = common::scenario::load_str(yaml, "s.yaml", &[]).expect("scenario");
     let slots = [common::plan::AgentSlot { name: "a".into(), instance: "i".into() }];
     let shard = common::plan::plan(&sc, "wait-test", &slots).expect("plan").shards.remove(0);
@@ -27,22 +50,30 @@ async fn run_to_the_end<D: Driver>(driver: D, yaml: &str) -> Vec<GroupPhases> {
         .await
         .expect("prepare");
     let collect = tokio::spawn(async move {
-        let mut last = None;
+        let mut all = Vec::new();
         while let Some(m) = rx.recv().await {
-            if let Ok(AgentMessage { msg: Some(Msg::Final(f)) }) = m {
-                last = Some(f);
+            if let Ok(AgentMessage { msg: Some(m) }) = m {
+                all.push(m);
             }
         }
-        last
+        all
     });
     run.start(time.now_ns() + 20_000_000);
     run.finish(false).await;
-    let f = collect.await.expect("collector").expect("a final report");
-    f.groups
-        .iter()
-        .filter(|g| g.role == proto::Role::Producer as i32)
-        .map(|g| GroupPhases::from_proto(g).expect("decode"))
-        .collect()
+    collect.await.expect("collector")
+}
+
+/// Per interval index, one count of each interval report's `role` groups
+/// (warmup and measurement together).
+fn per_interval(msgs: &[Msg], role: proto::Role, count: impl Fn(&PhaseStats) -> u64) -> BTreeMap<u64, u64> {
+    let mut out = BTreeMap::new();
+    for m in msgs {
+        let Msg::Interval(r) = m else { continue };
+        for g in r.groups.iter().filter(|g| g.role == role as i32) {
+            *out.entry(r.index).or_default() += count(&GroupPhases::from_proto(g).expect("decode").total());
+        }
+    }
+    out
 }
 
 /// Two producers at 200 msg/s each, max_in_flight 2, warmup 0.5 s,
@@ -56,7 +87,7 @@ fn share(wait_ns: u64, phase_s: f64) -> f64 {
     wait_ns as f64 / (2.0 * phase_s * 1e9)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_producer_held_by_slow_acks_reports_its_wait_and_a_fast_broker_none() {
     // Acks 100 ms after each send: 2 in flight carry 20 msg/s of the
     // 200 scheduled, so each producer is due and waiting nearly all the time.
@@ -130,11 +161,68 @@ impl ConsumerClient for NoConsumer {
     async fn close(self) {}
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_client_that_holds_sends_back_counts_as_waiting() {
     // 20 ms per send: 50 msg/s of the 200 scheduled, the rest is waiting.
     let g = run_to_the_end(SlowClient { hold: Duration::from_millis(20) }, TWO_SLOW_WINDOWS).await;
     let measure = share(g[0].measure.window_wait_ns, 1.0);
     eprintln!("client backpressure: waited {:.1}% of the measurement", measure * 100.0);
     assert!(measure > 0.9 && measure <= 1.0, "measurement share {measure}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_time_base_follows_the_paused_tokio_clock() {
+    // (Here rather than in common/src/clock.rs: tokio's test-util is a dev-dependency of this crate.)
+    let t = TimeBase::new(1_000);
+    let a = t.now_ns();
+    tokio::time::advance(Duration::from_millis(1_500)).await;
+    assert_eq!(t.now_ns() - a, 1_500_000_000, "exactly the time advanced");
+    // A sleep until an instant of the base ends with the base reading it.
+    let target = t.now_ns() + 250_000_000;
+    tokio::time::sleep_until(t.instant_at(target)).await;
+    assert!(t.now_ns() >= target && t.now_ns() < target + 1_000_000, "{} vs {target}", t.now_ns());
+    // The process clock itself is not paused.
+    assert!((common::clock::now_ns() - 1_000 - a).abs() < 1_000_000_000);
+}
+
+/// One producer at 100 msg/s for 1 s with a consumer, reports every 100 ms.
+const STEADY: &str = "name: s\nbroker: {kind: memory}\ntopics: [{name: t}]\n\
+    producers: [{name: p, topic: t, rate: 100}]\n\
+    consumers: [{name: c, topic: t}]\n\
+    phases: {duration: 1s}\nreport_interval: 100ms\n";
+
+#[tokio::test(start_paused = true)]
+async fn on_the_paused_clock_each_interval_holds_exactly_its_part_of_the_schedule() {
+    let msgs = run_collecting(MemoryDriver::new(MemoryBroker::new(), "steady", MemoryConfig::default()), STEADY).await;
+    let ten_each: BTreeMap<u64, u64> = (0..10).map(|k| (k, 10)).collect();
+    assert_eq!(per_interval(&msgs, proto::Role::Producer, |s| s.sent), ten_each);
+    assert_eq!(per_interval(&msgs, proto::Role::Producer, |s| s.acked), ten_each);
+    // Sent on time: the timer's millisecond tick is the only lag.
+    let late = per_interval(&msgs, proto::Role::Producer, |s| s.late_sends + u64::from(s.max_lag_ns >= 1_000_000));
+    assert!(late.values().all(|&n| n == 0), "{late:?}");
+    for m in &msgs {
+        if let Msg::Interval(r) = m {
+            assert_eq!(r.end_ns - r.start_ns, 100_000_000, "interval {}", r.index);
+        }
+    }
+}
+
+/// STEADY with the consumers taking nothing from 305 ms to 605 ms.
+const PAUSED: &str = "name: s\nbroker: {kind: memory}\ntopics: [{name: t}]\n\
+    producers: [{name: p, topic: t, rate: 100}]\n\
+    consumers: [{name: c, topic: t, pause: {at: 305ms, for: 300ms}}]\n\
+    phases: {duration: 1s}\nreport_interval: 100ms\n";
+
+#[tokio::test(start_paused = true)]
+async fn a_paused_consumer_takes_nothing_then_the_backlog() {
+    let msgs = run_collecting(MemoryDriver::new(MemoryBroker::new(), "paused", MemoryConfig::default()), PAUSED).await;
+    let received = per_interval(&msgs, proto::Role::Consumer, |s| s.received);
+    let at = |k: u64| received.get(&k).copied().unwrap_or(0);
+    assert_eq!((at(0), at(1), at(2)), (10, 10, 10), "{received:?}");
+    // The pause begins at the consumer's first wake-up after 305 ms (the
+    // message sent at 310 ms) and ends at 605 ms.
+    assert_eq!((at(3), at(4), at(5)), (2, 0, 0), "{received:?}");
+    // The backlog (sent 320..=600 ms) and the interval's own messages.
+    assert_eq!(at(6), 29 + 9, "{received:?}");
+    assert_eq!(received.values().sum::<u64>(), 100, "nothing lost: {received:?}");
 }

@@ -21,11 +21,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use common::scenario::SubType;
 use tokio::sync::mpsc;
+// tokio's clock: the process's outside tests, the paused one in tests that pause it.
+use tokio::time::Instant;
 
 #[derive(Debug, Clone)]
 pub struct MemMessage {
@@ -413,7 +415,7 @@ pub async fn sleep_until_centred(at: Instant) {
     const HALF_TICK: Duration = Duration::from_micros(500);
     let aim = at.checked_sub(HALF_TICK).unwrap_or(at);
     if aim > Instant::now() {
-        tokio::time::sleep_until(aim.into()).await;
+        tokio::time::sleep_until(aim).await;
     }
 }
 

@@ -10,10 +10,10 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use common::scenario::{ConsumerGroup, ProducerGroup, Topic};
 use common::stamp::Stamp;
+use tokio::time::Instant;
 
 pub mod broker;
 
