@@ -230,7 +230,7 @@ async fn spawn_producers<D: Driver>(
         let seed = sc.seed ^ (u64::from(inst.id) << 20);
         let rep = w.reporter(Role::Producer, inst.group, sc.report_interval);
         let task = ProducerTask::new(inst.clone(), group.clone(), seed, w.time.clone(), rep, w.cap.clone())
-            .map_err(|e| DriverError::Producer { topic: group.topic.clone(), reason: e })?;
+            .map_err(|e| DriverError::Producer { topic: group.topic.clone(), reason: e.to_string() })?;
         let run = task.run(client, w.start.clone(), w.cancel.clone(), sc.phases.clone());
         producers.push(tokio::spawn(run));
     }

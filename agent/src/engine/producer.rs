@@ -27,7 +27,7 @@ use super::in_flight::{AckResult, InFlight, Tagged};
 use super::interval::Reporter;
 use super::task::wait_start;
 use crate::driver::{OutMessage, ProducerClient, SendError};
-use crate::payload::{KeyGen, PayloadGen};
+use crate::payload::{KeyGen, PayloadError, PayloadGen};
 
 /// A send later than this behind its intended time counts as late. Tokio
 /// timers tick in milliseconds, so smaller lags are timer granularity.
@@ -116,7 +116,7 @@ impl ProducerTask {
         time: TimeBase,
         rep: Reporter,
         cap: Option<RateCap>,
-    ) -> Result<ProducerTask, String> {
+    ) -> Result<ProducerTask, PayloadError> {
         let payloads = PayloadGen::new(group.message_size, &group.payload, seed)?;
         let keys = KeyGen::new(group.keys, seed, u64::from(inst.index_in_group));
         Ok(ProducerTask {
