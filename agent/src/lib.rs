@@ -4,7 +4,6 @@
 
 pub mod driver;
 pub mod engine;
-pub mod memory_broker;
 pub mod metrics;
 pub mod payload;
 pub mod procstat;
@@ -13,3 +12,7 @@ pub mod server;
 pub mod tls;
 
 pub use server::{serve, serve_with_health, AgentOptions};
+
+/// The in-process memory broker, at the path the coordinator uses; it lives
+/// with the other brokers the agent drives, in `driver::memory::broker`.
+pub use driver::memory::broker as memory_broker;

@@ -1,15 +1,23 @@
+//! The agent binary: parses flags, reads the token and TLS files, binds the
+//! listeners and serves until Ctrl-C. Everything else is the library's
+//! (`agent::serve_with_health`); failures become an exit code here: 2 for
+//! what the operator can fix (flags, files, addresses), 3 for the rest.
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use agent::safety::{Token, TokenError};
+use agent::tls::ServerTls;
 use clap::Parser;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 /// The broker clients allocate several times per message (maps, strings,
 /// futures, frames); mimalloc spends less CPU on that than the system allocator.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use tokio_util::sync::CancellationToken;
 
 /// Load-generating agent: runs its shard of a scenario when a coordinator asks.
 #[derive(Parser, Debug)]
@@ -85,13 +93,30 @@ fn parse_lease(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-fn load_token(cli: &Cli) -> Result<Option<agent::safety::Token>, String> {
+fn load_token(cli: &Cli) -> Result<Option<Token>, TokenError> {
     if let Some(f) = &cli.token_file {
-        return agent::safety::Token::from_file(f).map(Some).map_err(|e| e.to_string());
+        return Token::from_file(f).map(Some);
     }
     match std::env::var("LOADGEN_TOKEN") {
-        Ok(t) => agent::safety::Token::parse(&t, "LOADGEN_TOKEN").map(Some).map_err(|e| e.to_string()),
+        Ok(t) => Token::parse(&t, "LOADGEN_TOKEN").map(Some),
         Err(_) => Ok(None),
+    }
+}
+
+/// Why the agent stopped: the exit code and what to print.
+struct Exit {
+    code: u8,
+    message: String,
+}
+
+impl Exit {
+    /// Something the operator can fix: a flag, a file, an address.
+    fn usage(message: impl std::fmt::Display) -> Exit {
+        Exit { code: 2, message: message.to_string() }
+    }
+
+    fn failed(message: impl std::fmt::Display) -> Exit {
+        Exit { code: 3, message: message.to_string() }
     }
 }
 
@@ -101,97 +126,92 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let token = match load_token(&cli) {
-        Ok(t) => t,
+    let result = security(&cli).and_then(|(token, tls)| {
+        let rt = tokio::runtime::Runtime::new().map_err(|e| Exit::failed(format!("cannot start the runtime: {e}")))?;
+        rt.block_on(serve(cli, token, tls))
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("agent: {e}");
-            return ExitCode::from(2);
+            eprintln!("agent: {}", e.message);
+            ExitCode::from(e.code)
         }
-    };
+    }
+}
+
+/// The token and the TLS identity, read before anything is bound.
+fn security(cli: &Cli) -> Result<(Option<Token>, Option<ServerTls>), Exit> {
+    let token = load_token(cli).map_err(Exit::usage)?;
     let tls = match (&cli.tls_cert, &cli.tls_key) {
-        (Some(cert), Some(key)) => match agent::tls::ServerTls::from_files(cert, key, cli.tls_client_ca.as_deref()) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                eprintln!("agent: {e}");
-                return ExitCode::from(2);
-            }
-        },
+        (Some(cert), Some(key)) => {
+            Some(ServerTls::from_files(cert, key, cli.tls_client_ca.as_deref()).map_err(Exit::usage)?)
+        }
         _ => None,
     };
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("agent: cannot start the runtime: {e}");
-            return ExitCode::from(3);
-        }
+    Ok((token, tls))
+}
+
+/// Binds the listeners and serves until Ctrl-C.
+async fn serve(cli: Cli, token: Option<Token>, tls: Option<ServerTls>) -> Result<(), Exit> {
+    let listener = TcpListener::bind(cli.listen)
+        .await
+        .map_err(|e| Exit::usage(format!("cannot listen on {}: {e}", cli.listen)))?;
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    // Scripts and tests read this line to learn the port.
+    println!("agent listening on {addr}");
+    let mutual = tls.as_ref().is_some_and(|t| t.mutual);
+    if token.is_none() && !mutual && !cli.listen.ip().is_loopback() {
+        tracing::warn!(listen = %cli.listen, "no token: any coordinator that reaches this port can drive this agent");
+    }
+    if let Some(t) = &tls {
+        tracing::info!(
+            mutual = t.mutual,
+            "serving TLS{}",
+            if t.mutual { ", client certificates required" } else { "" }
+        );
+    }
+    let health = match cli.health_listen {
+        Some(haddr) => Some(bind_health(haddr).await?),
+        None => None,
     };
-    rt.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(cli.listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("agent: cannot listen on {}: {e}", cli.listen);
-                return ExitCode::from(2);
-            }
-        };
-        let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        // Scripts and tests read this line to learn the port.
-        println!("agent listening on {addr}");
-        let mutual = tls.as_ref().is_some_and(|t| t.mutual);
-        if token.is_none() && !mutual && !cli.listen.ip().is_loopback() {
-            tracing::warn!(listen = %cli.listen, "no token: any coordinator that reaches this port can drive this agent");
+    let mut opts = agent::AgentOptions::new(cli.id.unwrap_or_else(|| addr.clone()));
+    opts.token = token;
+    opts.allow_brokers = cli.allow_brokers;
+    opts.max_rate = cli.max_rate;
+    opts.lease = cli.lease;
+    opts.tls = tls;
+    let shutdown = CancellationToken::new();
+    let s2 = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        s2.cancel();
+    });
+    if let Some(maddr) = cli.metrics {
+        serve_metrics(maddr, &opts, shutdown.clone()).await?;
+    }
+    agent::serve_with_health(listener, health, opts, shutdown)
+        .await
+        .map_err(|e| Exit::failed(format!("server failed: {e}")))
+}
+
+/// The health service's own listener (`--health-listen`).
+async fn bind_health(haddr: SocketAddr) -> Result<TcpListener, Exit> {
+    let l = TcpListener::bind(haddr).await.map_err(|e| Exit::usage(format!("cannot serve health on {haddr}: {e}")))?;
+    let bound = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    println!("agent health (gRPC, plaintext) on {bound}");
+    Ok(l)
+}
+
+/// Prometheus `/metrics` on `maddr` (`--metrics`), until `shutdown`.
+async fn serve_metrics(maddr: SocketAddr, opts: &agent::AgentOptions, shutdown: CancellationToken) -> Result<(), Exit> {
+    let ml =
+        TcpListener::bind(maddr).await.map_err(|e| Exit::usage(format!("cannot serve metrics on {maddr}: {e}")))?;
+    println!("agent metrics on http://{}/metrics", ml.local_addr().map(|a| a.to_string()).unwrap_or_default());
+    let render = opts.metrics.renderer(opts.agent_id.clone());
+    tokio::spawn(async move {
+        if let Err(e) = common::metrics::serve(ml, render, shutdown).await {
+            tracing::warn!(error = %e, "metrics server failed");
         }
-        if let Some(t) = &tls {
-            tracing::info!(mutual = t.mutual, "serving TLS{}", if t.mutual { ", client certificates required" } else { "" });
-        }
-        let health = match cli.health_listen {
-            Some(haddr) => match tokio::net::TcpListener::bind(haddr).await {
-                Ok(l) => {
-                    let bound = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
-                    println!("agent health (gRPC, plaintext) on {bound}");
-                    Some(l)
-                }
-                Err(e) => {
-                    eprintln!("agent: cannot serve health on {haddr}: {e}");
-                    return ExitCode::from(2);
-                }
-            },
-            None => None,
-        };
-        let mut opts = agent::AgentOptions::new(cli.id.unwrap_or_else(|| addr.clone()));
-        opts.token = token;
-        opts.allow_brokers = cli.allow_brokers;
-        opts.max_rate = cli.max_rate;
-        opts.lease = cli.lease;
-        opts.tls = tls;
-        let shutdown = CancellationToken::new();
-        let s2 = shutdown.clone();
-        tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            s2.cancel();
-        });
-        if let Some(maddr) = cli.metrics {
-            let ml = match tokio::net::TcpListener::bind(maddr).await {
-                Ok(l) => l,
-                Err(e) => {
-                    eprintln!("agent: cannot serve metrics on {maddr}: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            println!("agent metrics on http://{}/metrics", ml.local_addr().map(|a| a.to_string()).unwrap_or_default());
-            let render = opts.metrics.renderer(opts.agent_id.clone());
-            let sd = shutdown.clone();
-            tokio::spawn(async move {
-                if let Err(e) = common::metrics::serve(ml, render, sd).await {
-                    tracing::warn!(error = %e, "metrics server failed");
-                }
-            });
-        }
-        match agent::serve_with_health(listener, health, opts, shutdown).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("agent: server failed: {e}");
-                ExitCode::from(3)
-            }
-        }
-    })
+    });
+    Ok(())
 }

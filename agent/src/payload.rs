@@ -15,21 +15,29 @@ pub struct PayloadGen {
     rng: SmallRng,
 }
 
+/// A payload file that cannot be used; the message names it.
+#[derive(Debug, thiserror::Error)]
+pub enum PayloadError {
+    #[error("payload file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("payload file {path} is larger than {max} bytes")]
+    TooLarge { path: String, max: u64 },
+}
+
 const TEXT: &[u8] = b"The quick brown fox jumps over the lazy dog; order 12345 shipped to customer 678 at 2026-11-26T12:00:00Z with status OK. ";
 
 impl PayloadGen {
     /// Reads a payload file (`PayloadKind::File`) once; the error names it.
-    pub fn new(sizes: SizeDist, kind: &PayloadKind, seed: u64) -> Result<PayloadGen, String> {
+    pub fn new(sizes: SizeDist, kind: &PayloadKind, seed: u64) -> Result<PayloadGen, PayloadError> {
         let mut rng = SmallRng::seed_from_u64(seed);
         if let PayloadKind::File(path) = kind {
-            let meta = std::fs::metadata(path).map_err(|e| format!("payload file {path}: {e}"))?;
-            if meta.len() > common::scenario::MAX_MESSAGE_BYTES {
-                return Err(format!(
-                    "payload file {path} is larger than {} bytes",
-                    common::scenario::MAX_MESSAGE_BYTES
-                ));
+            let read = |source| PayloadError::Read { path: path.clone(), source };
+            let meta = std::fs::metadata(path).map_err(read)?;
+            let max = common::scenario::MAX_MESSAGE_BYTES;
+            if meta.len() > max {
+                return Err(PayloadError::TooLarge { path: path.clone(), max });
             }
-            let bytes = std::fs::read(path).map_err(|e| format!("payload file {path}: {e}"))?;
+            let bytes = std::fs::read(path).map_err(read)?;
             let n = bytes.len() as u64;
             return Ok(PayloadGen { buf: Bytes::from(bytes), sizes: SizeDist::Fixed(n), normal: None, rng });
         }
@@ -121,7 +129,7 @@ mod tests {
         assert_eq!(&g.next_payload()[..], b"{\"order\": 42}");
         let _ = std::fs::remove_file(&path);
         let missing = PayloadGen::new(SizeDist::Fixed(1), &PayloadKind::File("/nonexistent/p.bin".into()), 1);
-        assert!(missing.err().unwrap_or_default().contains("/nonexistent/p.bin"));
+        assert!(missing.err().map(|e| e.to_string()).unwrap_or_default().contains("/nonexistent/p.bin"));
     }
 
     #[test]

@@ -98,31 +98,42 @@ pub fn normalize_allow_entry(entry: &str) -> Result<String, String> {
     Ok(format!("{}:{port}", host.to_ascii_lowercase()))
 }
 
+/// Why an agent refuses a shard (before any connection to the broker).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ShardRefused {
+    /// The scenario's broker URL cannot be read.
+    #[error("{0}")]
+    BrokerUrl(String),
+    #[error("broker {refused} is not on this agent's allowlist (--allow-broker {allowed}); nothing was sent")]
+    NotAllowed { refused: String, allowed: String },
+    #[error(
+        "this shard's producers total {rate} msg/s, more than this agent's --max-rate {max} msg/s; \
+         use more agents or a lower rate"
+    )]
+    OverRate { rate: f64, max: f64 },
+}
+
 /// The checks an agent makes on a shard before it opens a single connection
 /// to the broker: the broker is on the allowlist (empty list: any broker;
 /// the in-process memory broker always), and the shard's total producer rate
 /// is within the cap.
-pub fn check_shard(shard: &Shard, allow: &[String], max_rate: Option<f64>) -> Result<(), String> {
+pub fn check_shard(shard: &Shard, allow: &[String], max_rate: Option<f64>) -> Result<(), ShardRefused> {
     let sc = &shard.scenario;
     if sc.broker.kind != BrokerKind::Memory && !allow.is_empty() {
         let url = sc.broker.url.as_deref().unwrap_or("");
-        let endpoints = broker_endpoints(url)?;
+        let endpoints = broker_endpoints(url).map_err(ShardRefused::BrokerUrl)?;
         let refused: Vec<&String> = endpoints.iter().filter(|e| !allow.contains(e)).collect();
         if !refused.is_empty() {
-            return Err(format!(
-                "broker {} is not on this agent's allowlist (--allow-broker {}); nothing was sent",
-                refused.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
-                allow.join(", --allow-broker ")
-            ));
+            return Err(ShardRefused::NotAllowed {
+                refused: refused.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                allowed: allow.join(", --allow-broker "),
+            });
         }
     }
     if let Some(max) = max_rate {
         let rate = shard.rate_milli() as f64 / 1000.0;
         if rate > max {
-            return Err(format!(
-                "this shard's producers total {rate} msg/s, more than this agent's --max-rate {max} msg/s; \
-                 use more agents or a lower rate"
-            ));
+            return Err(ShardRefused::OverRate { rate, max });
         }
     }
     Ok(())
@@ -175,10 +186,10 @@ mod tests {
         let p = shard("name: p\nbroker: {kind: pulsar, url: \"pulsar://b1:6650\"}\ntopics: [{name: t}]\nproducers: [{name: p, topic: t, count: 2, rate: 100}]\nphases: {duration: 1s}\n");
         assert!(check_shard(&p, &[], None).is_ok(), "no list: any broker");
         assert!(check_shard(&p, &["b1:6650".into()], None).is_ok());
-        let e = check_shard(&p, &["b2:6650".into()], None).unwrap_err();
+        let e = check_shard(&p, &["b2:6650".into()], None).unwrap_err().to_string();
         assert!(e.contains("b1:6650 is not on this agent's allowlist"), "{e}");
         assert!(check_shard(&p, &[], Some(200.0)).is_ok());
-        let e = check_shard(&p, &[], Some(150.0)).unwrap_err();
+        let e = check_shard(&p, &[], Some(150.0)).unwrap_err().to_string();
         assert!(e.contains("200 msg/s") && e.contains("--max-rate 150"), "{e}");
         let m = shard("name: m\nbroker: {kind: memory}\ntopics: [{name: t}]\nproducers: [{name: p, topic: t, rate: 10}]\nphases: {duration: 1s}\n");
         assert!(check_shard(&m, &["b2:6650".into()], None).is_ok(), "the memory broker needs no entry");

@@ -32,12 +32,12 @@ use tonic_health::server::HealthService;
 use tracing::{debug, info, warn};
 
 use crate::driver::danube::DanubeDriver;
-use crate::driver::memory::MemoryDriver;
+use crate::driver::memory::{MemoryBroker, MemoryConfig, MemoryDriver};
 use crate::driver::pulsar::PulsarDriver;
+use crate::driver::DriverError;
 use crate::engine::{self, Outbox, PreparedRun};
-use crate::memory_broker::{MemoryBroker, MemoryConfig};
 use crate::metrics::AgentMetrics;
-use crate::safety;
+use crate::safety::{self, ShardRefused};
 use crate::tls::ServerTls;
 
 /// How long an agent keeps running without a word from its coordinator.
@@ -306,7 +306,7 @@ async fn run_session(opts: AgentOptions, mut inbound: Streaming<CoordinatorMessa
                     }
                     Err(e) => {
                         warn!(%peer, error = %e, "prepare refused or failed");
-                        let _ = send(&tx, err_msg("prepare", e, true), lease).await;
+                        let _ = send(&tx, err_msg("prepare", e.to_string(), true), lease).await;
                     }
                 }
             }
@@ -344,11 +344,25 @@ async fn run_session(opts: AgentOptions, mut inbound: Streaming<CoordinatorMessa
     }
 }
 
-async fn prepare(opts: &AgentOptions, p: &proto::Prepare, tx: Outbox) -> Result<PreparedRun, String> {
+/// Why a Prepare failed; the message goes back to the coordinator.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error("shard format `{0}` is not supported")]
+    Format(String),
+    /// The shard does not decode (the message says where).
+    #[error("{0}")]
+    Shard(String),
+    #[error(transparent)]
+    Refused(#[from] ShardRefused),
+    #[error(transparent)]
+    Driver(#[from] DriverError),
+}
+
+async fn prepare(opts: &AgentOptions, p: &proto::Prepare, tx: Outbox) -> Result<PreparedRun, PrepareError> {
     if p.shard_format != common::SHARD_FORMAT_JSON_V1 {
-        return Err(format!("shard format `{}` is not supported", p.shard_format));
+        return Err(PrepareError::Format(p.shard_format.clone()));
     }
-    let shard = Shard::from_json(&p.shard).map_err(|e| e.to_string())?;
+    let shard = Shard::from_json(&p.shard).map_err(|e| PrepareError::Shard(e.to_string()))?;
     // Before any connection to the broker.
     safety::check_shard(&shard, &opts.allow_brokers, opts.max_rate)?;
     let time = TimeBase::new(p.clock_offset_ns);
@@ -375,19 +389,17 @@ async fn prepare(opts: &AgentOptions, p: &proto::Prepare, tx: Outbox) -> Result<
                 opts.max_rate,
             )
             .await
-            .map_err(|e| e.to_string())
+            .map_err(PrepareError::from)
         }
         BrokerKind::Pulsar => {
-            let driver = PulsarDriver::connect(&sc.broker, &shard.run_id).await.map_err(|e| e.to_string())?;
-            engine::prepare(Arc::new(driver), shard, time, tx, Box::new(|| {}), opts.metrics.clone(), opts.max_rate)
-                .await
-                .map_err(|e| e.to_string())
+            let driver = PulsarDriver::connect(&sc.broker, &shard.run_id).await?;
+            Ok(engine::prepare(Arc::new(driver), shard, time, tx, Box::new(|| {}), opts.metrics.clone(), opts.max_rate)
+                .await?)
         }
         BrokerKind::Danube => {
-            let driver = DanubeDriver::connect(&sc.broker, &shard.run_id).await.map_err(|e| e.to_string())?;
-            engine::prepare(Arc::new(driver), shard, time, tx, Box::new(|| {}), opts.metrics.clone(), opts.max_rate)
-                .await
-                .map_err(|e| e.to_string())
+            let driver = DanubeDriver::connect(&sc.broker, &shard.run_id).await?;
+            Ok(engine::prepare(Arc::new(driver), shard, time, tx, Box::new(|| {}), opts.metrics.clone(), opts.max_rate)
+                .await?)
         }
     }
 }

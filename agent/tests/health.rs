@@ -1,8 +1,10 @@
 //! The gRPC health service beside the agent (Kubernetes `grpc:` probes):
 //! open without the token, while the agent service itself requires it.
 
-use common::proto::agent_client::AgentClient;
-use tokio_util::sync::CancellationToken;
+mod common;
+
+use ::common::proto::agent_client::AgentClient;
+use common::{start_agent, start_agent_with_health};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
@@ -11,13 +13,10 @@ const TOKEN: &str = "health-test-token-0123456789";
 
 #[tokio::test]
 async fn health_answers_without_the_token_and_the_agent_service_does_not() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = format!("http://{}", listener.local_addr().expect("addr"));
-    let stop = CancellationToken::new();
     let mut opts = agent::AgentOptions::new("h");
     opts.token = Some(agent::safety::Token::parse(TOKEN, "test").expect("token"));
-    let s = stop.clone();
-    tokio::spawn(async move { agent::serve(listener, opts, s).await });
+    let served = start_agent(opts).await;
+    let (addr, stop) = (served.url(), served.stop.clone());
 
     let channel = tonic::transport::Endpoint::from_shared(addr).expect("url").connect().await.expect("connect");
     let mut health = HealthClient::new(channel.clone());
@@ -45,18 +44,15 @@ async fn with_mtls_health_answers_in_plaintext_on_its_own_port() {
     let dir = std::env::temp_dir().join(format!("lg-health-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let pki = testkit::pki::Pki::generate(&dir).expect("certificates");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let main = listener.local_addr().expect("addr");
-    let health_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let health_addr = format!("http://{}", health_listener.local_addr().expect("addr"));
-    let stop = CancellationToken::new();
     let mut opts = agent::AgentOptions::new("h");
     opts.tls = Some(
         agent::tls::ServerTls::from_files(pki.agent_cert.as_ref(), pki.agent_key.as_ref(), Some(pki.ca.as_ref()))
             .expect("tls"),
     );
-    let s = stop.clone();
-    let server = tokio::spawn(async move { agent::serve_with_health(listener, Some(health_listener), opts, s).await });
+    let served = start_agent_with_health(opts).await;
+    let main = served.addr;
+    let health_addr = format!("http://{}", served.health_addr.expect("health port"));
+    let (stop, server) = (served.stop, served.served);
 
     let check = |channel: tonic::transport::Channel| async move {
         HealthClient::new(channel).check(HealthCheckRequest { service: "loadgen.v1.Agent".into() }).await

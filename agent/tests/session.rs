@@ -1,22 +1,15 @@
 //! The agent's side of the protocol, spoken by a raw gRPC client: version
 //! check, a shard it cannot decode or run, and one run at a time.
 
-use common::proto::agent_client::AgentClient;
-use common::proto::{
+mod common;
+
+use ::common::proto::agent_client::AgentClient;
+use ::common::proto::{
     self, agent_message::Msg as AMsg, coordinator_message::Msg as CMsg, AgentMessage, CoordinatorMessage,
 };
+use common::{start_agent, TestAgent};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_util::sync::CancellationToken;
-
-async fn start_agent() -> (String, CancellationToken) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
-    let stop = CancellationToken::new();
-    let s = stop.clone();
-    tokio::spawn(async move { agent::serve(listener, agent::AgentOptions::new("test"), s).await });
-    (addr, stop)
-}
 
 fn cmd(m: CMsg) -> CoordinatorMessage {
     CoordinatorMessage { msg: Some(m) }
@@ -41,7 +34,8 @@ async fn open(addr: &str) -> Result<(mpsc::Sender<CoordinatorMessage>, tonic::St
 
 #[tokio::test]
 async fn refuses_other_protocol_versions() {
-    let (addr, stop) = start_agent().await;
+    let TestAgent { addr, stop, .. } = start_agent(agent::AgentOptions::new("test")).await;
+    let addr = addr.to_string();
     let (tx, mut rx) = open(&addr).await.expect("session");
     tx.send(cmd(hello(99))).await.expect("send");
     match rx.message().await.expect("message") {
@@ -56,9 +50,10 @@ async fn refuses_other_protocol_versions() {
 
 #[tokio::test]
 async fn answers_a_bad_shard_with_an_error_and_stays_usable() {
-    let (addr, stop) = start_agent().await;
+    let TestAgent { addr, stop, .. } = start_agent(agent::AgentOptions::new("test")).await;
+    let addr = addr.to_string();
     let (tx, mut rx) = open(&addr).await.expect("session");
-    tx.send(cmd(hello(common::PROTOCOL_VERSION))).await.expect("send");
+    tx.send(cmd(hello(::common::PROTOCOL_VERSION))).await.expect("send");
     let ack = rx.message().await.expect("ack");
     assert!(matches!(ack, Some(AgentMessage { msg: Some(AMsg::HelloAck(_)) })), "{ack:?}");
     for (format, shard, expect) in
@@ -86,9 +81,10 @@ async fn answers_a_bad_shard_with_an_error_and_stays_usable() {
 
 #[tokio::test]
 async fn one_session_at_a_time() {
-    let (addr, stop) = start_agent().await;
+    let TestAgent { addr, stop, .. } = start_agent(agent::AgentOptions::new("test")).await;
+    let addr = addr.to_string();
     let (tx, mut rx) = open(&addr).await.expect("first session");
-    tx.send(cmd(hello(common::PROTOCOL_VERSION))).await.expect("send");
+    tx.send(cmd(hello(::common::PROTOCOL_VERSION))).await.expect("send");
     let _ = rx.message().await.expect("ack");
     let second = open(&addr).await;
     let Err(err) = second else { panic!("second session must be refused") };

@@ -3,6 +3,14 @@
 //! that, so a wall-clock step during a run cannot move a timestamp.
 //! The coordinator's clock is the run's time base; an agent converts with
 //! the offset the coordinator measured (`coordinator_ns = agent_ns - offset`).
+//!
+//! [`TimeBase`] reads the same clock through tokio's `Instant`: outside
+//! tests that is the process's `Instant`, so a run's stamps are the
+//! process clock's; in a test on tokio's paused clock
+//! (`#[tokio::test(start_paused = true)]`) it follows
+//! `tokio::time::advance`, so timing logic is tested without sleeping.
+//!
+//! Imports nothing from the crate.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -24,10 +32,25 @@ fn anchor() -> &'static Anchor {
     })
 }
 
+fn as_ns(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// This process's clock reading at `t`. An `Instant` before the anchor (a
+/// paused tokio clock starts where its runtime was built, maybe before the
+/// anchor was first read) reads before the anchor's time.
+#[inline]
+fn ns_at(t: Instant) -> i64 {
+    let a = anchor();
+    match t.checked_duration_since(a.instant) {
+        Some(after) => a.unix_ns.saturating_add(as_ns(after)),
+        None => a.unix_ns.saturating_sub(as_ns(a.instant.duration_since(t))),
+    }
+}
+
 /// Nanoseconds since the Unix epoch on this process's monotonic clock.
 pub fn now_ns() -> i64 {
-    let a = anchor();
-    a.unix_ns.saturating_add(i64::try_from(a.instant.elapsed().as_nanos()).unwrap_or(i64::MAX))
+    ns_at(Instant::now())
 }
 
 /// The `Instant` at which this process's clock reads `ns`.
@@ -41,9 +64,9 @@ pub fn instant_at(ns: i64) -> Instant {
     }
 }
 
-/// A view of the process clock in another time base. Clones share the
-/// offset, so a correction (clock re-sync during a run) reaches every task
-/// that holds one.
+/// A view of the process clock in another time base, read through tokio's
+/// clock (see the module doc). Clones share the offset, so a correction
+/// (clock re-sync during a run) reaches every task that holds one.
 #[derive(Debug, Clone, Default)]
 pub struct TimeBase {
     /// `local_ns - offset_ns` is the time in this base.
@@ -61,12 +84,14 @@ impl TimeBase {
     pub fn set_offset_ns(&self, offset_ns: i64) {
         self.offset_ns.store(offset_ns, Ordering::Relaxed);
     }
+    /// Now in this base: the process clock (tokio's, when paused) minus the offset.
+    #[inline]
     pub fn now_ns(&self) -> i64 {
-        now_ns() - self.offset_ns()
+        ns_at(tokio::time::Instant::now().into_std()) - self.offset_ns()
     }
-    /// The local `Instant` at which this base reads `ns`.
-    pub fn instant_at(&self, ns: i64) -> Instant {
-        instant_at(ns + self.offset_ns())
+    /// The tokio `Instant` at which this base reads `ns` (for `sleep_until`).
+    pub fn instant_at(&self, ns: i64) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(instant_at(ns + self.offset_ns()))
     }
 }
 

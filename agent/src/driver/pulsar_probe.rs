@@ -61,23 +61,7 @@ async fn probe(url: &str, token: Option<&str>, tls: Option<&Tls>) -> Option<Stri
     } else {
         Box::new(tcp)
     };
-    let connect = BaseCommand {
-        r#type: Type::Connect as i32,
-        connect: Some(CommandConnect {
-            client_version: "loadgen-probe".into(),
-            protocol_version: Some(21),
-            auth_method_name: token.map(|_| "token".to_string()),
-            auth_data: token.map(|t| t.as_bytes().to_vec()),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let body = connect.encode_to_vec();
-    let mut frame = Vec::with_capacity(body.len() + 8);
-    frame.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
-    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&body);
-    if let Err(e) = stream.write_all(&frame).await {
+    if let Err(e) = stream.write_all(&connect_frame(token)).await {
         return Some(format!("{host}:{port} closed the connection at the handshake: {e}"));
     }
     let mut head = [0u8; 8];
@@ -96,7 +80,33 @@ async fn probe(url: &str, token: Option<&str>, tls: Option<&Tls>) -> Option<Stri
     let mut cmd = vec![0u8; cmd_len];
     stream.read_exact(&mut cmd).await.ok()?;
     let answer = BaseCommand::decode(cmd.as_slice()).ok()?;
-    match answer.error {
+    refusal(&answer, token)
+}
+
+/// CONNECT (with the token), framed as the broker reads it.
+fn connect_frame(token: Option<&str>) -> Vec<u8> {
+    let connect = BaseCommand {
+        r#type: Type::Connect as i32,
+        connect: Some(CommandConnect {
+            client_version: "loadgen-probe".into(),
+            protocol_version: Some(21),
+            auth_method_name: token.map(|_| "token".to_string()),
+            auth_data: token.map(|t| t.as_bytes().to_vec()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let body = connect.encode_to_vec();
+    let mut frame = Vec::with_capacity(body.len() + 8);
+    frame.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    frame
+}
+
+/// The broker's reason in its first answer, if it refused.
+fn refusal(answer: &BaseCommand, token: Option<&str>) -> Option<String> {
+    match &answer.error {
         Some(err) => {
             let kind =
                 ServerError::try_from(err.error).map(|k| format!("{k:?}")).unwrap_or_else(|_| err.error.to_string());

@@ -15,14 +15,19 @@
 //! consumer. A subscription with no consumer keeps a backlog. A consumer
 //! that closes hands what it had not taken back to the subscription, marked
 //! as redelivered.
+//!
+//! Imports nothing from the agent: the driver (`super`) adapts it to the
+//! driver traits.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use common::scenario::SubType;
 use tokio::sync::mpsc;
+// tokio's clock: the process's outside tests, the paused one in tests that pause it.
+use tokio::time::Instant;
 
 #[derive(Debug, Clone)]
 pub struct MemMessage {
@@ -410,7 +415,7 @@ pub async fn sleep_until_centred(at: Instant) {
     const HALF_TICK: Duration = Duration::from_micros(500);
     let aim = at.checked_sub(HALF_TICK).unwrap_or(at);
     if aim > Instant::now() {
-        tokio::time::sleep_until(aim.into()).await;
+        tokio::time::sleep_until(aim).await;
     }
 }
 

@@ -1,19 +1,25 @@
-//! Driver for the in-process memory broker. Topic names are prefixed with
-//! the run id, so runs never see each other's messages. The stamp travels
-//! beside the payload, as it would in message properties.
+//! Driver for the in-process memory broker ([`broker`]). Topic names are
+//! prefixed with the run id, so runs never see each other's messages. The
+//! stamp travels beside the payload, as it would in message properties.
+//!
+//! Imports: the driver traits (`super`) and the broker (`broker`); the
+//! broker itself imports nothing from the agent.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use common::scenario::{ConsumerGroup, ProducerGroup, Topic};
 use common::stamp::Stamp;
+use tokio::time::Instant;
+
+pub mod broker;
 
 use super::{ConsumerClient, Delivery, Driver, DriverError, OutMessage, ProducerClient, RecvError, SendError};
-use crate::memory_broker::{sleep_until_centred, MemConsumer, MemoryBroker, MemoryConfig, TopicState};
+use broker::{sleep_until_centred, MemConsumer, TopicState};
+pub use broker::{MemoryBroker, MemoryConfig};
 
 pub struct MemoryDriver {
     broker: MemoryBroker,

@@ -1,0 +1,228 @@
+//! The engine run end to end on one agent: a shard prepared on a driver,
+//! started, and finished; what the interval and final reports say. They
+//! run on tokio's paused clock (`start_paused`): every wait is a tokio
+//! timer and every reading the run's `TimeBase`, so time jumps from one
+//! timer to the next, no test sleeps, and the timing is exact.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::clock::TimeBase;
+use common::proto::{self, agent_message::Msg, AgentMessage};
+use common::scenario::ProducerGroup;
+use common::stats::{GroupPhases, PhaseStats};
+use tokio::sync::mpsc;
+
+use super::prepare;
+use crate::driver::memory::{MemoryBroker, MemoryConfig, MemoryDriver};
+use crate::driver::{ConsumerClient, Delivery, Driver, DriverError, OutMessage, ProducerClient, RecvError, SendError};
+use crate::metrics::AgentMetrics;
+
+/// Runs `yaml` (one agent) on `driver` to the end and returns each
+/// producer group's phases from the final report.
+async fn run_to_the_end<D: Driver>(driver: D, yaml: &str) -> Vec<GroupPhases> {
+    let f = run_collecting(driver, yaml)
+        .await
+        .into_iter()
+        .rev()
+        .find_map(|m| match m {
+            Msg::Final(f) => Some(f),
+            _ => None,
+        })
+        .expect("a final report");
+    f.groups
+        .iter()
+        .filter(|g| g.role == proto::Role::Producer as i32)
+        .map(|g| GroupPhases::from_proto(g).expect("decode"))
+        .collect()
+}
+
+/// Runs `yaml` (one agent) on `driver` to the end: every message the agent
+/// sent the coordinator, in order.
+async fn run_collecting<D: Driver>(driver: D, yaml: &str) -> Vec<Msg> {
+    let sc = common::scenario::load_str(yaml, "s.yaml", &[]).expect("scenario");
+    let slots = [common::plan::AgentSlot { name: "a".into(), instance: "i".into() }];
+    let shard = common::plan::plan(&sc, "wait-test", &slots).expect("plan").shards.remove(0);
+    let (tx, mut rx) = mpsc::channel(1024);
+    let time = TimeBase::new(0);
+    let run = prepare(Arc::new(driver), shard, time.clone(), tx, Box::new(|| {}), AgentMetrics::new(), None)
+        .await
+        .expect("prepare");
+    let collect = tokio::spawn(async move {
+        let mut all = Vec::new();
+        while let Some(m) = rx.recv().await {
+            if let Ok(AgentMessage { msg: Some(m) }) = m {
+                all.push(m);
+            }
+        }
+        all
+    });
+    run.start(time.now_ns() + 20_000_000);
+    run.finish(false).await;
+    collect.await.expect("collector")
+}
+
+/// Per interval index, one count of each interval report's `role` groups
+/// (warmup and measurement together).
+fn per_interval(msgs: &[Msg], role: proto::Role, count: impl Fn(&PhaseStats) -> u64) -> BTreeMap<u64, u64> {
+    let mut out = BTreeMap::new();
+    for m in msgs {
+        let Msg::Interval(r) = m else { continue };
+        for g in r.groups.iter().filter(|g| g.role == role as i32) {
+            *out.entry(r.index).or_default() += count(&GroupPhases::from_proto(g).expect("decode").total());
+        }
+    }
+    out
+}
+
+/// Two producers at 200 msg/s each, max_in_flight 2, warmup 0.5 s,
+/// measurement 1 s.
+const TWO_SLOW_WINDOWS: &str = "name: w\nbroker: {kind: memory}\ntopics: [{name: t}]\n\
+    producers: [{name: p, topic: t, count: 2, rate: 200, max_in_flight: 2, send_timeout: 5s}]\n\
+    phases: {warmup: 500ms, duration: 1s}\n";
+
+/// The share of `phase_s` seconds two producers spent waiting.
+fn share(wait_ns: u64, phase_s: f64) -> f64 {
+    wait_ns as f64 / (2.0 * phase_s * 1e9)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_producer_held_by_slow_acks_reports_its_wait_and_a_fast_broker_none() {
+    // Acks 100 ms after each send: 2 in flight carry 20 msg/s of the
+    // 200 scheduled, so each producer is due and waiting nearly all the time.
+    let slow = MemoryConfig { latency: Duration::from_millis(100), ..Default::default() };
+    let g = run_to_the_end(MemoryDriver::new(MemoryBroker::new(), "slow", slow), TWO_SLOW_WINDOWS).await;
+    let (warmup, measure) = (share(g[0].warmup.window_wait_ns, 0.5), share(g[0].measure.window_wait_ns, 1.0));
+    eprintln!("slow acks: waited {:.1}% of the warmup, {:.1}% of the measurement", warmup * 100.0, measure * 100.0);
+    assert!(measure > 0.9 && measure <= 1.0, "measurement share {measure}");
+    assert!(warmup > 0.85 && warmup <= 1.0, "warmup share {warmup}");
+    assert!(g[0].measure.unsent > 0, "it fell behind");
+    // Acknowledged at once: never a full window.
+    let fast = MemoryConfig::default();
+    let g = run_to_the_end(MemoryDriver::new(MemoryBroker::new(), "fast", fast), TWO_SLOW_WINDOWS).await;
+    assert_eq!(g[0].measure.sent, 400);
+    assert_eq!((g[0].warmup.window_wait_ns, g[0].measure.window_wait_ns), (0, 0));
+}
+
+/// A client that takes each send only after `hold` (its queue is full)
+/// and acknowledges at once.
+struct SlowClient {
+    hold: Duration,
+}
+
+impl Driver for SlowClient {
+    type Producer = SlowProducer;
+    type Consumer = NoConsumer;
+
+    async fn create_topic(&self, _: &common::scenario::Topic) -> Result<(), DriverError> {
+        Ok(())
+    }
+    async fn consumer(
+        &self,
+        _: &common::scenario::Topic,
+        _: &common::scenario::ConsumerGroup,
+        _: u32,
+    ) -> Result<NoConsumer, DriverError> {
+        Ok(NoConsumer)
+    }
+    async fn producer(
+        &self,
+        _: &common::scenario::Topic,
+        _: &ProducerGroup,
+        _: u32,
+    ) -> Result<SlowProducer, DriverError> {
+        Ok(SlowProducer { hold: self.hold })
+    }
+}
+
+struct SlowProducer {
+    hold: Duration,
+}
+
+impl ProducerClient for SlowProducer {
+    type Ack = std::future::Ready<Result<(), SendError>>;
+    async fn send(&mut self, _: OutMessage) -> Result<Self::Ack, SendError> {
+        tokio::time::sleep(self.hold).await;
+        Ok(std::future::ready(Ok(())))
+    }
+    async fn close(self) {}
+}
+
+struct NoConsumer;
+
+impl ConsumerClient for NoConsumer {
+    async fn recv(&mut self) -> Result<Delivery, RecvError> {
+        std::future::pending().await
+    }
+    async fn ack_last(&mut self) -> Result<(), RecvError> {
+        Ok(())
+    }
+    async fn close(self) {}
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_holds_sends_back_counts_as_waiting() {
+    // 20 ms per send: 50 msg/s of the 200 scheduled, the rest is waiting.
+    let g = run_to_the_end(SlowClient { hold: Duration::from_millis(20) }, TWO_SLOW_WINDOWS).await;
+    let measure = share(g[0].measure.window_wait_ns, 1.0);
+    eprintln!("client backpressure: waited {:.1}% of the measurement", measure * 100.0);
+    assert!(measure > 0.9 && measure <= 1.0, "measurement share {measure}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_time_base_follows_the_paused_tokio_clock() {
+    // (Here rather than in common/src/clock.rs: tokio's test-util is a dev-dependency of this crate.)
+    let t = TimeBase::new(1_000);
+    let a = t.now_ns();
+    tokio::time::advance(Duration::from_millis(1_500)).await;
+    assert_eq!(t.now_ns() - a, 1_500_000_000, "exactly the time advanced");
+    // A sleep until an instant of the base ends with the base reading it.
+    let target = t.now_ns() + 250_000_000;
+    tokio::time::sleep_until(t.instant_at(target)).await;
+    assert!(t.now_ns() >= target && t.now_ns() < target + 1_000_000, "{} vs {target}", t.now_ns());
+    // The process clock itself is not paused.
+    assert!((common::clock::now_ns() - 1_000 - a).abs() < 1_000_000_000);
+}
+
+/// One producer at 100 msg/s for 1 s with a consumer, reports every 100 ms.
+const STEADY: &str = "name: s\nbroker: {kind: memory}\ntopics: [{name: t}]\n\
+    producers: [{name: p, topic: t, rate: 100}]\n\
+    consumers: [{name: c, topic: t}]\n\
+    phases: {duration: 1s}\nreport_interval: 100ms\n";
+
+#[tokio::test(start_paused = true)]
+async fn on_the_paused_clock_each_interval_holds_exactly_its_part_of_the_schedule() {
+    let msgs = run_collecting(MemoryDriver::new(MemoryBroker::new(), "steady", MemoryConfig::default()), STEADY).await;
+    let ten_each: BTreeMap<u64, u64> = (0..10).map(|k| (k, 10)).collect();
+    assert_eq!(per_interval(&msgs, proto::Role::Producer, |s| s.sent), ten_each);
+    assert_eq!(per_interval(&msgs, proto::Role::Producer, |s| s.acked), ten_each);
+    // Sent on time: the timer's millisecond tick is the only lag.
+    let late = per_interval(&msgs, proto::Role::Producer, |s| s.late_sends + u64::from(s.max_lag_ns >= 1_000_000));
+    assert!(late.values().all(|&n| n == 0), "{late:?}");
+    for m in &msgs {
+        if let Msg::Interval(r) = m {
+            assert_eq!(r.end_ns - r.start_ns, 100_000_000, "interval {}", r.index);
+        }
+    }
+}
+
+/// STEADY with the consumers taking nothing from 305 ms to 605 ms.
+const PAUSED: &str = "name: s\nbroker: {kind: memory}\ntopics: [{name: t}]\n\
+    producers: [{name: p, topic: t, rate: 100}]\n\
+    consumers: [{name: c, topic: t, pause: {at: 305ms, for: 300ms}}]\n\
+    phases: {duration: 1s}\nreport_interval: 100ms\n";
+
+#[tokio::test(start_paused = true)]
+async fn a_paused_consumer_takes_nothing_then_the_backlog() {
+    let msgs = run_collecting(MemoryDriver::new(MemoryBroker::new(), "paused", MemoryConfig::default()), PAUSED).await;
+    let received = per_interval(&msgs, proto::Role::Consumer, |s| s.received);
+    let at = |k: u64| received.get(&k).copied().unwrap_or(0);
+    assert_eq!((at(0), at(1), at(2)), (10, 10, 10), "{received:?}");
+    // The pause begins at the consumer's first wake-up after 305 ms (the
+    // message sent at 310 ms) and ends at 605 ms.
+    assert_eq!((at(3), at(4), at(5)), (2, 0, 0), "{received:?}");
+    // The backlog (sent 320..=600 ms) and the interval's own messages.
+    assert_eq!(at(6), 29 + 9, "{received:?}");
+    assert_eq!(received.values().sum::<u64>(), 100, "nothing lost: {received:?}");
+}
