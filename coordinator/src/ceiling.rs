@@ -12,7 +12,8 @@
 use common::report::{Ceiling, CeilingStep, GroupReport, Latency, Report};
 use common::scenario::{default_ceiling, BrokerKind, CeilingSpec, Scenario};
 
-use crate::console;
+use crate::report::console::Console;
+use crate::report::format::{fmt_count, fmt_us};
 use crate::run::{self, RunOptions, RunOutcome};
 use crate::CliError;
 
@@ -325,11 +326,11 @@ pub async fn search(opts: &RunOptions, sc: Scenario, addresses: &[String]) -> Re
             opts.scenario.display()
         )));
     }
-    let out = console::Console::new(opts.quiet);
+    let out = Console::new(opts.quiet);
     out.line(&format!(
         "ceiling search: from {} msg/s up to {} msg/s, {} per step, precision {:.0}%, on {} agent(s)",
-        console::fmt_count(spec.start),
-        console::fmt_count(spec.max),
+        fmt_count(spec.start),
+        fmt_count(spec.max),
         common::units::format_duration(spec.step_duration),
         spec.precision * 100.0,
         addresses.len()
@@ -348,16 +349,16 @@ pub async fn search(opts: &RunOptions, sc: Scenario, addresses: &[String]) -> Re
             let why = ran.report.notes.first().cloned().unwrap_or_else(|| "the step did not complete".into());
             return Err(CliError::CannotComplete(format!(
                 "ceiling step at {} msg/s did not complete: {why}",
-                console::fmt_count(target)
+                fmt_count(target)
             )));
         }
         let (step, why) = judge_step(&step_sc, &ran.report, &ran.cpus, &spec);
         out.line(&format!(
             "  step {:>2}: target {:>9} msg/s  achieved {:>9} msg/s  e2e p99 {:>9}  {}{}",
             steps.len() + 1,
-            console::fmt_count(step.target),
-            console::fmt_count(step.achieved),
-            console::fmt_us(step.latency_us.p99),
+            fmt_count(step.target),
+            fmt_count(step.achieved),
+            fmt_us(step.latency_us.p99),
             step.verdict,
             if why.is_empty() { String::new() } else { format!(" ({why})") }
         ));
@@ -378,7 +379,7 @@ pub async fn search(opts: &RunOptions, sc: Scenario, addresses: &[String]) -> Re
     let summary = if search.found() {
         format!(
             "ceiling: {} msg/s, bound by the {} ({} steps in {took:.0} s){}",
-            console::fmt_count(ceiling.rate_msgs_per_s),
+            fmt_count(ceiling.rate_msgs_per_s),
             ceiling.bound_by,
             ceiling.steps.len(),
             if ceiling.bound_by == "client" { "; the generator was the limit: add agents" } else { "" }
@@ -386,7 +387,7 @@ pub async fn search(opts: &RunOptions, sc: Scenario, addresses: &[String]) -> Re
     } else {
         format!(
             "ceiling: not found: even the start rate ({} msg/s) broke the SLOs{}",
-            console::fmt_count(spec.start),
+            fmt_count(spec.start),
             if ceiling.bound_by == "client" { " (the generator was the limit: add agents)" } else { "" }
         )
     };

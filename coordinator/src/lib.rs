@@ -4,14 +4,11 @@
 //! here so tests can call it directly.
 
 pub mod ceiling;
-pub mod compare;
-pub mod console;
 pub mod discovery;
-pub mod html;
 pub mod merge;
 pub mod metrics;
 pub mod pulsar_admin;
-pub mod results;
+pub mod report;
 pub mod run;
 pub mod session;
 #[cfg(test)]
@@ -24,6 +21,8 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
+
+use report::{compare, results};
 
 /// Exit codes (DESIGN.md): 0 pass, 1 an SLO failed, 2 bad input, 3 the run could not complete.
 #[derive(Debug, thiserror::Error)]
@@ -240,7 +239,7 @@ async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
             let opts = remote.apply(opts)?;
             let out = run::run(opts).await?;
             if !quiet {
-                print!("{}", console::summary(&out.report));
+                print!("{}", report::summary::summary(&out.report));
             }
             println!("{}", out.dir.display());
             Ok(match out.report.verdict.as_str() {
@@ -304,7 +303,7 @@ async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
         }
         Command::Report { run_dir } => {
             let report = results::read(&run_dir).map_err(CliError::BadInput)?;
-            print!("{}", console::summary(&report));
+            print!("{}", report::summary::summary(&report));
             results::render(&run_dir, &report).map_err(|e| {
                 CliError::CannotComplete(format!(
                     "cannot write report.html/timeseries.csv in {}: {e}",

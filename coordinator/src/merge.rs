@@ -13,6 +13,8 @@ use common::report::*;
 use common::scenario::Scenario;
 use common::stats::{GroupPhases, GroupSums, ReadGroup};
 
+use crate::report::format::fmt_us_slo;
+
 /// What the coordinator knows of one agent at the end.
 pub struct AgentOutcome {
     pub address: String,
@@ -858,14 +860,6 @@ fn interval_rows(sc: &Scenario, iv: &Intervals, start_ns: i64, backlogs: &[Vec<(
     rows
 }
 
-fn fmt_us(v: f64) -> String {
-    if v >= 1000.0 {
-        format!("{:.2}ms", v / 1000.0)
-    } else {
-        format!("{v:.1}us")
-    }
-}
-
 /// Checks every SLO of the scenario.
 pub fn judge(sc: &Scenario, groups: &[GroupReport], totals: &Totals, subs: &[SubscriptionReport]) -> Vec<SloCheck> {
     let slo = &sc.slo;
@@ -890,8 +884,8 @@ pub fn judge(sc: &Scenario, groups: &[GroupReport], totals: &Totals, subs: &[Sub
             let pass = g.latency_us.count > 0 && actual <= limit_us;
             out.push(SloCheck {
                 name: format!("{name} {}", g.name),
-                limit: fmt_us(limit_us),
-                actual: if g.latency_us.count == 0 { "no samples".into() } else { fmt_us(actual) },
+                limit: fmt_us_slo(limit_us),
+                actual: if g.latency_us.count == 0 { "no samples".into() } else { fmt_us_slo(actual) },
                 pass,
             });
         }

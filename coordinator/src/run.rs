@@ -16,9 +16,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::console;
 use crate::discovery;
 use crate::merge::{self, AgentOutcome, Intervals};
+use crate::report::console;
 use crate::session::AgentSession;
 use crate::CliError;
 
@@ -193,7 +193,7 @@ async fn run_with_agents(opts: &RunOptions, sc: Scenario, addresses: &[String]) 
 /// Writes `results/<run-id>/` (or `--results DIR`).
 pub(crate) fn write_results(opts: &RunOptions, report: Report) -> Result<RunOutcome, CliError> {
     let dir = opts.results.clone().unwrap_or_else(|| PathBuf::from("results")).join(&report.run_id);
-    crate::results::write(&dir, &report)
+    crate::report::results::write(&dir, &report)
         .map_err(|e| CliError::CannotComplete(format!("cannot write results to {}: {e}", dir.display())))?;
     info!(dir = %dir.display(), "results written");
     Ok(RunOutcome { report, dir })

@@ -1,7 +1,8 @@
-//! Writes `results/<run-id>/`: report.json, timeseries.csv and report.html;
-//! reads a run back, and lists the runs in a results directory.
+//! The results directory: writes `results/<run-id>/` (report.json, then
+//! timeseries.csv and report.html rendered from it by [`super::csv`] and
+//! [`super::html`]); reads a run back, and lists the runs in a results
+//! directory. May import `report::csv` and `report::html`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use common::report::{Report, Totals};
@@ -18,44 +19,8 @@ pub fn write(dir: &Path, report: &Report) -> std::io::Result<()> {
 /// Writes timeseries.csv and report.html from the report (what
 /// `coordinator report` re-renders; report.json is left as it is).
 pub fn render(dir: &Path, report: &Report) -> std::io::Result<()> {
-    write_csv(&dir.join("timeseries.csv"), report)?;
-    std::fs::write(dir.join("report.html"), crate::html::render(report))
-}
-
-fn write_csv(path: &Path, report: &Report) -> std::io::Result<()> {
-    let mut csv = std::io::BufWriter::new(std::fs::File::create(path)?);
-    writeln!(csv, "interval,t_s,phase,group,role,sent,acked,send_errors,received,rate_msgs_per_s,p50_us,p99_us,p999_us,max_lag_ms,agents_reporting,in_flight_wait_percent")?;
-    for r in &report.intervals {
-        writeln!(
-            csv,
-            "{},{:.3},{},{},{},{},{},{},{},{:.3},{:.1},{:.1},{:.1},{:.3},{},{}",
-            r.index,
-            r.t_s,
-            r.phase,
-            csv_field(&r.group),
-            r.role,
-            r.sent,
-            r.acked,
-            r.send_errors,
-            r.received,
-            r.rate_msgs_per_s,
-            r.p50_us,
-            r.p99_us,
-            r.p999_us,
-            r.max_lag_ms,
-            r.agents_reporting,
-            r.in_flight_wait_percent.map(|w| format!("{w:.1}")).unwrap_or_default()
-        )?;
-    }
-    csv.flush()
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
+    super::csv::write(&dir.join("timeseries.csv"), report)?;
+    std::fs::write(dir.join("report.html"), super::html::render(report))
 }
 
 /// Reads a run's report.json; the error says what is wrong with `dir`.
