@@ -2,6 +2,10 @@
 //! resolves to — all A and AAAA records of a Kubernetes headless Service,
 //! one per agent pod. Pods start at different times, so the lookup repeats
 //! until `--expect-agents` addresses answer or the timeout passes.
+//!
+//! Also the `coordinator run` flags for remote agents ([`RemoteArgs`]) and
+//! what they resolve to ([`Remote`]: the token and TLS to speak to them).
+//! Imports nothing of the run; `run` calls [`discover`].
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -51,19 +55,35 @@ fn parse_target_arg(s: &str) -> Result<String, String> {
     parse_target(s).map(|()| s.to_string())
 }
 
+/// How to find and reach remote agents: what [`RemoteArgs`] resolve to.
+#[derive(Debug, Clone, Default)]
+pub struct Remote {
+    /// The agents' shared token (`--token-file`), sent on every call.
+    pub token: Option<agent::safety::Token>,
+    /// TLS to remote agents (`--tls-ca`, `--tls-cert`/`--tls-key`,
+    /// `--tls-domain`); local in-process agents stay plaintext.
+    pub tls: Option<crate::session::ClientTls>,
+    /// `--agents-dns NAME:PORT`: every address the name resolves to is an agent.
+    pub agents_dns: Option<String>,
+    /// With `agents_dns`: wait until this many addresses resolve.
+    pub expect_agents: Option<usize>,
+    /// With `agents_dns`: give up after this long (default 60 s).
+    pub discovery_timeout: Option<Duration>,
+}
+
 impl RemoteArgs {
-    /// Adds these flags to `opts`; a token or TLS file that cannot be read
-    /// or used is bad input.
-    pub fn apply(self, mut opts: crate::run::RunOptions) -> Result<crate::run::RunOptions, crate::CliError> {
+    /// What these flags say; a token or TLS file that cannot be read or
+    /// used is bad input.
+    pub fn resolve(self) -> Result<Remote, crate::CliError> {
         use agent::safety::Token;
-        opts.token = match (&self.token_file, std::env::var("LOADGEN_TOKEN")) {
+        let token = match (&self.token_file, std::env::var("LOADGEN_TOKEN")) {
             (Some(f), _) => Some(Token::from_file(f).map_err(|e| crate::CliError::BadInput(e.to_string()))?),
             (None, Ok(t)) => {
                 Some(Token::parse(&t, "LOADGEN_TOKEN").map_err(|e| crate::CliError::BadInput(e.to_string()))?)
             }
             (None, Err(_)) => None,
         };
-        opts.tls = match &self.tls_ca {
+        let tls = match &self.tls_ca {
             Some(ca) => {
                 let identity = self.tls_cert.as_deref().zip(self.tls_key.as_deref());
                 Some(
@@ -73,10 +93,13 @@ impl RemoteArgs {
             }
             None => None,
         };
-        opts.agents_dns = self.agents_dns;
-        opts.expect_agents = self.expect_agents.map(|n| n as usize);
-        opts.discovery_timeout = Some(self.discovery_timeout);
-        Ok(opts)
+        Ok(Remote {
+            token,
+            tls,
+            agents_dns: self.agents_dns,
+            expect_agents: self.expect_agents.map(|n| n as usize),
+            discovery_timeout: Some(self.discovery_timeout),
+        })
     }
 }
 

@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
+use tokio::signal::unix::SignalKind;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
@@ -205,6 +206,29 @@ impl Drop for MetricsServer {
     }
 }
 
+/// The signals that stop a run early: it stops its agents and writes the
+/// report so far (verdict `incomplete`). Another signal is one more entry.
+const STOP_SIGNALS: &[(SignalKind, &str)] = &[(SignalKind::interrupt(), "SIGINT (Ctrl-C)")];
+
+/// Cancels `shutdown` when one of [`STOP_SIGNALS`] arrives. The binary's
+/// edge: the run itself only sees the token.
+fn cancel_on_signals(shutdown: &CancellationToken) {
+    for &(kind, name) in STOP_SIGNALS {
+        match tokio::signal::unix::signal(kind) {
+            Ok(mut signal) => {
+                let shutdown = shutdown.clone();
+                tokio::spawn(async move {
+                    if signal.recv().await.is_some() {
+                        shutdown.cancel();
+                    }
+                });
+            }
+            // As before: without a handler the signal ends the process.
+            Err(e) => warn!(signal = name, error = %e, "cannot listen for the signal"),
+        }
+    }
+}
+
 /// Runs one command; prints what a person should see; returns the exit code.
 pub async fn execute(cli: Cli) -> ExitCode {
     match execute_inner(cli).await {
@@ -224,6 +248,9 @@ async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
                 None => None,
             };
             let metrics = server.as_ref().map(|s| s.metrics.clone());
+            let remote = remote.resolve()?;
+            let shutdown = CancellationToken::new();
+            cancel_on_signals(&shutdown);
             let opts = run::RunOptions {
                 scenario,
                 sets,
@@ -233,10 +260,10 @@ async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
                 quiet,
                 no_color,
                 metrics,
+                remote,
                 ceiling,
-                ..Default::default()
+                shutdown,
             };
-            let opts = remote.apply(opts)?;
             let out = run::run(opts).await?;
             if !quiet {
                 print!("{}", report::summary::summary(&out.report));

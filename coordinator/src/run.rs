@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::ceiling;
 use crate::discovery;
 use crate::merge::{self, AgentOutcome, Intervals};
 use crate::report::console;
@@ -36,19 +37,14 @@ pub struct RunOptions {
     pub no_color: bool,
     /// Feed these metrics (served by `--metrics`) while running.
     pub metrics: Option<crate::metrics::RunMetrics>,
-    /// The agents' shared token (`--token-file`), sent on every call.
-    pub token: Option<agent::safety::Token>,
-    /// TLS to remote agents (`--tls-ca`, `--tls-cert`/`--tls-key`,
-    /// `--tls-domain`); local in-process agents stay plaintext.
-    pub tls: Option<crate::session::ClientTls>,
-    /// `--agents-dns NAME:PORT`: every address the name resolves to is an agent.
-    pub agents_dns: Option<String>,
-    /// With `agents_dns`: wait until this many addresses resolve.
-    pub expect_agents: Option<usize>,
-    /// With `agents_dns`: give up after this long (default 60 s).
-    pub discovery_timeout: Option<Duration>,
+    /// How to find and reach remote agents (`--agents-dns`, token, TLS).
+    pub remote: discovery::Remote,
     /// `--ceiling`: search for the highest rate within the SLOs (as `mode: ceiling`).
     pub ceiling: bool,
+    /// Cancelled to stop the run early (SIGINT at the command line): the
+    /// agents are stopped and the report so far is written, verdict
+    /// `incomplete`. Never cancelled by default.
+    pub shutdown: CancellationToken,
 }
 
 pub struct RunOutcome {
@@ -123,11 +119,11 @@ pub async fn run(mut opts: RunOptions) -> Result<RunOutcome, CliError> {
     };
     let sc = load_scenario(&opts.scenario, &sets)?;
     prepare_broker_topics(&sc).await?;
-    let local = if opts.agents.is_empty() && opts.agents_dns.is_none() {
+    let local = if opts.agents.is_empty() && opts.remote.agents_dns.is_none() {
         if opts.local_agents == 0 {
             return Err(CliError::BadInput("--local-agents must be at least 1".into()));
         }
-        if opts.tls.take().is_some() {
+        if opts.remote.tls.take().is_some() {
             warn!("the --tls-* flags are for remote agents (--agents, --agents-dns); local agents speak plaintext on loopback");
         }
         Some(LocalAgents::start(opts.local_agents).await?)
@@ -135,16 +131,16 @@ pub async fn run(mut opts: RunOptions) -> Result<RunOutcome, CliError> {
         None
     };
     // Agents found by name prove that name (their addresses are pod IPs).
-    if let (Some(tls), Some(target)) = (opts.tls.as_mut(), &opts.agents_dns) {
+    if let (Some(tls), Some(target)) = (opts.remote.tls.as_mut(), &opts.remote.agents_dns) {
         if tls.domain.is_none() {
             tls.domain = Some(crate::session::host_of(target).to_string());
         }
     }
-    let addresses = match (&local, &opts.agents_dns) {
+    let addresses = match (&local, &opts.remote.agents_dns) {
         (Some(l), _) => l.addresses.clone(),
         (None, Some(target)) => {
-            let timeout = opts.discovery_timeout.unwrap_or(discovery::DEFAULT_TIMEOUT);
-            let found = discovery::discover(target, opts.expect_agents, timeout, discovery::system_lookup)
+            let timeout = opts.remote.discovery_timeout.unwrap_or(discovery::DEFAULT_TIMEOUT);
+            let found = discovery::discover(target, opts.remote.expect_agents, timeout, discovery::system_lookup)
                 .await
                 .map_err(CliError::CannotComplete)?;
             info!(target = %target, agents = found.len(), "agents discovered");
@@ -153,7 +149,7 @@ pub async fn run(mut opts: RunOptions) -> Result<RunOutcome, CliError> {
         (None, None) => opts.agents.clone(),
     };
     let result = if opts.ceiling || sc.ceiling.is_some() {
-        crate::ceiling::search(&opts, sc, &addresses).await
+        ceiling_search(&opts, sc, &addresses).await
     } else {
         run_with_agents(&opts, sc, &addresses).await
     };
@@ -181,6 +177,17 @@ async fn prepare_broker_topics(sc: &Scenario) -> Result<(), CliError> {
     Ok(())
 }
 
+/// A ceiling search on `addresses`: [`run_step`] once per step; the
+/// report of the best step written.
+async fn ceiling_search(opts: &RunOptions, sc: Scenario, addresses: &[String]) -> Result<RunOutcome, CliError> {
+    let run_one = |sc: Scenario, busy_retry: Duration| async move {
+        let ran = run_step(opts, sc, addresses, true, busy_retry).await?;
+        Ok::<_, CliError>(ceiling::Step { report: ran.report, cpus: ran.cpus })
+    };
+    let report = ceiling::search(sc, &opts.scenario, opts.quiet, addresses.len(), run_one).await?;
+    write_results(opts, report)
+}
+
 struct Live {
     sessions: Vec<AgentSession>,
 }
@@ -191,7 +198,7 @@ async fn run_with_agents(opts: &RunOptions, sc: Scenario, addresses: &[String]) 
 }
 
 /// Writes `results/<run-id>/` (or `--results DIR`).
-pub(crate) fn write_results(opts: &RunOptions, report: Report) -> Result<RunOutcome, CliError> {
+fn write_results(opts: &RunOptions, report: Report) -> Result<RunOutcome, CliError> {
     let dir = opts.results.clone().unwrap_or_else(|| PathBuf::from("results")).join(&report.run_id);
     crate::report::results::write(&dir, &report)
         .map_err(|e| CliError::CannotComplete(format!("cannot write results to {}: {e}", dir.display())))?;
@@ -202,14 +209,11 @@ pub(crate) fn write_results(opts: &RunOptions, report: Report) -> Result<RunOutc
 /// One complete run (connect, prepare, start, measure, drain, final) on
 /// `addresses`, merged into a report; nothing written. A ceiling search
 /// calls it once per step.
-pub(crate) struct StepRun {
+struct StepRun {
     pub report: Report,
     /// CPUs of each agent's host (from its Hello), in `report.agents` order.
     pub cpus: Vec<u32>,
 }
-
-/// How long a ceiling step waits for an agent still finishing the previous step.
-pub(crate) const BUSY_RETRY: Duration = Duration::from_secs(10);
 
 /// Opens a session; an agent that answers "busy" is asked again for up to
 /// `busy_retry` (zero for a run's first contact: another coordinator's agent
@@ -234,7 +238,7 @@ async fn open_session(
     }
 }
 
-pub(crate) async fn run_step(
+async fn run_step(
     opts: &RunOptions,
     sc: Scenario,
     addresses: &[String],
@@ -249,11 +253,9 @@ pub(crate) async fn run_step(
 
     // Connect, Hello, clock sync: many agents at once, but not a thousand
     // TCP and HTTP/2 handshakes in the same instant (in address order).
-    let opened: Vec<Result<AgentSession, String>> = futures::stream::iter(
-        addresses
-            .iter()
-            .map(|a| open_session(a, &run_id, &coordinator_id, opts.token.as_ref(), opts.tls.as_ref(), busy_retry)),
-    )
+    let opened: Vec<Result<AgentSession, String>> = futures::stream::iter(addresses.iter().map(|a| {
+        open_session(a, &run_id, &coordinator_id, opts.remote.token.as_ref(), opts.remote.tls.as_ref(), busy_retry)
+    }))
     .buffered(OPEN_CONCURRENCY)
     .collect()
     .await;
@@ -459,8 +461,6 @@ pub(crate) async fn run_step(
         .map(|s| (2 * sc.report_interval.min(s.keepalive_every())).max(Duration::from_secs(1)))
         .collect();
     let mut silences: Vec<String> = Vec::new();
-    let interrupt = tokio::signal::ctrl_c();
-    tokio::pin!(interrupt);
     let mut next_lease_check = tokio::time::Instant::now();
     'follow: loop {
         let now = clock::now_ns();
@@ -510,7 +510,7 @@ pub(crate) async fn run_step(
         let wake = if now < drain_start { drain_start } else { (now + 100_000_000).min(drain_deadline) };
         let wake = wake.min(now + 500_000_000);
         tokio::select! {
-            _ = &mut interrupt => {
+            _ = opts.shutdown.cancelled() => {
                 incomplete = Some("interrupted (Ctrl-C)".into());
                 break;
             }
