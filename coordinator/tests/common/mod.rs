@@ -175,7 +175,10 @@ pub fn probe_session(addr: &str, token: Option<&str>) -> Result<(), String> {
     let token = token.map(|t| agent::safety::Token::parse(t, "test").expect("token"));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
-        coordinator::session::AgentSession::open(addr, "probe", "probe", token.as_ref(), None).await.map(drop)
+        coordinator::session::AgentSession::open(addr, "probe", "probe", token.as_ref(), None)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
     })
 }
 
