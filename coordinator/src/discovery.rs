@@ -103,6 +103,47 @@ impl RemoteArgs {
     }
 }
 
+/// Why no agents were found.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    /// `--agents-dns` is not `NAME:PORT`.
+    #[error("{0}")]
+    BadTarget(String),
+    /// Fewer than the expected addresses resolved before the timeout.
+    #[error(
+        "agents at {target}: found {} after {attempts} lookup(s) in {}, expected {want}{}",
+        found_text(.found),
+        duration_text(.timeout),
+        last_lookup(.last_error)
+    )]
+    TooFew {
+        target: String,
+        /// What the last successful lookup returned.
+        found: Vec<SocketAddr>,
+        attempts: u32,
+        timeout: Duration,
+        want: usize,
+        /// Why the last lookup failed, if it did.
+        last_error: Option<String>,
+    },
+}
+
+fn found_text(found: &[SocketAddr]) -> String {
+    if found.is_empty() {
+        "no address".to_string()
+    } else {
+        format!("{} address(es): {}", found.len(), found.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "))
+    }
+}
+
+fn duration_text(d: &Duration) -> String {
+    common::units::format_duration(*d)
+}
+
+fn last_lookup(e: &Option<String>) -> String {
+    e.as_ref().map(|e| format!(" (last lookup: {e})")).unwrap_or_default()
+}
+
 /// Default for `--discovery-timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Pause between lookups.
@@ -133,12 +174,12 @@ pub async fn discover<F, Fut>(
     expect: Option<usize>,
     timeout: Duration,
     mut lookup: F,
-) -> Result<Vec<String>, String>
+) -> Result<Vec<String>, DiscoveryError>
 where
     F: FnMut(String) -> Fut,
     Fut: Future<Output = std::io::Result<Vec<SocketAddr>>>,
 {
-    parse_target(target)?;
+    parse_target(target).map_err(DiscoveryError::BadTarget)?;
     let deadline = tokio::time::Instant::now() + timeout;
     let want = expect.unwrap_or(1).max(1);
     let mut last: Vec<SocketAddr> = Vec::new();
@@ -171,17 +212,7 @@ where
         }
         tokio::time::sleep(RETRY_EVERY).await;
     }
-    let found = if last.is_empty() {
-        "no address".to_string()
-    } else {
-        format!("{} address(es): {}", last.len(), last.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "))
-    };
-    Err(format!(
-        "agents at {target}: found {found} after {} lookup(s) in {}, expected {want}{}",
-        attempts,
-        common::units::format_duration(timeout),
-        last_error.map(|e| format!(" (last lookup: {e})")).unwrap_or_default()
-    ))
+    Err(DiscoveryError::TooFew { target: target.to_string(), found: last, attempts, timeout, want, last_error })
 }
 
 #[cfg(test)]
@@ -228,7 +259,7 @@ mod tests {
     async fn gives_up_at_the_timeout_and_says_what_it_found() {
         let (lookup, _) = growing();
         let t0 = tokio::time::Instant::now();
-        let e = discover("agents:7070", Some(50), Duration::from_secs(5), lookup).await.unwrap_err();
+        let e = discover("agents:7070", Some(50), Duration::from_secs(5), lookup).await.unwrap_err().to_string();
         assert!(t0.elapsed() <= Duration::from_secs(5), "{:?}", t0.elapsed());
         assert!(e.contains("agents at agents:7070: found 5 address(es)"), "{e}");
         assert!(e.contains("after 6 lookup(s) in 5s"), "{e}");
@@ -237,7 +268,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_hung_resolver_cannot_hold_the_run() {
-        let e = discover("agents:7070", Some(1), Duration::from_secs(3), |_| std::future::pending()).await.unwrap_err();
+        let e = discover("agents:7070", Some(1), Duration::from_secs(3), |_| std::future::pending())
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("did not answer in time"), "{e}");
     }
 
