@@ -290,6 +290,38 @@ pub fn check_consistent(rep: &serde_json::Value) {
     }
 }
 
+/// Group `name` of a report (by its name; panics naming it when absent).
+pub fn group<'a>(rep: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    rep["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .find(|g| g["name"] == name)
+        .unwrap_or_else(|| panic!("no group {name}: {}", rep["groups"]))
+}
+
+/// Subscription `name` of a report (panics naming it when absent).
+pub fn sub<'a>(rep: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    rep["subscriptions"]
+        .as_array()
+        .expect("subscriptions")
+        .iter()
+        .find(|s| s["subscription"] == name)
+        .unwrap_or_else(|| panic!("no subscription {name}: {}", rep["subscriptions"]))
+}
+
+/// Writes `text` to `dir/name`; returns the path as the coordinator's
+/// arguments take it.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write");
+    utf8(&p).to_string()
+}
+
+/// A one-second run on the memory broker: producers `p` at 100 msg/s on
+/// topic `t`, consumers `c`.
+pub const SHORT: &str = "name: short\nbroker: {kind: memory}\ntopics: [{name: t}]\nproducers: [{name: p, topic: t, rate: 100}]\nconsumers: [{name: c, topic: t}]\nphases: {duration: 1s}\n";
+
 /// Reads the report.json of the run whose directory is the last stdout line.
 pub fn report_of(r: &Ran) -> serde_json::Value {
     let dir = r.stdout.lines().last().expect("results dir on the last line");
