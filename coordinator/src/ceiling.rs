@@ -20,9 +20,9 @@ use std::time::Duration;
 use common::report::{Ceiling, CeilingStep, GroupReport, Latency, Report};
 use common::scenario::{default_ceiling, BrokerKind, CeilingSpec, Scenario};
 
+use crate::error::CliError;
 use crate::report::console::Console;
 use crate::report::format::{fmt_count, fmt_us};
-use crate::CliError;
 
 /// What one step gave the search: its merged report (nothing written) and
 /// the CPUs of each agent's host (from its Hello), in `report.agents` order.

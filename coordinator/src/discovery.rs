@@ -74,12 +74,12 @@ pub struct Remote {
 impl RemoteArgs {
     /// What these flags say; a token or TLS file that cannot be read or
     /// used is bad input.
-    pub fn resolve(self) -> Result<Remote, crate::CliError> {
+    pub fn resolve(self) -> Result<Remote, crate::error::CliError> {
         use agent::safety::Token;
         let token = match (&self.token_file, std::env::var("LOADGEN_TOKEN")) {
-            (Some(f), _) => Some(Token::from_file(f).map_err(|e| crate::CliError::BadInput(e.to_string()))?),
+            (Some(f), _) => Some(Token::from_file(f).map_err(|e| crate::error::CliError::BadInput(e.to_string()))?),
             (None, Ok(t)) => {
-                Some(Token::parse(&t, "LOADGEN_TOKEN").map_err(|e| crate::CliError::BadInput(e.to_string()))?)
+                Some(Token::parse(&t, "LOADGEN_TOKEN").map_err(|e| crate::error::CliError::BadInput(e.to_string()))?)
             }
             (None, Err(_)) => None,
         };
@@ -88,7 +88,7 @@ impl RemoteArgs {
                 let identity = self.tls_cert.as_deref().zip(self.tls_key.as_deref());
                 Some(
                     crate::session::ClientTls::from_files(ca, identity, self.tls_domain.clone())
-                        .map_err(|e| crate::CliError::BadInput(e.to_string()))?,
+                        .map_err(|e| crate::error::CliError::BadInput(e.to_string()))?,
                 )
             }
             None => None,

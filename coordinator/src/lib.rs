@@ -3,6 +3,8 @@
 //! (`src/main.rs`) parses flags and calls [`execute`]; everything else is
 //! here so tests can call it directly.
 
+mod error;
+
 pub mod ceiling;
 pub mod discovery;
 pub mod merge;
@@ -23,25 +25,8 @@ use tokio::signal::unix::SignalKind;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+pub use error::CliError;
 use report::{compare, results};
-
-/// Exit codes (DESIGN.md): 0 pass, 1 an SLO failed, 2 bad input, 3 the run could not complete.
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    #[error("{0}")]
-    BadInput(String),
-    #[error("{0}")]
-    CannotComplete(String),
-}
-
-impl CliError {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            CliError::BadInput(_) => 2,
-            CliError::CannotComplete(_) => 3,
-        }
-    }
-}
 
 #[derive(Parser, Debug)]
 #[command(

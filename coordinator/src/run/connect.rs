@@ -10,8 +10,8 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use crate::discovery::Remote;
+use crate::error::CliError;
 use crate::session::{AgentSession, OpenError};
-use crate::CliError;
 
 /// Sessions opened at the same time.
 const OPEN_CONCURRENCY: usize = 64;

@@ -4,7 +4,7 @@
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::CliError;
+use crate::error::CliError;
 
 /// Local in-process agents on loopback, sharing one memory broker.
 pub struct LocalAgents {

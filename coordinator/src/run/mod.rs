@@ -41,7 +41,7 @@ pub use options::{load_scenario, RunOptions};
 
 use crate::ceiling;
 use crate::discovery;
-use crate::CliError;
+use crate::error::CliError;
 
 pub struct RunOutcome {
     pub report: Report,

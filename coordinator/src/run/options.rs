@@ -8,8 +8,8 @@ use common::scenario::{self, Override, Scenario};
 use tokio_util::sync::CancellationToken;
 
 use crate::discovery::Remote;
+use crate::error::CliError;
 use crate::metrics::RunMetrics;
-use crate::CliError;
 
 /// What `coordinator run` was asked. `Default` leaves `scenario` empty and
 /// `local_agents` at 0: set what the run needs (tests use `..Default::default()`).

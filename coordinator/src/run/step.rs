@@ -23,10 +23,10 @@ use super::connect::{self, Caller};
 use super::events::{self, Event, Inbound};
 use super::follow::Running;
 use super::options::RunOptions;
+use crate::error::CliError;
 use crate::merge;
 use crate::report::console::{self, Console};
 use crate::session::AgentSession;
-use crate::CliError;
 
 /// What one step gives: its report, and the CPUs of each agent's host
 /// (from its Hello), in `report.agents` order.
