@@ -12,7 +12,3 @@ pub mod server;
 pub mod tls;
 
 pub use server::{serve, serve_with_health, AgentOptions};
-
-/// The in-process memory broker, at the path the coordinator uses; it lives
-/// with the other brokers the agent drives, in `driver::memory::broker`.
-pub use driver::memory::broker as memory_broker;

@@ -8,13 +8,31 @@
 //! agent above its CPU threshold) is `client-bound`: it is never taken as
 //! the broker's ceiling, and when it bounds the result the report says the
 //! client was the limit (add agents).
+//!
+//! The search runs its steps through a function it is given ([`search`]'s
+//! `run_step`: `run` hands it one complete run on the agents), so this file
+//! imports nothing of the run: only the console and the formatters.
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
 
 use common::report::{Ceiling, CeilingStep, GroupReport, Latency, Report};
 use common::scenario::{default_ceiling, BrokerKind, CeilingSpec, Scenario};
 
-use crate::console;
-use crate::run::{self, RunOptions, RunOutcome};
-use crate::CliError;
+use crate::error::CliError;
+use crate::report::console::Console;
+use crate::report::format::{fmt_count, fmt_us};
+
+/// What one step gave the search: its merged report (nothing written) and
+/// the CPUs of each agent's host (from its Hello), in `report.agents` order.
+pub struct Step {
+    pub report: Report,
+    pub cpus: Vec<u32>,
+}
+
+/// How long a step waits for an agent still finishing the previous step.
+pub const BUSY_RETRY: Duration = Duration::from_secs(10);
 
 /// Verdicts of a step.
 pub const PASS: &str = "pass";
@@ -136,53 +154,9 @@ pub fn judge_step(sc: &Scenario, report: &Report, cpus: &[u32], spec: &CeilingSp
             .map(|g| g.latency_us)
     };
     let latency_us = pick("consumer").or_else(|| pick("producer")).unwrap_or_else(empty_latency);
-    let lag_limit_ms = spec.max_client_lag.as_secs_f64() * 1e3;
     let measured_s = sc.phases.duration.as_secs_f64();
-    // Agents above the CPU limit.
-    let hot: Vec<String> = report
-        .agents
-        .iter()
-        .zip(cpus)
-        .filter_map(|(a, n)| {
-            let share = a.cpu_percent / 100.0 / f64::from((*n).max(1));
-            (share > spec.max_client_cpu).then(|| {
-                format!(
-                    "agent {} used {:.0}% of its {n} CPU(s) (limit {:.0}%)",
-                    a.id,
-                    share * 100.0,
-                    spec.max_client_cpu * 100.0
-                )
-            })
-        })
-        .collect();
-    let mut client = Vec::new();
-    // Behind, and the broker paced them: said with a failed step's reasons.
-    let mut broker_paced = Vec::new();
-    for g in producers {
-        if !(g.max_lag_ms > lag_limit_ms || g.unsent > 0) {
-            continue;
-        }
-        let (bound, share) = window_bound(g, measured_s);
-        let behind =
-            format!("producers `{}` fell {:.0} ms behind their schedule ({} unsent)", g.name, g.max_lag_ms, g.unsent);
-        if !bound {
-            client.push(format!(
-                "{behind} but waited for room in flight only {:.0}% of the measurement: the generator could not keep up",
-                share * 100.0
-            ));
-        } else if !hot.is_empty() {
-            client.push(format!(
-                "{behind} waiting for room in flight {:.0}% of the measurement, with an agent over its CPU limit: \
-                 a saturated process takes its acks late",
-                share * 100.0
-            ));
-        } else {
-            broker_paced.push(format!(
-                "{behind} waiting for room in flight {:.0}% of the measurement: the broker's acks paced them",
-                share * 100.0
-            ));
-        }
-    }
+    let hot = hot_agents(report, cpus, spec);
+    let (mut client, broker_paced) = behind_schedule(producers, !hot.is_empty(), spec, measured_s);
     client.extend(hot);
     if let Some(why) = memory_broker_rule(sc, report, target, measured_s) {
         client.push(why);
@@ -204,6 +178,66 @@ pub fn judge_step(sc: &Scenario, report: &Report, cpus: &[u32], spec: &CeilingSp
         (FAIL, failed.join("; "))
     };
     (CeilingStep { target, achieved, latency_us, verdict: verdict.into() }, why)
+}
+
+/// Agents above the CPU limit, one reason each.
+fn hot_agents(report: &Report, cpus: &[u32], spec: &CeilingSpec) -> Vec<String> {
+    report
+        .agents
+        .iter()
+        .zip(cpus)
+        .filter_map(|(a, n)| {
+            let share = a.cpu_percent / 100.0 / f64::from((*n).max(1));
+            (share > spec.max_client_cpu).then(|| {
+                format!(
+                    "agent {} used {:.0}% of its {n} CPU(s) (limit {:.0}%)",
+                    a.id,
+                    share * 100.0,
+                    spec.max_client_cpu * 100.0
+                )
+            })
+        })
+        .collect()
+}
+
+/// Producer groups behind their schedule, judged by their wait for room in
+/// flight (see [`judge_step`]): the reasons that make the step client-bound,
+/// and those of groups the broker paced (said with a failed step's reasons).
+fn behind_schedule<'a>(
+    producers: impl Iterator<Item = &'a GroupReport>,
+    agent_hot: bool,
+    spec: &CeilingSpec,
+    measured_s: f64,
+) -> (Vec<String>, Vec<String>) {
+    let lag_limit_ms = spec.max_client_lag.as_secs_f64() * 1e3;
+    let mut client = Vec::new();
+    let mut broker_paced = Vec::new();
+    for g in producers {
+        if !(g.max_lag_ms > lag_limit_ms || g.unsent > 0) {
+            continue;
+        }
+        let (bound, share) = window_bound(g, measured_s);
+        let behind =
+            format!("producers `{}` fell {:.0} ms behind their schedule ({} unsent)", g.name, g.max_lag_ms, g.unsent);
+        if !bound {
+            client.push(format!(
+                "{behind} but waited for room in flight only {:.0}% of the measurement: the generator could not keep up",
+                share * 100.0
+            ));
+        } else if agent_hot {
+            client.push(format!(
+                "{behind} waiting for room in flight {:.0}% of the measurement, with an agent over its CPU limit: \
+                 a saturated process takes its acks late",
+                share * 100.0
+            ));
+        } else {
+            broker_paced.push(format!(
+                "{behind} waiting for room in flight {:.0}% of the measurement: the broker's acks paced them",
+                share * 100.0
+            ));
+        }
+    }
+    (client, broker_paced)
 }
 
 /// The memory broker runs inside the agent's process, on its CPU, and its
@@ -314,25 +348,37 @@ pub fn step_scenario(sc: &Scenario, spec: &CeilingSpec, target: f64) -> Scenario
     s
 }
 
-/// Runs the search and writes the report of the best step (the last one
-/// when none passed) with `ceiling` filled in. Verdict `pass` when a
-/// ceiling was found, `fail` when even the start rate failed.
-pub async fn search(opts: &RunOptions, sc: Scenario, addresses: &[String]) -> Result<RunOutcome, CliError> {
+/// Runs the search on `agents` agents and returns the report of the best
+/// step (the last one when none passed) with `ceiling` filled in, to be
+/// written by the caller. Verdict `pass` when a ceiling was found, `fail`
+/// when even the start rate failed. `run_step(scenario, busy_retry)` runs
+/// one step; `scenario_file` names the scenario in errors.
+pub async fn search<F, Fut>(
+    sc: Scenario,
+    scenario_file: &Path,
+    quiet: bool,
+    agents: usize,
+    mut run_step: F,
+) -> Result<Report, CliError>
+where
+    F: FnMut(Scenario, Duration) -> Fut,
+    Fut: Future<Output = Result<Step, CliError>>,
+{
     let spec = sc.ceiling.clone().unwrap_or_else(|| default_ceiling(&sc.slo));
     if sc.producers.iter().any(|g| g.closed_loop()) {
         return Err(CliError::BadInput(format!(
             "{}: a ceiling search scales rates; `rate: max` groups have none",
-            opts.scenario.display()
+            scenario_file.display()
         )));
     }
-    let out = console::Console::new(opts.quiet);
+    let out = Console::new(quiet);
     out.line(&format!(
         "ceiling search: from {} msg/s up to {} msg/s, {} per step, precision {:.0}%, on {} agent(s)",
-        console::fmt_count(spec.start),
-        console::fmt_count(spec.max),
+        fmt_count(spec.start),
+        fmt_count(spec.max),
         common::units::format_duration(spec.step_duration),
         spec.precision * 100.0,
-        addresses.len()
+        agents
     ));
     let began = std::time::Instant::now();
     let mut search = Search::new(&spec);
@@ -342,25 +388,17 @@ pub async fn search(opts: &RunOptions, sc: Scenario, addresses: &[String]) -> Re
     while let Some(target) = search.next_target() {
         let step_sc = step_scenario(&sc, &spec, target);
         // The agents free themselves a moment after the previous step.
-        let busy_retry = if steps.is_empty() { std::time::Duration::ZERO } else { run::BUSY_RETRY };
-        let ran = run::run_step(opts, step_sc.clone(), addresses, true, busy_retry).await?;
+        let busy_retry = if steps.is_empty() { Duration::ZERO } else { BUSY_RETRY };
+        let ran = run_step(step_sc.clone(), busy_retry).await?;
         if ran.report.verdict == "incomplete" {
             let why = ran.report.notes.first().cloned().unwrap_or_else(|| "the step did not complete".into());
             return Err(CliError::CannotComplete(format!(
                 "ceiling step at {} msg/s did not complete: {why}",
-                console::fmt_count(target)
+                fmt_count(target)
             )));
         }
         let (step, why) = judge_step(&step_sc, &ran.report, &ran.cpus, &spec);
-        out.line(&format!(
-            "  step {:>2}: target {:>9} msg/s  achieved {:>9} msg/s  e2e p99 {:>9}  {}{}",
-            steps.len() + 1,
-            console::fmt_count(step.target),
-            console::fmt_count(step.achieved),
-            console::fmt_us(step.latency_us.p99),
-            step.verdict,
-            if why.is_empty() { String::new() } else { format!(" ({why})") }
-        ));
+        out.line(&step_line(steps.len() + 1, &step, &why));
         search.record(target, step.achieved, &step.verdict);
         if step.verdict == PASS && search.ceiling() <= step.achieved {
             best = Some(ran.report.clone());
@@ -375,10 +413,33 @@ pub async fn search(opts: &RunOptions, sc: Scenario, addresses: &[String]) -> Re
     let ceiling = Ceiling { rate_msgs_per_s: search.ceiling(), bound_by: search.bound_by().into(), steps };
     let took = began.elapsed().as_secs_f64();
     report.verdict = if search.found() { "pass" } else { "fail" }.into();
-    let summary = if search.found() {
+    let summary = summary_line(&search, &ceiling, spec.start, took);
+    report.notes.insert(0, summary.clone());
+    report.ceiling = Some(ceiling);
+    out.line(&summary);
+    Ok(report)
+}
+
+/// The console line of one finished step (`n` from 1) and why it was judged so.
+fn step_line(n: usize, step: &CeilingStep, why: &str) -> String {
+    format!(
+        "  step {:>2}: target {:>9} msg/s  achieved {:>9} msg/s  e2e p99 {:>9}  {}{}",
+        n,
+        fmt_count(step.target),
+        fmt_count(step.achieved),
+        fmt_us(step.latency_us.p99),
+        step.verdict,
+        if why.is_empty() { String::new() } else { format!(" ({why})") }
+    )
+}
+
+/// The search's outcome in one line (the report's first note): the
+/// ceiling and what bound it, or that even the `start` rate failed.
+fn summary_line(search: &Search, ceiling: &Ceiling, start: f64, took_s: f64) -> String {
+    if search.found() {
         format!(
-            "ceiling: {} msg/s, bound by the {} ({} steps in {took:.0} s){}",
-            console::fmt_count(ceiling.rate_msgs_per_s),
+            "ceiling: {} msg/s, bound by the {} ({} steps in {took_s:.0} s){}",
+            fmt_count(ceiling.rate_msgs_per_s),
             ceiling.bound_by,
             ceiling.steps.len(),
             if ceiling.bound_by == "client" { "; the generator was the limit: add agents" } else { "" }
@@ -386,14 +447,10 @@ pub async fn search(opts: &RunOptions, sc: Scenario, addresses: &[String]) -> Re
     } else {
         format!(
             "ceiling: not found: even the start rate ({} msg/s) broke the SLOs{}",
-            console::fmt_count(spec.start),
+            fmt_count(start),
             if ceiling.bound_by == "client" { " (the generator was the limit: add agents)" } else { "" }
         )
-    };
-    report.notes.insert(0, summary.clone());
-    report.ceiling = Some(ceiling);
-    out.line(&summary);
-    run::write_results(opts, report)
+    }
 }
 
 #[cfg(test)]

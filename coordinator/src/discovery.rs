@@ -2,6 +2,10 @@
 //! resolves to — all A and AAAA records of a Kubernetes headless Service,
 //! one per agent pod. Pods start at different times, so the lookup repeats
 //! until `--expect-agents` addresses answer or the timeout passes.
+//!
+//! Also the `coordinator run` flags for remote agents ([`RemoteArgs`]) and
+//! what they resolve to ([`Remote`]: the token and TLS to speak to them).
+//! Imports nothing of the run; `run` calls [`discover`].
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -51,33 +55,93 @@ fn parse_target_arg(s: &str) -> Result<String, String> {
     parse_target(s).map(|()| s.to_string())
 }
 
+/// How to find and reach remote agents: what [`RemoteArgs`] resolve to.
+#[derive(Debug, Clone, Default)]
+pub struct Remote {
+    /// The agents' shared token (`--token-file`), sent on every call.
+    pub token: Option<common::wire::Token>,
+    /// TLS to remote agents (`--tls-ca`, `--tls-cert`/`--tls-key`,
+    /// `--tls-domain`); local in-process agents stay plaintext.
+    pub tls: Option<crate::session::ClientTls>,
+    /// `--agents-dns NAME:PORT`: every address the name resolves to is an agent.
+    pub agents_dns: Option<String>,
+    /// With `agents_dns`: wait until this many addresses resolve.
+    pub expect_agents: Option<usize>,
+    /// With `agents_dns`: give up after this long (default 60 s).
+    pub discovery_timeout: Option<Duration>,
+}
+
 impl RemoteArgs {
-    /// Adds these flags to `opts`; a token or TLS file that cannot be read
-    /// or used is bad input.
-    pub fn apply(self, mut opts: crate::run::RunOptions) -> Result<crate::run::RunOptions, crate::CliError> {
+    /// What these flags say; a token or TLS file that cannot be read or
+    /// used is bad input.
+    pub fn resolve(self) -> Result<Remote, crate::error::CliError> {
         use common::wire::Token;
-        opts.token = match (&self.token_file, std::env::var("LOADGEN_TOKEN")) {
-            (Some(f), _) => Some(Token::from_file(f).map_err(|e| crate::CliError::BadInput(e.to_string()))?),
+        let token = match (&self.token_file, std::env::var("LOADGEN_TOKEN")) {
+            (Some(f), _) => Some(Token::from_file(f).map_err(|e| crate::error::CliError::BadInput(e.to_string()))?),
             (None, Ok(t)) => {
-                Some(Token::parse(&t, "LOADGEN_TOKEN").map_err(|e| crate::CliError::BadInput(e.to_string()))?)
+                Some(Token::parse(&t, "LOADGEN_TOKEN").map_err(|e| crate::error::CliError::BadInput(e.to_string()))?)
             }
             (None, Err(_)) => None,
         };
-        opts.tls = match &self.tls_ca {
+        let tls = match &self.tls_ca {
             Some(ca) => {
                 let identity = self.tls_cert.as_deref().zip(self.tls_key.as_deref());
                 Some(
                     crate::session::ClientTls::from_files(ca, identity, self.tls_domain.clone())
-                        .map_err(|e| crate::CliError::BadInput(e.to_string()))?,
+                        .map_err(|e| crate::error::CliError::BadInput(e.to_string()))?,
                 )
             }
             None => None,
         };
-        opts.agents_dns = self.agents_dns;
-        opts.expect_agents = self.expect_agents.map(|n| n as usize);
-        opts.discovery_timeout = Some(self.discovery_timeout);
-        Ok(opts)
+        Ok(Remote {
+            token,
+            tls,
+            agents_dns: self.agents_dns,
+            expect_agents: self.expect_agents.map(|n| n as usize),
+            discovery_timeout: Some(self.discovery_timeout),
+        })
     }
+}
+
+/// Why no agents were found.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    /// `--agents-dns` is not `NAME:PORT`.
+    #[error("{0}")]
+    BadTarget(String),
+    /// Fewer than the expected addresses resolved before the timeout.
+    #[error(
+        "agents at {target}: found {} after {attempts} lookup(s) in {}, expected {want}{}",
+        found_text(.found),
+        duration_text(.timeout),
+        last_lookup(.last_error)
+    )]
+    TooFew {
+        target: String,
+        /// What the last successful lookup returned.
+        found: Vec<SocketAddr>,
+        attempts: u32,
+        timeout: Duration,
+        want: usize,
+        /// Why the last lookup failed, if it did.
+        last_error: Option<String>,
+    },
+}
+
+fn found_text(found: &[SocketAddr]) -> String {
+    if found.is_empty() {
+        "no address".to_string()
+    } else {
+        format!("{} address(es): {}", found.len(), found.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "))
+    }
+}
+
+fn duration_text(d: &Duration) -> String {
+    common::units::format_duration(*d)
+}
+
+fn last_lookup(e: &Option<String>) -> String {
+    e.as_ref().map(|e| format!(" (last lookup: {e})")).unwrap_or_default()
 }
 
 /// Default for `--discovery-timeout`.
@@ -110,12 +174,12 @@ pub async fn discover<F, Fut>(
     expect: Option<usize>,
     timeout: Duration,
     mut lookup: F,
-) -> Result<Vec<String>, String>
+) -> Result<Vec<String>, DiscoveryError>
 where
     F: FnMut(String) -> Fut,
     Fut: Future<Output = std::io::Result<Vec<SocketAddr>>>,
 {
-    parse_target(target)?;
+    parse_target(target).map_err(DiscoveryError::BadTarget)?;
     let deadline = tokio::time::Instant::now() + timeout;
     let want = expect.unwrap_or(1).max(1);
     let mut last: Vec<SocketAddr> = Vec::new();
@@ -148,17 +212,7 @@ where
         }
         tokio::time::sleep(RETRY_EVERY).await;
     }
-    let found = if last.is_empty() {
-        "no address".to_string()
-    } else {
-        format!("{} address(es): {}", last.len(), last.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "))
-    };
-    Err(format!(
-        "agents at {target}: found {found} after {} lookup(s) in {}, expected {want}{}",
-        attempts,
-        common::units::format_duration(timeout),
-        last_error.map(|e| format!(" (last lookup: {e})")).unwrap_or_default()
-    ))
+    Err(DiscoveryError::TooFew { target: target.to_string(), found: last, attempts, timeout, want, last_error })
 }
 
 #[cfg(test)]
@@ -205,7 +259,7 @@ mod tests {
     async fn gives_up_at_the_timeout_and_says_what_it_found() {
         let (lookup, _) = growing();
         let t0 = tokio::time::Instant::now();
-        let e = discover("agents:7070", Some(50), Duration::from_secs(5), lookup).await.unwrap_err();
+        let e = discover("agents:7070", Some(50), Duration::from_secs(5), lookup).await.unwrap_err().to_string();
         assert!(t0.elapsed() <= Duration::from_secs(5), "{:?}", t0.elapsed());
         assert!(e.contains("agents at agents:7070: found 5 address(es)"), "{e}");
         assert!(e.contains("after 6 lookup(s) in 5s"), "{e}");
@@ -214,7 +268,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_hung_resolver_cannot_hold_the_run() {
-        let e = discover("agents:7070", Some(1), Duration::from_secs(3), |_| std::future::pending()).await.unwrap_err();
+        let e = discover("agents:7070", Some(1), Duration::from_secs(3), |_| std::future::pending())
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("did not answer in time"), "{e}");
     }
 

@@ -3,16 +3,15 @@
 //! (`src/main.rs`) parses flags and calls [`execute`]; everything else is
 //! here so tests can call it directly.
 
+mod error;
+
 pub mod ceiling;
-pub mod compare;
-pub mod console;
 pub mod discovery;
-pub mod html;
 pub mod journal;
 pub mod merge;
 pub mod metrics;
 pub mod pulsar_admin;
-pub mod results;
+pub mod report;
 pub mod run;
 pub mod schema_doc;
 pub mod session;
@@ -21,30 +20,16 @@ mod testutil;
 pub mod ui;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
+use tokio::signal::unix::SignalKind;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-/// Exit codes (DESIGN.md): 0 pass, 1 an SLO failed, 2 bad input, 3 the run could not complete.
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    #[error("{0}")]
-    BadInput(String),
-    #[error("{0}")]
-    CannotComplete(String),
-}
-
-impl CliError {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            CliError::BadInput(_) => 2,
-            CliError::CannotComplete(_) => 3,
-        }
-    }
-}
+pub use error::CliError;
+use report::{compare, results};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -214,6 +199,29 @@ impl Drop for MetricsServer {
     }
 }
 
+/// The signals that stop a run early: it stops its agents and writes the
+/// report so far (verdict `incomplete`). Another signal is one more entry.
+const STOP_SIGNALS: &[(SignalKind, &str)] = &[(SignalKind::interrupt(), "SIGINT (Ctrl-C)")];
+
+/// Cancels `shutdown` when one of [`STOP_SIGNALS`] arrives. The binary's
+/// edge: the run itself only sees the token.
+fn cancel_on_signals(shutdown: &CancellationToken) {
+    for &(kind, name) in STOP_SIGNALS {
+        match tokio::signal::unix::signal(kind) {
+            Ok(mut signal) => {
+                let shutdown = shutdown.clone();
+                tokio::spawn(async move {
+                    if signal.recv().await.is_some() {
+                        shutdown.cancel();
+                    }
+                });
+            }
+            // As before: without a handler the signal ends the process.
+            Err(e) => warn!(signal = name, error = %e, "cannot listen for the signal"),
+        }
+    }
+}
+
 /// Runs one command; prints what a person should see; returns the exit code.
 pub async fn execute(cli: Cli) -> ExitCode {
     match execute_inner(cli).await {
@@ -233,6 +241,9 @@ async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
                 None => None,
             };
             let metrics = server.as_ref().map(|s| s.metrics.clone());
+            let remote = remote.resolve()?;
+            let shutdown = CancellationToken::new();
+            cancel_on_signals(&shutdown);
             let opts = run::RunOptions {
                 scenario,
                 sets,
@@ -242,105 +253,19 @@ async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
                 quiet,
                 no_color,
                 metrics,
+                remote,
                 ceiling,
-                ..Default::default()
+                shutdown,
             };
-            let opts = remote.apply(opts)?;
-            let out = run::run(opts).await?;
-            if !quiet {
-                print!("{}", console::summary(&out.report));
-            }
-            println!("{}", out.dir.display());
-            Ok(match out.report.verdict.as_str() {
-                "pass" => 0,
-                "fail" => 1,
-                _ => 3,
-            })
+            run_command(opts).await
         }
-        Command::Validate { scenario, agents, remote, sets } => {
-            let sc = run::load_scenario(&scenario, &sets)?;
-            if agents == 0 {
-                return Err(CliError::BadInput("--agents must be at least 1".into()));
-            }
-            let slots: Vec<common::plan::AgentSlot> = (0..agents)
-                .map(|i| common::plan::AgentSlot {
-                    name: format!("agent-{i}"),
-                    instance: if remote { format!("process-{i}") } else { "local".into() },
-                })
-                .collect();
-            let plan = common::plan::plan(&sc, "validate", &slots)
-                .map_err(|e| CliError::BadInput(format!("{}: {e}", scenario.display())))?;
-            println!(
-                "{}: ok — `{}`, {} broker, {} topic(s), {} producer group(s), {} consumer group(s)",
-                scenario.display(),
-                sc.name,
-                sc.broker.kind.as_str(),
-                sc.topics.len(),
-                sc.producers.len(),
-                sc.consumers.len()
-            );
-            println!(
-                "phases: warmup {}, measure {}, cooldown {}, drain timeout {}; report every {}",
-                common::units::format_duration(sc.phases.warmup),
-                common::units::format_duration(sc.phases.duration),
-                common::units::format_duration(sc.phases.cooldown),
-                common::units::format_duration(sc.phases.drain_timeout),
-                common::units::format_duration(sc.report_interval)
-            );
-            print!("{}", plan.table(&slots));
-            Ok(0)
-        }
-        Command::Init { template, output, force } => {
-            let Some((_, text)) = TEMPLATES.iter().find(|(n, _)| *n == template) else {
-                let names: Vec<&str> = TEMPLATES.iter().map(|(n, _)| *n).collect();
-                return Err(CliError::BadInput(format!(
-                    "unknown template `{template}`; choose one of: {}",
-                    names.join(", ")
-                )));
-            };
-            if output.as_os_str() == "-" {
-                print!("{text}");
-                return Ok(0);
-            }
-            if output.exists() && !force {
-                return Err(CliError::BadInput(format!("{} exists; pass --force to overwrite", output.display())));
-            }
-            std::fs::write(&output, text)
-                .map_err(|e| CliError::CannotComplete(format!("cannot write {}: {e}", output.display())))?;
-            println!("wrote {} (template `{template}`); try: coordinator run {}", output.display(), output.display());
-            Ok(0)
-        }
-        Command::Report { run_dir } => {
-            let report = results::read(&run_dir).map_err(CliError::BadInput)?;
-            print!("{}", console::summary(&report));
-            results::render(&run_dir, &report).map_err(|e| {
-                CliError::CannotComplete(format!(
-                    "cannot write report.html/timeseries.csv in {}: {e}",
-                    run_dir.display()
-                ))
-            })?;
-            println!("{}", run_dir.join("report.html").display());
-            Ok(if report.passed() { 0 } else { 1 })
-        }
-        Command::Compare { base_dir, new_dir, max_regression } => {
-            let base = results::read(&base_dir).map_err(CliError::BadInput)?;
-            let new = results::read(&new_dir).map_err(CliError::BadInput)?;
-            let c = compare::compare(&base, &new, max_regression);
-            if c.groups.is_empty() {
-                return Err(CliError::BadInput(format!(
-                    "{} and {} have no group in common (base: {}; new: {})",
-                    base_dir.display(),
-                    new_dir.display(),
-                    c.only_base.join(", "),
-                    c.only_new.join(", ")
-                )));
-            }
-            print!("{}", c.render());
-            Ok(if c.regressed() { 1 } else { 0 })
-        }
+        Command::Validate { scenario, agents, remote, sets } => validate(&scenario, agents, remote, &sets),
+        Command::Init { template, output, force } => init(&template, &output, force),
+        Command::Report { run_dir } => report_command(&run_dir),
+        Command::Compare { base_dir, new_dir, max_regression } => compare_command(&base_dir, &new_dir, max_regression),
         Command::Results { list: _, results } => {
             let root = results.unwrap_or_else(|| PathBuf::from("results"));
-            let entries = results::list(&root).map_err(CliError::BadInput)?;
+            let entries = results::list(&root).map_err(|e| CliError::BadInput(e.to_string()))?;
             print!("{}", results::list_table(&root, &entries));
             Ok(0)
         }
@@ -360,4 +285,103 @@ async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
             Ok(0)
         }
     }
+}
+
+/// `coordinator run`: the summary (unless quiet) and the results directory
+/// on stdout; exit 0 pass, 1 fail, 3 incomplete.
+async fn run_command(opts: run::RunOptions) -> Result<u8, CliError> {
+    let quiet = opts.quiet;
+    let out = run::run(opts).await?;
+    if !quiet {
+        print!("{}", report::summary::summary(&out.report));
+    }
+    println!("{}", out.dir.display());
+    Ok(match out.report.verdict.as_str() {
+        "pass" => 0,
+        "fail" => 1,
+        _ => 3,
+    })
+}
+
+/// `coordinator validate`: the scenario checked, and its plan on `agents` agents.
+fn validate(scenario: &Path, agents: usize, remote: bool, sets: &[String]) -> Result<u8, CliError> {
+    let sc = run::load_scenario(scenario, sets)?;
+    if agents == 0 {
+        return Err(CliError::BadInput("--agents must be at least 1".into()));
+    }
+    let slots: Vec<common::plan::AgentSlot> = (0..agents)
+        .map(|i| common::plan::AgentSlot {
+            name: format!("agent-{i}"),
+            instance: if remote { format!("process-{i}") } else { "local".into() },
+        })
+        .collect();
+    let plan = common::plan::plan(&sc, "validate", &slots)
+        .map_err(|e| CliError::BadInput(format!("{}: {e}", scenario.display())))?;
+    println!(
+        "{}: ok — `{}`, {} broker, {} topic(s), {} producer group(s), {} consumer group(s)",
+        scenario.display(),
+        sc.name,
+        sc.broker.kind.as_str(),
+        sc.topics.len(),
+        sc.producers.len(),
+        sc.consumers.len()
+    );
+    println!(
+        "phases: warmup {}, measure {}, cooldown {}, drain timeout {}; report every {}",
+        common::units::format_duration(sc.phases.warmup),
+        common::units::format_duration(sc.phases.duration),
+        common::units::format_duration(sc.phases.cooldown),
+        common::units::format_duration(sc.phases.drain_timeout),
+        common::units::format_duration(sc.report_interval)
+    );
+    print!("{}", plan.table(&slots));
+    Ok(0)
+}
+
+/// `coordinator init`: a template to `output` ("-": stdout).
+fn init(template: &str, output: &Path, force: bool) -> Result<u8, CliError> {
+    let Some((_, text)) = TEMPLATES.iter().find(|(n, _)| *n == template) else {
+        let names: Vec<&str> = TEMPLATES.iter().map(|(n, _)| *n).collect();
+        return Err(CliError::BadInput(format!("unknown template `{template}`; choose one of: {}", names.join(", "))));
+    };
+    if output.as_os_str() == "-" {
+        print!("{text}");
+        return Ok(0);
+    }
+    if output.exists() && !force {
+        return Err(CliError::BadInput(format!("{} exists; pass --force to overwrite", output.display())));
+    }
+    std::fs::write(output, text)
+        .map_err(|e| CliError::CannotComplete(format!("cannot write {}: {e}", output.display())))?;
+    println!("wrote {} (template `{template}`); try: coordinator run {}", output.display(), output.display());
+    Ok(0)
+}
+
+/// `coordinator report`: the summary of an earlier run, its files re-rendered.
+fn report_command(run_dir: &Path) -> Result<u8, CliError> {
+    let report = results::read(run_dir).map_err(|e| CliError::BadInput(e.to_string()))?;
+    print!("{}", report::summary::summary(&report));
+    results::render(run_dir, &report).map_err(|e| {
+        CliError::CannotComplete(format!("cannot write report.html/timeseries.csv in {}: {e}", run_dir.display()))
+    })?;
+    println!("{}", run_dir.join("report.html").display());
+    Ok(if report.passed() { 0 } else { 1 })
+}
+
+/// `coordinator compare`: exit 1 when NEW regressed against BASE.
+fn compare_command(base_dir: &Path, new_dir: &Path, max_regression: f64) -> Result<u8, CliError> {
+    let base = results::read(base_dir).map_err(|e| CliError::BadInput(e.to_string()))?;
+    let new = results::read(new_dir).map_err(|e| CliError::BadInput(e.to_string()))?;
+    let c = compare::compare(&base, &new, max_regression);
+    if c.groups.is_empty() {
+        return Err(CliError::BadInput(format!(
+            "{} and {} have no group in common (base: {}; new: {})",
+            base_dir.display(),
+            new_dir.display(),
+            c.only_base.join(", "),
+            c.only_new.join(", ")
+        )));
+    }
+    print!("{}", c.render());
+    Ok(if c.regressed() { 1 } else { 0 })
 }

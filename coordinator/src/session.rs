@@ -28,6 +28,24 @@ const KEEPALIVE_SEQ0: u64 = 1 << 40;
 /// full that long has an agent that stopped reading.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Why a session could not be opened; the message is one line naming the agent.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The agent is running a run (another coordinator's, or the previous
+    /// step's for a moment longer): it refused the session as busy.
+    #[error("{0}")]
+    Busy(String),
+    /// Anything else: unreachable, refused, TLS, authentication, clock sync.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for OpenError {
+    fn from(message: String) -> OpenError {
+        OpenError::Failed(message)
+    }
+}
+
 /// TLS to remote agents (`coordinator run --tls-ca`, with `--tls-cert
 /// --tls-key` for agents that require a client certificate); files read
 /// and checked once, at startup.
@@ -154,15 +172,18 @@ impl AgentSession {
         coordinator_id: &str,
         token: Option<&Token>,
         tls: Option<&ClientTls>,
-    ) -> Result<AgentSession, String> {
+    ) -> Result<AgentSession, OpenError> {
         let url = match (address.split_once("://"), tls) {
             (Some(("http", _)), Some(_)) => {
-                return Err(format!("agent {address}: http:// with --tls-ca; write https:// or the bare HOST:PORT"))
+                return Err(
+                    format!("agent {address}: http:// with --tls-ca; write https:// or the bare HOST:PORT").into()
+                )
             }
             (Some(("https", _)), None) => {
                 return Err(format!(
                     "agent {address}: https:// needs --tls-ca (the CA that signed the agents' certificates)"
-                ))
+                )
+                .into())
             }
             (Some(_), _) => address.to_string(),
             (None, Some(_)) => format!("https://{address}"),
@@ -200,29 +221,32 @@ impl AgentSession {
             request.metadata_mut().insert(AUTH_HEADER, value);
         }
         let resp = match tokio::time::timeout(HELLO_TIMEOUT, client.session(request)).await {
-            Err(_) => return Err(format!("agent {address}: no answer within {HELLO_TIMEOUT:?}")),
+            Err(_) => return Err(format!("agent {address}: no answer within {HELLO_TIMEOUT:?}").into()),
             Ok(Ok(r)) => r,
             Ok(Err(s)) if s.code() == tonic::Code::Unauthenticated => {
-                return Err(format!("agent {address}: authentication failed: {}", s.message()))
+                return Err(format!("agent {address}: authentication failed: {}", s.message()).into())
             }
             // No answer from the agent's gRPC at all: the connection died under it.
             Ok(Err(s)) if std::error::Error::source(&s).is_some() => {
-                return Err(connection_lost(address, tls, &s).await)
+                return Err(connection_lost(address, tls, &s).await.into())
             }
-            Ok(Err(s)) => return Err(format!("agent {address}: refused the session: {}", s.message())),
+            Ok(Err(s)) if s.code() == tonic::Code::ResourceExhausted => {
+                return Err(OpenError::Busy(format!("agent {address}: refused the session: {}", s.message())))
+            }
+            Ok(Err(s)) => return Err(format!("agent {address}: refused the session: {}", s.message()).into()),
         };
         let mut rx = resp.into_inner();
         let hello = match tokio::time::timeout(HELLO_TIMEOUT, rx.message()).await {
             Ok(Ok(Some(AgentMessage { msg: Some(AMsg::HelloAck(h)) }))) => h,
             Ok(Ok(Some(AgentMessage { msg: Some(AMsg::Error(e)) }))) => {
-                return Err(format!("agent {address}: {}", e.message))
+                return Err(format!("agent {address}: {}", e.message).into())
             }
-            Ok(Ok(_)) => return Err(format!("agent {address}: unexpected answer to Hello")),
+            Ok(Ok(_)) => return Err(format!("agent {address}: unexpected answer to Hello").into()),
             Ok(Err(s)) if s.code() == tonic::Code::Unauthenticated => {
-                return Err(format!("agent {address}: authentication failed: {}", s.message()))
+                return Err(format!("agent {address}: authentication failed: {}", s.message()).into())
             }
-            Ok(Err(s)) => return Err(format!("agent {address}: {}", s.message())),
-            Err(_) => return Err(format!("agent {address}: no Hello answer within {HELLO_TIMEOUT:?}")),
+            Ok(Err(s)) => return Err(format!("agent {address}: {}", s.message()).into()),
+            Err(_) => return Err(format!("agent {address}: no Hello answer within {HELLO_TIMEOUT:?}").into()),
         };
         let lease = if hello.lease_ms > 0 { Duration::from_millis(hello.lease_ms) } else { DEFAULT_LEASE };
         let mut s = AgentSession {

@@ -61,10 +61,6 @@ const LOOSE_P99: &str = "slo.p99_e2e=250ms";
 /// its own test below).
 const LOOSE_LAG: &str = "ceiling.max_client_lag=1s";
 
-fn group<'a>(rep: &'a Value, name: &str) -> &'a Value {
-    rep["groups"].as_array().expect("groups").iter().find(|g| g["name"] == name).expect("group")
-}
-
 #[test]
 fn a_ramp_sends_its_integral_and_max_is_a_closed_loop() {
     let _serial = serial();

@@ -82,7 +82,7 @@ fn run(url: &str, agents: &[&AgentProc], yaml: &Path, during: impl FnOnce(&Coord
 }
 
 fn consumer_p50_ms(rep: &Value) -> f64 {
-    let g = rep["groups"].as_array().expect("groups").iter().find(|g| g["name"] == "c").expect("group c");
+    let g = group(rep, "c");
     // A consumer group's `latency_us` is end to end, from the actual send.
     g["latency_us"]["p50"].as_f64().unwrap_or_else(|| panic!("no e2e p50 in {g}")) / 1e3
 }
@@ -144,10 +144,10 @@ fn an_agent_clock_250ms_off_leaves_cross_host_latency_as_it_was() {
     for r in [&base, &rep] {
         assert_eq!(r["totals"]["lost"], 0, "{}", r["totals"]);
         // Every e2e sample crosses processes: its clock error bound is given.
-        let g = r["groups"].as_array().expect("groups").iter().find(|g| g["name"] == "c").expect("group c");
+        let g = group(r, "c");
         let err = g["e2e_clock_error_us"].as_f64().unwrap_or_else(|| panic!("no e2e_clock_error_us in {g}"));
         assert!(err > 0.0 && err < 5000.0, "{g}");
-        let p = r["groups"].as_array().expect("groups").iter().find(|g| g["name"] == "p").expect("group p");
+        let p = group(r, "p");
         assert!(p.get("e2e_clock_error_us").is_none(), "{p}");
     }
     let _ = std::fs::remove_dir_all(dir);

@@ -11,20 +11,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::Value;
 use testkit::danube_double::{DanubeDouble, Knobs};
 
 fn double(knobs: Knobs) -> DanubeDouble {
     DanubeDouble::start(knobs).expect("danube test double")
-}
-
-fn sub<'a>(rep: &'a Value, name: &str) -> &'a Value {
-    rep["subscriptions"]
-        .as_array()
-        .expect("subscriptions")
-        .iter()
-        .find(|s| s["subscription"] == name)
-        .unwrap_or_else(|| panic!("no subscription {name}: {}", rep["subscriptions"]))
 }
 
 #[test]

@@ -351,7 +351,7 @@ phases: {warmup: 500ms, duration: 2s, drain_timeout: 3s}
     assert!(r.code == 0 || r.code == 1, "{}\n{}", r.stdout, r.stderr);
     let rep = report_of(&r);
     let wait = |name: &str| {
-        let g = rep["groups"].as_array().expect("groups").iter().find(|g| g["name"] == name).expect("group");
+        let g = group(&rep, name);
         g.get("in_flight_wait_percent").and_then(serde_json::Value::as_f64)
     };
     let held = wait("held").expect("held: a share");

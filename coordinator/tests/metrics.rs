@@ -31,7 +31,7 @@ fn within_1pct(what: &str, got: f64, want: u64) {
 async fn coordinator_and_agent_metrics_match_the_report() {
     let stop = CancellationToken::new();
     // Two in-process agents on one memory broker, each serving /metrics.
-    let memory = agent::memory_broker::MemoryBroker::new();
+    let memory = agent::driver::memory::MemoryBroker::new();
     let mut agent_addrs = Vec::new();
     let mut agent_metrics = Vec::new();
     for i in 0..2 {

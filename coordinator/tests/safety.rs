@@ -10,20 +10,12 @@ use common::*;
 
 const TOKEN: &str = "s3cret-token-for-tests-0123456789";
 
-fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, text).expect("write");
-    p.to_str().expect("utf8").to_string()
-}
-
-const SHORT: &str = "name: short\nbroker: {kind: memory}\ntopics: [{name: t}]\nproducers: [{name: p, topic: t, rate: 100}]\nconsumers: [{name: c, topic: t}]\nphases: {duration: 1s}\n";
-
 #[test]
 fn the_token_is_required_on_every_call() {
     let dir = temp_dir("token");
-    let token = write(&dir, "token", &format!("{TOKEN}\n"));
-    let wrong = write(&dir, "wrong", "not-the-token-0123456789\n");
-    let scenario = write(&dir, "s.yaml", SHORT);
+    let token = write_file(&dir, "token", &format!("{TOKEN}\n"));
+    let wrong = write_file(&dir, "wrong", "not-the-token-0123456789\n");
+    let scenario = write_file(&dir, "s.yaml", SHORT);
     let res = dir.to_str().expect("utf8");
     let agent = AgentProc::start_with(&["--token-file", &token]);
 
@@ -49,7 +41,7 @@ fn the_token_is_required_on_every_call() {
     assert_eq!(report_of(&r)["verdict"], "pass");
 
     // A token too short to protect anything is refused at start (exit 2).
-    let short = write(&dir, "short", "abc\n");
+    let short = write_file(&dir, "short", "abc\n");
     let out = std::process::Command::new(agent_bin())
         .args(["--listen", "127.0.0.1:0", "--token-file", &short])
         .output()
@@ -68,7 +60,7 @@ fn a_broker_off_the_allowlist_is_refused_before_any_connection() {
     let broker = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     broker.set_nonblocking(true).expect("nonblocking");
     let port = broker.local_addr().expect("addr").port();
-    let scenario = write(
+    let scenario = write_file(
         &dir,
         "p.yaml",
         &format!("name: p\nbroker: {{kind: pulsar, url: \"pulsar://127.0.0.1:{port}\", connect_timeout: 2s}}\ntopics: [{{name: t}}]\nproducers: [{{name: p, topic: t, rate: 10}}]\nphases: {{duration: 1s}}\n"),
@@ -88,7 +80,7 @@ fn a_broker_off_the_allowlist_is_refused_before_any_connection() {
         other => panic!("the agent connected to a broker off its allowlist: {other:?}"),
     }
     // Memory: exempt.
-    let mem = write(&dir, "m.yaml", SHORT);
+    let mem = write_file(&dir, "m.yaml", SHORT);
     let r = coordinator(&["run", &mem, "--agents", &agent.addr, "--quiet", "--results", dir.to_str().expect("utf8")]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let _ = std::fs::remove_dir_all(dir);
@@ -97,7 +89,7 @@ fn a_broker_off_the_allowlist_is_refused_before_any_connection() {
 #[test]
 fn a_shard_above_the_rate_cap_is_refused() {
     let dir = temp_dir("maxrate");
-    let scenario = write(
+    let scenario = write_file(
         &dir,
         "s.yaml",
         "name: fast\nbroker: {kind: memory}\ntopics: [{name: t}]\nproducers: [{name: p, topic: t, count: 3, rate: 500}]\nphases: {duration: 1s}\n",
@@ -169,7 +161,7 @@ fn time_until_free(agent: &AgentProc, limit: Duration) -> Duration {
 #[test]
 fn coordinator_killed_mid_run_frees_the_agent_within_the_lease() {
     let dir = temp_dir("killcoord");
-    let scenario = write(&dir, "long.yaml", LONG);
+    let scenario = write_file(&dir, "long.yaml", LONG);
     let agent = AgentProc::start_with(&["--lease", "2s"]);
     let c = start_long_run(&agent, &scenario, dir.to_str().expect("utf8"));
     c.signal("KILL");
@@ -186,7 +178,7 @@ fn coordinator_killed_mid_run_frees_the_agent_within_the_lease() {
 #[test]
 fn coordinator_frozen_mid_run_frees_the_agent_when_the_lease_ends() {
     let dir = temp_dir("freezecoord");
-    let scenario = write(&dir, "long.yaml", LONG);
+    let scenario = write_file(&dir, "long.yaml", LONG);
     let agent = AgentProc::start_with(&["--lease", "2s"]);
     let c = start_long_run(&agent, &scenario, dir.to_str().expect("utf8"));
     c.signal("STOP");

@@ -5,13 +5,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use common::*;
 
 const TOKEN: &str = "tls-test-token-0123456789abcdef";
-const SHORT: &str = "name: short\nbroker: {kind: memory}\ntopics: [{name: t}]\nproducers: [{name: p, topic: t, rate: 100}]\nconsumers: [{name: c, topic: t}]\nphases: {duration: 1s}\n";
 
 /// The certificates, a token and a scenario, in a temp directory.
 struct Setup {
@@ -27,18 +26,12 @@ impl Drop for Setup {
     }
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, text).expect("write");
-    p.to_str().expect("utf8").to_string()
-}
-
 fn setup(tag: &str) -> Setup {
     let dir = temp_dir(tag);
     Setup {
         pki: testkit::pki::Pki::generate(&dir).expect("certificates"),
-        token: write(&dir, "token", TOKEN),
-        scenario: write(&dir, "s.yaml", SHORT),
+        token: write_file(&dir, "token", TOKEN),
+        scenario: write_file(&dir, "s.yaml", SHORT),
         dir,
     }
 }
@@ -190,7 +183,7 @@ fn agent_start(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
 fn unusable_certificate_files_are_startup_errors() {
     let t = setup("tls-files");
     let p = &t.pki;
-    let junk = write(&t.dir, "junk.pem", "not a certificate\n");
+    let junk = write_file(&t.dir, "junk.pem", "not a certificate\n");
     let missing = t.dir.join("missing.crt").display().to_string();
 
     let (code, err) = agent_start(&["--tls-cert", &missing, "--tls-key", &p.agent_key], &[]);

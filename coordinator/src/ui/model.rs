@@ -91,7 +91,7 @@ fn spectra(r: &Report) -> Value {
         for h in r.histograms.iter().filter(|h| h.role == role) {
             let Some((_, suffix)) = kinds.iter().find(|(k, _)| *k == h.kind) else { continue };
             let Ok(hist) = Hist::decode_base64(&h.data) else { continue };
-            let pts = crate::html::spectrum(&hist);
+            let pts = crate::report::html::spectrum(&hist);
             if pts.is_empty() {
                 continue;
             }

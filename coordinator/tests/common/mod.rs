@@ -175,7 +175,10 @@ pub fn probe_session(addr: &str, token: Option<&str>) -> Result<(), String> {
     let token = token.map(|t| ::common::wire::Token::parse(t, "test").expect("token"));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
-        coordinator::session::AgentSession::open(addr, "probe", "probe", token.as_ref(), None).await.map(drop)
+        coordinator::session::AgentSession::open(addr, "probe", "probe", token.as_ref(), None)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
     })
 }
 
@@ -286,6 +289,38 @@ pub fn check_consistent(rep: &serde_json::Value) {
         assert_eq!(u(&s["expected"]), u(&s["received_unique"]) + u(&s["lost"]) - u(&s["unacked_received"]), "{s}");
     }
 }
+
+/// Group `name` of a report (by its name; panics naming it when absent).
+pub fn group<'a>(rep: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    rep["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .find(|g| g["name"] == name)
+        .unwrap_or_else(|| panic!("no group {name}: {}", rep["groups"]))
+}
+
+/// Subscription `name` of a report (panics naming it when absent).
+pub fn sub<'a>(rep: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    rep["subscriptions"]
+        .as_array()
+        .expect("subscriptions")
+        .iter()
+        .find(|s| s["subscription"] == name)
+        .unwrap_or_else(|| panic!("no subscription {name}: {}", rep["subscriptions"]))
+}
+
+/// Writes `text` to `dir/name`; returns the path as the coordinator's
+/// arguments take it.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write");
+    utf8(&p).to_string()
+}
+
+/// A one-second run on the memory broker: producers `p` at 100 msg/s on
+/// topic `t`, consumers `c`.
+pub const SHORT: &str = "name: short\nbroker: {kind: memory}\ntopics: [{name: t}]\nproducers: [{name: p, topic: t, rate: 100}]\nconsumers: [{name: c, topic: t}]\nphases: {duration: 1s}\n";
 
 /// Reads the report.json of the run whose directory is the last stdout line.
 pub fn report_of(r: &Ran) -> serde_json::Value {

@@ -15,12 +15,14 @@
 //! legitimately; the scenario's `max_duplicates` SLO judges them per run).
 //! Groups are matched by role and name; groups present in only one run are
 //! named and skipped.
+//!
+//! May import only `report::format`.
 
 use std::fmt::Write as _;
 
 use common::report::{GroupReport, Report, SubscriptionReport};
 
-use crate::console::fmt_us;
+use crate::report::format::{fmt_pct, fmt_us};
 
 /// Latency changes smaller than this (µs) are never a regression.
 pub const LATENCY_FLOOR_US: f64 = 50.0;
@@ -227,6 +229,29 @@ pub fn compare(base: &Report, new: &Report, max_regression_pct: f64) -> Comparis
     }
 }
 
+/// One metric's row: base, new, change, and why it is flagged.
+fn metric_line(o: &mut String, r: &MetricRow) -> std::fmt::Result {
+    let label = match r.metric {
+        "throughput" => "throughput msg/s",
+        m => m,
+    };
+    let flag = if r.regressed {
+        format!("  REGRESSED ({})", r.metric)
+    } else if let Some(why) = &r.remark {
+        format!("  ({why})")
+    } else {
+        String::new()
+    };
+    writeln!(
+        o,
+        "  {:<18} {:>12} {:>12} {:>10}{flag}",
+        label,
+        fmt_value(r.kind, r.base),
+        fmt_value(r.kind, r.new),
+        fmt_change(r)
+    )
+}
+
 fn fmt_value(kind: Kind, v: Option<f64>) -> String {
     match (kind, v) {
         (_, None) => "-".into(),
@@ -289,7 +314,7 @@ impl Comparison {
         writeln!(
             o,
             "regression: worse by more than {}% (lower throughput; higher p50/p99/p999 latency, ignoring changes under {LATENCY_FLOOR_US:.0}us); any increase in lost messages",
-            trim_pct(self.max_regression_pct)
+            fmt_pct(self.max_regression_pct)
         )?;
         for n in &self.notes {
             writeln!(o, "note: {n}")?;
@@ -300,46 +325,36 @@ impl Comparison {
         if !self.only_new.is_empty() {
             writeln!(o, "note: groups only in new (not compared): {}", self.only_new.join(", "))?;
         }
-        let line = |o: &mut String, r: &MetricRow| -> std::fmt::Result {
-            let label = match r.metric {
-                "throughput" => "throughput msg/s",
-                m => m,
-            };
-            let flag = if r.regressed {
-                format!("  REGRESSED ({})", r.metric)
-            } else if let Some(why) = &r.remark {
-                format!("  ({why})")
-            } else {
-                String::new()
-            };
-            writeln!(
-                o,
-                "  {:<18} {:>12} {:>12} {:>10}{flag}",
-                label,
-                fmt_value(r.kind, r.base),
-                fmt_value(r.kind, r.new),
-                fmt_change(r)
-            )
-        };
+        self.render_table(o)?;
+        self.render_result(o)
+    }
+
+    /// Every common group's metrics, then the totals.
+    fn render_table(&self, o: &mut String) -> std::fmt::Result {
         writeln!(o, "\n{:<20} {:>12} {:>12} {:>10}", "GROUP / METRIC", "BASE", "NEW", "CHANGE")?;
         for g in &self.groups {
             let sub = g.subscription.as_ref().map(|s| format!(", subscription {s}")).unwrap_or_default();
             let what = if g.role == "producer" { "publish latency" } else { "end-to-end latency" };
             writeln!(o, "{} {} (topic {}{sub}; {what})", g.role, g.name, g.topic)?;
             for r in &g.rows {
-                line(o, r)?;
+                metric_line(o, r)?;
             }
         }
         writeln!(o, "totals (whole run)")?;
         for r in &self.totals {
-            line(o, r)?;
+            metric_line(o, r)?;
         }
+        Ok(())
+    }
+
+    /// The verdict: no regression, or each regressed metric with its change.
+    fn render_result(&self, o: &mut String) -> std::fmt::Result {
         let regs = self.regressions();
         if regs.is_empty() {
             writeln!(
                 o,
                 "\nresult: no regression beyond {}% in {} common group(s)",
-                trim_pct(self.max_regression_pct),
+                fmt_pct(self.max_regression_pct),
                 self.groups.len()
             )?;
         } else {
@@ -360,11 +375,6 @@ impl Comparison {
         }
         Ok(())
     }
-}
-
-fn trim_pct(p: f64) -> String {
-    let s = format!("{p:.2}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 #[cfg(test)]

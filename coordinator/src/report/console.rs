@@ -1,6 +1,5 @@
-//! What a person sees while a run runs, and the summary at the end. The
-//! live output goes to stderr; the summary table and the last line (the
-//! results directory) go to stdout.
+//! What a person sees while a run runs (the summary at the end is
+//! [`super::summary`]). The live output goes to stderr.
 //!
 //! Three modes: `--quiet` shows nothing; when stderr is a terminal, a live
 //! view redrawn in place at every interval (ANSI escapes: cursor up, clear
@@ -12,8 +11,10 @@
 //! [`Console::started`], [`Console::agent_interval`] (every agent report as
 //! it arrives), [`Console::interval`] (a merged interval every agent has
 //! reported), [`Console::finish`]. The same calls feed `/metrics`.
+//!
+//! May import `merge` (the merged intervals it shows), `metrics`,
+//! `session` and `report::format`.
 
-use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
 use std::sync::Mutex;
 
@@ -21,10 +22,11 @@ use common::metrics::GroupCounters;
 use common::plan::Plan;
 use common::proto::{self, IntervalReport};
 use common::report::Report;
-use common::scenario::Scenario;
+use common::scenario::{ConsumerGroup, ProducerGroup, Scenario};
 
 use crate::merge::{phase_name, IntervalMerge};
 use crate::metrics::RunMetrics;
+use crate::report::format::{fmt_count, fmt_secs, fmt_us};
 use crate::session::AgentSession;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,34 +85,6 @@ struct AgentRow {
     consumers: usize,
     status: String,
     last_index: Option<u64>,
-}
-
-pub fn fmt_count(n: f64) -> String {
-    if n >= 1e6 {
-        format!("{:.2}M", n / 1e6)
-    } else if n >= 1e4 {
-        format!("{:.1}k", n / 1e3)
-    } else {
-        format!("{n:.0}")
-    }
-}
-
-pub fn fmt_us(us: f64) -> String {
-    if us >= 1e6 {
-        format!("{:.2}s", us / 1e6)
-    } else if us >= 1e3 {
-        format!("{:.2}ms", us / 1e3)
-    } else {
-        format!("{us:.0}us")
-    }
-}
-
-fn fmt_secs(s: f64) -> String {
-    if s >= 100.0 {
-        format!("{s:.0}s")
-    } else {
-        format!("{s:.1}s")
-    }
 }
 
 impl Console {
@@ -410,8 +384,37 @@ fn frame(sc: &Scenario, v: &View, iv: Option<(u64, &IntervalMerge, u32)>, elapse
         sc.broker.kind.as_str(),
         v.agents.len()
     ));
-    // Phases with progress.
     let (now, _) = phase_at(sc, elapsed);
+    lines.push(phases_line(sc, elapsed, now, color));
+    lines.push(paint(
+        color,
+        BOLD,
+        &format!(
+            "{:<22} {:<8} {:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8}",
+            "GROUP", "ROLE", "TOPIC", "TARGET/s", "RATE/s", "TOTAL", "p50", "p99", "ERRORS", "LAG"
+        ),
+    ));
+    let rows = GroupRows {
+        iv,
+        v,
+        color,
+        secs: iv.map(|(_, m, _)| ((m.end_ns - m.start_ns) as f64 / 1e9).max(1e-9)).unwrap_or(1.0),
+    };
+    lines.extend(sc.producers.iter().enumerate().map(|(i, g)| rows.producer(i, g, now)));
+    lines.extend(sc.consumers.iter().enumerate().map(|(i, g)| rows.consumer(i, g)));
+    agent_lines(v, color, &mut lines);
+    let footer = match iv {
+        Some((idx, m, alive)) => {
+            format!("interval #{idx} · {}/{alive} agent(s) reporting · (producers: publish latency; consumers: end to end) · Ctrl-C aborts", m.agents)
+        }
+        None => "starting… · Ctrl-C aborts".to_string(),
+    };
+    lines.push(paint(color, DIM, &footer));
+    lines
+}
+
+/// The phases with their progress bars, the current one highlighted.
+fn phases_line(sc: &Scenario, elapsed: f64, now: &str, color: bool) -> String {
     let mut phases = Vec::new();
     for (name, start, len) in phase_spans(sc) {
         let spent = (elapsed - start).clamp(0.0, len);
@@ -425,34 +428,37 @@ fn frame(sc: &Scenario, v: &View, iv: Option<(u64, &IntervalMerge, u32)>, elapse
             text
         });
     }
-    lines.push(format!("{}   elapsed {}", phases.join(" │ "), fmt_secs(elapsed)));
-    // Groups.
-    lines.push(paint(
-        color,
-        BOLD,
-        &format!(
-            "{:<22} {:<8} {:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8}",
-            "GROUP", "ROLE", "TOPIC", "TARGET/s", "RATE/s", "TOTAL", "p50", "p99", "ERRORS", "LAG"
-        ),
-    ));
-    let secs = iv.map(|(_, m, _)| ((m.end_ns - m.start_ns) as f64 / 1e9).max(1e-9)).unwrap_or(1.0);
-    for (i, g) in sc.producers.iter().enumerate() {
-        let s = iv.and_then(|(_, m, _)| m.producers.get(&(i as u32))).map(|s| s.total()).unwrap_or_default();
-        let c = v.producers.get(i).cloned().unwrap_or_default();
-        let rate = s.acked as f64 / secs;
+    format!("{}   elapsed {}", phases.join(" │ "), fmt_secs(elapsed))
+}
+
+/// The rows of the groups table: the merged interval's rates and
+/// latencies (`iv`, `secs` long), the run's totals so far (`v`).
+struct GroupRows<'a> {
+    iv: Option<(u64, &'a IntervalMerge, u32)>,
+    v: &'a View,
+    color: bool,
+    secs: f64,
+}
+
+impl GroupRows<'_> {
+    /// Producer group `i`: its rate in yellow when behind its target while measuring.
+    fn producer(&self, i: usize, g: &ProducerGroup, now: &str) -> String {
+        let s = self.iv.and_then(|(_, m, _)| m.producers.get(&(i as u32))).map(|s| s.total()).unwrap_or_default();
+        let c = self.v.producers.get(i).cloned().unwrap_or_default();
+        let rate = s.acked as f64 / self.secs;
         let target = g.total_rate();
         let rate_text = format!("{:>9}", fmt_count(rate));
-        let rate_text = if iv.is_some() && rate < target * 0.98 && now == "measure" {
-            paint(color, YELLOW, &rate_text)
+        let rate_text = if self.iv.is_some() && rate < target * 0.98 && now == "measure" {
+            paint(self.color, YELLOW, &rate_text)
         } else {
             rate_text
         };
         let errors = format!("{:>7}", c.send_errors);
-        let errors = if c.send_errors > 0 { paint(color, RED, &errors) } else { errors };
+        let errors = if c.send_errors > 0 { paint(self.color, RED, &errors) } else { errors };
         let lag_ms = s.max_lag_ns as f64 / 1e6;
         let lag = format!("{:>8}", format!("{lag_ms:.1}ms"));
-        let lag = if lag_ms > 5.0 { paint(color, YELLOW, &lag) } else { lag };
-        lines.push(format!(
+        let lag = if lag_ms > 5.0 { paint(self.color, YELLOW, &lag) } else { lag };
+        format!(
             "{:<22} {:<8} {:<16} {:>9} {rate_text} {:>9} {:>9} {:>9} {errors} {lag}",
             clip(&g.name, 22),
             "producer",
@@ -461,27 +467,31 @@ fn frame(sc: &Scenario, v: &View, iv: Option<(u64, &IntervalMerge, u32)>, elapse
             fmt_count(c.acked as f64),
             latency(&s.response, 0.5),
             latency(&s.response, 0.99),
-        ));
+        )
     }
-    for (i, g) in sc.consumers.iter().enumerate() {
-        let s = iv.and_then(|(_, m, _)| m.consumers.get(&(i as u32))).map(|s| s.total()).unwrap_or_default();
-        let c = v.consumers.get(i).cloned().unwrap_or_default();
+
+    fn consumer(&self, i: usize, g: &ConsumerGroup) -> String {
+        let s = self.iv.and_then(|(_, m, _)| m.consumers.get(&(i as u32))).map(|s| s.total()).unwrap_or_default();
+        let c = self.v.consumers.get(i).cloned().unwrap_or_default();
         let errors = format!("{:>7}", c.receive_errors);
-        let errors = if c.receive_errors > 0 { paint(color, RED, &errors) } else { errors };
-        lines.push(format!(
+        let errors = if c.receive_errors > 0 { paint(self.color, RED, &errors) } else { errors };
+        format!(
             "{:<22} {:<8} {:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {errors} {:>8}",
             clip(&g.name, 22),
             "consumer",
             clip(&g.topic, 16),
             "-",
-            fmt_count(s.received as f64 / secs),
+            fmt_count(s.received as f64 / self.secs),
             fmt_count(c.received as f64),
             latency(&s.service, 0.5),
             latency(&s.service, 0.99),
             "-",
-        ));
+        )
     }
-    // Agents.
+}
+
+/// The agents table.
+fn agent_lines(v: &View, color: bool, lines: &mut Vec<String>) {
     lines.push(paint(
         color,
         BOLD,
@@ -503,14 +513,6 @@ fn frame(sc: &Scenario, v: &View, iv: Option<(u64, &IntervalMerge, u32)>, elapse
             a.last_index.map(|i| format!("#{i}")).unwrap_or_else(|| "-".into())
         ));
     }
-    let footer = match iv {
-        Some((idx, m, alive)) => {
-            format!("interval #{idx} · {}/{alive} agent(s) reporting · (producers: publish latency; consumers: end to end) · Ctrl-C aborts", m.agents)
-        }
-        None => "starting… · Ctrl-C aborts".to_string(),
-    };
-    lines.push(paint(color, DIM, &footer));
-    lines
 }
 
 fn latency(h: &common::hist::Hist, q: f64) -> String {
@@ -529,193 +531,6 @@ fn clip(s: &str, n: usize) -> String {
         t.push('…');
         t
     }
-}
-
-/// How far apart the agents began sending (2+ agents whose producers sent).
-/// The offsets are read on each agent's synced clock, so the true spread
-/// may differ by up to the two worst clock error bounds.
-fn start_line(r: &Report) -> Option<String> {
-    let (first, last, n) = r.start_offsets().filter(|&(_, _, n)| n >= 2)?;
-    let err_ms =
-        r.agents.iter().filter(|a| a.start_offset_ms.is_some()).map(|a| a.clock_error_us).fold(0.0, f64::max) / 1e3;
-    Some(format!(
-        "start: {n} agent(s) began sending within {:.1} ms of each other (first {first:+.1} ms, last {last:+.1} ms \
-         after the start instant; clock error up to ±{err_ms:.3} ms per agent)",
-        last - first
-    ))
-}
-
-/// The end-of-run summary.
-pub fn summary(r: &Report) -> String {
-    let mut o = String::new();
-    let _ = writeln!(o, "\n== {} ({}) — verdict: {}", r.scenario, r.run_id, r.verdict.to_uppercase());
-    let _ = writeln!(
-        o,
-        "{:<22} {:<9} {:<18} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9}",
-        "GROUP", "ROLE", "TOPIC", "MESSAGES", "RATE/s", "TARGET/s", "p50", "p99", "p99.9", "max"
-    );
-    for g in &r.groups {
-        let _ = writeln!(
-            o,
-            "{:<22} {:<9} {:<18} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9}",
-            g.name,
-            g.role,
-            g.topic,
-            g.messages,
-            format!("{:.1}", g.rate_msgs_per_s),
-            if g.closed_loop {
-                "max".to_string()
-            } else {
-                g.target_rate_msgs_per_s.map(|t| format!("{t:.1}")).unwrap_or_else(|| "-".into())
-            },
-            fmt_us(g.latency_us.p50),
-            fmt_us(g.latency_us.p99),
-            fmt_us(g.latency_us.p999),
-            fmt_us(g.latency_us.max),
-        );
-    }
-    let _ = writeln!(o, "(producers: publish latency from the intended send time; consumers: end-to-end latency)");
-    for g in r.groups.iter() {
-        if let Some(err) = g.e2e_clock_error_us {
-            let _ = writeln!(
-                o,
-                "(end-to-end latency of `{}` crosses agent processes: each sample within ±{} of the clocks' sync)",
-                g.name,
-                fmt_us(err)
-            );
-        }
-    }
-    for g in r.groups.iter().filter(|g| g.closed_loop) {
-        let _ = writeln!(
-            o,
-            "(`{}`: closed loop (`rate: max`): no schedule, so its publish latency is service time and no \
-             response-time SLO or rate target is judged)",
-            g.name
-        );
-    }
-    // Producers held back for room in flight: their pace was the acks', not the schedule's.
-    for g in r.groups.iter().filter(|g| g.in_flight_wait_percent.is_some_and(|w| w >= 1.0)) {
-        let _ = writeln!(
-            o,
-            "(`{}`: due to send but held {:.1} % of the measurement for room in flight (`max_in_flight` \
-             sends awaiting acks, or client backpressure))",
-            g.name,
-            g.in_flight_wait_percent.unwrap_or(0.0)
-        );
-    }
-    let _ = writeln!(
-        o,
-        "\n{:<24} {:<11} {:>10} {:>10} {:>8} {:>10} {:>9} {:>9}",
-        "SUBSCRIPTION", "TYPE", "EXPECTED", "RECEIVED", "LOST", "DUPLICATE", "REDELIVER", "REORDER"
-    );
-    for s in &r.subscriptions {
-        let _ = writeln!(
-            o,
-            "{:<24} {:<11} {:>10} {:>10} {:>8} {:>10} {:>9} {:>9}{}",
-            format!("{}/{}", s.topic, s.subscription),
-            s.sub_type,
-            s.expected,
-            s.received_unique,
-            s.lost,
-            s.duplicated,
-            s.redelivered,
-            s.reordered,
-            if s.stalled { "  STALLED" } else { "" }
-        );
-    }
-    // A backlog worth a line: a late start, a pause, consumers behind.
-    for s in r.subscriptions.iter().filter(|s| s.backlog.max >= 100 && s.backlog.max * 20 >= s.expected) {
-        let b = &s.backlog;
-        let _ = writeln!(
-            o,
-            "backlog {}/{}: peak {} at {:.1} s (grew {} msg/s), {}",
-            s.topic,
-            s.subscription,
-            b.max,
-            b.max_at_s,
-            fmt_count(b.growth_msgs_per_s),
-            match b.drained_after_s {
-                Some(d) => format!("drained at {} msg/s in {d:.1} s", fmt_count(b.drain_msgs_per_s)),
-                None => format!("not drained by the last interval ({} msg/s)", fmt_count(b.drain_msgs_per_s)),
-            }
-        );
-    }
-    let t = &r.totals;
-    let _ = writeln!(
-        o,
-        "\ntotals: sent {} acked {} send_errors {} received {} lost {} duplicated {} redelivered {} reordered {}",
-        t.sent, t.acked, t.send_errors, t.received, t.lost, t.duplicated, t.redelivered, t.reordered
-    );
-    if let Some(c) = &r.ceiling {
-        let _ = writeln!(
-            o,
-            "ceiling: {} msg/s, bound by the {} ({} step(s)){}",
-            fmt_count(c.rate_msgs_per_s),
-            c.bound_by,
-            c.steps.len(),
-            if c.bound_by == "client" { "; the generator was the limit: add agents" } else { "" }
-        );
-        for (i, st) in c.steps.iter().enumerate() {
-            let _ = writeln!(
-                o,
-                "  step {:>2}: target {:>9}/s achieved {:>9}/s e2e p99 {:>9} {}",
-                i + 1,
-                fmt_count(st.target),
-                fmt_count(st.achieved),
-                fmt_us(st.latency_us.p99),
-                st.verdict
-            );
-        }
-    }
-    let _ = writeln!(
-        o,
-        "\n{:<20} {:<16} {:<9} {:>8} {:>8} {:>10} {:>10} {:>12} {:>6}",
-        "AGENT", "ADDRESS", "STATUS", "PRODS", "CONS", "PUB/s", "RECV/s", "CLOCK ±ms", "CPU%"
-    );
-    for a in &r.agents {
-        let _ = writeln!(
-            o,
-            "{:<20} {:<16} {:<9} {:>8} {:>8} {:>10.1} {:>10.1} {:>12} {:>6.1}",
-            a.id,
-            a.address,
-            a.status,
-            a.producers,
-            a.consumers,
-            a.publish_rate_msgs_per_s,
-            a.receive_rate_msgs_per_s,
-            format!("{:+.3}±{:.3}", a.clock_offset_us / 1e3, a.clock_error_us / 1e3),
-            a.cpu_percent
-        );
-    }
-    for a in r.agents.iter().filter(|a| a.clock_updates > 0) {
-        let _ = writeln!(
-            o,
-            "  clock of {}: moved {:+.3} ms during the run ({} correction(s) sent; its stamps followed)",
-            a.id,
-            a.clock_drift_us / 1e3,
-            a.clock_updates
-        );
-    }
-    if let Some(line) = start_line(r) {
-        let _ = writeln!(o, "{line}");
-    }
-    if !r.slo.is_empty() {
-        let _ = writeln!(o, "\nSLO");
-        for c in &r.slo {
-            let _ = writeln!(
-                o,
-                "  {} {:<36} limit {:>10}  actual {:>10}",
-                if c.pass { "ok  " } else { "FAIL" },
-                c.name,
-                c.limit,
-                c.actual
-            );
-        }
-    }
-    for n in &r.notes {
-        let _ = writeln!(o, "note: {n}");
-    }
-    o
 }
 
 #[cfg(test)]
@@ -752,39 +567,6 @@ mod tests {
         m.producers.insert(0, p);
         m.consumers.insert(0, c);
         m
-    }
-
-    #[test]
-    fn summary_says_how_far_apart_the_agents_began_sending() {
-        let mut r = crate::testutil::sample_report();
-        r.agents[0].start_offset_ms = Some(0.4);
-        r.agents[1].start_offset_ms = Some(3.6);
-        r.agents[1].clock_error_us = 80.0;
-        let text = summary(&r);
-        assert!(
-            text.contains(
-                "start: 2 agent(s) began sending within 3.2 ms of each other (first +0.4 ms, last +3.6 ms \
-                 after the start instant; clock error up to ±0.080 ms per agent)"
-            ),
-            "{text}"
-        );
-        // One agent with producers: nothing to compare.
-        r.agents[1].start_offset_ms = None;
-        assert!(!summary(&r).contains("began sending"));
-    }
-
-    #[test]
-    fn summary_says_when_producers_were_held_for_room_in_flight() {
-        let mut r = crate::testutil::sample_report();
-        assert!(!summary(&r).contains("room in flight"), "0 % says nothing");
-        let g = r.groups.iter_mut().find(|g| g.role == "producer").expect("a producer group");
-        g.in_flight_wait_percent = Some(63.25);
-        let name = g.name.clone();
-        let text = summary(&r);
-        assert!(
-            text.contains(&format!("(`{name}`: due to send but held 63.2 % of the measurement for room in flight")),
-            "{text}"
-        );
     }
 
     #[test]

@@ -1,37 +1,31 @@
 //! `report.html`: one self-contained page per run, rendered from the
 //! [`Report`] alone (so `coordinator report RUN_DIR` re-renders it from
 //! report.json). No scripts, no fetches, no external CSS: charts are inline
-//! SVG drawn here. Every piece of text that comes from the report (names,
-//! notes, errors) goes through [`esc`].
+//! SVG drawn by [`charts`]. Every piece of text that comes from the report
+//! (names, notes, errors) goes through [`esc`].
+//!
+//! This file is the page: its sections, in order, each turning report
+//! figures into tables and [`charts::Chart`]s. May import `charts`,
+//! `escape` and `report::format`.
 
 use std::fmt::Write as _;
 
 use common::hist::Hist;
-use common::report::{Ceiling, IntervalRow, Report};
+use common::report::{Ceiling, CeilingStep, IntervalRow, Report};
 
-use crate::console::fmt_count;
+mod charts;
+mod escape;
+
+pub use escape::esc;
+
+use crate::report::format::{fmt_count, fmt_secs_exact, fmt_us_spaced};
+use charts::{Axis, Band, Chart, Dash, Fmt, Scale, Series, VLine};
 
 /// Renders the whole page.
 pub fn render(r: &Report) -> String {
     let mut o = String::with_capacity(64 * 1024);
     // Writing into a String cannot fail.
     let _ = page(&mut o, r);
-    o
-}
-
-/// Escapes text for HTML element content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            _ => o.push(c),
-        }
-    }
     o
 }
 
@@ -134,16 +128,16 @@ fn header(o: &mut String, r: &Report) -> std::fmt::Result {
     writeln!(
         o,
         "<div class=\"meta\"><span>warmup {}</span><span>measure {}</span><span>cooldown {}</span><span>drain {}{}</span><span>interval {}</span><span>{} agent(s)</span></div>",
-        secs(p.warmup_s),
-        secs(p.duration_s),
-        secs(p.cooldown_s),
-        secs(p.drain_s),
+        fmt_secs_exact(p.warmup_s),
+        fmt_secs_exact(p.duration_s),
+        fmt_secs_exact(p.cooldown_s),
+        fmt_secs_exact(p.drain_s),
         if p.drain_timed_out {
-            format!(" (timed out at {})", secs(p.drain_timeout_s))
+            format!(" (timed out at {})", fmt_secs_exact(p.drain_timeout_s))
         } else {
             String::new()
         },
-        secs(p.report_interval_s),
+        fmt_secs_exact(p.report_interval_s),
         r.agents.len()
     )?;
     write!(
@@ -157,47 +151,6 @@ fn header(o: &mut String, r: &Report) -> std::fmt::Result {
         o,
         "<a href=\"#delivery\">delivery</a><a href=\"#agents\">agents</a><a href=\"#notes\">notes</a></nav>\n</header>"
     )
-}
-
-fn secs(s: f64) -> String {
-    if !s.is_finite() {
-        return "-".into();
-    }
-    if s == s.trunc() {
-        format!("{s:.0}s")
-    } else {
-        format!("{s:.2}s")
-    }
-}
-
-/// Microseconds, human-sized.
-fn us(v: f64) -> String {
-    if !v.is_finite() {
-        return "-".into();
-    }
-    if v >= 1e6 {
-        format!("{} s", trim(v / 1e6))
-    } else if v >= 1e3 {
-        format!("{} ms", trim(v / 1e3))
-    } else {
-        format!("{} µs", trim(v))
-    }
-}
-
-/// Up to 3 significant-ish decimals, trailing zeros removed.
-fn trim(v: f64) -> String {
-    let s = if v.abs() >= 100.0 {
-        format!("{v:.0}")
-    } else if v.abs() >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    };
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
 }
 
 fn summary(o: &mut String, r: &Report) -> std::fmt::Result {
@@ -309,7 +262,7 @@ fn lat_cell(v: f64, count: u64) -> String {
     if count == 0 {
         "-".into()
     } else {
-        us(v)
+        fmt_us_spaced(v)
     }
 }
 
@@ -557,26 +510,93 @@ fn ceiling(o: &mut String, c: &Ceiling) -> std::fmt::Result {
     }
     let mut steps = c.steps.clone();
     steps.sort_by(|a, b| a.target.total_cmp(&b.target));
-    let pass = |s: &&common::report::CeilingStep| s.verdict == "pass";
-    let pts = |f: fn(&common::report::CeilingStep) -> f64, keep: bool| -> Vec<(f64, f64)> {
-        steps.iter().filter(|s| pass(s) == keep).map(|s| (s.target, f(s))).collect()
-    };
-    let vline =
-        VLine { x: c.rate_msgs_per_s, label: format!("ceiling {}", fmt_count(c.rate_msgs_per_s)), color: "#1a7f37" };
-    let targets: Vec<f64> = steps.iter().map(|s| s.target).collect();
-
+    let along = CeilingAxis::new(c, &steps);
     writeln!(o, "<h3>Achieved vs offered rate</h3>")?;
+    ceiling_rate_chart(o, &steps, &along)?;
+    writeln!(o, "<h3>Latency vs offered rate</h3>")?;
+    ceiling_latency_chart(o, &steps, &along)?;
+
+    writeln!(
+        o,
+        "<div class=\"scroll\"><table><tr><th class=\"n\">offered/s</th><th class=\"n\">achieved/s</th><th class=\"n\">ratio</th><th class=\"n\">p50</th><th class=\"n\">p99</th><th class=\"n\">p99.9</th><th class=\"n\">max</th><th>verdict</th></tr>"
+    )?;
+    for s in &steps {
+        let ok = s.verdict == "pass";
+        writeln!(
+            o,
+            "<tr{}><td class=\"n\">{:.1}</td><td class=\"n\">{:.1}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            if ok { "" } else { " class=\"bad\"" },
+            s.target,
+            s.achieved,
+            if s.target > 0.0 {
+                format!("{:.3}", s.achieved / s.target)
+            } else {
+                "-".into()
+            },
+            fmt_us_spaced(s.latency_us.p50),
+            fmt_us_spaced(s.latency_us.p99),
+            fmt_us_spaced(s.latency_us.p999),
+            fmt_us_spaced(s.latency_us.max),
+            if ok {
+                "<span class=\"ok\">pass</span>".to_string()
+            } else {
+                format!("<span class=\"no\">{}</span>", esc(&s.verdict))
+            }
+        )?;
+    }
+    writeln!(
+        o,
+        "</table></div><p class=\"hint\">The grey diagonal is achieved = offered; where the curve falls below it the system no longer keeps up.</p></section>"
+    )
+}
+
+/// What both ceiling charts share: the offered rates on the x axis, the
+/// ceiling's vertical line, and the steps that passed or failed.
+struct CeilingAxis {
+    targets: Vec<f64>,
+    ceiling: f64,
+    vline: VLine,
+}
+
+impl CeilingAxis {
+    fn new(c: &Ceiling, steps: &[CeilingStep]) -> CeilingAxis {
+        CeilingAxis {
+            targets: steps.iter().map(|s| s.target).collect(),
+            ceiling: c.rate_msgs_per_s,
+            vline: VLine {
+                x: c.rate_msgs_per_s,
+                label: format!("ceiling {}", fmt_count(c.rate_msgs_per_s)),
+                color: "#1a7f37",
+            },
+        }
+    }
+
+    fn x(&self) -> Axis {
+        Axis::fit(
+            Scale::Linear,
+            Fmt::Rate,
+            "offered rate (msg/s)",
+            self.targets.iter().copied().chain([self.ceiling, 0.0]),
+            true,
+        )
+    }
+}
+
+/// (offered, `f` of the step) for the steps that passed (`keep`) or failed.
+fn step_points(steps: &[CeilingStep], f: fn(&CeilingStep) -> f64, keep: bool) -> Vec<(f64, f64)> {
+    steps.iter().filter(|s| (s.verdict == "pass") == keep).map(|s| (s.target, f(s))).collect()
+}
+
+/// Achieved against offered rate, with the y = x diagonal.
+fn ceiling_rate_chart(o: &mut String, steps: &[CeilingStep], along: &CeilingAxis) -> std::fmt::Result {
+    let pts = |f: fn(&CeilingStep) -> f64, keep: bool| step_points(steps, f, keep);
+    let targets = &along.targets;
+
     let achieved: Vec<(f64, f64)> = steps.iter().map(|s| (s.target, s.achieved)).collect();
     let ys: Vec<f64> = achieved.iter().map(|p| p.1).chain(targets.iter().copied()).collect();
     Chart {
         title: "Achieved vs offered rate".into(),
-        x: Axis::fit(
-            Scale::Linear,
-            Fmt::Rate,
-            "offered rate (msg/s)",
-            targets.iter().copied().chain([c.rate_msgs_per_s, 0.0]),
-            true,
-        ),
+        x: along.x(),
         y: Axis::fit(Scale::Linear, Fmt::Rate, "achieved (msg/s)", ys.into_iter(), true),
         series: vec![
             Series {
@@ -605,24 +625,21 @@ fn ceiling(o: &mut String, c: &Ceiling) -> std::fmt::Result {
             },
         ],
         bands: Vec::new(),
-        vlines: vec![vline.clone()],
+        vlines: vec![along.vline.clone()],
         diagonal: true,
     }
-    .render(o)?;
+    .render(o)
+}
 
-    writeln!(o, "<h3>Latency vs offered rate</h3>")?;
+/// p99 and p50 latency against offered rate, log scale.
+fn ceiling_latency_chart(o: &mut String, steps: &[CeilingStep], along: &CeilingAxis) -> std::fmt::Result {
+    let pts = |f: fn(&CeilingStep) -> f64, keep: bool| step_points(steps, f, keep);
     let p99: Vec<(f64, f64)> = steps.iter().map(|s| (s.target, s.latency_us.p99)).collect();
     let p50: Vec<(f64, f64)> = steps.iter().map(|s| (s.target, s.latency_us.p50)).collect();
     let ys: Vec<f64> = p99.iter().chain(p50.iter()).map(|p| p.1).collect();
     Chart {
         title: "Latency vs offered rate".into(),
-        x: Axis::fit(
-            Scale::Linear,
-            Fmt::Rate,
-            "offered rate (msg/s)",
-            targets.iter().copied().chain([c.rate_msgs_per_s, 0.0]),
-            true,
-        ),
+        x: along.x(),
         y: Axis::fit(Scale::Log, Fmt::Micros, "latency (log scale)", ys.into_iter(), false),
         series: vec![
             Series { label: "p99".into(), color: color(2), dash: Dash::Solid, points: p99, line: true, markers: false },
@@ -652,43 +669,10 @@ fn ceiling(o: &mut String, c: &Ceiling) -> std::fmt::Result {
             },
         ],
         bands: Vec::new(),
-        vlines: vec![vline],
+        vlines: vec![along.vline.clone()],
         diagonal: false,
     }
-    .render(o)?;
-
-    writeln!(
-        o,
-        "<div class=\"scroll\"><table><tr><th class=\"n\">offered/s</th><th class=\"n\">achieved/s</th><th class=\"n\">ratio</th><th class=\"n\">p50</th><th class=\"n\">p99</th><th class=\"n\">p99.9</th><th class=\"n\">max</th><th>verdict</th></tr>"
-    )?;
-    for s in &steps {
-        let ok = s.verdict == "pass";
-        writeln!(
-            o,
-            "<tr{}><td class=\"n\">{:.1}</td><td class=\"n\">{:.1}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
-            if ok { "" } else { " class=\"bad\"" },
-            s.target,
-            s.achieved,
-            if s.target > 0.0 {
-                format!("{:.3}", s.achieved / s.target)
-            } else {
-                "-".into()
-            },
-            us(s.latency_us.p50),
-            us(s.latency_us.p99),
-            us(s.latency_us.p999),
-            us(s.latency_us.max),
-            if ok {
-                "<span class=\"ok\">pass</span>".to_string()
-            } else {
-                format!("<span class=\"no\">{}</span>", esc(&s.verdict))
-            }
-        )?;
-    }
-    writeln!(
-        o,
-        "</table></div><p class=\"hint\">The grey diagonal is achieved = offered; where the curve falls below it the system no longer keeps up.</p></section>"
-    )
+    .render(o)
 }
 
 fn delivery(o: &mut String, r: &Report) -> std::fmt::Result {
@@ -802,402 +786,6 @@ fn notes(o: &mut String, r: &Report) -> std::fmt::Result {
     writeln!(o, "</ul></section>")
 }
 
-// ---------------------------------------------------------------- charts
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Scale {
-    Linear,
-    Log,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Fmt {
-    Seconds,
-    Rate,
-    Micros,
-    /// x = 1/(1-q): labelled as the percentile q.
-    Percentile,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Dash {
-    Solid,
-    Dashed,
-    Dotted,
-}
-
-impl Dash {
-    fn attr(self) -> &'static str {
-        match self {
-            Dash::Solid => "",
-            Dash::Dashed => " stroke-dasharray=\"7 4\"",
-            Dash::Dotted => " stroke-dasharray=\"2 3\"",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Axis {
-    scale: Scale,
-    fmt: Fmt,
-    label: String,
-    min: f64,
-    max: f64,
-    ticks: Vec<f64>,
-}
-
-fn nice_step(range: f64, target_ticks: f64) -> f64 {
-    let raw = (range / target_ticks).max(f64::MIN_POSITIVE);
-    let mag = 10f64.powf(raw.log10().floor());
-    let r = raw / mag;
-    let m = if r <= 1.0 {
-        1.0
-    } else if r <= 2.0 {
-        2.0
-    } else if r <= 2.5 {
-        2.5
-    } else if r <= 5.0 {
-        5.0
-    } else {
-        10.0
-    };
-    m * mag
-}
-
-impl Axis {
-    /// An axis that holds every finite value (and, on a log scale, every
-    /// positive one) with "nice" bounds and ticks.
-    fn fit(scale: Scale, fmt: Fmt, label: &str, values: impl Iterator<Item = f64>, include_zero: bool) -> Axis {
-        let mut lo = f64::INFINITY;
-        let mut hi = f64::NEG_INFINITY;
-        for v in values {
-            if !v.is_finite() || (scale == Scale::Log && v <= 0.0) {
-                continue;
-            }
-            lo = lo.min(v);
-            hi = hi.max(v);
-        }
-        match scale {
-            Scale::Linear => {
-                if !lo.is_finite() {
-                    lo = 0.0;
-                    hi = 1.0;
-                }
-                if include_zero {
-                    lo = lo.min(0.0);
-                    hi = hi.max(0.0);
-                }
-                if hi - lo <= f64::EPSILON * hi.abs().max(1.0) {
-                    let pad = if hi.abs() > 0.0 { hi.abs() * 0.1 } else { 1.0 };
-                    hi += pad;
-                    if !include_zero {
-                        lo -= pad;
-                    }
-                }
-                let step = nice_step(hi - lo, 5.0);
-                let min = (lo / step).floor() * step;
-                let max = (hi / step).ceil() * step;
-                let n = ((max - min) / step).round() as i64;
-                let ticks = (0..=n.clamp(1, 50)).map(|i| min + i as f64 * step).collect();
-                Axis { scale, fmt, label: label.into(), min, max, ticks }
-            }
-            Scale::Log => {
-                if !lo.is_finite() {
-                    lo = 1.0;
-                    hi = 10.0;
-                }
-                let dlo = lo.log10().floor() as i32;
-                let mut dhi = hi.log10().ceil() as i32;
-                if dhi <= dlo {
-                    dhi = dlo + 1;
-                }
-                let mut ticks = Vec::new();
-                for d in dlo..=dhi {
-                    let base = 10f64.powi(d);
-                    ticks.push(base);
-                    if dhi - dlo <= 2 && d < dhi && fmt != Fmt::Percentile {
-                        ticks.push(base * 2.0);
-                        ticks.push(base * 5.0);
-                    }
-                }
-                Axis { scale, fmt, label: label.into(), min: 10f64.powi(dlo), max: 10f64.powi(dhi), ticks }
-            }
-        }
-    }
-
-    /// Position of `v` in 0..=1 along the axis, or None when it cannot be shown.
-    fn frac(&self, v: f64) -> Option<f64> {
-        if !v.is_finite() {
-            return None;
-        }
-        let f = match self.scale {
-            Scale::Linear => (v - self.min) / (self.max - self.min),
-            Scale::Log => {
-                if v <= 0.0 {
-                    return None;
-                }
-                (v.log10() - self.min.log10()) / (self.max.log10() - self.min.log10())
-            }
-        };
-        f.is_finite().then_some(f.clamp(-0.05, 1.05))
-    }
-
-    fn tick_label(&self, v: f64) -> String {
-        match self.fmt {
-            Fmt::Seconds => {
-                if v == v.trunc() {
-                    format!("{v:.0}s")
-                } else {
-                    format!("{}s", trim(v))
-                }
-            }
-            Fmt::Rate => {
-                if v >= 1e6 {
-                    format!("{}M", trim(v / 1e6))
-                } else if v >= 1e3 {
-                    format!("{}k", trim(v / 1e3))
-                } else {
-                    trim(v)
-                }
-            }
-            Fmt::Micros => {
-                if v == 0.0 {
-                    "0".into()
-                } else {
-                    us(v).replace(' ', "")
-                }
-            }
-            Fmt::Percentile => {
-                let q = 100.0 * (1.0 - 1.0 / v);
-                let nines = v.log10().round() as usize;
-                format!("{:.*}%", nines.saturating_sub(2), q)
-            }
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Series {
-    label: String,
-    color: &'static str,
-    dash: Dash,
-    points: Vec<(f64, f64)>,
-    line: bool,
-    markers: bool,
-}
-
-#[derive(Debug, Clone)]
-struct Band {
-    x0: f64,
-    x1: f64,
-    label: &'static str,
-    fill: &'static str,
-}
-
-impl Band {
-    fn new(x0: f64, x1: f64, label: &'static str, fill: &'static str) -> Band {
-        Band { x0, x1, label, fill }
-    }
-}
-
-#[derive(Debug, Clone)]
-struct VLine {
-    x: f64,
-    label: String,
-    color: &'static str,
-}
-
-struct Chart {
-    title: String,
-    x: Axis,
-    y: Axis,
-    series: Vec<Series>,
-    bands: Vec<Band>,
-    vlines: Vec<VLine>,
-    /// A y = x reference line.
-    diagonal: bool,
-}
-
-const W: f64 = 1000.0;
-const H: f64 = 330.0;
-const ML: f64 = 70.0;
-const MR: f64 = 40.0;
-const MT: f64 = 24.0;
-const MB: f64 = 46.0;
-
-impl Chart {
-    fn px(&self, x: f64) -> Option<f64> {
-        self.x.frac(x).map(|f| ML + f * (W - ML - MR))
-    }
-
-    fn py(&self, y: f64) -> Option<f64> {
-        self.y.frac(y).map(|f| H - MB - f * (H - MT - MB))
-    }
-
-    fn render(&self, o: &mut String) -> std::fmt::Result {
-        let (x0, x1, y0, y1) = (ML, W - MR, MT, H - MB);
-        writeln!(
-            o,
-            "<div class=\"chart\"><svg viewBox=\"0 0 {W} {H}\" xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"{}\" font-family=\"system-ui,sans-serif\" font-size=\"12\">",
-            esc(&self.title)
-        )?;
-        writeln!(
-            o,
-            "<rect x=\"{x0}\" y=\"{y0}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#ffffff\" stroke=\"#d0d7de\"/>",
-            x1 - x0,
-            y1 - y0
-        )?;
-        // Phase bands.
-        for b in &self.bands {
-            let (Some(a), Some(c)) = (self.px(b.x0), self.px(b.x1)) else {
-                continue;
-            };
-            let (a, c) = (a.clamp(x0, x1), c.clamp(x0, x1));
-            if c - a < 0.5 {
-                continue;
-            }
-            if b.fill != "none" {
-                writeln!(
-                    o,
-                    "<rect x=\"{a:.1}\" y=\"{y0}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\"/>",
-                    c - a,
-                    y1 - y0,
-                    b.fill
-                )?;
-            }
-            if c - a > 40.0 {
-                writeln!(
-                    o,
-                    "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#8c959f\" font-size=\"11\">{}</text>",
-                    (a + c) / 2.0,
-                    y0 - 7.0,
-                    esc(b.label)
-                )?;
-            }
-        }
-        // Grid and ticks.
-        for t in &self.y.ticks {
-            let Some(y) = self.py(*t) else { continue };
-            writeln!(
-                o,
-                "<line x1=\"{x0}\" x2=\"{x1}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#eaeef2\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#57606a\">{}</text>",
-                x0 - 6.0,
-                y + 4.0,
-                esc(&self.y.tick_label(*t))
-            )?;
-        }
-        for t in &self.x.ticks {
-            let Some(x) = self.px(*t) else { continue };
-            writeln!(
-                o,
-                "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{y0}\" y2=\"{y1}\" stroke=\"#eaeef2\"/><text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#57606a\">{}</text>",
-                y1 + 16.0,
-                esc(&self.x.tick_label(*t))
-            )?;
-        }
-        writeln!(
-            o,
-            "<line x1=\"{x0}\" x2=\"{x1}\" y1=\"{y1}\" y2=\"{y1}\" stroke=\"#57606a\"/><line x1=\"{x0}\" x2=\"{x0}\" y1=\"{y0}\" y2=\"{y1}\" stroke=\"#57606a\"/>"
-        )?;
-        writeln!(
-            o,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#57606a\">{}</text>",
-            (x0 + x1) / 2.0,
-            H - 8.0,
-            esc(&self.x.label)
-        )?;
-        writeln!(
-            o,
-            "<text transform=\"translate(16 {:.1}) rotate(-90)\" text-anchor=\"middle\" fill=\"#57606a\">{}</text>",
-            (y0 + y1) / 2.0,
-            esc(&self.y.label)
-        )?;
-        if self.diagonal {
-            let lo = self.x.min.max(self.y.min);
-            let hi = self.x.max.min(self.y.max);
-            if let (Some(a), Some(b), Some(c), Some(d)) = (self.px(lo), self.py(lo), self.px(hi), self.py(hi)) {
-                writeln!(
-                    o,
-                    "<line x1=\"{a:.1}\" y1=\"{b:.1}\" x2=\"{c:.1}\" y2=\"{d:.1}\" stroke=\"#8c959f\" stroke-dasharray=\"4 4\"><title>achieved = offered</title></line>"
-                )?;
-            }
-        }
-        for v in &self.vlines {
-            let Some(x) = self.px(v.x) else { continue };
-            writeln!(
-                o,
-                "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{y0}\" y2=\"{y1}\" stroke=\"{}\" stroke-width=\"1.5\" stroke-dasharray=\"5 3\"/><text x=\"{:.1}\" y=\"{:.1}\" fill=\"{}\" font-size=\"11\">{}</text>",
-                v.color,
-                x + 4.0,
-                y0 + 14.0,
-                v.color,
-                esc(&v.label)
-            )?;
-        }
-        for s in &self.series {
-            if s.line {
-                let mut d = String::new();
-                let mut pen_down = false;
-                for &(x, y) in &s.points {
-                    match (self.px(x), self.py(y)) {
-                        (Some(px), Some(py)) => {
-                            let _ = write!(d, "{}{px:.1} {py:.1} ", if pen_down { "L" } else { "M" });
-                            pen_down = true;
-                        }
-                        _ => pen_down = false,
-                    }
-                }
-                if !d.is_empty() {
-                    writeln!(
-                        o,
-                        "<path d=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.8\" stroke-linejoin=\"round\"{}><title>{}</title></path>",
-                        d.trim_end(),
-                        s.color,
-                        s.dash.attr(),
-                        esc(&s.label)
-                    )?;
-                }
-            }
-            if s.markers {
-                for &(x, y) in &s.points {
-                    if let (Some(px), Some(py)) = (self.px(x), self.py(y)) {
-                        writeln!(
-                            o,
-                            "<circle cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"4\" fill=\"{}\" stroke=\"#fff\"><title>{}: {} → {}</title></circle>",
-                            s.color,
-                            esc(&s.label),
-                            esc(&self.x.tick_label(x)),
-                            esc(&self.y.tick_label(y))
-                        )?;
-                    }
-                }
-            }
-        }
-        writeln!(o, "</svg>")?;
-        // Legend.
-        write!(o, "<div class=\"legend\">")?;
-        for s in &self.series {
-            if s.points.is_empty() {
-                continue;
-            }
-            let swatch = if s.line {
-                format!(
-                    "<svg width=\"26\" height=\"10\" viewBox=\"0 0 26 10\"><line x1=\"1\" y1=\"5\" x2=\"25\" y2=\"5\" stroke=\"{}\" stroke-width=\"2.2\"{}/></svg>",
-                    s.color,
-                    s.dash.attr()
-                )
-            } else {
-                format!(
-                    "<svg width=\"12\" height=\"12\" viewBox=\"0 0 12 12\"><circle cx=\"6\" cy=\"6\" r=\"4.5\" fill=\"{}\"/></svg>",
-                    s.color
-                )
-            };
-            write!(o, "<span>{swatch}{}</span>", esc(&s.label))?;
-        }
-        writeln!(o, "</div></div>")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1306,25 +894,5 @@ mod tests {
         let pts = spectrum(&small);
         assert!(pts.iter().all(|p| p.0 <= 50.0));
         assert!(spectrum(&Hist::new()).is_empty());
-    }
-
-    #[test]
-    fn axes_are_nice() {
-        let a = Axis::fit(Scale::Linear, Fmt::Rate, "r", [0.0, 1234.0].into_iter(), true);
-        assert_eq!(a.min, 0.0);
-        assert!(a.max >= 1234.0 && a.max <= 1500.0, "{}", a.max);
-        assert!(a.ticks.len() >= 3);
-        let l = Axis::fit(Scale::Log, Fmt::Micros, "l", [0.0, 150.0, 42_000.0].into_iter(), false);
-        assert_eq!(l.min, 100.0);
-        assert_eq!(l.max, 100_000.0);
-        assert_eq!(l.frac(0.0), None);
-        let p = Axis::fit(Scale::Log, Fmt::Percentile, "p", [1.0, 1e5].into_iter(), false);
-        let labels: Vec<String> = p.ticks.iter().map(|t| p.tick_label(*t)).collect();
-        assert_eq!(labels, ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"]);
-        // Degenerate input still gives a usable axis.
-        let e = Axis::fit(Scale::Linear, Fmt::Seconds, "e", std::iter::empty(), false);
-        assert!(e.max > e.min);
-        let c = Axis::fit(Scale::Linear, Fmt::Seconds, "c", [5.0, 5.0].into_iter(), false);
-        assert!(c.max > c.min);
     }
 }

@@ -1,7 +1,8 @@
-//! Writes `results/<run-id>/`: report.json, timeseries.csv and report.html;
-//! reads a run back, and lists the runs in a results directory.
+//! The results directory: writes `results/<run-id>/` (report.json, then
+//! timeseries.csv and report.html rendered from it by [`super::csv`] and
+//! [`super::html`]); reads a run back, and lists the runs in a results
+//! directory. May import `report::csv` and `report::html`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use common::report::{Report, Totals};
@@ -18,67 +19,54 @@ pub fn write(dir: &Path, report: &Report) -> std::io::Result<()> {
 /// Writes timeseries.csv and report.html from the report (what
 /// `coordinator report` re-renders; report.json is left as it is).
 pub fn render(dir: &Path, report: &Report) -> std::io::Result<()> {
-    write_csv(&dir.join("timeseries.csv"), report)?;
-    std::fs::write(dir.join("report.html"), crate::html::render(report))
+    super::csv::write(&dir.join("timeseries.csv"), report)?;
+    std::fs::write(dir.join("report.html"), super::html::render(report))
 }
 
-fn write_csv(path: &Path, report: &Report) -> std::io::Result<()> {
-    let mut csv = std::io::BufWriter::new(std::fs::File::create(path)?);
-    writeln!(csv, "interval,t_s,phase,group,role,sent,acked,send_errors,received,rate_msgs_per_s,p50_us,p99_us,p999_us,max_lag_ms,agents_reporting,in_flight_wait_percent")?;
-    for r in &report.intervals {
-        writeln!(
-            csv,
-            "{},{:.3},{},{},{},{},{},{},{},{:.3},{:.1},{:.1},{:.1},{:.3},{},{}",
-            r.index,
-            r.t_s,
-            r.phase,
-            csv_field(&r.group),
-            r.role,
-            r.sent,
-            r.acked,
-            r.send_errors,
-            r.received,
-            r.rate_msgs_per_s,
-            r.p50_us,
-            r.p99_us,
-            r.p999_us,
-            r.max_lag_ms,
-            r.agents_reporting,
-            r.in_flight_wait_percent.map(|w| format!("{w:.1}")).unwrap_or_default()
-        )?;
-    }
-    csv.flush()
+/// What is wrong with a run directory or a results directory.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{}: no such directory", .0.display())]
+    NoSuchDirectory(PathBuf),
+    #[error("{} is not a directory; expected a run directory (results/<run-id>/)", .0.display())]
+    NotADirectory(PathBuf),
+    #[error(
+        "{} is not a run directory: it has no report.json (expected results/<run-id>/ as written by `coordinator run`)",
+        .0.display()
+    )]
+    NotARun(PathBuf),
+    #[error("{}: not a report ({source})", .path.display())]
+    NotAReport { path: PathBuf, source: serde_json::Error },
+    #[error("{}: no such results directory (runs are written to ./results or --results DIR)", .0.display())]
+    NoSuchResults(PathBuf),
+    #[error("{}: {source}", .path.display())]
+    Io { path: PathBuf, source: std::io::Error },
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
+impl ReadError {
+    fn io(path: &Path, source: std::io::Error) -> ReadError {
+        ReadError::Io { path: path.to_path_buf(), source }
     }
 }
 
 /// Reads a run's report.json; the error says what is wrong with `dir`.
-pub fn read(dir: &Path) -> Result<Report, String> {
+pub fn read(dir: &Path) -> Result<Report, ReadError> {
     let meta = std::fs::metadata(dir).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            format!("{}: no such directory", dir.display())
+            ReadError::NoSuchDirectory(dir.to_path_buf())
         } else {
-            format!("{}: {e}", dir.display())
+            ReadError::io(dir, e)
         }
     })?;
     if !meta.is_dir() {
-        return Err(format!("{} is not a directory; expected a run directory (results/<run-id>/)", dir.display()));
+        return Err(ReadError::NotADirectory(dir.to_path_buf()));
     }
     let p = dir.join("report.json");
     if !p.exists() {
-        return Err(format!(
-            "{} is not a run directory: it has no report.json (expected results/<run-id>/ as written by `coordinator run`)",
-            dir.display()
-        ));
+        return Err(ReadError::NotARun(dir.to_path_buf()));
     }
-    let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: not a report ({e})", p.display()))
+    let text = std::fs::read_to_string(&p).map_err(|e| ReadError::io(&p, e))?;
+    serde_json::from_str(&text).map_err(|source| ReadError::NotAReport { path: p, source })
 }
 
 /// The fields `results --list` shows; the rest of report.json is skipped.
@@ -101,17 +89,17 @@ pub struct RunEntry {
 
 /// The runs under `root` (directories holding a report.json), newest first;
 /// unreadable ones last.
-pub fn list(root: &Path) -> Result<Vec<RunEntry>, String> {
+pub fn list(root: &Path) -> Result<Vec<RunEntry>, ReadError> {
     let rd = std::fs::read_dir(root).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            format!("{}: no such results directory (runs are written to ./results or --results DIR)", root.display())
+            ReadError::NoSuchResults(root.to_path_buf())
         } else {
-            format!("{}: {e}", root.display())
+            ReadError::io(root, e)
         }
     })?;
     let mut out = Vec::new();
     for e in rd {
-        let e = e.map_err(|e| format!("{}: {e}", root.display()))?;
+        let e = e.map_err(|e| ReadError::io(root, e))?;
         let dir = e.path();
         let p = dir.join("report.json");
         if !dir.is_dir() || !p.is_file() {
@@ -212,16 +200,16 @@ mod tests {
     #[test]
     fn read_says_what_is_wrong() {
         let root = tmp("read");
-        let e = read(&root.join("missing")).expect_err("missing");
+        let e = read(&root.join("missing")).expect_err("missing").to_string();
         assert!(e.contains("no such directory"), "{e}");
-        let e = read(&root).expect_err("no report.json");
+        let e = read(&root).expect_err("no report.json").to_string();
         assert!(e.contains("not a run directory"), "{e}");
         std::fs::write(root.join("report.json"), "{\"run_id\": 3}").expect("write");
-        let e = read(&root).expect_err("corrupt");
+        let e = read(&root).expect_err("corrupt").to_string();
         assert!(e.contains("not a report"), "{e}");
-        let e = read(&root.join("report.json")).expect_err("a file");
+        let e = read(&root.join("report.json")).expect_err("a file").to_string();
         assert!(e.contains("not a directory"), "{e}");
         let _ = std::fs::remove_dir_all(&root);
-        assert!(list(&root).expect_err("gone").contains("no such results directory"));
+        assert!(list(&root).expect_err("gone").to_string().contains("no such results directory"));
     }
 }

@@ -1,0 +1,120 @@
+//! What [`super::build`] takes: what the coordinator knows of each agent
+//! at the end ([`AgentOutcome`]), the run's figures ([`ReportInput`]), and
+//! what the build's steps share ([`Ctx`], [`Lost`]). May import
+//! `intervals` and `series` (siblings).
+
+use std::collections::{BTreeSet, HashSet};
+
+use common::plan::{ConsumerInstance, ProducerInstance};
+use common::proto::{self, FinalReport};
+use common::scenario::Scenario;
+
+use super::intervals::{IntervalTotals, Intervals};
+use super::series::{window_count, Role};
+
+/// What the coordinator knows of one agent at the end.
+pub struct AgentOutcome {
+    pub address: String,
+    pub hello: proto::HelloAck,
+    pub clock_offset_ns: i64,
+    pub clock_error_ns: i64,
+    /// How far the offset moved during the run (re-sync from keepalives),
+    /// and the corrections sent.
+    pub clock_drift_ns: i64,
+    pub clock_updates: u32,
+    pub producers: u32,
+    pub consumers: u32,
+    pub target_rate_milli: u64,
+    /// "ok", "lost" or "error".
+    pub status: String,
+    pub error: Option<String>,
+    pub final_report: Option<FinalReport>,
+    /// The agent's shard: which producers and consumers ran there.
+    pub shard_producers: Vec<ProducerInstance>,
+    pub shard_consumers: Vec<ConsumerInstance>,
+    /// Its counts summed from its interval reports (for an agent lost
+    /// before its final report: its counts until the loss).
+    pub interval_totals: IntervalTotals,
+}
+
+/// The run as the coordinator saw it, for [`super::build`].
+pub struct ReportInput<'a> {
+    pub run_id: &'a str,
+    pub scenario: &'a Scenario,
+    pub scenario_file: &'a str,
+    pub started_at: String,
+    pub agents: &'a [AgentOutcome],
+    pub intervals: &'a Intervals,
+    pub start_ns: i64,
+    pub drain_s: f64,
+    pub drain_timed_out: bool,
+    pub stalled: Vec<(String, String)>,
+    pub incomplete: Option<String>,
+    pub notes: Vec<String>,
+}
+
+/// What the steps of the build share.
+pub(super) struct Ctx<'a> {
+    pub sc: &'a Scenario,
+    pub agents: &'a [AgentOutcome],
+    /// The measurement's length in seconds (never zero).
+    pub dur_s: f64,
+    intervals: &'a Intervals,
+    /// The measurement window (coordinator clock, ns).
+    window: (i64, i64),
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(input: &ReportInput<'a>) -> Ctx<'a> {
+        let sc = input.scenario;
+        let phases = &sc.phases;
+        Ctx {
+            sc,
+            agents: input.agents,
+            dur_s: phases.duration.as_secs_f64().max(1e-9),
+            intervals: input.intervals,
+            window: (
+                input.start_ns + phases.warmup.as_nanos() as i64,
+                input.start_ns + phases.send_end().as_nanos() as i64,
+            ),
+        }
+    }
+
+    /// Acks (producer group) or deliveries (consumer group) of group `g`
+    /// inside the measurement window; `measured` (the measure phase's own
+    /// count) without intervals.
+    ///
+    /// Throughput is what happened inside the measurement window: acks and
+    /// deliveries counted by when they happened, from the interval counts
+    /// (an interval across an edge counts pro rata). The measure phase's own
+    /// counters also hold what arrived after it (during the drain): under
+    /// overload that is the queue emptying, and dividing it by the window
+    /// would report more than the broker did (or more than the target).
+    pub fn in_window(&self, role: Role, g: usize, measured: u64) -> f64 {
+        window_count(self.intervals, role, g as u32, self.window).unwrap_or(measured as f64)
+    }
+
+    /// The agents that sent their final report.
+    pub fn reported(&self) -> impl Iterator<Item = &'a AgentOutcome> {
+        self.agents.iter().filter(|a| a.final_report.is_some())
+    }
+}
+
+/// Agents lost before their final report: their producers' acknowledged
+/// sets and their consumers' received sets never arrived.
+pub(super) struct Lost<'a> {
+    pub agents: Vec<&'a AgentOutcome>,
+    /// Producer ids on lost agents.
+    pub producers: HashSet<u64>,
+    /// Consumer groups with a consumer on a lost agent: not judged for loss.
+    pub not_judged: BTreeSet<usize>,
+}
+
+impl<'a> Lost<'a> {
+    pub fn of(agents: &'a [AgentOutcome]) -> Lost<'a> {
+        let lost: Vec<&AgentOutcome> = agents.iter().filter(|a| a.final_report.is_none()).collect();
+        let producers = lost.iter().flat_map(|a| a.shard_producers.iter().map(|p| u64::from(p.id))).collect();
+        let not_judged = lost.iter().flat_map(|a| a.shard_consumers.iter().map(|c| c.group)).collect();
+        Lost { agents: lost, producers, not_judged }
+    }
+}

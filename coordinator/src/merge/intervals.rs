@@ -1,0 +1,121 @@
+//! Interval reports merged across agents as they arrive, by interval
+//! index ([`Intervals`]), and one agent's counters summed over its interval
+//! reports ([`IntervalTotals`]: what a lost agent's row says). Imports
+//! nothing of the crate.
+
+use std::collections::BTreeMap;
+
+use common::proto::{self, IntervalReport};
+use common::stats::{GroupPhases, GroupSums, ReadGroup};
+
+/// One agent's counters summed over the interval reports it sent.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IntervalTotals {
+    pub intervals: u64,
+    pub sent: u64,
+    pub acked: u64,
+    pub send_errors: u64,
+    pub received: u64,
+    pub acked_measure: u64,
+    pub received_measure: u64,
+    pub late_sends: u64,
+    pub max_lag_ns: u64,
+    pub cpu_ns: u64,
+    pub wall_ns: u64,
+}
+
+impl IntervalTotals {
+    pub fn add(&mut self, r: &IntervalReport) {
+        self.intervals += 1;
+        self.cpu_ns += r.cpu_ns;
+        self.wall_ns += r.wall_ns;
+        self.max_lag_ns = self.max_lag_ns.max(r.max_lag_ns);
+        for g in &r.groups {
+            let producer = g.role == proto::Role::Producer as i32;
+            for (p, measure) in [(&g.warmup, false), (&g.measure, true)] {
+                let Some(p) = p else { continue };
+                if producer {
+                    self.sent += p.sent;
+                    self.acked += p.acked;
+                    self.send_errors += p.send_errors;
+                    self.late_sends += p.late_sends;
+                    if measure {
+                        self.acked_measure += p.acked;
+                    }
+                } else {
+                    self.received += p.received;
+                    if measure {
+                        self.received_measure += p.received;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An interval report's histograms, read and checked (what
+/// [`Intervals::add`] takes): the costly part of a merge, done where
+/// the report arrives so a thousand agents' reports are read in parallel.
+pub fn read_ahead(r: &IntervalReport) -> Vec<ReadGroup> {
+    r.groups.iter().map(ReadGroup::read).collect()
+}
+
+/// Interval reports merged across agents, by interval index.
+#[derive(Default)]
+pub struct Intervals {
+    pub by_index: BTreeMap<u64, IntervalMerge>,
+}
+
+#[derive(Default)]
+pub struct IntervalMerge {
+    pub agents: u32,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub producers: BTreeMap<u32, GroupPhases>,
+    pub consumers: BTreeMap<u32, GroupPhases>,
+    pub max_lag_ns: u64,
+    pub cpu_ns: u64,
+    pub wall_ns: u64,
+    /// Histograms added but not yet settled into the groups, by (producer, group).
+    pub(crate) pending: BTreeMap<(bool, u32), GroupSums>,
+}
+
+impl IntervalMerge {
+    /// Makes every histogram added so far readable in `producers` and `consumers`.
+    pub fn settle(&mut self) {
+        for ((producer, group), mut sums) in std::mem::take(&mut self.pending) {
+            let map = if producer { &mut self.producers } else { &mut self.consumers };
+            sums.settle_into(map.entry(group).or_default());
+        }
+    }
+}
+
+impl Intervals {
+    /// Adds one agent's interval; returns the merged interval, its counters
+    /// up to date, its histograms summed but not settled (see
+    /// [`IntervalMerge::settle`]: once per printed line, not per agent).
+    /// `read` is `read_ahead(r)`, done on the session's task.
+    pub fn add(&mut self, r: &IntervalReport, read: Vec<ReadGroup>) -> &mut IntervalMerge {
+        let m = self.by_index.entry(r.index).or_default();
+        m.agents += 1;
+        m.start_ns = r.start_ns;
+        m.end_ns = r.end_ns;
+        m.max_lag_ns = m.max_lag_ns.max(r.max_lag_ns);
+        m.cpu_ns += r.cpu_ns;
+        m.wall_ns = m.wall_ns.max(r.wall_ns);
+        for (g, read) in r.groups.iter().zip(read) {
+            let producer = g.role == proto::Role::Producer as i32;
+            let map = if producer { &mut m.producers } else { &mut m.consumers };
+            // Summed, settled when the interval's line prints (a bad
+            // histogram from one agent leaves its phase out).
+            let sums = m.pending.entry((producer, g.group)).or_default();
+            let _ = map.entry(g.group).or_default().merge_read_deferred(g, read, sums);
+        }
+        m
+    }
+
+    /// Settles every interval (before the report reads them).
+    pub fn settle_all(&mut self) {
+        self.by_index.values_mut().for_each(IntervalMerge::settle);
+    }
+}

@@ -1,0 +1,124 @@
+//! Merges what the agents sent into one report. While the run runs:
+//! interval reports merged by index ([`intervals`]). At the end,
+//! [`build`], in named steps:
+//! - [`groups`]: whole-run group stats from the final reports, and each
+//!   group's report;
+//! - [`delivery`]: delivery accounting per subscription (range sets unioned
+//!   across consumers and agents, compared with what producers had
+//!   acknowledged) and the totals;
+//! - [`agents`]: one row per agent; [`coverage`]: what lost agents left out;
+//! - [`series`]: the time series and backlogs; [`slo`]: the SLO checks;
+//! - then the verdict and its notes (here).
+//!
+//! [`input`] holds what the steps take; [`stats`] the figures from
+//! histograms. This file may import all of them; they import only their
+//! siblings (each says which), never this file. May import `report::format`.
+
+mod agents;
+mod coverage;
+mod delivery;
+mod groups;
+mod input;
+mod intervals;
+mod series;
+mod slo;
+mod stats;
+
+use common::report::{BrokerInfo, PhasesInfo, Report, SloCheck, SubscriptionReport, REPORT_SCHEMA_VERSION};
+
+pub use input::{AgentOutcome, ReportInput};
+pub use intervals::{read_ahead, IntervalMerge, IntervalTotals, Intervals};
+pub use series::phase_name;
+pub use slo::judge;
+pub use stats::latency;
+
+use delivery::Delivery;
+use input::{Ctx, Lost};
+
+/// The report of a run: every step in order (see the module doc).
+pub fn build(input: ReportInput<'_>) -> Report {
+    let sc = input.scenario;
+    let cx = Ctx::new(&input);
+    let mut notes = input.notes.clone();
+    let (pgroups, cgroups) = groups::whole_run(input.agents, &mut notes);
+    let lost = Lost::of(input.agents);
+    let delivery = Delivery::collect(input.agents);
+    let mut totals = delivery.producer_totals(&pgroups);
+    let backlogs = series::group_backlogs(sc, input.intervals, input.start_ns);
+    let (subscriptions, excluded_received) = delivery.subscriptions(&cx, &lost, &input.stalled, &backlogs, &mut totals);
+    let (groups, histograms) = groups::reports(&cx, &pgroups, &cgroups, &lost);
+    let agents = agents::rows(input.agents, cx.dur_s, input.start_ns);
+    let coverage = coverage::coverage(sc, input.agents, &lost, excluded_received, &mut notes);
+    let intervals = series::interval_rows(sc, input.intervals, input.start_ns, &backlogs);
+    let slo = judge(sc, &groups, &totals, &subscriptions);
+    let verdict = verdict(&input, &slo, &subscriptions, &mut notes);
+    Report {
+        schema_version: REPORT_SCHEMA_VERSION,
+        run_id: input.run_id.into(),
+        scenario: sc.name.clone(),
+        scenario_file: input.scenario_file.into(),
+        tool_version: common::VERSION.into(),
+        started_at: input.started_at,
+        verdict: verdict.into(),
+        broker: BrokerInfo { kind: sc.broker.kind.as_str().into(), url: sc.broker.url.clone() },
+        phases: PhasesInfo {
+            warmup_s: sc.phases.warmup.as_secs_f64(),
+            duration_s: sc.phases.duration.as_secs_f64(),
+            cooldown_s: sc.phases.cooldown.as_secs_f64(),
+            drain_s: input.drain_s,
+            drain_timeout_s: sc.phases.drain_timeout.as_secs_f64(),
+            drain_timed_out: input.drain_timed_out,
+            report_interval_s: sc.report_interval.as_secs_f64(),
+        },
+        agents,
+        totals,
+        groups,
+        subscriptions,
+        slo,
+        histograms,
+        intervals,
+        notes,
+        ceiling: None,
+        coordinator: None,
+        coverage,
+    }
+}
+
+/// The run's verdict — `incomplete` (it could not complete, or no agent
+/// sent a final report), `pass` (every SLO held) or `fail` — with the notes
+/// that explain it: why it is incomplete first, a drain that timed out and
+/// stalled subscriptions last.
+fn verdict(
+    input: &ReportInput<'_>,
+    slo: &[SloCheck],
+    subscriptions: &[SubscriptionReport],
+    notes: &mut Vec<String>,
+) -> &'static str {
+    let nothing_judged = !input.agents.iter().any(|a| a.final_report.is_some());
+    let verdict = if input.incomplete.is_some() {
+        "incomplete"
+    } else if nothing_judged {
+        notes.insert(0, "nothing could be judged: no agent sent a final report".into());
+        "incomplete"
+    } else if slo.iter().all(|c| c.pass) {
+        "pass"
+    } else {
+        "fail"
+    };
+    if let Some(why) = &input.incomplete {
+        notes.insert(0, format!("the run could not complete: {why}"));
+    }
+    if input.drain_timed_out {
+        notes.push(format!(
+            "drain timed out after {:.1}s with messages still missing",
+            input.scenario.phases.drain_timeout.as_secs_f64()
+        ));
+    }
+    for s in subscriptions.iter().filter(|s| s.stalled) {
+        notes.push(format!(
+            "subscription `{}` on `{}` stalled: it stopped receiving before the producers stopped, and {} acknowledged messages never arrived",
+            s.subscription, s.topic, s.lost
+        ));
+    }
+    verdict
+}

@@ -1,0 +1,103 @@
+//! The SLO checks of a report: each latency limit per group (producers:
+//! publish latency; consumers: end to end), loss, duplicates, send errors,
+//! stalled subscriptions and the rate ratio. May import `report::format`.
+
+use common::report::{GroupReport, Latency, SloCheck, SubscriptionReport, Totals};
+use common::scenario::Scenario;
+
+use crate::report::format::fmt_us_slo;
+
+/// Checks every SLO of the scenario: latencies first, then counts.
+pub fn judge(sc: &Scenario, groups: &[GroupReport], totals: &Totals, subs: &[SubscriptionReport]) -> Vec<SloCheck> {
+    let mut out = Vec::new();
+    latency_checks(sc, groups, &mut out);
+    count_checks(sc, groups, totals, subs, &mut out);
+    out
+}
+
+/// Each latency limit, per group of its role.
+fn latency_checks(sc: &Scenario, groups: &[GroupReport], out: &mut Vec<SloCheck>) {
+    let slo = &sc.slo;
+    type Check = (&'static str, Option<std::time::Duration>, fn(&Latency) -> f64, &'static str);
+    let lat_checks: [Check; 8] = [
+        ("p50_e2e", slo.p50_e2e, |l| l.p50, "consumer"),
+        ("p90_e2e", slo.p90_e2e, |l| l.p90, "consumer"),
+        ("p99_e2e", slo.p99_e2e, |l| l.p99, "consumer"),
+        ("p999_e2e", slo.p999_e2e, |l| l.p999, "consumer"),
+        ("max_e2e", slo.max_e2e, |l| l.max, "consumer"),
+        ("p50_publish", slo.p50_publish, |l| l.p50, "producer"),
+        ("p99_publish", slo.p99_publish, |l| l.p99, "producer"),
+        ("p999_publish", slo.p999_publish, |l| l.p999, "producer"),
+    ];
+    for (name, limit, pick, role) in lat_checks {
+        let Some(limit) = limit else { continue };
+        let limit_us = limit.as_secs_f64() * 1e6;
+        // A closed loop has no intended times: its publish latency is service time.
+        for g in groups.iter().filter(|g| g.role == role && !g.closed_loop) {
+            let actual = pick(&g.latency_us);
+            let pass = g.latency_us.count > 0 && actual <= limit_us;
+            out.push(SloCheck {
+                name: format!("{name} {}", g.name),
+                limit: fmt_us_slo(limit_us),
+                actual: if g.latency_us.count == 0 { "no samples".into() } else { fmt_us_slo(actual) },
+                pass,
+            });
+        }
+    }
+}
+
+/// Loss (and stalled subscriptions), duplicates, send errors, rate ratio.
+fn count_checks(
+    sc: &Scenario,
+    groups: &[GroupReport],
+    totals: &Totals,
+    subs: &[SubscriptionReport],
+    out: &mut Vec<SloCheck>,
+) {
+    let slo = &sc.slo;
+    if let Some(max) = slo.max_loss {
+        out.push(SloCheck {
+            name: "max_loss".into(),
+            limit: max.to_string(),
+            actual: totals.lost.to_string(),
+            pass: totals.lost <= max,
+        });
+        let stalled: Vec<String> = subs.iter().filter(|s| s.stalled).map(|s| s.subscription.clone()).collect();
+        if !stalled.is_empty() {
+            out.push(SloCheck {
+                name: "no_stalled_subscriptions".into(),
+                limit: "0".into(),
+                actual: stalled.join(","),
+                pass: false,
+            });
+        }
+    }
+    if let Some(max) = slo.max_duplicates {
+        out.push(SloCheck {
+            name: "max_duplicates".into(),
+            limit: max.to_string(),
+            actual: totals.duplicated.to_string(),
+            pass: totals.duplicated <= max,
+        });
+    }
+    if let Some(max) = slo.max_send_errors {
+        out.push(SloCheck {
+            name: "max_send_errors".into(),
+            limit: max.to_string(),
+            actual: totals.send_errors.to_string(),
+            pass: totals.send_errors <= max,
+        });
+    }
+    if let Some(min) = slo.min_rate_ratio {
+        for g in groups.iter().filter(|g| g.role == "producer" && !g.closed_loop) {
+            let target = g.target_rate_msgs_per_s.unwrap_or(0.0);
+            let ratio = if target > 0.0 { g.rate_msgs_per_s / target } else { 0.0 };
+            out.push(SloCheck {
+                name: format!("min_rate_ratio {}", g.name),
+                limit: format!("{min:.3}"),
+                actual: format!("{ratio:.3}"),
+                pass: ratio >= min,
+            });
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! The end-of-run summary `coordinator run` and `coordinator report` print
+//! on stdout: groups, subscriptions, backlogs, totals, the ceiling steps,
+//! agents, SLOs and notes, from the [`Report`] alone. May import only
+//! `report::format`.
+
+use std::fmt::Write as _;
+
+use common::report::Report;
+
+use crate::report::format::{fmt_count, fmt_us};
+
+/// How far apart the agents began sending (2+ agents whose producers sent).
+/// The offsets are read on each agent's synced clock, so the true spread
+/// may differ by up to the two worst clock error bounds.
+fn start_line(r: &Report) -> Option<String> {
+    let (first, last, n) = r.start_offsets().filter(|&(_, _, n)| n >= 2)?;
+    let err_ms =
+        r.agents.iter().filter(|a| a.start_offset_ms.is_some()).map(|a| a.clock_error_us).fold(0.0, f64::max) / 1e3;
+    Some(format!(
+        "start: {n} agent(s) began sending within {:.1} ms of each other (first {first:+.1} ms, last {last:+.1} ms \
+         after the start instant; clock error up to ±{err_ms:.3} ms per agent)",
+        last - first
+    ))
+}
+
+/// The end-of-run summary.
+pub fn summary(r: &Report) -> String {
+    let mut o = String::new();
+    groups(&mut o, r);
+    subscriptions(&mut o, r);
+    totals(&mut o, r);
+    agents(&mut o, r);
+    slos_and_notes(&mut o, r);
+    o
+}
+
+/// The verdict line, the groups table and what its latencies mean.
+fn groups(o: &mut String, r: &Report) {
+    let _ = writeln!(o, "\n== {} ({}) — verdict: {}", r.scenario, r.run_id, r.verdict.to_uppercase());
+    let _ = writeln!(
+        o,
+        "{:<22} {:<9} {:<18} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9}",
+        "GROUP", "ROLE", "TOPIC", "MESSAGES", "RATE/s", "TARGET/s", "p50", "p99", "p99.9", "max"
+    );
+    for g in &r.groups {
+        let _ = writeln!(
+            o,
+            "{:<22} {:<9} {:<18} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9}",
+            g.name,
+            g.role,
+            g.topic,
+            g.messages,
+            format!("{:.1}", g.rate_msgs_per_s),
+            if g.closed_loop {
+                "max".to_string()
+            } else {
+                g.target_rate_msgs_per_s.map(|t| format!("{t:.1}")).unwrap_or_else(|| "-".into())
+            },
+            fmt_us(g.latency_us.p50),
+            fmt_us(g.latency_us.p99),
+            fmt_us(g.latency_us.p999),
+            fmt_us(g.latency_us.max),
+        );
+    }
+    let _ = writeln!(o, "(producers: publish latency from the intended send time; consumers: end-to-end latency)");
+    for g in r.groups.iter() {
+        if let Some(err) = g.e2e_clock_error_us {
+            let _ = writeln!(
+                o,
+                "(end-to-end latency of `{}` crosses agent processes: each sample within ±{} of the clocks' sync)",
+                g.name,
+                fmt_us(err)
+            );
+        }
+    }
+    for g in r.groups.iter().filter(|g| g.closed_loop) {
+        let _ = writeln!(
+            o,
+            "(`{}`: closed loop (`rate: max`): no schedule, so its publish latency is service time and no \
+             response-time SLO or rate target is judged)",
+            g.name
+        );
+    }
+    // Producers held back for room in flight: their pace was the acks', not the schedule's.
+    for g in r.groups.iter().filter(|g| g.in_flight_wait_percent.is_some_and(|w| w >= 1.0)) {
+        let _ = writeln!(
+            o,
+            "(`{}`: due to send but held {:.1} % of the measurement for room in flight (`max_in_flight` \
+             sends awaiting acks, or client backpressure))",
+            g.name,
+            g.in_flight_wait_percent.unwrap_or(0.0)
+        );
+    }
+}
+
+/// The delivery table per subscription and the backlogs worth a line.
+fn subscriptions(o: &mut String, r: &Report) {
+    let _ = writeln!(
+        o,
+        "\n{:<24} {:<11} {:>10} {:>10} {:>8} {:>10} {:>9} {:>9}",
+        "SUBSCRIPTION", "TYPE", "EXPECTED", "RECEIVED", "LOST", "DUPLICATE", "REDELIVER", "REORDER"
+    );
+    for s in &r.subscriptions {
+        let _ = writeln!(
+            o,
+            "{:<24} {:<11} {:>10} {:>10} {:>8} {:>10} {:>9} {:>9}{}",
+            format!("{}/{}", s.topic, s.subscription),
+            s.sub_type,
+            s.expected,
+            s.received_unique,
+            s.lost,
+            s.duplicated,
+            s.redelivered,
+            s.reordered,
+            if s.stalled { "  STALLED" } else { "" }
+        );
+    }
+    // A backlog worth a line: a late start, a pause, consumers behind.
+    for s in r.subscriptions.iter().filter(|s| s.backlog.max >= 100 && s.backlog.max * 20 >= s.expected) {
+        let b = &s.backlog;
+        let _ = writeln!(
+            o,
+            "backlog {}/{}: peak {} at {:.1} s (grew {} msg/s), {}",
+            s.topic,
+            s.subscription,
+            b.max,
+            b.max_at_s,
+            fmt_count(b.growth_msgs_per_s),
+            match b.drained_after_s {
+                Some(d) => format!("drained at {} msg/s in {d:.1} s", fmt_count(b.drain_msgs_per_s)),
+                None => format!("not drained by the last interval ({} msg/s)", fmt_count(b.drain_msgs_per_s)),
+            }
+        );
+    }
+}
+
+/// Whole-run totals and the ceiling search's steps.
+fn totals(o: &mut String, r: &Report) {
+    let t = &r.totals;
+    let _ = writeln!(
+        o,
+        "\ntotals: sent {} acked {} send_errors {} received {} lost {} duplicated {} redelivered {} reordered {}",
+        t.sent, t.acked, t.send_errors, t.received, t.lost, t.duplicated, t.redelivered, t.reordered
+    );
+    if let Some(c) = &r.ceiling {
+        let _ = writeln!(
+            o,
+            "ceiling: {} msg/s, bound by the {} ({} step(s)){}",
+            fmt_count(c.rate_msgs_per_s),
+            c.bound_by,
+            c.steps.len(),
+            if c.bound_by == "client" { "; the generator was the limit: add agents" } else { "" }
+        );
+        for (i, st) in c.steps.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "  step {:>2}: target {:>9}/s achieved {:>9}/s e2e p99 {:>9} {}",
+                i + 1,
+                fmt_count(st.target),
+                fmt_count(st.achieved),
+                fmt_us(st.latency_us.p99),
+                st.verdict
+            );
+        }
+    }
+}
+
+/// The agents table, clock corrections and how far apart the agents began.
+fn agents(o: &mut String, r: &Report) {
+    let _ = writeln!(
+        o,
+        "\n{:<20} {:<16} {:<9} {:>8} {:>8} {:>10} {:>10} {:>12} {:>6}",
+        "AGENT", "ADDRESS", "STATUS", "PRODS", "CONS", "PUB/s", "RECV/s", "CLOCK ±ms", "CPU%"
+    );
+    for a in &r.agents {
+        let _ = writeln!(
+            o,
+            "{:<20} {:<16} {:<9} {:>8} {:>8} {:>10.1} {:>10.1} {:>12} {:>6.1}",
+            a.id,
+            a.address,
+            a.status,
+            a.producers,
+            a.consumers,
+            a.publish_rate_msgs_per_s,
+            a.receive_rate_msgs_per_s,
+            format!("{:+.3}±{:.3}", a.clock_offset_us / 1e3, a.clock_error_us / 1e3),
+            a.cpu_percent
+        );
+    }
+    for a in r.agents.iter().filter(|a| a.clock_updates > 0) {
+        let _ = writeln!(
+            o,
+            "  clock of {}: moved {:+.3} ms during the run ({} correction(s) sent; its stamps followed)",
+            a.id,
+            a.clock_drift_us / 1e3,
+            a.clock_updates
+        );
+    }
+    if let Some(line) = start_line(r) {
+        let _ = writeln!(o, "{line}");
+    }
+}
+
+/// The SLO checks and the notes.
+fn slos_and_notes(o: &mut String, r: &Report) {
+    if !r.slo.is_empty() {
+        let _ = writeln!(o, "\nSLO");
+        for c in &r.slo {
+            let _ = writeln!(
+                o,
+                "  {} {:<36} limit {:>10}  actual {:>10}",
+                if c.pass { "ok  " } else { "FAIL" },
+                c.name,
+                c.limit,
+                c.actual
+            );
+        }
+    }
+    for n in &r.notes {
+        let _ = writeln!(o, "note: {n}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_says_how_far_apart_the_agents_began_sending() {
+        let mut r = crate::testutil::sample_report();
+        r.agents[0].start_offset_ms = Some(0.4);
+        r.agents[1].start_offset_ms = Some(3.6);
+        r.agents[1].clock_error_us = 80.0;
+        let text = summary(&r);
+        assert!(
+            text.contains(
+                "start: 2 agent(s) began sending within 3.2 ms of each other (first +0.4 ms, last +3.6 ms \
+                 after the start instant; clock error up to ±0.080 ms per agent)"
+            ),
+            "{text}"
+        );
+        // One agent with producers: nothing to compare.
+        r.agents[1].start_offset_ms = None;
+        assert!(!summary(&r).contains("began sending"));
+    }
+
+    #[test]
+    fn summary_says_when_producers_were_held_for_room_in_flight() {
+        let mut r = crate::testutil::sample_report();
+        assert!(!summary(&r).contains("room in flight"), "0 % says nothing");
+        let g = r.groups.iter_mut().find(|g| g.role == "producer").expect("a producer group");
+        g.in_flight_wait_percent = Some(63.25);
+        let name = g.name.clone();
+        let text = summary(&r);
+        assert!(
+            text.contains(&format!("(`{name}`: due to send but held 63.2 % of the measurement for room in flight")),
+            "{text}"
+        );
+    }
+}
