@@ -51,28 +51,35 @@ fn a_run_writes_json_csv_and_a_self_contained_html() {
     let html = std::fs::read_to_string(r.base.join("report.html")).expect("html");
     assert!(html.starts_with("<!DOCTYPE html>"));
     assert!(html.trim_end().ends_with("</html>"));
-    // Self-contained: no scripts, no stylesheets or images from elsewhere.
-    assert!(!html.contains("<script"));
+    // Self-contained: no stylesheets, images or scripts from elsewhere (its
+    // own scripts are inline: uPlot, whose source names its home page, and
+    // ours).
     assert!(!html.contains("<link"));
     assert!(!html.contains("src="));
-    let no_ns = html.replace("http://www.w3.org/2000/svg", "");
-    assert!(!no_ns.contains("http://") && !no_ns.contains("https://"));
-    // Every section, the groups, and drawn charts.
-    for needle in [
-        "Throughput over time",
-        "Latency percentiles over time",
-        "percentile spectrum",
-        "id=\"delivery\"",
-        "id=\"agents\"",
-        "id=\"slo\"",
-        "order-producers",
-        "order-audit",
-        "event-handlers",
-        "99.9%",
-        ">warmup<",
-        "<svg",
-        "<path d=\"M",
-    ] {
+    let no_urls = html.replace("http://www.w3.org/2000/svg", "").replace("https://github.com/leeoniya/uPlot", "");
+    assert!(!no_urls.contains("http://") && !no_urls.contains("https://"));
+    // Every section, the groups, and the charts: interactive ones (their
+    // data inline) when the coordinator was built with the chart library,
+    // which the test command installs; drawn SVG otherwise.
+    let interactive = html.contains("<section id=\"interactive\">");
+    assert_eq!(interactive, coordinator::ui::assets::charts_available());
+    let charts: &[&str] = if interactive {
+        &["id=\"loadgen-chart-data\"", "LoadgenCharts", "\"columns\""]
+    } else {
+        &[
+            "Throughput over time",
+            "Latency percentiles over time",
+            "percentile spectrum",
+            "99.9%",
+            ">warmup<",
+            "<svg",
+            "<path d=\"M",
+        ]
+    };
+    for needle in ["id=\"delivery\"", "id=\"agents\"", "id=\"slo\"", "order-producers", "order-audit", "event-handlers"]
+        .iter()
+        .chain(charts)
+    {
         assert!(html.contains(needle), "report.html lacks `{needle}`");
     }
     assert!(!html.contains("NaN"));
@@ -277,5 +284,31 @@ fn report_html_renders_in_headless_chromium() {
     );
     assert!(differ > total / 5, "page looks blank: only {differ} of {total} pixels differ from {bg:?}");
     assert!(coloured > 2_000, "no charts drawn? only {coloured} coloured pixels");
+
+    // The interactive charts drew from the page alone: every host name
+    // resolves to nothing, so a request for anything would fail, and the
+    // page marks how many charts it drew.
+    let dom = Command::new(CHROMIUM)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            &format!("--user-data-dir={}", utf8(&profile)),
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+            &format!("file://{}", utf8(&html)),
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .expect("chromium --dump-dom");
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    let body = dom.split("<body").nth(1).and_then(|b| b.split('>').next()).unwrap_or_default();
+    assert!(body.contains("data-charts=\"5\""), "throughput, two latency, two spectra charts: <body{body}>");
+    assert!(dom.matches("<canvas").count() >= 5, "uPlot draws on canvases");
     let _ = std::fs::remove_dir_all(&work);
 }

@@ -13,7 +13,6 @@
 
 pub mod assets;
 pub mod ctl;
-pub mod model;
 pub mod server;
 
 use std::sync::{Arc, Mutex};

@@ -15,17 +15,43 @@ use common::report::{Ceiling, CeilingStep, IntervalRow, Report};
 
 mod charts;
 mod escape;
+mod interactive;
+mod spectrum;
 
 pub use escape::esc;
+pub use interactive::report_model;
+pub use spectrum::spectrum;
 
 use crate::report::format::{fmt_count, fmt_secs_exact, fmt_us_spaced};
 use charts::{Axis, Band, Chart, Dash, Fmt, Scale, Series, VLine};
 
-/// Renders the whole page.
+/// Which charts a page carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Charts {
+    /// uPlot charts (zoom, values on hover, series toggles), inline with
+    /// their data: what a coordinator built with web/node_modules writes.
+    Interactive,
+    /// Inline SVG, no script: the fallback.
+    Static,
+}
+
+/// Renders the whole page, with interactive charts when the coordinator
+/// was built with the chart library.
 pub fn render(r: &Report) -> String {
+    render_with(r, if crate::ui::assets::charts_available() { Charts::Interactive } else { Charts::Static })
+}
+
+/// Renders the whole page with the charts asked for (static when the
+/// interactive ones are not built in).
+pub fn render_with(r: &Report, charts: Charts) -> String {
     let mut o = String::with_capacity(64 * 1024);
+    let charts = match charts {
+        Charts::Interactive => interactive::fragment(r).map(Some),
+        Charts::Static => None,
+    }
+    .flatten();
     // Writing into a String cannot fail.
-    let _ = page(&mut o, r);
+    let _ = page(&mut o, r, charts.as_deref());
     o
 }
 
@@ -77,18 +103,25 @@ fn color(i: usize) -> &'static str {
     PALETTE[i % PALETTE.len()]
 }
 
-fn page(o: &mut String, r: &Report) -> std::fmt::Result {
+/// The page; `interactive`: the chart fragment that replaces the SVG
+/// time series and spectra.
+fn page(o: &mut String, r: &Report, interactive: Option<&str>) -> std::fmt::Result {
     writeln!(o, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">")?;
     writeln!(o, "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">")?;
     writeln!(o, "<title>{} — {} — {}</title>", esc(&r.scenario), esc(&r.verdict), esc(&r.run_id))?;
     writeln!(o, "<style>{CSS}</style>\n</head>\n<body>\n<main>")?;
-    header(o, r)?;
+    header(o, r, interactive.is_some())?;
     summary(o, r)?;
     slo(o, r)?;
     groups(o, r)?;
-    throughput(o, r)?;
-    latency_over_time(o, r)?;
-    distribution(o, r)?;
+    match interactive {
+        Some(charts) => o.push_str(charts),
+        None => {
+            throughput(o, r)?;
+            latency_over_time(o, r)?;
+            distribution(o, r)?;
+        }
+    }
     if let Some(c) = &r.ceiling {
         ceiling(o, c)?;
     }
@@ -104,7 +137,7 @@ fn page(o: &mut String, r: &Report) -> std::fmt::Result {
     writeln!(o, "</main>\n</body>\n</html>")
 }
 
-fn header(o: &mut String, r: &Report) -> std::fmt::Result {
+fn header(o: &mut String, r: &Report, interactive: bool) -> std::fmt::Result {
     let verdict_class = match r.verdict.as_str() {
         "pass" => "pass",
         "fail" => "fail",
@@ -142,7 +175,12 @@ fn header(o: &mut String, r: &Report) -> std::fmt::Result {
     )?;
     write!(
         o,
-        "<nav><a href=\"#summary\">summary</a><a href=\"#slo\">SLOs</a><a href=\"#groups\">groups</a><a href=\"#throughput\">throughput</a><a href=\"#latency\">latency</a><a href=\"#distribution\">distribution</a>"
+        "<nav><a href=\"#summary\">summary</a><a href=\"#slo\">SLOs</a><a href=\"#groups\">groups</a>{}",
+        if interactive {
+            "<a href=\"#interactive\">charts</a>"
+        } else {
+            "<a href=\"#throughput\">throughput</a><a href=\"#latency\">latency</a><a href=\"#distribution\">distribution</a>"
+        }
     )?;
     if r.ceiling.is_some() {
         write!(o, "<a href=\"#ceiling\">ceiling</a>")?;
@@ -403,30 +441,6 @@ fn latency_over_time(o: &mut String, r: &Report) -> std::fmt::Result {
         o,
         "<p class=\"hint\">Per interval, merged across agents: p50 solid, p99 dashed, p99.9 dotted. Intervals without samples leave a gap.</p></section>"
     )
-}
-
-/// Quantiles for the percentile spectrum: 20 points per decade of
-/// 1/(1-q), from q = 0 up to 99.999 %, stopping where the histogram has
-/// no more resolution (then its max closes the curve).
-pub fn spectrum(h: &Hist) -> Vec<(f64, f64)> {
-    let n = h.len();
-    if n == 0 {
-        return Vec::new();
-    }
-    let limit = (n as f64).clamp(1.0, 1e5);
-    let mut pts = Vec::new();
-    for k in 0..=100u32 {
-        let x = 10f64.powf(f64::from(k) / 20.0);
-        if x > limit {
-            break;
-        }
-        let q = 1.0 - 1.0 / x;
-        pts.push((x, h.quantile_ns(q) as f64 / 1e3));
-    }
-    let last_x = pts.last().map(|p| p.0).unwrap_or(1.0);
-    let max_x = if limit > last_x { limit } else { last_x };
-    pts.push((max_x, h.max_ns() as f64 / 1e3));
-    pts
 }
 
 fn distribution(o: &mut String, r: &Report) -> std::fmt::Result {
@@ -803,7 +817,7 @@ mod tests {
         r.notes.push("<script>alert(1)</script> & more".into());
         r.groups[0].name = "p<1>".into();
         r.groups[0].in_flight_wait_percent = Some(42.5);
-        let html = render(&r);
+        let html = render_with(&r, Charts::Static);
         assert!(html.starts_with("<!DOCTYPE html>"));
         assert!(html.trim_end().ends_with("</html>"));
         assert!(!html.contains("<script"), "no scripts, escaped notes");
@@ -824,7 +838,7 @@ mod tests {
         assert!(html.contains("<th class=\"n\">in-flight wait</th>") && html.contains(">42.5 %<"));
         assert!(!html.contains("NaN") && !html.contains("inf"));
         // Deterministic: the same report renders the same bytes.
-        assert_eq!(html, render(&r));
+        assert_eq!(html, render_with(&r, Charts::Static));
     }
 
     #[test]

@@ -1,5 +1,8 @@
-//! The run model the browser draws (web/src/charts.js `fromModel`), built
-//! from a finished report for report.html. Columnar, rounded: a 1-hour run
+//! report.html's interactive charts: the run model the browser draws
+//! (web/src/charts.js `fromModel`), built from a finished report, and the
+//! page fragment that carries it with the chart code. Imports the
+//! spectrum and the browser assets (`ui::assets`, which imports nothing of
+//! ours). Columnar, rounded: a 1-hour run
 //! at 1-s intervals with 20 groups is 72,000 rows, which as report.json rows
 //! would be ~7 MB; as columns of rounded numbers it is ~1.5 MB.
 
@@ -91,7 +94,7 @@ fn spectra(r: &Report) -> Value {
         for h in r.histograms.iter().filter(|h| h.role == role) {
             let Some((_, suffix)) = kinds.iter().find(|(k, _)| *k == h.kind) else { continue };
             let Ok(hist) = Hist::decode_base64(&h.data) else { continue };
-            let pts = crate::report::html::spectrum(&hist);
+            let pts = super::spectrum::spectrum(&hist);
             if pts.is_empty() {
                 continue;
             }
@@ -132,21 +135,76 @@ pub fn report_model(r: &Report) -> Value {
 /// report.html's interactive charts: a container, the model and the
 /// scripts (uPlot, charts.js, report.js), all inline; None when the
 /// coordinator was built without the chart library.
-pub fn interactive_charts(r: &Report) -> Option<String> {
-    if !super::assets::charts_available() {
+pub fn fragment(r: &Report) -> Option<String> {
+    if !crate::ui::assets::charts_available() {
         return None;
     }
     Some(format!(
         "<style>{}</style>\n<section id=\"interactive\"><h2>Charts</h2><p class=\"hint\">Drag to zoom (double-click to reset), hover for values, click a legend entry to hide or show its series.</p><div id=\"charts\"></div></section>\n{}{}",
-        super::assets::UPLOT_CSS,
-        super::assets::json_script("loadgen-chart-data", &report_model(r).to_string()),
-        super::assets::inline_scripts(super::assets::REPORT_JS),
+        crate::ui::assets::UPLOT_CSS,
+        crate::ui::assets::json_script("loadgen-chart-data", &report_model(r).to_string()),
+        crate::ui::assets::inline_scripts(crate::ui::assets::REPORT_JS),
     ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::html::{render_with, Charts};
+    use crate::testutil::sample_report;
+
+    #[test]
+    fn the_interactive_page_carries_its_data_and_code_and_fetches_nothing() {
+        let mut r = sample_report();
+        r.notes.push("</script><script>alert(1)</script>".into());
+        r.groups[0].name = "p</script>".into();
+        let html = render_with(&r, Charts::Interactive);
+        if !crate::ui::assets::charts_available() {
+            assert_eq!(html, render_with(&r, Charts::Static), "without the library: the static page");
+            return;
+        }
+        assert!(html.contains("<section id=\"interactive\">") && html.contains("href=\"#interactive\""));
+        assert!(!html.contains("<section id=\"throughput\">"), "the SVG time series give way");
+        assert!(html.contains("<section id=\"delivery\">") && html.contains("<section id=\"agents\">"));
+        // The data is JSON inside its script element, which no string in it can close.
+        let start = html.find("<script id=\"loadgen-chart-data\" type=\"application/json\">").expect("data element");
+        let body = &html[start..];
+        let body = &body[body.find('>').expect("tag end") + 1..body.find("</script>").expect("closed")];
+        let model: Value = serde_json::from_str(body).expect("the data is JSON");
+        assert_eq!(model["run_id"], r.run_id);
+        assert!(model["columns"]["series"].as_array().is_some_and(|s| !s.is_empty()), "{model}");
+        assert!(!html.contains("<script>alert(1)"), "notes stay escaped");
+        assert!(!html.contains("src=") && !html.contains("fetch(") && !html.contains("XMLHttpRequest"));
+        assert!(html.contains("uPlot (MIT license)"), "the library's license travels with it");
+        assert_eq!(html, render_with(&r, Charts::Interactive), "deterministic");
+    }
+
+    /// A 1-hour run at 1-s intervals with 20 groups: the page stays small.
+    #[test]
+    fn an_hour_of_twenty_groups_is_under_two_megabytes() {
+        let mut r = sample_report();
+        let row = r.intervals[0].clone();
+        r.intervals = (0..3600)
+            .flat_map(|t| {
+                let row = row.clone();
+                (0..20).map(move |g| {
+                    let mut x = row.clone();
+                    x.t_s = f64::from(t) + 1.0;
+                    x.group = format!("group-{g:02}");
+                    x.role = if g % 2 == 0 { "producer".into() } else { "consumer".into() };
+                    x.rate_msgs_per_s = 1000.0 + f64::from((t * 7 + g * 13) % 97);
+                    x.p50_us = 1234.5 + f64::from(t % 100);
+                    x.p99_us = 23456.7 + f64::from(t % 1000);
+                    x.p999_us = 123456.7 + f64::from(t % 10000);
+                    x
+                })
+            })
+            .collect();
+        let html = render_with(&r, Charts::Interactive);
+        let mb = html.len() as f64 / 1e6;
+        println!("report.html for 1 h x 20 groups: {mb:.2} MB");
+        assert!(mb < 2.0, "{mb:.2} MB");
+    }
 
     #[test]
     fn numbers_are_rounded_to_what_they_carry() {
