@@ -210,136 +210,171 @@ async fn send(tx: &Outbox, m: AgentMessage, within: Duration) -> bool {
 /// How long the end of a session waits for its run's tasks to stop.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
-async fn run_session(opts: AgentOptions, mut inbound: Streaming<CoordinatorMessage>, tx: Outbox, peer: &str) {
-    let mut run: Option<PreparedRun> = None;
-    let mut finishing: Option<tokio::task::JoinHandle<()>> = None;
-    let mut said_hello = false;
-    // The prepared run's time base, for clock corrections.
-    let mut time: Option<TimeBase> = None;
-    // The coordinator may ask for a shorter lease in Hello, never a longer one.
-    let mut lease = opts.lease;
-    loop {
-        let msg = match tokio::time::timeout(lease, inbound.next()).await {
-            Ok(Some(Ok(m))) => m,
-            Ok(Some(Err(e))) => {
-                warn!(%peer, error = %e, "coordinator stream failed; stopping load");
-                break;
-            }
-            Ok(None) => break,
-            Err(_) => {
-                warn!(%peer, lease = ?lease, "no word from the coordinator within the lease; stopping all load");
-                break;
-            }
-        };
-        let Some(msg) = msg.msg else {
-            let _ = send(&tx, err_msg("session", "empty or unknown command (newer coordinator?)".into(), false), lease)
-                .await;
-            continue;
-        };
-        match msg {
-            CMsg::Hello(h) => {
-                if h.protocol_version != common::PROTOCOL_VERSION {
-                    let _ = send(
-                        &tx,
-                        err_msg(
-                            "hello",
-                            format!(
-                                "protocol version {} is not supported (this agent speaks {})",
-                                h.protocol_version,
-                                common::PROTOCOL_VERSION
-                            ),
-                            true,
-                        ),
-                        lease,
-                    )
-                    .await;
-                    break;
-                }
-                if h.lease_ms > 0 {
-                    lease = lease.min(Duration::from_millis(h.lease_ms).max(MIN_LEASE));
-                }
-                said_hello = true;
-                let ack = proto::HelloAck {
-                    protocol_version: common::PROTOCOL_VERSION,
-                    agent_id: opts.agent_id.clone(),
-                    hostname: hostname(),
-                    version: common::VERSION.into(),
-                    instance_id: opts.instance_id.clone(),
-                    cpus: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1),
-                    drivers: vec![
-                        BrokerKind::Memory.as_str().into(),
-                        BrokerKind::Pulsar.as_str().into(),
-                        BrokerKind::Danube.as_str().into(),
-                    ],
-                    lease_ms: lease.as_millis() as u64,
-                };
-                if !send(&tx, AgentMessage { msg: Some(AMsg::HelloAck(ack)) }, lease).await {
-                    break;
-                }
-            }
+async fn run_session(opts: AgentOptions, inbound: Streaming<CoordinatorMessage>, tx: Outbox, peer: &str) {
+    let lease = opts.lease;
+    let mut s = Session { opts, tx, peer, lease, said_hello: false, run: None, finishing: None, time: None };
+    let mut inbound = inbound;
+    while let Some(msg) = s.next(&mut inbound).await {
+        let go_on = match msg {
+            CMsg::Hello(h) => s.hello(&h).await,
             CMsg::Ping(p) => {
                 let pong = proto::Pong { seq: p.seq, coordinator_ns: p.coordinator_ns, agent_ns: clock::now_ns() };
-                if !send(&tx, AgentMessage { msg: Some(AMsg::Pong(pong)) }, lease).await {
-                    break;
-                }
+                s.say(AMsg::Pong(pong)).await
             }
-            CMsg::Prepare(p) => {
-                if !said_hello {
-                    let _ = send(&tx, err_msg("prepare", "Prepare before Hello".into(), true), lease).await;
-                    break;
-                }
-                if run.is_some() || finishing.is_some() {
-                    let _ =
-                        send(&tx, err_msg("prepare", "a run is already prepared in this session".into(), true), lease)
-                            .await;
-                    break;
-                }
-                match prepare(&opts, &p, tx.clone()).await {
-                    Ok(r) => {
-                        time = Some(r.time());
-                        let (producers, consumers) = r.counts();
-                        run = Some(r);
-                        let ready = AgentMessage { msg: Some(AMsg::Ready(proto::Ready { producers, consumers })) };
-                        if !send(&tx, ready, lease).await {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        warn!(%peer, error = %e, "prepare refused or failed");
-                        let _ = send(&tx, err_msg("prepare", e.to_string(), true), lease).await;
-                    }
-                }
-            }
-            CMsg::Start(s) => match &run {
-                Some(r) => r.start(s.start_at_ns),
-                None => {
-                    let _ = send(&tx, err_msg("start", "Start before a successful Prepare".into(), true), lease).await;
-                }
-            },
+            CMsg::Prepare(p) => s.prepare(&p).await,
+            CMsg::Start(st) => s.start(st.start_at_ns).await,
             // Kept through the drain after Stop, when consumers still stamp.
             CMsg::Clock(c) => {
-                if let Some(t) = &time {
+                if let Some(t) = &s.time {
                     t.set_offset_ns(c.clock_offset_ns);
                     debug!(offset_ns = c.clock_offset_ns, error_ns = c.error_ns, "clock offset corrected");
                 }
+                true
             }
-            CMsg::Stop(s) => {
-                if let Some(r) = run.take() {
-                    info!(reason = %s.reason, abort = s.abort, "stopping");
-                    finishing = Some(tokio::spawn(r.finish(s.abort)));
+            CMsg::Stop(st) => {
+                if let Some(r) = s.run.take() {
+                    info!(reason = %st.reason, abort = st.abort, "stopping");
+                    s.finishing = Some(tokio::spawn(r.finish(st.abort)));
+                }
+                true
+            }
+        };
+        if !go_on {
+            break;
+        }
+    }
+    s.end().await;
+}
+
+/// One coordinator's session with this agent: what it has said and the
+/// run it prepared. Each handler answers one command and says whether the
+/// session goes on.
+struct Session<'a> {
+    opts: AgentOptions,
+    tx: Outbox,
+    peer: &'a str,
+    /// The coordinator may ask for a shorter lease in Hello, never a longer one.
+    lease: Duration,
+    said_hello: bool,
+    run: Option<PreparedRun>,
+    finishing: Option<tokio::task::JoinHandle<()>>,
+    /// The prepared run's time base, for clock corrections.
+    time: Option<TimeBase>,
+}
+
+impl Session<'_> {
+    /// The next command; None when the stream ends, fails or the lease runs out.
+    async fn next(&mut self, inbound: &mut Streaming<CoordinatorMessage>) -> Option<CMsg> {
+        loop {
+            let peer = self.peer;
+            let msg = match tokio::time::timeout(self.lease, inbound.next()).await {
+                Ok(Some(Ok(m))) => m,
+                Ok(Some(Err(e))) => {
+                    warn!(%peer, error = %e, "coordinator stream failed; stopping load");
+                    return None;
+                }
+                Ok(None) => return None,
+                Err(_) => {
+                    warn!(%peer, lease = ?self.lease, "no word from the coordinator within the lease; stopping all load");
+                    return None;
+                }
+            };
+            match msg.msg {
+                Some(m) => return Some(m),
+                None => {
+                    let _ = self.error("session", "empty or unknown command (newer coordinator?)".into(), false).await;
                 }
             }
         }
     }
-    // Session over: stop all load (and wait for it to stop), let a pending
-    // final report go out if it can within the grace.
-    if let Some(r) = run.take() {
-        r.abort_and_wait(STOP_GRACE).await;
+
+    async fn say(&mut self, m: AMsg) -> bool {
+        send(&self.tx, AgentMessage { msg: Some(m) }, self.lease).await
     }
-    if let Some(mut f) = finishing {
-        if tokio::time::timeout(STOP_GRACE, &mut f).await.is_err() {
-            warn!(%peer, "the final report could not be delivered; stopping the run");
-            f.abort();
+
+    /// Tells the coordinator what went wrong; false when it is gone.
+    async fn error(&mut self, phase: &str, message: String, fatal: bool) -> bool {
+        send(&self.tx, err_msg(phase, message, fatal), self.lease).await
+    }
+
+    async fn hello(&mut self, h: &proto::Hello) -> bool {
+        if h.protocol_version != common::PROTOCOL_VERSION {
+            let why = format!(
+                "protocol version {} is not supported (this agent speaks {})",
+                h.protocol_version,
+                common::PROTOCOL_VERSION
+            );
+            let _ = self.error("hello", why, true).await;
+            return false;
+        }
+        if h.lease_ms > 0 {
+            self.lease = self.lease.min(Duration::from_millis(h.lease_ms).max(MIN_LEASE));
+        }
+        self.said_hello = true;
+        let ack = proto::HelloAck {
+            protocol_version: common::PROTOCOL_VERSION,
+            agent_id: self.opts.agent_id.clone(),
+            hostname: hostname(),
+            version: common::VERSION.into(),
+            instance_id: self.opts.instance_id.clone(),
+            cpus: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1),
+            drivers: vec![
+                BrokerKind::Memory.as_str().into(),
+                BrokerKind::Pulsar.as_str().into(),
+                BrokerKind::Danube.as_str().into(),
+            ],
+            lease_ms: self.lease.as_millis() as u64,
+        };
+        self.say(AMsg::HelloAck(ack)).await
+    }
+
+    async fn prepare(&mut self, p: &proto::Prepare) -> bool {
+        if !self.said_hello {
+            let _ = self.error("prepare", "Prepare before Hello".into(), true).await;
+            return false;
+        }
+        if self.run.is_some() || self.finishing.is_some() {
+            let _ = self.error("prepare", "a run is already prepared in this session".into(), true).await;
+            return false;
+        }
+        match prepare(&self.opts, p, self.tx.clone()).await {
+            Ok(r) => {
+                self.time = Some(r.time());
+                let (producers, consumers) = r.counts();
+                self.run = Some(r);
+                self.say(AMsg::Ready(proto::Ready { producers, consumers })).await
+            }
+            Err(e) => {
+                let peer = self.peer;
+                warn!(%peer, error = %e, "prepare refused or failed");
+                let _ = self.error("prepare", e.to_string(), true).await;
+                true
+            }
+        }
+    }
+
+    async fn start(&mut self, start_at_ns: i64) -> bool {
+        match &self.run {
+            Some(r) => r.start(start_at_ns),
+            None => {
+                let _ = self.error("start", "Start before a successful Prepare".into(), true).await;
+            }
+        }
+        true
+    }
+
+    /// Session over: stop all load (and wait for it to stop), let a pending
+    /// final report go out if it can within the grace.
+    async fn end(mut self) {
+        if let Some(r) = self.run.take() {
+            r.abort_and_wait(STOP_GRACE).await;
+        }
+        if let Some(mut f) = self.finishing.take() {
+            if tokio::time::timeout(STOP_GRACE, &mut f).await.is_err() {
+                let peer = self.peer;
+                warn!(%peer, "the final report could not be delivered; stopping the run");
+                f.abort();
+            }
         }
     }
 }
