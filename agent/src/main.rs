@@ -127,7 +127,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = security(&cli).and_then(|(token, tls)| {
-        let rt = tokio::runtime::Runtime::new().map_err(|e| Exit::failed(format!("cannot start the runtime: {e}")))?;
+        let rt = common::runtime::build().map_err(|e| Exit::failed(format!("cannot start the runtime: {e}")))?;
         rt.block_on(serve(cli, token, tls))
     });
     match result {

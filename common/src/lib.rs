@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod plan;
 pub mod rangeset;
 pub mod report;
+pub mod runtime;
 pub mod scenario;
 pub mod schedule;
 pub mod stamp;

@@ -13,7 +13,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = coordinator::Cli::parse();
-    let rt = match tokio::runtime::Runtime::new() {
+    let rt = match common::runtime::build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -199,6 +199,9 @@ fn a_clock_that_steps_mid_run_is_followed() {
         v[v.len() / 2]
     };
     let (before, after) = (median(&b), median(&s[s.len() - 3..]));
-    assert!((before - after).abs() <= 1.0, "e2e p50 {after:.3} ms after the correction vs {before:.3} ms");
+    // An uncorrected step would leave +20 ms; Apache Pulsar standalone's own
+    // per-interval p50 wanders by a millisecond or two between runs (8.7-11.2
+    // ms above), so the bound sits between the two.
+    assert!((before - after).abs() <= 3.0, "e2e p50 {after:.3} ms after the correction vs {before:.3} ms");
     let _ = std::fs::remove_dir_all(dir);
 }
