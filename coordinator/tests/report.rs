@@ -202,8 +202,6 @@ fn bad_run_directories_exit_2() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-
 /// Renders report.html in headless Chromium and checks the screenshot is
 /// a page with charts, not a blank one. Skipped where Chromium is not
 /// installed (`apt-get install chromium`).
@@ -288,22 +286,13 @@ fn report_html_renders_in_headless_chromium() {
     // The interactive charts drew from the page alone: every host name
     // resolves to nothing, so a request for anything would fail, and the
     // page marks how many charts it drew.
-    let dom = Command::new(CHROMIUM)
+    let dom = headless_chromium(&profile)
         .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
             "--host-resolver-rules=MAP * ~NOTFOUND",
-            &format!("--user-data-dir={}", utf8(&profile)),
             "--virtual-time-budget=3000",
             "--dump-dom",
             &format!("file://{}", utf8(&html)),
         ])
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
         .output()
         .expect("chromium --dump-dom");
     let dom = String::from_utf8_lossy(&dom.stdout);

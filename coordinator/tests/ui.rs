@@ -8,6 +8,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{headless_chromium, CHROMIUM};
 use coordinator::ui::server::{serve, Access};
 use coordinator::ui::{Control, Dashboard};
 use serde_json::{json, Value};
@@ -145,8 +148,6 @@ async fn a_token_guards_every_route() {
     stop.cancel();
 }
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-
 /// Headless Chromium opens the live page, which reads /state and draws its
 /// charts; the DOM it dumps carries the page's own count of charts and rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,22 +169,9 @@ async fn chromium_draws_the_live_page() {
     std::fs::create_dir_all(&profile).expect("profile dir");
     let url = format!("{base}/");
     let dom = tokio::task::spawn_blocking(move || {
-        let child = Command::new(CHROMIUM)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                &format!("--user-data-dir={}", profile.display()),
-                "--virtual-time-budget=5000",
-                "--dump-dom",
-                &url,
-            ])
-            .stdin(Stdio::null())
+        let child = headless_chromium(&profile)
+            .args(["--virtual-time-budget=5000", "--dump-dom", &url])
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
             .spawn()
             .expect("start chromium");
         let pid = child.id();

@@ -328,3 +328,24 @@ pub fn report_of(r: &Ran) -> serde_json::Value {
     let text = std::fs::read_to_string(Path::new(dir).join("report.json")).expect("report.json");
     serde_json::from_str(&text).expect("json")
 }
+
+/// Debian's Chromium, for the tests that render pages.
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Headless Chromium with its own profile directory and nothing running in
+/// the background; the caller adds what to do (`--dump-dom URL`, …).
+pub fn headless_chromium(profile: &Path) -> Command {
+    let mut c = Command::new(CHROMIUM);
+    c.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .stdin(Stdio::null())
+    .stderr(Stdio::null());
+    c
+}
