@@ -119,7 +119,11 @@ async fn state_events_and_control_over_http() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_guards_every_route() {
-    let (base, _dashboard, stop) = start(Access { token: Some("s3cret-token-123456".into()), max_rate: None }).await;
+    let (base, _dashboard, stop) = start(Access {
+        token: Some(::common::wire::Token::parse("s3cret-token-123456", "test").expect("token")),
+        max_rate: None,
+    })
+    .await;
     let http = reqwest::Client::new();
     for path in ["/", "/state", "/events"] {
         let r = http.get(format!("{base}{path}")).send().await.expect("get");

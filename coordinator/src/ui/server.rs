@@ -21,6 +21,7 @@ use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use common::wire::Token;
 use futures::Stream;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -30,7 +31,7 @@ use super::{assets, Control, Dashboard, Push};
 /// Who may use the dashboard and how far a page may push the rate.
 #[derive(Debug, Clone, Default)]
 pub struct Access {
-    pub token: Option<String>,
+    pub token: Option<Token>,
     /// Highest total rate a page may set (msg/s), e.g. the scenario's
     /// agents' `--max-rate` sum; None: no limit here (agents still cap).
     pub max_rate: Option<f64>,
@@ -38,8 +39,8 @@ pub struct Access {
 
 /// A dashboard off loopback is a remote control of the load: refuse to
 /// serve it there without a token.
-pub fn check_bind(addr: SocketAddr, token: Option<&str>) -> Result<(), String> {
-    if addr.ip().is_loopback() || token.is_some_and(|t| !t.is_empty()) {
+pub fn check_bind(addr: SocketAddr, token: Option<&Token>) -> Result<(), String> {
+    if addr.ip().is_loopback() || token.is_some() {
         Ok(())
     } else {
         Err(format!("--ui {addr}: a dashboard off loopback needs --token-file (it can change and stop the run)"))
@@ -77,15 +78,11 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
 }
 
-/// Constant-time comparison (the token guards a remote control).
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Whether the request carries the token (when one is set).
 fn allowed(s: &State, uri: &Uri, headers: &HeaderMap) -> bool {
-    let Some(want) = s.access.token.as_deref() else { return true };
-    same(query_token(uri).or_else(|| bearer(headers)).unwrap_or(""), want)
+    let Some(want) = &s.access.token else { return true };
+    // Constant time: the token guards a remote control.
+    want.matches(query_token(uri).or_else(|| bearer(headers)).unwrap_or("").as_bytes())
 }
 
 fn unauthorized() -> Response {
@@ -245,13 +242,7 @@ mod tests {
         assert!(check_bind("127.0.0.1:8080".parse().expect("addr"), None).is_ok());
         assert!(check_bind("[::1]:8080".parse().expect("addr"), None).is_ok());
         assert!(check_bind("0.0.0.0:8080".parse().expect("addr"), None).is_err());
-        assert!(check_bind("0.0.0.0:8080".parse().expect("addr"), Some("secret-token")).is_ok());
-    }
-
-    #[test]
-    fn tokens_compare_whole() {
-        assert!(same("abc", "abc"));
-        assert!(!same("abc", "abd"));
-        assert!(!same("abc", "abcd"));
+        let token = Token::parse("secret-token-0123456", "test").expect("token");
+        assert!(check_bind("0.0.0.0:8080".parse().expect("addr"), Some(&token)).is_ok());
     }
 }
