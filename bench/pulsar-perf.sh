@@ -75,8 +75,8 @@ agent_max() { # in_flight batch topic -> "acked cpu_s"
 }
 
 bare_max() { # in_flight batch topic -> "acked cpu_s": the bare pulsar-crate loop, same settings
-    local batch=()
-    [ -n "$2" ] && batch=(--batch "$2" --batch-delay-ms 5)
+    local batch=(--nodelay 1)
+    [ -n "$2" ] && batch+=(--batch "$2" --batch-delay-ms 5)
     timed "$WORK/bare.out" "$BIN/pulsar-bare" --url "$URL" --topic "$3" --producers "$PRODUCERS" --in-flight "$1" \
         --size 1024 --seconds "$SECS" "${batch[@]}"
     echo "$(grep '^{' "$WORK/bare.out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["acked"])') $(cpu_of "$WORK/bare.out")"

@@ -16,7 +16,8 @@
 # bare is what carrying a stamp costs in the crate.
 # CASES picks cases, e.g. CASES="256:100" (in flight[:batch]); default all.
 # Prints one table (markdown).
-# Usage: [PIN=1] [CASES=...] bench/pulsar.sh [SECONDS] [PRODUCERS] [ROUNDS]
+# NODELAY=0: both with Nagle's algorithm on (default: both with TCP_NODELAY).
+# Usage: [PIN=1] [CASES=...] [NODELAY=0] bench/pulsar.sh [SECONDS] [PRODUCERS] [ROUNDS]
 set -Eeuo pipefail
 # A failing step names itself (a bare `set -e` exit says nothing).
 trap 'echo "$0: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
@@ -24,6 +25,9 @@ cd "$(dirname "$0")/.."
 SECS="${1:-20}"
 PRODUCERS="${2:-4}"
 ROUNDS="${3:-3}"
+# The bare loop's sockets as the agent's: TCP_NODELAY on (the agent's
+# default, broker.tcp_nodelay). NODELAY=0 compares both with Nagle on.
+NODELAY="${NODELAY:-1}"
 . bench/lib.sh
 build_release coordinator bench
 pulsar_bench_setup
@@ -32,7 +36,7 @@ trap 'pulsar_bench_teardown; rm -rf "$WORK"' EXIT
 # Each round gets a fresh broker (bench/lib.sh).
 fresh_broker
 bare() { # in_flight [batch] topic [property bytes]
-    local extra=(--property-bytes "${4:-0}")
+    local extra=(--property-bytes "${4:-0}" --nodelay "$NODELAY")
     [ -n "$2" ] && extra+=(--batch "$2" --batch-delay-ms 5)
     "${CLIENT_CPU[@]}" "$BIN/pulsar-bare" --url "$URL" --topic "$3" --producers "$PRODUCERS" --in-flight "$1" \
         --size 1024 --seconds "$SECS" "${extra[@]}" | json_rate
@@ -43,7 +47,7 @@ agent() { # in_flight batch topic -> "rate cpu%"
     [ -n "$2" ] && batching=", batching: {max_messages: $2, max_delay: 5ms}"
     cat > "$WORK/s.yaml" <<YAML
 name: bench-agent
-broker: {kind: pulsar, url: "$URL"}
+broker: {kind: pulsar, url: "$URL", tcp_nodelay: $([ "$NODELAY" = 0 ] && echo false || echo true)}
 topics: [{name: $n}]
 producers:
   - {name: p, topic: $n, count: $PRODUCERS, rate: 200000, message_size: 1024, max_in_flight: $1$batching}

@@ -6,7 +6,7 @@
 
 pub mod danube;
 pub mod memory;
-mod nodelay;
+pub mod nodelay;
 pub mod pulsar;
 mod pulsar_probe;
 

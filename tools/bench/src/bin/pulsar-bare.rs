@@ -5,7 +5,7 @@
 //!
 //!   pulsar-bare --url pulsar://127.0.0.1:6650 --topic t --producers 4 \
 //!               --in-flight 1 --size 1024 --seconds 20 [--batch 100 --batch-delay-ms 5]
-//!               [--property-bytes 26]
+//!               [--property-bytes 26] [--nodelay 1]
 //!
 //! `--property-bytes N` attaches one message property with an N-byte value
 //! (the agent's stamp property value is typically 26 bytes, under `lg-stamp`), to
@@ -28,6 +28,9 @@ struct Args {
     batch: Option<u32>,
     batch_delay_ms: u64,
     property_bytes: usize,
+    /// TCP_NODELAY on the crate's connections, as the agent sets it by
+    /// default (the crate itself leaves Nagle's algorithm on).
+    nodelay: bool,
 }
 
 const BIN: &str = "pulsar-bare";
@@ -44,6 +47,7 @@ fn args() -> Result<Args, String> {
         batch: f.get("--batch").map(|s| s.parse().map_err(|_| "--batch: not a number".to_string())).transpose()?,
         batch_delay_ms: f.num("--batch-delay-ms", 5.0)? as u64,
         property_bytes: f.num("--property-bytes", 0.0)? as usize,
+        nodelay: f.get("--nodelay").is_some_and(|v| v != "0" && v != "false"),
     })
 }
 
@@ -107,6 +111,12 @@ async fn main() {
         match client.producer().with_topic(a.topic.clone()).with_options(opts).build().await {
             Ok(p) => producers.push(p),
             Err(e) => fail(BIN, 3, format!("cannot create a producer: {e}")),
+        }
+    }
+    if a.nodelay {
+        // Every connection is made by now (one client, its producers).
+        if let Err(e) = agent::driver::nodelay::sweep() {
+            fail(BIN, 3, format!("--nodelay: cannot set TCP_NODELAY: {e}"));
         }
     }
     let start = Instant::now();
