@@ -160,7 +160,16 @@ impl Api {
 /// Makes the scenario's topics ready on the broker at `admin_url`.
 pub async fn prepare_topics(broker: &Broker, admin_url: &str, topics: &[Topic]) -> Result<Prepared, AdminError> {
     let api = Api::new(broker, admin_url)?;
-    // Look at everything first.
+    // Look at everything first, then create: nothing is created when one
+    // topic is already wrong.
+    let (to_create, mut done) = survey(&api, topics).await?;
+    create_all(&api, &to_create, &mut done).await?;
+    Ok(done)
+}
+
+/// The topics to create (with their REST paths), and those that exist
+/// with the right partition count; a mismatch is an error.
+async fn survey<'t>(api: &Api, topics: &'t [Topic]) -> Result<(Vec<(&'t Topic, String)>, Prepared), AdminError> {
     let mut to_create = Vec::new();
     let mut done = Prepared::default();
     let mut listed: std::collections::HashMap<String, Vec<String>> = Default::default();
@@ -195,8 +204,13 @@ pub async fn prepare_topics(broker: &Broker, admin_url: &str, topics: &[Topic]) 
             (false, _) => to_create.push((t, rest)),
         }
     }
-    // Then create, undoing our own creations if one fails.
-    for (t, rest) in &to_create {
+    Ok((to_create, done))
+}
+
+/// Creates the partitioned topics, undoing this run's own creations if
+/// one fails (nothing created by halves).
+async fn create_all(api: &Api, to_create: &[(&Topic, String)], done: &mut Prepared) -> Result<(), AdminError> {
+    for (t, rest) in to_create {
         let path = format!("{rest}/partitions");
         let r = api.call(reqwest::Method::PUT, &path, Some(t.partitions.to_string())).await;
         let failure = match r {
@@ -224,7 +238,7 @@ pub async fn prepare_topics(broker: &Broker, admin_url: &str, topics: &[Topic]) 
         }
         done.created.push(t.name.clone());
     }
-    Ok(done)
+    Ok(())
 }
 
 /// The admin calls' whole budget: each call is bounded by connect_timeout;

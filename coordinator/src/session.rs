@@ -173,81 +173,16 @@ impl AgentSession {
         token: Option<&Token>,
         tls: Option<&ClientTls>,
     ) -> Result<AgentSession, OpenError> {
-        let url = match (address.split_once("://"), tls) {
-            (Some(("http", _)), Some(_)) => {
-                return Err(
-                    format!("agent {address}: http:// with --tls-ca; write https:// or the bare HOST:PORT").into()
-                )
-            }
-            (Some(("https", _)), None) => {
-                return Err(format!(
-                    "agent {address}: https:// needs --tls-ca (the CA that signed the agents' certificates)"
-                )
-                .into())
-            }
-            (Some(_), _) => address.to_string(),
-            (None, Some(_)) => format!("https://{address}"),
-            (None, None) => format!("http://{address}"),
-        };
-        let mut endpoint = tonic::transport::Endpoint::from_shared(url.clone())
-            .map_err(|e| format!("agent {address}: not a valid address ({e})"))?
-            .connect_timeout(HELLO_TIMEOUT)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(HTTP2_KEEPALIVE_INTERVAL)
-            .keep_alive_timeout(HTTP2_KEEPALIVE_TIMEOUT)
-            .keep_alive_while_idle(true);
-        if let Some(t) = tls {
-            endpoint = endpoint
-                .tls_config(t.tonic_config(address))
-                .map_err(|e| format!("agent {address}: TLS settings refused: {}", source_chain(&e)))?;
-        }
-        let channel = endpoint.connect().await.map_err(|e| connect_error(address, tls, &e))?;
-        let mut client = AgentClient::new(channel)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let (tx, out_rx) = mpsc::channel(64);
-        tx.send(cmd(CMsg::Hello(proto::Hello {
+        let channel = connect(address, tls).await?;
+        let hello = proto::Hello {
             protocol_version: common::PROTOCOL_VERSION,
             coordinator_id: coordinator_id.into(),
             run_id: run_id.into(),
             token: String::new(),
             lease_ms: 0,
-        })))
-        .await
-        .map_err(|_| format!("agent {address}: session closed"))?;
-        let mut request = tonic::Request::new(ReceiverStream::new(out_rx));
-        if let Some(t) = token {
-            let value = t.bearer().parse().map_err(|_| format!("agent {address}: the token cannot be sent"))?;
-            request.metadata_mut().insert(AUTH_HEADER, value);
-        }
-        let resp = match tokio::time::timeout(HELLO_TIMEOUT, client.session(request)).await {
-            Err(_) => return Err(format!("agent {address}: no answer within {HELLO_TIMEOUT:?}").into()),
-            Ok(Ok(r)) => r,
-            Ok(Err(s)) if s.code() == tonic::Code::Unauthenticated => {
-                return Err(format!("agent {address}: authentication failed: {}", s.message()).into())
-            }
-            // No answer from the agent's gRPC at all: the connection died under it.
-            Ok(Err(s)) if std::error::Error::source(&s).is_some() => {
-                return Err(connection_lost(address, tls, &s).await.into())
-            }
-            Ok(Err(s)) if s.code() == tonic::Code::ResourceExhausted => {
-                return Err(OpenError::Busy(format!("agent {address}: refused the session: {}", s.message())))
-            }
-            Ok(Err(s)) => return Err(format!("agent {address}: refused the session: {}", s.message()).into()),
         };
-        let mut rx = resp.into_inner();
-        let hello = match tokio::time::timeout(HELLO_TIMEOUT, rx.message()).await {
-            Ok(Ok(Some(AgentMessage { msg: Some(AMsg::HelloAck(h)) }))) => h,
-            Ok(Ok(Some(AgentMessage { msg: Some(AMsg::Error(e)) }))) => {
-                return Err(format!("agent {address}: {}", e.message).into())
-            }
-            Ok(Ok(_)) => return Err(format!("agent {address}: unexpected answer to Hello").into()),
-            Ok(Err(s)) if s.code() == tonic::Code::Unauthenticated => {
-                return Err(format!("agent {address}: authentication failed: {}", s.message()).into())
-            }
-            Ok(Err(s)) => return Err(format!("agent {address}: {}", s.message()).into()),
-            Err(_) => return Err(format!("agent {address}: no Hello answer within {HELLO_TIMEOUT:?}").into()),
-        };
+        let (tx, mut rx) = call_session(address, channel, tls, token, hello).await?;
+        let hello = hello_ack(address, &mut rx).await?;
         let lease = if hello.lease_ms > 0 { Duration::from_millis(hello.lease_ms) } else { DEFAULT_LEASE };
         let mut s = AgentSession {
             address: address.to_string(),
@@ -366,6 +301,91 @@ impl AgentSession {
 
 /// The one line for a connection that could not be made; TLS failures
 /// say which side distrusts which certificate.
+/// The agent's URL: a bare HOST:PORT gets http:// or, with TLS, https://;
+/// a scheme that contradicts the TLS flags is refused.
+fn agent_url(address: &str, tls: Option<&ClientTls>) -> Result<String, OpenError> {
+    match (address.split_once("://"), tls) {
+        (Some(("http", _)), Some(_)) => {
+            Err(format!("agent {address}: http:// with --tls-ca; write https:// or the bare HOST:PORT").into())
+        }
+        (Some(("https", _)), None) => {
+            Err(format!("agent {address}: https:// needs --tls-ca (the CA that signed the agents' certificates)")
+                .into())
+        }
+        (Some(_), _) => Ok(address.to_string()),
+        (None, Some(_)) => Ok(format!("https://{address}")),
+        (None, None) => Ok(format!("http://{address}")),
+    }
+}
+
+/// The gRPC channel to the agent, with the wire's keepalive settings.
+async fn connect(address: &str, tls: Option<&ClientTls>) -> Result<tonic::transport::Channel, OpenError> {
+    let mut endpoint = tonic::transport::Endpoint::from_shared(agent_url(address, tls)?)
+        .map_err(|e| format!("agent {address}: not a valid address ({e})"))?
+        .connect_timeout(HELLO_TIMEOUT)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(HTTP2_KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(HTTP2_KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true);
+    if let Some(t) = tls {
+        endpoint = endpoint
+            .tls_config(t.tonic_config(address))
+            .map_err(|e| format!("agent {address}: TLS settings refused: {}", source_chain(&e)))?;
+    }
+    Ok(endpoint.connect().await.map_err(|e| connect_error(address, tls, &e))?)
+}
+
+/// Opens the Session call with `hello` as its first message: our sending
+/// end and the agent's stream. A refusal is one line; a busy agent is
+/// [`OpenError::Busy`].
+async fn call_session(
+    address: &str,
+    channel: tonic::transport::Channel,
+    tls: Option<&ClientTls>,
+    token: Option<&Token>,
+    hello: proto::Hello,
+) -> Result<(mpsc::Sender<CoordinatorMessage>, Streaming<AgentMessage>), OpenError> {
+    let mut client = AgentClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let (tx, out_rx) = mpsc::channel(64);
+    tx.send(cmd(CMsg::Hello(hello))).await.map_err(|_| format!("agent {address}: session closed"))?;
+    let mut request = tonic::Request::new(ReceiverStream::new(out_rx));
+    if let Some(t) = token {
+        let value = t.bearer().parse().map_err(|_| format!("agent {address}: the token cannot be sent"))?;
+        request.metadata_mut().insert(AUTH_HEADER, value);
+    }
+    match tokio::time::timeout(HELLO_TIMEOUT, client.session(request)).await {
+        Err(_) => Err(format!("agent {address}: no answer within {HELLO_TIMEOUT:?}").into()),
+        Ok(Ok(r)) => Ok((tx, r.into_inner())),
+        Ok(Err(s)) if s.code() == tonic::Code::Unauthenticated => {
+            Err(format!("agent {address}: authentication failed: {}", s.message()).into())
+        }
+        // No answer from the agent's gRPC at all: the connection died under it.
+        Ok(Err(s)) if std::error::Error::source(&s).is_some() => Err(connection_lost(address, tls, &s).await.into()),
+        Ok(Err(s)) if s.code() == tonic::Code::ResourceExhausted => {
+            Err(OpenError::Busy(format!("agent {address}: refused the session: {}", s.message())))
+        }
+        Ok(Err(s)) => Err(format!("agent {address}: refused the session: {}", s.message()).into()),
+    }
+}
+
+/// The agent's first answer: its HelloAck, or why there is none.
+async fn hello_ack(address: &str, rx: &mut Streaming<AgentMessage>) -> Result<proto::HelloAck, OpenError> {
+    match tokio::time::timeout(HELLO_TIMEOUT, rx.message()).await {
+        Ok(Ok(Some(AgentMessage { msg: Some(AMsg::HelloAck(h)) }))) => Ok(h),
+        Ok(Ok(Some(AgentMessage { msg: Some(AMsg::Error(e)) }))) => {
+            Err(format!("agent {address}: {}", e.message).into())
+        }
+        Ok(Ok(_)) => Err(format!("agent {address}: unexpected answer to Hello").into()),
+        Ok(Err(s)) if s.code() == tonic::Code::Unauthenticated => {
+            Err(format!("agent {address}: authentication failed: {}", s.message()).into())
+        }
+        Ok(Err(s)) => Err(format!("agent {address}: {}", s.message()).into()),
+        Err(_) => Err(format!("agent {address}: no Hello answer within {HELLO_TIMEOUT:?}").into()),
+    }
+}
+
 fn connect_error(address: &str, tls: Option<&ClientTls>, e: &dyn std::error::Error) -> String {
     let chain = source_chain(e);
     let Some(tls) = tls else {

@@ -405,8 +405,50 @@ async fn main() {
 
     let dir = std::env::temp_dir().join(format!("coord-sim-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    // Every agent gets a producer and a consumer: `agents` of each, spread
-    // over `topics` topics, 100 msg/s per producer.
+    let scenario = dir.join("coord-sim.yaml");
+    std::fs::write(&scenario, scenario_yaml(&args)).expect("write scenario");
+    let agents = vec![addr.to_string(); args.agents].join(",");
+
+    let t0 = Instant::now();
+    let child = Command::new(&args.coordinator)
+        .arg("run")
+        .arg(&scenario)
+        .arg("--agents")
+        .arg(&agents)
+        .arg("--results")
+        .arg(&dir)
+        .arg("--quiet")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the coordinator");
+    let watched = watch(child).await;
+    let wall = t0.elapsed().as_secs_f64();
+    let report = read_report(&watched);
+    let ticks_per_s = 100.0; // CLK_TCK on Linux
+    let cpu_s = watched.cpu_ticks as f64 / ticks_per_s;
+    let run_s = args.seconds as f64;
+    let line = serde_json::json!({
+        "agents": args.agents,
+        "exit": watched.output.status.code(),
+        "verdict": report["verdict"],
+        "agents_in_report": report["agents"].as_array().map(Vec::len),
+        "lost": report["totals"]["lost"],
+        "acked": report["totals"]["acked"],
+        "coordinator": report["coordinator"],
+        "coordinator_cpu_s": cpu_s,
+        "coordinator_wall_s": wall,
+        "coordinator_cpu_percent_of_one_core": 100.0 * cpu_s / wall,
+        "coordinator_max_rss_mb": watched.max_rss_kb as f64 / 1024.0,
+        "measured_s": run_s,
+    });
+    println!("{line}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every agent gets a producer and a consumer: `agents` of each, spread
+/// over `topics` topics, 100 msg/s per producer.
+fn scenario_yaml(args: &Args) -> String {
     let per_topic = args.agents.div_ceil(args.topics).max(1);
     let mut yaml = format!(
         "name: coord-sim\nbroker: {{kind: pulsar, url: \"pulsar://127.0.0.1:1\"}}\nphases: {{duration: {}s, drain_timeout: 10s}}\nreport_interval: 1s\ntopics:\n",
@@ -425,67 +467,47 @@ async fn main() {
     }
     // Send errors are simulated on purpose (range-set gaps).
     yaml.push_str("slo: {max_send_errors: 1000000000}\n");
-    let scenario = dir.join("coord-sim.yaml");
-    std::fs::write(&scenario, yaml).expect("write scenario");
-    let agents = vec![addr.to_string(); args.agents].join(",");
+    yaml
+}
 
-    let t0 = Instant::now();
-    let mut child = Command::new(&args.coordinator)
-        .arg("run")
-        .arg(&scenario)
-        .arg("--agents")
-        .arg(&agents)
-        .arg("--results")
-        .arg(&dir)
-        .arg("--quiet")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start the coordinator");
+/// The coordinator process run to its end, with its CPU and peak RSS.
+struct Watched {
+    output: std::process::Output,
+    cpu_ticks: u64,
+    max_rss_kb: u64,
+}
+
+/// Samples the child's CPU and RSS every 100 ms until it exits.
+async fn watch(mut child: std::process::Child) -> Watched {
     let pid = child.id();
-    let (mut max_rss_kb, mut last_ticks) = (0, 0);
-    let status = loop {
+    let (mut max_rss_kb, mut cpu_ticks) = (0, 0);
+    loop {
         if let Some((ticks, _rss, hwm)) = proc_sample(pid) {
             max_rss_kb = max_rss_kb.max(hwm);
-            last_ticks = ticks;
+            cpu_ticks = ticks;
         }
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
+        if child.try_wait().expect("wait").is_some() {
+            break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let wall = t0.elapsed().as_secs_f64();
-    let out = child.wait_with_output().expect("output");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    }
+    Watched { output: child.wait_with_output().expect("output"), cpu_ticks, max_rss_kb }
+}
+
+/// The report.json of the results directory the coordinator printed last.
+fn read_report(w: &Watched) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&w.output.stdout);
+    let stderr = String::from_utf8_lossy(&w.output.stderr);
+    let status = w.output.status;
     let Some(results) = stdout.lines().last().map(str::to_string) else {
         eprintln!("coordinator printed no results directory ({status}):\n{stderr}");
         std::process::exit(1);
     };
-    let report: serde_json::Value = serde_json::from_str(
+    serde_json::from_str(
         &std::fs::read_to_string(std::path::Path::new(&results).join("report.json")).unwrap_or_default(),
     )
     .unwrap_or_else(|e| {
         eprintln!("no report.json in {results}: {e} ({status})\n{stderr}");
         std::process::exit(1)
-    });
-    let ticks_per_s = 100.0; // CLK_TCK on Linux
-    let cpu_s = last_ticks as f64 / ticks_per_s;
-    let run_s = args.seconds as f64;
-    let line = serde_json::json!({
-        "agents": args.agents,
-        "exit": status.code(),
-        "verdict": report["verdict"],
-        "agents_in_report": report["agents"].as_array().map(Vec::len),
-        "lost": report["totals"]["lost"],
-        "acked": report["totals"]["acked"],
-        "coordinator": report["coordinator"],
-        "coordinator_cpu_s": cpu_s,
-        "coordinator_wall_s": wall,
-        "coordinator_cpu_percent_of_one_core": 100.0 * cpu_s / wall,
-        "coordinator_max_rss_mb": max_rss_kb as f64 / 1024.0,
-        "measured_s": run_s,
-    });
-    println!("{line}");
-    let _ = std::fs::remove_dir_all(&dir);
+    })
 }
