@@ -1,21 +1,31 @@
-//! Prometheus: the text exposition format (version 0.0.4), written by hand
-//! (it is a few lines of text per sample), and a small `/metrics` HTTP
-//! server on axum, which tonic already brings into the build. Used by the
-//! agent (`agent --metrics ADDR`) and the coordinator (`coordinator run
+//! Prometheus: the exposition of agent and coordinator metrics, encoded by
+//! the `prometheus-client` crate (OpenMetrics text), and a small `/metrics`
+//! HTTP server on axum, which tonic already brings into the build. Used by
+//! the agent (`agent --metrics ADDR`) and the coordinator (`coordinator run
 //! --metrics ADDR`).
+//!
+//! The families are computed from the run's state at each scrape (merged
+//! intervals, per-group counters), so they are handed to the crate as one
+//! [`Collector`] that [`Exposition`] fills: `family` then its samples.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::Arc;
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::scenario::Scenario;
 use crate::stats::{GroupPhases, PhaseStats};
 
-/// The content type of the text format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The content type of the exposition (OpenMetrics text 1.0.0, which
+/// Prometheus reads).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The quantiles exported as latency gauges, with their label values.
 pub const QUANTILES: [(f64, &str); 4] = [(0.5, "0.5"), (0.9, "0.9"), (0.99, "0.99"), (0.999, "0.999")];
@@ -26,11 +36,27 @@ pub enum Kind {
     Gauge,
 }
 
+#[derive(Debug, Clone, Copy)]
+enum Value {
+    Real(f64),
+    /// Exact, where a float would round above 2^53.
+    Whole(u64),
+}
+
+#[derive(Debug)]
+struct Family {
+    /// As exported: counters end in `_total`.
+    name: String,
+    kind: Kind,
+    help: String,
+    samples: Vec<(Vec<(String, String)>, Value)>,
+}
+
 /// Builds one exposition: `family` (HELP and TYPE once per name) and then
-/// its samples.
+/// its samples; [`Exposition::finish`] encodes it.
 #[derive(Debug, Default)]
 pub struct Exposition {
-    out: String,
+    families: Vec<Family>,
 }
 
 impl Exposition {
@@ -40,42 +66,77 @@ impl Exposition {
 
     /// Starts a metric family. Counter names end in `_total`.
     pub fn family(&mut self, name: &str, kind: Kind, help: &str) {
-        let kind = match kind {
-            Kind::Counter => "counter",
-            Kind::Gauge => "gauge",
-        };
-        let _ = writeln!(self.out, "# HELP {name} {}", escape_help(help));
-        let _ = writeln!(self.out, "# TYPE {name} {kind}");
+        self.families.push(Family { name: name.into(), kind, help: help.into(), samples: Vec::new() });
     }
 
-    /// One sample of the family started last.
+    /// One sample of the family started last (`name` is that family's).
     pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.name_and_labels(name, labels);
-        let _ = writeln!(self.out, " {}", format_value(value));
+        self.push(name, labels, Value::Real(value));
     }
 
     /// One integer sample (exact, where a float would round above 2^53).
     pub fn sample_u64(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
-        self.name_and_labels(name, labels);
-        let _ = writeln!(self.out, " {value}");
+        self.push(name, labels, Value::Whole(value));
     }
 
-    fn name_and_labels(&mut self, name: &str, labels: &[(&str, &str)]) {
-        self.out.push_str(name);
-        if !labels.is_empty() {
-            self.out.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.out.push(',');
-                }
-                let _ = write!(self.out, "{k}=\"{}\"", escape_label(v));
-            }
-            self.out.push('}');
+    fn push(&mut self, name: &str, labels: &[(&str, &str)], value: Value) {
+        if self.families.last().is_none_or(|f| f.name != name) {
+            // A sample without its family: a gauge with no help.
+            self.family(name, Kind::Gauge, "");
+        }
+        // The crate writes label values as given: escape them here.
+        let labels = labels.iter().map(|(k, v)| (k.to_string(), escape_label(v))).collect();
+        if let Some(f) = self.families.last_mut() {
+            f.samples.push((labels, value));
         }
     }
 
+    /// The OpenMetrics text, ending in `# EOF`.
     pub fn finish(self) -> String {
-        self.out
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Families(self.families)));
+        let mut out = String::new();
+        // Writing into a String cannot fail; a family the crate refuses
+        // would end the text early, which the tests would see.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        out
+    }
+}
+
+/// The families of one scrape, as a collector the crate encodes.
+#[derive(Debug)]
+struct Families(Vec<Family>);
+
+impl Collector for Families {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        for f in &self.0 {
+            // The crate adds `_total` to a counter's samples itself.
+            let (name, metric_type) = match f.kind {
+                Kind::Counter => (f.name.strip_suffix("_total").unwrap_or(&f.name), MetricType::Counter),
+                Kind::Gauge => (f.name.as_str(), MetricType::Gauge),
+            };
+            let help = escape_help(&f.help);
+            let mut metric = encoder.encode_descriptor(name, &help, None, metric_type)?;
+            match f.samples.as_slice() {
+                // One sample without labels: `name value`, not `name{} value`.
+                [(labels, value)] if labels.is_empty() => encode_value(f.kind, *value, metric)?,
+                samples => {
+                    for (labels, value) in samples {
+                        encode_value(f.kind, *value, metric.encode_family(labels)?)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn encode_value(kind: Kind, value: Value, to: prometheus_client::encoding::MetricEncoder<'_>) -> std::fmt::Result {
+    match (kind, value) {
+        (Kind::Counter, Value::Whole(n)) => ConstCounter::new(n).encode(to),
+        (Kind::Counter, Value::Real(x)) => ConstCounter::new(x).encode(to),
+        (Kind::Gauge, Value::Whole(n)) => ConstGauge::new(n).encode(to),
+        (Kind::Gauge, Value::Real(x)) => ConstGauge::new(x).encode(to),
     }
 }
 
@@ -85,18 +146,6 @@ fn escape_help(s: &str) -> String {
 
 fn escape_label(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
-
-fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        format!("{v}")
-    }
 }
 
 // ------------------------------------------------------------------ groups
@@ -420,7 +469,8 @@ impl Sample {
     }
 }
 
-/// Parses the text format (the subset [`Exposition`] writes): for tests
+/// Parses the text format (the subset [`Exposition`] writes, Prometheus
+/// 0.0.4 or OpenMetrics): for tests
 /// and scripts that read a scrape.
 pub fn parse(text: &str) -> Result<Vec<Sample>, String> {
     let mut out = Vec::new();
@@ -433,8 +483,8 @@ pub fn parse(text: &str) -> Result<Vec<Sample>, String> {
         let (head, value) = line.rsplit_once(' ').ok_or_else(bad)?;
         let value = match value {
             "NaN" => f64::NAN,
-            "+Inf" => f64::INFINITY,
-            "-Inf" => f64::NEG_INFINITY,
+            "+Inf" | "inf" => f64::INFINITY,
+            "-Inf" | "-inf" => f64::NEG_INFINITY,
             v => v.parse().map_err(|_| bad())?,
         };
         let (name, labels) = match head.split_once('{') {
@@ -509,27 +559,33 @@ mod tests {
         let mut e = Exposition::new();
         e.family("loadgen_messages_sent_total", Kind::Counter, "Messages sent.\nTwo lines.");
         e.sample_u64("loadgen_messages_sent_total", &[("group", "a\"b\\c"), ("role", "producer")], 42);
+        e.sample_u64("loadgen_messages_sent_total", &[("group", "big"), ("role", "producer")], u64::MAX);
         e.family("loadgen_agents_connected", Kind::Gauge, "Agents.");
         e.sample("loadgen_agents_connected", &[], 2.0);
+        e.family("loadgen_x", Kind::Gauge, "A fraction.");
         e.sample("loadgen_x", &[], 0.25);
         e.sample("loadgen_y", &[], f64::NAN);
         let t = e.finish();
         let parsed = parse(&t).expect("parses");
+        assert_eq!(parsed[0].name, "loadgen_messages_sent_total", "counters keep their _total samples");
         assert_eq!(parsed[0].label("group"), Some("a\"b\\c"));
         assert_eq!(parsed[0].value, 42.0);
-        assert_eq!(sum(&parsed, "loadgen_messages_sent_total", &[("role", "producer")]), 42.0);
-        assert!(parsed[3].value.is_nan());
-        assert_eq!(
-            t,
-            "# HELP loadgen_messages_sent_total Messages sent.\\nTwo lines.\n\
-             # TYPE loadgen_messages_sent_total counter\n\
-             loadgen_messages_sent_total{group=\"a\\\"b\\\\c\",role=\"producer\"} 42\n\
-             # HELP loadgen_agents_connected Agents.\n\
-             # TYPE loadgen_agents_connected gauge\n\
-             loadgen_agents_connected 2\n\
-             loadgen_x 0.25\n\
-             loadgen_y NaN\n"
+        assert!(
+            t.contains("loadgen_messages_sent_total{group=\"big\",role=\"producer\"} 18446744073709551615\n"),
+            "{t}"
         );
+        assert_eq!(sum(&parsed, "loadgen_messages_sent_total", &[("role", "producer")]), 42.0 + u64::MAX as f64);
+        assert!(parsed[4].value.is_nan() && parsed[4].name == "loadgen_y");
+        assert!(
+            t.starts_with(
+                "# HELP loadgen_messages_sent Messages sent.\\nTwo lines.\n\
+                 # TYPE loadgen_messages_sent counter\n\
+                 loadgen_messages_sent_total{group=\"a\\\"b\\\\c\",role=\"producer\"} 42\n"
+            ),
+            "{t}"
+        );
+        assert!(t.contains("# TYPE loadgen_agents_connected gauge\nloadgen_agents_connected 2.0\n"), "{t}");
+        assert!(t.ends_with("# EOF\n"), "OpenMetrics ends with EOF: {t}");
     }
 
     #[tokio::test]
@@ -544,7 +600,7 @@ mod tests {
         let mut text = String::new();
         s.read_to_string(&mut text).await.expect("read");
         assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-        assert!(text.contains("text/plain; version=0.0.4"), "{text}");
+        assert!(text.contains("application/openmetrics-text; version=1.0.0"), "{text}");
         assert!(text.ends_with("loadgen_up 1\n"), "{text}");
         assert_eq!(scrape(addr).await.expect("scrape"), "loadgen_up 1\n");
         shutdown.cancel();

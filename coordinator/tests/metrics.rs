@@ -214,7 +214,10 @@ async fn agent_binary_serves_metrics() {
     let _ = child.wait();
     let text = text.expect("scrape");
     assert!(text.contains("loadgen_agent_info{agent=\"metrics-test\""), "{text}");
-    assert!(text.contains("# TYPE loadgen_runs_total counter"), "{text}");
+    // OpenMetrics: a counter's TYPE line names it without `_total`; its
+    // samples keep the `_total` name.
+    assert!(text.contains("# TYPE loadgen_runs counter\nloadgen_runs_total "), "{text}");
+    assert!(text.ends_with("# EOF\n"), "{text}");
 }
 
 /// `coordinator run --metrics ADDR` says where it serves and runs as usual.
