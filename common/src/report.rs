@@ -45,6 +45,10 @@ pub struct Report {
     /// What the run cost the coordinator itself (absent in older reports).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coordinator: Option<CoordinatorCost>,
+    /// Spans with send or receive errors (broker faults), in time order;
+    /// absent when there were none (and in older reports).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<FaultWindow>,
 }
 
 /// The coordinator's own cost: is it keeping up with its agents?
@@ -342,7 +346,7 @@ pub struct HistogramRecord {
     pub data: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct IntervalRow {
     pub index: u64,
     /// Seconds from the start instant to the end of the interval.
@@ -370,6 +374,45 @@ pub struct IntervalRow {
     /// per interval). Absent on consumer rows and in older reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_flight_wait_percent: Option<f64>,
+    /// Consumer rows: failed receives or acknowledgements in the interval
+    /// (0 in older reports).
+    #[serde(default)]
+    pub receive_errors: u64,
+    /// Consumer rows: deliveries of messages already received.
+    #[serde(default)]
+    pub duplicates: u64,
+    /// Consumer rows: deliveries the broker marked as redelivered.
+    #[serde(default)]
+    pub redelivered: u64,
+}
+
+/// A span of the run in which agents met send or receive errors (a broker
+/// restarted or unreachable, its port blocked, a link cut), found from the
+/// interval rows: each error is counted in the interval it happened in.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FaultWindow {
+    /// Seconds from the start instant: the start of the first interval
+    /// with errors and the end of the last (interval resolution).
+    pub from_s: f64,
+    pub to_s: f64,
+    /// The groups that met errors ("producer NAME", "consumer NAME").
+    pub groups: Vec<String>,
+    pub send_errors: u64,
+    pub receive_errors: u64,
+    /// A constant-rate producer group acknowledged under a tenth of its
+    /// target in the window (sends waited: an outage, not an overload).
+    pub stalled: bool,
+    /// From the window's start until the SLOs held again (or the run's
+    /// end): deliveries of messages already received, and deliveries the
+    /// broker marked as redelivered.
+    pub duplicates: u64,
+    pub redelivered: u64,
+    /// The start of the first interval after the window in which every
+    /// group met the scenario's latency and rate SLOs again, with no error;
+    /// None: not before the run ended.
+    pub slo_held_again_s: Option<f64>,
+    /// `slo_held_again_s - to_s`.
+    pub recovery_s: Option<f64>,
 }
 
 impl Report {

@@ -204,6 +204,7 @@ mod tests {
             max_lag_ms: 0.5,
             agents_reporting: 1,
             in_flight_wait_percent: None,
+            ..IntervalRow::default()
         }
     }
 

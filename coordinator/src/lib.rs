@@ -15,6 +15,7 @@ pub mod report;
 pub mod run;
 pub mod schema_doc;
 pub mod session;
+pub mod shorthands;
 #[cfg(test)]
 mod testutil;
 pub mod ui;
@@ -40,8 +41,39 @@ use report::{compare, results};
                   RUST_LOG=coordinator=debug,agent=info."
 )]
 pub struct Cli {
+    /// More detail in the logs on stderr: -v info, -vv debug, -vvv trace
+    /// (RUST_LOG, when set, wins).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Log lines as text (default) or as JSON objects, one per line, for
+    /// log collectors.
+    #[arg(long, value_enum, default_value = "text", global = true, value_name = "FORMAT")]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs to stderr: RUST_LOG when set, else warn, or info/debug/trace with
+/// -v/-vv/-vvv; as text or JSON lines.
+pub fn init_logging(verbose: u8, format: LogFormat) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -77,6 +109,8 @@ pub enum Command {
         /// `mode: ceiling`; settings from the scenario's `ceiling:` or defaults).
         #[arg(long)]
         ceiling: bool,
+        #[command(flatten)]
+        shorthands: shorthands::Shorthands,
         // Boxed: by far the largest variant (clippy::large_enum_variant).
         #[command(flatten)]
         remote: Box<discovery::RemoteArgs>,
@@ -92,6 +126,8 @@ pub enum Command {
         remote: bool,
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
+        #[command(flatten)]
+        shorthands: shorthands::Shorthands,
     },
     /// Write a commented scenario template.
     Init {
@@ -99,9 +135,13 @@ pub enum Command {
         /// failover, pulsar, danube, ceiling.
         #[arg(long, default_value = "quickstart")]
         template: String,
-        /// Where to write it ("-" for stdout).
-        #[arg(long, short, default_value = "scenario.yaml")]
-        output: PathBuf,
+        /// Write every template, each as NAME.yaml in the --output directory.
+        #[arg(long, conflicts_with = "template")]
+        all: bool,
+        /// Where to write it ("-" for stdout; default scenario.yaml); with
+        /// --all, a directory (default: the current one).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
         /// Overwrite an existing file.
         #[arg(long)]
         force: bool,
@@ -112,7 +152,8 @@ pub enum Command {
         /// A results/<run-id> directory.
         run_dir: PathBuf,
     },
-    /// Compare two runs group by group; exit 1 when NEW regressed against BASE.
+    /// Compare runs group by group: NEW (and each further run) against
+    /// BASE; exit 1 when any of them regressed against BASE.
     ///
     /// A regression: throughput lower, or p50/p99/p999 latency higher, by
     /// more than --max-regression (latency changes under 50us are ignored as
@@ -120,11 +161,17 @@ pub enum Command {
     Compare {
         /// The reference run's results/<run-id> directory.
         base_dir: PathBuf,
-        /// The run to judge against it.
-        new_dir: PathBuf,
+        /// The run(s) to judge against it, each a results/<run-id> directory.
+        #[arg(required = true, value_name = "NEW_DIR")]
+        new_dirs: Vec<PathBuf>,
         /// Allowed worsening, percent: `10` or `10%`.
         #[arg(long, value_name = "PCT", default_value = "10", value_parser = compare::parse_pct)]
         max_regression: f64,
+        /// Also write the comparison as one self-contained HTML page: the
+        /// runs' throughput and latency distributions overlaid, the table
+        /// of changes and the verdict.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
     /// List the runs in a results directory, newest first.
     Results {
@@ -235,7 +282,20 @@ pub async fn execute(cli: Cli) -> ExitCode {
 
 async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
-        Command::Run { scenario, agents, local_agents, results, sets, quiet, no_color, metrics, ceiling, remote } => {
+        Command::Run {
+            scenario,
+            agents,
+            local_agents,
+            results,
+            sets,
+            quiet,
+            no_color,
+            metrics,
+            ceiling,
+            shorthands,
+            remote,
+        } => {
+            let sets = shorthands.expand(&scenario, &sets)?;
             let server = match metrics {
                 Some(addr) => Some(MetricsServer::start(addr, quiet).await?),
                 None => None,
@@ -259,10 +319,22 @@ async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
             };
             run_command(opts).await
         }
-        Command::Validate { scenario, agents, remote, sets } => validate(&scenario, agents, remote, &sets),
-        Command::Init { template, output, force } => init(&template, &output, force),
+        Command::Validate { scenario, agents, remote, sets, shorthands } => {
+            let all = shorthands.expand(&scenario, &sets)?;
+            if shorthands.any() {
+                let added: Vec<String> = all[sets.len()..].iter().map(|s| format!("--set {s}")).collect();
+                println!("shorthands stand for: {}", added.join(" "));
+            }
+            validate(&scenario, agents, remote, &all)
+        }
+        Command::Init { all: true, output, force, .. } => init_all(output.as_deref().unwrap_or(Path::new(".")), force),
+        Command::Init { template, all: false, output, force } => {
+            init(&template, output.as_deref().unwrap_or(Path::new("scenario.yaml")), force)
+        }
         Command::Report { run_dir } => report_command(&run_dir),
-        Command::Compare { base_dir, new_dir, max_regression } => compare_command(&base_dir, &new_dir, max_regression),
+        Command::Compare { base_dir, new_dirs, max_regression, html } => {
+            compare_command(&base_dir, &new_dirs, max_regression, html.as_deref())
+        }
         Command::Results { list: _, results } => {
             let root = results.unwrap_or_else(|| PathBuf::from("results"));
             let entries = results::list(&root).map_err(|e| CliError::BadInput(e.to_string()))?;
@@ -357,6 +429,22 @@ fn init(template: &str, output: &Path, force: bool) -> Result<u8, CliError> {
     Ok(0)
 }
 
+/// `coordinator init --all`: every template into `dir` as NAME.yaml;
+/// nothing written when one exists (without --force).
+fn init_all(dir: &Path, force: bool) -> Result<u8, CliError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CliError::CannotComplete(format!("cannot create {}: {e}", dir.display())))?;
+    let files: Vec<(PathBuf, &str)> = TEMPLATES.iter().map(|(n, t)| (dir.join(format!("{n}.yaml")), *t)).collect();
+    if let Some((p, _)) = files.iter().find(|(p, _)| p.exists() && !force) {
+        return Err(CliError::BadInput(format!("{} exists; pass --force to overwrite", p.display())));
+    }
+    for (p, text) in &files {
+        std::fs::write(p, text).map_err(|e| CliError::CannotComplete(format!("cannot write {}: {e}", p.display())))?;
+        println!("wrote {}", p.display());
+    }
+    Ok(0)
+}
+
 /// `coordinator report`: the summary of an earlier run, its files re-rendered.
 fn report_command(run_dir: &Path) -> Result<u8, CliError> {
     let report = results::read(run_dir).map_err(|e| CliError::BadInput(e.to_string()))?;
@@ -368,20 +456,43 @@ fn report_command(run_dir: &Path) -> Result<u8, CliError> {
     Ok(if report.passed() { 0 } else { 1 })
 }
 
-/// `coordinator compare`: exit 1 when NEW regressed against BASE.
-fn compare_command(base_dir: &Path, new_dir: &Path, max_regression: f64) -> Result<u8, CliError> {
+/// `coordinator compare`: exit 1 when any NEW regressed against BASE.
+fn compare_command(
+    base_dir: &Path,
+    new_dirs: &[PathBuf],
+    max_regression: f64,
+    html: Option<&Path>,
+) -> Result<u8, CliError> {
     let base = results::read(base_dir).map_err(|e| CliError::BadInput(e.to_string()))?;
-    let new = results::read(new_dir).map_err(|e| CliError::BadInput(e.to_string()))?;
-    let c = compare::compare(&base, &new, max_regression);
-    if c.groups.is_empty() {
-        return Err(CliError::BadInput(format!(
-            "{} and {} have no group in common (base: {}; new: {})",
-            base_dir.display(),
-            new_dir.display(),
-            c.only_base.join(", "),
-            c.only_new.join(", ")
-        )));
+    let news = new_dirs
+        .iter()
+        .map(|d| results::read(d).map_err(|e| CliError::BadInput(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut comparisons = Vec::new();
+    for (new, new_dir) in news.iter().zip(new_dirs) {
+        let c = compare::compare(&base, new, max_regression);
+        if c.groups.is_empty() {
+            return Err(CliError::BadInput(format!(
+                "{} and {} have no group in common (base: {}; new: {})",
+                base_dir.display(),
+                new_dir.display(),
+                c.only_base.join(", "),
+                c.only_new.join(", ")
+            )));
+        }
+        comparisons.push(c);
     }
-    print!("{}", c.render());
-    Ok(if c.regressed() { 1 } else { 0 })
+    for (i, c) in comparisons.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        print!("{}", c.render());
+    }
+    if let Some(file) = html {
+        let runs: Vec<&common::report::Report> = std::iter::once(&base).chain(news.iter()).collect();
+        std::fs::write(file, report::html::compare::render(&runs, &comparisons))
+            .map_err(|e| CliError::CannotComplete(format!("cannot write {}: {e}", file.display())))?;
+        println!("{}", file.display());
+    }
+    Ok(if comparisons.iter().any(compare::Comparison::regressed) { 1 } else { 0 })
 }

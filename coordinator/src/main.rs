@@ -8,11 +8,8 @@ use clap::Parser;
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
     let cli = coordinator::Cli::parse();
+    coordinator::init_logging(cli.verbose, cli.log_format);
     let rt = match common::runtime::build() {
         Ok(rt) => rt,
         Err(e) => {

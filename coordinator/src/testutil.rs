@@ -101,6 +101,7 @@ pub fn sample_report() -> Report {
                 max_lag_ms: 0.0,
                 agents_reporting: 2,
                 in_flight_wait_percent: (role == "producer").then_some(0.0),
+                ..IntervalRow::default()
             });
         }
     }
@@ -199,5 +200,6 @@ pub fn sample_report() -> Report {
         ceiling: None,
         coverage: None,
         coordinator: None,
+        faults: Vec::new(),
     }
 }

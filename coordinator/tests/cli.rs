@@ -122,3 +122,91 @@ fn bad_flags_and_sets_are_exit_2() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("split"), "{}", r.stderr);
 }
+
+/// `--quick`, `--duration` and `--rate` are the `--set`s they stand for:
+/// `validate` prints them, and the plan equals the one of those `--set`s.
+#[test]
+fn shorthands_are_the_sets_they_stand_for() {
+    let r = coordinator(&["validate", "configs/quickstart.yaml", "--quick", "--duration", "7s", "--rate", "900"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let line = r.stdout.lines().find(|l| l.starts_with("shorthands stand for: ")).expect("the sets are shown");
+    assert!(line.contains("--set phases.warmup=1s") && line.contains("--set phases.duration=7s"), "{line}");
+    assert!(line.contains("total_rate="), "{line}");
+    assert!(r.stdout.contains("measure 7s"), "{}", r.stdout);
+    let mut explicit = vec!["validate", "configs/quickstart.yaml"];
+    explicit.extend(line.trim_start_matches("shorthands stand for: ").split(' '));
+    let e = coordinator(&explicit);
+    assert_eq!(e.code, 0, "{}", e.stderr);
+    let plan = |out: &str| out.lines().filter(|l| !l.starts_with("shorthands")).collect::<Vec<_>>().join("\n");
+    assert_eq!(plan(&r.stdout), plan(&e.stdout), "the same scenario");
+    // The groups keep their proportions and add up to the rate.
+    let total = r.stdout.lines().find(|l| l.contains("total publish rate")).expect("total line");
+    assert!(total.contains("900"), "{total}");
+
+    for bad in [["--rate", "-5"], ["--rate", "lots"], ["--duration", "soon"]] {
+        let b = coordinator(&["validate", "configs/quickstart.yaml", bad[0], bad[1]]);
+        assert_eq!(b.code, 2, "{bad:?}: {}", b.stderr);
+    }
+}
+
+#[test]
+fn init_all_writes_every_template_once() {
+    let dir = temp_dir("init-all");
+    let r = coordinator(&["init", "--all", "--output", dir.to_str().expect("utf8")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let written: Vec<_> = std::fs::read_dir(&dir).expect("dir").filter_map(Result::ok).map(|e| e.path()).collect();
+    assert_eq!(written.len(), coordinator::TEMPLATES.len(), "{written:?}");
+    for p in &written {
+        let v = coordinator(&["validate", p.to_str().expect("utf8")]);
+        assert_eq!(v.code, 0, "{}: {}", p.display(), v.stderr);
+    }
+    let again = coordinator(&["init", "--all", "--output", dir.to_str().expect("utf8")]);
+    assert_eq!(again.code, 2, "refuses to overwrite: {}", again.stderr);
+    let forced = coordinator(&["init", "--all", "--force", "--output", dir.to_str().expect("utf8")]);
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `--quick` runs the scenario in seconds; `-v --log-format json` logs
+/// JSON lines at info.
+#[test]
+fn a_quick_run_with_json_logs() {
+    let dir = temp_dir("quick");
+    // Without RUST_LOG (which wins over -v), as a user runs it.
+    let out = std::process::Command::new(coordinator_bin())
+        .current_dir(repo_root())
+        .env_remove("RUST_LOG")
+        .args([
+            "-v",
+            "--log-format",
+            "json",
+            "run",
+            "configs/quickstart.yaml",
+            "--quick",
+            "--local-agents",
+            "1",
+            "--quiet",
+            "--results",
+            dir.to_str().expect("utf8"),
+        ])
+        .output()
+        .expect("run coordinator");
+    let r = Ran {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let report = std::path::Path::new(r.stdout.lines().last().expect("results dir")).join("report.json");
+    let rep: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(report).expect("report")).expect("json");
+    assert_eq!(rep["phases"]["duration_s"], 5.0);
+    assert_eq!(rep["phases"]["warmup_s"], 1.0);
+    let logs: Vec<serde_json::Value> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert!(logs.iter().any(|l| l["level"] == "INFO"), "{}", r.stderr);
+    let _ = std::fs::remove_dir_all(dir);
+}

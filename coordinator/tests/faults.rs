@@ -252,6 +252,17 @@ phases: {duration: 20s, drain_timeout: 20s}
     let notes = rep["notes"].to_string();
     assert!(notes.contains("the consumer stream ended"), "{notes}");
     assert!(notes.contains("subscribed again"), "{notes}");
+    // The report says when the fault began and ended and how long until
+    // the SLOs held again: sends waited (no error), so the producer's rate
+    // all but stopped for the intervals of the outage.
+    let faults = rep["faults"].as_array().expect("fault windows in the report");
+    assert!(!faults.is_empty(), "{notes}");
+    let f = &faults[0];
+    let (from, to) = (f["from_s"].as_f64().expect("from"), f["to_s"].as_f64().expect("to"));
+    assert!(from < to && to <= 21.0, "{f}");
+    assert!(f["stalled"] == true || u(&f["send_errors"]) + u(&f["receive_errors"]) > 0, "{f}");
+    assert!(f["slo_held_again_s"].as_f64().is_some_and(|t| t >= to), "the run went on after it: {f}");
+    assert!(notes.contains("fault from"), "{notes}");
     drop(a);
     drop(b);
     remove_scenario_dir(&sc);

@@ -301,3 +301,50 @@ fn report_html_renders_in_headless_chromium() {
     assert!(dom.matches("<canvas").count() >= 5, "uPlot draws on canvases");
     let _ = std::fs::remove_dir_all(&work);
 }
+
+/// `compare BASE NEW NEW2 --html FILE`: every new run judged against the
+/// base (exit 1: one regressed), and one page with the runs overlaid that
+/// draws its charts in headless Chromium with no network.
+#[test]
+fn compare_of_three_runs_writes_a_page_with_the_runs_overlaid() {
+    let r = runs();
+    let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("compare-html-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).expect("mkdir");
+    let page = work.join("compare.html");
+    let out = coordinator(&["compare", utf8(&r.base), utf8(&r.new), utf8(&r.base), "--html", utf8(&page)]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.stdout.matches("base: ").count(), 2, "two comparisons printed: {}", out.stdout);
+    assert!(
+        out.stdout.contains("result: REGRESSION") && out.stdout.contains("result: no regression"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(out.stdout.lines().last(), Some(utf8(&page)), "the page's path last");
+    let html = std::fs::read_to_string(&page).expect("compare.html");
+    let base_id = r.base.file_name().and_then(|n| n.to_str()).expect("run id");
+    let new_id = r.new.file_name().and_then(|n| n.to_str()).expect("run id");
+    assert!(html.contains(base_id) && html.contains(new_id), "both runs named");
+    assert!(html.contains("new 1 against base") && html.contains("new 2 against base"));
+    assert!(html.contains("REGRESSED") && html.contains("badge fail"));
+    assert!(!html.contains("src=") && !html.contains("<link"), "self-contained");
+    if !coordinator::ui::assets::charts_available() || !Path::new(CHROMIUM).exists() {
+        println!("skipped the browser check: chromium or the chart library missing");
+        return;
+    }
+    let profile = work.join("profile");
+    std::fs::create_dir_all(&profile).expect("profile dir");
+    let dom = headless_chromium(&profile)
+        .args([
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+            &format!("file://{}", utf8(&std::fs::canonicalize(&page).expect("path"))),
+        ])
+        .output()
+        .expect("chromium --dump-dom");
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    let body = dom.split("<body").nth(1).and_then(|b| b.split('>').next()).unwrap_or_default();
+    assert!(body.contains("data-charts=\"3\""), "throughput and two spectra, overlaid: <body{body}>");
+    let _ = std::fs::remove_dir_all(&work);
+}

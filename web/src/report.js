@@ -16,7 +16,9 @@
       root.textContent = "chart data unreadable: " + e;
       return;
     }
-    const charts = window.LoadgenCharts.drawAll(root, window.LoadgenCharts.fromModel(data));
+    // A compare page carries its charts already in drawn form (`drawn`).
+    const model = data.drawn ? data : window.LoadgenCharts.fromModel(data);
+    const charts = window.LoadgenCharts.drawAll(root, model);
     document.body.dataset.charts = String(charts.length);
     const fallback = document.getElementById("static-charts");
     if (fallback && charts.length) fallback.hidden = true;

@@ -8,6 +8,7 @@
 //!   acknowledged) and the totals;
 //! - [`agents`]: one row per agent; [`coverage`]: what lost agents left out;
 //! - [`series`]: the time series and backlogs; [`slo`]: the SLO checks;
+//! - [`faults`]: spans with send or receive errors, and the recovery after;
 //! - then the verdict and its notes (here).
 //!
 //! [`input`] holds what the steps take; [`stats`] the figures from
@@ -17,6 +18,7 @@
 mod agents;
 mod coverage;
 mod delivery;
+mod faults;
 mod groups;
 mod input;
 mod intervals;
@@ -51,6 +53,8 @@ pub fn build(input: ReportInput<'_>) -> Report {
     let coverage = coverage::coverage(sc, input.agents, &lost, excluded_received, &mut notes);
     let intervals = series::interval_rows(sc, input.intervals, input.start_ns, &backlogs);
     let slo = judge(sc, &groups, &totals, &subscriptions);
+    let faults = faults::windows(sc, &intervals);
+    notes.extend(faults.iter().map(faults::note));
     let verdict = verdict(&input, &slo, &subscriptions, &mut notes);
     Report {
         schema_version: REPORT_SCHEMA_VERSION,
@@ -81,6 +85,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
         ceiling: None,
         coordinator: None,
         coverage,
+        faults,
     }
 }
 

@@ -140,6 +140,7 @@ pub(super) fn interval_rows(
                 max_lag_ms: t.max_lag_ns as f64 / 1e6,
                 agents_reporting: m.agents,
                 in_flight_wait_percent: Some(wait_percent(t.window_wait_ns, f64::from(grp.count.max(1)), secs)),
+                ..IntervalRow::default()
             });
         }
         for (g, s) in &m.consumers {
@@ -168,6 +169,9 @@ pub(super) fn interval_rows(
                 max_lag_ms: 0.0,
                 agents_reporting: m.agents,
                 in_flight_wait_percent: None,
+                receive_errors: t.receive_errors,
+                duplicates: t.duplicates,
+                redelivered: t.redelivered,
             });
         }
     }

@@ -16,7 +16,7 @@
 //! Groups are matched by role and name; groups present in only one run are
 //! named and skipped.
 //!
-//! May import only `report::format`.
+//! May import only `report::format`; its HTML page is `report::html::compare`.
 
 use std::fmt::Write as _;
 
@@ -160,24 +160,7 @@ fn group_rows(base: &Report, b: &GroupReport, new: &Report, n: &GroupReport, pct
 /// Compares NEW against BASE.
 pub fn compare(base: &Report, new: &Report, max_regression_pct: f64) -> Comparison {
     let pct = max_regression_pct;
-    let mut notes = Vec::new();
-    if base.scenario != new.scenario {
-        notes.push(format!(
-            "the runs are of different scenarios (base `{}`, new `{}`): comparing the groups they share",
-            base.scenario, new.scenario
-        ));
-    }
-    for (which, r) in [("base", base), ("new", new)] {
-        if r.verdict == "incomplete" {
-            notes.push(format!("the {which} run did not complete ({}): its figures are partial", r.run_id));
-        }
-    }
-    if (base.phases.duration_s - new.phases.duration_s).abs() > 1e-9 {
-        notes.push(format!(
-            "measurement phases differ: base {:.1}s, new {:.1}s",
-            base.phases.duration_s, new.phases.duration_s
-        ));
-    }
+    let mut notes = run_notes(base, new);
     let key = |g: &GroupReport| format!("{} {}", g.role, g.name);
     let mut groups = Vec::new();
     let mut only_base = Vec::new();
@@ -186,17 +169,7 @@ pub fn compare(base: &Report, new: &Report, max_regression_pct: f64) -> Comparis
             only_base.push(key(b));
             continue;
         };
-        if let (Some(bt), Some(nt)) = (b.target_rate_msgs_per_s, n.target_rate_msgs_per_s) {
-            if (bt - nt).abs() > 1e-9 * bt.abs().max(1.0) {
-                notes.push(format!(
-                    "{}: target rate differs (base {bt:.1}/s, new {nt:.1}/s), so its throughput change reflects the scenario",
-                    key(b)
-                ));
-            }
-        }
-        if b.topic != n.topic {
-            notes.push(format!("{}: topic differs (base `{}`, new `{}`)", key(b), b.topic, n.topic));
-        }
+        notes.extend(group_notes(&key(b), b, n));
         groups.push(GroupComparison {
             role: b.role.clone(),
             name: b.name.clone(),
@@ -229,6 +202,45 @@ pub fn compare(base: &Report, new: &Report, max_regression_pct: f64) -> Comparis
     }
 }
 
+/// What makes the two runs less comparable as a whole.
+fn run_notes(base: &Report, new: &Report) -> Vec<String> {
+    let mut notes = Vec::new();
+    if base.scenario != new.scenario {
+        notes.push(format!(
+            "the runs are of different scenarios (base `{}`, new `{}`): comparing the groups they share",
+            base.scenario, new.scenario
+        ));
+    }
+    for (which, r) in [("base", base), ("new", new)] {
+        if r.verdict == "incomplete" {
+            notes.push(format!("the {which} run did not complete ({}): its figures are partial", r.run_id));
+        }
+    }
+    if (base.phases.duration_s - new.phases.duration_s).abs() > 1e-9 {
+        notes.push(format!(
+            "measurement phases differ: base {:.1}s, new {:.1}s",
+            base.phases.duration_s, new.phases.duration_s
+        ));
+    }
+    notes
+}
+
+/// What makes one group's figures less comparable (`key`: "role name").
+fn group_notes(key: &str, b: &GroupReport, n: &GroupReport) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let (Some(bt), Some(nt)) = (b.target_rate_msgs_per_s, n.target_rate_msgs_per_s) {
+        if (bt - nt).abs() > 1e-9 * bt.abs().max(1.0) {
+            notes.push(format!(
+                "{key}: target rate differs (base {bt:.1}/s, new {nt:.1}/s), so its throughput change reflects the scenario"
+            ));
+        }
+    }
+    if b.topic != n.topic {
+        notes.push(format!("{key}: topic differs (base `{}`, new `{}`)", b.topic, n.topic));
+    }
+    notes
+}
+
 /// One metric's row: base, new, change, and why it is flagged.
 fn metric_line(o: &mut String, r: &MetricRow) -> std::fmt::Result {
     let label = match r.metric {
@@ -252,7 +264,7 @@ fn metric_line(o: &mut String, r: &MetricRow) -> std::fmt::Result {
     )
 }
 
-fn fmt_value(kind: Kind, v: Option<f64>) -> String {
+pub(crate) fn fmt_value(kind: Kind, v: Option<f64>) -> String {
     match (kind, v) {
         (_, None) => "-".into(),
         (Kind::Throughput, Some(v)) => format!("{v:.1}"),
@@ -261,7 +273,7 @@ fn fmt_value(kind: Kind, v: Option<f64>) -> String {
     }
 }
 
-fn fmt_change(r: &MetricRow) -> String {
+pub(crate) fn fmt_change(r: &MetricRow) -> String {
     match (r.kind, r.base, r.new) {
         (Kind::Loss | Kind::Info, Some(b), Some(n)) => {
             let d = n - b;

@@ -11,7 +11,7 @@ use common::report::Report;
 use serde_json::{json, Value};
 
 /// Microseconds to 3 significant digits (HDR's own precision), as a number.
-fn us3(v: f64) -> Value {
+pub(super) fn us3(v: f64) -> Value {
     if !(v.is_finite() && v > 0.0) {
         return Value::Null;
     }
@@ -20,7 +20,7 @@ fn us3(v: f64) -> Value {
 }
 
 /// Rates to the message per second (or to 0.01 below 100 msg/s).
-fn rate(v: f64) -> Value {
+pub(super) fn rate(v: f64) -> Value {
     if !v.is_finite() {
         return Value::Null;
     }
@@ -127,7 +127,8 @@ pub fn report_model(r: &Report) -> Value {
         "columns": columns(r),
         "spectra": spectra(r),
         "ceiling": ceiling(r),
-        "windows": [],
+        // Fault windows, shaded on every time chart.
+        "windows": r.faults.iter().map(|w| json!({"from_s": w.from_s, "to_s": w.to_s, "name": "fault"})).collect::<Vec<_>>(),
         "events": [],
     })
 }

@@ -14,6 +14,7 @@ use common::hist::Hist;
 use common::report::{Ceiling, CeilingStep, IntervalRow, Report};
 
 mod charts;
+pub mod compare;
 mod escape;
 mod interactive;
 mod spectrum;
@@ -339,6 +340,8 @@ fn phase_bands(r: &Report) -> Vec<Band> {
     if d > c {
         out.push(Band::new(c, d, "drain", "#e8f0f8"));
     }
+    // Fault windows over the phases, drawn after them.
+    out.extend(r.faults.iter().map(|f| Band::new(f.from_s, f.to_s, "fault", "#f8d7d5")));
     out
 }
 
