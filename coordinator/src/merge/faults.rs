@@ -13,13 +13,14 @@
 //! scenario's limits (those it sets); and, with `slo.min_rate_ratio`, each
 //! constant-rate producer group at that share of its target.
 //!
-//! Imports nothing of `merge`.
+//! May import `series::phase_name`.
 
 use std::collections::BTreeMap;
 
 use common::report::{FaultWindow, IntervalRow};
 use common::scenario::Scenario;
 
+use super::series::phase_name;
 use crate::report::format::fmt_secs;
 
 /// A constant-rate producer group acknowledging less than this share of
@@ -27,9 +28,13 @@ use crate::report::format::fmt_secs;
 /// not an overload (an overloaded broker still takes most of the load).
 pub const STALL_SHARE: f64 = 0.1;
 
+/// A group is judged stalled only where its target is at least this many
+/// messages per interval (a slow group can have an interval without one).
+const STALL_MIN_EXPECTED: f64 = 10.0;
+
 /// One interval, every group: what the windows are made of.
 #[derive(Default)]
-struct Slot<'a> {
+struct Slot {
     /// End of the interval, seconds from the start instant.
     t_s: f64,
     send_errors: u64,
@@ -40,11 +45,13 @@ struct Slot<'a> {
     healthy: bool,
     /// A producer group stalled (see [`STALL_SHARE`]).
     stalled: bool,
-    /// The groups with errors.
-    erring: Vec<&'a IntervalRow>,
+    /// The groups with errors, or stalled ("role name").
+    erring: Vec<String>,
+    /// The producer groups with a row.
+    producers: Vec<String>,
 }
 
-impl Slot<'_> {
+impl Slot {
     fn faulty(&self) -> bool {
         self.send_errors + self.receive_errors > 0 || self.stalled
     }
@@ -80,7 +87,7 @@ pub(super) fn windows(sc: &Scenario, rows: &[IntervalRow]) -> Vec<FaultWindow> {
 
 /// The window of `slots[first..=last]`, its recovery, and what happened
 /// until then.
-fn window(slots: &[Slot<'_>], first: usize, last: usize, len: f64) -> FaultWindow {
+fn window(slots: &[Slot], first: usize, last: usize, len: f64) -> FaultWindow {
     let recovered = (last + 1..slots.len()).find(|&k| slots[k].healthy);
     let until = recovered.unwrap_or(slots.len() - 1);
     let mut groups: Vec<String> = Vec::new();
@@ -90,10 +97,9 @@ fn window(slots: &[Slot<'_>], first: usize, last: usize, len: f64) -> FaultWindo
         w.send_errors += s.send_errors;
         w.receive_errors += s.receive_errors;
         w.stalled |= s.stalled;
-        for r in &s.erring {
-            let g = format!("{} {}", r.role, r.group);
-            if !groups.contains(&g) {
-                groups.push(g);
+        for g in &s.erring {
+            if !groups.contains(g) {
+                groups.push(g.clone());
             }
         }
     }
@@ -107,9 +113,13 @@ fn window(slots: &[Slot<'_>], first: usize, last: usize, len: f64) -> FaultWindo
     w
 }
 
-/// The rows grouped by interval, in time order.
-fn slots<'a>(sc: &Scenario, rows: &'a [IntervalRow]) -> Vec<Slot<'a>> {
-    let mut by_index: BTreeMap<u64, Slot<'a>> = BTreeMap::new();
+/// The rows grouped by interval, in time order. An interval in which no
+/// group reported anything has no rows: it is filled in, and a
+/// constant-rate producer group without a row outside the drain
+/// acknowledged nothing (stalled).
+fn slots(sc: &Scenario, rows: &[IntervalRow]) -> Vec<Slot> {
+    let len = sc.report_interval.as_secs_f64();
+    let mut by_index: BTreeMap<u64, Slot> = BTreeMap::new();
     for r in rows {
         let s = by_index.entry(r.index).or_insert_with(|| Slot { healthy: true, ..Slot::default() });
         s.t_s = s.t_s.max(r.t_s);
@@ -119,19 +129,51 @@ fn slots<'a>(sc: &Scenario, rows: &'a [IntervalRow]) -> Vec<Slot<'a>> {
         s.redelivered += r.redelivered;
         let stalled = stalled(sc, r);
         if r.send_errors + r.receive_errors > 0 || stalled {
-            s.erring.push(r);
+            s.erring.push(format!("{} {}", r.role, r.group));
+        }
+        if r.role == "producer" {
+            s.producers.push(r.group.clone());
         }
         s.stalled |= stalled;
         s.healthy &= row_holds(sc, r);
     }
+    let (Some((&first, f)), Some(&last)) = (by_index.iter().next(), by_index.keys().next_back()) else {
+        return Vec::new();
+    };
+    let first_t = f.t_s;
+    for i in first..=last {
+        let s = by_index.entry(i).or_insert_with(|| Slot {
+            t_s: first_t + (i - first) as f64 * len,
+            healthy: true,
+            ..Slot::default()
+        });
+        if phase_name(sc, ((s.t_s - len) * 1e9) as i64) == "drain" {
+            continue;
+        }
+        for p in sc.producers.iter().filter(|p| judged(p.total_rate(), len, &p.load)) {
+            if !s.producers.contains(&p.name) {
+                s.stalled = true;
+                s.healthy = false;
+                s.erring.push(format!("producer {}", p.name));
+            }
+        }
+    }
     by_index.into_values().collect()
+}
+
+/// Whether a producer group's stall is judged: constant rate, enough
+/// messages per interval.
+fn judged(rate: f64, len: f64, load: &common::scenario::LoadShape) -> bool {
+    *load == common::scenario::LoadShape::Constant && rate * len >= STALL_MIN_EXPECTED
 }
 
 /// A constant-rate producer row far below its target outside the drain.
 fn stalled(sc: &Scenario, r: &IntervalRow) -> bool {
+    let len = sc.report_interval.as_secs_f64();
     r.role == "producer"
         && r.phase != "drain"
-        && constant_target(sc, &r.group).is_some_and(|target| r.rate_msgs_per_s < STALL_SHARE * target)
+        && constant_target(sc, &r.group)
+            .is_some_and(|target| target * len >= STALL_MIN_EXPECTED && r.rate_msgs_per_s < STALL_SHARE * target)
 }
 
 /// The target of a constant-rate producer group.
@@ -274,6 +316,20 @@ mod tests {
         assert_eq!((w[0].from_s, w[0].to_s, w[0].send_errors), (3.0, 6.0, 0));
         assert_eq!(w[0].groups, ["producer p"]);
         assert_eq!(w[0].slo_held_again_s, Some(6.0));
+    }
+
+    #[test]
+    fn intervals_without_any_row_are_a_stall() {
+        let s = sc("{}");
+        let mut all = Vec::new();
+        for i in (1..=10u64).filter(|i| !(4..=6).contains(i)) {
+            all.extend(rows(i, 0, 0, 900.0, 100.0, 0));
+        }
+        // 4..6: nothing reported at all (sends waiting on a broker that is away).
+        let w = windows(&s, &all);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!((w[0].from_s, w[0].to_s, w[0].stalled), (3.0, 6.0, true));
+        assert_eq!(w[0].groups, ["producer p"]);
     }
 
     #[test]
