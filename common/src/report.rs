@@ -264,6 +264,11 @@ pub struct GroupReport {
     /// RTT/2 each, worst pair). Null when every sample stays in one process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub e2e_clock_error_us: Option<f64>,
+    /// Whole run: send, receive and ack errors by kind (`send: timeout`,
+    /// `receive: disconnected`, `send: broker NAMEError`, ...), adding up
+    /// to the group's errors; absent when there were none.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub errors_by_kind: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -384,6 +389,9 @@ pub struct IntervalRow {
     /// Consumer rows: deliveries the broker marked as redelivered.
     #[serde(default)]
     pub redelivered: u64,
+    /// The interval's errors by kind; absent when there were none.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub errors: std::collections::BTreeMap<String, u64>,
 }
 
 /// A span of the run in which agents met send or receive errors (a broker

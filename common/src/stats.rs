@@ -2,6 +2,8 @@
 //! task, merged by the agent per interval and by the coordinator across
 //! agents. Conversion to and from the wire lives here so both sides agree.
 
+use std::collections::BTreeMap;
+
 use crate::hist::{Encoded, Hist, HistError, HistSum};
 use crate::proto;
 
@@ -28,6 +30,10 @@ pub struct PhaseStats {
     pub response: Hist,
     /// Producers: ack - actual send. Consumers: receive - actual send (e2e).
     pub service: Hist,
+    /// Errors by kind (`send: timeout`, `ack: disconnected`, ...: see
+    /// [`crate::errors::kind`]); they add up to `send_errors` +
+    /// `receive_errors`.
+    pub errors: BTreeMap<String, u64>,
 }
 
 impl PhaseStats {
@@ -47,6 +53,15 @@ impl PhaseStats {
         self.window_wait_ns += o.window_wait_ns;
         self.response.add(&o.response);
         self.service.add(&o.service);
+        for (k, n) in &o.errors {
+            *self.errors.entry(k.clone()).or_default() += n;
+        }
+    }
+
+    /// One error of `kind` (the caller counts it in `send_errors` or
+    /// `receive_errors` too).
+    pub fn error_of_kind(&mut self, kind: String) {
+        *self.errors.entry(kind).or_default() += 1;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -76,6 +91,7 @@ impl PhaseStats {
             window_wait_ns: self.window_wait_ns,
             response_hist: self.response.encode(),
             service_hist: self.service.encode(),
+            error_kinds: self.errors.iter().map(|(k, n)| (k.clone(), *n)).collect(),
         }
     }
 
@@ -108,6 +124,7 @@ impl PhaseStats {
             window_wait_ns: p.window_wait_ns,
             response: Hist::new(),
             service: Hist::new(),
+            errors: p.error_kinds.iter().map(|(k, n)| (k.clone(), *n)).collect(),
         }
     }
 
@@ -281,11 +298,13 @@ mod tests {
         };
         a.response.record_ns(5_000);
         a.service.record_ns(4_000);
+        a.error_of_kind("send: timeout".into());
         let back = PhaseStats::from_proto(&a.to_proto()).expect("decode");
         assert_eq!(back, a);
         let mut m = a.clone();
         m.merge(&back);
         assert_eq!(m.sent, 6);
+        assert_eq!(m.errors.get("send: timeout"), Some(&2), "kinds add up");
         assert_eq!(m.max_lag_ns, 9);
         assert_eq!(m.window_wait_ns, 14, "waits add up like the other counters");
         assert_eq!(m.response.len(), 2);

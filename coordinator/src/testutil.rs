@@ -41,6 +41,7 @@ pub fn group(name: &str, role: &str, rate: f64, p50: f64) -> GroupReport {
         reordered: 0,
         redelivered: 0,
         e2e_clock_error_us: None,
+        errors_by_kind: Default::default(),
     }
 }
 

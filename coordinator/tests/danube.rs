@@ -185,6 +185,12 @@ slo: {max_send_errors: 1000}   # refused sends fail a run by default; here they 
     assert_eq!(acked + errors, sent, "{t}");
     assert_eq!(u(&t["lost"]), 0);
     assert_eq!(u(&sub(&rep, "c")["received_unique"]), acked);
+    // Errors by kind: each refusal named by its reason, adding up to the count.
+    let p = rep["groups"].as_array().expect("groups").iter().find(|g| g["role"] == "producer").expect("producer");
+    let kinds = p["errors_by_kind"].as_object().expect("errors by kind");
+    assert_eq!(kinds.values().map(u).sum::<u64>(), errors, "{kinds:?}");
+    assert!(kinds.keys().all(|k| k.starts_with("send: ")), "{kinds:?}");
+    assert!(r.stdout.contains("ERRORS (whole run, by kind)"), "{}", r.stdout);
 }
 
 #[test]

@@ -203,6 +203,38 @@ fn batching_every_codec_and_cumulative_acks() {
     assert_eq!(rep["subscriptions"].as_array().expect("subs").len(), 10);
 }
 
+/// Send errors on the real broker are counted by kind: a 1 ms send
+/// timeout (Apache Pulsar's acks take longer, with the journal's fsync)
+/// makes every late acknowledgement a `send: timeout`, and the kinds add
+/// up to the group's send errors.
+#[test]
+fn send_errors_are_counted_by_kind() {
+    let b = apache_pulsar_or_skip!();
+    let agents = three_agents();
+    let (r, rep) = run_on(
+        &b.url,
+        &agents[..1],
+        r#"
+name: pulsar-error-kinds
+broker: {kind: pulsar, url: "pulsar://placeholder:6650"}
+topics: [{name: lg-test-error-kinds}]
+producers: [{name: p, topic: lg-test-error-kinds, rate: 300, send_timeout: 1ms}]
+consumers: [{name: c, topic: lg-test-error-kinds, type: shared}]
+phases: {duration: 2s, drain_timeout: 10s}
+slo: {max_send_errors: 1000000, max_loss: 1000000}
+"#,
+        "pulsar-error-kinds",
+    );
+    assert!(r.code == 0 || r.code == 1, "{}\n{}", r.stdout, r.stderr);
+    let p = rep["groups"].as_array().expect("groups").iter().find(|g| g["role"] == "producer").cloned();
+    let p = p.expect("producer group");
+    let errors = u(&p["send_errors"]);
+    assert!(errors > 0, "1 ms is shorter than any acknowledgement: {p}");
+    let kinds = p["errors_by_kind"].as_object().expect("errors by kind");
+    assert_eq!(kinds.get("send: timeout").map(u), Some(errors), "{kinds:?}");
+    assert!(r.stdout.contains("send: timeout"), "the summary names the kind: {}", r.stdout);
+}
+
 /// An independent client (the official Python one, `pulsar-client` from
 /// PyPI) reading the same topic on its own subscription sees exactly what
 /// our producers had acknowledged.

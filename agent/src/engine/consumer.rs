@@ -305,6 +305,7 @@ impl ConsumerTask {
             _ => {
                 self.undecodable += 1;
                 self.stats.measure.receive_errors += 1;
+                self.stats.measure.error_of_kind("receive: undecodable payload".into());
                 return;
             }
         };
@@ -363,12 +364,14 @@ impl ConsumerTask {
                 self.record(d);
                 if let Err(RecvError::Transient(e) | RecvError::Closed(e)) = c.ack_last().await {
                     self.stats.measure.receive_errors += 1;
+                    self.stats.measure.error_of_kind(common::errors::kind("ack", &e));
                     debug!(consumer = self.inst.id, error = %e, "ack failed");
                     self.errors.add(format!("ack failed: {e}"));
                 }
             }
             Err(RecvError::Transient(e)) => {
                 self.stats.measure.receive_errors += 1;
+                self.stats.measure.error_of_kind(common::errors::kind("receive", &e));
                 debug!(consumer = self.inst.id, error = %e, "receive failed");
                 self.errors.add(e);
             }

@@ -443,6 +443,7 @@ impl ProducerTask {
             }
             Err(e) => {
                 ph.send_errors += 1;
+                ph.error_of_kind(send_error_kind(&e));
                 debug!(producer = self.inst.id, seq, error = ?e, "send failed");
             }
         }
@@ -502,3 +503,12 @@ async fn take_permit(cap: &RateCap, cancel: &CancellationToken) -> Option<bool> 
 /// A client's acknowledgement future (what [`ProducerClient::Ack`] is).
 trait ProducerAck: Future<Output = Result<(), SendError>> + Unpin {}
 impl<A: Future<Output = Result<(), SendError>> + Unpin> ProducerAck for A {}
+
+/// The kind a failed send is counted under (see `common::errors::kind`).
+fn send_error_kind(e: &SendError) -> String {
+    match e {
+        SendError::Timeout => "send: timeout".into(),
+        SendError::Closed => "send: disconnected".into(),
+        SendError::Broker(m) => common::errors::kind("send", m),
+    }
+}

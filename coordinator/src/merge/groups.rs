@@ -96,6 +96,7 @@ fn producer_group(cx: &Ctx, i: usize, g: &ProducerGroup, s: &GroupPhases, lost: 
         reordered: 0,
         redelivered: 0,
         e2e_clock_error_us: None,
+        errors_by_kind: s.total().errors,
     }
 }
 
@@ -148,6 +149,7 @@ fn consumer_group(cx: &Ctx, i: usize, g: &ConsumerGroup, s: &GroupPhases) -> Gro
         reordered: t.reordered,
         redelivered: t.redelivered,
         e2e_clock_error_us: e2e_clock_error_ns(cx.sc, cx.agents, i).map(|ns| ns as f64 / 1000.0),
+        errors_by_kind: t.errors.clone(),
     }
 }
 /// How far off one end-to-end sample of consumer group `g` can be from

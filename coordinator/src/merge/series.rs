@@ -140,6 +140,7 @@ pub(super) fn interval_rows(
                 max_lag_ms: t.max_lag_ns as f64 / 1e6,
                 agents_reporting: m.agents,
                 in_flight_wait_percent: Some(wait_percent(t.window_wait_ns, f64::from(grp.count.max(1)), secs)),
+                errors: t.errors,
                 ..IntervalRow::default()
             });
         }
@@ -172,6 +173,7 @@ pub(super) fn interval_rows(
                 receive_errors: t.receive_errors,
                 duplicates: t.duplicates,
                 redelivered: t.redelivered,
+                errors: t.errors,
             });
         }
     }

@@ -27,6 +27,7 @@ fn start_line(r: &Report) -> Option<String> {
 pub fn summary(r: &Report) -> String {
     let mut o = String::new();
     groups(&mut o, r);
+    errors(&mut o, r);
     subscriptions(&mut o, r);
     totals(&mut o, r);
     agents(&mut o, r);
@@ -201,6 +202,34 @@ fn agents(o: &mut String, r: &Report) {
     }
 }
 
+/// How many error kinds a group's line names (the most frequent first).
+const TOP_ERROR_KINDS: usize = 3;
+
+/// Per group with errors: the most frequent kinds (send, receive and ack
+/// errors apart), the rest summed.
+fn errors(o: &mut String, r: &Report) {
+    let with: Vec<_> = r.groups.iter().filter(|g| !g.errors_by_kind.is_empty()).collect();
+    if with.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "
+ERRORS (whole run, by kind)"
+    );
+    for g in with {
+        let mut kinds: Vec<(&String, &u64)> = g.errors_by_kind.iter().collect();
+        kinds.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let mut parts: Vec<String> =
+            kinds.iter().take(TOP_ERROR_KINDS).map(|(k, n)| format!("{} × {k}", fmt_count(**n as f64))).collect();
+        let rest: u64 = kinds.iter().skip(TOP_ERROR_KINDS).map(|(_, n)| **n).sum();
+        if rest > 0 {
+            parts.push(format!("{rest} of {} other kind(s)", kinds.len() - TOP_ERROR_KINDS));
+        }
+        let _ = writeln!(o, "  {} {}: {}", g.role, g.name, parts.join(", "));
+    }
+}
+
 /// The SLO checks and the notes.
 fn slos_and_notes(o: &mut String, r: &Report) {
     if !r.slo.is_empty() {
@@ -224,6 +253,26 @@ fn slos_and_notes(o: &mut String, r: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_are_shown_by_kind_most_frequent_first() {
+        let mut r = crate::testutil::sample_report();
+        assert!(!summary(&r).contains("ERRORS"), "no errors, no section");
+        let kinds = [
+            ("send: timeout", 3),
+            ("send: disconnected", 40),
+            ("ack: disconnected", 2),
+            ("send: x", 1),
+            ("send: y", 1),
+        ];
+        r.groups[0].errors_by_kind = kinds.iter().map(|(k, n)| (k.to_string(), *n)).collect();
+        let text = summary(&r);
+        let line = text.lines().find(|l| l.contains(&r.groups[0].name) && l.contains("×")).expect("an errors line");
+        assert!(
+            line.contains("40 × send: disconnected, 3 × send: timeout, 2 × ack: disconnected, 2 of 2 other kind(s)"),
+            "{line}"
+        );
+    }
 
     #[test]
     fn summary_says_how_far_apart_the_agents_began_sending() {

@@ -286,15 +286,39 @@ fn groups(o: &mut String, r: &Report) -> std::fmt::Result {
             lat_cell(l.p99, l.count),
             lat_cell(l.p999, l.count),
             lat_cell(l.max, l.count),
-            g.send_errors,
+            g.send_errors.max(g.errors_by_kind.values().sum()),
             g.late_sends,
             g.in_flight_wait_percent.map(|w| format!("{w:.1} %")).unwrap_or_else(|| "-".into())
         )?;
     }
+    writeln!(o, "</table></div>")?;
+    error_kinds(o, r)?;
     writeln!(
         o,
-        "</table></div><p class=\"hint\">Producers: publish latency from the intended send time (response time, includes any time the generator fell behind). Consumers: end-to-end latency from the actual send. In-flight wait: the share of the measurement producers were due to send but held back (<code>max_in_flight</code> sends awaiting acks, or client backpressure).</p></section>"
+        "<p class=\"hint\">Producers: publish latency from the intended send time (response time, includes any time the generator fell behind). Consumers: end-to-end latency from the actual send. In-flight wait: the share of the measurement producers were due to send but held back (<code>max_in_flight</code> sends awaiting acks, or client backpressure).</p></section>"
     )
+}
+
+/// Every group's errors by kind (send, receive and ack apart), whole run.
+fn error_kinds(o: &mut String, r: &Report) -> std::fmt::Result {
+    if r.groups.iter().all(|g| g.errors_by_kind.is_empty()) {
+        return Ok(());
+    }
+    writeln!(o, "<h3>Errors by kind (whole run)</h3><div class=\"scroll\"><table id=\"error-kinds\"><tr><th>group</th><th>role</th><th>kind</th><th class=\"n\">errors</th></tr>")?;
+    for g in &r.groups {
+        let mut kinds: Vec<(&String, &u64)> = g.errors_by_kind.iter().collect();
+        kinds.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        for (k, n) in kinds {
+            writeln!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{n}</td></tr>",
+                esc(&g.name),
+                esc(&g.role),
+                esc(k)
+            )?;
+        }
+    }
+    writeln!(o, "</table></div>")
 }
 
 fn lat_cell(v: f64, count: u64) -> String {
