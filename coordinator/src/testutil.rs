@@ -199,5 +199,6 @@ pub fn sample_report() -> Report {
         ceiling: None,
         coverage: None,
         coordinator: None,
+        interrupted: None,
     }
 }

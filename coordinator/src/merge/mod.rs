@@ -28,7 +28,7 @@ use common::report::{BrokerInfo, PhasesInfo, Report, SloCheck, SubscriptionRepor
 
 pub use input::{AgentOutcome, ReportInput};
 pub use intervals::{read_ahead, IntervalMerge, IntervalTotals, Intervals};
-pub use series::phase_name;
+pub use series::{phase_name, LiveRows};
 pub use slo::judge;
 pub use stats::latency;
 
@@ -81,6 +81,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
         ceiling: None,
         coordinator: None,
         coverage,
+        interrupted: None,
     }
 }
 
