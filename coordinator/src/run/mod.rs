@@ -99,11 +99,10 @@ pub async fn run(mut opts: RunOptions) -> Result<RunOutcome, CliError> {
         ceiling_search(&opts, sc, &addresses).await
     } else {
         match step::run_step(&opts, sc, &addresses, opts.quiet, Duration::ZERO).await {
-            Ok(s) => write_results(&opts, s.report).map(|out| {
+            Ok(s) => write_results(&opts, s.report).inspect(|out| {
                 if let Some(j) = s.journal {
                     end_journal(j, &out.report.verdict);
                 }
-                out
             }),
             Err(e) => Err(e),
         }
