@@ -231,6 +231,14 @@ async fn run_session(opts: AgentOptions, inbound: Streaming<CoordinatorMessage>,
                 }
                 true
             }
+            // An interrupted run: the load stops, consumers drain until Stop.
+            CMsg::StopProducers(sp) => {
+                if let Some(r) = &s.run {
+                    info!(reason = %sp.reason, "stopping the producers");
+                    r.stop_producers();
+                }
+                true
+            }
             CMsg::Stop(st) => {
                 if let Some(r) = s.run.take() {
                     info!(reason = %st.reason, abort = st.abort, "stopping");

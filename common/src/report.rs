@@ -49,6 +49,22 @@ pub struct Report {
     /// absent when there were none (and in older reports).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<FaultWindow>,
+    /// A run stopped by a signal (verdict `interrupted`): which signal, when
+    /// and in which phase. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<Interruption>,
+}
+
+/// Why and where a run was interrupted (SIGTERM, SIGINT).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Interruption {
+    /// "SIGTERM", "SIGINT" (or "stop request" when not from a signal).
+    pub signal: String,
+    /// Seconds from the start instant; before the start (phase `connect` or
+    /// `prepare`), seconds since the coordinator began the run.
+    pub at_s: f64,
+    /// connect, prepare, warmup, measure, cooldown or drain.
+    pub phase: String,
 }
 
 /// The coordinator's own cost: is it keeping up with its agents?

@@ -389,7 +389,19 @@ where
         let step_sc = step_scenario(&sc, &spec, target);
         // The agents free themselves a moment after the previous step.
         let busy_retry = if steps.is_empty() { Duration::ZERO } else { BUSY_RETRY };
-        let ran = run_step(step_sc.clone(), busy_retry).await?;
+        let ran = match run_step(step_sc.clone(), busy_retry).await {
+            Ok(ran) => ran,
+            // Stopped before the step's load ran: the steps so far.
+            Err(CliError::Interrupted(why)) => match best.or(last) {
+                Some(r) => return Ok(interrupted(r, None, steps, &out)),
+                None => return Err(CliError::Interrupted(why)),
+            },
+            Err(e) => return Err(e),
+        };
+        if ran.report.verdict == "interrupted" {
+            let base = best.or(last).unwrap_or_else(|| ran.report.clone());
+            return Ok(interrupted(base, Some((target, ran.report)), steps, &out));
+        }
         if ran.report.verdict == "incomplete" {
             let why = ran.report.notes.first().cloned().unwrap_or_else(|| "the step did not complete".into());
             return Err(CliError::CannotComplete(format!(
@@ -418,6 +430,31 @@ where
     report.ceiling = Some(ceiling);
     out.line(&summary);
     Ok(report)
+}
+
+/// The report of a search stopped by a signal: `base` (the best step so
+/// far, else the last, else the interrupted step itself) with the steps
+/// judged so far, verdict `interrupted`; `cut` is the step that was
+/// running (its target and report), not judged.
+fn interrupted(mut base: Report, cut: Option<(f64, Report)>, steps: Vec<CeilingStep>, out: &Console) -> Report {
+    let signal = cut.as_ref().and_then(|(_, r)| r.interrupted.clone()).or_else(|| base.interrupted.clone());
+    let line = format!(
+        "ceiling search interrupted{}{} after {} judged step(s): no ceiling was established",
+        signal.as_ref().map(|i| format!(" by {}", i.signal)).unwrap_or_default(),
+        cut.as_ref().map(|(t, _)| format!(" during the step at {} msg/s", fmt_count(*t))).unwrap_or_default(),
+        steps.len()
+    );
+    out.line(&line);
+    let best = steps.iter().filter(|s| s.verdict == PASS).map(|s| s.achieved).fold(0.0, f64::max);
+    base.ceiling = Some(Ceiling { rate_msgs_per_s: best, bound_by: "interrupted".into(), steps });
+    base.verdict = "interrupted".into();
+    base.interrupted = signal.or(Some(common::report::Interruption {
+        signal: "stop request".into(),
+        at_s: 0.0,
+        phase: "between steps".into(),
+    }));
+    base.notes.insert(0, line);
+    base
 }
 
 /// The console line of one finished step (`n` from 1) and why it was judged so.

@@ -29,6 +29,7 @@ use tokio::signal::unix::SignalKind;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use error::exit_code_of;
 pub use error::CliError;
 use report::{compare, results};
 
@@ -111,6 +112,12 @@ pub enum Command {
         ceiling: bool,
         #[command(flatten)]
         shorthands: shorthands::Shorthands,
+        /// After SIGTERM or SIGINT: how long consumers may drain once the
+        /// load has stopped (whatever the scenario's drain timeout); a
+        /// second signal ends the drain at once. Then the report so far is
+        /// written (verdict `interrupted`, exit 4).
+        #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = common::units::parse_duration)]
+        interrupt_drain: std::time::Duration,
         // Boxed: by far the largest variant (clippy::large_enum_variant).
         #[command(flatten)]
         remote: Box<discovery::RemoteArgs>,
@@ -246,20 +253,25 @@ impl Drop for MetricsServer {
     }
 }
 
-/// The signals that stop a run early: it stops its agents and writes the
-/// report so far (verdict `incomplete`). Another signal is one more entry.
-const STOP_SIGNALS: &[(SignalKind, &str)] = &[(SignalKind::interrupt(), "SIGINT (Ctrl-C)")];
+/// The signals that stop a run early (Kubernetes sends SIGTERM, a
+/// terminal SIGINT): the first stops the load, lets consumers drain for
+/// `--interrupt-drain` and writes the report so far (verdict
+/// `interrupted`, exit 4); a second ends the drain at once. Another signal
+/// is one more entry.
+const STOP_SIGNALS: &[(SignalKind, &str)] =
+    &[(SignalKind::interrupt(), "SIGINT"), (SignalKind::terminate(), "SIGTERM")];
 
-/// Cancels `shutdown` when one of [`STOP_SIGNALS`] arrives. The binary's
-/// edge: the run itself only sees the token.
-fn cancel_on_signals(shutdown: &CancellationToken) {
+/// Calls [`run::Shutdown::request`] whenever one of [`STOP_SIGNALS`]
+/// arrives. The binary's edge: the run itself only sees the tokens.
+fn cancel_on_signals(shutdown: &run::Shutdown) {
     for &(kind, name) in STOP_SIGNALS {
         match tokio::signal::unix::signal(kind) {
             Ok(mut signal) => {
                 let shutdown = shutdown.clone();
                 tokio::spawn(async move {
-                    if signal.recv().await.is_some() {
-                        shutdown.cancel();
+                    while signal.recv().await.is_some() {
+                        warn!(signal = name, "stopping the run");
+                        shutdown.request(name);
                     }
                 });
             }
@@ -293,6 +305,7 @@ async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
             metrics,
             ceiling,
             shorthands,
+            interrupt_drain,
             remote,
         } => {
             let sets = shorthands.expand(&scenario, &sets)?;
@@ -302,7 +315,7 @@ async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
             };
             let metrics = server.as_ref().map(|s| s.metrics.clone());
             let remote = remote.resolve()?;
-            let shutdown = CancellationToken::new();
+            let shutdown = run::Shutdown::default();
             cancel_on_signals(&shutdown);
             let opts = run::RunOptions {
                 scenario,
@@ -316,6 +329,7 @@ async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
                 remote,
                 ceiling,
                 shutdown,
+                interrupt_drain: Some(interrupt_drain),
             };
             run_command(opts).await
         }
@@ -360,7 +374,7 @@ async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
 }
 
 /// `coordinator run`: the summary (unless quiet) and the results directory
-/// on stdout; exit 0 pass, 1 fail, 3 incomplete.
+/// (last) on stdout; exit 0 pass, 1 fail, 3 incomplete, 4 interrupted.
 async fn run_command(opts: run::RunOptions) -> Result<u8, CliError> {
     let quiet = opts.quiet;
     let out = run::run(opts).await?;
@@ -368,11 +382,7 @@ async fn run_command(opts: run::RunOptions) -> Result<u8, CliError> {
         print!("{}", report::summary::summary(&out.report));
     }
     println!("{}", out.dir.display());
-    Ok(match out.report.verdict.as_str() {
-        "pass" => 0,
-        "fail" => 1,
-        _ => 3,
-    })
+    Ok(exit_code_of(&out.report.verdict))
 }
 
 /// `coordinator validate`: the scenario checked, and its plan on `agents` agents.
@@ -445,15 +455,34 @@ fn init_all(dir: &Path, force: bool) -> Result<u8, CliError> {
     Ok(0)
 }
 
-/// `coordinator report`: the summary of an earlier run, its files re-rendered.
+/// `coordinator report`: the summary of an earlier run, its files
+/// re-rendered; exit by its verdict (0 pass, 1 fail, 3 incomplete, 4
+/// interrupted). A run directory with a journal and no report.json (the
+/// coordinator was killed) gets its report rebuilt from the journal
+/// (verdict `incomplete`, exit 3).
 fn report_command(run_dir: &Path) -> Result<u8, CliError> {
+    if !run_dir.join("report.json").exists() && run_dir.join(journal::FILE).exists() {
+        return rebuild_command(run_dir);
+    }
     let report = results::read(run_dir).map_err(|e| CliError::BadInput(e.to_string()))?;
     print!("{}", report::summary::summary(&report));
     results::render(run_dir, &report).map_err(|e| {
         CliError::CannotComplete(format!("cannot write report.html/timeseries.csv in {}: {e}", run_dir.display()))
     })?;
     println!("{}", run_dir.join("report.html").display());
-    Ok(if report.passed() { 0 } else { 1 })
+    Ok(if report.passed() { 0 } else { exit_code_of(&report.verdict).max(1) })
+}
+
+/// `coordinator report` on what a killed coordinator left: report.json,
+/// timeseries.csv and report.html rebuilt from journal.jsonl.
+fn rebuild_command(run_dir: &Path) -> Result<u8, CliError> {
+    let replay = journal::read(run_dir).map_err(|e| CliError::BadInput(e.to_string()))?;
+    let report = journal::rebuild(replay);
+    results::write(run_dir, &report)
+        .map_err(|e| CliError::CannotComplete(format!("cannot write the report in {}: {e}", run_dir.display())))?;
+    print!("{}", report::summary::summary(&report));
+    println!("{}", run_dir.join("report.html").display());
+    Ok(exit_code_of(&report.verdict))
 }
 
 /// `coordinator compare`: exit 1 when any NEW regressed against BASE.

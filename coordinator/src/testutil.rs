@@ -202,5 +202,6 @@ pub fn sample_report() -> Report {
         coverage: None,
         coordinator: None,
         faults: Vec::new(),
+        interrupted: None,
     }
 }

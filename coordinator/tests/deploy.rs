@@ -223,6 +223,15 @@ fn manifests_agree_with_the_binaries() {
     assert_eq!(arg_after(&cargs, "--agents-dns"), format!("loadgen-agents.loadgen.svc.cluster.local:{port}"));
     assert_eq!(arg_after(&cargs, "--expect-agents"), replicas.to_string());
 
+    // Deleted mid-run, the coordinator writes its report before SIGKILL: the
+    // grace period holds the interrupted drain, the final reports' wait
+    // (3 s) and the report's writing with room to spare.
+    let grace = job["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].as_u64().expect("the Job's grace");
+    let drain = ::common::units::parse_duration(&arg_after(&cargs, "--interrupt-drain")).expect("--interrupt-drain");
+    assert!(grace >= drain.as_secs() + 3 + 10, "grace {grace}s for --interrupt-drain {drain:?}");
+    let agent_grace = sts["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].as_u64().expect("agents' grace");
+    assert!(agent_grace >= 30, "an agent drains and sends its final report within {agent_grace}s");
+
     // The scenario validates and plans onto that many agent processes.
     let yaml = cm["data"]["scenario.yaml"].as_str().expect("scenario.yaml");
     let sc = ::common::scenario::load_str(yaml, "configmap/loadgen-scenario", &[]).expect("the ConfigMap's scenario");

@@ -72,6 +72,8 @@ pub struct PreparedRun {
     cancel: CancellationToken,
     /// Ends the consumers (normal stop after the drain).
     stop_consumers: CancellationToken,
+    /// Ends the producers only (an interrupted run: consumers drain on).
+    stop_producers: CancellationToken,
     producers: Vec<JoinHandle<ProducerFinal>>,
     consumers: Vec<JoinHandle<ConsumerFinal>>,
     aggregator: JoinHandle<GroupTally>,
@@ -89,10 +91,11 @@ struct Wiring {
     start: watch::Receiver<Option<i64>>,
     ticks: watch::Receiver<u64>,
     reports: mpsc::UnboundedSender<TaskReport>,
-    /// Stops producers (and everything else): abort.
-    cancel: CancellationToken,
     /// Stops consumers: the normal end, after the drain.
     stop_consumers: CancellationToken,
+    /// Stops producers: an interrupted run, or an abort (a child of the
+    /// run's cancel token, which also stops consumers).
+    stop_producers: CancellationToken,
     /// The agent's self-imposed cap (`agent --max-rate`), enforced at run
     /// time for every producer of this agent together: a closed-loop
     /// producer, or an open-loop one catching up on its schedule, never
@@ -131,11 +134,12 @@ pub async fn prepare<D: Driver>(
         ticks: tick_rx,
         reports: rep_tx,
         stop_consumers: cancel.child_token(),
-        cancel: cancel.clone(),
+        stop_producers: cancel.child_token(),
         cap: rate_cap.and_then(rate_limiter),
     };
     let spawned = spawn_tasks(&*driver, &shard, &wiring).await;
     let stop_consumers = wiring.stop_consumers.clone();
+    let stop_producers = wiring.stop_producers.clone();
     // The aggregator sees the end of the reports when the last task ends.
     drop(wiring);
     let (consumers, producers) = match spawned {
@@ -161,6 +165,7 @@ pub async fn prepare<D: Driver>(
         start_tx,
         cancel,
         stop_consumers,
+        stop_producers,
         producers,
         consumers,
         aggregator: tokio::spawn(aggregator.run()),
@@ -231,7 +236,7 @@ async fn spawn_producers<D: Driver>(
         let rep = w.reporter(Role::Producer, inst.group, sc.report_interval);
         let task = ProducerTask::new(inst.clone(), group.clone(), seed, w.time.clone(), rep, w.cap.clone())
             .map_err(|e| DriverError::Producer { topic: group.topic.clone(), reason: e.to_string() })?;
-        let run = task.run(client, w.start.clone(), w.cancel.clone(), sc.phases.clone());
+        let run = task.run(client, w.start.clone(), w.stop_producers.clone(), sc.phases.clone());
         producers.push(tokio::spawn(run));
     }
     Ok(producers)
@@ -277,6 +282,12 @@ impl PreparedRun {
     /// Stops at once: producers and consumers end wherever they are.
     pub fn abort(&self) {
         self.cancel.cancel();
+    }
+
+    /// The producers stop sending (an interrupted run); consumers go on
+    /// until [`PreparedRun::finish`].
+    pub fn stop_producers(&self) {
+        self.stop_producers.cancel();
     }
 
     pub fn cancel_token(&self) -> CancellationToken {

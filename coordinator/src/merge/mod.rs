@@ -30,7 +30,7 @@ use common::report::{BrokerInfo, PhasesInfo, Report, SloCheck, SubscriptionRepor
 
 pub use input::{AgentOutcome, ReportInput};
 pub use intervals::{read_ahead, IntervalMerge, IntervalTotals, Intervals};
-pub use series::phase_name;
+pub use series::{phase_name, LiveRows};
 pub use slo::judge;
 pub use stats::latency;
 
@@ -86,6 +86,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
         coordinator: None,
         coverage,
         faults,
+        interrupted: None,
     }
 }
 

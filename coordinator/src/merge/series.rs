@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use common::report::{BacklogReport, IntervalRow};
 use common::scenario::Scenario;
 
-use super::intervals::Intervals;
+use super::intervals::{IntervalMerge, Intervals};
 use super::stats::{us, wait_percent};
 
 /// Phase of an interval by its start (for the time series).
@@ -114,68 +114,119 @@ pub(super) fn interval_rows(
     let mut rows = Vec::new();
     for (idx, m) in &iv.by_index {
         debug_assert!(m.pending.is_empty(), "interval {idx} read before Intervals::settle_all");
-        let secs = ((m.end_ns - m.start_ns) as f64 / 1e9).max(1e-9);
-        let phase = phase_name(sc, m.start_ns - start_ns);
-        let t_s = (m.end_ns - start_ns) as f64 / 1e9;
-        for (g, s) in &m.producers {
-            let Some(grp) = sc.producers.get(*g as usize) else {
-                continue;
-            };
-            let t = s.total();
-            rows.push(IntervalRow {
-                index: *idx,
-                t_s,
-                phase: phase.into(),
-                group: grp.name.clone(),
-                role: "producer".into(),
-                sent: t.sent,
-                acked: t.acked,
-                send_errors: t.send_errors,
-                received: 0,
-                backlog: 0,
-                rate_msgs_per_s: t.acked as f64 / secs,
-                p50_us: us(t.response.quantile_ns(0.5)),
-                p99_us: us(t.response.quantile_ns(0.99)),
-                p999_us: us(t.response.quantile_ns(0.999)),
-                max_lag_ms: t.max_lag_ns as f64 / 1e6,
-                agents_reporting: m.agents,
-                in_flight_wait_percent: Some(wait_percent(t.window_wait_ns, f64::from(grp.count.max(1)), secs)),
-                errors: t.errors,
-                ..IntervalRow::default()
-            });
-        }
-        for (g, s) in &m.consumers {
-            let Some(grp) = sc.consumers.get(*g as usize) else {
-                continue;
-            };
-            let t = s.total();
-            rows.push(IntervalRow {
-                index: *idx,
-                t_s,
-                phase: phase.into(),
-                group: grp.name.clone(),
-                role: "consumer".into(),
-                sent: 0,
-                acked: 0,
-                send_errors: 0,
-                received: t.received,
-                backlog: backlogs
-                    .get(*g as usize)
-                    .and_then(|v| v.binary_search_by_key(idx, |x| x.1).ok().map(|i| v[i].2))
-                    .unwrap_or(0),
-                rate_msgs_per_s: t.received as f64 / secs,
-                p50_us: us(t.service.quantile_ns(0.5)),
-                p99_us: us(t.service.quantile_ns(0.99)),
-                p999_us: us(t.service.quantile_ns(0.999)),
-                max_lag_ms: 0.0,
-                agents_reporting: m.agents,
-                in_flight_wait_percent: None,
-                receive_errors: t.receive_errors,
-                duplicates: t.duplicates,
-                redelivered: t.redelivered,
-                errors: t.errors,
-            });
-        }
+        let backlog = |g: u32| {
+            backlogs
+                .get(g as usize)
+                .and_then(|v| v.binary_search_by_key(idx, |x| x.1).ok().map(|i| v[i].2))
+                .unwrap_or(0)
+        };
+        push_rows(sc, *idx, m, start_ns, backlog, &mut rows);
     }
     rows
+}
+
+/// The rows of merged intervals as they are settled, one interval at a
+/// time in index order, each consumer row with its backlog so far: what
+/// the run journal writes (the same rows report.json gets, as known when
+/// the interval's line was shown).
+#[derive(Default)]
+pub struct LiveRows {
+    acked_by_topic: BTreeMap<String, u64>,
+    received: Vec<u64>,
+}
+
+impl LiveRows {
+    /// Interval `idx` (settled) as rows; counts it into the backlogs.
+    pub fn rows(&mut self, sc: &Scenario, idx: u64, m: &IntervalMerge, start_ns: i64) -> Vec<IntervalRow> {
+        self.received.resize(sc.consumers.len(), 0);
+        for (g, s) in &m.producers {
+            if let Some(grp) = sc.producers.get(*g as usize) {
+                *self.acked_by_topic.entry(grp.topic.clone()).or_default() += s.total().acked;
+            }
+        }
+        for (g, s) in &m.consumers {
+            if let Some(r) = self.received.get_mut(*g as usize) {
+                *r += s.total().received;
+            }
+        }
+        let backlog = |g: u32| {
+            let Some(c) = sc.consumers.get(g as usize) else { return 0 };
+            let acked = self.acked_by_topic.get(&c.topic).copied().unwrap_or(0);
+            acked.saturating_sub(self.received.get(g as usize).copied().unwrap_or(0))
+        };
+        let mut rows = Vec::new();
+        push_rows(sc, idx, m, start_ns, backlog, &mut rows);
+        rows
+    }
+}
+
+/// One merged interval's rows (a producer row per producer group, a
+/// consumer row per consumer group, with `backlog(group)`).
+fn push_rows(
+    sc: &Scenario,
+    idx: u64,
+    m: &IntervalMerge,
+    start_ns: i64,
+    backlog: impl Fn(u32) -> u64,
+    rows: &mut Vec<IntervalRow>,
+) {
+    let secs = ((m.end_ns - m.start_ns) as f64 / 1e9).max(1e-9);
+    let phase = phase_name(sc, m.start_ns - start_ns);
+    let t_s = (m.end_ns - start_ns) as f64 / 1e9;
+    for (g, s) in &m.producers {
+        let Some(grp) = sc.producers.get(*g as usize) else {
+            continue;
+        };
+        let t = s.total();
+        rows.push(IntervalRow {
+            index: idx,
+            t_s,
+            phase: phase.into(),
+            group: grp.name.clone(),
+            role: "producer".into(),
+            sent: t.sent,
+            acked: t.acked,
+            send_errors: t.send_errors,
+            received: 0,
+            backlog: 0,
+            rate_msgs_per_s: t.acked as f64 / secs,
+            p50_us: us(t.response.quantile_ns(0.5)),
+            p99_us: us(t.response.quantile_ns(0.99)),
+            p999_us: us(t.response.quantile_ns(0.999)),
+            max_lag_ms: t.max_lag_ns as f64 / 1e6,
+            agents_reporting: m.agents,
+            in_flight_wait_percent: Some(wait_percent(t.window_wait_ns, f64::from(grp.count.max(1)), secs)),
+            errors: t.errors,
+            ..IntervalRow::default()
+        });
+    }
+    for (g, s) in &m.consumers {
+        let Some(grp) = sc.consumers.get(*g as usize) else {
+            continue;
+        };
+        let t = s.total();
+        rows.push(IntervalRow {
+            index: idx,
+            t_s,
+            phase: phase.into(),
+            group: grp.name.clone(),
+            role: "consumer".into(),
+            sent: 0,
+            acked: 0,
+            send_errors: 0,
+            received: t.received,
+            backlog: backlog(*g),
+            rate_msgs_per_s: t.received as f64 / secs,
+            p50_us: us(t.service.quantile_ns(0.5)),
+            p99_us: us(t.service.quantile_ns(0.99)),
+            p999_us: us(t.service.quantile_ns(0.999)),
+            max_lag_ms: 0.0,
+            agents_reporting: m.agents,
+            in_flight_wait_percent: None,
+            receive_errors: t.receive_errors,
+            duplicates: t.duplicates,
+            redelivered: t.redelivered,
+            errors: t.errors,
+        });
+    }
 }

@@ -13,7 +13,7 @@
 //! reported), [`Console::finish`]. The same calls feed `/metrics`.
 //!
 //! May import `merge` (the merged intervals it shows), `metrics`,
-//! `session` and `report::format`.
+//! `session`, `report::format` and `report::summary` (the verdict).
 
 use std::io::{IsTerminal, Write as _};
 use std::sync::Mutex;
@@ -250,9 +250,10 @@ impl Console {
         }
         let mut v = self.view();
         if v.frame.len() > 1 {
-            let verdict = report.verdict.to_uppercase();
+            let verdict = crate::report::summary::verdict(report);
             let painted = match report.verdict.as_str() {
                 "pass" => paint(self.color, GREEN, &verdict),
+                "interrupted" => paint(self.color, YELLOW, &verdict),
                 _ => paint(self.color, RED, &verdict),
             };
             v.frame[1] = format!("done — verdict {painted} (summary below)");

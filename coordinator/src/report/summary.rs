@@ -35,9 +35,18 @@ pub fn summary(r: &Report) -> String {
     o
 }
 
+/// The verdict in capitals; an interrupted run's says by what, when and
+/// in which phase: `INTERRUPTED (SIGTERM at 6.1 s, in measure)`.
+pub fn verdict(r: &Report) -> String {
+    match &r.interrupted {
+        Some(i) => format!("{} ({} at {:.1} s, in {})", r.verdict.to_uppercase(), i.signal, i.at_s, i.phase),
+        None => r.verdict.to_uppercase(),
+    }
+}
+
 /// The verdict line, the groups table and what its latencies mean.
 fn groups(o: &mut String, r: &Report) {
-    let _ = writeln!(o, "\n== {} ({}) — verdict: {}", r.scenario, r.run_id, r.verdict.to_uppercase());
+    let _ = writeln!(o, "\n== {} ({}) — verdict: {}", r.scenario, r.run_id, verdict(r));
     let _ = writeln!(
         o,
         "{:<22} {:<9} {:<18} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9}",
@@ -272,6 +281,16 @@ mod tests {
             line.contains("40 × send: disconnected, 3 × send: timeout, 2 × ack: disconnected, 2 of 2 other kind(s)"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn an_interrupted_run_says_by_what_when_and_in_which_phase() {
+        let mut r = crate::testutil::sample_report();
+        assert!(summary(&r).contains("verdict: FAIL\n"));
+        r.verdict = "interrupted".into();
+        r.interrupted =
+            Some(common::report::Interruption { signal: "SIGTERM".into(), at_s: 6.12, phase: "measure".into() });
+        assert!(summary(&r).contains("verdict: INTERRUPTED (SIGTERM at 6.1 s, in measure)\n"), "{}", summary(&r));
     }
 
     #[test]

@@ -2,24 +2,27 @@
 //! the interval loop. It takes every agent's messages (interval reports
 //! merged, errors shown, final reports kept), loses agents that fall
 //! silent past their lease or fail, and ends when every subscription has
-//! every acknowledged message, when the drain times out, when the run
-//! cannot go on, or when it is cancelled (SIGINT at the command line).
+//! every acknowledged message, when the drain times out, or when the run
+//! cannot go on. Interrupted (SIGTERM, SIGINT: [`Shutdown`]'s first
+//! level), it stops the agents' producers and drains for at most
+//! `--interrupt-drain`; a second signal ends that drain at once.
 //!
-//! May import `agents`, `events`, `merging`, `progress`, `merge` and
-//! `report::console`.
+//! May import `agents`, `events`, `merging`, `options` (the shutdown),
+//! `progress`, `merge` and `report::console`.
 
 use std::time::Duration;
 
 use common::clock;
-use common::proto::{agent_message::Msg as AMsg, AgentMessage, IntervalReport};
+use common::proto::{self, agent_message::Msg as AMsg, coordinator_message::Msg as CMsg, AgentMessage, IntervalReport};
+use common::report::Interruption;
 use common::scenario::Scenario;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::agents::Agents;
 use super::events::{Event, Inbound, ReadAhead};
 use super::merging::{Merging, Show};
+use super::options::Shutdown;
 use super::progress::Progress;
 use crate::report::console::Console;
 
@@ -59,6 +62,10 @@ pub(super) struct Running<'a> {
     /// When the drain ended (coordinator clock, ns), and whether by its timeout.
     pub drain_done_at: Option<i64>,
     pub drain_timed_out: bool,
+    /// A signal stopped the run: which, when, in which phase.
+    pub interrupted: Option<Interruption>,
+    /// A second signal ended the interrupted drain.
+    pub drain_cut: bool,
 }
 
 impl<'a> Running<'a> {
@@ -74,15 +81,24 @@ impl<'a> Running<'a> {
             incomplete: None,
             drain_done_at: None,
             drain_timed_out: false,
+            interrupted: None,
+            drain_cut: false,
         }
     }
 
-    /// The interval loop: until the drain is done or timed out, the run
-    /// cannot go on (`incomplete` says why), or `shutdown` is cancelled.
-    pub async fn follow(&mut self, events: &mut mpsc::UnboundedReceiver<Event>, shutdown: &CancellationToken) {
-        let t = self.times;
+    /// The interval loop: until the drain is done or timed out, or the run
+    /// cannot go on (`incomplete` says why). The first stop request of
+    /// `shutdown` stops the producers and bounds the drain by
+    /// `interrupt_drain`; the second ends it.
+    pub async fn follow(
+        &mut self,
+        events: &mut mpsc::UnboundedReceiver<Event>,
+        shutdown: &Shutdown,
+        interrupt_drain: Duration,
+    ) {
         let mut next_lease_check = tokio::time::Instant::now();
         loop {
+            let t = self.times;
             let now = clock::now_ns();
             let now_i = tokio::time::Instant::now();
             if now_i >= next_lease_check {
@@ -98,7 +114,8 @@ impl<'a> Running<'a> {
                     return;
                 }
                 if now >= t.drain_deadline {
-                    self.drain_timed_out = true;
+                    // An interrupted drain ends at its bound, not by a timeout of the scenario's.
+                    self.drain_timed_out = self.interrupted.is_none();
                     self.drain_done_at = Some(now);
                     return;
                 }
@@ -106,8 +123,13 @@ impl<'a> Running<'a> {
             let wake = if now < t.drain_start { t.drain_start } else { (now + 100_000_000).min(t.drain_deadline) };
             let wake = wake.min(now + 500_000_000);
             tokio::select! {
-                _ = shutdown.cancelled() => {
-                    self.incomplete = Some("interrupted (Ctrl-C)".into());
+                _ = shutdown.stop.cancelled(), if self.interrupted.is_none() => {
+                    self.interrupt(shutdown, interrupt_drain).await;
+                }
+                _ = shutdown.now.cancelled(), if self.interrupted.is_some() => {
+                    self.out.line("second stop signal: the drain ends now");
+                    self.drain_cut = true;
+                    self.drain_done_at = Some(clock::now_ns());
                     return;
                 }
                 _ = tokio::time::sleep_until(clock::instant_at(wake).into()) => {}
@@ -119,6 +141,55 @@ impl<'a> Running<'a> {
                 }
             }
         }
+    }
+
+    /// The first stop request: the producers of every live agent stop now,
+    /// and the drain starts now (if it had not) for at most `bound`.
+    async fn interrupt(&mut self, shutdown: &Shutdown, bound: Duration) {
+        let now = clock::now_ns();
+        let i = self.mark_interrupted(shutdown);
+        for (k, s) in self.agents.sessions.iter().enumerate() {
+            if self.agents.alive[k] {
+                let reason = format!("interrupted by {}", i.signal);
+                let _ = s.send(CMsg::StopProducers(proto::StopProducers { reason })).await;
+            }
+        }
+        let t = &mut self.times;
+        t.drain_start = t.drain_start.min(now);
+        t.drain_deadline = t.drain_deadline.min(now + bound.as_nanos() as i64);
+        self.out.line(&format!(
+            "{} {:.1}s into the run, in {}: producers stopped; consumers drain for up to {} (a second signal ends it)",
+            i.signal,
+            i.at_s,
+            i.phase,
+            common::units::format_duration(bound)
+        ));
+    }
+
+    /// Records the first stop request (signal, instant, phase) once, with a
+    /// journal note; returns it.
+    pub fn mark_interrupted(&mut self, shutdown: &Shutdown) -> Interruption {
+        if let Some(i) = &self.interrupted {
+            return i.clone();
+        }
+        let (signal, when) = shutdown.cause();
+        let at_ns = clock::now_ns() - when.elapsed().as_nanos() as i64;
+        let t = self.times;
+        let phase = if at_ns < t.start_ns {
+            "start"
+        } else if at_ns < t.start_ns + self.sc.phases.warmup.as_nanos() as i64 {
+            "warmup"
+        } else if at_ns < t.send_end {
+            "measure"
+        } else if at_ns < t.drain_start {
+            "cooldown"
+        } else {
+            "drain"
+        };
+        let i = Interruption { signal, at_s: (at_ns - t.start_ns) as f64 / 1e9, phase: phase.into() };
+        self.merging.journal_note(&format!("interrupted by {} {:.1}s into the run, in {}", i.signal, i.at_s, i.phase));
+        self.interrupted = Some(i.clone());
+        i
     }
 
     /// Takes one event of the follow phase (`None`: every session has

@@ -2,9 +2,11 @@
 //! interval of its index (and its agent's running totals), and the
 //! interval's line is shown once every live agent has sent it. What that
 //! cost the coordinator (wall and CPU time per interval index) goes into
-//! the report's `coordinator` figures.
+//! the report's `coordinator` figures. Each interval shown is also written
+//! to the run journal, when there is one.
 //!
-//! May import `events` (what arrives), `agents`, `merge` and `report::console`.
+//! May import `events` (what arrives), `agents`, `merge`, `journal` and
+//! `report::console`.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +16,8 @@ use common::scenario::Scenario;
 
 use super::agents::Agents;
 use super::events::{thread_cpu_ns, ReadAhead};
-use crate::merge::Intervals;
+use crate::journal::Journal;
+use crate::merge::{Intervals, LiveRows};
 use crate::report::console::Console;
 
 pub(super) struct Merging {
@@ -23,6 +26,9 @@ pub(super) struct Merging {
     printed_upto: i64,
     /// Wall and CPU time spent taking each interval's reports, by index.
     cost_ns: BTreeMap<u64, (u64, u64)>,
+    /// The run journal (journal.jsonl), from the start; None once it failed.
+    pub journal: Option<Journal>,
+    rows: LiveRows,
 }
 
 /// Where a merged interval is shown: the run's scenario and console, and
@@ -35,7 +41,13 @@ pub(super) struct Show<'a> {
 
 impl Merging {
     pub fn new() -> Merging {
-        Merging { intervals: Intervals::default(), printed_upto: -1, cost_ns: BTreeMap::new() }
+        Merging {
+            intervals: Intervals::default(),
+            printed_upto: -1,
+            cost_ns: BTreeMap::new(),
+            journal: None,
+            rows: LiveRows::default(),
+        }
     }
 
     /// Takes agent `i`'s interval report: its live view and running totals,
@@ -51,10 +63,27 @@ impl Merging {
             merged.settle();
             show.out.interval(show.sc, r.index, merged, show.start_ns, alive_n);
             self.printed_upto = r.index as i64;
+            if let Some(j) = self.journal.as_mut() {
+                let rows = self.rows.rows(show.sc, r.index, merged, show.start_ns);
+                if let Err(e) = j.interval(&rows) {
+                    tracing::warn!(error = %e, "the run journal stops here");
+                    self.journal = None;
+                }
+            }
         }
         let (wall, cpu) = self.cost_ns.entry(r.index).or_default();
         *wall += t0.elapsed().as_nanos() as u64;
         *cpu += thread_cpu_ns().saturating_sub(c0) + read.cpu_ns;
+    }
+
+    /// A note into the run journal, as it happens.
+    pub fn journal_note(&mut self, note: &str) {
+        if let Some(j) = self.journal.as_mut() {
+            if let Err(e) = j.note(note) {
+                tracing::warn!(error = %e, "the run journal stops here");
+                self.journal = None;
+            }
+        }
     }
 
     /// The coordinator's own figures for the report of `agents` agents:

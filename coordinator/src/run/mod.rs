@@ -14,7 +14,10 @@
 //!   - [`merging`]: interval reports merged as they arrive;
 //!   - [`follow`]: the interval loop; [`drain`]: stop, final reports.
 //!
-//! This file may import all of them, `ceiling`, `discovery`,
+//! A stop request (SIGTERM, SIGINT: [`Shutdown`]) while looking for the
+//! agents or creating topics ends the run with one line (exit 4).
+//!
+//! This file may import all of them, `ceiling`, `discovery`, `journal`,
 //! `pulsar_admin` and `report::results`; none of them imports this file
 //! but for [`run_id`].
 
@@ -37,7 +40,7 @@ use common::scenario::Scenario;
 use tracing::{info, warn};
 
 pub use local::LocalAgents;
-pub use options::{load_scenario, RunOptions};
+pub use options::{load_scenario, RunOptions, Shutdown, DEFAULT_INTERRUPT_DRAIN};
 
 use crate::ceiling;
 use crate::discovery;
@@ -70,7 +73,7 @@ pub async fn run(mut opts: RunOptions) -> Result<RunOutcome, CliError> {
         opts.sets.clone()
     };
     let sc = load_scenario(&opts.scenario, &sets)?;
-    prepare_broker_topics(&sc).await?;
+    until_stopped(&opts, "while creating the topics", prepare_broker_topics(&sc)).await?;
     let local = if opts.agents.is_empty() && opts.remote.agents_dns.is_none() {
         if opts.local_agents == 0 {
             return Err(CliError::BadInput("--local-agents must be at least 1".into()));
@@ -90,19 +93,50 @@ pub async fn run(mut opts: RunOptions) -> Result<RunOutcome, CliError> {
     }
     let addresses = match &local {
         Some(l) => l.addresses.clone(),
-        None => remote_addresses(&opts).await?,
+        None => until_stopped(&opts, "while looking for the agents", remote_addresses(&opts)).await?,
     };
     let result = if opts.ceiling || sc.ceiling.is_some() {
         ceiling_search(&opts, sc, &addresses).await
     } else {
-        step::run_step(&opts, sc, &addresses, opts.quiet, Duration::ZERO)
-            .await
-            .and_then(|s| write_results(&opts, s.report))
+        match step::run_step(&opts, sc, &addresses, opts.quiet, Duration::ZERO).await {
+            Ok(s) => write_results(&opts, s.report).inspect(|out| {
+                if let Some(j) = s.journal {
+                    end_journal(j, &out.report.verdict);
+                }
+            }),
+            Err(e) => Err(e),
+        }
     };
     if let Some(l) = local {
-        l.stop().await;
+        // Bounded: an interrupted run must end within its grace period.
+        if tokio::time::timeout(LOCAL_STOP_GRACE, l.stop()).await.is_err() {
+            warn!("the local agents did not stop within {LOCAL_STOP_GRACE:?}");
+        }
     }
     result
+}
+
+/// How long the in-process agents may take to stop at the end.
+const LOCAL_STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// `fut`, unless the run is stopped first (SIGTERM, SIGINT): then
+/// interrupted, nothing to report (`doing` says when).
+async fn until_stopped<T>(
+    opts: &RunOptions,
+    doing: &str,
+    fut: impl std::future::Future<Output = Result<T, CliError>>,
+) -> Result<T, CliError> {
+    tokio::select! {
+        r = fut => r,
+        _ = opts.shutdown.stop.cancelled() => Err(opts.interrupted_early(doing)),
+    }
+}
+
+/// The journal of a run whose report.json is written: its last line.
+fn end_journal(j: crate::journal::Journal, verdict: &str) {
+    if let Err(e) = j.end(verdict) {
+        warn!(error = %e, "cannot end the run journal");
+    }
 }
 
 /// `--agents`, or every address `--agents-dns` resolves to.
@@ -137,10 +171,18 @@ async fn prepare_broker_topics(sc: &Scenario) -> Result<(), CliError> {
 }
 
 /// A ceiling search on `addresses`: one [`step::run_step`] per step; the
-/// report of the best step written.
+/// report of the best step written. Each step keeps a journal in its own
+/// directory while it runs (removed when the step ends: a killed search
+/// leaves the journal of the step it was in).
 async fn ceiling_search(opts: &RunOptions, sc: Scenario, addresses: &[String]) -> Result<RunOutcome, CliError> {
     let run_one = |sc: Scenario, busy_retry: Duration| async move {
         let ran = step::run_step(opts, sc, addresses, true, busy_retry).await?;
+        if let Some(j) = ran.journal {
+            let dir = opts.run_dir(&ran.report.run_id);
+            end_journal(j, &ran.report.verdict);
+            let _ = std::fs::remove_file(dir.join(crate::journal::FILE));
+            let _ = std::fs::remove_dir(&dir);
+        }
         Ok::<_, CliError>(ceiling::Step { report: ran.report, cpus: ran.cpus })
     };
     let report = ceiling::search(sc, &opts.scenario, opts.quiet, addresses.len(), run_one).await?;
@@ -149,7 +191,7 @@ async fn ceiling_search(opts: &RunOptions, sc: Scenario, addresses: &[String]) -
 
 /// Writes `results/<run-id>/` (or `--results DIR`).
 fn write_results(opts: &RunOptions, report: Report) -> Result<RunOutcome, CliError> {
-    let dir = opts.results.clone().unwrap_or_else(|| PathBuf::from("results")).join(&report.run_id);
+    let dir = opts.run_dir(&report.run_id);
     crate::report::results::write(&dir, &report)
         .map_err(|e| CliError::CannotComplete(format!("cannot write results to {}: {e}", dir.display())))?;
     info!(dir = %dir.display(), "results written");

@@ -3,20 +3,25 @@
 //! order ([`RunStep::run`]): connect (sessions, Hello, clock sync), plan
 //! (shards), prepare (every agent subscribes and creates its producers:
 //! a barrier), start (one instant for all), follow (the interval loop),
-//! drain (stop, final reports), finish (the report).
+//! drain (stop, final reports), finish (the report). From the start
+//! instant the run keeps its journal (journal.jsonl in its results
+//! directory). A stop request (SIGTERM, SIGINT) during connect ends the
+//! step with [`CliError::Interrupted`]; during prepare, with a report of
+//! what was set up (verdict `interrupted`); later, see `follow`.
 //!
 //! May import the other stages of `run` except `mod.rs` (`connect`,
-//! `events`, `agents`, `follow`, `drain`), and `merge`, `report::console`,
-//! `session`.
+//! `events`, `agents`, `follow`, `drain`), and `merge`, `journal`,
+//! `report::console`, `session`.
 
 use std::time::{Duration, Instant, SystemTime};
 
 use common::clock;
 use common::plan::{self, AgentSlot, Plan};
 use common::proto::{self, agent_message::Msg as AMsg, coordinator_message::Msg as CMsg, AgentMessage};
-use common::report::Report;
+use common::report::{Interruption, Report};
 use common::scenario::Scenario;
 use tokio::sync::mpsc;
+use tracing::warn;
 
 use super::agents::Agents;
 use super::connect::{self, Caller};
@@ -24,15 +29,18 @@ use super::events::{self, Event, Inbound};
 use super::follow::Running;
 use super::options::RunOptions;
 use crate::error::CliError;
-use crate::merge;
+use crate::journal::Journal;
+use crate::merge::{self, AgentOutcome, Intervals};
 use crate::report::console::{self, Console};
 use crate::session::AgentSession;
 
-/// What one step gives: its report, and the CPUs of each agent's host
-/// (from its Hello), in `report.agents` order.
+/// What one step gives: its report, the CPUs of each agent's host (from
+/// its Hello), in `report.agents` order, and its journal (to be ended once
+/// the report is written).
 pub(super) struct StepOutcome {
     pub report: Report,
     pub cpus: Vec<u32>,
+    pub journal: Option<Journal>,
 }
 
 /// The start instant is at least this far ahead of Start (and four round
@@ -74,16 +82,97 @@ impl<'a> RunStep<'a> {
 
     /// Every phase, in order.
     async fn run(&self, addresses: &[String], busy_retry: Duration) -> Result<StepOutcome, CliError> {
-        let mut sessions = self.connect(addresses, busy_retry).await?;
+        let stop = &self.opts.shutdown.stop;
+        let early = || self.opts.interrupted_early("while connecting to the agents");
+        if stop.is_cancelled() {
+            return Err(early());
+        }
+        let mut sessions = tokio::select! {
+            r = self.connect(addresses, busy_retry) => r?,
+            _ = stop.cancelled() => return Err(early()),
+        };
         let plan = self.plan(&sessions)?;
         let mut events = events::forward(&mut sessions);
-        self.prepare(&sessions, &plan, &mut events).await?;
+        let prepared = tokio::select! {
+            r = self.prepare(&sessions, &plan, &mut events) => Some(r),
+            _ = stop.cancelled() => None,
+        };
+        let Some(prepared) = prepared else {
+            abort_all(&sessions).await;
+            return Ok(self.interrupted_in_prepare(Agents::new(sessions, &plan, &self.sc)));
+        };
+        prepared?;
         let setup_s = self.began.elapsed().as_secs_f64();
         let start_ns = self.start(&sessions).await?;
-        let mut run = Running::new(&self.sc, &self.out, Agents::new(sessions, &plan, &self.sc), start_ns);
-        run.follow(&mut events, &self.opts.shutdown).await;
-        run.drain(&mut events).await;
+        let agents = Agents::new(sessions, &plan, &self.sc);
+        let journal = self.open_journal(&agents.outcomes, start_ns);
+        let mut run = Running::new(&self.sc, &self.out, agents, start_ns);
+        run.merging.journal = journal;
+        run.follow(&mut events, &self.opts.shutdown, self.opts.interrupt_drain()).await;
+        run.drain(&mut events, &self.opts.shutdown).await;
         Ok(self.finish(run, setup_s))
+    }
+
+    /// The report of what `agents` were given, nothing measured: what the
+    /// journal starts with (verdict `incomplete` until the run ends).
+    fn skeleton(&self, outcomes: &[AgentOutcome], start_ns: i64) -> Report {
+        let scenario_file = self.opts.scenario.display().to_string();
+        let intervals = Intervals::default();
+        let mut r = merge::build(merge::ReportInput {
+            run_id: &self.run_id,
+            scenario: &self.sc,
+            scenario_file: &scenario_file,
+            started_at: started_at(start_ns),
+            agents: outcomes,
+            intervals: &intervals,
+            start_ns,
+            drain_s: 0.0,
+            drain_timed_out: false,
+            stalled: Vec::new(),
+            incomplete: None,
+            notes: Vec::new(),
+        });
+        r.verdict = "incomplete".into();
+        r.notes.clear();
+        r.slo.clear();
+        r.subscriptions.clear();
+        r.histograms.clear();
+        r.coverage = None;
+        r
+    }
+
+    /// journal.jsonl in the run's results directory, from the start
+    /// instant; a run goes on without one if it cannot be written.
+    fn open_journal(&self, outcomes: &[AgentOutcome], start_ns: i64) -> Option<Journal> {
+        let dir = self.opts.run_dir(&self.run_id);
+        let opened = std::fs::create_dir_all(&dir)
+            .map_err(|e| e.to_string())
+            .and_then(|()| Journal::create(&dir, &self.skeleton(outcomes, start_ns)).map_err(|e| e.to_string()));
+        match opened {
+            Ok(j) => Some(j),
+            Err(e) => {
+                warn!(dir = %dir.display(), error = %e, "no run journal: a killed coordinator will leave nothing");
+                None
+            }
+        }
+    }
+
+    /// Stopped while the agents prepared: no load ran; the report says
+    /// what was set up, verdict `interrupted`.
+    fn interrupted_in_prepare(&self, agents: Agents) -> StepOutcome {
+        let (signal, when) = self.opts.shutdown.cause();
+        let at_s = when.saturating_duration_since(self.began).as_secs_f64();
+        let (outcomes, _) = agents.close();
+        let mut report = self.skeleton(&outcomes, clock::now_ns());
+        let i = Interruption { signal, at_s, phase: "prepare".into() };
+        report.notes.push(format!(
+            "interrupted by {} {:.1}s after the coordinator began, while the agents prepared: no load ran",
+            i.signal, i.at_s
+        ));
+        report.verdict = "interrupted".into();
+        report.interrupted = Some(i);
+        self.out.finish(&report);
+        StepOutcome { report, cpus: outcomes.iter().map(|o| o.hello.cpus).collect(), journal: None }
     }
 
     /// Sessions with every agent, each able to drive the scenario's broker.
@@ -200,7 +289,8 @@ impl<'a> RunStep<'a> {
     fn finish(&self, run: Running<'_>, setup_s: f64) -> StepOutcome {
         let t = run.times;
         let drain_s = run.drain_done_at.map(|at| ((at - t.drain_start).max(0)) as f64 / 1e9).unwrap_or(0.0);
-        let Running { agents, mut merging, progress, incomplete, drain_timed_out, .. } = run;
+        let Running { agents, mut merging, progress, incomplete, drain_timed_out, interrupted, drain_cut, .. } = run;
+        let mut journal = merging.journal.take();
         let (outcomes, silences) = agents.close();
         let cpus: Vec<u32> = outcomes.iter().map(|o| o.hello.cpus).collect();
         let stalled = progress.stalled(drain_timed_out, t.send_end);
@@ -223,9 +313,34 @@ impl<'a> RunStep<'a> {
             notes: silences,
         });
         report.coordinator = Some(merging.cost(outcomes.len(), setup_s, t_build, &report));
+        if let Some(i) = interrupted {
+            let note = interrupted_note(&i, drain_s, self.opts.interrupt_drain(), drain_cut);
+            if let Some(j) = journal.as_mut() {
+                let _ = j.note(&note);
+            }
+            report.notes.insert(0, note);
+            report.verdict = "interrupted".into();
+            report.interrupted = Some(i);
+        }
         self.out.finish(&report);
-        StepOutcome { report, cpus }
+        StepOutcome { report, cpus, journal }
     }
+}
+
+/// The first note of an interrupted run: what stopped it, what the drain
+/// had, and how to read the figures.
+fn interrupted_note(i: &Interruption, drain_s: f64, bound: Duration, cut: bool) -> String {
+    format!(
+        "interrupted by {} {:.1}s into the run, in {}: the load was stopped and consumers drained for {:.1}s \
+         ({}; --interrupt-drain {}); the figures are what was measured until then, not judged against the SLOs \
+         (`lost` counts what had not arrived when the drain ended)",
+        i.signal,
+        i.at_s,
+        i.phase,
+        drain_s,
+        if cut { "cut short by a second signal" } else { "bounded" },
+        common::units::format_duration(bound)
+    )
 }
 
 /// The start instant as report.json's `started_at` (RFC 3339, ms).

@@ -191,6 +191,8 @@ async fn run_session(
             },
             // Simulated agents stamp nothing.
             CMsg::Clock(_) => continue,
+            // Simulated producers stop with the interval reporter at Stop.
+            CMsg::StopProducers(_) => continue,
             CMsg::Start(s) => {
                 start_ns = s.start_at_ns;
                 if let Some(sh) = shard.clone() {
