@@ -191,6 +191,10 @@ async fn run_session(
             },
             // Simulated agents stamp nothing.
             CMsg::Clock(_) => continue,
+            CMsg::Control(c) => AMsg::ControlAck(proto::ControlAck {
+                id: c.id,
+                refused: "a simulated agent takes no run control".into(),
+            }),
             CMsg::Start(s) => {
                 start_ns = s.start_at_ns;
                 if let Some(sh) = shard.clone() {
