@@ -198,6 +198,7 @@ pub fn sample_report() -> Report {
         notes: vec!["a note".into()],
         ceiling: None,
         coverage: None,
+        events: Vec::new(),
         coordinator: None,
     }
 }

@@ -26,9 +26,9 @@ mod stats;
 
 use common::report::{BrokerInfo, PhasesInfo, Report, SloCheck, SubscriptionReport, REPORT_SCHEMA_VERSION};
 
-pub use input::{AgentOutcome, ReportInput};
+pub use input::{pace_share, AgentOutcome, PaceMark, ReportInput};
 pub use intervals::{read_ahead, IntervalMerge, IntervalTotals, Intervals};
-pub use series::phase_name;
+pub use series::{phase_name, rows_of};
 pub use slo::judge;
 pub use stats::latency;
 
@@ -81,6 +81,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
         ceiling: None,
         coordinator: None,
         coverage,
+        events: input.events.to_vec(),
     }
 }
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use common::report::{BacklogReport, IntervalRow};
 use common::scenario::Scenario;
 
-use super::intervals::Intervals;
+use super::intervals::{IntervalMerge, Intervals};
 use super::stats::{us, wait_percent};
 
 /// Phase of an interval by its start (for the time series).
@@ -114,6 +114,28 @@ pub(super) fn interval_rows(
     let mut rows = Vec::new();
     for (idx, m) in &iv.by_index {
         debug_assert!(m.pending.is_empty(), "interval {idx} read before Intervals::settle_all");
+        push_rows(sc, (*idx, m), start_ns, backlogs, &mut rows);
+    }
+    rows
+}
+
+/// The rows of one merged interval (settled), as [`interval_rows`] and the
+/// live dashboard show them; without `backlogs` a consumer row's backlog is 0.
+pub fn rows_of(sc: &Scenario, idx: u64, m: &IntervalMerge, start_ns: i64) -> Vec<IntervalRow> {
+    let mut rows = Vec::new();
+    push_rows(sc, (idx, m), start_ns, &[], &mut rows);
+    rows
+}
+
+fn push_rows(
+    sc: &Scenario,
+    (idx, m): (u64, &IntervalMerge),
+    start_ns: i64,
+    backlogs: &[Vec<(f64, u64, u64)>],
+    rows: &mut Vec<IntervalRow>,
+) {
+    let idx = &idx;
+    {
         let secs = ((m.end_ns - m.start_ns) as f64 / 1e9).max(1e-9);
         let phase = phase_name(sc, m.start_ns - start_ns);
         let t_s = (m.end_ns - start_ns) as f64 / 1e9;
@@ -171,5 +193,4 @@ pub(super) fn interval_rows(
             });
         }
     }
-    rows
 }

@@ -5,8 +5,11 @@
 //! every acknowledged message, when the drain times out, when the run
 //! cannot go on, or when it is cancelled (SIGINT at the command line).
 //!
-//! May import `agents`, `events`, `merging`, `progress`, `merge` and
-//! `report::console`.
+//! Run control's requests (the dashboard) are taken here too: see
+//! [`super::control`]; an early stop moves the end of the sends.
+//!
+//! May import `agents`, `events`, `merging`, `progress`, `control`,
+//! `live`, `merge`, `ui` and `report::console`.
 
 use std::time::Duration;
 
@@ -18,10 +21,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::agents::Agents;
+use super::control::Controls;
 use super::events::{Event, Inbound, ReadAhead};
+use super::live::{Live, LiveState};
 use super::merging::{Merging, Show};
 use super::progress::Progress;
 use crate::report::console::Console;
+use crate::ui::{ControlRequest, Dashboard};
 
 /// The instants of a run (coordinator clock, ns).
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +65,10 @@ pub(super) struct Running<'a> {
     /// When the drain ended (coordinator clock, ns), and whether by its timeout.
     pub drain_done_at: Option<i64>,
     pub drain_timed_out: bool,
+    /// Run control: requests taken, changes applied (report events).
+    pub controls: Controls,
+    /// The live dashboard, with `--ui`.
+    pub live: Option<Live>,
 }
 
 impl<'a> Running<'a> {
@@ -74,19 +84,54 @@ impl<'a> Running<'a> {
             incomplete: None,
             drain_done_at: None,
             drain_timed_out: false,
+            controls: Controls::new(sc),
+            live: None,
+        }
+    }
+
+    /// Feeds `dashboard` from now on (its model starts over for this run).
+    pub fn attach_ui(&mut self, dashboard: std::sync::Arc<Dashboard>, run_id: &str) {
+        let total = self.controls.total_rate(self.sc);
+        dashboard.reset(super::live::start_model(self.sc, run_id, &self.agents, total));
+        self.live = Some(Live::new(dashboard, self.agents.sessions.len(), self.sc));
+    }
+
+    /// Run control's settled changes: an early stop moves the end of the
+    /// sends (the cooldown and drain follow it); the dashboard is told.
+    fn after_controls(&mut self) {
+        if let Some(stop) = self.controls.stop_at.filter(|s| *s < self.times.send_end) {
+            let t = &mut self.times;
+            let cooldown = t.drain_start - t.send_end;
+            let drain = t.drain_deadline - t.drain_start;
+            t.send_end = stop;
+            t.drain_start = stop + cooldown;
+            t.drain_deadline = t.drain_start + drain;
+        }
+        if !self.controls.fresh.is_empty() {
+            let fresh = std::mem::take(&mut self.controls.fresh);
+            if let Some(l) = &self.live {
+                l.events(&fresh, self.controls.total_rate(self.sc));
+            }
         }
     }
 
     /// The interval loop: until the drain is done or timed out, the run
     /// cannot go on (`incomplete` says why), or `shutdown` is cancelled.
-    pub async fn follow(&mut self, events: &mut mpsc::UnboundedReceiver<Event>, shutdown: &CancellationToken) {
-        let t = self.times;
+    pub async fn follow(
+        &mut self,
+        events: &mut mpsc::UnboundedReceiver<Event>,
+        shutdown: &CancellationToken,
+        mut requests: Option<&mut mpsc::Receiver<ControlRequest>>,
+    ) {
         let mut next_lease_check = tokio::time::Instant::now();
         loop {
+            self.after_controls();
+            let t = self.times;
             let now = clock::now_ns();
             let now_i = tokio::time::Instant::now();
             if now_i >= next_lease_check {
                 next_lease_check = now_i + LEASE_CHECK_EVERY;
+                self.controls.check_deadline(&self.agents);
                 if let Some(stop) = self.agents.lose_the_silent(now_i, self.sc.on_agent_loss, self.out) {
                     self.incomplete = Some(stop);
                     return;
@@ -111,6 +156,9 @@ impl<'a> Running<'a> {
                     return;
                 }
                 _ = tokio::time::sleep_until(clock::instant_at(wake).into()) => {}
+                Some(req) = next_request(&mut requests) => {
+                    self.controls.request(req, self.sc, &self.agents, (t.start_ns, t.send_end));
+                }
                 ev = events.recv() => {
                     if let Some(stop) = self.take(ev) {
                         self.incomplete = Some(stop);
@@ -156,6 +204,10 @@ impl<'a> Running<'a> {
                         self.agents.outcomes[i].final_report = Some(f);
                         None
                     }
+                    Inbound::Msg(AgentMessage { msg: Some(AMsg::ControlAck(a)) }) => {
+                        self.controls.ack(i, &a, &self.agents);
+                        None
+                    }
                     _ => None,
                 }
             }
@@ -164,7 +216,27 @@ impl<'a> Running<'a> {
 
     /// Agent `i`'s interval report into the merged intervals (and the live view).
     pub fn take_interval(&mut self, i: usize, r: &IntervalReport, read: ReadAhead) {
+        if let Some(l) = self.live.as_mut() {
+            l.agent_interval(i, r);
+        }
         let show = Show { sc: self.sc, out: self.out, start_ns: self.times.start_ns };
-        self.merging.take(i, r, read, &mut self.agents, &show);
+        let shown = self.merging.take(i, r, read, &mut self.agents, &show);
+        if let (Some(idx), Some(l)) = (shown, self.live.as_mut()) {
+            if let Some(m) = self.merging.intervals.by_index.get(&idx) {
+                let state = LiveState { agents: &self.agents, progress: &self.progress };
+                l.interval(self.sc, (idx, m), self.times.start_ns, state);
+            }
+        }
+    }
+}
+
+/// The next run-control request, or never (no dashboard, or it is gone).
+async fn next_request(requests: &mut Option<&mut mpsc::Receiver<ControlRequest>>) -> Option<ControlRequest> {
+    match requests.as_mut() {
+        Some(rx) => match rx.recv().await {
+            Some(r) => Some(r),
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
     }
 }

@@ -12,7 +12,10 @@
 //!   - [`agents`]: the agents of a started run: alive, lost, last heard;
 //!   - [`progress`]: drain accounting per consumer group;
 //!   - [`merging`]: interval reports merged as they arrive;
-//!   - [`follow`]: the interval loop; [`drain`]: stop, final reports.
+//!   - [`follow`]: the interval loop; [`drain`]: stop, final reports;
+//!   - [`control`]: run control (rate, pause, resume, stop) from the
+//!     dashboard, applied by every agent at one instant;
+//!   - [`live`]: what the dashboard is fed while the run follows.
 //!
 //! This file may import all of them, `ceiling`, `discovery`,
 //! `pulsar_admin` and `report::results`; none of them imports this file
@@ -20,9 +23,11 @@
 
 mod agents;
 mod connect;
+mod control;
 mod drain;
 mod events;
 mod follow;
+mod live;
 mod local;
 mod merging;
 mod options;
@@ -37,7 +42,7 @@ use common::scenario::Scenario;
 use tracing::{info, warn};
 
 pub use local::LocalAgents;
-pub use options::{load_scenario, RunOptions};
+pub use options::{load_scenario, RunOptions, UiHook};
 
 use crate::ceiling;
 use crate::discovery;
@@ -101,6 +106,12 @@ pub async fn run(mut opts: RunOptions) -> Result<RunOutcome, CliError> {
     };
     if let Some(l) = local {
         l.stop().await;
+    }
+    if let Some(u) = &opts.ui {
+        u.dashboard.end(match &result {
+            Ok(o) => serde_json::json!({"verdict": o.report.verdict, "results": o.dir.display().to_string()}),
+            Err(e) => serde_json::json!({"verdict": "error", "error": e.to_string()}),
+        });
     }
     result
 }

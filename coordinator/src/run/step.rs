@@ -81,7 +81,17 @@ impl<'a> RunStep<'a> {
         let setup_s = self.began.elapsed().as_secs_f64();
         let start_ns = self.start(&sessions).await?;
         let mut run = Running::new(&self.sc, &self.out, Agents::new(sessions, &plan, &self.sc), start_ns);
-        run.follow(&mut events, &self.opts.shutdown).await;
+        let ui = self.opts.ui.as_ref();
+        if let Some(u) = ui {
+            run.attach_ui(u.dashboard.clone(), &self.run_id);
+        }
+        let mut requests = match ui {
+            Some(u) => Some(u.requests.lock().await),
+            None => None,
+        };
+        run.follow(&mut events, &self.opts.shutdown, requests.as_deref_mut()).await;
+        run.controls.close();
+        drop(requests);
         run.drain(&mut events).await;
         Ok(self.finish(run, setup_s))
     }
@@ -200,8 +210,13 @@ impl<'a> RunStep<'a> {
     fn finish(&self, run: Running<'_>, setup_s: f64) -> StepOutcome {
         let t = run.times;
         let drain_s = run.drain_done_at.map(|at| ((at - t.drain_start).max(0)) as f64 / 1e9).unwrap_or(0.0);
-        let Running { agents, mut merging, progress, incomplete, drain_timed_out, .. } = run;
-        let (outcomes, silences) = agents.close();
+        let Running { agents, mut merging, progress, incomplete, drain_timed_out, controls, .. } = run;
+        let (outcomes, mut silences) = agents.close();
+        silences
+            .extend(controls.events.iter().map(|e| format!("run control at {:.1} s: {} ({})", e.t_s, e.label, e.who)));
+        // Stopped early: the measurement is what ran (the report judges that).
+        let stopped = controls.stop_at.map(|at| self.stopped_scenario(at - t.start_ns));
+        let sc = stopped.as_ref().unwrap_or(&self.sc);
         let cpus: Vec<u32> = outcomes.iter().map(|o| o.hello.cpus).collect();
         let stalled = progress.stalled(drain_timed_out, t.send_end);
         let scenario_file = self.opts.scenario.display().to_string();
@@ -210,7 +225,7 @@ impl<'a> RunStep<'a> {
         merging.intervals.settle_all();
         let mut report = merge::build(merge::ReportInput {
             run_id: &self.run_id,
-            scenario: &self.sc,
+            scenario: sc,
             scenario_file: &scenario_file,
             started_at: started_at(t.start_ns),
             agents: &outcomes,
@@ -221,10 +236,25 @@ impl<'a> RunStep<'a> {
             stalled,
             incomplete,
             notes: silences,
+            events: &controls.events,
+            paces: &controls.marks,
         });
         report.coordinator = Some(merging.cost(outcomes.len(), setup_s, t_build, &report));
         self.out.finish(&report);
         StepOutcome { report, cpus }
+    }
+}
+
+impl RunStep<'_> {
+    /// The scenario as run when the sends ended `sent_for_ns` after the
+    /// start (run control's stop): the phases cut there.
+    fn stopped_scenario(&self, sent_for_ns: i64) -> Scenario {
+        let mut sc = self.sc.clone();
+        let sent_for = Duration::from_nanos(sent_for_ns.max(0) as u64);
+        let p = &mut sc.phases;
+        p.warmup = p.warmup.min(sent_for);
+        p.duration = sent_for.saturating_sub(p.warmup).max(Duration::from_millis(1)).min(p.duration);
+        sc
     }
 }
 
