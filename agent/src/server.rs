@@ -239,6 +239,16 @@ async fn run_session(opts: AgentOptions, inbound: Streaming<CoordinatorMessage>,
                 }
                 true
             }
+            CMsg::Control(c) => {
+                let refused = match s.run.as_mut() {
+                    Some(r) => r.control(&c).err().unwrap_or_default(),
+                    None => "no run is going on here".into(),
+                };
+                if !refused.is_empty() {
+                    warn!(id = c.id, %refused, "run control refused");
+                }
+                s.say(AMsg::ControlAck(proto::ControlAck { id: c.id, refused })).await
+            }
             CMsg::Stop(st) => {
                 if let Some(r) = s.run.take() {
                     info!(reason = %st.reason, abort = st.abort, "stopping");

@@ -53,6 +53,10 @@ pub struct Report {
     /// and in which phase. Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interrupted: Option<Interruption>,
+    /// Run control during the run (the dashboard, `coordinator ctl`), in
+    /// order: rate changes, pauses, resumes, an early stop. Absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<RunEvent>,
 }
 
 /// Why and where a run was interrupted (SIGTERM, SIGINT).
@@ -65,6 +69,25 @@ pub struct Interruption {
     pub at_s: f64,
     /// connect, prepare, warmup, measure, cooldown or drain.
     pub phase: String,
+}
+
+/// One run-control change, applied by every agent at one instant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunEvent {
+    /// Seconds from the start instant to the instant the agents applied it.
+    pub t_s: f64,
+    /// "rate", "pause", "resume" or "stop".
+    pub kind: String,
+    /// `rate`: the new total rate of the groups it names (msg/s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// The producer groups it applied to (every one when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Who asked: "dashboard" (the page or `coordinator ctl`) and its peer.
+    pub who: String,
+    /// One line for people (chart markers, the summary).
+    pub label: String,
 }
 
 /// The coordinator's own cost: is it keeping up with its agents?

@@ -118,6 +118,17 @@ pub enum Command {
         /// written (verdict `interrupted`, exit 4).
         #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = common::units::parse_duration)]
         interrupt_drain: std::time::Duration,
+        /// Serve the live dashboard at http://ADDR/ while the run lasts (e.g.
+        /// 127.0.0.1:8080), with run control (rate, pause, resume, stop; also
+        /// `coordinator ctl ADDR`). Off loopback it needs --token-file.
+        #[arg(long, value_name = "ADDR")]
+        ui: Option<SocketAddr>,
+        /// The highest total rate the dashboard may set (msg/s).
+        #[arg(long, value_name = "MSG_PER_S", requires = "ui")]
+        max_rate: Option<f64>,
+        /// Keep serving the dashboard after the run, until Ctrl-C.
+        #[arg(long, requires = "ui")]
+        ui_linger: bool,
         // Boxed: by far the largest variant (clippy::large_enum_variant).
         #[command(flatten)]
         remote: Box<discovery::RemoteArgs>,
@@ -197,6 +208,18 @@ pub enum Command {
         #[arg(long)]
         markdown: bool,
     },
+    /// Change a running run through its dashboard (`run --ui ADDR`): the
+    /// same checks and answers as the page. Exit 2 when refused.
+    Ctl {
+        /// The dashboard's address: HOST:PORT or a URL.
+        addr: String,
+        #[command(subcommand)]
+        action: CtlAction,
+        /// File holding the dashboard's token (the run's --token-file). Or
+        /// set LOADGEN_TOKEN to the token itself.
+        #[arg(long, value_name = "FILE", global = true)]
+        token_file: Option<PathBuf>,
+    },
     /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
     ///
     /// e.g. `coordinator completions bash > /etc/bash_completion.d/coordinator`,
@@ -205,6 +228,22 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+/// What `coordinator ctl` asks of a run.
+#[derive(Subcommand, Debug)]
+pub enum CtlAction {
+    /// A new total producer rate (msg/s); the groups keep their proportions.
+    Rate {
+        #[arg(allow_negative_numbers = true)]
+        rate: f64,
+    },
+    /// Pause every producer (the paused span is not owed on resume).
+    Pause,
+    /// Resume the producers.
+    Resume,
+    /// End the sends now; the run drains and reports as usual.
+    Stop,
 }
 
 /// The templates `init` writes: the example configs, embedded.
@@ -251,6 +290,69 @@ impl Drop for MetricsServer {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// `--ui`: the dashboard's server and what the run feeds; stops on drop.
+struct UiServer {
+    hook: run::UiHook,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+}
+
+impl UiServer {
+    async fn start(
+        addr: SocketAddr,
+        token: Option<common::wire::Token>,
+        max_rate: Option<f64>,
+        quiet: bool,
+    ) -> Result<UiServer, CliError> {
+        if max_rate.is_some_and(|m| !(m.is_finite() && m > 0.0)) {
+            return Err(CliError::BadInput("--max-rate must be a positive number of msg/s".into()));
+        }
+        let shutdown = CancellationToken::new();
+        let access = ui::server::Access { token, max_rate };
+        let (dashboard, requests, bound) =
+            ui::start(addr, access, shutdown.clone()).await.map_err(CliError::BadInput)?;
+        if !quiet {
+            eprintln!("dashboard: http://{bound}/");
+        }
+        let hook = run::UiHook { dashboard, requests: std::sync::Arc::new(tokio::sync::Mutex::new(requests)) };
+        Ok(UiServer { hook, addr: bound, shutdown })
+    }
+
+    /// `--ui-linger`: serves the finished run until Ctrl-C.
+    async fn linger(&self, stop: &CancellationToken) {
+        eprintln!("dashboard: the run is over; still at http://{}/ until Ctrl-C", self.addr);
+        stop.cancelled().await;
+    }
+}
+
+impl Drop for UiServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// `coordinator ctl`: one request to a running run's dashboard; what it
+/// did on stdout, exit 2 when refused or unreachable.
+async fn ctl_command(addr: &str, action: CtlAction, token_file: Option<&Path>) -> Result<u8, CliError> {
+    let token = match (token_file, std::env::var("LOADGEN_TOKEN")) {
+        (Some(f), _) => Some(common::wire::Token::from_file(f).map_err(|e| CliError::BadInput(e.to_string()))?),
+        (None, Ok(t)) => {
+            Some(common::wire::Token::parse(&t, "LOADGEN_TOKEN").map_err(|e| CliError::BadInput(e.to_string()))?)
+        }
+        (None, Err(_)) => None,
+    };
+    let bearer = token.map(|t| t.bearer().trim_start_matches("Bearer ").to_string());
+    let control = match action {
+        CtlAction::Rate { rate } => ui::Control::Rate(rate),
+        CtlAction::Pause => ui::Control::Pause,
+        CtlAction::Resume => ui::Control::Resume,
+        CtlAction::Stop => ui::Control::Stop,
+    };
+    let done = ui::ctl::send(addr, bearer.as_deref(), &control).await.map_err(|e| CliError::BadInput(e.to_string()))?;
+    println!("{done}");
+    Ok(0)
 }
 
 /// The signals that stop a run early (Kubernetes sends SIGTERM, a
@@ -307,6 +409,9 @@ async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
             shorthands,
             interrupt_drain,
             remote,
+            ui,
+            max_rate,
+            ui_linger,
         } => {
             let sets = shorthands.expand(&scenario, &sets)?;
             let server = match metrics {
@@ -317,6 +422,11 @@ async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
             let remote = remote.resolve()?;
             let shutdown = run::Shutdown::default();
             cancel_on_signals(&shutdown);
+            let dashboard = match ui {
+                Some(addr) => Some(UiServer::start(addr, remote.token.clone(), max_rate, quiet).await?),
+                None => None,
+            };
+            let ui = dashboard.as_ref().map(|d| d.hook.clone());
             let opts = run::RunOptions {
                 scenario,
                 sets,
@@ -328,11 +438,17 @@ async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
                 metrics,
                 remote,
                 ceiling,
-                shutdown,
+                shutdown: shutdown.clone(),
                 interrupt_drain: Some(interrupt_drain),
+                ui,
             };
-            run_command(opts).await
+            let code = run_command(opts).await;
+            if let Some(d) = dashboard.filter(|_| ui_linger) {
+                d.linger(&shutdown.stop).await;
+            }
+            code
         }
+        Command::Ctl { addr, action, token_file } => ctl_command(&addr, action, token_file.as_deref()).await,
         Command::Validate { scenario, agents, remote, sets, shorthands } => {
             let all = shorthands.expand(&scenario, &sets)?;
             if shorthands.any() {

@@ -200,6 +200,7 @@ pub fn sample_report() -> Report {
         notes: vec!["a note".into()],
         ceiling: None,
         coverage: None,
+        events: Vec::new(),
         coordinator: None,
         faults: Vec::new(),
         interrupted: None,

@@ -27,10 +27,28 @@
       rows.map((r) => "<tr>" + r.map((c) => "<td>" + esc(c) + "</td>").join("") + "</tr>").join("") + "</tbody>";
   }
 
+  // Spans paused by run control (a pause to the next resume or stop, or to now).
+  function pauseWindows(events, now) {
+    const out = [];
+    let from = null;
+    for (const e of events || []) {
+      if (e.kind === "pause" && from === null) from = e.t_s;
+      else if ((e.kind === "resume" || e.kind === "stop") && from !== null) {
+        out.push({ from_s: from, to_s: e.t_s });
+        from = null;
+      }
+    }
+    if (from !== null) out.push({ from_s: from, to_s: Math.max(from, now || from) });
+    return out;
+  }
+
   function render() {
+    model.windows = pauseWindows(model.events, model.elapsed_s);
     const data = C.fromModel(model);
-    // Same series as before: new points only (uPlot setData keeps zoom).
-    const now = JSON.stringify([data.throughput.series.map((s) => s.name), data.latency.map((l) => l.series.length)]);
+    // Same series and markers as before: new points only (uPlot setData
+    // keeps zoom); a new marker draws the charts again.
+    const now = JSON.stringify([data.throughput.series.map((s) => s.name), data.latency.map((l) => l.series.length),
+      (model.events || []).length]);
     const root = document.getElementById("charts");
     if (now !== shape || charts.length === 0) {
       charts.forEach((c) => c.destroy());

@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use common::clock::TimeBase;
 use common::plan::Shard;
-use common::proto::{agent_message::Msg, AgentMessage};
+use common::proto::{self, agent_message::Msg, AgentMessage};
 use common::scenario::{Scenario, Topic};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -55,9 +55,10 @@ use crate::metrics::AgentMetrics;
 use crate::procstat;
 use aggregator::Aggregator;
 use consumer::{ConsumerFinal, ConsumerTask};
+use due::PaceChange;
 use final_report::{Finals, Since};
 use interval::Reporter;
-use producer::{rate_limiter, ProducerFinal, ProducerTask, RateCap};
+use producer::{rate_limiter, PaceRx, ProducerFinal, ProducerTask, RateCap};
 use tally::GroupTally;
 use task::{Role, TaskReport};
 
@@ -83,6 +84,12 @@ pub struct PreparedRun {
     notes: Vec<String>,
     /// The run's time base, shared with every task (clock re-sync).
     time: TimeBase,
+    /// Run control: each producer group's pace changes (its producers
+    /// watch them), the factor and pause in force per group, and the
+    /// agent's cap (`--max-rate`) a new rate is checked against.
+    pace: Vec<watch::Sender<Arc<Vec<PaceChange>>>>,
+    paces: Vec<(f64, bool)>,
+    rate_cap: Option<f64>,
 }
 
 /// What every task of one run is wired to, while `prepare` spawns them.
@@ -101,6 +108,8 @@ struct Wiring {
     /// producer, or an open-loop one catching up on its schedule, never
     /// exceeds it.
     cap: Option<RateCap>,
+    /// Run control's changes, per producer group.
+    pace: Vec<PaceRx>,
 }
 
 impl Wiring {
@@ -128,6 +137,8 @@ pub async fn prepare<D: Driver>(
     let (start_tx, start_rx) = watch::channel(None::<i64>);
     let (tick_tx, tick_rx) = watch::channel(0u64);
     let (rep_tx, rep_rx) = mpsc::unbounded_channel::<TaskReport>();
+    let (pace, pace_rx): (Vec<_>, Vec<_>) =
+        shard.scenario.producers.iter().map(|_| watch::channel(Arc::new(Vec::new()))).unzip();
     let wiring = Wiring {
         time: time.clone(),
         start: start_rx.clone(),
@@ -136,6 +147,7 @@ pub async fn prepare<D: Driver>(
         stop_consumers: cancel.child_token(),
         stop_producers: cancel.child_token(),
         cap: rate_cap.and_then(rate_limiter),
+        pace: pace_rx,
     };
     let spawned = spawn_tasks(&*driver, &shard, &wiring).await;
     let stop_consumers = wiring.stop_consumers.clone();
@@ -174,6 +186,9 @@ pub async fn prepare<D: Driver>(
         out,
         notes: Vec::new(),
         time,
+        paces: vec![(1.0, false); pace.len()],
+        pace,
+        rate_cap,
     })
 }
 
@@ -234,7 +249,8 @@ async fn spawn_producers<D: Driver>(
         let client = in_time(sc, creating, || format!("creating producer on `{}`", group.topic)).await?;
         let seed = sc.seed ^ (u64::from(inst.id) << 20);
         let rep = w.reporter(Role::Producer, inst.group, sc.report_interval);
-        let task = ProducerTask::new(inst.clone(), group.clone(), seed, w.time.clone(), rep, w.cap.clone())
+        let pace = w.pace.get(inst.group).cloned().unwrap_or_else(|| watch::channel(Arc::new(Vec::new())).1);
+        let task = ProducerTask::new(inst.clone(), group.clone(), seed, w.time.clone(), rep, w.cap.clone(), pace)
             .map_err(|e| DriverError::Producer { topic: group.topic.clone(), reason: e.to_string() })?;
         let run = task.run(client, w.start.clone(), w.stop_producers.clone(), sc.phases.clone());
         producers.push(tokio::spawn(run));
@@ -277,6 +293,45 @@ impl PreparedRun {
     /// Starts every task at `start_at_ns` (coordinator time).
     pub fn start(&self, start_at_ns: i64) {
         let _ = self.start_tx.send(Some(start_at_ns));
+    }
+
+    /// Run control (see the proto's `Control`): checked whole, then every
+    /// named group's producers take the change at its instant. Refused
+    /// (nothing changed) for an unknown group, a factor that is not a
+    /// positive number, or a rate above the agent's `--max-rate`.
+    pub fn control(&mut self, c: &proto::Control) -> Result<(), String> {
+        let mut paces = self.paces.clone();
+        for g in &c.groups {
+            let slot = paces.get_mut(g.group as usize).ok_or_else(|| format!("no producer group {}", g.group))?;
+            if !(g.factor.is_finite() && g.factor > 0.0) {
+                return Err(format!("rate factor {}: not a positive number", g.factor));
+            }
+            *slot = (g.factor, g.paused);
+        }
+        let rate: f64 = self
+            .shard
+            .producers
+            .iter()
+            .map(|p| match paces.get(p.group) {
+                Some((f, false)) => p.rate_milli as f64 / 1000.0 * f,
+                _ => 0.0,
+            })
+            .sum();
+        if let Some(cap) = self.rate_cap.filter(|cap| rate > cap * 1.000_001) {
+            return Err(format!("{rate:.0} msg/s here is above this agent's --max-rate {cap:.0}"));
+        }
+        self.paces = paces;
+        let change = |factor: f64, paused: bool| PaceChange { at_ns: c.at_ns, factor, paused, end_sends: false };
+        for g in &c.groups {
+            if let Some(tx) = self.pace.get(g.group as usize) {
+                tx.send_modify(|log| Arc::make_mut(log).push(change(g.factor, g.paused)));
+            }
+        }
+        if c.end_sends {
+            let end = PaceChange { end_sends: true, ..change(1.0, false) };
+            self.pace.iter().for_each(|tx| tx.send_modify(|log| Arc::make_mut(log).push(end)));
+        }
+        Ok(())
     }
 
     /// Stops at once: producers and consumers end wherever they are.

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::due::{Span, Upcoming};
+use super::due::{Due, PaceChange, Span, Upcoming};
 use super::in_flight::{AckResult, InFlight, Tagged};
 use super::interval::Reporter;
 use super::task::wait_start;
@@ -78,7 +78,16 @@ pub(super) struct ProducerTask {
     cap: Option<RateCap>,
     /// The run's instants; set at Start.
     span: Span,
+    /// Run control's changes for this producer's group (all of them so
+    /// far), and how many of them this producer has applied.
+    pace: PaceRx,
+    pace_seen: usize,
+    /// A wait saw the list change (which marks it seen): take it.
+    pace_pending: bool,
 }
+
+/// Run control's changes for one producer group, as a growing list.
+pub(super) type PaceRx = watch::Receiver<Arc<Vec<PaceChange>>>;
 
 /// Why the send loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +125,7 @@ impl ProducerTask {
         time: TimeBase,
         rep: Reporter,
         cap: Option<RateCap>,
+        pace: PaceRx,
     ) -> Result<ProducerTask, PayloadError> {
         let payloads = PayloadGen::new(group.message_size, &group.payload, seed)?;
         let keys = KeyGen::new(group.keys, seed, u64::from(inst.index_in_group));
@@ -133,6 +143,9 @@ impl ProducerTask {
             seed,
             cap,
             span: Span::default(),
+            pace,
+            pace_seen: 0,
+            pace_pending: false,
         })
     }
 
@@ -187,7 +200,19 @@ impl ProducerTask {
         let mut seq = 0u64;
         loop {
             let mut now = self.time.now_ns();
-            let Some(intended) = upcoming.intended(now, &self.span) else { return Ended::Done };
+            if self.pace_pending || matches!(self.pace.has_changed(), Ok(true)) {
+                self.take_pace(upcoming, now);
+            }
+            let intended = match upcoming.intended(now, &self.span) {
+                Due::At(t) => t,
+                Due::Done => return Ended::Done,
+                Due::Paused => {
+                    if !self.wait_paused(window, cancel).await {
+                        return Ended::Aborted;
+                    }
+                    continue;
+                }
+            };
             if self.rep.tick_pending() {
                 self.on_tick();
             }
@@ -259,7 +284,41 @@ impl ProducerTask {
             _ = window.timer.wait(), if window.timer.is_armed() => {
                 self.expire(window, self.time.now_ns());
             }
+            Ok(()) = self.pace.changed() => self.pace_pending = true,
             _ = tokio::time::sleep_until(at) => {}
+        }
+        true
+    }
+
+    /// Run control's changes not applied yet, applied (at `now` when their
+    /// instant has passed).
+    fn take_pace(&mut self, upcoming: &mut Upcoming, now: i64) {
+        let log = self.pace.borrow_and_update().clone();
+        for c in log.iter().skip(self.pace_seen) {
+            upcoming.rebase(c, now, &mut self.span);
+        }
+        self.pace_seen = log.len();
+        self.pace_pending = false;
+    }
+
+    /// Paused by run control: waits for a change (or the end of the sends),
+    /// taking acks, ticks and timeouts meanwhile. False when cancelled.
+    async fn wait_paused<A: ProducerAck>(&mut self, window: &mut InFlight<A>, cancel: &CancellationToken) -> bool {
+        let end = self.time.instant_at(self.span.end);
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return false,
+            Some(r) = window.acks.next(), if !window.acks.is_empty() => {
+                self.settle(r, window, self.time.now_ns());
+            }
+            _ = self.rep.next_tick() => self.on_tick(),
+            _ = window.timer.wait(), if window.timer.is_armed() => {
+                self.expire(window, self.time.now_ns());
+            }
+            Ok(()) = self.pace.changed() => self.pace_pending = true,
+            // Past the end a paused closed loop is done (an open loop's
+            // schedule says so by itself).
+            _ = tokio::time::sleep_until(end) => {}
         }
         true
     }

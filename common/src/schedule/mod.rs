@@ -12,15 +12,18 @@
 //! schedule walks segments forward: O(1) amortized per message.
 //!
 //! Here: the per-producer schedule. `shape.rs`: the load shape and arrival
-//! types the scenario holds; `curve.rs`: the rate curve. This module tree
+//! types the scenario holds; `curve.rs`: the rate curve; `warp.rs`: run
+//! control's pace changes (rate, pause) re-basing a schedule. This module tree
 //! imports nothing from the rest of the crate (the scenario imports it).
 
 mod curve;
 mod shape;
+mod warp;
 
 pub use curve::Curve;
 use curve::Seg;
 pub use shape::{split_exact, Arrivals, GroupPace, LoadShape, Step};
+pub use warp::Warp;
 
 /// A small seeded generator (SplitMix64): poisson gaps, reproducible per producer.
 #[derive(Debug, Clone)]

@@ -101,10 +101,12 @@ fn producer_group(cx: &Ctx, i: usize, g: &ProducerGroup, s: &GroupPhases, lost: 
 }
 
 /// The schedule's mean over the measurement (a load shape's integral), for
-/// the producers whose agents reported.
+/// the producers whose agents reported, under run control's changes (the
+/// target in force at each moment).
 fn target_rate(cx: &Ctx, i: usize, g: &ProducerGroup, lost: &Lost) -> Option<f64> {
     let phases = &cx.sc.phases;
-    g.target_rate(phases.warmup, phases.send_end()).map(|t| {
+    let share = super::input::pace_share(cx.paces, i, cx.window);
+    g.target_rate(phases.warmup, phases.send_end()).map(|t| t * share).map(|t| {
         if lost.agents.is_empty() || g.total_rate_milli == 0 {
             t
         } else {

@@ -51,6 +51,39 @@ pub struct ReportInput<'a> {
     pub stalled: Vec<(String, String)>,
     pub incomplete: Option<String>,
     pub notes: Vec<String>,
+    /// Run control's changes, for report.json's `events`.
+    pub events: &'a [common::report::RunEvent],
+    /// The same as pace changes per producer group, in order: a group's
+    /// target rate is the one in force at each moment.
+    pub paces: &'a [PaceMark],
+}
+
+/// From `at_ns` (coordinator clock), producer group `group` runs at
+/// `factor` times its scenario rate, or is `paused`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PaceMark {
+    pub at_ns: i64,
+    pub group: usize,
+    pub factor: f64,
+    pub paused: bool,
+}
+
+/// The mean over `[from, to)` (ns) of group `g`'s rate factor under
+/// `marks` (1 before the first, 0 while paused): what the scenario's
+/// target is multiplied by.
+pub fn pace_share(marks: &[PaceMark], g: usize, (from, to): (i64, i64)) -> f64 {
+    if to <= from {
+        return 1.0;
+    }
+    let (mut at, mut factor, mut sum) = (from, 1.0, 0.0);
+    for m in marks.iter().filter(|m| m.group == g) {
+        let t = m.at_ns.clamp(from, to);
+        sum += (t - at) as f64 * factor;
+        at = t;
+        factor = if m.paused { 0.0 } else { m.factor };
+    }
+    sum += (to - at) as f64 * factor;
+    sum / (to - from) as f64
 }
 
 /// What the steps of the build share.
@@ -61,7 +94,8 @@ pub(super) struct Ctx<'a> {
     pub dur_s: f64,
     intervals: &'a Intervals,
     /// The measurement window (coordinator clock, ns).
-    window: (i64, i64),
+    pub window: (i64, i64),
+    pub paces: &'a [PaceMark],
 }
 
 impl<'a> Ctx<'a> {
@@ -77,6 +111,7 @@ impl<'a> Ctx<'a> {
                 input.start_ns + phases.warmup.as_nanos() as i64,
                 input.start_ns + phases.send_end().as_nanos() as i64,
             ),
+            paces: input.paces,
         }
     }
 
@@ -116,5 +151,24 @@ impl<'a> Lost<'a> {
         let producers = lost.iter().flat_map(|a| a.shard_producers.iter().map(|p| u64::from(p.id))).collect();
         let not_judged = lost.iter().flat_map(|a| a.shard_consumers.iter().map(|c| c.group)).collect();
         Lost { agents: lost, producers, not_judged }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_target_follows_the_pace_in_force_at_each_moment() {
+        const S: i64 = 1_000_000_000;
+        let mark = |at_ns: i64, factor: f64, paused: bool| PaceMark { at_ns, group: 0, factor, paused };
+        assert_eq!(pace_share(&[], 0, (0, 6 * S)), 1.0, "no change: the scenario's target");
+        // ×1 for 2 s, ×2 for 2 s, paused for 2 s.
+        let marks = [mark(2 * S, 2.0, false), mark(4 * S, 2.0, true)];
+        assert!((pace_share(&marks, 0, (0, 6 * S)) - 1.0).abs() < 1e-12);
+        assert!((pace_share(&marks, 0, (3 * S, 5 * S)) - 1.0).abs() < 1e-12, "half ×2, half paused");
+        assert_eq!(pace_share(&marks, 1, (0, 6 * S)), 1.0, "another group's changes do not count");
+        // Changes before the window set the pace it starts with.
+        assert_eq!(pace_share(&[mark(-S, 0.5, false)], 0, (0, S)), 0.5);
     }
 }

@@ -28,9 +28,9 @@ mod stats;
 
 use common::report::{BrokerInfo, PhasesInfo, Report, SloCheck, SubscriptionReport, REPORT_SCHEMA_VERSION};
 
-pub use input::{AgentOutcome, ReportInput};
+pub use input::{pace_share, AgentOutcome, PaceMark, ReportInput};
 pub use intervals::{read_ahead, IntervalMerge, IntervalTotals, Intervals};
-pub use series::{phase_name, LiveRows};
+pub use series::{phase_name, rows_of, LiveRows};
 pub use slo::judge;
 pub use stats::latency;
 
@@ -87,6 +87,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
         coverage,
         faults,
         interrupted: None,
+        events: input.events.to_vec(),
     }
 }
 

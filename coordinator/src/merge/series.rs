@@ -125,6 +125,14 @@ pub(super) fn interval_rows(
     rows
 }
 
+/// The rows of one merged interval (settled), as the live dashboard shows
+/// them (the same rows report.json gets; consumer rows without a backlog).
+pub fn rows_of(sc: &Scenario, idx: u64, m: &IntervalMerge, start_ns: i64) -> Vec<IntervalRow> {
+    let mut rows = Vec::new();
+    push_rows(sc, idx, m, start_ns, |_| 0, &mut rows);
+    rows
+}
+
 /// The rows of merged intervals as they are settled, one interval at a
 /// time in index order, each consumer row with its backlog so far: what
 /// the run journal writes (the same rows report.json gets, as known when

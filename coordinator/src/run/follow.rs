@@ -7,8 +7,11 @@
 //! level), it stops the agents' producers and drains for at most
 //! `--interrupt-drain`; a second signal ends that drain at once.
 //!
+//! Run control's requests (the dashboard) are taken here too: see
+//! [`super::control`]; an early stop moves the end of the sends.
+//!
 //! May import `agents`, `events`, `merging`, `options` (the shutdown),
-//! `progress`, `merge` and `report::console`.
+//! `progress`, `control`, `live`, `merge`, `ui` and `report::console`.
 
 use std::time::Duration;
 
@@ -20,11 +23,14 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 use super::agents::Agents;
+use super::control::Controls;
 use super::events::{Event, Inbound, ReadAhead};
+use super::live::{Live, LiveState};
 use super::merging::{Merging, Show};
 use super::options::Shutdown;
 use super::progress::Progress;
 use crate::report::console::Console;
+use crate::ui::{ControlRequest, Dashboard};
 
 /// The instants of a run (coordinator clock, ns).
 #[derive(Debug, Clone, Copy)]
@@ -66,6 +72,10 @@ pub(super) struct Running<'a> {
     pub interrupted: Option<Interruption>,
     /// A second signal ended the interrupted drain.
     pub drain_cut: bool,
+    /// Run control: requests taken, changes applied (report events).
+    pub controls: Controls,
+    /// The live dashboard, with `--ui`.
+    pub live: Option<Live>,
 }
 
 impl<'a> Running<'a> {
@@ -83,26 +93,59 @@ impl<'a> Running<'a> {
             drain_timed_out: false,
             interrupted: None,
             drain_cut: false,
+
+            controls: Controls::new(sc),
+            live: None,
+        }
+    }
+
+    /// Feeds `dashboard` from now on (its model starts over for this run).
+    pub fn attach_ui(&mut self, dashboard: std::sync::Arc<Dashboard>, run_id: &str) {
+        let total = self.controls.total_rate(self.sc);
+        dashboard.reset(super::live::start_model(self.sc, run_id, &self.agents, total));
+        self.live = Some(Live::new(dashboard, self.agents.sessions.len(), self.sc));
+    }
+
+    /// Run control's settled changes: an early stop moves the end of the
+    /// sends (the cooldown and drain follow it); the dashboard is told.
+    fn after_controls(&mut self) {
+        if let Some(stop) = self.controls.stop_at.filter(|s| *s < self.times.send_end) {
+            let t = &mut self.times;
+            let cooldown = t.drain_start - t.send_end;
+            let drain = t.drain_deadline - t.drain_start;
+            t.send_end = stop;
+            t.drain_start = stop + cooldown;
+            t.drain_deadline = t.drain_start + drain;
+        }
+        if !self.controls.fresh.is_empty() {
+            let fresh = std::mem::take(&mut self.controls.fresh);
+            if let Some(l) = &self.live {
+                l.events(&fresh, self.controls.total_rate(self.sc));
+            }
         }
     }
 
     /// The interval loop: until the drain is done or timed out, or the run
     /// cannot go on (`incomplete` says why). The first stop request of
     /// `shutdown` stops the producers and bounds the drain by
-    /// `interrupt_drain`; the second ends it.
+    /// `interrupt_drain`; the second ends it. Run control's `requests` are
+    /// answered as they come.
     pub async fn follow(
         &mut self,
         events: &mut mpsc::UnboundedReceiver<Event>,
         shutdown: &Shutdown,
         interrupt_drain: Duration,
+        mut requests: Option<&mut mpsc::Receiver<ControlRequest>>,
     ) {
         let mut next_lease_check = tokio::time::Instant::now();
         loop {
+            self.after_controls();
             let t = self.times;
             let now = clock::now_ns();
             let now_i = tokio::time::Instant::now();
             if now_i >= next_lease_check {
                 next_lease_check = now_i + LEASE_CHECK_EVERY;
+                self.controls.check_deadline(&self.agents);
                 if let Some(stop) = self.agents.lose_the_silent(now_i, self.sc.on_agent_loss, self.out) {
                     self.incomplete = Some(stop);
                     return;
@@ -133,6 +176,9 @@ impl<'a> Running<'a> {
                     return;
                 }
                 _ = tokio::time::sleep_until(clock::instant_at(wake).into()) => {}
+                Some(req) = next_request(&mut requests) => {
+                    self.controls.request(req, self.sc, &self.agents, (t.start_ns, t.send_end));
+                }
                 ev = events.recv() => {
                     if let Some(stop) = self.take(ev) {
                         self.incomplete = Some(stop);
@@ -227,6 +273,10 @@ impl<'a> Running<'a> {
                         self.agents.outcomes[i].final_report = Some(f);
                         None
                     }
+                    Inbound::Msg(AgentMessage { msg: Some(AMsg::ControlAck(a)) }) => {
+                        self.controls.ack(i, &a, &self.agents);
+                        None
+                    }
                     _ => None,
                 }
             }
@@ -235,7 +285,27 @@ impl<'a> Running<'a> {
 
     /// Agent `i`'s interval report into the merged intervals (and the live view).
     pub fn take_interval(&mut self, i: usize, r: &IntervalReport, read: ReadAhead) {
+        if let Some(l) = self.live.as_mut() {
+            l.agent_interval(i, r);
+        }
         let show = Show { sc: self.sc, out: self.out, start_ns: self.times.start_ns };
-        self.merging.take(i, r, read, &mut self.agents, &show);
+        let shown = self.merging.take(i, r, read, &mut self.agents, &show);
+        if let (Some(idx), Some(l)) = (shown, self.live.as_mut()) {
+            if let Some(m) = self.merging.intervals.by_index.get(&idx) {
+                let state = LiveState { agents: &self.agents, progress: &self.progress };
+                l.interval(self.sc, (idx, m), self.times.start_ns, state);
+            }
+        }
+    }
+}
+
+/// The next run-control request, or never (no dashboard, or it is gone).
+async fn next_request(requests: &mut Option<&mut mpsc::Receiver<ControlRequest>>) -> Option<ControlRequest> {
+    match requests.as_mut() {
+        Some(rx) => match rx.recv().await {
+            Some(r) => Some(r),
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
     }
 }

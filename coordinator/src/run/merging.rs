@@ -52,13 +52,22 @@ impl Merging {
 
     /// Takes agent `i`'s interval report: its live view and running totals,
     /// the merged interval, and one line once every live agent has sent it.
-    pub fn take(&mut self, i: usize, r: &IntervalReport, read: ReadAhead, agents: &mut Agents, show: &Show) {
+    /// Returns the index of the interval shown, if one was.
+    pub fn take(
+        &mut self,
+        i: usize,
+        r: &IntervalReport,
+        read: ReadAhead,
+        agents: &mut Agents,
+        show: &Show,
+    ) -> Option<u64> {
         let t0 = std::time::Instant::now();
         let c0 = thread_cpu_ns();
         show.out.agent_interval(i, r);
         agents.outcomes[i].interval_totals.add(r);
         let merged = self.intervals.add(r, read.groups);
         let alive_n = agents.alive_count() as u32;
+        let mut shown = None;
         if merged.agents >= alive_n && r.index as i64 > self.printed_upto {
             merged.settle();
             show.out.interval(show.sc, r.index, merged, show.start_ns, alive_n);
@@ -70,10 +79,12 @@ impl Merging {
                     self.journal = None;
                 }
             }
+            shown = Some(r.index);
         }
         let (wall, cpu) = self.cost_ns.entry(r.index).or_default();
         *wall += t0.elapsed().as_nanos() as u64;
         *cpu += thread_cpu_ns().saturating_sub(c0) + read.cpu_ns;
+        shown
     }
 
     /// A note into the run journal, as it happens.

@@ -12,7 +12,10 @@
 //!   - [`agents`]: the agents of a started run: alive, lost, last heard;
 //!   - [`progress`]: drain accounting per consumer group;
 //!   - [`merging`]: interval reports merged as they arrive;
-//!   - [`follow`]: the interval loop; [`drain`]: stop, final reports.
+//!   - [`follow`]: the interval loop; [`drain`]: stop, final reports;
+//!   - [`control`]: run control (rate, pause, resume, stop) from the
+//!     dashboard, applied by every agent at one instant;
+//!   - [`live`]: what the dashboard is fed while the run follows.
 //!
 //! A stop request (SIGTERM, SIGINT: [`Shutdown`]) while looking for the
 //! agents or creating topics ends the run with one line (exit 4).
@@ -23,9 +26,11 @@
 
 mod agents;
 mod connect;
+mod control;
 mod drain;
 mod events;
 mod follow;
+mod live;
 mod local;
 mod merging;
 mod options;
@@ -40,7 +45,7 @@ use common::scenario::Scenario;
 use tracing::{info, warn};
 
 pub use local::LocalAgents;
-pub use options::{load_scenario, RunOptions, Shutdown, DEFAULT_INTERRUPT_DRAIN};
+pub use options::{load_scenario, RunOptions, Shutdown, UiHook, DEFAULT_INTERRUPT_DRAIN};
 
 use crate::ceiling;
 use crate::discovery;
@@ -112,6 +117,12 @@ pub async fn run(mut opts: RunOptions) -> Result<RunOutcome, CliError> {
         if tokio::time::timeout(LOCAL_STOP_GRACE, l.stop()).await.is_err() {
             warn!("the local agents did not stop within {LOCAL_STOP_GRACE:?}");
         }
+    }
+    if let Some(u) = &opts.ui {
+        u.dashboard.end(match &result {
+            Ok(o) => serde_json::json!({"verdict": o.report.verdict, "results": o.dir.display().to_string()}),
+            Err(e) => serde_json::json!({"verdict": "error", "error": e.to_string()}),
+        });
     }
     result
 }

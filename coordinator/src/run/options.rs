@@ -1,18 +1,20 @@
 //! What `coordinator run` was asked ([`RunOptions`]), how it is stopped
 //! from outside ([`Shutdown`]), and how the scenario file becomes a
 //! [`Scenario`] (with `--set` overrides). May import `discovery` (the
-//! remote agents' settings) and `metrics`.
+//! remote agents' settings), `metrics` and `ui` (the dashboard a run feeds).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::scenario::{self, Override, Scenario};
+use tokio::sync::{mpsc, Mutex};
 use tokio_util::sync::CancellationToken;
 
 use crate::discovery::Remote;
 use crate::error::CliError;
 use crate::metrics::RunMetrics;
+use crate::ui::{ControlRequest, Dashboard};
 
 /// What `coordinator run` was asked. `Default` leaves `scenario` empty and
 /// `local_agents` at 0: set what the run needs (tests use `..Default::default()`).
@@ -40,6 +42,8 @@ pub struct RunOptions {
     /// interruption (None: [`DEFAULT_INTERRUPT_DRAIN`]), whatever the
     /// scenario's drain timeout.
     pub interrupt_drain: Option<Duration>,
+    /// `--ui`: the live dashboard this run feeds and takes run control from.
+    pub ui: Option<UiHook>,
 }
 
 /// `--interrupt-drain`'s default.
@@ -92,6 +96,15 @@ impl Shutdown {
     pub fn cause(&self) -> (String, Instant) {
         self.first.get().cloned().unwrap_or_else(|| ("stop request".to_string(), Instant::now()))
     }
+}
+
+/// `--ui`: the dashboard a run feeds (every merged interval, its agents,
+/// notes, control events) and the page's control requests, which the run
+/// loop answers while it follows the run.
+#[derive(Debug, Clone)]
+pub struct UiHook {
+    pub dashboard: Arc<Dashboard>,
+    pub requests: Arc<Mutex<mpsc::Receiver<ControlRequest>>>,
 }
 
 /// Loads and validates the scenario at `path` with `--set KEY=VALUE` overrides.

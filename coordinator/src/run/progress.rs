@@ -99,6 +99,13 @@ impl<'a> Progress<'a> {
                 .all(|(g, c)| self.sum[g] >= self.acked_by_topic.get(&c.topic).copied().unwrap_or(0))
     }
 
+    /// Consumer group `g`'s distinct messages received so far, and what
+    /// the producers of its topic had acknowledged (the live dashboard).
+    pub fn received_and_acked(&self, g: usize) -> (u64, u64) {
+        let topic = self.sc.consumers.get(g).map(|c| c.topic.as_str()).unwrap_or("");
+        (self.sum.get(g).copied().unwrap_or(0), self.acked_by_topic.get(topic).copied().unwrap_or(0))
+    }
+
     /// After a drain that timed out: the (topic, subscription) of every
     /// group whose progress stopped two report intervals before `send_end`.
     pub fn stalled(&self, drain_timed_out: bool, send_end: i64) -> Vec<(String, String)> {

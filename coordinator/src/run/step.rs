@@ -108,7 +108,17 @@ impl<'a> RunStep<'a> {
         let journal = self.open_journal(&agents.outcomes, start_ns);
         let mut run = Running::new(&self.sc, &self.out, agents, start_ns);
         run.merging.journal = journal;
-        run.follow(&mut events, &self.opts.shutdown, self.opts.interrupt_drain()).await;
+        let ui = self.opts.ui.as_ref();
+        if let Some(u) = ui {
+            run.attach_ui(u.dashboard.clone(), &self.run_id);
+        }
+        let mut requests = match ui {
+            Some(u) => Some(u.requests.lock().await),
+            None => None,
+        };
+        run.follow(&mut events, &self.opts.shutdown, self.opts.interrupt_drain(), requests.as_deref_mut()).await;
+        run.controls.close();
+        drop(requests);
         run.drain(&mut events, &self.opts.shutdown).await;
         Ok(self.finish(run, setup_s))
     }
@@ -131,6 +141,8 @@ impl<'a> RunStep<'a> {
             stalled: Vec::new(),
             incomplete: None,
             notes: Vec::new(),
+            events: &[],
+            paces: &[],
         });
         r.verdict = "incomplete".into();
         r.notes.clear();
@@ -289,9 +301,24 @@ impl<'a> RunStep<'a> {
     fn finish(&self, run: Running<'_>, setup_s: f64) -> StepOutcome {
         let t = run.times;
         let drain_s = run.drain_done_at.map(|at| ((at - t.drain_start).max(0)) as f64 / 1e9).unwrap_or(0.0);
-        let Running { agents, mut merging, progress, incomplete, drain_timed_out, interrupted, drain_cut, .. } = run;
+        let Running {
+            agents,
+            mut merging,
+            progress,
+            incomplete,
+            drain_timed_out,
+            interrupted,
+            drain_cut,
+            controls,
+            ..
+        } = run;
         let mut journal = merging.journal.take();
-        let (outcomes, silences) = agents.close();
+        let (outcomes, mut silences) = agents.close();
+        silences
+            .extend(controls.events.iter().map(|e| format!("run control at {:.1} s: {} ({})", e.t_s, e.label, e.who)));
+        // Stopped early: the measurement is what ran (the report judges that).
+        let stopped = controls.stop_at.map(|at| self.stopped_scenario(at - t.start_ns));
+        let sc = stopped.as_ref().unwrap_or(&self.sc);
         let cpus: Vec<u32> = outcomes.iter().map(|o| o.hello.cpus).collect();
         let stalled = progress.stalled(drain_timed_out, t.send_end);
         let scenario_file = self.opts.scenario.display().to_string();
@@ -300,7 +327,7 @@ impl<'a> RunStep<'a> {
         merging.intervals.settle_all();
         let mut report = merge::build(merge::ReportInput {
             run_id: &self.run_id,
-            scenario: &self.sc,
+            scenario: sc,
             scenario_file: &scenario_file,
             started_at: started_at(t.start_ns),
             agents: &outcomes,
@@ -311,6 +338,8 @@ impl<'a> RunStep<'a> {
             stalled,
             incomplete,
             notes: silences,
+            events: &controls.events,
+            paces: &controls.marks,
         });
         report.coordinator = Some(merging.cost(outcomes.len(), setup_s, t_build, &report));
         if let Some(i) = interrupted {
@@ -341,6 +370,19 @@ fn interrupted_note(i: &Interruption, drain_s: f64, bound: Duration, cut: bool) 
         if cut { "cut short by a second signal" } else { "bounded" },
         common::units::format_duration(bound)
     )
+}
+
+impl RunStep<'_> {
+    /// The scenario as run when the sends ended `sent_for_ns` after the
+    /// start (run control's stop): the phases cut there.
+    fn stopped_scenario(&self, sent_for_ns: i64) -> Scenario {
+        let mut sc = self.sc.clone();
+        let sent_for = Duration::from_nanos(sent_for_ns.max(0) as u64);
+        let p = &mut sc.phases;
+        p.warmup = p.warmup.min(sent_for);
+        p.duration = sent_for.saturating_sub(p.warmup).max(Duration::from_millis(1)).min(p.duration);
+        sc
+    }
 }
 
 /// The start instant as report.json's `started_at` (RFC 3339, ms).

@@ -46,6 +46,9 @@ pub enum Push {
     Update(Arc<str>),
     /// The run is over (JSON: verdict, results directory).
     End(Arc<str>),
+    /// The model was replaced (the next step of a ceiling search): pages
+    /// read /state again.
+    Reset,
 }
 
 /// Fields of an update appended to the model; the others replace it.
@@ -79,6 +82,17 @@ impl Dashboard {
         let _ = self.pushes.send(Push::Update(update.to_string().into()));
     }
 
+    /// Replaces the model (a new run step starts) and tells open pages.
+    pub fn reset(&self, model: Value) {
+        if let Ok(mut m) = self.model.lock() {
+            *m = model;
+        }
+        if let Ok(mut e) = self.ended.lock() {
+            *e = None;
+        }
+        let _ = self.pushes.send(Push::Reset);
+    }
+
     /// The run is over: pages are told, and late pages see the final model.
     pub fn end(&self, outcome: Value) {
         let text: Arc<str> = outcome.to_string().into();
@@ -106,6 +120,9 @@ impl Dashboard {
 
     /// Passes a request to the run loop and waits for its answer.
     pub async fn control(&self, control: Control) -> Result<String, String> {
+        if self.ended().is_some() {
+            return Err("the run is over".into());
+        }
         let (reply, answer) = oneshot::channel();
         self.controls
             .send(ControlRequest { control, reply })
@@ -117,6 +134,27 @@ impl Dashboard {
             Err(_) => Err("the run did not answer within 10 s".into()),
         }
     }
+}
+
+/// `run --ui ADDR`: a dashboard served at `addr` until `shutdown`, and
+/// the receiver of its control requests (for the run loop). Refused off
+/// loopback without a token.
+pub async fn start(
+    addr: std::net::SocketAddr,
+    access: server::Access,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<(Arc<Dashboard>, mpsc::Receiver<ControlRequest>, std::net::SocketAddr), String> {
+    server::check_bind(addr, access.token.as_ref())?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("--ui {addr}: cannot listen: {e}"))?;
+    let bound = listener.local_addr().map_err(|e| format!("--ui {addr}: {e}"))?;
+    let (dashboard, requests) = Dashboard::new(serde_json::json!({"phase": "connecting", "intervals": []}));
+    let d = dashboard.clone();
+    tokio::spawn(async move {
+        if let Err(e) = server::serve(listener, d, access, shutdown).await {
+            tracing::warn!(error = %e, "dashboard server failed");
+        }
+    });
+    Ok((dashboard, requests, bound))
 }
 
 fn merge(model: &mut Value, fields: &Map<String, Value>) {

@@ -132,6 +132,7 @@ fn push_stream(d: Arc<Dashboard>) -> impl Stream<Item = Result<Event, Infallible
         let event = match rx.recv().await {
             Ok(Push::Update(u)) => Event::default().event("update").data(u.as_ref()),
             Ok(Push::End(e)) => return Some((Ok(Event::default().event("end").data(e.as_ref())), (rx, None, true))),
+            Ok(Push::Reset) => Event::default().event("reload").data("{}"),
             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Event::default().event("reload").data("{}"),
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
         };

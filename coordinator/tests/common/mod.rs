@@ -2,6 +2,7 @@
 //! 127.0.0.1:0 and the real `coordinator` binary.
 #![allow(dead_code)]
 
+pub mod cdp;
 pub mod netns;
 
 use std::io::{BufRead, BufReader};

@@ -127,10 +127,32 @@ pub fn report_model(r: &Report) -> Value {
         "columns": columns(r),
         "spectra": spectra(r),
         "ceiling": ceiling(r),
-        // Fault windows, shaded on every time chart.
-        "windows": r.faults.iter().map(|w| json!({"from_s": w.from_s, "to_s": w.to_s, "name": "fault"})).collect::<Vec<_>>(),
-        "events": [],
+        // Fault windows and paused spans, shaded on every time chart.
+        "windows": r.faults.iter().map(|w| json!({"from_s": w.from_s, "to_s": w.to_s, "name": "fault"})).chain(pause_windows(r).as_array().cloned().unwrap_or_default()).collect::<Vec<_>>(),
+        "events": r.events.iter().map(|e| json!({"t_s": e.t_s, "kind": e.kind, "label": e.label})).collect::<Vec<_>>(),
     })
+}
+
+/// Spans the producers were paused by run control (a pause to the next
+/// resume, or to the end of the sends), shaded on the charts.
+fn pause_windows(r: &Report) -> Value {
+    let end = r.phases.warmup_s + r.phases.duration_s;
+    let mut out = Vec::new();
+    let mut from: Option<f64> = None;
+    for e in &r.events {
+        match (e.kind.as_str(), from) {
+            ("pause", None) => from = Some(e.t_s),
+            ("resume" | "stop", Some(f)) => {
+                out.push(json!({"from_s": f, "to_s": e.t_s, "label": "paused"}));
+                from = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(f) = from {
+        out.push(json!({"from_s": f, "to_s": end.max(f), "label": "paused"}));
+    }
+    Value::Array(out)
 }
 
 /// report.html's interactive charts: a container, the model and the
@@ -153,6 +175,29 @@ mod tests {
     use super::*;
     use crate::report::html::{render_with, Charts};
     use crate::testutil::sample_report;
+
+    #[test]
+    fn run_control_events_are_markers_and_pauses_are_shaded() {
+        let mut r = sample_report();
+        let ev = |t_s: f64, kind: &str| common::report::RunEvent {
+            t_s,
+            kind: kind.into(),
+            value: None,
+            group: None,
+            who: "dashboard".into(),
+            label: kind.into(),
+        };
+        r.events = vec![ev(2.0, "pause"), ev(4.0, "resume"), ev(5.0, "rate"), ev(6.0, "pause")];
+        (r.phases.warmup_s, r.phases.duration_s) = (1.0, 9.0);
+        let model = report_model(&r);
+        assert_eq!(model["events"].as_array().map(Vec::len), Some(4));
+        assert_eq!(model["events"][2]["t_s"], 5.0);
+        let end = 10.0;
+        assert_eq!(
+            model["windows"],
+            json!([{"from_s": 2.0, "to_s": 4.0, "label": "paused"}, {"from_s": 6.0, "to_s": end, "label": "paused"}])
+        );
+    }
 
     #[test]
     fn the_interactive_page_carries_its_data_and_code_and_fetches_nothing() {

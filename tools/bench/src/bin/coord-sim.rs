@@ -193,6 +193,10 @@ async fn run_session(
             CMsg::Clock(_) => continue,
             // Simulated producers stop with the interval reporter at Stop.
             CMsg::StopProducers(_) => continue,
+            CMsg::Control(c) => AMsg::ControlAck(proto::ControlAck {
+                id: c.id,
+                refused: "a simulated agent takes no run control".into(),
+            }),
             CMsg::Start(s) => {
                 start_ns = s.start_at_ns;
                 if let Some(sh) = shard.clone() {
