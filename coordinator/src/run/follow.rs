@@ -1,7 +1,8 @@
 //! A started run, followed until its drain is done ([`Running::follow`]):
 //! the interval loop. It takes every agent's messages (interval reports
 //! merged, errors shown, final reports kept), loses agents that fall
-//! silent past their lease or fail, and ends when every subscription has
+//! silent past their lease or fail, records those that leave (told to go:
+//! SIGTERM, their final report sent first), and ends when every subscription has
 //! every acknowledged message, when the drain times out, when the run
 //! cannot go on, or when it is cancelled (SIGINT at the command line).
 //!
@@ -155,6 +156,9 @@ impl<'a> Running<'a> {
                     Inbound::Msg(AgentMessage { msg: Some(AMsg::Final(f)) }) => {
                         self.agents.outcomes[i].final_report = Some(f);
                         None
+                    }
+                    Inbound::Msg(AgentMessage { msg: Some(AMsg::Leaving(l)) }) => {
+                        self.agents.leave(i, &l.reason, l.at_ns, self.times.start_ns, policy, self.out)
                     }
                     _ => None,
                 }
