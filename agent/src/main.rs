@@ -1,7 +1,13 @@
 //! The agent binary: parses flags, reads the token and TLS files, binds the
-//! listeners and serves until Ctrl-C. Everything else is the library's
+//! listeners and serves until told to go. Everything else is the library's
 //! (`agent::serve_with_health`); failures become an exit code here: 2 for
 //! what the operator can fix (flags, files, addresses), 3 for the rest.
+//!
+//! Told to go (SIGTERM or SIGINT: a pod evicted, a rolling update): the
+//! agent leaves its session cleanly (`AgentOptions::leave`: producers stop,
+//! consumers drain for `--leave-drain`, the final report and `Leaving` go
+//! out) and exits 0. A second signal, or `--leave-grace` running out, makes
+//! it exit at once with code 3.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,6 +18,7 @@ use agent::safety::{Token, TokenError};
 use agent::tls::ServerTls;
 use clap::Parser;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 /// The broker clients allocate several times per message (maps, strings,
@@ -76,6 +83,20 @@ struct Cli {
     /// probes, which cannot speak TLS to --listen when --tls-cert is set.
     #[arg(long, value_name = "ADDR")]
     health_listen: Option<SocketAddr>,
+    /// Told to go (SIGTERM, SIGINT), the agent stops its producers and lets
+    /// its consumers receive for this long before it sends its final report
+    /// and leaves the run.
+    #[arg(long, value_name = "DURATION", env = "LOADGEN_LEAVE_DRAIN", default_value = "5s", value_parser = parse_duration)]
+    leave_drain: Duration,
+    /// Told to go, the agent exits at once (code 3) if it has not left
+    /// within this long, or at a second signal. Keep it under the pod's
+    /// terminationGracePeriodSeconds (Kubernetes' default: 30 s).
+    #[arg(long, value_name = "DURATION", env = "LOADGEN_LEAVE_GRACE", default_value = "25s", value_parser = parse_duration)]
+    leave_grace: Duration,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    common::units::parse_duration(s).map_err(|e| e.to_string())
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -151,8 +172,9 @@ fn security(cli: &Cli) -> Result<(Option<Token>, Option<ServerTls>), Exit> {
     Ok((token, tls))
 }
 
-/// Binds the listeners and serves until Ctrl-C.
+/// Binds the listeners and serves until the agent has left (told to go).
 async fn serve(cli: Cli, token: Option<Token>, tls: Option<ServerTls>) -> Result<(), Exit> {
+    let signals = Signals::listen()?;
     let listener = TcpListener::bind(cli.listen)
         .await
         .map_err(|e| Exit::usage(format!("cannot listen on {}: {e}", cli.listen)))?;
@@ -180,18 +202,61 @@ async fn serve(cli: Cli, token: Option<Token>, tls: Option<ServerTls>) -> Result
     opts.max_rate = cli.max_rate;
     opts.lease = cli.lease;
     opts.tls = tls;
+    opts.leave_drain = cli.leave_drain;
+    if cli.leave_drain >= cli.leave_grace {
+        tracing::warn!(
+            drain = ?cli.leave_drain,
+            grace = ?cli.leave_grace,
+            "--leave-drain is not shorter than --leave-grace: a leaving agent will be cut off before its final report"
+        );
+    }
+    tokio::spawn(signals.follow(opts.leave.clone(), cli.leave_grace));
     let shutdown = CancellationToken::new();
-    let s2 = shutdown.clone();
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        s2.cancel();
-    });
     if let Some(maddr) = cli.metrics {
         serve_metrics(maddr, &opts, shutdown.clone()).await?;
     }
     agent::serve_with_health(listener, health, opts, shutdown)
         .await
         .map_err(|e| Exit::failed(format!("server failed: {e}")))
+}
+
+/// SIGTERM and SIGINT, listened for from before the agent says where it
+/// listens (a signal right after that line must not kill it outright).
+struct Signals {
+    term: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    fn listen() -> Result<Signals, Exit> {
+        let listen = |kind| signal(kind).map_err(|e| Exit::failed(format!("cannot listen for signals: {e}")));
+        Ok(Signals { term: listen(SignalKind::terminate())?, int: listen(SignalKind::interrupt())? })
+    }
+
+    /// The next SIGTERM or SIGINT, by name.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+
+    /// The first signal tells the agent to go (`leave`); the second, or
+    /// `grace` after the first, exits at once.
+    async fn follow(mut self, leave: CancellationToken, grace: Duration) {
+        let first = self.next().await;
+        tracing::info!(
+            signal = first,
+            "told to go: leaving the run (producers stop, consumers drain, final report); a second signal exits at once"
+        );
+        leave.cancel();
+        let why = tokio::select! {
+            s = self.next() => format!("a second {s}"),
+            _ = tokio::time::sleep(grace) => format!("not left within the leave grace ({grace:?})"),
+        };
+        eprintln!("agent: {why}: exiting now");
+        std::process::exit(3);
+    }
 }
 
 /// The health service's own listener (`--health-listen`).

@@ -6,6 +6,10 @@
 //! against the broker allowlist and the rate cap before any connection.
 //! With TLS (`tls::ServerTls`) the port speaks only TLS, and with mutual
 //! TLS only to a client whose certificate the client CA signed.
+//! Told to go (`AgentOptions::leave`, SIGTERM in the binary), the agent
+//! reports not serving, each session stops its producers, drains its
+//! consumers for `leave_drain`, sends its final report and `Leaving`, and
+//! the server stops once no session is left.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -44,6 +48,11 @@ use crate::tls::ServerTls;
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
 /// Shortest lease: below it, a scheduling hiccup would end a healthy run.
 pub const MIN_LEASE: Duration = Duration::from_millis(500);
+/// How long a leaving agent's consumers keep receiving (`agent --leave-drain`).
+pub const DEFAULT_LEAVE_DRAIN: Duration = Duration::from_secs(5);
+/// How long a leaving agent takes at most before it exits at once
+/// (`agent --leave-grace`): under Kubernetes' default 30 s grace period.
+pub const DEFAULT_LEAVE_GRACE: Duration = Duration::from_secs(25);
 
 #[derive(Clone)]
 pub struct AgentOptions {
@@ -64,6 +73,11 @@ pub struct AgentOptions {
     pub metrics: AgentMetrics,
     /// Serve TLS (and with `mutual`, require a client certificate); None: plaintext.
     pub tls: Option<ServerTls>,
+    /// Cancelled when the agent is told to go (SIGTERM): it leaves every
+    /// session cleanly, takes no new one, and the server stops.
+    pub leave: CancellationToken,
+    /// How long a leaving session's consumers keep receiving.
+    pub leave_drain: Duration,
 }
 
 impl AgentOptions {
@@ -78,6 +92,8 @@ impl AgentOptions {
             lease: DEFAULT_LEASE,
             metrics: AgentMetrics::new(),
             tls: None,
+            leave: CancellationToken::new(),
+            leave_drain: DEFAULT_LEAVE_DRAIN,
         }
     }
 }
@@ -144,7 +160,9 @@ pub async fn serve_with_health(
     });
     let tls = opts.tls.clone();
     let auth = safety::check_token(opts.agent_id.clone(), opts.token.clone());
-    let agent = InterceptedService::new(AgentService::new(opts).into_server(), auth);
+    let service = AgentService::new(opts);
+    tokio::spawn(stop_when_left(service.opts.leave.clone(), service.busy.clone(), reporter, stop.clone()));
+    let agent = InterceptedService::new(service.into_server(), auth);
     let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
@@ -167,6 +185,29 @@ pub async fn serve_with_health(
     served
 }
 
+/// Once `leave` is cancelled: health says not serving (readiness fails,
+/// no new coordinator picks this agent), and when no session is left
+/// (`busy` is free; the permit is kept, so none starts) the server stops.
+async fn stop_when_left(
+    leave: CancellationToken,
+    busy: Arc<Semaphore>,
+    reporter: tonic_health::server::HealthReporter,
+    stop: CancellationToken,
+) {
+    tokio::select! {
+        _ = leave.cancelled() => {}
+        _ = stop.cancelled() => return,
+    }
+    reporter.set_not_serving::<AgentServer<AgentService>>().await;
+    reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+    let _permit = tokio::select! {
+        p = busy.acquire_owned() => p,
+        _ = stop.cancelled() => return,
+    };
+    info!("left: no session open; stopping the server");
+    stop.cancel();
+}
+
 type SessionStream = Pin<Box<dyn Stream<Item = Result<AgentMessage, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -178,6 +219,10 @@ impl Agent for AgentService {
         request: Request<Streaming<CoordinatorMessage>>,
     ) -> Result<Response<SessionStream>, Status> {
         let peer = request.remote_addr().map(|a| a.to_string()).unwrap_or_else(|| "?".into());
+        if self.opts.leave.is_cancelled() {
+            warn!(%peer, "refused a session: leaving");
+            return Err(Status::unavailable(format!("agent {} is leaving (told to go)", self.opts.agent_id)));
+        }
         let permit = self.busy.clone().try_acquire_owned().map_err(|_| {
             warn!(%peer, "refused a session: a run is in progress");
             Status::resource_exhausted(format!("agent {} is busy with another coordinator's run", self.opts.agent_id))
@@ -214,7 +259,18 @@ async fn run_session(opts: AgentOptions, inbound: Streaming<CoordinatorMessage>,
     let lease = opts.lease;
     let mut s = Session { opts, tx, peer, lease, said_hello: false, run: None, finishing: None, time: None };
     let mut inbound = inbound;
-    while let Some(msg) = s.next(&mut inbound).await {
+    let leave = s.opts.leave.clone();
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = leave.cancelled() => None,
+            m = s.next(&mut inbound) => Some(m),
+        };
+        let Some(next) = next else {
+            s.leave().await;
+            break;
+        };
+        let Some(msg) = next else { break };
         let go_on = match msg {
             CMsg::Hello(h) => s.hello(&h).await,
             CMsg::Ping(p) => {
@@ -379,6 +435,29 @@ impl Session<'_> {
             }
         }
         true
+    }
+
+    /// The agent was told to go: the run prepared here stops its producers,
+    /// drains its consumers (`leave_drain`) and sends its final report (or
+    /// the final report a Stop began goes out), then `Leaving` tells the
+    /// coordinator the session ends.
+    async fn leave(&mut self) {
+        let peer = self.peer;
+        let drain = self.opts.leave_drain;
+        let at_ns = self.time.as_ref().map(TimeBase::now_ns).unwrap_or(0);
+        info!(%peer, drain = ?drain, "told to go: producers stop, consumers drain, then the final report");
+        if let Some(r) = self.run.take() {
+            r.leave(drain).await;
+        } else if let Some(mut f) = self.finishing.take() {
+            if tokio::time::timeout(drain + STOP_GRACE, &mut f).await.is_err() {
+                warn!(%peer, "the final report could not be delivered before leaving");
+                f.abort();
+            }
+        }
+        let reason = "the agent was told to go (SIGTERM)".to_string();
+        if !self.say(AMsg::Leaving(proto::Leaving { reason, at_ns })).await {
+            warn!(%peer, "the coordinator did not take the leaving message");
+        }
     }
 
     /// Session over: stop all load (and wait for it to stop), let a pending

@@ -132,6 +132,11 @@ pub struct Coverage {
     pub subscriptions_judged: u32,
     /// "topic/subscription" of each subscription left out of the loss accounting.
     pub not_judged: Vec<String>,
+    /// Agents that left mid-run (told to go: SIGTERM) after their final
+    /// report: what they reported is judged; what they would have done
+    /// after they left is missing.
+    #[serde(default)]
+    pub agents_left: u32,
 }
 
 /// Result of a ceiling search: the rate steps tried and the highest one
@@ -181,7 +186,8 @@ pub struct PhasesInfo {
 pub struct AgentReport {
     pub id: String,
     pub address: String,
-    /// "ok", "lost" or "error".
+    /// "ok", "lost", "error" or "left" (told to go mid-run: SIGTERM; its
+    /// final report came in).
     pub status: String,
     pub hostname: String,
     pub instance: String,

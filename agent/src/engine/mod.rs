@@ -73,8 +73,8 @@ pub struct PreparedRun {
     cancel: CancellationToken,
     /// Ends the consumers (normal stop after the drain).
     stop_consumers: CancellationToken,
-    /// Ends the producers only (an interrupted run: consumers drain on).
-    stop_producers: CancellationToken,
+    /// Ends the producers' sending; they still await what is in flight (leave).
+    stop_sending: CancellationToken,
     producers: Vec<JoinHandle<ProducerFinal>>,
     consumers: Vec<JoinHandle<ConsumerFinal>>,
     aggregator: JoinHandle<GroupTally>,
@@ -98,11 +98,14 @@ struct Wiring {
     start: watch::Receiver<Option<i64>>,
     ticks: watch::Receiver<u64>,
     reports: mpsc::UnboundedSender<TaskReport>,
+    /// Stops producers (and everything else): abort.
+    cancel: CancellationToken,
     /// Stops consumers: the normal end, after the drain.
     stop_consumers: CancellationToken,
-    /// Stops producers: an interrupted run, or an abort (a child of the
-    /// run's cancel token, which also stops consumers).
-    stop_producers: CancellationToken,
+    /// Stops the producers' sending, not their wait for the acks in flight
+    /// (the agent leaves: [`PreparedRun::leave`]; an interrupted run:
+    /// [`PreparedRun::stop_producers`]).
+    stop_sending: CancellationToken,
     /// The agent's self-imposed cap (`agent --max-rate`), enforced at run
     /// time for every producer of this agent together: a closed-loop
     /// producer, or an open-loop one catching up on its schedule, never
@@ -145,13 +148,14 @@ pub async fn prepare<D: Driver>(
         ticks: tick_rx,
         reports: rep_tx,
         stop_consumers: cancel.child_token(),
-        stop_producers: cancel.child_token(),
+        stop_sending: cancel.child_token(),
+        cancel: cancel.clone(),
         cap: rate_cap.and_then(rate_limiter),
         pace: pace_rx,
     };
     let spawned = spawn_tasks(&*driver, &shard, &wiring).await;
     let stop_consumers = wiring.stop_consumers.clone();
-    let stop_producers = wiring.stop_producers.clone();
+    let stop_sending = wiring.stop_sending.clone();
     // The aggregator sees the end of the reports when the last task ends.
     drop(wiring);
     let (consumers, producers) = match spawned {
@@ -177,7 +181,7 @@ pub async fn prepare<D: Driver>(
         start_tx,
         cancel,
         stop_consumers,
-        stop_producers,
+        stop_sending,
         producers,
         consumers,
         aggregator: tokio::spawn(aggregator.run()),
@@ -252,7 +256,7 @@ async fn spawn_producers<D: Driver>(
         let pace = w.pace.get(inst.group).cloned().unwrap_or_else(|| watch::channel(Arc::new(Vec::new())).1);
         let task = ProducerTask::new(inst.clone(), group.clone(), seed, w.time.clone(), rep, w.cap.clone(), pace)
             .map_err(|e| DriverError::Producer { topic: group.topic.clone(), reason: e.to_string() })?;
-        let run = task.run(client, w.start.clone(), w.stop_producers.clone(), sc.phases.clone());
+        let run = task.run(client, w.start.clone(), (w.cancel.clone(), w.stop_sending.clone()), sc.phases.clone());
         producers.push(tokio::spawn(run));
     }
     Ok(producers)
@@ -342,7 +346,7 @@ impl PreparedRun {
     /// The producers stop sending (an interrupted run); consumers go on
     /// until [`PreparedRun::finish`].
     pub fn stop_producers(&self) {
-        self.stop_producers.cancel();
+        self.stop_sending.cancel();
     }
 
     pub fn cancel_token(&self) -> CancellationToken {
@@ -377,6 +381,39 @@ impl PreparedRun {
         }
         // Producers end by themselves (schedule done, acks drained or timed out).
         let producers = join_each(std::mem::take(&mut self.producers), "a producer task", &mut self.notes).await;
+        self.report(producers).await;
+    }
+
+    /// The agent was told to go: producers stop sending now and await their
+    /// sends in flight, consumers keep receiving until `drain` has passed
+    /// (an agent without consumers does not wait), then the final report
+    /// goes out as after a Stop. Whatever has not ended by then is aborted.
+    pub async fn leave(mut self, drain: Duration) {
+        let deadline = tokio::time::Instant::now() + drain;
+        self.stop_sending.cancel();
+        if self.start_tx.borrow().is_none() {
+            self.cancel.cancel();
+        }
+        let producers = {
+            let joining = join_each(std::mem::take(&mut self.producers), "a producer task", &mut self.notes);
+            tokio::pin!(joining);
+            tokio::select! {
+                finals = &mut joining => finals,
+                _ = tokio::time::sleep_until(deadline) => {
+                    self.cancel.cancel();
+                    joining.await
+                }
+            }
+        };
+        if !self.consumers.is_empty() && !self.cancel.is_cancelled() {
+            tokio::time::sleep_until(deadline).await;
+        }
+        self.report(producers).await;
+    }
+
+    /// The end of a run: consumers stop, then the final report (with the
+    /// producers' `producers` finals) goes out and the driver is cleaned up.
+    async fn report(mut self, producers: Vec<ProducerFinal>) {
         self.stop_consumers.cancel();
         let consumers = join_each(std::mem::take(&mut self.consumers), "a consumer task", &mut self.notes).await;
         let total = match (&mut self.aggregator).await {

@@ -99,6 +99,9 @@ enum Ended {
     PastEnd,
     /// Cancelled (abort).
     Aborted,
+    /// Told to stop sending (the agent leaves): the sends in flight are
+    /// still awaited; the rest of the schedule is not a shortfall.
+    Stopped,
     /// The client closed the producer.
     Closed,
 }
@@ -149,13 +152,14 @@ impl ProducerTask {
         })
     }
 
-    /// Waits for Start, sends until the end of the sends, waits for the
-    /// acks still in flight, and closes the client.
+    /// Waits for Start, sends until the end of the sends (or until
+    /// `stop_sending`, a child of `cancel`), waits for the acks still in
+    /// flight, and closes the client. `cancel` ends it at once.
     pub async fn run<P: ProducerClient>(
         mut self,
         mut client: P,
         start_rx: watch::Receiver<Option<i64>>,
-        cancel: CancellationToken,
+        (cancel, stop_sending): (CancellationToken, CancellationToken),
         phases: Phases,
     ) -> ProducerFinal {
         let Some(start) = wait_start(start_rx, &cancel).await else {
@@ -167,7 +171,10 @@ impl ProducerTask {
         let schedule = Schedule::for_producer(&self.group, self.inst.rate_milli, self.seed);
         let mut upcoming = Upcoming::new(schedule, &self.span);
         let mut window = InFlight::new(self.group.max_in_flight, self.group.send_timeout);
-        let ended = self.send_all(&mut client, &mut upcoming, &mut window, &cancel).await;
+        let ended = match self.send_all(&mut client, &mut upcoming, &mut window, &stop_sending).await {
+            Ended::Aborted if !cancel.is_cancelled() => Ended::Stopped,
+            ended => ended,
+        };
         if ended == Ended::PastEnd {
             self.stats.measure.unsent += upcoming.left();
         }

@@ -295,3 +295,45 @@ async fn run_control_refuses_what_it_cannot_apply_and_changes_nothing() {
     let (_, refused) = run_controlled(STEADY, &[(300, 3.0, false)], Some(150.0)).await;
     assert!(refused.len() == 1 && refused[0].contains("above this agent's --max-rate 150"), "{refused:?}");
 }
+
+/// The count of a proto range set (sorted, disjoint, half-open ranges).
+fn set_len(s: &Option<proto::RangeSet>) -> u64 {
+    s.as_ref().map(|s| s.starts.iter().zip(&s.ends).map(|(a, b)| b - a).sum()).unwrap_or(0)
+}
+
+#[tokio::test(start_paused = true)]
+async fn leaving_stops_the_sends_awaits_those_in_flight_drains_and_reports_them() {
+    // STEADY measured for 10 s, on a broker that acks and delivers 50 ms
+    // after each send: when the agent leaves 1 s in, five sends are in flight.
+    let yaml = STEADY.replace("duration: 1s", "duration: 10s");
+    let sc = common::scenario::load_str(&yaml, "s.yaml", &[]).expect("scenario");
+    let slots = [common::plan::AgentSlot { name: "a".into(), instance: "i".into() }];
+    let shard = common::plan::plan(&sc, "leave-test", &slots).expect("plan").shards.remove(0);
+    let cfg = MemoryConfig { latency: Duration::from_millis(50), ..Default::default() };
+    let driver = MemoryDriver::new(MemoryBroker::new(), "leave", cfg);
+    let (tx, mut rx) = mpsc::channel(1024);
+    let time = TimeBase::new(0);
+    let run = prepare(Arc::new(driver), shard, time.clone(), tx, Box::new(|| {}), AgentMetrics::new(), None)
+        .await
+        .expect("prepare");
+    run.start(time.now_ns() + 20_000_000);
+    tokio::time::sleep(Duration::from_millis(1_015)).await;
+    let t0 = tokio::time::Instant::now();
+    run.leave(Duration::from_millis(500)).await;
+    // The consumer drains for the whole bound, not longer.
+    assert_eq!(t0.elapsed(), Duration::from_millis(500));
+    let mut last = None;
+    while let Some(Ok(AgentMessage { msg: Some(m) })) = rx.recv().await {
+        last = Some(m);
+    }
+    let Some(Msg::Final(f)) = last else { panic!("the final report is the last message: {last:?}") };
+    let p = &f.producers[0];
+    let acked = set_len(&p.acked);
+    assert_eq!(p.sent, 100, "1 s at 100 msg/s, then no more sends");
+    assert_eq!(acked, p.sent, "the sends in flight when it left were awaited");
+    let received: u64 = f.subscriptions[0].producers.iter().map(|r| set_len(&r.received)).sum();
+    assert_eq!(received, acked, "the consumer drained every acknowledged message");
+    let g = f.groups.iter().find(|g| g.role == proto::Role::Producer as i32).expect("producer group");
+    let g = GroupPhases::from_proto(g).expect("decode");
+    assert_eq!(g.measure.unsent, 0, "a schedule cut short by leaving is not a shortfall");
+}

@@ -25,10 +25,12 @@ pub struct AgentOutcome {
     pub producers: u32,
     pub consumers: u32,
     pub target_rate_milli: u64,
-    /// "ok", "lost" or "error".
+    /// "ok", "lost", "error" or "left" (told to go: SIGTERM).
     pub status: String,
     pub error: Option<String>,
     pub final_report: Option<FinalReport>,
+    /// When a leaving agent was told to go (coordinator clock, ns).
+    pub left_at_ns: Option<i64>,
     /// The agent's shard: which producers and consumers ran there.
     pub shard_producers: Vec<ProducerInstance>,
     pub shard_consumers: Vec<ConsumerInstance>,
@@ -136,21 +138,42 @@ impl<'a> Ctx<'a> {
 }
 
 /// Agents lost before their final report: their producers' acknowledged
-/// sets and their consumers' received sets never arrived.
+/// sets and their consumers' received sets never arrived. And agents that
+/// left mid-run (told to go) after their final report: judged on it.
 pub(super) struct Lost<'a> {
     pub agents: Vec<&'a AgentOutcome>,
     /// Producer ids on lost agents.
     pub producers: HashSet<u64>,
-    /// Consumer groups with a consumer on a lost agent: not judged for loss.
+    /// Consumer groups with a consumer on a lost agent, or whose every
+    /// consumer left: not judged for loss.
     pub not_judged: BTreeSet<usize>,
+    /// Agents that left after their final report.
+    pub left: Vec<&'a AgentOutcome>,
+    /// Consumer groups whose every consumer left (what was acknowledged
+    /// after they left could not be received).
+    pub deserted: BTreeSet<usize>,
 }
 
 impl<'a> Lost<'a> {
     pub fn of(agents: &'a [AgentOutcome]) -> Lost<'a> {
         let lost: Vec<&AgentOutcome> = agents.iter().filter(|a| a.final_report.is_none()).collect();
         let producers = lost.iter().flat_map(|a| a.shard_producers.iter().map(|p| u64::from(p.id))).collect();
-        let not_judged = lost.iter().flat_map(|a| a.shard_consumers.iter().map(|c| c.group)).collect();
-        Lost { agents: lost, producers, not_judged }
+        let mut not_judged: BTreeSet<usize> =
+            lost.iter().flat_map(|a| a.shard_consumers.iter().map(|c| c.group)).collect();
+        let left: Vec<&AgentOutcome> =
+            agents.iter().filter(|a| a.final_report.is_some() && a.left_at_ns.is_some()).collect();
+        let stayed: BTreeSet<usize> = agents
+            .iter()
+            .filter(|a| a.final_report.is_some() && a.left_at_ns.is_none())
+            .flat_map(|a| a.shard_consumers.iter().map(|c| c.group))
+            .collect();
+        let deserted: BTreeSet<usize> = left
+            .iter()
+            .flat_map(|a| a.shard_consumers.iter().map(|c| c.group))
+            .filter(|g| !stayed.contains(g) && !not_judged.contains(g))
+            .collect();
+        not_judged.extend(deserted.iter().copied());
+        Lost { agents: lost, producers, not_judged, left, deserted }
     }
 }
 

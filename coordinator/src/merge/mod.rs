@@ -50,7 +50,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
     let (subscriptions, excluded_received) = delivery.subscriptions(&cx, &lost, &input.stalled, &backlogs, &mut totals);
     let (groups, histograms) = groups::reports(&cx, &pgroups, &cgroups, &lost);
     let agents = agents::rows(input.agents, cx.dur_s, input.start_ns);
-    let coverage = coverage::coverage(sc, input.agents, &lost, excluded_received, &mut notes);
+    let coverage = coverage::coverage(sc, input.agents, &lost, (excluded_received, input.start_ns), &mut notes);
     let intervals = series::interval_rows(sc, input.intervals, input.start_ns, &backlogs);
     let slo = judge(sc, &groups, &totals, &subscriptions);
     let faults = faults::windows(sc, &intervals);

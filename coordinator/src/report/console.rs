@@ -502,7 +502,7 @@ fn agent_lines(v: &View, color: bool, lines: &mut Vec<String>) {
         let status = format!("{:<8}", a.status);
         let status = match a.status.as_str() {
             "ok" => paint(color, GREEN, &status),
-            "late" | "ready?" => paint(color, YELLOW, &status),
+            "late" | "ready?" | "left" => paint(color, YELLOW, &status),
             _ => paint(color, RED, &status),
         };
         lines.push(format!(

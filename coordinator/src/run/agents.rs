@@ -1,8 +1,8 @@
 //! The agents of a started run as the run loop sees them: their sessions,
 //! which are still alive, what each has reported ([`AgentOutcome`]), and
 //! when each was last heard. Losing an agent (silent past its lease, a
-//! fatal error, a closed session) and noting a silence that ended in time
-//! happen here.
+//! fatal error, a closed session), an agent leaving (told to go: SIGTERM)
+//! and noting a silence that ended in time happen here.
 //!
 //! May import `merge` (the outcome it fills), `report::console` and `session`.
 
@@ -83,6 +83,43 @@ impl Agents {
         }
     }
 
+    /// Agent `i` said it is leaving (told to go: SIGTERM), its final report
+    /// sent just before, at `at_ns` (coordinator clock; 0: now); the run
+    /// started at `start_ns`. It is recorded `left`, not waited for again,
+    /// and not told to stop (it has). Returns why the run cannot go on —
+    /// `on_agent_loss: abort`, or no agent left — or None.
+    pub fn leave(
+        &mut self,
+        i: usize,
+        reason: &str,
+        at_ns: i64,
+        start_ns: i64,
+        policy: OnAgentLoss,
+        out: &Console,
+    ) -> Option<String> {
+        let at_ns = if at_ns > 0 { at_ns } else { common::clock::now_ns() };
+        let into_s = (at_ns - start_ns) as f64 / 1e9;
+        let address = &self.sessions[i].address;
+        warn!(agent = %address, reason, at_s = into_s, policy = policy.as_str(), "agent left");
+        self.alive[i] = false;
+        let o = &mut self.outcomes[i];
+        o.status = "left".into();
+        o.left_at_ns = Some(at_ns);
+        let how = if o.final_report.is_some() { "its final report in" } else { "without a final report" };
+        let why = format!("left at {into_s:.1}s into the run, {how}: {reason}");
+        o.error = Some(why.clone());
+        out.agent_status(i, "left");
+        let left = self.alive_count();
+        match policy {
+            OnAgentLoss::Continue if left > 0 => {
+                out.line(&format!("agent {address} {why}; continuing with {left} agent(s) (on_agent_loss: continue)"));
+                None
+            }
+            OnAgentLoss::Continue => Some(format!("agent {address} {why}; no agent left")),
+            OnAgentLoss::Abort => Some(format!("agent {address} {why} (on_agent_loss: abort)")),
+        }
+    }
+
     /// An agent silent for longer than its lease is frozen or cut off (its
     /// TCP connection may not tell); it has stopped its load by now. Loses
     /// every such agent; returns why the run cannot go on, if so.
@@ -160,6 +197,7 @@ fn outcome(s: &AgentSession, shard: &Shard) -> AgentOutcome {
         status: "ok".into(),
         error: None,
         final_report: None,
+        left_at_ns: None,
         shard_producers: shard.producers.clone(),
         shard_consumers: shard.consumers.clone(),
         interval_totals: Default::default(),

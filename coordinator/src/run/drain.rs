@@ -60,6 +60,11 @@ impl Running<'_> {
                 Ok(Some((i, Inbound::Msg(AgentMessage { msg: Some(AMsg::Final(f)) })))) if self.agents.alive[i] => {
                     self.agents.outcomes[i].final_report = Some(f)
                 }
+                Ok(Some((i, Inbound::Msg(AgentMessage { msg: Some(AMsg::Leaving(l)) })))) if self.agents.alive[i] => {
+                    // Told to go while stopping: recorded `left`, the run ends anyway.
+                    let policy = OnAgentLoss::Continue;
+                    let _ = self.agents.leave(i, &l.reason, l.at_ns, self.times.start_ns, policy, self.out);
+                }
                 Ok(Some((i, Inbound::Interval(report)))) if self.agents.alive[i] => {
                     let (r, read) = *report;
                     self.take_interval(i, &r, read);

@@ -1,11 +1,12 @@
 //! A started run, followed until its drain is done ([`Running::follow`]):
 //! the interval loop. It takes every agent's messages (interval reports
 //! merged, errors shown, final reports kept), loses agents that fall
-//! silent past their lease or fail, and ends when every subscription has
-//! every acknowledged message, when the drain times out, or when the run
-//! cannot go on. Interrupted (SIGTERM, SIGINT: [`Shutdown`]'s first
-//! level), it stops the agents' producers and drains for at most
-//! `--interrupt-drain`; a second signal ends that drain at once.
+//! silent past their lease or fail, records those that leave (told to go:
+//! SIGTERM, their final report sent first), and ends when every
+//! subscription has every acknowledged message, when the drain times out,
+//! or when the run cannot go on. Interrupted (SIGTERM, SIGINT:
+//! [`Shutdown`]'s first level), it stops the agents' producers and drains
+//! for at most `--interrupt-drain`; a second signal ends that drain at once.
 //!
 //! Run control's requests (the dashboard) are taken here too: see
 //! [`super::control`]; an early stop moves the end of the sends.
@@ -276,6 +277,9 @@ impl<'a> Running<'a> {
                     Inbound::Msg(AgentMessage { msg: Some(AMsg::ControlAck(a)) }) => {
                         self.controls.ack(i, &a, &self.agents);
                         None
+                    }
+                    Inbound::Msg(AgentMessage { msg: Some(AMsg::Leaving(l)) }) => {
+                        self.agents.leave(i, &l.reason, l.at_ns, self.times.start_ns, policy, self.out)
                     }
                     _ => None,
                 }

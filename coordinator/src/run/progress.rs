@@ -79,7 +79,8 @@ impl<'a> Progress<'a> {
 
     /// The drain is complete when every producer is done and every
     /// subscription has every acknowledged message (subscriptions with a
-    /// consumer on a lost agent cannot tell, and are not waited for).
+    /// consumer on a lost agent cannot tell, and are not waited for; nor
+    /// are those whose every consumer left).
     pub fn complete(&self, alive: &[bool], outcomes: &[AgentOutcome]) -> bool {
         let lost_groups: Vec<usize> = if alive.iter().all(|a| *a) {
             Vec::new()
@@ -87,6 +88,7 @@ impl<'a> Progress<'a> {
             (0..alive.len())
                 .filter(|i| !alive[*i])
                 .flat_map(|i| outcomes[i].shard_consumers.iter().map(|c| c.group))
+                .filter(|g| !carried_on(*g, alive, outcomes))
                 .collect()
         };
         self.producers_active.iter().zip(alive).all(|(p, a)| *p == 0 || !*a)
@@ -118,4 +120,14 @@ impl<'a> Progress<'a> {
             .map(|(_, c)| (c.topic.clone(), c.subscription.clone()))
             .collect()
     }
+}
+
+/// Consumer group `g` lost no reported receipt: none of its consumers was
+/// on an agent lost before its final report, and one is still running (its
+/// consumers on agents that left reported what they received, and the
+/// broker hands the rest to the others).
+fn carried_on(g: usize, alive: &[bool], outcomes: &[AgentOutcome]) -> bool {
+    let hosts = |i: &usize| outcomes[*i].shard_consumers.iter().any(|c| c.group == g);
+    let reported = |i: usize| alive[i] || (outcomes[i].left_at_ns.is_some() && outcomes[i].final_report.is_some());
+    (0..alive.len()).filter(hosts).all(reported) && (0..alive.len()).filter(hosts).any(|i| alive[i])
 }

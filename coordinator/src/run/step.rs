@@ -266,6 +266,9 @@ impl<'a> RunStep<'a> {
                     failure = Some(format!("agent {} failed to prepare: {}", sessions[i].address, e.message));
                 }
                 Ok(Some((i, Inbound::Ended(why)))) => failure = Some(format!("agent {}: {why}", sessions[i].address)),
+                Ok(Some((i, Inbound::Msg(AgentMessage { msg: Some(AMsg::Leaving(l)) })))) => {
+                    failure = Some(format!("agent {} left during prepare: {}", sessions[i].address, l.reason));
+                }
                 Ok(Some(_)) => {}
             }
         }
