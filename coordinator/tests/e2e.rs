@@ -289,6 +289,26 @@ fn a_producer_catching_up_shows_lag_not_extra_rate() {
     remove_scenario_dir(&scenario);
 }
 
+/// A broker that delivers every 50th message twice: the summary flags the
+/// subscription's duplicates (and says they were not judged); with
+/// `slo.max_duplicates: 0` the run fails on them.
+#[test]
+fn duplicates_are_flagged_and_fail_max_duplicates_0() {
+    let text = "name: dups\nbroker: {kind: memory, duplicate_every: 50}\ntopics: [{name: t}]\n\
+                producers: [{name: p, topic: t, rate: 500}]\nconsumers: [{name: c, topic: t, subscription: s}]\n\
+                phases: {warmup: 0s, duration: 1s}\n";
+    let scenario = write_scenario("dups", text);
+    let r = run_scenario(&scenario, &["--local-agents", "1"]);
+    assert_eq!(r.code, 0, "not judged: {}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("DUPLICATES t/s: 10 deliveries"), "{}", r.stdout);
+    assert!(r.stdout.contains("not judged: set slo.max_duplicates"), "{}", r.stdout);
+    let r = run_scenario(&scenario, &["--local-agents", "1", "--set", "slo.max_duplicates=0"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(report_of(&r)["verdict"], "fail");
+    assert!(r.stdout.contains("FAILS slo.max_duplicates 0"), "{}", r.stdout);
+    remove_scenario_dir(&scenario);
+}
+
 /// A subscription whose deliveries stop mid-run is reported as stalled and
 /// lost, and the run still ends within its drain timeout (exit 1, not a hang).
 /// Deliveries stop at 0.5 s of 5 s: "stalled" means no progress in the last
