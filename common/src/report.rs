@@ -145,7 +145,9 @@ pub struct Coverage {
 pub struct Ceiling {
     /// Highest achieved rate (msg/s) whose step passed.
     pub rate_msgs_per_s: f64,
-    /// What limited it: "broker" or "client" (the generator itself).
+    /// What limited it: "broker" or "client" (the generator itself), or
+    /// "search_max" when every step up to `ceiling.max` passed (the rate is
+    /// a lower bound: nothing failed).
     pub bound_by: String,
     pub steps: Vec<CeilingStep>,
 }

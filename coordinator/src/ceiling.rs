@@ -39,6 +39,10 @@ pub const PASS: &str = "pass";
 pub const FAIL: &str = "fail";
 pub const CLIENT_BOUND: &str = "client-bound";
 
+/// `bound_by` of a search that passed every step up to `ceiling.max`: the
+/// result is a lower bound (nothing failed), not a limit of the broker.
+pub const SEARCH_MAX: &str = "search_max";
+
 /// The search's state: which target to try next, given what the steps said.
 #[derive(Debug, Clone)]
 pub struct Search {
@@ -84,10 +88,13 @@ impl Search {
         self.good.as_ref().map(|(_, a)| *a).unwrap_or(0.0)
     }
 
-    /// "client" when the step that bounds the result was client-bound.
+    /// "client" when the step that bounds the result was client-bound;
+    /// [`SEARCH_MAX`] when no step failed and the search stopped at its own
+    /// `max` (a lower bound, nothing found the limit); else "broker".
     pub fn bound_by(&self) -> &'static str {
-        match &self.bad {
-            Some((_, v)) if v == CLIENT_BOUND => "client",
+        match (&self.good, &self.bad) {
+            (_, Some((_, v))) if v == CLIENT_BOUND => "client",
+            (Some((g, _)), None) if *g >= self.max => SEARCH_MAX,
             _ => "broker",
         }
     }
@@ -473,7 +480,15 @@ fn step_line(n: usize, step: &CeilingStep, why: &str) -> String {
 /// The search's outcome in one line (the report's first note): the
 /// ceiling and what bound it, or that even the `start` rate failed.
 fn summary_line(search: &Search, ceiling: &Ceiling, start: f64, took_s: f64) -> String {
-    if search.found() {
+    if ceiling.bound_by == SEARCH_MAX {
+        format!(
+            "ceiling: at least {} msg/s: every step up to ceiling.max ({} msg/s) passed; raise ceiling.max \
+             ({} steps in {took_s:.0} s)",
+            fmt_count(ceiling.rate_msgs_per_s),
+            fmt_count(search.max),
+            ceiling.steps.len()
+        )
+    } else if search.found() {
         format!(
             "ceiling: {} msg/s, bound by the {} ({} steps in {took_s:.0} s){}",
             fmt_count(ceiling.rate_msgs_per_s),
@@ -701,5 +716,10 @@ mod tests {
         let (s, tried) = simulate(&spec(1000.0, 5000.0, 0.05), 1e9, f64::INFINITY);
         assert_eq!(tried, vec![1000.0, 2000.0, 4000.0, 5000.0]);
         assert_eq!(s.ceiling(), 5000.0);
+        // Every step passed up to max: a lower bound, not the broker's ceiling.
+        assert_eq!(s.bound_by(), SEARCH_MAX);
+        // A step failing at max: the broker's (bisecting below it).
+        let (s, _) = simulate(&spec(1000.0, 5000.0, 0.05), 4500.0, f64::INFINITY);
+        assert_eq!(s.bound_by(), "broker");
     }
 }

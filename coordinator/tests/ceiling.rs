@@ -127,6 +127,38 @@ fn ceiling_search_finds_the_memory_broker_capacity() {
     let _ = std::fs::remove_dir_all(res);
 }
 
+/// A broker far above `ceiling.max`: every step up to max passes and the
+/// search stops there. That is a lower bound, not the broker's ceiling:
+/// `bound_by: search_max`, and the console and the HTML say "at least".
+#[test]
+fn ceiling_search_that_reaches_its_max_is_a_lower_bound() {
+    let _serial = serial();
+    let sets = [
+        "broker.capacity_msgs_per_s=1000000",
+        "ceiling.start=300",
+        "ceiling.max=600",
+        "ceiling.step_duration=1s",
+        "phases.warmup=0s",
+        LOOSE_P99,
+        LOOSE_LAG,
+    ];
+    let res = temp_dir("ceiling-max");
+    let (r, rep) = search(&["run", "configs/ceiling-memory.yaml", "--results", utf8(&res)], &sets);
+    let c = &rep["ceiling"];
+    assert_eq!(c["bound_by"], "search_max", "{}", r.stdout);
+    let steps = c["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 2, "300 then 600 msg/s: {steps:?}");
+    assert!(steps.iter().all(|s| s["verdict"] == "pass"), "{steps:?}");
+    assert_eq!(rep["verdict"], "pass");
+    let said = "every step up to ceiling.max passed; raise ceiling.max";
+    assert!(r.stdout.contains("ceiling: at least ") && r.stdout.contains(said), "{}", r.stdout);
+    assert!(!r.stdout.contains("bound by the broker"), "{}", r.stdout);
+    let dir = r.stdout.lines().last().expect("results dir");
+    let html = std::fs::read_to_string(std::path::Path::new(dir).join("report.html")).expect("report.html");
+    assert!(html.contains(said) && !html.contains("bound by the <b>broker</b>"), "the HTML says it too");
+    let _ = std::fs::remove_dir_all(res);
+}
+
 /// Three agent processes, each with its own in-process memory broker and
 /// one of the three topics: the capacity is shared out by offered rate, so
 /// the search finds the broker's capacity, not three times it.

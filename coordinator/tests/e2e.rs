@@ -262,6 +262,53 @@ phases: {duration: 2s, drain_timeout: 3s}
     remove_scenario_dir(&scenario);
 }
 
+/// Producers held back through the warmup (the consumers start at its end
+/// and the broker holds publish acks past 200 undelivered messages, 50
+/// sends in flight), then free to catch up early in the measurement: the
+/// backlog due in the warmup goes out inside the measurement window, and
+/// it is lag, not rate. The achieved rate is the schedule's within 1 %.
+#[test]
+fn a_producer_catching_up_shows_lag_not_extra_rate() {
+    let scenario = write_scenario(
+        "catch-up",
+        "name: catch-up\nbroker: {kind: memory, max_backlog: 200}\ntopics: [{name: t}]\n\
+         producers: [{name: p, topic: t, rate: 2000, max_in_flight: 50}]\n\
+         consumers: [{name: c, topic: t, start_after: 1s}]\n\
+         phases: {warmup: 1s, duration: 3s, drain_timeout: 10s}\n",
+    );
+    let r = run_scenario(&scenario, &["--local-agents", "1"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let rep = report_of(&r);
+    assert_eq!(u(&rep["totals"]["acked"]), 8000, "the whole schedule went out");
+    let p = group(&rep, "p");
+    let rate = p["rate_msgs_per_s"].as_f64().expect("rate");
+    assert!((rate / 2000.0 - 1.0).abs() <= 0.01, "achieved {rate} msg/s for 2000: {p}");
+    let lag_ms = p["max_lag_ms"].as_f64().expect("lag");
+    assert!(lag_ms >= 500.0, "held back ~0.9 s in the warmup: the lag shows ({lag_ms} ms): {p}");
+    assert!(u(&p["late_sends"]) > 1000, "{p}");
+    remove_scenario_dir(&scenario);
+}
+
+/// A broker that delivers every 50th message twice: the summary flags the
+/// subscription's duplicates (and says they were not judged); with
+/// `slo.max_duplicates: 0` the run fails on them.
+#[test]
+fn duplicates_are_flagged_and_fail_max_duplicates_0() {
+    let text = "name: dups\nbroker: {kind: memory, duplicate_every: 50}\ntopics: [{name: t}]\n\
+                producers: [{name: p, topic: t, rate: 500}]\nconsumers: [{name: c, topic: t, subscription: s}]\n\
+                phases: {warmup: 0s, duration: 1s}\n";
+    let scenario = write_scenario("dups", text);
+    let r = run_scenario(&scenario, &["--local-agents", "1"]);
+    assert_eq!(r.code, 0, "not judged: {}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("DUPLICATES t/s: 10 deliveries"), "{}", r.stdout);
+    assert!(r.stdout.contains("not judged: set slo.max_duplicates"), "{}", r.stdout);
+    let r = run_scenario(&scenario, &["--local-agents", "1", "--set", "slo.max_duplicates=0"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(report_of(&r)["verdict"], "fail");
+    assert!(r.stdout.contains("FAILS slo.max_duplicates 0"), "{}", r.stdout);
+    remove_scenario_dir(&scenario);
+}
+
 /// A subscription whose deliveries stop mid-run is reported as stalled and
 /// lost, and the run still ends within its drain timeout (exit 1, not a hang).
 /// Deliveries stop at 0.5 s of 5 s: "stalled" means no progress in the last

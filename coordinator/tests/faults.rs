@@ -1,7 +1,8 @@
 //! Faults survived, with real processes: an agent killed or frozen mid-run
-//! under `on_agent_loss: continue` and `abort`; agents found by DNS; agents
-//! in network namespaces (separate hosts) whose link is cut for less and
-//! for more than their lease; a slow link to an agent; the Pulsar broker
+//! under `on_agent_loss: continue` and `abort`; silence noted for an agent
+//! frozen inside its lease, never for one that answered its keepalives;
+//! agents found by DNS; agents in network namespaces (separate hosts)
+//! whose link is cut for less and for more than their lease; a slow link to an agent; the Pulsar broker
 //! killed -9 and restarted mid-run.
 
 mod common;
@@ -134,6 +135,68 @@ fn agent_frozen_mid_run_with_continue_is_lost_after_its_lease() {
     let lost = rep["agents"].as_array().expect("agents").iter().find(|a| a["address"] == frozen.as_str()).cloned();
     assert_eq!(lost.expect("in the report")["status"], "lost");
     assert_eq!(u(&rep["coverage"]["agents_lost"]), 1);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A long drain (the consumers start 8 s into a 2 s run) with producers
+/// and consumers on two local agents (`placement: split`): once its
+/// producers are done the producers' agent has no interval report to send
+/// and is heard only through its keepalive answers (every 2.5 s, a quarter
+/// of its 10 s lease) until the drain ends. It answered every one: no
+/// silence note, during the run or in the report.
+#[test]
+fn a_producer_only_agent_through_a_long_drain_is_not_called_silent() {
+    let scenario = write_scenario(
+        "long-drain",
+        "name: long-drain\nbroker: {kind: memory}\ntopics: [{name: t}]\n\
+         producers: [{name: p, topic: t, count: 4, rate: 500}]\n\
+         consumers: [{name: c, topic: t, start_after: 8s}]\n\
+         phases: {duration: 2s, drain_timeout: 20s}\nplacement: split\n",
+    );
+    let r = run_scenario(&scenario, &["--local-agents", "2"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let rep = report_of(&r);
+    assert_eq!(rep["verdict"], "pass");
+    let drain_s = rep["phases"]["drain_s"].as_f64().expect("drain_s");
+    assert!(drain_s >= 5.0, "the drain lasted {drain_s} s: the consumers started late");
+    let agents = rep["agents"].as_array().expect("agents");
+    assert!(
+        agents.iter().any(|a| u(&a["producers"]) == 4 && u(&a["consumers"]) == 0),
+        "one agent hosts only the producers: {agents:?}"
+    );
+    assert_eq!(u(&rep["totals"]["received"]), 4000);
+    let notes = rep["notes"].to_string();
+    assert!(!notes.contains("silent"), "{notes}");
+    assert!(!r.stderr.contains("was silent"), "{}", r.stderr);
+    remove_scenario_dir(&scenario);
+}
+
+/// An agent process frozen (SIGSTOP) for 4 s mid-run, well inside its 10 s
+/// lease, then let go (SIGCONT): it sent nothing in that time, neither
+/// interval reports nor keepalive answers, and the report says so; the
+/// other agent is not named.
+#[test]
+fn an_agent_frozen_shorter_than_its_lease_is_noted_silent() {
+    let dir = temp_dir("frozen-short");
+    let sc = scenario_of(&dir, "abort", "8s");
+    let a = AgentProc::start_with(&["--lease", "10s"]);
+    let b = AgentProc::start_with(&["--lease", "10s"]);
+    let c = spawn_scenario(Path::new(&sc), &["--agents", &agent_list([&a, &b])]);
+    wait_for_start(&c);
+    std::thread::sleep(Duration::from_secs(2));
+    b.signal("STOP");
+    std::thread::sleep(Duration::from_secs(4));
+    b.signal("CONT");
+    let r = c.wait(Duration::from_secs(60));
+    assert_eq!(r.code, 0, "{}\n{}\n{}", r.stdout, r.stderr, b.log_text());
+    let rep = report_of(&r);
+    let notes: Vec<&str> = rep["notes"].as_array().expect("notes").iter().filter_map(|n| n.as_str()).collect();
+    let prefix = format!("agent {} was silent for ", b.addr);
+    let note = notes.iter().find(|n| n.starts_with(&prefix)).unwrap_or_else(|| panic!("{notes:?}"));
+    let secs: f64 = note[prefix.len()..].split('s').next().and_then(|x| x.parse().ok()).expect("seconds");
+    assert!((3.5..8.0).contains(&secs), "{note}");
+    assert!(note.contains("no interval report, no keepalive answer"), "{note}");
+    assert!(!notes.iter().any(|n| n.starts_with(&format!("agent {} was silent", a.addr))), "{notes:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
 

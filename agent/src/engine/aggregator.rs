@@ -80,7 +80,11 @@ impl Aggregator {
         // Every task is done: send what is left as the last interval(s).
         let last = iv.pending.keys().next_back().copied().unwrap_or(iv.next_emit).max(iv.next_emit);
         for k in iv.next_emit..=last {
-            let msg = iv.emit(sc, &self.metrics, k, 0);
+            let mut msg = iv.emit(sc, &self.metrics, k, 0);
+            if let (true, Some(Msg::Interval(r))) = (k == last, msg.msg.as_mut()) {
+                // From here the agent only answers keepalives: it says so.
+                r.last = true;
+            }
             let _ = self.out.send(Ok(msg)).await;
         }
         self.metrics.run_ended();
@@ -210,6 +214,7 @@ impl Intervals {
                 tasks_reporting: acc.reports.min(self.tasks_total),
                 tasks_total: self.tasks_total,
                 producers_active,
+                last: false,
             })),
         }
     }

@@ -125,6 +125,7 @@ fn subscriptions(o: &mut String, r: &Report) {
             if s.stalled { "  STALLED" } else { "" }
         );
     }
+    delivered_twice(o, r);
     // A backlog worth a line: a late start, a pause, consumers behind.
     for s in r.subscriptions.iter().filter(|s| s.backlog.max >= 100 && s.backlog.max * 20 >= s.expected) {
         let b = &s.backlog;
@@ -144,6 +145,39 @@ fn subscriptions(o: &mut String, r: &Report) {
     }
 }
 
+/// A flag line for every subscription that got a message more than once:
+/// duplicates (delivered again with no consumer subscribing again: not
+/// at-least-once at work), with whether `slo.max_duplicates` judged them,
+/// and apart from them what the broker redelivered after a consumer
+/// subscribed again (at-least-once doing its job).
+fn delivered_twice(o: &mut String, r: &Report) {
+    let judged = r.slo.iter().find(|c| c.name == "max_duplicates");
+    for s in r.subscriptions.iter().filter(|s| s.duplicated > 0 || s.redelivered > 0) {
+        let name = format!("{}/{}", s.topic, s.subscription);
+        if s.duplicated > 0 {
+            let verdict = match judged {
+                Some(c) if c.pass => format!("within slo.max_duplicates {}", c.limit),
+                Some(c) => format!("FAILS slo.max_duplicates {}", c.limit),
+                None => "not judged: set slo.max_duplicates (0 where the broker promises once-only delivery)".into(),
+            };
+            let _ = writeln!(
+                o,
+                "DUPLICATES {name}: {} deliveries of messages it already had, with no consumer subscribing again \
+                 ({} unique of {} expected); {verdict}",
+                s.duplicated, s.received_unique, s.expected
+            );
+        }
+        if s.redelivered > 0 {
+            let _ = writeln!(
+                o,
+                "REDELIVERED {name}: {} deliveries the broker redelivered after a consumer subscribed again \
+                 (at-least-once: counted apart from duplicates, not judged by slo.max_duplicates)",
+                s.redelivered
+            );
+        }
+    }
+}
+
 /// Whole-run totals and the ceiling search's steps.
 fn totals(o: &mut String, r: &Report) {
     let t = &r.totals;
@@ -153,14 +187,24 @@ fn totals(o: &mut String, r: &Report) {
         t.sent, t.acked, t.send_errors, t.received, t.lost, t.duplicated, t.redelivered, t.reordered
     );
     if let Some(c) = &r.ceiling {
-        let _ = writeln!(
-            o,
-            "ceiling: {} msg/s, bound by the {} ({} step(s)){}",
-            fmt_count(c.rate_msgs_per_s),
-            c.bound_by,
-            c.steps.len(),
-            if c.bound_by == "client" { "; the generator was the limit: add agents" } else { "" }
-        );
+        if c.bound_by == "search_max" {
+            // Nothing failed: the search ran out of room, the broker did not.
+            let _ = writeln!(
+                o,
+                "ceiling: at least {} msg/s: every step up to ceiling.max passed; raise ceiling.max ({} step(s))",
+                fmt_count(c.rate_msgs_per_s),
+                c.steps.len()
+            );
+        } else {
+            let _ = writeln!(
+                o,
+                "ceiling: {} msg/s, bound by the {} ({} step(s)){}",
+                fmt_count(c.rate_msgs_per_s),
+                c.bound_by,
+                c.steps.len(),
+                if c.bound_by == "client" { "; the generator was the limit: add agents" } else { "" }
+            );
+        }
         for (i, st) in c.steps.iter().enumerate() {
             let _ = writeln!(
                 o,
@@ -310,6 +354,27 @@ mod tests {
         // One agent with producers: nothing to compare.
         r.agents[1].start_offset_ms = None;
         assert!(!summary(&r).contains("began sending"));
+    }
+
+    #[test]
+    fn summary_flags_every_subscription_delivered_twice() {
+        let mut r = crate::testutil::sample_report();
+        assert!(!summary(&r).contains("DUPLICATES") && !summary(&r).contains("REDELIVERED"));
+        let s = &mut r.subscriptions[0];
+        s.duplicated = 705_964;
+        s.redelivered = 12;
+        let name = format!("{}/{}", s.topic, s.subscription);
+        let text = summary(&r);
+        assert!(text.contains(&format!("DUPLICATES {name}: 705964 deliveries")), "{text}");
+        assert!(text.contains("not judged: set slo.max_duplicates"), "{text}");
+        assert!(text.contains(&format!("REDELIVERED {name}: 12 deliveries the broker redelivered")), "{text}");
+        r.slo.push(common::report::SloCheck {
+            name: "max_duplicates".into(),
+            limit: "0".into(),
+            actual: "705964".into(),
+            pass: false,
+        });
+        assert!(summary(&r).contains("FAILS slo.max_duplicates 0"), "{}", summary(&r));
     }
 
     #[test]

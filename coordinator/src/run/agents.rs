@@ -27,8 +27,14 @@ pub(super) struct Agents {
     pub outcomes: Vec<AgentOutcome>,
     /// Last time each agent said anything (Pongs to the keepalive included).
     last_heard: Vec<Instant>,
-    /// Silence longer than this (per agent) that ends before the lease is noted.
+    /// Silence longer than this (per agent) that ends before the lease is
+    /// noted, while the agent sends interval reports.
     quiet_limit: Vec<Duration>,
+    /// Whether each agent still sends interval reports: false once its
+    /// last one came (every task done) or its final report did; from then
+    /// only keepalive answers are due, and its silence is judged by
+    /// [`keepalive_limit`].
+    reporting: Vec<bool>,
     /// The notes of such silences, for the report.
     pub silences: Vec<String>,
 }
@@ -51,6 +57,7 @@ impl Agents {
             outcomes,
             last_heard: vec![Instant::now(); n],
             quiet_limit,
+            reporting: vec![true; n],
             silences: Vec::new(),
         }
     }
@@ -136,13 +143,22 @@ impl Agents {
         None
     }
 
+    /// Agent `i` sends no more interval reports (its last one, or its final
+    /// report, came): from now on only its keepalive answers are due.
+    pub fn reports_done(&mut self, i: usize) {
+        self.reporting[i] = false;
+    }
+
     /// Agent `i` said something (the run started at `start_ns`). A silence
-    /// before it longer than its quiet limit is noted and shown.
+    /// before it longer than what the agent owed in that time (see
+    /// [`Agents::new`], [`keepalive_limit`]) is noted and shown.
     pub fn heard(&mut self, i: usize, start_ns: i64, out: &Console) {
         let heard = Instant::now();
         let quiet = heard.saturating_duration_since(self.last_heard[i]);
-        if quiet > self.quiet_limit[i] {
-            let note = silence_note(&self.sessions[i], quiet, common::clock::now_ns() - start_ns);
+        let s = &self.sessions[i];
+        let limit = if self.reporting[i] { self.quiet_limit[i] } else { keepalive_limit(s) };
+        if quiet > limit {
+            let note = silence_note(s, self.reporting[i], quiet, common::clock::now_ns() - start_ns);
             out.line(&note);
             self.silences.push(note);
         }
@@ -204,12 +220,27 @@ fn outcome(s: &AgentSession, shard: &Shard) -> AgentOutcome {
     }
 }
 
+/// The silence noted for an agent that only owes keepalive answers (its
+/// tasks are done, so no interval report is due): two keepalive periods,
+/// i.e. at least one whole ping left unanswered (at least 1 s).
+fn keepalive_limit(s: &AgentSession) -> Duration {
+    (2 * s.keepalive_every()).max(Duration::from_secs(1))
+}
+
 /// What the report says about an agent that fell silent for `quiet` and
-/// was heard again `now_ns` into the run (from the start instant).
-fn silence_note(s: &AgentSession, quiet: Duration, now_ns: i64) -> String {
+/// was heard again `now_ns` into the run (from the start instant); what
+/// it owed in that time: interval reports and keepalive answers
+/// (`reporting`), or keepalive answers only.
+fn silence_note(s: &AgentSession, reporting: bool, quiet: Duration, now_ns: i64) -> String {
     let from_s = (now_ns as f64 / 1e9 - quiet.as_secs_f64()).max(0.0);
+    let every = common::units::format_duration(s.keepalive_every());
+    let owed = if reporting {
+        format!("no interval report, no keepalive answer to its pings every {every}")
+    } else {
+        format!("its tasks were done, and no keepalive answer to its pings every {every}")
+    };
     format!(
-        "agent {} was silent for {:.1}s from {:.1}s into the run (no interval report, no keepalive answer; \
+        "agent {} was silent for {:.1}s from {:.1}s into the run ({owed}; \
          its lease is {}), then was heard again: a cut link or a stalled host",
         s.address,
         quiet.as_secs_f64(),

@@ -256,6 +256,9 @@ impl<'a> Running<'a> {
                 match msg {
                     Inbound::Interval(report) => {
                         let (r, read) = *report;
+                        if r.last {
+                            self.agents.reports_done(i);
+                        }
                         self.progress.take(i, &r);
                         self.take_interval(i, &r, read);
                         None
@@ -271,6 +274,7 @@ impl<'a> Running<'a> {
                         }
                     }
                     Inbound::Msg(AgentMessage { msg: Some(AMsg::Final(f)) }) => {
+                        self.agents.reports_done(i);
                         self.agents.outcomes[i].final_report = Some(f);
                         None
                     }

@@ -220,12 +220,7 @@ fn summary(o: &mut String, r: &Report) -> std::fmt::Result {
     }
     writeln!(o, "</div>")?;
     if let Some(c) = &r.ceiling {
-        writeln!(
-            o,
-            "<p>Ceiling: <b>{} msg/s</b>, bound by the {} (<a href=\"#ceiling\">curve</a>).</p>",
-            esc(&fmt_count(c.rate_msgs_per_s)),
-            esc(&c.bound_by)
-        )?;
+        writeln!(o, "<p>Ceiling: {} (<a href=\"#ceiling\">curve</a>).</p>", ceiling_result(c))?;
     }
     writeln!(
         o,
@@ -538,14 +533,20 @@ fn distribution(o: &mut String, r: &Report) -> std::fmt::Result {
     )
 }
 
+/// The search's result as HTML: the rate and what bound it, or, when every
+/// step up to `ceiling.max` passed, that the rate is only a lower bound.
+fn ceiling_result(c: &Ceiling) -> String {
+    let rate = esc(&fmt_count(c.rate_msgs_per_s));
+    if c.bound_by == "search_max" {
+        format!("<b>at least {rate} msg/s</b>: every step up to ceiling.max passed; raise ceiling.max")
+    } else {
+        format!("<b>{rate} msg/s</b>, bound by the <b>{}</b>", esc(&c.bound_by))
+    }
+}
+
 fn ceiling(o: &mut String, c: &Ceiling) -> std::fmt::Result {
     writeln!(o, "<section id=\"ceiling\"><h2>Ceiling search</h2>")?;
-    writeln!(
-        o,
-        "<p>Highest rate that held the SLOs: <b>{} msg/s</b>, bound by the <b>{}</b>.</p>",
-        esc(&fmt_count(c.rate_msgs_per_s)),
-        esc(&c.bound_by)
-    )?;
+    writeln!(o, "<p>Highest rate that held the SLOs: {}.</p>", ceiling_result(c))?;
     if c.steps.is_empty() {
         return writeln!(o, "<p class=\"empty\">No steps recorded.</p></section>");
     }
@@ -902,6 +903,7 @@ mod tests {
         assert!(html.contains("achieved = offered"), "diagonal reference");
         assert!(html.contains("ceiling 40.0k"), "ceiling marker");
         assert!(html.contains("bound by the <b>broker</b>"));
+        assert!(!html.contains("raise ceiling.max"));
         assert!(html.contains("<td class=\"n\">52000.0</td>"));
         assert!(html.contains("250 ms"), "p99 of the failed step");
         // Pass and fail markers.

@@ -287,6 +287,7 @@ async fn report_intervals(
             tasks_reporting: (shard.producers.len() + shard.consumers.len()) as u32,
             tasks_total: (shard.producers.len() + shard.consumers.len()) as u32,
             producers_active: if sending { shard.producers.len() as u32 } else { 0 },
+            last: false,
         };
         if tx.send(msg(AMsg::Interval(r))).await.is_err() {
             break;
