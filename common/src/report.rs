@@ -462,7 +462,7 @@ pub struct FaultWindow {
     /// broker marked as redelivered.
     pub duplicates: u64,
     pub redelivered: u64,
-    /// The start of the first interval after the window in which every
+    /// The start of the first interval after the window, before the drain, in which every
     /// group met the scenario's latency and rate SLOs again, with no error;
     /// None: not before the run ended.
     pub slo_held_again_s: Option<f64>,

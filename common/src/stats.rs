@@ -26,10 +26,6 @@ pub struct PhaseStats {
     /// waiting for room in flight (`max_in_flight` sends awaiting acks) or
     /// for the client to take the send (backpressure).
     pub window_wait_ns: u64,
-    /// Producers: acknowledged sends counted in the phase of their intended
-    /// send time (`acked` counts them in the phase of the ack): what the
-    /// achieved rate is made of, so catching up never shows as extra rate.
-    pub acked_on_schedule: u64,
     /// Producers: ack - intended. Consumers: receive - intended.
     pub response: Hist,
     /// Producers: ack - actual send. Consumers: receive - actual send (e2e).
@@ -55,7 +51,6 @@ impl PhaseStats {
         self.receive_errors += o.receive_errors;
         self.unsent += o.unsent;
         self.window_wait_ns += o.window_wait_ns;
-        self.acked_on_schedule += o.acked_on_schedule;
         self.response.add(&o.response);
         self.service.add(&o.service);
         for (k, n) in &o.errors {
@@ -94,7 +89,6 @@ impl PhaseStats {
             receive_errors: self.receive_errors,
             unsent: self.unsent,
             window_wait_ns: self.window_wait_ns,
-            acked_on_schedule: self.acked_on_schedule,
             response_hist: self.response.encode(),
             service_hist: self.service.encode(),
             error_kinds: self.errors.iter().map(|(k, n)| (k.clone(), *n)).collect(),
@@ -128,7 +122,6 @@ impl PhaseStats {
             receive_errors: p.receive_errors,
             unsent: p.unsent,
             window_wait_ns: p.window_wait_ns,
-            acked_on_schedule: p.acked_on_schedule,
             response: Hist::new(),
             service: Hist::new(),
             errors: p.error_kinds.iter().map(|(k, n)| (k.clone(), *n)).collect(),
@@ -301,7 +294,6 @@ mod tests {
             bytes: 300,
             max_lag_ns: 9,
             window_wait_ns: 7,
-            acked_on_schedule: 2,
             ..Default::default()
         };
         a.response.record_ns(5_000);
@@ -315,7 +307,6 @@ mod tests {
         assert_eq!(m.errors.get("send: timeout"), Some(&2), "kinds add up");
         assert_eq!(m.max_lag_ns, 9);
         assert_eq!(m.window_wait_ns, 14, "waits add up like the other counters");
-        assert_eq!(m.acked_on_schedule, 4, "and acks by their intended time");
         assert_eq!(m.response.len(), 2);
         let g = GroupPhases { warmup: a.clone(), measure: a };
         let gp = GroupPhases::from_proto(&g.to_proto(1, proto::Role::Producer)).expect("decode");

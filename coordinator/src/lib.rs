@@ -219,6 +219,11 @@ pub enum Command {
         /// set LOADGEN_TOKEN to the token itself.
         #[arg(long, value_name = "FILE", global = true)]
         token_file: Option<PathBuf>,
+        /// One producer group (its name): its rate, or its pause and resume.
+        /// Without it a rate is the total over every group (they keep their
+        /// proportions) and pause/resume take every group.
+        #[arg(long, value_name = "NAME", global = true)]
+        group: Option<String>,
     },
     /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
     ///
@@ -335,7 +340,12 @@ impl Drop for UiServer {
 
 /// `coordinator ctl`: one request to a running run's dashboard; what it
 /// did on stdout, exit 2 when refused or unreachable.
-async fn ctl_command(addr: &str, action: CtlAction, token_file: Option<&Path>) -> Result<u8, CliError> {
+async fn ctl_command(
+    addr: &str,
+    action: CtlAction,
+    token_file: Option<&Path>,
+    group: Option<&str>,
+) -> Result<u8, CliError> {
     let token = match (token_file, std::env::var("LOADGEN_TOKEN")) {
         (Some(f), _) => Some(common::wire::Token::from_file(f).map_err(|e| CliError::BadInput(e.to_string()))?),
         (None, Ok(t)) => {
@@ -350,7 +360,9 @@ async fn ctl_command(addr: &str, action: CtlAction, token_file: Option<&Path>) -
         CtlAction::Resume => ui::Control::Resume,
         CtlAction::Stop => ui::Control::Stop,
     };
-    let done = ui::ctl::send(addr, bearer.as_deref(), &control).await.map_err(|e| CliError::BadInput(e.to_string()))?;
+    let done = ui::ctl::send_for(addr, bearer.as_deref(), &control, group)
+        .await
+        .map_err(|e| CliError::BadInput(e.to_string()))?;
     println!("{done}");
     Ok(0)
 }
@@ -448,7 +460,9 @@ async fn execute_inner(cli: Cli) -> Result<u8, CliError> {
             }
             code
         }
-        Command::Ctl { addr, action, token_file } => ctl_command(&addr, action, token_file.as_deref()).await,
+        Command::Ctl { addr, action, token_file, group } => {
+            ctl_command(&addr, action, token_file.as_deref(), group.as_deref()).await
+        }
         Command::Validate { scenario, agents, remote, sets, shorthands } => {
             let all = shorthands.expand(&scenario, &sets)?;
             if shorthands.any() {

@@ -261,6 +261,13 @@ phases: {duration: 8s, drain_timeout: 3s}
     assert!(u(&t["acked"]) < u(&t["sent"]), "{t}");
     let notes = rep["notes"].to_string();
     assert!(notes.contains("message streams ended"), "the report says the consumer lost its broker: {notes}");
+    // The fault is a window of the report: from the agents' errors, to the
+    // end of the sends, and the SLOs never held again (the broker stayed away).
+    let faults = rep["faults"].as_array().expect("fault windows");
+    let last = faults.last().expect("a window");
+    assert!(u(&last["send_errors"]) > 0, "{last}");
+    assert!(last["slo_held_again_s"].is_null(), "the broker never came back: {last}");
+    assert!(notes.contains("the SLOs did not hold again"), "{notes}");
 }
 
 #[test]

@@ -289,6 +289,27 @@ fn a_producer_catching_up_shows_lag_not_extra_rate() {
     remove_scenario_dir(&scenario);
 }
 
+/// Overload: a broker that takes 2000 msg/s offered 6000 reads back what it
+/// sustained, never more than the offer and never nothing (a producer far
+/// behind its schedule still has its acks counted).
+#[test]
+fn an_overloaded_broker_reads_back_what_it_sustained() {
+    let scenario = write_scenario(
+        "overload",
+        "name: overload\nbroker: {kind: memory, capacity_msgs_per_s: 2000}\ntopics: [{name: t}]\n\
+         producers: [{name: p, topic: t, total_rate: 6000, max_in_flight: 1000}]\n\
+         consumers: [{name: c, topic: t}]\n\
+         phases: {warmup: 1s, duration: 3s, drain_timeout: 10s}\nslo: {min_rate_ratio: 0.9}\n",
+    );
+    let r = run_scenario(&scenario, &["--local-agents", "1"]);
+    assert_eq!(r.code, 1, "the rate SLO fails: {}\n{}", r.stdout, r.stderr);
+    let rep = report_of(&r);
+    let p = group(&rep, "p");
+    let rate = p["rate_msgs_per_s"].as_f64().expect("rate");
+    assert!((rate / 2000.0 - 1.0).abs() <= 0.1, "achieved {rate} msg/s on a 2000 msg/s broker: {p}");
+    remove_scenario_dir(&scenario);
+}
+
 /// A broker that delivers every 50th message twice: the summary flags the
 /// subscription's duplicates (and says they were not judged); with
 /// `slo.max_duplicates: 0` the run fails on them.

@@ -366,9 +366,13 @@ fn ctl_pauses_resumes_sets_the_rate_and_stops_a_live_run() {
     wait_for_state(&addr, Duration::from_secs(60), "two intervals", |m| {
         m["intervals"].as_array().is_some_and(|v| v.len() >= 4)
     });
-    for (args, why) in
-        [(&["rate", "-5"][..], "positive"), (&["rate", "9000"], "above the limit of 5000"), (&["resume"], "not paused")]
-    {
+    for (args, why) in [
+        (&["rate", "-5"][..], "positive"),
+        (&["rate", "9000"], "above the limit of 5000"),
+        (&["resume"], "not paused"),
+        (&["--group", "nope", "pause"], "no producer group `nope` (the groups: orders)"),
+        (&["--group", "orders", "stop"], "takes no group"),
+    ] {
         let r = ctl(&addr, args);
         assert_eq!(r.code, 2, "{args:?} refused: {}", r.stdout);
         assert!(r.stderr.contains(why), "{args:?}: {}", r.stderr);
@@ -393,6 +397,9 @@ fn ctl_pauses_resumes_sets_the_rate_and_stops_a_live_run() {
     });
     let t = rated["events"][2]["t_s"].as_f64().expect("t_s");
     close_to(&producer_rates_after(&rated, t, f64::MAX), 1000.0);
+    // One group by name (the scenario has one: the same figures, its event named).
+    let r = ctl(&addr, &["--group", "orders", "rate", "800"]);
+    assert!(r.code == 0 && r.stdout.contains("group orders rate 800 msg/s"), "{} {}", r.stdout, r.stderr);
     let r = ctl(&addr, &["stop"]);
     assert!(r.code == 0 && r.stdout.contains("stopped early"), "{} {}", r.stdout, r.stderr);
     let ran = run.wait(Duration::from_secs(60));
@@ -400,7 +407,8 @@ fn ctl_pauses_resumes_sets_the_rate_and_stops_a_live_run() {
     let report = common::report_of(&ran);
     let kinds: Vec<&str> =
         report["events"].as_array().expect("events").iter().filter_map(|e| e["kind"].as_str()).collect();
-    assert_eq!(kinds, ["pause", "resume", "rate", "stop"]);
+    assert_eq!(kinds, ["pause", "resume", "rate", "rate", "stop"]);
+    assert_eq!(report["events"][3]["group"], "orders", "the group's change names it");
     // The run is over: nobody answers at that address any more.
     let gone = ctl(&addr, &["pause"]);
     assert_eq!(gone.code, 2, "{}", gone.stderr);

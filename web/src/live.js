@@ -106,11 +106,30 @@
     }
   }
 
+  // The group chosen in #group ("" = every group): a rate is then the
+  // total, split in the scenario's proportions; stop always takes the run.
+  function withGroup(body) {
+    const g = document.getElementById("group").value;
+    return g && body.action !== "stop" ? Object.assign({ group: g }, body) : body;
+  }
+
+  function groupChoices() {
+    const select = document.getElementById("group");
+    if (select.options.length > 1) return;
+    for (const g of model.groups || []) {
+      if (g.role !== "producer") continue;
+      const o = document.createElement("option");
+      o.value = g.name;
+      o.textContent = g.name;
+      select.appendChild(o);
+    }
+  }
+
   function wire() {
     const rate = document.getElementById("rate");
-    document.getElementById("set-rate").addEventListener("click", () => control({ action: "rate", rate: Number(rate.value) }));
+    document.getElementById("set-rate").addEventListener("click", () => control(withGroup({ action: "rate", rate: Number(rate.value) })));
     for (const a of ["pause", "resume", "stop"]) {
-      document.getElementById(a).addEventListener("click", () => control({ action: a }));
+      document.getElementById(a).addEventListener("click", () => control(withGroup({ action: a })));
     }
   }
 
@@ -118,6 +137,7 @@
     wire();
     const r = await fetch(withToken("/state"));
     model = await r.json();
+    groupChoices();
     render();
     const events = new EventSource(withToken("/events"));
     events.addEventListener("update", (e) => apply(JSON.parse(e.data)));

@@ -499,9 +499,7 @@ impl ProducerTask {
     fn record_ack(&mut self, (seq, intended, sent, res): AckResult, now: i64) {
         self.at(now);
         // Acks and latencies count when the ack came: its time picks the
-        // phase. The achieved rate counts each ack in the phase of its
-        // intended send time (`acked_on_schedule`): a backlog due in the
-        // warmup and sent in the measurement is lag there, not extra rate.
+        // phase (the coordinator caps the achieved rate by the schedule).
         let ph = self.span.phase(&mut self.stats, now);
         match res {
             Ok(()) => {
@@ -509,7 +507,6 @@ impl ProducerTask {
                 ph.response.record_ns(now - intended);
                 ph.service.record_ns(now - sent);
                 self.acked.insert(seq);
-                self.span.phase(&mut self.stats, intended).acked_on_schedule += 1;
             }
             Err(e) => {
                 ph.send_errors += 1;

@@ -45,6 +45,9 @@ struct Slot {
     healthy: bool,
     /// A producer group stalled (see [`STALL_SHARE`]).
     stalled: bool,
+    /// In the drain: the sends are over, so the SLOs cannot be seen to
+    /// hold again here.
+    drain: bool,
     /// The groups with errors, or stalled ("role name").
     erring: Vec<String>,
     /// The producer groups with a row.
@@ -88,7 +91,7 @@ pub(super) fn windows(sc: &Scenario, rows: &[IntervalRow]) -> Vec<FaultWindow> {
 /// The window of `slots[first..=last]`, its recovery, and what happened
 /// until then.
 fn window(slots: &[Slot], first: usize, last: usize, len: f64) -> FaultWindow {
-    let recovered = (last + 1..slots.len()).find(|&k| slots[k].healthy);
+    let recovered = (last + 1..slots.len()).find(|&k| slots[k].healthy && !slots[k].drain);
     let until = recovered.unwrap_or(slots.len() - 1);
     let mut groups: Vec<String> = Vec::new();
     let mut w =
@@ -148,6 +151,7 @@ fn slots(sc: &Scenario, rows: &[IntervalRow]) -> Vec<Slot> {
             ..Slot::default()
         });
         if phase_name(sc, ((s.t_s - len) * 1e9) as i64) == "drain" {
+            s.drain = true;
             continue;
         }
         for p in sc.producers.iter().filter(|p| judged(p.total_rate(), len, &p.load)) {

@@ -71,7 +71,8 @@ fn producer_group(cx: &Ctx, i: usize, g: &ProducerGroup, s: &GroupPhases, lost: 
     let dur_s = cx.dur_s;
     // Over the producers that reported (all of them, unless agents were lost).
     let reported: usize = cx.reported().map(|a| a.shard_producers.iter().filter(|p| p.group == i).count()).sum();
-    let acked = achieved(cx, i, g, s);
+    let target = target_rate(cx, i, g, lost);
+    let acked = achieved(cx, i, target, s);
     GroupReport {
         name: g.name.clone(),
         role: "producer".into(),
@@ -83,7 +84,7 @@ fn producer_group(cx: &Ctx, i: usize, g: &ProducerGroup, s: &GroupPhases, lost: 
         bytes: m.bytes,
         rate_msgs_per_s: acked / dur_s,
         rate_bytes_per_s: acked / dur_s * m.bytes as f64 / m.acked.max(1) as f64,
-        target_rate_msgs_per_s: target_rate(cx, i, g, lost),
+        target_rate_msgs_per_s: target,
         closed_loop: g.closed_loop(),
         send_errors: s.total().send_errors,
         warmup_messages: s.warmup.acked,
@@ -103,19 +104,16 @@ fn producer_group(cx: &Ctx, i: usize, g: &ProducerGroup, s: &GroupPhases, lost: 
 
 /// The acknowledged sends of producer group `i` that make its achieved
 /// rate: the acks inside the measurement window (the broker's pace: what
-/// the drain brings later is not counted), but never more than the acked
-/// sends whose intended time fell in the window (`acked_on_schedule`): a
-/// producer catching up on a backlog due in the warmup shows lag, not more
-/// than its schedule. Each guards against one error of the other (a full
-/// window acked in the drain; a warmup backlog sent in the window), and
-/// both read the same at a steady pace. A closed loop has no schedule, and
-/// agents that do not count by intended time (all 0) give the acks alone.
-fn achieved(cx: &Ctx, i: usize, g: &ProducerGroup, s: &GroupPhases) -> f64 {
+/// the drain brings later is not counted), but never more than the window's
+/// schedule intended (`target` × the window): a producer catching up on a
+/// backlog due in the warmup shows lag (`max_lag_ms`, `late_sends`), not
+/// more than its target. Far behind (overload) it is the acks: what the
+/// broker sustained. A closed loop has no target.
+fn achieved(cx: &Ctx, i: usize, target: Option<f64>, s: &GroupPhases) -> f64 {
     let in_window = cx.in_window(Role::Producer, i, s.measure.acked);
-    if g.closed_loop() || s.warmup.acked_on_schedule + s.measure.acked_on_schedule == 0 {
-        in_window
-    } else {
-        in_window.min(s.measure.acked_on_schedule as f64)
+    match target {
+        Some(t) => in_window.min(t * cx.dur_s),
+        None => in_window,
     }
 }
 

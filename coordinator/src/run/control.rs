@@ -106,7 +106,7 @@ impl Controls {
         } else if self.stop_at.is_some() || at_ns >= send_end {
             Err("the producers are done (or stopping): nothing left to change".to_string())
         } else {
-            self.check(&req.control, sc, (at_ns - start_ns) as f64 / 1e9)
+            self.check(&req.control, req.group.as_deref(), sc, (at_ns - start_ns) as f64 / 1e9)
         };
         let change = match checked {
             Ok(c) => c,
@@ -134,39 +134,74 @@ impl Controls {
         });
     }
 
-    /// What `c` changes, at `t_s` into the run; Err: why it cannot apply.
-    fn check(&self, c: &Control, sc: &Scenario, t_s: f64) -> Result<Change, String> {
+    /// What `c` changes (for producer group `group`, or every group), at
+    /// `t_s` into the run; Err: why it cannot apply.
+    fn check(&self, c: &Control, group: Option<&str>, sc: &Scenario, t_s: f64) -> Result<Change, String> {
         let event = |kind: &str, value: Option<f64>, label: String| RunEvent {
             t_s,
             kind: kind.into(),
             value,
-            group: None,
+            group: group.map(str::to_string),
             who: "dashboard".into(),
             label,
         };
+        // The groups it takes: one by name, or all.
+        let chosen: Vec<bool> = match group {
+            None => vec![true; sc.producers.len()],
+            Some(name) => {
+                let Some(k) = sc.producers.iter().position(|g| g.name == name) else {
+                    let names: Vec<&str> = sc.producers.iter().map(|g| g.name.as_str()).collect();
+                    return Err(format!("no producer group `{name}` (the groups: {})", names.join(", ")));
+                };
+                (0..sc.producers.len()).map(|i| i == k).collect()
+            }
+        };
+        let what = match group {
+            Some(g) => format!("group {g}"),
+            None => "the producers".into(),
+        };
         let mut paces = self.paces.clone();
+        let mine = |paces: &[(f64, bool)]| -> Vec<(f64, bool)> {
+            paces.iter().zip(&chosen).filter(|(_, c)| **c).map(|(p, _)| *p).collect()
+        };
         match c {
-            Control::Rate(total) => {
-                let base: f64 =
-                    sc.producers.iter().zip(&self.rated).filter(|(_, r)| **r).map(|(g, _)| g.total_rate()).sum();
+            Control::Rate(rate) => {
+                let base: f64 = sc
+                    .producers
+                    .iter()
+                    .zip(&self.rated)
+                    .zip(&chosen)
+                    .filter(|((_, r), c)| **r && **c)
+                    .map(|((g, _), _)| g.total_rate())
+                    .sum();
                 if base <= 0.0 {
-                    return Err("no producer group has a constant rate to change (load shapes and `rate: max` keep their own pace)".into());
+                    return Err(format!(
+                        "{what}: no constant rate to change (load shapes and `rate: max` keep their own pace)"
+                    ));
                 }
-                let factor = total / base;
-                paces.iter_mut().zip(&self.rated).filter(|(_, r)| **r).for_each(|(p, _)| p.0 = factor);
-                let label = format!("total rate {} msg/s", crate::report::format::fmt_decimals(*total));
-                Ok(Change { paces, end_sends: false, event: event("rate", Some(*total), label) })
+                let factor = rate / base;
+                for ((p, r), c) in paces.iter_mut().zip(&self.rated).zip(&chosen) {
+                    if *r && *c {
+                        p.0 = factor;
+                    }
+                }
+                let label = match group {
+                    Some(g) => format!("group {g} rate {} msg/s", crate::report::format::fmt_decimals(*rate)),
+                    None => format!("total rate {} msg/s", crate::report::format::fmt_decimals(*rate)),
+                };
+                Ok(Change { paces, end_sends: false, event: event("rate", Some(*rate), label) })
             }
-            Control::Pause if paces.iter().all(|p| p.1) => Err("the producers are paused already".into()),
+            Control::Pause if mine(&paces).iter().all(|p| p.1) => Err(format!("{what}: paused already")),
             Control::Pause => {
-                paces.iter_mut().for_each(|p| p.1 = true);
-                Ok(Change { paces, end_sends: false, event: event("pause", None, "producers paused".into()) })
+                paces.iter_mut().zip(&chosen).filter(|(_, c)| **c).for_each(|(p, _)| p.1 = true);
+                Ok(Change { paces, end_sends: false, event: event("pause", None, format!("{what} paused")) })
             }
-            Control::Resume if !paces.iter().any(|p| p.1) => Err("the producers are not paused".into()),
+            Control::Resume if !mine(&paces).iter().any(|p| p.1) => Err(format!("{what}: not paused")),
             Control::Resume => {
-                paces.iter_mut().for_each(|p| p.1 = false);
-                Ok(Change { paces, end_sends: false, event: event("resume", None, "producers resumed".into()) })
+                paces.iter_mut().zip(&chosen).filter(|(_, c)| **c).for_each(|(p, _)| p.1 = false);
+                Ok(Change { paces, end_sends: false, event: event("resume", None, format!("{what} resumed")) })
             }
+            Control::Stop if group.is_some() => Err("stop ends the whole run: it takes no group".into()),
             Control::Stop => Ok(Change { paces, end_sends: true, event: event("stop", None, "stopped early".into()) }),
         }
     }

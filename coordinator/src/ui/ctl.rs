@@ -1,4 +1,4 @@
-//! `coordinator ctl ADDR rate N | pause | resume | stop`: the dashboard's
+//! `coordinator ctl ADDR rate N | pause | resume | stop [--group G]`: the dashboard's
 //! run control from a shell or a script, through the same /control the
 //! page uses (so the same checks and answers).
 
@@ -15,18 +15,27 @@ pub enum CtlError {
     Unauthorized { addr: String },
 }
 
-fn body(c: &Control) -> String {
-    match c {
-        Control::Rate(n) => format!("{{\"action\":\"rate\",\"rate\":{n}}}"),
-        Control::Pause => r#"{"action":"pause"}"#.into(),
-        Control::Resume => r#"{"action":"resume"}"#.into(),
-        Control::Stop => r#"{"action":"stop"}"#.into(),
+fn body(c: &Control, group: Option<&str>) -> String {
+    let mut v = match c {
+        Control::Rate(n) => serde_json::json!({"action": "rate", "rate": n}),
+        Control::Pause => serde_json::json!({"action": "pause"}),
+        Control::Resume => serde_json::json!({"action": "resume"}),
+        Control::Stop => serde_json::json!({"action": "stop"}),
+    };
+    if let Some(g) = group {
+        v["group"] = serde_json::Value::String(g.to_string());
     }
+    v.to_string()
 }
 
 /// Sends one request to the dashboard at `addr` (`HOST:PORT` or a URL) and
 /// returns what the run did.
 pub async fn send(addr: &str, token: Option<&str>, c: &Control) -> Result<String, CtlError> {
+    send_for(addr, token, c, None).await
+}
+
+/// [`send`] for one producer group (by name), or every group with None.
+pub async fn send_for(addr: &str, token: Option<&str>, c: &Control, group: Option<&str>) -> Result<String, CtlError> {
     let base = if addr.starts_with("http://") || addr.starts_with("https://") {
         addr.trim_end_matches('/').to_string()
     } else {
@@ -36,7 +45,7 @@ pub async fn send(addr: &str, token: Option<&str>, c: &Control) -> Result<String
         .post(format!("{base}/control"))
         .header("content-type", "application/json")
         .timeout(std::time::Duration::from_secs(15))
-        .body(body(c));
+        .body(body(c, group));
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }

@@ -36,6 +36,9 @@ pub enum Control {
 #[derive(Debug)]
 pub struct ControlRequest {
     pub control: Control,
+    /// The producer group it is for (its name); None: every group (a rate
+    /// is then the total, split in the scenario's proportions).
+    pub group: Option<String>,
     pub reply: oneshot::Sender<Result<String, String>>,
 }
 
@@ -120,12 +123,18 @@ impl Dashboard {
 
     /// Passes a request to the run loop and waits for its answer.
     pub async fn control(&self, control: Control) -> Result<String, String> {
+        self.control_for(control, None).await
+    }
+
+    /// [`Dashboard::control`] for one producer group (by name), or every
+    /// group with None.
+    pub async fn control_for(&self, control: Control, group: Option<String>) -> Result<String, String> {
         if self.ended().is_some() {
             return Err("the run is over".into());
         }
         let (reply, answer) = oneshot::channel();
         self.controls
-            .send(ControlRequest { control, reply })
+            .send(ControlRequest { control, group, reply })
             .await
             .map_err(|_| "the run is not taking requests (it has ended)".to_string())?;
         match tokio::time::timeout(std::time::Duration::from_secs(10), answer).await {

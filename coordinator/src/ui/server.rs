@@ -141,8 +141,18 @@ fn push_stream(d: Arc<Dashboard>) -> impl Stream<Item = Result<Event, Infallible
 }
 
 /// A request body, checked before anything reaches the run loop.
-fn parse_control(body: &[u8], max_rate: Option<f64>) -> Result<Control, String> {
+fn parse_control(body: &[u8], max_rate: Option<f64>) -> Result<(Control, Option<String>), String> {
     let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    let group = match v.get("group") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(g)) => Some(g.clone()),
+        Some(other) => return Err(format!("`group` is a producer group's name, not {other}")),
+    };
+    action(&v, max_rate).map(|c| (c, group))
+}
+
+/// The `action` of a request body (and its `rate`).
+fn action(v: &serde_json::Value, max_rate: Option<f64>) -> Result<Control, String> {
     match v.get("action").and_then(|a| a.as_str()) {
         Some("rate") => {
             let rate = v
@@ -174,11 +184,11 @@ async fn control(
     if !allowed(&s, &uri, &headers) {
         return unauthorized();
     }
-    let c = match parse_control(&body, s.access.max_rate) {
+    let (c, group) = match parse_control(&body, s.access.max_rate) {
         Ok(c) => c,
         Err(why) => return (StatusCode::BAD_REQUEST, why + "\n").into_response(),
     };
-    match s.dashboard.control(c).await {
+    match s.dashboard.control_for(c, group).await {
         Ok(done) => (StatusCode::OK, done + "\n").into_response(),
         Err(why) => (StatusCode::CONFLICT, why + "\n").into_response(),
     }
@@ -203,7 +213,8 @@ table{{border-collapse:collapse;margin:.5rem 0}} td,th{{border:1px solid #ddd;pa
 <span>phase <b id="phase"></b></span><span>elapsed <b id="elapsed"></b></span><span>verdict <b id="verdict"></b></span>
 <span class="muted" id="connection">connecting…</span></header>
 <section id="controls"><span>total rate now <b id="target">–</b></span>
-<input id="rate" type="number" min="1" step="any" placeholder="msg/s"><button id="set-rate">set total rate</button>
+<select id="group" title="every producer group, or one"><option value="">all groups</option></select>
+<input id="rate" type="number" min="1" step="any" placeholder="msg/s"><button id="set-rate">set rate</button>
 <button id="pause">pause producers</button><button id="resume">resume</button><button id="stop">stop the run</button>
 <span id="control-status"></span></section>
 <div id="charts"></div>
@@ -223,8 +234,13 @@ mod tests {
 
     #[test]
     fn requests_are_checked_before_the_run_sees_them() {
-        assert_eq!(parse_control(br#"{"action":"rate","rate":5000}"#, None), Ok(Control::Rate(5000.0)));
-        assert_eq!(parse_control(br#"{"action":"stop"}"#, None), Ok(Control::Stop));
+        assert_eq!(parse_control(br#"{"action":"rate","rate":5000}"#, None), Ok((Control::Rate(5000.0), None)));
+        assert_eq!(parse_control(br#"{"action":"stop"}"#, None), Ok((Control::Stop, None)));
+        assert_eq!(
+            parse_control(br#"{"action":"pause","group":"orders"}"#, None),
+            Ok((Control::Pause, Some("orders".into())))
+        );
+        assert!(parse_control(br#"{"action":"pause","group":7}"#, None).is_err());
         for (body, why) in [
             (&br#"{"action":"rate","rate":-5}"#[..], "positive"),
             (br#"{"action":"rate","rate":0}"#, "positive"),
