@@ -272,8 +272,9 @@ impl ProducerTask {
         }
     }
 
-    /// Not due yet: waits for `intended`, taking acks, ticks and timeouts
-    /// as they come (any of them ends the wait). False when cancelled.
+    /// Not due yet: waits for `intended`, taking acks, ticks, timeouts and
+    /// run control's changes as they come (any of them ends the wait).
+    /// False when cancelled.
     async fn wait_until<A: ProducerAck>(
         &mut self,
         intended: i64,
@@ -308,26 +309,12 @@ impl ProducerTask {
         self.pace_pending = false;
     }
 
-    /// Paused by run control: waits for a change (or the end of the sends),
-    /// taking acks, ticks and timeouts meanwhile. False when cancelled.
+    /// Paused by run control: waits for a change (or the end of the sends:
+    /// past it a paused closed loop is done; an open loop's schedule says so
+    /// by itself), taking acks, ticks and timeouts meanwhile. False when
+    /// cancelled.
     async fn wait_paused<A: ProducerAck>(&mut self, window: &mut InFlight<A>, cancel: &CancellationToken) -> bool {
-        let end = self.time.instant_at(self.span.end);
-        tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return false,
-            Some(r) = window.acks.next(), if !window.acks.is_empty() => {
-                self.settle(r, window, self.time.now_ns());
-            }
-            _ = self.rep.next_tick() => self.on_tick(),
-            _ = window.timer.wait(), if window.timer.is_armed() => {
-                self.expire(window, self.time.now_ns());
-            }
-            Ok(()) = self.pace.changed() => self.pace_pending = true,
-            // Past the end a paused closed loop is done (an open loop's
-            // schedule says so by itself).
-            _ = tokio::time::sleep_until(end) => {}
-        }
-        true
+        self.wait_until(self.span.end, window, cancel).await
     }
 
     /// Due to send, and the window is full: the broker holds this producer

@@ -11,12 +11,11 @@
 
 use std::fmt::Write as _;
 
-use common::hist::Hist;
 use common::report::Report;
 use serde_json::{json, Value};
 
 use super::escape::esc;
-use super::interactive::{rate, us3};
+use super::interactive::{rate, spectrum_series};
 use crate::report::compare::{fmt_change, fmt_value, Comparison, LATENCY_FLOOR_US};
 use crate::report::format::fmt_pct;
 
@@ -193,14 +192,7 @@ fn spectra(runs: &[&Report], labels: &[String]) -> Value {
         let mut series = Vec::new();
         for (r, label) in runs.iter().zip(labels) {
             for h in r.histograms.iter().filter(|h| h.kind == kind) {
-                let Ok(hist) = Hist::decode_base64(&h.data) else { continue };
-                let pts = super::spectrum::spectrum(&hist);
-                if pts.is_empty() {
-                    continue;
-                }
-                let x: Vec<f64> = pts.iter().map(|p| p.0).collect();
-                let us: Vec<Value> = pts.iter().map(|p| us3(p.1)).collect();
-                series.push(json!({"name": format!("{label} {}", h.group), "x": x, "us": us}));
+                series.extend(spectrum_series(&h.data, format!("{label} {}", h.group)));
             }
         }
         out.push(json!({"title": title, "series": series}));

@@ -93,18 +93,25 @@ fn spectra(r: &Report) -> Value {
         let mut series = Vec::new();
         for h in r.histograms.iter().filter(|h| h.role == role) {
             let Some((_, suffix)) = kinds.iter().find(|(k, _)| *k == h.kind) else { continue };
-            let Ok(hist) = Hist::decode_base64(&h.data) else { continue };
-            let pts = super::spectrum::spectrum(&hist);
-            if pts.is_empty() {
-                continue;
-            }
-            let x: Vec<f64> = pts.iter().map(|p| p.0).collect();
-            let us: Vec<Value> = pts.iter().map(|p| us3(p.1)).collect();
-            series.push(json!({"name": format!("{}{suffix}", h.group), "x": x, "us": us}));
+            series.extend(spectrum_series(&h.data, format!("{}{suffix}", h.group)));
         }
         out.push(json!({"title": title, "series": series}));
     }
     Value::Array(out)
+}
+
+/// One chart series of a histogram's percentile spectrum (`data`: the
+/// report's base64 HDR histogram); None when it has no samples or does not
+/// decode.
+pub(super) fn spectrum_series(data: &str, name: String) -> Option<Value> {
+    let hist = Hist::decode_base64(data).ok()?;
+    let pts = super::spectrum::spectrum(&hist);
+    if pts.is_empty() {
+        return None;
+    }
+    let x: Vec<f64> = pts.iter().map(|p| p.0).collect();
+    let us: Vec<Value> = pts.iter().map(|p| us3(p.1)).collect();
+    Some(json!({"name": name, "x": x, "us": us}))
 }
 
 fn ceiling(r: &Report) -> Value {
