@@ -14,7 +14,7 @@ use common::scenario::ProducerGroup;
 use common::stats::{GroupPhases, PhaseStats};
 use tokio::sync::mpsc;
 
-use super::prepare;
+use super::{prepare, PreparedRun};
 use crate::driver::memory::{MemoryBroker, MemoryConfig, MemoryDriver};
 use crate::driver::{ConsumerClient, Delivery, Driver, DriverError, OutMessage, ProducerClient, RecvError, SendError};
 use crate::metrics::AgentMetrics;
@@ -38,15 +38,20 @@ async fn run_to_the_end<D: Driver>(driver: D, yaml: &str) -> Vec<GroupPhases> {
         .collect()
 }
 
-/// Runs `yaml` (one agent) on `driver` to the end: every message the agent
-/// sent the coordinator, in order.
-async fn run_collecting<D: Driver>(driver: D, yaml: &str) -> Vec<Msg> {
+/// `yaml` (one agent) prepared on `driver`, with a task collecting every
+/// message the agent sends the coordinator, in order (it ends when the run
+/// is finished).
+async fn prepared<D: Driver>(
+    driver: D,
+    yaml: &str,
+    rate_cap: Option<f64>,
+) -> (PreparedRun, TimeBase, tokio::task::JoinHandle<Vec<Msg>>) {
     let sc = common::scenario::load_str(yaml, "s.yaml", &[]).expect("scenario");
     let slots = [common::plan::AgentSlot { name: "a".into(), instance: "i".into() }];
-    let shard = common::plan::plan(&sc, "wait-test", &slots).expect("plan").shards.remove(0);
+    let shard = common::plan::plan(&sc, "engine-test", &slots).expect("plan").shards.remove(0);
     let (tx, mut rx) = mpsc::channel(1024);
     let time = TimeBase::new(0);
-    let run = prepare(Arc::new(driver), shard, time.clone(), tx, Box::new(|| {}), AgentMetrics::new(), None)
+    let run = prepare(Arc::new(driver), shard, time.clone(), tx, Box::new(|| {}), AgentMetrics::new(), rate_cap)
         .await
         .expect("prepare");
     let collect = tokio::spawn(async move {
@@ -58,6 +63,13 @@ async fn run_collecting<D: Driver>(driver: D, yaml: &str) -> Vec<Msg> {
         }
         all
     });
+    (run, time, collect)
+}
+
+/// Runs `yaml` (one agent) on `driver` to the end: every message the agent
+/// sent the coordinator, in order.
+async fn run_collecting<D: Driver>(driver: D, yaml: &str) -> Vec<Msg> {
+    let (run, time, collect) = prepared(driver, yaml, None).await;
     run.start(time.now_ns() + 20_000_000);
     run.finish(false).await;
     collect.await.expect("collector")
@@ -231,24 +243,8 @@ async fn a_paused_consumer_takes_nothing_then_the_backlog() {
 /// `(at_ms, factor, paused)` run-control change at `at_ms` after the start,
 /// sent 100 ms ahead as the coordinator does: every message the agent sent.
 async fn run_controlled(yaml: &str, changes: &[(i64, f64, bool)], rate_cap: Option<f64>) -> (Vec<Msg>, Vec<String>) {
-    let sc = common::scenario::load_str(yaml, "s.yaml", &[]).expect("scenario");
-    let slots = [common::plan::AgentSlot { name: "a".into(), instance: "i".into() }];
-    let shard = common::plan::plan(&sc, "control-test", &slots).expect("plan").shards.remove(0);
-    let (tx, mut rx) = mpsc::channel(1024);
-    let time = TimeBase::new(0);
     let driver = MemoryDriver::new(MemoryBroker::new(), "control", MemoryConfig::default());
-    let mut run = prepare(Arc::new(driver), shard, time.clone(), tx, Box::new(|| {}), AgentMetrics::new(), rate_cap)
-        .await
-        .expect("prepare");
-    let collect = tokio::spawn(async move {
-        let mut all = Vec::new();
-        while let Some(m) = rx.recv().await {
-            if let Ok(AgentMessage { msg: Some(m) }) = m {
-                all.push(m);
-            }
-        }
-        all
-    });
+    let (mut run, time, collect) = prepared(driver, yaml, rate_cap).await;
     let start = time.now_ns() + 20_000_000;
     run.start(start);
     let mut refused = Vec::new();
@@ -306,26 +302,16 @@ async fn leaving_stops_the_sends_awaits_those_in_flight_drains_and_reports_them(
     // STEADY measured for 10 s, on a broker that acks and delivers 50 ms
     // after each send: when the agent leaves 1 s in, five sends are in flight.
     let yaml = STEADY.replace("duration: 1s", "duration: 10s");
-    let sc = common::scenario::load_str(&yaml, "s.yaml", &[]).expect("scenario");
-    let slots = [common::plan::AgentSlot { name: "a".into(), instance: "i".into() }];
-    let shard = common::plan::plan(&sc, "leave-test", &slots).expect("plan").shards.remove(0);
     let cfg = MemoryConfig { latency: Duration::from_millis(50), ..Default::default() };
     let driver = MemoryDriver::new(MemoryBroker::new(), "leave", cfg);
-    let (tx, mut rx) = mpsc::channel(1024);
-    let time = TimeBase::new(0);
-    let run = prepare(Arc::new(driver), shard, time.clone(), tx, Box::new(|| {}), AgentMetrics::new(), None)
-        .await
-        .expect("prepare");
+    let (run, time, collect) = prepared(driver, &yaml, None).await;
     run.start(time.now_ns() + 20_000_000);
     tokio::time::sleep(Duration::from_millis(1_015)).await;
     let t0 = tokio::time::Instant::now();
     run.leave(Duration::from_millis(500)).await;
     // The consumer drains for the whole bound, not longer.
     assert_eq!(t0.elapsed(), Duration::from_millis(500));
-    let mut last = None;
-    while let Some(Ok(AgentMessage { msg: Some(m) })) = rx.recv().await {
-        last = Some(m);
-    }
+    let last = collect.await.expect("collector").pop();
     let Some(Msg::Final(f)) = last else { panic!("the final report is the last message: {last:?}") };
     let p = &f.producers[0];
     let acked = set_len(&p.acked);

@@ -333,20 +333,20 @@ pub fn report_of(r: &Ran) -> serde_json::Value {
 /// Debian's Chromium, for the tests that render pages.
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 
+/// Chromium's flags for a headless run with nothing in the background.
+pub const HEADLESS: [&str; 6] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+];
+
 /// Headless Chromium with its own profile directory and nothing running in
 /// the background; the caller adds what to do (`--dump-dom URL`, …).
 pub fn headless_chromium(profile: &Path) -> Command {
     let mut c = Command::new(CHROMIUM);
-    c.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()))
-    .stdin(Stdio::null())
-    .stderr(Stdio::null());
+    c.args(HEADLESS).arg(format!("--user-data-dir={}", profile.display())).stdin(Stdio::null()).stderr(Stdio::null());
     c
 }
