@@ -439,6 +439,12 @@ pub struct IntervalRow {
     /// The interval's errors by kind; absent when there were none.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub errors: std::collections::BTreeMap<String, u64>,
+    /// Consumer rows: acknowledged messages sent in this interval that the
+    /// group's subscription never received (its `lost`, by when the
+    /// producer sent them; 0 in older reports and for subscriptions whose
+    /// loss was not judged).
+    #[serde(default)]
+    pub lost: u64,
 }
 
 /// A span of the run in which agents met send or receive errors (a broker
@@ -462,6 +468,12 @@ pub struct FaultWindow {
     /// broker marked as redelivered.
     pub duplicates: u64,
     pub redelivered: u64,
+    /// Acknowledged messages sent from the window's start until the SLOs
+    /// held again (to the window's end when they did not) that a
+    /// subscription never received, summed over the subscriptions (as
+    /// `intervals[].lost`; 0 in older reports).
+    #[serde(default)]
+    pub lost: u64,
     /// The start of the first interval after the window, before the drain, in which every
     /// group met the scenario's latency and rate SLOs again, with no error;
     /// None: not before the run ended.

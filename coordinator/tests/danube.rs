@@ -271,6 +271,52 @@ phases: {duration: 8s, drain_timeout: 3s}
 }
 
 #[test]
+fn a_broker_restarted_mid_run_is_a_fault_window_with_its_loss() {
+    let mut d = double(Knobs::default());
+    let agents = [AgentProc::start()];
+    let scenario = write_scenario(
+        "danube-restart",
+        r#"
+name: danube-restart
+broker: {kind: danube, url: "http://placeholder:6650"}
+topics: [{name: lg-restart}]
+producers: [{name: p, topic: lg-restart, rate: 100, send_timeout: 2s}]
+consumers: [{name: c, topic: lg-restart, type: exclusive}]
+phases: {duration: 14s, drain_timeout: 5s}
+"#,
+    );
+    let t0 = Instant::now();
+    let c = spawn_scenario(&scenario, &["--agents", &agents[0].addr, "--set", &format!("broker.url={}", d.url)]);
+    while d.published("/default/lg-restart") < 200 {
+        assert!(t0.elapsed() < Duration::from_secs(20), "no traffic: {}", c.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let down_at = t0.elapsed();
+    d.restart_broker(Duration::from_millis(1500)).expect("the double comes back");
+    let r = c.wait(Duration::from_secs(90));
+    assert!(r.code == 0 || r.code == 1, "{}\n{}", r.stdout, r.stderr);
+    let rep = report_of(&r);
+    let faults = rep["faults"].as_array().expect("fault windows");
+    assert!(!faults.is_empty(), "the restart is a fault window: {}", rep["notes"]);
+    let w = &faults[0];
+    assert!(u(&w["send_errors"]) + u(&w["receive_errors"]) > 0 || w["stalled"] == true, "{w}");
+    // The load came back: the SLOs held again before the run's end.
+    assert!(w["slo_held_again_s"].is_f64(), "sends resumed after the restart: {w}\n{}", rep["notes"]);
+    let from_s = w["from_s"].as_f64().expect("from_s");
+    assert!(from_s <= down_at.as_secs_f64() + 2.0, "{w} (down at {down_at:?})");
+    // Every lost message is counted in the interval it was sent in, and the
+    // window holds what was sent during it.
+    let lost = u(&rep["totals"]["lost"]);
+    let by_interval: u64 = rep["intervals"].as_array().expect("rows").iter().map(|r| u(&r["lost"])).sum();
+    assert_eq!(by_interval, lost, "intervals[].lost adds up to the loss");
+    let in_windows: u64 = faults.iter().map(|w| u(&w["lost"])).sum();
+    assert!(in_windows <= lost, "{in_windows} > {lost}");
+    eprintln!("restart: lost {lost} ({in_windows} in fault windows), window {w}");
+    let notes = rep["notes"].to_string();
+    assert!(notes.contains("acknowledged messages sent were lost"), "{notes}");
+}
+
+#[test]
 fn an_unreachable_broker_is_a_clear_error_at_prepare() {
     let agents = vec![AgentProc::start()];
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();

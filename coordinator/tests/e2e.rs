@@ -256,6 +256,20 @@ phases: {duration: 2s, drain_timeout: 3s}
     }
     assert_eq!(u(&rep["totals"]["lost"]), 40);
     assert_eq!(u(&rep["totals"]["duplicated"]), 40);
+    // Each loss is counted in the interval its message was sent in: ten
+    // per subscription in each of the two 1-s intervals (one at 1000 msg/s
+    // drops every 100th; a boundary may move one to a neighbour).
+    for name in ["shared", "excl"] {
+        let rows: Vec<&serde_json::Value> = rep["intervals"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .filter(|r| r["group"] == name && u(&r["lost"]) > 0)
+            .collect();
+        let by_row: Vec<u64> = rows.iter().map(|r| u(&r["lost"])).collect();
+        assert_eq!(by_row.iter().sum::<u64>(), 20, "{name}: {by_row:?}");
+        assert!(by_row.iter().all(|&n| (9..=11).contains(&n)), "{name}: spread by send time: {by_row:?}");
+    }
     let slo = rep["slo"].as_array().expect("slo");
     assert!(slo.iter().any(|c| c["name"] == "max_loss" && c["pass"] == false), "{slo:?}");
     assert!(r.stdout.contains("FAIL"), "{}", r.stdout);

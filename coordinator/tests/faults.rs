@@ -3,7 +3,8 @@
 //! frozen inside its lease, never for one that answered its keepalives;
 //! agents found by DNS; agents in network namespaces (separate hosts)
 //! whose link is cut for less and for more than their lease; a slow link to an agent; the Pulsar broker
-//! killed -9 and restarted mid-run.
+//! killed -9 and restarted mid-run; a broker blocked from an agent's host
+//! for a few seconds.
 
 mod common;
 
@@ -474,5 +475,58 @@ fn a_slow_link_to_the_agent_costs_clock_error_not_latency() {
     let c = rep["groups"].as_array().expect("groups").iter().find(|g| g["role"] == "consumer").cloned();
     let e2e = &c.expect("consumer group")["latency_us"];
     assert!(e2e["p99"].as_f64().expect("p99") < 20_000.0, "e2e unaffected by the delay: {e2e}");
+    remove_scenario_dir(&sc);
+}
+
+/// The broker (the Danube test double, on a remote address of the agent's
+/// namespace) is blocked from the agent's host for 4 s, 3 s into the run,
+/// while the coordinator's link to the agent stays up: sends wait and time
+/// out, the consumer's stream stalls. The report has one fault window
+/// around the block, the SLOs hold again after it, and every lost message
+/// is counted in the interval it was sent in.
+#[test]
+fn a_broker_blocked_from_the_agent_host_is_a_fault_window() {
+    let a = match NsAgent::start(4, &[]) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("skipped: cannot create a network namespace ({e})");
+            return;
+        }
+    };
+    let remote = a.ns.remote(5);
+    let d = testkit::danube_double::DanubeDouble::start_on(Default::default(), remote.into()).expect("double");
+    let sc = write_scenario(
+        "blocked",
+        r#"
+name: blocked
+broker: {kind: danube, url: "http://placeholder:6650"}
+topics: [{name: lg-blocked}]
+producers: [{name: p, topic: lg-blocked, rate: 100, send_timeout: 1s}]
+consumers: [{name: c, topic: lg-blocked, type: exclusive}]
+phases: {duration: 16s, drain_timeout: 8s}
+"#,
+    );
+    let c = spawn_scenario(&sc, &["--agents", &a.agent.addr, "--set", &format!("broker.url={}", d.url)]);
+    wait_for_start(&c);
+    std::thread::sleep(Duration::from_secs(3));
+    a.ns.block(remote);
+    std::thread::sleep(Duration::from_secs(4));
+    a.ns.unblock(remote);
+    let r = c.wait(Duration::from_secs(90));
+    assert!(r.code == 0 || r.code == 1, "{}\n{}\n{}", r.stdout, r.stderr, a.agent.log_text());
+    let rep = report_of(&r);
+    eprintln!("faults: {}\nnotes: {}", rep["faults"], rep["notes"]);
+    let faults = rep["faults"].as_array().expect("fault windows");
+    let w = faults.first().expect("the block is a fault window");
+    let (from, to) = (w["from_s"].as_f64().expect("from"), w["to_s"].as_f64().expect("to"));
+    // Interval resolution (1 s), and TCP retransmits back off: the window
+    // starts within the block and ends a few seconds after it at most.
+    assert!((2.0..=7.0).contains(&from), "{w}");
+    assert!((6.0..=14.0).contains(&to), "{w}");
+    assert!(w["slo_held_again_s"].is_f64(), "the load came back after the block: {w}");
+    let lost = u(&rep["totals"]["lost"]);
+    let by_interval: u64 = rep["intervals"].as_array().expect("rows").iter().map(|r| u(&r["lost"])).sum();
+    assert_eq!(by_interval, lost, "intervals[].lost adds up to the loss");
+    assert!(faults.iter().map(|w| u(&w["lost"])).sum::<u64>() <= lost);
     remove_scenario_dir(&sc);
 }

@@ -19,6 +19,14 @@
 //! * Consumers: every subscription type the client has (exclusive, shared,
 //!   failover, key_shared), individual acks. The client reopens a dropped
 //!   message stream by itself; what the broker lost on the way shows as loss.
+//! * A broker restart: the broker forgets every producer and consumer, and
+//!   danube-client 0.16 takes its "not found" as final (its producers fail
+//!   every send after it, its consumers' streams end for good — seen on the
+//!   real danube-broker). We do what an application must: a producer the
+//!   broker no longer knows is created again (that send fails, the next go
+//!   to the new one), and a consumer whose streams ended subscribes again
+//!   (one receive error says so; what the broker hands out again after it
+//!   counts as redelivered). Both keep trying for the connect timeout.
 //! * The client cannot close a producer: each one's 5-second health check
 //!   keeps running until the broker forgets it (a limit of danube-client 0.16).
 
@@ -310,25 +318,23 @@ impl Driver for DanubeDriver {
             reason,
         };
         let full = danube_topic_name(&topic.name);
-        let mut consumer = self
+        let builder = self
             .client
             .new_consumer()
             .with_topic(full)
             .with_consumer_name(format!("lg-{:08x}-{}-{index}", self.run_tag, group.name))
             .with_subscription(group.subscription.clone())
-            .with_subscription_type(client_sub_type(group.sub_type))
-            .build()
-            .map_err(|e| sub_err(describe(&e)))?;
-        let mut retry = Retry::new(self.retry_for);
-        loop {
-            match consumer.subscribe().await {
-                Ok(()) => break,
-                Err(e) if retry.again("subscribe", &e).await => {}
-                Err(e) => return Err(sub_err(describe(&e))),
-            }
-        }
-        let rx = consumer.receive().await.map_err(|e| sub_err(describe(&e)))?;
-        Ok(DanubeConsumer { consumer, rx, run_tag: self.run_tag, pending: None })
+            .with_subscription_type(client_sub_type(group.sub_type));
+        let (consumer, rx) = subscribe(builder.clone(), self.retry_for).await.map_err(sub_err)?;
+        Ok(DanubeConsumer {
+            consumer,
+            rx,
+            run_tag: self.run_tag,
+            pending: None,
+            remake: (builder, self.retry_for),
+            again: None,
+            connection: 0,
+        })
     }
 
     async fn producer(&self, topic: &Topic, group: &ProducerGroup, index: u32) -> Result<DanubeProducer, DriverError> {
@@ -338,22 +344,15 @@ impl Driver for DanubeDriver {
         let mut workers = Vec::with_capacity(clients);
         for c in 0..clients {
             let name = format!("lg-{:08x}-{}-{index}-{c}", self.run_tag, group.name);
-            let mut p = self
-                .producer_builder(topic, name)
-                .build()
-                .map_err(|e| DriverError::Producer { topic: topic.name.clone(), reason: describe(&e) })?;
-            let mut retry = Retry::new(self.retry_for);
-            loop {
-                match p.create().await {
-                    Ok(()) => break,
-                    Err(e) if retry.again("create producer", &e).await => {}
-                    Err(e) => {
-                        workers.iter().for_each(JoinHandle::abort);
-                        return Err(DriverError::Producer { topic: topic.name.clone(), reason: describe(&e) });
-                    }
+            let builder = self.producer_builder(topic, name);
+            let p = match create_producer(builder.clone(), self.retry_for).await {
+                Ok(p) => p,
+                Err(e) => {
+                    workers.iter().for_each(JoinHandle::abort);
+                    return Err(DriverError::Producer { topic: topic.name.clone(), reason: describe(&e) });
                 }
-            }
-            workers.push(tokio::spawn(worker(p, rx.clone())));
+            };
+            workers.push(tokio::spawn(worker(p, rx.clone(), (builder, self.retry_for))));
         }
         let shape = match &topic.schema {
             TopicSchema::Int64 => Shape::Int64,
@@ -401,8 +400,33 @@ struct Job {
     reply: oneshot::Sender<Result<(), SendError>>,
 }
 
+/// The broker does not know the producer or consumer the client asked
+/// about: it restarted (or dropped it), and the client will not recover.
+fn forgotten(e: &DanubeError) -> bool {
+    matches!(e, DanubeError::FromStatus(s) if s.code() == tonic::Code::NotFound)
+}
+
+/// A client producer created (and made known to the broker), retrying
+/// transient failures for `retry_for`.
+async fn create_producer(builder: danube_client::ProducerBuilder, retry_for: Duration) -> Result<Producer, DanubeError> {
+    let mut p = builder.build()?;
+    let mut retry = Retry::new(retry_for);
+    loop {
+        match p.create().await {
+            Ok(()) => return Ok(p),
+            Err(e) if retry.again("create producer", &e).await => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Drives one client producer: one send at a time, from the shared queue.
-async fn worker(producer: Producer, jobs: Arc<Mutex<mpsc::Receiver<Job>>>) {
+/// A producer the broker has forgotten is created again from `remake`.
+async fn worker(
+    mut producer: Producer,
+    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
+    remake: (danube_client::ProducerBuilder, Duration),
+) {
     loop {
         let job = { jobs.lock().await.recv().await };
         let Some(job) = job else { return };
@@ -415,7 +439,15 @@ async fn worker(producer: Producer, jobs: Arc<Mutex<mpsc::Receiver<Job>>>) {
             Some(k) => producer.send_with_key(job.data, Some(job.attributes), k).await,
             None => producer.send(job.data, Some(job.attributes)).await,
         };
+        let forgot = r.as_ref().err().is_some_and(forgotten);
         let _ = job.reply.send(r.map(|_| ()).map_err(|e| SendError::Broker(describe(&e))));
+        if forgot {
+            warn!("the broker no longer knows this producer (restarted?): creating it again");
+            match create_producer(remake.0.clone(), remake.1).await {
+                Ok(p) => producer = p,
+                Err(e) => warn!(error = %describe(&e), "creating the producer again failed; will try at the next send"),
+            }
+        }
     }
 }
 
@@ -468,12 +500,47 @@ impl ProducerClient for DanubeProducer {
     }
 }
 
+/// A client consumer subscribed and receiving, retrying transient
+/// failures for `retry_for`.
+async fn subscribe(
+    builder: danube_client::ConsumerBuilder,
+    retry_for: Duration,
+) -> Result<(Consumer, mpsc::Receiver<StreamMessage>), String> {
+    let mut consumer = builder.build().map_err(|e| describe(&e))?;
+    let mut retry = Retry::new(retry_for);
+    loop {
+        match consumer.subscribe().await {
+            Ok(()) => break,
+            Err(e) if retry.again("subscribe", &e).await => {}
+            Err(e) => return Err(describe(&e)),
+        }
+    }
+    let rx = consumer.receive().await.map_err(|e| describe(&e))?;
+    Ok((consumer, rx))
+}
+
+type Subscribing = JoinHandle<Result<(Consumer, mpsc::Receiver<StreamMessage>), String>>;
+
 pub struct DanubeConsumer {
     consumer: Consumer,
     rx: mpsc::Receiver<StreamMessage>,
     run_tag: u32,
     /// The last message handed out, acknowledged by `ack_last`.
     pending: Option<StreamMessage>,
+    /// How to subscribe again when the streams end for good.
+    remake: (danube_client::ConsumerBuilder, Duration),
+    /// Subscribing again (a task, so `recv` stays cancel-safe).
+    again: Option<Subscribing>,
+    /// Subscriptions since the first ([`Delivery::connection`]).
+    connection: u32,
+}
+
+impl Drop for DanubeConsumer {
+    fn drop(&mut self) {
+        if let Some(h) = &self.again {
+            h.abort();
+        }
+    }
 }
 
 /// Reads our stamp from a message's attributes (Err(Foreign): another run's).
@@ -486,17 +553,38 @@ fn stamp_of(tag: u32, m: &StreamMessage) -> Result<common::stamp::Stamp, StampEr
 
 impl ConsumerClient for DanubeConsumer {
     async fn recv(&mut self) -> Result<Delivery, RecvError> {
-        // mpsc::Receiver::recv is cancel-safe.
+        // Cancel-safe: mpsc::Receiver::recv is, and a JoinHandle polled
+        // again picks up where it was.
+        if let Some(h) = &mut self.again {
+            let r = h.await;
+            self.again = None;
+            match r {
+                Ok(Ok((consumer, rx))) => {
+                    self.consumer = consumer;
+                    self.rx = rx;
+                    self.connection += 1;
+                }
+                Ok(Err(e)) => {
+                    return Err(RecvError::Closed(format!(
+                        "the consumer's message streams ended for good and subscribing again failed: {e}"
+                    )))
+                }
+                Err(e) => return Err(RecvError::Closed(format!("subscribing again: {e}"))),
+            }
+        }
         let Some(msg) = self.rx.recv().await else {
-            return Err(RecvError::Closed(
-                "the consumer's message streams ended for good (broker gone, or it refused to resubscribe)".into(),
-            ));
+            // The broker went away or forgot the consumer (a restart): the
+            // client has given up, an application would subscribe again.
+            warn!("the consumer's message streams ended for good: subscribing again");
+            self.pending = None;
+            self.again = Some(tokio::spawn(subscribe(self.remake.0.clone(), self.remake.1)));
+            return Err(RecvError::Transient("the message streams ended (broker gone or restarted): subscribing again".into()));
         };
         let delivery = Delivery {
             stamp: stamp_of(self.run_tag, &msg),
             payload_len: msg.payload.len(),
             redelivered: false,
-            connection: 0,
+            connection: self.connection,
             partition: partition_of(&msg.msg_id.topic_name),
         };
         self.pending = Some(msg);

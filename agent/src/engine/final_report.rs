@@ -71,6 +71,7 @@ fn producer_acks(sc: &Scenario, finals: Vec<ProducerFinal>, notes: &mut Vec<Stri
             group: f.inst.group as u32,
             sent: f.sent,
             acked: Some(f.acked.to_proto()),
+            marks: f.marks.iter().map(|&(interval, sent)| proto::SendMark { interval, sent }).collect(),
         });
     }
     producers

@@ -58,6 +58,9 @@ pub(super) struct ProducerFinal {
     pub error: Option<String>,
     /// Actual time of its first send (coordinator time); None if it sent nothing.
     pub first_send_ns: Option<i64>,
+    /// (interval index, sends gone out by its end), one per interval it
+    /// reported, in order: when each seq was sent, at interval resolution.
+    pub marks: Vec<(u64, u64)>,
 }
 
 pub(super) struct ProducerTask {
@@ -72,6 +75,8 @@ pub(super) struct ProducerTask {
     sent: u64,
     /// Actual time of the first send (when the load began here); set once.
     first_send_ns: Option<i64>,
+    /// See [`ProducerFinal::marks`].
+    marks: Vec<(u64, u64)>,
     /// Seeds the poisson arrivals of this producer.
     seed: u64,
     /// The agent-wide rate cap, shared by its producers (lock-free GCRA).
@@ -143,6 +148,7 @@ impl ProducerTask {
             keys,
             sent: 0,
             first_send_ns: None,
+            marks: Vec::new(),
             seed,
             cap,
             span: Span::default(),
@@ -191,7 +197,14 @@ impl ProducerTask {
     }
 
     fn into_final(self, error: Option<String>) -> ProducerFinal {
-        ProducerFinal { inst: self.inst, sent: self.sent, acked: self.acked, error, first_send_ns: self.first_send_ns }
+        ProducerFinal {
+            inst: self.inst,
+            sent: self.sent,
+            acked: self.acked,
+            error,
+            first_send_ns: self.first_send_ns,
+            marks: self.marks,
+        }
     }
 
     /// The send loop. The hot path reads the clock once per message (plus
@@ -454,6 +467,7 @@ impl ProducerTask {
     }
 
     fn flush(&mut self, interval: u64) {
+        self.marks.push((interval, self.sent));
         let stats = std::mem::take(&mut self.stats);
         self.rep.send(interval, stats, 0, false);
     }
@@ -479,6 +493,9 @@ impl ProducerTask {
             self.on_tick();
         }
         let last = self.rep.last_tick();
+        if self.marks.last().is_none_or(|m| m.0 < last) {
+            self.marks.push((last, self.sent));
+        }
         let stats = std::mem::take(&mut self.stats);
         self.rep.send(last, stats, 0, true);
     }

@@ -31,10 +31,43 @@ struct Sub {
     partitions: BTreeMap<u32, u64>,
 }
 
+/// One producer's sends as its agents reported them.
+#[derive(Default)]
+struct Sends {
+    topic: String,
+    acked: RangeSet,
+    sent: u64,
+    /// (interval index, sends gone out by its end), in order.
+    marks: Vec<(u64, u64)>,
+}
+
+impl Sends {
+    /// The interval `seq` went out in: the first mark past it (the last
+    /// mark's when it is past them all; None without marks).
+    fn interval_of(&self, seq: u64) -> Option<u64> {
+        let i = self.marks.partition_point(|m| m.1 <= seq);
+        self.marks.get(i).or(self.marks.last()).map(|m| m.0)
+    }
+
+    /// `[a, b)` counted into `out` by the interval each seq went out in.
+    fn count_by_interval(&self, (a, b): (u64, u64), out: &mut BTreeMap<u64, u64>) {
+        let mut cur = a;
+        while cur < b {
+            let i = self.marks.partition_point(|m| m.1 <= cur);
+            let Some(k) = self.interval_of(cur) else { return };
+            // The mark's end bounds this interval's seqs (the last mark's
+            // interval takes the rest).
+            let end = self.marks.get(i).map_or(b, |m| m.1.min(b)).max(cur + 1);
+            *out.entry(k).or_default() += end - cur;
+            cur = end;
+        }
+    }
+}
+
 /// What every producer had acknowledged and every subscription received.
 pub(super) struct Delivery {
-    /// Per producer id: its topic, its acknowledged set, its sends.
-    acked: HashMap<u64, (String, RangeSet, u64)>,
+    /// Per producer id.
+    acked: HashMap<u64, Sends>,
     /// Per (topic, subscription).
     subs: BTreeMap<(String, String), Sub>,
 }
@@ -48,20 +81,24 @@ struct Tally {
     missing_sample: Vec<String>,
     /// Received from producers on lost agents (left out of the accounting).
     excluded: u64,
+    /// `lost` by the interval the producer sent the message in.
+    lost_by_interval: BTreeMap<u64, u64>,
 }
 
 impl Delivery {
     /// The sets of every agent that sent its final report.
     pub fn collect(agents: &[AgentOutcome]) -> Delivery {
-        let mut acked: HashMap<u64, (String, RangeSet, u64)> = HashMap::new();
+        let mut acked: HashMap<u64, Sends> = HashMap::new();
         let mut subs: BTreeMap<(String, String), Sub> = BTreeMap::new();
         for a in agents {
             let Some(f) = &a.final_report else { continue };
             for p in &f.producers {
                 let set = p.acked.as_ref().map(RangeSet::from_proto).unwrap_or_default();
-                let e = acked.entry(p.producer_id).or_insert_with(|| (p.topic.clone(), RangeSet::new(), 0));
-                e.1.union_with(&set);
-                e.2 += p.sent;
+                let e = acked.entry(p.producer_id).or_insert_with(|| Sends { topic: p.topic.clone(), ..Sends::default() });
+                e.acked.union_with(&set);
+                e.sent += p.sent;
+                e.marks.extend(p.marks.iter().map(|m| (m.interval, m.sent)));
+                e.marks.sort_unstable();
             }
             for s in &f.subscriptions {
                 let acc = subs.entry((s.topic.clone(), s.subscription.clone())).or_default();
@@ -99,9 +136,9 @@ impl Delivery {
     /// The totals the producers make: acknowledged, sent, send errors.
     pub fn producer_totals(&self, pgroups: &ByGroup) -> Totals {
         let mut totals = Totals::default();
-        for (_, set, sent) in self.acked.values() {
-            totals.acked += set.len();
-            totals.sent += sent;
+        for p in self.acked.values() {
+            totals.acked += p.acked.len();
+            totals.sent += p.sent;
         }
         for g in pgroups.values() {
             totals.send_errors += g.total().send_errors;
@@ -113,7 +150,9 @@ impl Delivery {
     /// into `totals` (loss only for the groups judged). `stalled`: the
     /// (topic, subscription) whose progress stopped before a drain timed
     /// out; `backlogs`: each group's backlog series. Also returns the
-    /// messages received from producers on lost agents.
+    /// messages received from producers on lost agents, and each group's
+    /// loss by the interval the messages were sent in (empty when its loss
+    /// was not judged).
     pub fn subscriptions(
         &self,
         cx: &Ctx,
@@ -121,10 +160,11 @@ impl Delivery {
         stalled: &[(String, String)],
         backlogs: &[Vec<(f64, u64, u64)>],
         totals: &mut Totals,
-    ) -> (Vec<SubscriptionReport>, u64) {
+    ) -> (Vec<SubscriptionReport>, u64, Vec<BTreeMap<u64, u64>>) {
         let empty = Sub::default();
         let mut excluded_received = 0u64;
         let mut out = Vec::new();
+        let mut lost_by_interval = Vec::new();
         for (ci, c) in cx.sc.consumers.iter().enumerate() {
             let key = (c.topic.clone(), c.subscription.clone());
             let s = self.subs.get(&key).unwrap_or(&empty);
@@ -142,9 +182,10 @@ impl Delivery {
                 totals.reordered += s.reordered;
                 totals.unacked_received += t.unacked_received;
             }
+            lost_by_interval.push(if judged { t.lost_by_interval.clone() } else { BTreeMap::new() });
             out.push(report(c, s, t, stalled, &backlogs[ci]));
         }
-        (out, excluded_received)
+        (out, excluded_received, lost_by_interval)
     }
 
     /// Subscription `s` against the acknowledged sets of `topic`: up to ten
@@ -157,19 +198,27 @@ impl Delivery {
             received_unique: 0,
             missing_sample: Vec::new(),
             excluded: 0,
+            lost_by_interval: BTreeMap::new(),
         };
         let no_set = RangeSet::new();
-        for (pid, (ptopic, set, _)) in &self.acked {
-            if *ptopic != topic {
+        for (pid, p) in &self.acked {
+            if p.topic != topic {
                 continue;
             }
+            let set = &p.acked;
             t.expected += set.len();
             let got = s.received.get(pid).unwrap_or(&no_set);
-            t.lost += set.difference_len(got);
-            if t.missing_sample.len() < 10 {
-                for (a, b) in set.missing_ranges(got, 10 - t.missing_sample.len()) {
-                    t.missing_sample.push(format!("{pid}:{a}-{}", b - 1));
-                }
+            let lost = set.difference_len(got);
+            t.lost += lost;
+            if lost == 0 {
+                continue;
+            }
+            let missing = set.missing_ranges(got, usize::MAX);
+            for (a, b) in missing.iter().take(10usize.saturating_sub(t.missing_sample.len())) {
+                t.missing_sample.push(format!("{pid}:{a}-{}", b - 1));
+            }
+            for r in missing {
+                p.count_by_interval(r, &mut t.lost_by_interval);
             }
         }
         for (pid, got) in &s.received {
@@ -179,7 +228,7 @@ impl Delivery {
                 continue;
             }
             t.received_unique += got.len();
-            let set = self.acked.get(pid).map(|x| &x.1).unwrap_or(&no_set);
+            let set = self.acked.get(pid).map(|x| &x.acked).unwrap_or(&no_set);
             t.unacked_received += got.difference_len(set);
         }
         t.missing_sample.sort();
@@ -207,5 +256,26 @@ fn report(c: &ConsumerGroup, s: &Sub, t: Tally, stalled: bool, backlog: &[(f64, 
         missing_sample: t.missing_sample,
         stalled,
         backlog: backlog_summary(backlog),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_range_is_counted_in_the_intervals_it_was_sent_in() {
+        // By the end of interval 0: seqs 0..10 sent; 1: 0..25; 3 (2 was
+        // skipped: nothing sent in it): 0..40.
+        let p = Sends { marks: vec![(0, 10), (1, 25), (3, 40)], ..Sends::default() };
+        let mut out = BTreeMap::new();
+        p.count_by_interval((5, 30), &mut out);
+        assert_eq!(out, BTreeMap::from([(0, 5), (1, 15), (3, 5)]));
+        // Past the last mark: the last mark's interval; without marks: nothing.
+        p.count_by_interval((40, 42), &mut out);
+        assert_eq!(out[&3], 7);
+        let mut none = BTreeMap::new();
+        Sends::default().count_by_interval((0, 5), &mut none);
+        assert!(none.is_empty());
     }
 }

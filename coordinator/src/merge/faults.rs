@@ -5,7 +5,9 @@
 //! the interval rows (an agent counts each error in the interval it
 //! happened in, so a window has the report interval's resolution), with
 //! what happened from each window's start until the SLOs held again:
-//! errors, duplicates, redeliveries, and how long that took.
+//! errors, duplicates, redeliveries, the acknowledged messages sent in it
+//! that never arrived (`lost`, from the producers' send marks), and how
+//! long that took.
 //!
 //! "The SLOs held" is judged per interval, from what an interval row
 //! carries: no errors; every producer group's p50/p99/p99.9 publish
@@ -41,6 +43,9 @@ struct Slot {
     receive_errors: u64,
     duplicates: u64,
     redelivered: u64,
+    /// Acknowledged messages sent in the interval that a subscription
+    /// never received.
+    lost: u64,
     /// Every row met its SLOs.
     healthy: bool,
     /// A producer group stalled (see [`STALL_SHARE`]).
@@ -109,6 +114,7 @@ fn window(slots: &[Slot], first: usize, last: usize, len: f64) -> FaultWindow {
     for s in &slots[first..=until] {
         w.duplicates += s.duplicates;
         w.redelivered += s.redelivered;
+        w.lost += s.lost;
     }
     w.groups = groups;
     w.slo_held_again_s = recovered.map(|k| (slots[k].t_s - len).max(w.to_s));
@@ -130,6 +136,7 @@ fn slots(sc: &Scenario, rows: &[IntervalRow]) -> Vec<Slot> {
         s.receive_errors += r.receive_errors;
         s.duplicates += r.duplicates;
         s.redelivered += r.redelivered;
+        s.lost += r.lost;
         let stalled = stalled(sc, r);
         if r.send_errors + r.receive_errors > 0 || stalled {
             s.erring.push(format!("{} {}", r.role, r.group));
@@ -226,11 +233,12 @@ pub(super) fn note(w: &FaultWindow) -> String {
         what.push(format!("sends all but stopped (under {:.0} % of the target)", STALL_SHARE * 100.0));
     }
     format!(
-        "fault from {} to {} ({}): {}; {recovery}; {} duplicate and {} redelivered deliveries from its start until then",
+        "fault from {} to {} ({}): {}; {recovery}; from its start until then {} acknowledged messages sent were lost, {} duplicate and {} redelivered deliveries",
         fmt_secs(w.from_s),
         fmt_secs(w.to_s),
         w.groups.join(", "),
         what.join(", "),
+        w.lost,
         w.duplicates,
         w.redelivered
     )
@@ -291,7 +299,17 @@ mod tests {
             let p99 = if (10..=11).contains(&i) { 50_000.0 } else { 900.0 };
             let rate = if i == 12 { 10.0 } else { 100.0 };
             let redelivered = if i == 10 { 25 } else { 0 };
-            all.extend(rows(i, se, re, p99, rate, redelivered));
+            let mut r = rows(i, se, re, p99, rate, redelivered);
+            // Sent and never received: before the window (not its loss),
+            // in it and in its recovery (its loss), after the recovery (not).
+            r[1].lost = match i {
+                3 => 1,
+                5 => 7,
+                11 => 2,
+                15 => 100,
+                _ => 0,
+            };
+            all.extend(r);
         }
         let w = windows(&s, &all);
         assert_eq!(w.len(), 1, "{w:?}");
@@ -302,8 +320,10 @@ mod tests {
         // 10, 11: latency; 12: rate; 13 holds: from 12 s, 3 s after 9 s.
         assert_eq!((w.slo_held_again_s, w.recovery_s), (Some(12.0), Some(3.0)));
         assert_eq!((w.redelivered, w.duplicates), (25, 0));
+        assert_eq!(w.lost, 9, "sent from the window's start until the SLOs held again");
         let n = note(w);
         assert!(n.contains("120 send errors") && n.contains("held again 3.0s after it"), "{n}");
+        assert!(n.contains("9 acknowledged messages sent were lost"), "{n}");
     }
 
     #[test]

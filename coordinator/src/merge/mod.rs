@@ -47,11 +47,12 @@ pub fn build(input: ReportInput<'_>) -> Report {
     let delivery = Delivery::collect(input.agents);
     let mut totals = delivery.producer_totals(&pgroups);
     let backlogs = series::group_backlogs(sc, input.intervals, input.start_ns);
-    let (subscriptions, excluded_received) = delivery.subscriptions(&cx, &lost, &input.stalled, &backlogs, &mut totals);
+    let (subscriptions, excluded_received, lost_by_interval) =
+        delivery.subscriptions(&cx, &lost, &input.stalled, &backlogs, &mut totals);
     let (groups, histograms) = groups::reports(&cx, &pgroups, &cgroups, &lost);
     let agents = agents::rows(input.agents, cx.dur_s, input.start_ns);
     let coverage = coverage::coverage(sc, input.agents, &lost, (excluded_received, input.start_ns), &mut notes);
-    let intervals = series::interval_rows(sc, input.intervals, input.start_ns, &backlogs);
+    let intervals = series::interval_rows(sc, input.intervals, input.start_ns, &backlogs, &lost_by_interval);
     let slo = judge(sc, &groups, &totals, &subscriptions);
     let faults = faults::windows(sc, &intervals);
     notes.extend(faults.iter().map(faults::note));

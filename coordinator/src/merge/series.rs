@@ -110,6 +110,7 @@ pub(super) fn interval_rows(
     iv: &Intervals,
     start_ns: i64,
     backlogs: &[Vec<(f64, u64, u64)>],
+    lost: &[BTreeMap<u64, u64>],
 ) -> Vec<IntervalRow> {
     let mut rows = Vec::new();
     for (idx, m) in &iv.by_index {
@@ -120,9 +121,43 @@ pub(super) fn interval_rows(
                 .and_then(|v| v.binary_search_by_key(idx, |x| x.1).ok().map(|i| v[i].2))
                 .unwrap_or(0)
         };
+        let first = rows.len();
         push_rows(sc, *idx, m, start_ns, backlog, &mut rows);
+        add_lost(sc, *idx, m, start_ns, lost, first, &mut rows);
     }
     rows
+}
+
+/// Each consumer group's loss of interval `idx` into its row (`rows[first..]`
+/// are the interval's); a group that reported nothing in the interval gets
+/// a row of its own for it, so the rows' `lost` adds up to the
+/// subscriptions' loss.
+fn add_lost(
+    sc: &Scenario,
+    idx: u64,
+    m: &IntervalMerge,
+    start_ns: i64,
+    lost: &[BTreeMap<u64, u64>],
+    first: usize,
+    rows: &mut Vec<IntervalRow>,
+) {
+    for (g, grp) in sc.consumers.iter().enumerate() {
+        let Some(&n) = lost.get(g).and_then(|l| l.get(&idx)) else { continue };
+        let at = rows[first..].iter().position(|r| r.role == "consumer" && r.group == grp.name);
+        match at {
+            Some(i) => rows[first + i].lost = n,
+            None => rows.push(IntervalRow {
+                index: idx,
+                t_s: (m.end_ns - start_ns) as f64 / 1e9,
+                phase: phase_name(sc, m.start_ns - start_ns).into(),
+                group: grp.name.clone(),
+                role: "consumer".into(),
+                agents_reporting: m.agents,
+                lost: n,
+                ..IntervalRow::default()
+            }),
+        }
+    }
 }
 
 /// The rows of one merged interval (settled), as the live dashboard shows
@@ -235,6 +270,7 @@ fn push_rows(
             duplicates: t.duplicates,
             redelivered: t.redelivered,
             errors: t.errors,
+            lost: 0,
         });
     }
 }

@@ -9,11 +9,11 @@ use common::report::Report;
 /// Writes `report.intervals` as CSV to `path`.
 pub fn write(path: &Path, report: &Report) -> std::io::Result<()> {
     let mut csv = std::io::BufWriter::new(std::fs::File::create(path)?);
-    writeln!(csv, "interval,t_s,phase,group,role,sent,acked,send_errors,received,rate_msgs_per_s,p50_us,p99_us,p999_us,max_lag_ms,agents_reporting,in_flight_wait_percent,receive_errors,duplicates,redelivered")?;
+    writeln!(csv, "interval,t_s,phase,group,role,sent,acked,send_errors,received,rate_msgs_per_s,p50_us,p99_us,p999_us,max_lag_ms,agents_reporting,in_flight_wait_percent,receive_errors,duplicates,redelivered,lost")?;
     for r in &report.intervals {
         writeln!(
             csv,
-            "{},{:.3},{},{},{},{},{},{},{},{:.3},{:.1},{:.1},{:.1},{:.3},{},{},{},{},{}",
+            "{},{:.3},{},{},{},{},{},{},{},{:.3},{:.1},{:.1},{:.1},{:.3},{},{},{},{},{},{}",
             r.index,
             r.t_s,
             r.phase,
@@ -32,7 +32,8 @@ pub fn write(path: &Path, report: &Report) -> std::io::Result<()> {
             r.in_flight_wait_percent.map(|w| format!("{w:.1}")).unwrap_or_default(),
             r.receive_errors,
             r.duplicates,
-            r.redelivered
+            r.redelivered,
+            r.lost
         )?;
     }
     csv.flush()

@@ -39,6 +39,8 @@ pub struct NetNs {
     pub host_if: String,
     pub host_ip: Ipv4Addr,
     pub ns_ip: Ipv4Addr,
+    /// The namespace's end of the veth pair.
+    ns_if: String,
     /// `a.b.c.d/30`
     subnet: String,
 }
@@ -57,9 +59,9 @@ impl NetNs {
         let name = format!("lg-{pid}-{index}");
         ip(&["netns", "add", &name])?;
         let (host_ip, ns_ip, subnet) = free_subnet(pid, index);
-        let me = NetNs { name, host_if: format!("lg{pid}h{index}"), host_ip, ns_ip, subnet };
-        // From here on, drop removes whatever was made.
         let ns_if = format!("lg{pid}a{index}");
+        let me = NetNs { name, host_if: format!("lg{pid}h{index}"), host_ip, ns_ip, ns_if: ns_if.clone(), subnet };
+        // From here on, drop removes whatever was made.
         must(&["link", "add", &me.host_if, "type", "veth", "peer", "name", &ns_if, "netns", &me.name]);
         must(&["addr", "add", &format!("{host_ip}/30"), "dev", &me.host_if]);
         must(&["link", "set", &me.host_if, "up"]);
@@ -81,6 +83,30 @@ impl NetNs {
     /// Brings the link back up (the prefix route returns with it).
     pub fn restore(&self) {
         must(&["link", "set", &self.host_if, "up"]);
+    }
+
+    /// A second address of the root side: a /32 on the root end of the
+    /// veth, routed to from inside the namespace. A server bound there is
+    /// a remote host of the namespace's agent (nothing else reaches it), and
+    /// [`NetNs::block`] can take it away without touching the link the
+    /// coordinator talks to the agent over.
+    pub fn remote(&self, index: u32) -> Ipv4Addr {
+        let (addr, _, _) = free_subnet(std::process::id(), index);
+        must(&["addr", "add", &format!("{addr}/32"), "dev", &self.host_if]);
+        must(&["-n", &self.name, "route", "add", &format!("{addr}/32"), "dev", &self.ns_if]);
+        addr
+    }
+
+    /// `addr` is unreachable from inside the namespace (a `prohibit` route:
+    /// there is no iptables or nftables here to block one port): packets
+    /// to it are refused before they leave, as a firewall's REJECT would.
+    pub fn block(&self, addr: Ipv4Addr) {
+        must(&["-n", &self.name, "route", "replace", "prohibit", &format!("{addr}/32")]);
+    }
+
+    /// Undoes [`NetNs::block`].
+    pub fn unblock(&self, addr: Ipv4Addr) {
+        must(&["-n", &self.name, "route", "replace", &format!("{addr}/32"), "dev", &self.ns_if]);
     }
 
     /// `program` to be run inside the namespace.

@@ -23,7 +23,11 @@
 //!   number: 8 bytes, json_schema: a JSON document).
 //!
 //! Knobs: every Nth send refused, the first stream of every subscription
-//! dropped after N messages, and [`DanubeDouble::stop_broker`] (broker gone).
+//! dropped after N messages, [`DanubeDouble::stop_broker`] (broker gone)
+//! and [`DanubeDouble::restart_broker`] (gone for a while, then back on the
+//! same port: topics and their queues kept, as a broker with storage keeps
+//! them; producers and consumers forgotten, unacknowledged messages of
+//! reliable topics queued again).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -146,12 +150,38 @@ struct State {
     sends: AtomicU64,
     refused: AtomicU64,
     url: String,
-    stop: CancellationToken,
+    /// Cancelled when the broker goes away; a restart puts a new one here.
+    stop: Mutex<CancellationToken>,
 }
 
 impl State {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The token of the broker now serving.
+    fn stop(&self) -> CancellationToken {
+        self.stop.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// After a restart: no producer, consumer or stream survived it; what
+    /// reliable topics had delivered without an acknowledgement is queued
+    /// again, in order.
+    fn forget_clients(&self) {
+        let mut inner = self.lock();
+        inner.producers.clear();
+        inner.consumers.clear();
+        for t in inner.topics.values_mut() {
+            for s in t.subs.values_mut() {
+                s.consumers.clear();
+                let mut back: Vec<(u64, StreamMessage)> = s.unacked.drain().map(|(off, (_, m))| (off, m)).collect();
+                back.sort_by_key(|(off, _)| std::cmp::Reverse(*off));
+                s.snap.redelivered += back.len() as u64;
+                for (_, m) in back {
+                    s.queue.push_front(m);
+                }
+            }
+        }
     }
 }
 
@@ -356,6 +386,7 @@ fn give_back(state: &State, consumer: u64, m: StreamMessage, reliable: bool) {
 }
 
 async fn stream_messages(state: Arc<State>, consumer: u64, tx: mpsc::Sender<Result<StreamMessage, Status>>) {
+    let stop = state.stop();
     let drop_after = {
         let mut inner = state.lock();
         let Some(c) = inner.consumers.get_mut(&consumer) else { return };
@@ -394,7 +425,7 @@ async fn stream_messages(state: Arc<State>, consumer: u64, tx: mpsc::Sender<Resu
                 };
                 let delivered = tokio::select! {
                     r = tx.send(Ok(m.clone())) => r.is_ok(),
-                    _ = state.stop.cancelled() => false,
+                    _ = stop.cancelled() => false,
                 };
                 if !delivered {
                     give_back(&state, consumer, m, reliable);
@@ -414,13 +445,13 @@ async fn stream_messages(state: Arc<State>, consumer: u64, tx: mpsc::Sender<Resu
             }
             None => {
                 tokio::select! {
-                    _ = state.stop.cancelled() => break,
+                    _ = stop.cancelled() => break,
                     _ = tx.closed() => break,
                     _ = &mut notified => {}
                 }
             }
         }
-        if state.stop.is_cancelled() {
+        if stop.is_cancelled() {
             break;
         }
     }
@@ -658,6 +689,46 @@ impl SchemaRegistry for Svc {
     }
 }
 
+/// Serves the double on `std_listener` from a thread of its own (and its
+/// own runtime) until the state's stop token is cancelled.
+fn serve(state: Arc<State>, std_listener: std::net::TcpListener) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std_listener.set_nonblocking(true)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let svc = Svc(state.clone());
+    let stop = state.stop();
+    std::thread::Builder::new().name("danube-double".into()).spawn(move || {
+        rt.block_on(async move {
+            let listener = match tokio::net::TcpListener::from_std(std_listener) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!(error = %e, "danube double: listener");
+                    return;
+                }
+            };
+            let r = tonic::transport::Server::builder()
+                .add_service(DiscoveryServer::new(svc.clone()))
+                .add_service(ProducerServiceServer::new(svc.clone()))
+                .add_service(ConsumerServiceServer::new(svc.clone()))
+                .add_service(HealthCheckServer::new(svc.clone()))
+                .add_service(SchemaRegistryServer::new(svc))
+                .serve_with_incoming_shutdown(
+                    // No Nagle: unary answers would wait for the client's delayed ACK.
+                    tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |s| {
+                        s.inspect(|s| {
+                            let _ = s.set_nodelay(true);
+                        })
+                    }),
+                    stop.cancelled_owned(),
+                )
+                .await;
+            if let Err(e) = r {
+                tracing::error!(error = %e, "danube double stopped");
+            }
+        });
+        // Dropping the runtime here ends every task still running.
+    })
+}
+
 /// A running double (its own thread and runtime, so sync tests can use it).
 /// Dropping it stops it.
 pub struct DanubeDouble {
@@ -670,9 +741,14 @@ pub struct DanubeDouble {
 
 impl DanubeDouble {
     pub fn start(knobs: Knobs) -> std::io::Result<DanubeDouble> {
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        std_listener.set_nonblocking(true)?;
-        let addr = std_listener.local_addr()?;
+        DanubeDouble::start_on(knobs, std::net::Ipv4Addr::LOCALHOST.into())
+    }
+
+    /// The same on `ip` (a free port): a test network namespace's remote
+    /// address rather than loopback.
+    pub fn start_on(knobs: Knobs, ip: std::net::IpAddr) -> std::io::Result<DanubeDouble> {
+        let listener = std::net::TcpListener::bind((ip, 0))?;
+        let addr = listener.local_addr()?;
         let url = format!("http://{addr}");
         let state = Arc::new(State {
             inner: Mutex::new(Inner::default()),
@@ -681,49 +757,16 @@ impl DanubeDouble {
             sends: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             url: url.clone(),
-            stop: CancellationToken::new(),
+            stop: Mutex::new(CancellationToken::new()),
         });
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-        let svc = Svc(state.clone());
-        let stop = state.stop.clone();
-        let thread = std::thread::Builder::new().name("danube-double".into()).spawn(move || {
-            rt.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(std_listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::error!(error = %e, "danube double: listener");
-                        return;
-                    }
-                };
-                let r = tonic::transport::Server::builder()
-                    .add_service(DiscoveryServer::new(svc.clone()))
-                    .add_service(ProducerServiceServer::new(svc.clone()))
-                    .add_service(ConsumerServiceServer::new(svc.clone()))
-                    .add_service(HealthCheckServer::new(svc.clone()))
-                    .add_service(SchemaRegistryServer::new(svc))
-                    .serve_with_incoming_shutdown(
-                        // No Nagle: unary answers would wait for the client's delayed ACK.
-                        tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |s| {
-                            s.inspect(|s| {
-                                let _ = s.set_nodelay(true);
-                            })
-                        }),
-                        stop.cancelled_owned(),
-                    )
-                    .await;
-                if let Err(e) = r {
-                    tracing::error!(error = %e, "danube double stopped");
-                }
-            });
-            // Dropping the runtime here ends every task still running.
-        })?;
+        let thread = serve(state.clone(), listener)?;
         Ok(DanubeDouble { state, thread: Some(thread), addr, url })
     }
 
     /// The broker goes away: streams end, the listener closes, new
     /// connections are refused. Waits (at most 5 s) until it has.
     pub fn stop_broker(&mut self) {
-        self.state.stop.cancel();
+        self.state.stop().cancel();
         self.state.changed.notify_waiters();
         if let Some(t) = self.thread.take() {
             let t0 = std::time::Instant::now();
@@ -734,6 +777,21 @@ impl DanubeDouble {
                 let _ = t.join();
             }
         }
+    }
+
+    /// The broker goes away ([`DanubeDouble::stop_broker`]), stays away for
+    /// `down`, and comes back on the same address with its topics and
+    /// queues but no producer or consumer (see the module doc).
+    pub fn restart_broker(&mut self, down: std::time::Duration) -> std::io::Result<()> {
+        self.stop_broker();
+        self.state.forget_clients();
+        std::thread::sleep(down);
+        *self.state.stop.lock().unwrap_or_else(|p| p.into_inner()) = CancellationToken::new();
+        // The old listener is closed; std sets SO_REUSEADDR, so the port
+        // binds again at once.
+        let listener = std::net::TcpListener::bind(self.addr)?;
+        self.thread = Some(serve(self.state.clone(), listener)?);
+        Ok(())
     }
 
     /// What the double saw so far.

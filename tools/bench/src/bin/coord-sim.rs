@@ -315,6 +315,7 @@ fn final_report(k: u64, shard: &Shard, shared: &Shared, _start: i64) -> proto::F
             group: p.group as u32,
             sent: n,
             acked: Some(acked_ranges(n)),
+            marks: Vec::new(),
         });
     }
     let all = shared.producers.lock().unwrap_or_else(|e| e.into_inner()).clone();
