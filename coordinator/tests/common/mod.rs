@@ -1,5 +1,7 @@
 //! Helpers for the end-to-end tests: real `agent` processes on
-//! 127.0.0.1:0 and the real `coordinator` binary.
+//! 127.0.0.1:0 and the real `coordinator` binary. Agents log at `warn`;
+//! `LG_TEST_AGENT_LOG` sets their RUST_LOG instead (e.g.
+//! `LG_TEST_AGENT_LOG=warn,pulsar=debug` to see a driver's client).
 #![allow(dead_code)]
 
 pub mod cdp;
@@ -37,7 +39,7 @@ impl AgentProc {
     pub fn start() -> AgentProc {
         let mut child = Command::new(agent_bin())
             .args(["--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", std::env::var("LG_TEST_AGENT_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -58,7 +60,7 @@ impl AgentProc {
         let mut child = cmd
             .args(["--listen", listen])
             .args(args)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", std::env::var("LG_TEST_AGENT_LOG").unwrap_or_else(|_| "warn".into()))
             .env_remove("LOADGEN_TOKEN")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).expect("log file"))
@@ -111,7 +113,7 @@ impl CoordinatorProc {
         let child = Command::new(coordinator_bin())
             .args(args)
             .current_dir(repo_root())
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", std::env::var("LG_TEST_AGENT_LOG").unwrap_or_else(|_| "warn".into()))
             .env_remove("LOADGEN_TOKEN")
             .stdout(std::fs::File::create(&out).expect("stdout file"))
             .stderr(std::fs::File::create(&err).expect("stderr file"))
