@@ -3,8 +3,8 @@
 //! frozen inside its lease, never for one that answered its keepalives;
 //! agents found by DNS; agents in network namespaces (separate hosts)
 //! whose link is cut for less and for more than their lease; a slow link to an agent; the Pulsar broker
-//! killed -9 and restarted mid-run; a broker blocked from an agent's host
-//! for a few seconds.
+//! killed -9 and restarted mid-run; the Danube double and Apache Pulsar
+//! blocked from an agent's host for a few seconds.
 
 mod common;
 
@@ -528,5 +528,69 @@ phases: {duration: 16s, drain_timeout: 8s}
     let by_interval: u64 = rep["intervals"].as_array().expect("rows").iter().map(|r| u(&r["lost"])).sum();
     assert_eq!(by_interval, lost, "intervals[].lost adds up to the loss");
     assert!(faults.iter().map(|w| u(&w["lost"])).sum::<u64>() <= lost);
+    remove_scenario_dir(&sc);
+}
+
+/// Apache Pulsar blocked from the agent's host for 4 s, 3 s into the run.
+/// The agent lives in a network namespace; the broker (on the root side's
+/// 127.0.0.1) is reached through a relay on the namespace's remote address,
+/// and a relay on the namespace's own 127.0.0.1:PORT, so the address
+/// Pulsar's lookups answer with works inside it too. Blocking the remote
+/// address cuts the agent off its broker and nothing else. Sends wait
+/// through it; a real broker loses nothing it acknowledged, so the window
+/// has no loss, and the SLOs hold again after it.
+#[test]
+fn pulsar_blocked_from_the_agent_host_is_a_fault_window() {
+    let pulsar = testkit::apache_pulsar_or_skip!();
+    let ns = match common::netns::NetNs::create(6) {
+        Ok(ns) => ns,
+        Err(e) => {
+            eprintln!("skipped: cannot create a network namespace ({e})");
+            return;
+        }
+    };
+    let port: u16 = pulsar.url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port of the broker URL");
+    let remote = ns.remote(7);
+    let outer = testkit::relay::Relay::start((remote, 0).into(), ([127, 0, 0, 1], port).into()).expect("relay");
+    let inner = common::netns::NsRelay::start(&ns, port, outer.addr);
+    let agent = AgentProc::start_in(ns.command(&agent_bin()), &format!("{}:0", ns.ns_ip), &[]);
+    let sc = write_scenario(
+        "pulsar-blocked",
+        r#"
+name: pulsar-blocked
+broker: {kind: pulsar, url: "pulsar://placeholder:6650", connect_timeout: 30s}
+topics: [{name: lg-fault-blocked}]
+producers: [{name: p, topic: lg-fault-blocked, rate: 100}]
+consumers: [{name: c, topic: lg-fault-blocked, type: shared}]
+phases: {duration: 16s, drain_timeout: 20s}
+"#,
+    );
+    let url = format!("pulsar://127.0.0.1:{port}");
+    let c = spawn_scenario(&sc, &["--agents", &agent.addr, "--set", &format!("broker.url={url}")]);
+    let t0 = Instant::now();
+    while !c.stderr().contains("start:") {
+        assert!(t0.elapsed() < Duration::from_secs(60), "no start:\n{}\n{}", c.stderr(), agent.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    ns.block(remote);
+    std::thread::sleep(Duration::from_secs(4));
+    ns.unblock(remote);
+    let r = c.wait(Duration::from_secs(120));
+    assert!(r.code == 0 || r.code == 1, "{}\n{}\n{}", r.stdout, r.stderr, agent.log_text());
+    let rep = report_of(&r);
+    eprintln!("faults: {}\ntotals: {}\nnotes: {}", rep["faults"], rep["totals"], rep["notes"]);
+    let faults = rep["faults"].as_array().expect("fault windows");
+    let w = faults.first().expect("the block is a fault window");
+    let from = w["from_s"].as_f64().expect("from");
+    assert!((2.0..=7.0).contains(&from), "{w}");
+    assert!(w["slo_held_again_s"].is_f64(), "the load came back after the block: {w}");
+    let t = &rep["totals"];
+    assert_eq!(u(&t["lost"]), 0, "Apache Pulsar loses nothing it acknowledged: {t}");
+    assert_eq!(u(&w["lost"]), 0, "{w}");
+    assert_eq!(u(&t["duplicated"]), 0, "{t}");
+    drop(agent);
+    drop(inner);
+    drop(outer);
     remove_scenario_dir(&sc);
 }

@@ -172,6 +172,70 @@ fn sweep_stale() {
     }
 }
 
+/// A TCP relay inside a namespace: a small Python asyncio program run with
+/// `ip netns exec`, listening on the namespace's own 127.0.0.1:`port` and
+/// forwarding to `upstream`. For a broker that tells its clients to come
+/// back to 127.0.0.1:PORT (Apache Pulsar's lookups answer with its
+/// advertised address): inside the namespace that address then leads to
+/// the broker too. Killed on drop.
+pub struct NsRelay {
+    child: std::process::Child,
+}
+
+const RELAY_PY: &str = r#"
+import asyncio, sys
+port, host, uport = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+async def pipe(r, w):
+    try:
+        while True:
+            d = await r.read(65536)
+            if not d:
+                break
+            w.write(d)
+            await w.drain()
+    except Exception:
+        pass
+    finally:
+        w.close()
+async def conn(cr, cw):
+    try:
+        sr, sw = await asyncio.open_connection(host, uport)
+    except Exception:
+        cw.close()
+        return
+    await asyncio.gather(pipe(cr, sw), pipe(sr, cw))
+async def main():
+    s = await asyncio.start_server(conn, "127.0.0.1", port)
+    print("ready", flush=True)
+    async with s:
+        await s.serve_forever()
+asyncio.run(main())
+"#;
+
+impl NsRelay {
+    pub fn start(ns: &NetNs, port: u16, upstream: std::net::SocketAddr) -> NsRelay {
+        use std::io::BufRead;
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &ns.name, "python3", "-c", RELAY_PY])
+            .args([port.to_string(), upstream.ip().to_string(), upstream.port().to_string()])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 relay in the namespace");
+        let mut line = String::new();
+        let out = child.stdout.take().expect("stdout");
+        std::io::BufReader::new(out).read_line(&mut line).expect("relay output");
+        assert_eq!(line.trim(), "ready", "the relay in {} did not start", ns.name);
+        NsRelay { child }
+    }
+}
+
+impl Drop for NsRelay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// An agent process inside its own namespace, listening on the namespace's
 /// address. Field order matters: the agent is killed before its namespace
 /// goes.

@@ -11,9 +11,12 @@
 //!   generated tonic server traits, with failure knobs.
 //! * [`pki`]: a CA, agent and client certificates, and a second CA, for
 //!   the TLS tests.
+//! * [`relay`]: a plain TCP relay on any address (a broker reached from a
+//!   test network namespace).
 
 pub mod apache_pulsar;
 pub mod danube_double;
 pub mod delay;
 pub mod pki;
+pub mod relay;
 mod proxy;

@@ -1,4 +1,5 @@
-//! What the TCP proxy here ([`delay`](crate::delay)) is built on: the
+//! What the TCP proxies here ([`relay`](crate::relay) and
+//! [`delay`](crate::delay)) are built on: the
 //! accept loop that pairs every client with a connection of its own to the upstream, and a thread with its own
 //! runtime to run a proxy on, so sync tests can use it.
 
