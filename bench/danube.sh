@@ -10,7 +10,9 @@
 # PIN=1 runs every client process (agents, bare loop, coordinator) on CPU 0;
 # start the broker on the other CPU (`taskset -c 1 ...`) so the clients'
 # CPU is not the broker's loss, as on a real cluster.
-# Prints markdown tables. Usage: [PIN=1] bench/danube.sh URL [SECONDS] [ROUNDS]
+# RATIO_ONLY=1 skips the scenarios (1) and the clients table: just the
+# agent/bare rounds.
+# Prints markdown tables. Usage: [PIN=1] [RATIO_ONLY=1] bench/danube.sh URL [SECONDS] [ROUNDS]
 set -Eeuo pipefail
 # A failing step names itself (a bare `set -e` exit says nothing).
 trap 'echo "$0: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
@@ -54,6 +56,7 @@ for s in r["subscriptions"]:
 PY
 }
 
+if [ -z "${RATIO_ONLY:-}" ]; then
 echo "## Scenarios A-E, three agents ($AGENTS), broker $URL"
 echo
 echo "| scenario | topic / subscription | type | consumers | publish msg/s | expected | received | e2e p50 ms | e2e p99 ms | lost | duplicated | reordered | verdict |"
@@ -67,6 +70,7 @@ for s in a-baseline b-subscriptions c-multi-topic d-partitions e-failover; do
     [ "$s" = e-failover ] && [ -f "$dir/report.json" ] && python3 -c 'import json,sys; [print("  note:", n) for n in json.load(open(sys.argv[1]+"/report.json"))["notes"]]' "$dir" >&2
 done
 echo
+fi
 
 bare() { # producers topic
     "${CLIENT_CPU[@]}" "$BIN/danube-bare" --url "$URL" --topic "$2" --producers "$1" --size 1024 --seconds "$SECS" | json_rate
@@ -104,6 +108,7 @@ for n in 1 4 16; do
     bm="$(median "${brs[@]}")" am="$(median "${ars[@]}")"
     echo "| $n producers (agent: count $n, clients 1) | $bm | $am | $(ratio "$am" "$bm") | ${per[*]} ($(ratio2 "${per[@]}")) | $(median "${acpus[@]}") |"
 done
+[ -n "${RATIO_ONLY:-}" ] && exit 0
 echo
 echo "## One logical producer, clients: N (agent only)"
 echo
