@@ -199,7 +199,14 @@ fn row_holds(sc: &Scenario, r: &IntervalRow) -> bool {
     } else {
         [(slo.p50_e2e, r.p50_us), (slo.p99_e2e, r.p99_us), (slo.p999_e2e, r.p999_us)]
     };
-    let latency_ok = limits.iter().all(|(limit, us)| limit.is_none_or(|l| *us <= l.as_secs_f64() * 1e6));
+    let publish = r.role == "producer";
+    // The general form (`p95_e2e`): the row carries every percentile an SLO names.
+    let others = slo.other.iter().filter(|l| l.publish == publish).map(|l| (Some(l.limit), r.at(l.percentile)));
+    let latency_ok = limits
+        .iter()
+        .map(|(limit, us)| (*limit, Some(*us)))
+        .chain(others)
+        .all(|(limit, us)| limit.is_none_or(|l| us.is_none_or(|us| us <= l.as_secs_f64() * 1e6)));
     let rate_ok = match (r.role.as_str(), slo.min_rate_ratio) {
         ("producer", Some(ratio)) if r.phase != "drain" => {
             constant_target(sc, &r.group).is_none_or(|target| r.rate_msgs_per_s >= ratio * target)
