@@ -570,6 +570,7 @@ fn bad_percentile_lists_and_slo_keys_name_the_key() {
     let slo = |key: &str| err(&good_with("  p99_e2e: 20ms", &format!("  {key}: 20ms"))).to_string();
     let e = slo("max_los");
     assert!(e.contains("slo.max_los: unknown key `max_los`\n  hint: a latency limit is `pDIGITS_e2e`"), "{e}");
+    assert!(e.contains("for 99.99); other keys: max_e2e, max_loss"), "{e}");
     assert!(slo("p95_e2ee").contains("unknown key"), "{}", slo("p95_e2ee"));
     let e = slo("p990_e2e");
     assert!(e.contains("slo.p990_e2e: `p990_e2e` reads as p99\n  hint: write it `p99_e2e`"), "{e}");

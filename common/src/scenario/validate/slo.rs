@@ -55,7 +55,8 @@ fn other_limits(prefix: &str, s: &RawSlo, cx: &mut Cx<'_>) -> Vec<LatencyLimit> 
             cx.hint(
                 &path,
                 format!("unknown key `{key}`"),
-                "a latency limit is `pDIGITS_e2e` or `pDIGITS_publish` (p95_e2e, p9999_publish for 99.99);                  other keys: max_e2e, max_loss, max_duplicates, min_rate_ratio, max_send_errors",
+                "a latency limit is `pDIGITS_e2e` or `pDIGITS_publish` (p95_e2e, p9999_publish for 99.99); \
+                 other keys: max_e2e, max_loss, max_duplicates, min_rate_ratio, max_send_errors",
             );
             continue;
         };
