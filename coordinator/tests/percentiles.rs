@@ -98,6 +98,23 @@ async fn run_scraped(tag: &str, yaml: &str) -> Shown {
     Shown { dir: out.dir, report, coordinator_quantiles, agent_quantiles }
 }
 
+/// report.html of the run in `dir` after headless Chromium drew its
+/// charts (the DOM); None, said, without Chromium or the chart library.
+fn drawn(dir: &Path) -> Option<String> {
+    if !Path::new(CHROMIUM).exists() || !coordinator::ui::assets::charts_available() {
+        println!("skipped: the drawn charts (no chromium at {CHROMIUM}, or no chart library)");
+        return None;
+    }
+    let html = std::fs::canonicalize(dir.join("report.html")).expect("html path");
+    let out = headless_chromium(&dir.join("chromium-profile"))
+        .args(["--virtual-time-budget=3000", "--dump-dom", &format!("file://{}", utf8(&html))])
+        .output()
+        .expect("chromium --dump-dom");
+    let dom = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(dom.contains("data-charts=\"5\""), "throughput, two latency, two spectra charts drawn");
+    Some(dom)
+}
+
 fn read(dir: &Path, name: &str) -> String {
     std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
@@ -175,6 +192,11 @@ async fn by_default_p95_is_in_every_output() {
     } else {
         assert!(html.contains("p95 dashed"), "the latency chart's key");
     }
+    if let Some(dom) = drawn(&shown.dir) {
+        for want in ["c p50", "c p90", "c p95", "c p99", "c p99.9", "p p95"] {
+            assert!(dom.contains(&format!(">{want}<")), "{want} not drawn");
+        }
+    }
     let q = set(&["0.5", "0.9", "0.95", "0.99", "0.999"]);
     assert_eq!(shown.coordinator_quantiles, q, "coordinator /metrics");
     assert_eq!(shown.agent_quantiles, q, "agent /metrics");
@@ -207,6 +229,15 @@ async fn a_chosen_list_is_shown_exactly() {
     let html = read(&shown.dir, "report.html");
     assert!(html.contains("<th class=\"n\">p99.99</th>"));
     assert!(!html.contains("<th class=\"n\">p95</th>") && !html.contains("<th class=\"n\">p99</th>"));
+    if let Some(dom) = drawn(&shown.dir) {
+        // The latency charts' series, as the browser drew them: the list's, no others.
+        for want in ["c p50", "c p99.99", "p p50", "p p99.99"] {
+            assert!(dom.contains(&format!(">{want}<")), "{want} not drawn");
+        }
+        for not in ["c p95", "c p99", "c p99.9", "p p90"] {
+            assert!(!dom.contains(&format!(">{not}<")), "{not} drawn");
+        }
+    }
     let q = set(&["0.5", "0.9999"]);
     assert_eq!(shown.coordinator_quantiles, q, "coordinator /metrics");
     assert_eq!(shown.agent_quantiles, q, "agent /metrics");
