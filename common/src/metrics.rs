@@ -589,6 +589,24 @@ mod tests {
         assert!(t.ends_with("# EOF\n"), "OpenMetrics ends with EOF: {t}");
     }
 
+    #[test]
+    fn interval_quantiles_are_the_listed_percentiles() {
+        let mut s = GroupPhases::default();
+        for ms in 1..=10_000 {
+            s.measure.service.record_ns(ms * 1_000_000);
+        }
+        s.measure.received = 10_000;
+        let list = [Percentile::P50, Percentile::P95, Percentile::new(99.99).expect("valid")];
+        let g = IntervalGauges::of(Role::Consumer, &s, 1.0, &list);
+        let labels: Vec<&str> = g.latency_s.iter().map(|(q, _)| q.as_str()).collect();
+        assert_eq!(labels, ["0.5", "0.95", "0.9999"]);
+        // 1 ms .. 10 s, one sample per millisecond: each quantile its share of 10 s (HDR: 3 digits).
+        for ((_, v), want) in g.latency_s.iter().zip([5.0, 9.5, 9.999]) {
+            assert!((v - want).abs() / want < 0.002, "{v} vs {want}");
+        }
+        assert!(IntervalGauges::of(Role::Producer, &s, 1.0, &list).latency_s.is_empty(), "no producer samples");
+    }
+
     #[tokio::test]
     async fn serves_metrics_over_http() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -314,6 +314,24 @@ mod tests {
     }
 
     #[test]
+    fn recovery_waits_for_an_slo_in_the_general_form() {
+        // p95_e2e: the consumer rows' p95 (percentiles_us) stays high until 8.
+        let s = sc("{p95_e2e: 10ms}");
+        let mut all = Vec::new();
+        for i in 1..=12u64 {
+            let mut r = rows(i, if i == 4 { 5 } else { 0 }, 0, 900.0, 100.0, 0);
+            let p95 = if (5..=7).contains(&i) { 50_000.0 } else { 800.0 };
+            r[1].percentiles_us = [("p95".to_string(), p95)].into();
+            all.extend(r);
+        }
+        let w = windows(&s, &all);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!((w[0].from_s, w[0].to_s), (3.0, 4.0));
+        // 5, 6, 7: p95 over the limit; 8 holds: from 7 s.
+        assert_eq!((w[0].slo_held_again_s, w[0].recovery_s), (Some(7.0), Some(3.0)));
+    }
+
+    #[test]
     fn sends_that_stop_without_an_error_are_a_fault_too() {
         let s = sc("{}");
         let mut all = Vec::new();

@@ -520,6 +520,44 @@ mod tests {
     }
 
     #[test]
+    fn the_new_reports_percentiles_are_compared_by_key() {
+        let mut base = sample_report();
+        let mut new = base.clone();
+        new.percentiles = vec![Percentile::P50, Percentile::new(99.99).expect("valid")];
+        base.groups[1].latency_us.percentiles.insert("p99.99".into(), 30_000.0);
+        new.groups[1].latency_us.percentiles.insert("p99.99".into(), 90_000.0);
+        let c = compare(&base, &new, 10.0);
+        let metrics: Vec<&str> = c.groups[1].rows.iter().map(|r| r.metric.as_str()).collect();
+        assert_eq!(metrics, ["throughput", "p50", "p9999", "lost", "duplicated"]);
+        let regs = c.regressions();
+        assert_eq!((regs.len(), regs[0].metric.as_str(), regs[0].scope.as_str()), (1, "p9999", "consumer c1"));
+        let out = c.render();
+        assert!(out.contains("higher p50/p9999 latency"), "{out}");
+        assert!(out.contains("p9999 of consumer c1: 30.00ms -> 90.00ms (+200.0%)"), "{out}");
+    }
+
+    #[test]
+    fn a_percentile_the_base_lacks_is_shown_not_judged() {
+        // A version-1 base: no list, no p95 (nor a map).
+        let mut base = sample_report();
+        base.percentiles.clear();
+        for g in &mut base.groups {
+            g.latency_us.p95 = None;
+            g.latency_us.percentiles.clear();
+        }
+        let mut new = sample_report();
+        new.groups[0].latency_us.p95 = Some(1e9);
+        let c = compare(&base, &new, 10.0);
+        let p95 = c.groups[0].rows.iter().find(|r| r.metric == "p95").expect("a p95 row");
+        assert_eq!((p95.base, p95.regressed), (None, false));
+        assert!(!c.regressed(), "{}", c.render());
+        // The other way round: the old report's percentiles, which have no p95.
+        let back = compare(&new, &base, 10.0);
+        let metrics: Vec<&str> = back.groups[0].rows.iter().map(|r| r.metric.as_str()).collect();
+        assert_eq!(metrics, ["throughput", "p50", "p90", "p99", "p999"]);
+    }
+
+    #[test]
     fn groups_without_samples_are_not_judged() {
         let base = sample_report();
         let mut new = base.clone();
