@@ -10,7 +10,8 @@
 //! "The SLOs held" is judged per interval, from what an interval row
 //! carries: no errors; every producer group's p50/p99/p99.9 publish
 //! latency and every consumer group's end-to-end latency within the
-//! scenario's limits (those it sets); and, with `slo.min_rate_ratio`, each
+//! scenario's limits (those it sets; limits in the general form, such as
+//! `p95_e2e`, from the row's `percentiles_us`); and, with `slo.min_rate_ratio`, each
 //! constant-rate producer group at that share of its target.
 //!
 //! May import `series::phase_name`.
