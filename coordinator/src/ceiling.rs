@@ -342,7 +342,7 @@ fn growing_backlogs(sc: &Scenario, report: &Report) -> Vec<String> {
 }
 
 fn empty_latency() -> Latency {
-    Latency::default()
+    Latency { p95: Some(0.0), ..Latency::default() }
 }
 
 /// The scenario of one step: rates scaled to `target`, measured for
