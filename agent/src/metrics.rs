@@ -79,7 +79,7 @@ impl AgentMetrics {
                 let g: &mut GroupMetrics = st.groups.entry(k).or_default();
                 g.counters.add(&s.warmup);
                 g.counters.add(&s.measure);
-                g.interval = Some(IntervalGauges::of(role, s, secs));
+                g.interval = Some(IntervalGauges::of(role, s, secs, &sc.report.percentiles));
             }
         }
     }

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod errors;
 pub mod hist;
 pub mod metrics;
+pub mod percentile;
 pub mod plan;
 pub mod rangeset;
 pub mod report;

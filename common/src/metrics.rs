@@ -20,15 +20,13 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::percentile::Percentile;
 use crate::scenario::Scenario;
 use crate::stats::{GroupPhases, PhaseStats};
 
 /// The content type of the exposition (OpenMetrics text 1.0.0, which
 /// Prometheus reads).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// The quantiles exported as latency gauges, with their label values.
-pub const QUANTILES: [(f64, &str); 4] = [(0.5, "0.5"), (0.9, "0.9"), (0.99, "0.99"), (0.999, "0.999")];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -258,16 +256,19 @@ impl GroupCounters {
 pub struct IntervalGauges {
     /// Producers: acknowledged messages per second; consumers: received.
     pub rate: f64,
-    /// Latency quantiles in seconds (producers: publish response time, from
-    /// the intended send; consumers: end to end); empty without samples.
-    pub latency_s: Vec<(&'static str, f64)>,
+    /// Latency quantiles in seconds by `quantile` label (`0.999`), the
+    /// scenario's `report.percentiles` (producers: publish response time,
+    /// from the intended send; consumers: end to end); empty without
+    /// samples.
+    pub latency_s: Vec<(String, f64)>,
     /// Producers: the largest schedule lag, seconds.
     pub max_lag_s: f64,
 }
 
 impl IntervalGauges {
-    /// From one interval's stats of a group (both phases), `secs` long.
-    pub fn of(role: Role, s: &GroupPhases, secs: f64) -> IntervalGauges {
+    /// From one interval's stats of a group (both phases), `secs` long,
+    /// with the quantiles of `percentiles`.
+    pub fn of(role: Role, s: &GroupPhases, secs: f64, percentiles: &[Percentile]) -> IntervalGauges {
         let secs = secs.max(1e-9);
         let (w, m) = (&s.warmup, &s.measure);
         let (count, hw, hm) = match role {
@@ -289,7 +290,7 @@ impl IntervalGauges {
         let latency_s = if hist.is_empty() {
             Vec::new()
         } else {
-            QUANTILES.iter().map(|(q, label)| (*label, hist.quantile_ns(*q) as f64 / 1e9)).collect()
+            percentiles.iter().map(|p| (p.quantile_label(), hist.quantile_ns(p.quantile()) as f64 / 1e9)).collect()
         };
         let max_lag_ns = w.max_lag_ns.max(m.max_lag_ns);
         IntervalGauges { rate: count as f64 / secs, latency_s, max_lag_s: max_lag_ns as f64 / 1e9 }
@@ -419,7 +420,7 @@ fn write_latency(e: &mut Exposition, groups: &Groups) {
                     e.family(name, Kind::Gauge, help);
                     started = true;
                 }
-                let mut labels = vec![("quantile", *q)];
+                let mut labels = vec![("quantile", q.as_str())];
                 labels.extend(k.labels());
                 e.sample(name, &labels, *v);
             }
@@ -586,6 +587,24 @@ mod tests {
         );
         assert!(t.contains("# TYPE loadgen_agents_connected gauge\nloadgen_agents_connected 2.0\n"), "{t}");
         assert!(t.ends_with("# EOF\n"), "OpenMetrics ends with EOF: {t}");
+    }
+
+    #[test]
+    fn interval_quantiles_are_the_listed_percentiles() {
+        let mut s = GroupPhases::default();
+        for ms in 1..=10_000 {
+            s.measure.service.record_ns(ms * 1_000_000);
+        }
+        s.measure.received = 10_000;
+        let list = [Percentile::P50, Percentile::P95, Percentile::new(99.99).expect("valid")];
+        let g = IntervalGauges::of(Role::Consumer, &s, 1.0, &list);
+        let labels: Vec<&str> = g.latency_s.iter().map(|(q, _)| q.as_str()).collect();
+        assert_eq!(labels, ["0.5", "0.95", "0.9999"]);
+        // 1 ms .. 10 s, one sample per millisecond: each quantile its share of 10 s (HDR: 3 digits).
+        for ((_, v), want) in g.latency_s.iter().zip([5.0, 9.5, 9.999]) {
+            assert!((v - want).abs() / want < 0.002, "{v} vs {want}");
+        }
+        assert!(IntervalGauges::of(Role::Producer, &s, 1.0, &list).latency_s.is_empty(), "no producer samples");
     }
 
     #[tokio::test]

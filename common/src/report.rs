@@ -2,10 +2,20 @@
 //! Fields are only added, never renamed or removed. Latencies are in
 //! microseconds (floating point, so sub-microsecond figures survive);
 //! histograms carry the full-fidelity nanosecond data.
+//!
+//! Version 2 added the reported percentile list (`percentiles`, the
+//! scenario's `report.percentiles`), a `percentiles` map in every latency
+//! and `percentiles_us` in every interval row keyed by label (`p99.9`), and
+//! `p95`; readers of version 1 find the same figures in the named fields
+//! ([`Latency::at`], [`IntervalRow::at`], [`Report::reported_percentiles`]).
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub const REPORT_SCHEMA_VERSION: u32 = 1;
+use crate::percentile::{self, Percentile};
+
+pub const REPORT_SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -57,6 +67,13 @@ pub struct Report {
     /// order: rate changes, pauses, resumes, an early stop. Absent when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<RunEvent>,
+    /// The percentiles reported, ascending, in percent (`[50.0, 90.0, 95.0,
+    /// 99.0, 99.9]` by default): the scenario's `report.percentiles` plus
+    /// any an SLO names. Each latency's `percentiles` and each interval
+    /// row's `percentiles_us` hold exactly these. Absent in version-1
+    /// reports, which carried p50, p90, p99 and p99.9.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub percentiles: Vec<Percentile>,
 }
 
 /// Why and where a run was interrupted (SIGTERM, SIGINT).
@@ -249,15 +266,44 @@ pub struct Totals {
     pub unacked_received: u64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+/// A latency distribution in microseconds. The named percentiles are
+/// always there (scripts read them), whatever the scenario's list;
+/// `percentiles` holds the reported list.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Latency {
     pub p50: f64,
     pub p90: f64,
+    /// Absent in version-1 reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p95: Option<f64>,
     pub p99: f64,
+    /// The 99.9th percentile.
     pub p999: f64,
     pub max: f64,
     pub mean: f64,
     pub count: u64,
+    /// The report's `percentiles`, keyed by label: `{"p50": 812.0,
+    /// "p99.99": 4100.0}` (the label is `p` and the percent, shortest
+    /// form). Absent in version-1 reports.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub percentiles: BTreeMap<String, f64>,
+}
+
+impl Latency {
+    /// Percentile `p`: a named field (the same figure `percentiles` holds
+    /// in a version-2 report), else from `percentiles`; None when the
+    /// report does not carry it (e.g. p95 in a version-1 report).
+    pub fn at(&self, p: Percentile) -> Option<f64> {
+        match p {
+            Percentile::P50 => Some(self.p50),
+            Percentile::P90 => Some(self.p90),
+            Percentile::P95 => self.p95,
+            Percentile::P99 => Some(self.p99),
+            Percentile::P999 => Some(self.p999),
+            _ => None,
+        }
+        .or_else(|| self.percentiles.get(&p.label()).copied())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -415,8 +461,15 @@ pub struct IntervalRow {
     pub backlog: u64,
     pub rate_msgs_per_s: f64,
     pub p50_us: f64,
+    /// Absent in version-1 reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p95_us: Option<f64>,
     pub p99_us: f64,
     pub p999_us: f64,
+    /// The report's `percentiles` in the interval, keyed by label (`p99.9`),
+    /// µs; absent in version-1 reports.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub percentiles_us: BTreeMap<String, f64>,
     pub max_lag_ms: f64,
     /// Agents whose report for this interval arrived.
     pub agents_reporting: u32,
@@ -482,9 +535,35 @@ pub struct FaultWindow {
     pub recovery_s: Option<f64>,
 }
 
+impl IntervalRow {
+    /// Percentile `p` of the interval: a named field, else from
+    /// `percentiles_us`; None when the row does not carry it (p90 or p95
+    /// of a version-1 row).
+    pub fn at(&self, p: Percentile) -> Option<f64> {
+        match p {
+            Percentile::P50 => Some(self.p50_us),
+            Percentile::P95 => self.p95_us,
+            Percentile::P99 => Some(self.p99_us),
+            Percentile::P999 => Some(self.p999_us),
+            _ => None,
+        }
+        .or_else(|| self.percentiles_us.get(&p.label()).copied())
+    }
+}
+
 impl Report {
     pub fn passed(&self) -> bool {
         self.verdict == "pass"
+    }
+
+    /// The percentiles this report carries: `percentiles`, or a version-1
+    /// report's p50, p90, p99 and p99.9.
+    pub fn reported_percentiles(&self) -> Vec<Percentile> {
+        if self.percentiles.is_empty() {
+            percentile::V1.to_vec()
+        } else {
+            self.percentiles.clone()
+        }
     }
 
     /// The earliest and the latest `agents[].start_offset_ms`, and how many

@@ -158,7 +158,7 @@ pub fn judge_step(sc: &Scenario, report: &Report, cpus: &[u32], spec: &CeilingSp
             .iter()
             .filter(|g| g.role == role && g.latency_us.count > 0)
             .max_by(|a, b| a.latency_us.p99.total_cmp(&b.latency_us.p99))
-            .map(|g| g.latency_us)
+            .map(|g| g.latency_us.clone())
     };
     let latency_us = pick("consumer").or_else(|| pick("producer")).unwrap_or_else(empty_latency);
     let measured_s = sc.phases.duration.as_secs_f64();
@@ -342,7 +342,7 @@ fn growing_backlogs(sc: &Scenario, report: &Report) -> Vec<String> {
 }
 
 fn empty_latency() -> Latency {
-    Latency { p50: 0.0, p90: 0.0, p99: 0.0, p999: 0.0, max: 0.0, mean: 0.0, count: 0 }
+    Latency { p95: Some(0.0), ..Latency::default() }
 }
 
 /// The scenario of one step: rates scaled to `target`, measured for

@@ -173,8 +173,9 @@ pub enum Command {
     /// Compare runs group by group: NEW (and each further run) against
     /// BASE; exit 1 when any of them regressed against BASE.
     ///
-    /// A regression: throughput lower, or p50/p99/p999 latency higher, by
-    /// more than --max-regression (latency changes under 50us are ignored as
+    /// A regression: throughput lower, or latency higher at a percentile
+    /// NEW reports (`report.percentiles`: p50/p90/p95/p99/p999 by default),
+    /// by more than --max-regression (latency changes under 50us are ignored as
     /// noise), or any increase in lost messages.
     Compare {
         /// The reference run's results/<run-id> directory.

@@ -101,7 +101,8 @@ impl RunMetrics {
         for (role, map) in [(Role::Producer, &m.producers), (Role::Consumer, &m.consumers)] {
             for (i, s) in map {
                 let Some(k) = GroupKey::of(sc, role, *i as usize) else { continue };
-                st.groups.entry(k).or_default().interval = Some(IntervalGauges::of(role, s, secs));
+                st.groups.entry(k).or_default().interval =
+                    Some(IntervalGauges::of(role, s, secs, &sc.report.percentiles));
             }
         }
     }

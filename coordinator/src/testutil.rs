@@ -3,8 +3,12 @@
 use common::hist::Hist;
 use common::report::*;
 
+/// A version-2 latency: the named figures and the default list's map.
 fn lat(p50: f64) -> Latency {
-    Latency { p50, p90: p50 * 1.5, p99: p50 * 3.0, p999: p50 * 5.0, max: p50 * 8.0, mean: p50 * 1.2, count: 3000 }
+    let (p90, p95, p99, p999) = (p50 * 1.5, p50 * 2.0, p50 * 3.0, p50 * 5.0);
+    let percentiles = [("p50", p50), ("p90", p90), ("p95", p95), ("p99", p99), ("p99.9", p999)];
+    let percentiles = percentiles.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    Latency { p50, p90, p95: Some(p95), p99, p999, max: p50 * 8.0, mean: p50 * 1.2, count: 3000, percentiles }
 }
 
 fn hist(center_us: i64) -> String {
@@ -97,6 +101,7 @@ pub fn sample_report() -> Report {
                 backlog: 0,
                 rate_msgs_per_s: rate,
                 p50_us: if i == 4 { 0.0 } else { p50 },
+                p95_us: Some(if i == 4 { 0.0 } else { p50 * 2.0 }),
                 p99_us: if i == 4 { 0.0 } else { p50 * 3.0 },
                 p999_us: if i == 4 { 0.0 } else { p50 * 5.0 },
                 max_lag_ms: 0.0,
@@ -136,6 +141,7 @@ pub fn sample_report() -> Report {
     };
     Report {
         schema_version: REPORT_SCHEMA_VERSION,
+        percentiles: common::percentile::DEFAULT.to_vec(),
         run_id: "20250101-000000-sample-abcd".into(),
         scenario: "sample".into(),
         scenario_file: "sample.yaml".into(),

@@ -49,6 +49,17 @@ fn the_schema_refuses_what_validation_refuses() {
     let v = jsonschema::validator_for(&schema()).expect("schema");
     let base = "name: x\nbroker: {kind: memory}\ntopics: [{name: t}]\nproducers:\n  - name: p\n    topic: t\n    rate: 10\n    message_size: {uniform: {min: 100, max: 2KiB}}\n    keys: {zipf: {keys: 10, exponent: 1.1}}\nconsumers:\n  - {name: c, topic: t, type: key_shared}\nphases: {duration: 5s}\n";
     assert!(errors(&v, &yaml_to_json(base)).is_empty(), "{:?}", errors(&v, &yaml_to_json(base)));
+    // Latency limits on any percentile, and the reported list.
+    let pct = format!("{base}slo: {{p95_e2e: 10ms, p9999_publish: 1s}}\nreport: {{percentiles: [50, 99.99]}}\n");
+    assert!(errors(&v, &yaml_to_json(&pct)).is_empty(), "{:?}", errors(&v, &yaml_to_json(&pct)));
+    let thirteen: Vec<String> = (1..=13).map(|i| i.to_string()).collect();
+    for (what, bad) in [
+        ("slo key", format!("{base}slo: {{p95_e2: 10ms}}\n")),
+        ("slo limit without unit", format!("{base}slo: {{p95_e2e: 10}}\n")),
+        ("too many percentiles", format!("{base}report: {{percentiles: [{}]}}\n", thirteen.join(", "))),
+    ] {
+        assert!(!errors(&v, &yaml_to_json(&bad)).is_empty(), "{what}: the schema accepted\n{bad}");
+    }
     for (what, bad) in [
         ("unknown key", base.replace("    rate: 10", "    rate: 10\n    colour: red")),
         ("duration without unit", base.replace("duration: 5s", "duration: 5")),

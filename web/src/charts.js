@@ -110,17 +110,19 @@
   }
 
   // Latency percentiles over time, one chart per kind (publish response
-  // time, end to end): `lat` = {title, t, series: [{name, values (µs)}]}.
+  // time, end to end): `lat` = {title, t, per, series: [{name, values (µs)}]},
+  // `per` series (the reported percentiles) per group.
   function latency(el, data, lat, width) {
     const opts = baseOpts(lat.title, width, "latency", fmtMs);
     opts.scales.y = { distr: 3 };
+    const per = lat.per || 3;
     opts.series = [{ label: "t", value: (u, v) => (v == null ? "–" : v.toFixed(1) + " s") }].concat(
       lat.series.map((s, i) => ({
         label: s.name,
-        stroke: color(Math.floor(i / 3)),
-        // Per group: p50 solid, p99 dashed, p99.9 dotted (as the SVG charts).
-        width: i % 3 === 0 ? 2 : 1.25,
-        dash: i % 3 === 1 ? [6, 3] : i % 3 === 2 ? [2, 2] : undefined,
+        stroke: color(Math.floor(i / per)),
+        // Per group, the percentiles in turn: solid, dashed, dotted (as the SVG charts).
+        width: (i % per) % 3 === 0 ? 2 : 1.25,
+        dash: (i % per) % 3 === 1 ? [6, 3] : (i % per) % 3 === 2 ? [2, 2] : undefined,
         value: (u, v) => fmtMs(v),
       })),
     );
@@ -181,11 +183,19 @@
     );
   }
 
-  // The chart data from a run model: `groups` [{name, role}] and
-  // `intervals` (report.json's rows: t_s, group, role, rate_msgs_per_s,
-  // p50_us, p99_us, p999_us), plus what passes through (phases, windows,
-  // events, spectra, ceiling). report.html and the live dashboard both
-  // call it, so both draw the same rows the same way.
+  // A row's latency at percentile `label` ("p99.9"): report.json's
+  // `percentiles_us`, else the named fields of older rows.
+  function rowPercentile(r, label) {
+    if (r.percentiles_us && r.percentiles_us[label] != null) return r.percentiles_us[label];
+    return { p50: r.p50_us, p95: r.p95_us, p99: r.p99_us, "p99.9": r.p999_us }[label];
+  }
+
+  // The chart data from a run model: `groups` [{name, role}], `percentiles`
+  // (labels: the scenario's `report.percentiles`; p50, p99, p99.9 when
+  // absent) and `intervals` (report.json's rows: t_s, group, role,
+  // rate_msgs_per_s, percentiles_us), plus what passes through (phases,
+  // windows, events, spectra, ceiling). report.html and the live dashboard
+  // both call it, so both draw the same rows the same way.
   function fromModel(m) {
     if (m.columns) m = Object.assign({}, m, fromColumns(m.columns, m.intervals));
     const key = (r) => r.group + "\u0000" + r.role;
@@ -204,24 +214,25 @@
       }
     }
     const col = () => groups.map(() => new Array(times.length).fill(null));
-    const rate = col(), p50 = col(), p99 = col(), p999 = col();
+    const pcts = m.percentiles && m.percentiles.length ? m.percentiles : ["p50", "p99", "p99.9"];
+    const rate = col();
+    const lats = pcts.map(col);
     for (const r of m.intervals || []) {
       const g = index.get(key(r)), i = at.get(r.t_s);
       rate[g][i] = r.rate_msgs_per_s;
-      p50[g][i] = r.p50_us;
-      p99[g][i] = r.p99_us;
-      p999[g][i] = r.p999_us;
+      pcts.forEach((p, k) => {
+        const v = rowPercentile(r, p);
+        lats[k][g][i] = v == null ? null : v;
+      });
     }
     const label = (g) => g.name + " (" + g.role + ")";
-    const lat = (role, title) => {
+    const lat = (role, what) => {
       const series = [];
       groups.forEach((g, i) => {
         if (g.role !== role) return;
-        series.push({ name: g.name + " p50", values: p50[i] });
-        series.push({ name: g.name + " p99", values: p99[i] });
-        series.push({ name: g.name + " p99.9", values: p999[i] });
+        pcts.forEach((p, k) => series.push({ name: g.name + " " + p, values: lats[k][i] }));
       });
-      return { title, t: times, series };
+      return { title: what + " (" + pcts.join(", ") + ")", t: times, per: pcts.length, series };
     };
     return {
       phases: m.phases || [],
@@ -229,8 +240,8 @@
       events: m.events || [],
       throughput: { t: times, series: groups.map((g, i) => ({ name: label(g), values: rate[i] })) },
       latency: [
-        lat("producer", "Publish latency per interval: response time from the intended send (p50, p99, p99.9)"),
-        lat("consumer", "End-to-end latency per interval: from the actual send (p50, p99, p99.9)"),
+        lat("producer", "Publish latency per interval: response time from the intended send"),
+        lat("consumer", "End-to-end latency per interval: from the actual send"),
       ],
       spectra: m.spectra || [],
       ceiling: m.ceiling || null,
@@ -238,13 +249,17 @@
   }
 
   // report.html's compact form: one time axis and per-group columns
-  // (rate, p50, p99, p99.9), turned back into rows (plus any live rows).
+  // (rate, and `lat`: a column per percentile label), turned back into
+  // rows (plus any live rows).
   function fromColumns(c, rows) {
     const out = [];
     for (const s of c.series) {
+      const labels = Object.keys(s.lat || {});
       c.t.forEach((t, i) => {
-        if (s.rate[i] == null && s.p50[i] == null) return;
-        out.push({ t_s: t, group: s.group, role: s.role, rate_msgs_per_s: s.rate[i], p50_us: s.p50[i], p99_us: s.p99[i], p999_us: s.p999[i] });
+        if (s.rate[i] == null && labels.every((p) => s.lat[p][i] == null)) return;
+        const percentiles_us = {};
+        labels.forEach((p) => (percentiles_us[p] = s.lat[p][i]));
+        out.push({ t_s: t, group: s.group, role: s.role, rate_msgs_per_s: s.rate[i], percentiles_us });
       });
     }
     return { intervals: out.concat(rows || []), groups: c.series.map((s) => ({ name: s.group, role: s.role })) };

@@ -3,13 +3,14 @@
 //! a value again; it travels to agents inside each shard (serde, JSON), so
 //! a field added here needs `#[serde(default)]` for older peers.
 //!
-//! Imports the load-shape types from `crate::schedule` and nothing else of
-//! the crate.
+//! Imports the load-shape types from `crate::schedule` and
+//! `crate::percentile`, nothing else of the crate.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::percentile::{self, Percentile};
 use crate::schedule::GroupPace;
 pub use crate::schedule::{Arrivals, LoadShape, Step};
 
@@ -43,6 +44,25 @@ pub struct Scenario {
     /// `mode: ceiling`: the search settings; `None` for a plain run.
     #[serde(default)]
     pub ceiling: Option<CeilingSpec>,
+    /// What the reports show.
+    #[serde(default)]
+    pub report: ReportSettings,
+}
+
+/// `report`: what the reports show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportSettings {
+    /// The latency percentiles every report shows (console, report.json,
+    /// CSV, HTML, /metrics, `compare`), ascending, no repeats: the
+    /// scenario's `report.percentiles` (default [`percentile::DEFAULT`])
+    /// plus every percentile a latency SLO names.
+    pub percentiles: Vec<Percentile>,
+}
+
+impl Default for ReportSettings {
+    fn default() -> Self {
+        ReportSettings { percentiles: percentile::DEFAULT.to_vec() }
+    }
 }
 
 impl Scenario {
@@ -493,6 +513,36 @@ pub struct Slo {
     pub min_rate_ratio: Option<f64>,
     /// Most refused or timed-out publishes.
     pub max_send_errors: Option<u64>,
+    /// Latency limits in the general form (`p95_e2e`, `p9999_publish`):
+    /// every one the named fields above do not cover.
+    #[serde(default)]
+    pub other: Vec<LatencyLimit>,
+}
+
+impl Slo {
+    /// Every percentile a latency limit names (named fields and `other`).
+    pub fn percentiles(&self) -> Vec<Percentile> {
+        let named = [
+            (self.p50_e2e.or(self.p50_publish), Percentile::P50),
+            (self.p90_e2e, Percentile::P90),
+            (self.p99_e2e.or(self.p99_publish), Percentile::P99),
+            (self.p999_e2e.or(self.p999_publish), Percentile::P999),
+        ];
+        let named = named.into_iter().filter_map(|(limit, p)| limit.map(|_| p));
+        named.chain(self.other.iter().map(|l| l.percentile)).collect()
+    }
+}
+
+/// One latency limit in the general form: `p95_e2e: 20ms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyLimit {
+    /// As written: `p95_e2e`.
+    pub key: String,
+    pub percentile: Percentile,
+    /// true: producers' publish latency (from the intended send); false:
+    /// consumers' end-to-end latency.
+    pub publish: bool,
+    pub limit: Duration,
 }
 
 // --------------------------------------------- faults and agent loss

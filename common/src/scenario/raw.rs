@@ -62,6 +62,20 @@ pub struct RawScenario {
     pub mode: Option<String>,
     /// Settings of `mode: ceiling`.
     pub ceiling: Option<RawCeiling>,
+    /// What the reports show: `{percentiles: [50, 95, 99, 99.9, 99.99]}`.
+    pub report: Option<RawReport>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawReport {
+    /// The latency percentiles reported by the console summary,
+    /// report.json, timeseries.csv, report.html, /metrics and `compare`,
+    /// in percent: each above 0 and below 100, at most three decimals, at
+    /// most 12, no repeats (sorted for you). Default `[50, 90, 95, 99,
+    /// 99.9]`. A percentile an SLO names (`p9999_e2e`) is reported too.
+    #[schemars(length(min = 1, max = 12))]
+    pub percentiles: Option<Vec<f64>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -363,8 +377,18 @@ pub struct RawPhases {
     pub drain_timeout: Option<Dur>,
 }
 
+/// Besides the keys below, a latency limit on any percentile:
+/// `pDIGITS_e2e` (consumers, end to end) or `pDIGITS_publish` (producers,
+/// from the intended send time), the digits read as `DD.ddd`: `p95_e2e:
+/// 20ms`, `p9999_publish: 80ms` (99.99), `p055_e2e` (5.5). A percentile an
+/// SLO names is reported even when `report.percentiles` leaves it out.
+// Unknown keys land in `other` and are refused by validation (serde's
+// `deny_unknown_fields` does not work with `flatten`).
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(extend(
+    "patternProperties" = {"^p[0-9]{1,5}_(e2e|publish)$": {"$ref": "#/$defs/Duration"}},
+    "additionalProperties" = false
+))]
 pub struct RawSlo {
     /// Highest median consumer end-to-end latency ("20ms").
     pub p50_e2e: Option<Dur>,
@@ -390,6 +414,14 @@ pub struct RawSlo {
     pub min_rate_ratio: Option<f64>,
     /// Most send errors (refused or timed out publishes) allowed; default 0.
     pub max_send_errors: Option<u64>,
+    /// Any other percentile: `p95_e2e: 20ms`, `p9999_publish: 80ms`. The
+    /// digits read as `DD.ddd` (p95 = 95, p999 = 99.9, p9999 = 99.99, p055
+    /// = 5.5); `_e2e` limits consumers' end-to-end latency, `_publish`
+    /// producers' publish latency from the intended send time. The
+    /// percentile is reported even when `report.percentiles` leaves it out.
+    #[serde(flatten)]
+    #[schemars(with = "std::collections::BTreeMap<String, Dur>")]
+    pub other: std::collections::BTreeMap<String, Dur>,
 }
 
 /// A duration as written: a humantime string ("30s"). Numbers are kept so

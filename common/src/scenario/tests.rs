@@ -526,3 +526,55 @@ fn late_starts_and_pauses_become_windows_and_must_end_in_the_run() {
     ));
     assert!(e.to_string().contains("falls before `start_after` ends"), "{e}");
 }
+
+#[test]
+fn report_percentiles_default_sort_and_take_in_what_an_slo_names() {
+    use crate::percentile::Percentile;
+    let labels = |s: &Scenario| s.report.percentiles.iter().map(|p| p.label()).collect::<Vec<_>>();
+    let s = load_str(GOOD, "s.yaml", &[]).expect("valid");
+    assert_eq!(labels(&s), ["p50", "p90", "p95", "p99", "p99.9"]);
+    let s = load_str(&format!("{GOOD}report: {{percentiles: [99.99, 50]}}\n"), "s.yaml", &[]).expect("valid");
+    // Sorted; the fixture's p99_e2e is reported too.
+    assert_eq!(labels(&s), ["p50", "p99", "p99.99"]);
+    let text = good_with("  p99_e2e: 20ms", "  p95_e2e: 20ms\n  p9999_publish: 80ms\n  p055_e2e: 1s");
+    let s = load_str(&format!("{text}report: {{percentiles: [50]}}\n"), "s.yaml", &[]).expect("valid");
+    assert_eq!(labels(&s), ["p5.5", "p50", "p95", "p99.99"]);
+    let other: Vec<(&str, f64, bool, Duration)> =
+        s.slo.other.iter().map(|l| (l.key.as_str(), l.percentile.percent(), l.publish, l.limit)).collect();
+    assert_eq!(
+        other,
+        [
+            ("p055_e2e", 5.5, false, Duration::from_secs(1)),
+            ("p95_e2e", 95.0, false, Duration::from_millis(20)),
+            ("p9999_publish", 99.99, true, Duration::from_millis(80)),
+        ]
+    );
+    assert_eq!(s.slo.p99_e2e, None, "the named key is not set by the general form");
+    assert_eq!(s.slo.percentiles(), [Percentile::new(5.5).unwrap(), Percentile::P95, Percentile::new(99.99).unwrap()]);
+}
+
+#[test]
+fn bad_percentile_lists_and_slo_keys_name_the_key() {
+    let with = |list: &str| err(&format!("{GOOD}report: {{percentiles: {list}}}\n")).to_string();
+    assert!(with("[]").contains("report.percentiles: is empty\n  hint: percent"), "{}", with("[]"));
+    let e = with("[0, 50]");
+    assert!(e.contains("report.percentiles[0]: 0 is not between 0 and 100 (both excluded)"), "{e}");
+    assert!(with("[50, 100]").contains("report.percentiles[1]: 100 is not between"), "{}", with("[50, 100]"));
+    assert!(with("[99.99999]").contains("has more than three decimals"), "{}", with("[99.99999]"));
+    assert!(with("[50, 99, 50]").contains("report.percentiles[2]: 50 is listed twice"), "{}", with("[50, 99, 50]"));
+    let many: Vec<String> = (1..=13).map(|i| i.to_string()).collect();
+    let e = with(&format!("[{}]", many.join(", ")));
+    assert!(e.contains("report.percentiles: 13 percentiles; at most 12"), "{e}");
+    assert!(with("[fifty]").contains("report.percentiles"), "{}", with("[fifty]"));
+
+    let slo = |key: &str| err(&good_with("  p99_e2e: 20ms", &format!("  {key}: 20ms"))).to_string();
+    let e = slo("max_los");
+    assert!(e.contains("slo.max_los: unknown key `max_los`\n  hint: a latency limit is `pDIGITS_e2e`"), "{e}");
+    assert!(e.contains("for 99.99); other keys: max_e2e, max_loss"), "{e}");
+    assert!(slo("p95_e2ee").contains("unknown key"), "{}", slo("p95_e2ee"));
+    let e = slo("p990_e2e");
+    assert!(e.contains("slo.p990_e2e: `p990_e2e` reads as p99\n  hint: write it `p99_e2e`"), "{e}");
+    assert!(slo("p0_publish").contains("a percentile is above 0"), "{}", slo("p0_publish"));
+    let e = err(&good_with("  p99_e2e: 20ms", "  p95_e2e: 20"));
+    assert!(e.to_string().contains("slo.p95_e2e: `20` has no unit"), "{e}");
+}

@@ -12,7 +12,8 @@
 //! "The SLOs held" is judged per interval, from what an interval row
 //! carries: no errors; every producer group's p50/p99/p99.9 publish
 //! latency and every consumer group's end-to-end latency within the
-//! scenario's limits (those it sets); and, with `slo.min_rate_ratio`, each
+//! scenario's limits (those it sets; limits in the general form, such as
+//! `p95_e2e`, from the row's `percentiles_us`); and, with `slo.min_rate_ratio`, each
 //! constant-rate producer group at that share of its target.
 //!
 //! May import `series::phase_name`.
@@ -206,7 +207,14 @@ fn row_holds(sc: &Scenario, r: &IntervalRow) -> bool {
     } else {
         [(slo.p50_e2e, r.p50_us), (slo.p99_e2e, r.p99_us), (slo.p999_e2e, r.p999_us)]
     };
-    let latency_ok = limits.iter().all(|(limit, us)| limit.is_none_or(|l| *us <= l.as_secs_f64() * 1e6));
+    let publish = r.role == "producer";
+    // The general form (`p95_e2e`): the row carries every percentile an SLO names.
+    let others = slo.other.iter().filter(|l| l.publish == publish).map(|l| (Some(l.limit), r.at(l.percentile)));
+    let latency_ok = limits
+        .iter()
+        .map(|(limit, us)| (*limit, Some(*us)))
+        .chain(others)
+        .all(|(limit, us)| limit.is_none_or(|l| us.is_none_or(|us| us <= l.as_secs_f64() * 1e6)));
     let rate_ok = match (r.role.as_str(), slo.min_rate_ratio) {
         ("producer", Some(ratio)) if r.phase != "drain" => {
             constant_target(sc, &r.group).is_none_or(|target| r.rate_msgs_per_s >= ratio * target)
@@ -324,6 +332,24 @@ mod tests {
         let n = note(w);
         assert!(n.contains("120 send errors") && n.contains("held again 3.0s after it"), "{n}");
         assert!(n.contains("9 acknowledged messages sent were lost"), "{n}");
+    }
+
+    #[test]
+    fn recovery_waits_for_an_slo_in_the_general_form() {
+        // p95_e2e: the consumer rows' p95 (percentiles_us) stays high until 8.
+        let s = sc("{p95_e2e: 10ms}");
+        let mut all = Vec::new();
+        for i in 1..=12u64 {
+            let mut r = rows(i, if i == 4 { 5 } else { 0 }, 0, 900.0, 100.0, 0);
+            let p95 = if (5..=7).contains(&i) { 50_000.0 } else { 800.0 };
+            r[1].percentiles_us = [("p95".to_string(), p95)].into();
+            all.extend(r);
+        }
+        let w = windows(&s, &all);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!((w[0].from_s, w[0].to_s), (3.0, 4.0));
+        // 5, 6, 7: p95 over the limit; 8 holds: from 7 s.
+        assert_eq!((w[0].slo_held_again_s, w[0].recovery_s), (Some(7.0), Some(3.0)));
     }
 
     #[test]

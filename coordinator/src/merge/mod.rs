@@ -89,6 +89,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
         faults,
         interrupted: None,
         events: input.events.to_vec(),
+        percentiles: sc.report.percentiles.clone(),
     }
 }
 

@@ -9,7 +9,7 @@ use common::report::{BacklogReport, IntervalRow};
 use common::scenario::Scenario;
 
 use super::intervals::{IntervalMerge, Intervals};
-use super::stats::{us, wait_percent};
+use super::stats::{by_label, us, wait_percent};
 
 /// Phase of an interval by its start (for the time series).
 pub fn phase_name(sc: &Scenario, offset_ns: i64) -> &'static str {
@@ -234,8 +234,10 @@ fn push_rows(
             backlog: 0,
             rate_msgs_per_s: t.acked as f64 / secs,
             p50_us: us(t.response.quantile_ns(0.5)),
+            p95_us: Some(us(t.response.quantile_ns(0.95))),
             p99_us: us(t.response.quantile_ns(0.99)),
             p999_us: us(t.response.quantile_ns(0.999)),
+            percentiles_us: by_label(&t.response, &sc.report.percentiles),
             max_lag_ms: t.max_lag_ns as f64 / 1e6,
             agents_reporting: m.agents,
             in_flight_wait_percent: Some(wait_percent(t.window_wait_ns, f64::from(grp.count.max(1)), secs)),
@@ -261,8 +263,10 @@ fn push_rows(
             backlog: backlog(*g),
             rate_msgs_per_s: t.received as f64 / secs,
             p50_us: us(t.service.quantile_ns(0.5)),
+            p95_us: Some(us(t.service.quantile_ns(0.95))),
             p99_us: us(t.service.quantile_ns(0.99)),
             p999_us: us(t.service.quantile_ns(0.999)),
+            percentiles_us: by_label(&t.service, &sc.report.percentiles),
             max_lag_ms: 0.0,
             agents_reporting: m.agents,
             in_flight_wait_percent: None,

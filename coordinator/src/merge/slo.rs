@@ -1,5 +1,6 @@
 //! The SLO checks of a report: each latency limit per group (producers:
-//! publish latency; consumers: end to end), loss, duplicates, send errors,
+//! publish latency; consumers: end to end; the named keys, then the general
+//! form `p95_e2e`), loss, duplicates, send errors,
 //! stalled subscriptions and the rate ratio. May import `report::format`.
 
 use common::report::{GroupReport, Latency, SloCheck, SubscriptionReport, Totals};
@@ -31,18 +32,34 @@ fn latency_checks(sc: &Scenario, groups: &[GroupReport], out: &mut Vec<SloCheck>
     ];
     for (name, limit, pick, role) in lat_checks {
         let Some(limit) = limit else { continue };
-        let limit_us = limit.as_secs_f64() * 1e6;
-        // A closed loop has no intended times: its publish latency is service time.
-        for g in groups.iter().filter(|g| g.role == role && !g.closed_loop) {
-            let actual = pick(&g.latency_us);
-            let pass = g.latency_us.count > 0 && actual <= limit_us;
-            out.push(SloCheck {
-                name: format!("{name} {}", g.name),
-                limit: fmt_us_slo(limit_us),
-                actual: if g.latency_us.count == 0 { "no samples".into() } else { fmt_us_slo(actual) },
-                pass,
-            });
-        }
+        limit_checks(name, limit, role, groups, |l| Some(pick(l)), out);
+    }
+    // The general form (`p95_e2e`): the report carries every percentile an SLO names.
+    for l in &slo.other {
+        let role = if l.publish { "producer" } else { "consumer" };
+        limit_checks(&l.key, l.limit, role, groups, |lat| lat.at(l.percentile), out);
+    }
+}
+
+/// One latency limit (`name`, e.g. `p99_e2e`) on every group of `role`.
+fn limit_checks(
+    name: &str,
+    limit: std::time::Duration,
+    role: &str,
+    groups: &[GroupReport],
+    pick: impl Fn(&Latency) -> Option<f64>,
+    out: &mut Vec<SloCheck>,
+) {
+    let limit_us = limit.as_secs_f64() * 1e6;
+    // A closed loop has no intended times: its publish latency is service time.
+    for g in groups.iter().filter(|g| g.role == role && !g.closed_loop) {
+        let actual = pick(&g.latency_us).filter(|_| g.latency_us.count > 0);
+        out.push(SloCheck {
+            name: format!("{name} {}", g.name),
+            limit: fmt_us_slo(limit_us),
+            actual: actual.map_or_else(|| "no samples".into(), fmt_us_slo),
+            pass: actual.is_some_and(|a| a <= limit_us),
+        });
     }
 }
 

@@ -2,7 +2,10 @@
 //! microseconds, histogram records, the in-flight wait share. Imports
 //! nothing of the crate.
 
+use std::collections::BTreeMap;
+
 use common::hist::Hist;
+use common::percentile::Percentile;
 use common::report::{HistogramRecord, Latency};
 
 /// Nanoseconds as microseconds.
@@ -10,17 +13,25 @@ pub(super) fn us(ns: u64) -> f64 {
     ns as f64 / 1000.0
 }
 
-/// A histogram's percentiles, max and mean in microseconds.
-pub fn latency(h: &Hist) -> Latency {
+/// A histogram's percentiles (the named ones and `percentiles`), max and
+/// mean in microseconds.
+pub fn latency(h: &Hist, percentiles: &[Percentile]) -> Latency {
     Latency {
         p50: us(h.quantile_ns(0.5)),
         p90: us(h.quantile_ns(0.9)),
+        p95: Some(us(h.quantile_ns(0.95))),
         p99: us(h.quantile_ns(0.99)),
         p999: us(h.quantile_ns(0.999)),
         max: us(h.max_ns()),
         mean: if h.is_empty() { 0.0 } else { h.mean_ns() / 1000.0 },
         count: h.len(),
+        percentiles: by_label(h, percentiles),
     }
+}
+
+/// `percentiles` of `h` in microseconds, keyed by label (`p99.9`).
+pub(super) fn by_label(h: &Hist, percentiles: &[Percentile]) -> BTreeMap<String, f64> {
+    percentiles.iter().map(|p| (p.label(), us(h.quantile_ns(p.quantile())))).collect()
 }
 
 /// A group's histogram as report.json carries it.

@@ -4,10 +4,15 @@
 //! A metric regresses when NEW is worse than BASE by more than the allowed
 //! percentage (`--max-regression`, default 10 %):
 //! - throughput (msg/s, producers acknowledged, consumers received): lower;
-//! - p50, p99, p99.9 latency (producers: publish response time; consumers:
-//!   end to end): higher, *and* higher by at least [`LATENCY_FLOOR_US`]
+//! - latency at each percentile NEW's report carries (its `percentiles`,
+//!   the scenario's `report.percentiles`; a version-1 report's p50, p90,
+//!   p99, p99.9), named by key (`p50`, `p999` for 99.9; producers: publish
+//!   response time; consumers: end to end): higher, *and* higher by at
+//!   least [`LATENCY_FLOOR_US`]
 //!   (50 µs) — sub-millisecond latencies jitter by tens of microseconds
-//!   from run to run, which would otherwise read as large percentages;
+//!   from run to run, which would otherwise read as large percentages. A
+//!   percentile BASE lacks (p95 of a version-1 report) shows `-` and is not
+//!   judged;
 //! - lost messages: any increase at all (per consumer group's subscription
 //!   and in the run's totals).
 //!
@@ -20,6 +25,7 @@
 
 use std::fmt::Write as _;
 
+use common::percentile::Percentile;
 use common::report::{GroupReport, Report, SubscriptionReport};
 
 use crate::report::format::{fmt_pct, fmt_us};
@@ -54,8 +60,8 @@ pub enum Kind {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricRow {
-    /// "throughput", "p50", "p99", "p999", "lost", "duplicated".
-    pub metric: &'static str,
+    /// "throughput", a percentile's key ("p50", "p999"), "lost", "duplicated".
+    pub metric: String,
     pub kind: Kind,
     /// None when the run has no samples for it.
     pub base: Option<f64>,
@@ -92,6 +98,8 @@ pub struct Comparison {
     pub base_scenario: String,
     pub new_scenario: String,
     pub max_regression_pct: f64,
+    /// The latency percentiles compared: NEW's.
+    pub percentiles: Vec<Percentile>,
     pub groups: Vec<GroupComparison>,
     /// "producer NAME" for groups only in one run.
     pub only_base: Vec<String>,
@@ -103,7 +111,8 @@ pub struct Comparison {
 /// One regressed metric, for the verdict line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Regression {
-    pub metric: &'static str,
+    pub metric: String,
+    pub kind: Kind,
     /// "producer NAME", "consumer NAME" or "totals".
     pub scope: String,
     pub base: f64,
@@ -130,9 +139,9 @@ fn judge(kind: Kind, base: Option<f64>, new: Option<f64>, pct: f64) -> (bool, Op
     }
 }
 
-fn row(metric: &'static str, kind: Kind, base: Option<f64>, new: Option<f64>, pct: f64) -> MetricRow {
+fn row(metric: &str, kind: Kind, base: Option<f64>, new: Option<f64>, pct: f64) -> MetricRow {
     let (regressed, remark) = judge(kind, base, new, pct);
-    MetricRow { metric, kind, base, new, regressed, remark }
+    MetricRow { metric: metric.into(), kind, base, new, regressed, remark }
 }
 
 fn sub_of<'a>(r: &'a Report, g: &GroupReport) -> Option<&'a SubscriptionReport> {
@@ -142,12 +151,9 @@ fn sub_of<'a>(r: &'a Report, g: &GroupReport) -> Option<&'a SubscriptionReport> 
 
 fn group_rows(base: &Report, b: &GroupReport, new: &Report, n: &GroupReport, pct: f64) -> Vec<MetricRow> {
     let mut rows = vec![row("throughput", Kind::Throughput, Some(b.rate_msgs_per_s), Some(n.rate_msgs_per_s), pct)];
-    let lat =
-        |g: &GroupReport, f: fn(&common::report::Latency) -> f64| (g.latency_us.count > 0).then(|| f(&g.latency_us));
-    type Pick = fn(&common::report::Latency) -> f64;
-    let picks: [(&'static str, Pick); 3] = [("p50", |l| l.p50), ("p99", |l| l.p99), ("p999", |l| l.p999)];
-    for (name, f) in picks {
-        rows.push(row(name, Kind::Latency, lat(b, f), lat(n, f), pct));
+    let lat = |g: &GroupReport, p: Percentile| (g.latency_us.count > 0).then(|| g.latency_us.at(p)).flatten();
+    for p in new.reported_percentiles() {
+        rows.push(row(&p.key(), Kind::Latency, lat(b, p), lat(n, p), pct));
     }
     if b.role == "consumer" {
         let (bs, ns) = (sub_of(base, b), sub_of(new, n));
@@ -194,6 +200,7 @@ pub fn compare(base: &Report, new: &Report, max_regression_pct: f64) -> Comparis
         base_scenario: base.scenario.clone(),
         new_scenario: new.scenario.clone(),
         max_regression_pct: pct,
+        percentiles: new.reported_percentiles(),
         groups,
         only_base,
         only_new,
@@ -243,7 +250,7 @@ fn group_notes(key: &str, b: &GroupReport, n: &GroupReport) -> Vec<String> {
 
 /// One metric's row: base, new, change, and why it is flagged.
 fn metric_line(o: &mut String, r: &MetricRow) -> std::fmt::Result {
-    let label = match r.metric {
+    let label = match r.metric.as_str() {
         "throughput" => "throughput msg/s",
         m => m,
     };
@@ -295,7 +302,8 @@ impl Comparison {
         let mut out = Vec::new();
         let mut push = |scope: String, r: &MetricRow| {
             if let (true, Some(base), Some(new)) = (r.regressed, r.base, r.new) {
-                out.push(Regression { metric: r.metric, scope, base, new, change_pct: r.change_pct() });
+                let metric = r.metric.clone();
+                out.push(Regression { metric, kind: r.kind, scope, base, new, change_pct: r.change_pct() });
             }
         };
         for g in &self.groups {
@@ -313,6 +321,11 @@ impl Comparison {
         !self.regressions().is_empty()
     }
 
+    /// The compared percentiles' keys: `p50/p99/p999`.
+    pub fn percentile_keys(&self) -> String {
+        self.percentiles.iter().map(|p| p.key()).collect::<Vec<_>>().join("/")
+    }
+
     /// The table and the verdict, as printed by `coordinator compare`.
     pub fn render(&self) -> String {
         let mut o = String::new();
@@ -325,8 +338,9 @@ impl Comparison {
         writeln!(o, "new:  {} (scenario `{}`)", self.new_run, self.new_scenario)?;
         writeln!(
             o,
-            "regression: worse by more than {}% (lower throughput; higher p50/p99/p999 latency, ignoring changes under {LATENCY_FLOOR_US:.0}us); any increase in lost messages",
-            fmt_pct(self.max_regression_pct)
+            "regression: worse by more than {}% (lower throughput; higher {} latency, ignoring changes under {LATENCY_FLOOR_US:.0}us); any increase in lost messages",
+            fmt_pct(self.max_regression_pct),
+            self.percentile_keys()
         )?;
         for n in &self.notes {
             writeln!(o, "note: {n}")?;
@@ -370,16 +384,16 @@ impl Comparison {
                 self.groups.len()
             )?;
         } else {
-            let mut metrics: Vec<&str> = regs.iter().map(|r| r.metric).collect();
+            let mut metrics: Vec<&str> = regs.iter().map(|r| r.metric.as_str()).collect();
             metrics.dedup();
             metrics.sort_unstable();
             metrics.dedup();
             writeln!(o, "\nresult: REGRESSION in {} metric(s) [{}]:", regs.len(), metrics.join(", "))?;
             for r in &regs {
-                let (b, n) = match r.metric {
-                    "p50" | "p99" | "p999" => (fmt_us(r.base), fmt_us(r.new)),
-                    "throughput" => (format!("{:.1}/s", r.base), format!("{:.1}/s", r.new)),
-                    _ => (format!("{:.0}", r.base), format!("{:.0}", r.new)),
+                let (b, n) = match r.kind {
+                    Kind::Latency => (fmt_us(r.base), fmt_us(r.new)),
+                    Kind::Throughput => (format!("{:.1}/s", r.base), format!("{:.1}/s", r.new)),
+                    Kind::Loss | Kind::Info => (format!("{:.0}", r.base), format!("{:.0}", r.new)),
                 };
                 let ch = r.change_pct.map(|p| format!(" ({p:+.1}%)")).unwrap_or_default();
                 writeln!(o, "  {} of {}: {b} -> {n}{ch}", r.metric, r.scope)?;
@@ -474,8 +488,9 @@ mod tests {
         new.subscriptions[0] = subscription("c1", 1, false);
         new.totals.lost = 1;
         let c = compare(&base, &new, 1000.0);
-        let metrics: Vec<(&str, String)> = c.regressions().iter().map(|r| (r.metric, r.scope.clone())).collect();
-        assert_eq!(metrics, [("lost", "consumer c1".to_string()), ("lost", "totals".into())]);
+        let metrics: Vec<(String, String)> =
+            c.regressions().iter().map(|r| (r.metric.clone(), r.scope.clone())).collect();
+        assert_eq!(metrics, [("lost".to_string(), "consumer c1".to_string()), ("lost".into(), "totals".into())]);
         // Less loss than base is an improvement.
         assert!(!compare(&new, &base, 0.0).regressed());
         // More duplicates are shown, not judged.
@@ -502,6 +517,44 @@ mod tests {
         let regs = c.regressions();
         assert_eq!(regs.len(), 1);
         assert_eq!(regs[0].metric, "p99");
+    }
+
+    #[test]
+    fn the_new_reports_percentiles_are_compared_by_key() {
+        let mut base = sample_report();
+        let mut new = base.clone();
+        new.percentiles = vec![Percentile::P50, Percentile::new(99.99).expect("valid")];
+        base.groups[1].latency_us.percentiles.insert("p99.99".into(), 30_000.0);
+        new.groups[1].latency_us.percentiles.insert("p99.99".into(), 90_000.0);
+        let c = compare(&base, &new, 10.0);
+        let metrics: Vec<&str> = c.groups[1].rows.iter().map(|r| r.metric.as_str()).collect();
+        assert_eq!(metrics, ["throughput", "p50", "p9999", "lost", "duplicated"]);
+        let regs = c.regressions();
+        assert_eq!((regs.len(), regs[0].metric.as_str(), regs[0].scope.as_str()), (1, "p9999", "consumer c1"));
+        let out = c.render();
+        assert!(out.contains("higher p50/p9999 latency"), "{out}");
+        assert!(out.contains("p9999 of consumer c1: 30.00ms -> 90.00ms (+200.0%)"), "{out}");
+    }
+
+    #[test]
+    fn a_percentile_the_base_lacks_is_shown_not_judged() {
+        // A version-1 base: no list, no p95 (nor a map).
+        let mut base = sample_report();
+        base.percentiles.clear();
+        for g in &mut base.groups {
+            g.latency_us.p95 = None;
+            g.latency_us.percentiles.clear();
+        }
+        let mut new = sample_report();
+        new.groups[0].latency_us.p95 = Some(1e9);
+        let c = compare(&base, &new, 10.0);
+        let p95 = c.groups[0].rows.iter().find(|r| r.metric == "p95").expect("a p95 row");
+        assert_eq!((p95.base, p95.regressed), (None, false));
+        assert!(!c.regressed(), "{}", c.render());
+        // The other way round: the old report's percentiles, which have no p95.
+        let back = compare(&new, &base, 10.0);
+        let metrics: Vec<&str> = back.groups[0].rows.iter().map(|r| r.metric.as_str()).collect();
+        assert_eq!(metrics, ["throughput", "p50", "p90", "p99", "p999"]);
     }
 
     #[test]

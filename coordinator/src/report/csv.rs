@@ -1,5 +1,8 @@
 //! timeseries.csv: the report's interval rows, one line per interval and
-//! group, for spreadsheets and plotting tools. Imports nothing of the crate.
+//! group, for spreadsheets and plotting tools. Its latency columns are the
+//! report's percentiles, named by key (`p50_us`, `p95_us`, `p999_us` for
+//! 99.9, `p9999_us` for 99.99); a cell is empty where the report lacks the
+//! figure (p90 in a version-1 report). Imports nothing of the crate.
 
 use std::io::Write;
 use std::path::Path;
@@ -9,11 +12,15 @@ use common::report::Report;
 /// Writes `report.intervals` as CSV to `path`.
 pub fn write(path: &Path, report: &Report) -> std::io::Result<()> {
     let mut csv = std::io::BufWriter::new(std::fs::File::create(path)?);
-    writeln!(csv, "interval,t_s,phase,group,role,sent,acked,send_errors,received,rate_msgs_per_s,p50_us,p99_us,p999_us,max_lag_ms,agents_reporting,in_flight_wait_percent,receive_errors,duplicates,redelivered,lost")?;
+    let percentiles = report.reported_percentiles();
+    let latency: Vec<String> = percentiles.iter().map(|p| format!("{}_us", p.key())).collect();
+    writeln!(csv, "interval,t_s,phase,group,role,sent,acked,send_errors,received,rate_msgs_per_s,{},max_lag_ms,agents_reporting,in_flight_wait_percent,receive_errors,duplicates,redelivered,lost", latency.join(","))?;
     for r in &report.intervals {
+        let latency: Vec<String> =
+            percentiles.iter().map(|p| r.at(*p).map(|v| format!("{v:.1}")).unwrap_or_default()).collect();
         writeln!(
             csv,
-            "{},{:.3},{},{},{},{},{},{},{},{:.3},{:.1},{:.1},{:.1},{:.3},{},{},{},{},{},{}",
+            "{},{:.3},{},{},{},{},{},{},{},{:.3},{},{:.3},{},{},{},{},{},{}",
             r.index,
             r.t_s,
             r.phase,
@@ -24,9 +31,7 @@ pub fn write(path: &Path, report: &Report) -> std::io::Result<()> {
             r.send_errors,
             r.received,
             r.rate_msgs_per_s,
-            r.p50_us,
-            r.p99_us,
-            r.p999_us,
+            latency.join(","),
             r.max_lag_ms,
             r.agents_reporting,
             r.in_flight_wait_percent.map(|w| format!("{w:.1}")).unwrap_or_default(),

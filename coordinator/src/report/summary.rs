@@ -44,33 +44,30 @@ pub fn verdict(r: &Report) -> String {
     }
 }
 
-/// The verdict line, the groups table and what its latencies mean.
+/// The verdict line, the groups table (a column per reported percentile)
+/// and what its latencies mean.
 fn groups(o: &mut String, r: &Report) {
     let _ = writeln!(o, "\n== {} ({}) — verdict: {}", r.scenario, r.run_id, verdict(r));
-    let _ = writeln!(
-        o,
-        "{:<22} {:<9} {:<18} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9}",
-        "GROUP", "ROLE", "TOPIC", "MESSAGES", "RATE/s", "TARGET/s", "p50", "p99", "p99.9", "max"
-    );
+    let percentiles = r.reported_percentiles();
+    let mut head =
+        format!("{:<22} {:<9} {:<18} {:>10} {:>10} {:>10}", "GROUP", "ROLE", "TOPIC", "MESSAGES", "RATE/s", "TARGET/s");
+    for p in &percentiles {
+        let _ = write!(head, " {:>9}", p.label());
+    }
+    let _ = writeln!(o, "{head} {:>9}", "max");
     for g in &r.groups {
-        let _ = writeln!(
-            o,
-            "{:<22} {:<9} {:<18} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9}",
-            g.name,
-            g.role,
-            g.topic,
-            g.messages,
-            format!("{:.1}", g.rate_msgs_per_s),
-            if g.closed_loop {
-                "max".to_string()
-            } else {
-                g.target_rate_msgs_per_s.map(|t| format!("{t:.1}")).unwrap_or_else(|| "-".into())
-            },
-            fmt_us(g.latency_us.p50),
-            fmt_us(g.latency_us.p99),
-            fmt_us(g.latency_us.p999),
-            fmt_us(g.latency_us.max),
-        );
+        let target = if g.closed_loop {
+            "max".to_string()
+        } else {
+            g.target_rate_msgs_per_s.map(|t| format!("{t:.1}")).unwrap_or_else(|| "-".into())
+        };
+        let rate = format!("{:.1}", g.rate_msgs_per_s);
+        let mut line =
+            format!("{:<22} {:<9} {:<18} {:>10} {:>10} {:>10}", g.name, g.role, g.topic, g.messages, rate, target);
+        for p in &percentiles {
+            let _ = write!(line, " {:>9}", g.latency_us.at(*p).map(fmt_us).unwrap_or_else(|| "-".into()));
+        }
+        let _ = writeln!(o, "{line} {:>9}", fmt_us(g.latency_us.max));
     }
     let _ = writeln!(o, "(producers: publish latency from the intended send time; consumers: end-to-end latency)");
     for g in r.groups.iter() {

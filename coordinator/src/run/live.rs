@@ -60,6 +60,8 @@ pub(super) fn start_model(sc: &Scenario, run_id: &str, agents: &Agents, total_ra
         "elapsed_s": 0.0,
         "total_rate": total_rate,
         "groups": groups,
+        // The latency charts' lines: the scenario's `report.percentiles`.
+        "percentiles": sc.report.percentiles.iter().map(|p| p.label()).collect::<Vec<_>>(),
         "phases": phases(sc),
         "intervals": [],
         "agents": agent_rows(agents, &[]),

@@ -7,7 +7,7 @@
 //! Sections import `cx.rs`, `values.rs`, the raw and the validated model,
 //! and a section they build on (`producers` uses `rates`, `messages` and
 //! `topics`' reference check; `consumers` the latter; `ceiling` uses
-//! `slo`); none imports this file.
+//! `slo`; `report` reads the validated SLOs); none imports this file.
 
 mod broker;
 mod ceiling;
@@ -18,6 +18,7 @@ mod messages;
 mod phases;
 mod producers;
 mod rates;
+mod report;
 mod run;
 mod slo;
 mod topics;
@@ -51,6 +52,8 @@ pub(in crate::scenario) fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Optio
     let slo = slo::validate("slo", raw.slo.as_ref(), cx);
     let ceiling = ceiling::validate(raw, &slo, &producers, cx);
     let faults = faults::validate(raw.faults.as_deref().unwrap_or_default(), phases.send_end(), &consumers, cx);
+    let slos: Vec<&_> = std::iter::once(&slo).chain(ceiling.as_ref().map(|c| &c.slo)).collect();
+    let report = report::validate(raw.report.as_ref(), &slos, cx);
     Some(Scenario {
         name,
         description: raw.description.clone().unwrap_or_default(),
@@ -66,6 +69,7 @@ pub(in crate::scenario) fn validate(raw: &RawScenario, cx: &mut Cx<'_>) -> Optio
         faults,
         on_agent_loss,
         ceiling,
+        report,
     })
 }
 

@@ -1,10 +1,13 @@
 //! `slo` (and `ceiling.slo`): the latency, loss, duplicate, rate and send
 //! error limits a run is judged by. Loss and send errors are limited to 0
-//! unless said otherwise. Imports the context, the raw and the validated
-//! model.
+//! unless said otherwise. Besides the named keys, a latency limit on any
+//! percentile is written `pDIGITS_e2e` / `pDIGITS_publish` (see
+//! `crate::percentile` for the digits). Imports the context, the raw and
+//! the validated model, and the percentile.
 
 use super::cx::Cx;
-use crate::scenario::model::Slo;
+use crate::percentile::Percentile;
+use crate::scenario::model::{LatencyLimit, Slo};
 use crate::scenario::raw::RawSlo;
 
 /// The SLO at `prefix`; with none written, only loss and send errors are limited (to 0).
@@ -34,5 +37,44 @@ pub(super) fn validate(prefix: &str, raw: Option<&RawSlo>, cx: &mut Cx<'_>) -> S
         min_rate_ratio,
         // So is a publish that failed or timed out.
         max_send_errors: Some(s.max_send_errors.unwrap_or(0)),
+        other: other_limits(prefix, s, cx),
     }
+}
+
+/// The keys serde did not know: latency limits in the general form
+/// (`p95_e2e`), or mistakes, reported at their key.
+fn other_limits(prefix: &str, s: &RawSlo, cx: &mut Cx<'_>) -> Vec<LatencyLimit> {
+    let mut out = Vec::new();
+    for (key, v) in &s.other {
+        let path = format!("{prefix}.{key}");
+        let parsed = key
+            .strip_prefix('p')
+            .and_then(|rest| rest.rsplit_once('_'))
+            .and_then(|(digits, of)| matches!(of, "e2e" | "publish").then_some((digits, of == "publish")));
+        let Some((digits, publish)) = parsed else {
+            cx.hint(
+                &path,
+                format!("unknown key `{key}`"),
+                "a latency limit is `pDIGITS_e2e` or `pDIGITS_publish` (p95_e2e, p9999_publish for 99.99); \
+                 other keys: max_e2e, max_loss, max_duplicates, min_rate_ratio, max_send_errors",
+            );
+            continue;
+        };
+        let percentile = match Percentile::from_key_digits(digits) {
+            Ok(p) if p.key() == format!("p{digits}") => p,
+            Ok(p) => {
+                let want = format!("{}_{}", p.key(), if publish { "publish" } else { "e2e" });
+                cx.hint(&path, format!("`{key}` reads as {}", p.label()), &format!("write it `{want}`"));
+                continue;
+            }
+            Err(e) => {
+                cx.hint(&path, e, "the digits read as DD.ddd: p95 = 95, p999 = 99.9, p9999 = 99.99, p055 = 5.5");
+                continue;
+            }
+        };
+        if let Some(limit) = cx.opt_duration(&path, Some(v)) {
+            out.push(LatencyLimit { key: key.clone(), percentile, publish, limit });
+        }
+    }
+    out
 }

@@ -57,8 +57,9 @@ fn page(o: &mut String, runs: &[&Report], comparisons: &[Comparison]) -> std::fm
     let pct = comparisons.first().map(|c| c.max_regression_pct).unwrap_or_default();
     writeln!(
         o,
-        "<div class=\"meta\"><span>regression: worse by more than {}% (lower throughput; higher p50/p99/p99.9, ignoring changes under {LATENCY_FLOOR_US:.0} µs); any increase in lost messages</span></div></header>",
-        fmt_pct(pct)
+        "<div class=\"meta\"><span>regression: worse by more than {}% (lower throughput; higher {}, ignoring changes under {LATENCY_FLOOR_US:.0} µs); any increase in lost messages</span></div></header>",
+        fmt_pct(pct),
+        comparisons.first().map(Comparison::percentile_keys).unwrap_or_default()
     )?;
     runs_table(o, runs, &labels)?;
     match charts(runs, &labels) {
@@ -147,7 +148,7 @@ fn metric_row(o: &mut String, r: &crate::report::compare::MetricRow) -> std::fmt
         o,
         "<tr{}><td>&nbsp;&nbsp;{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{flag}</td></tr>",
         if r.regressed { " class=\"bad\"" } else { "" },
-        esc(r.metric),
+        esc(&r.metric),
         esc(&fmt_value(r.kind, r.base)),
         esc(&fmt_value(r.kind, r.new)),
         esc(&fmt_change(r))

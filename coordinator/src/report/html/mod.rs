@@ -11,7 +11,8 @@
 use std::fmt::Write as _;
 
 use common::hist::Hist;
-use common::report::{Ceiling, CeilingStep, IntervalRow, Report};
+use common::percentile::Percentile;
+use common::report::{Ceiling, CeilingStep, IntervalRow, Latency, Report};
 
 mod charts;
 pub mod compare;
@@ -124,7 +125,7 @@ fn page(o: &mut String, r: &Report, interactive: Option<&str>) -> std::fmt::Resu
         }
     }
     if let Some(c) = &r.ceiling {
-        ceiling(o, c)?;
+        ceiling(o, c, &r.reported_percentiles())?;
     }
     delivery(o, r)?;
     agents(o, r)?;
@@ -256,7 +257,8 @@ fn groups(o: &mut String, r: &Report) -> std::fmt::Result {
     }
     writeln!(
         o,
-        "<div class=\"scroll\"><table><tr><th>group</th><th>role</th><th>topic</th><th class=\"n\">messages</th><th class=\"n\">rate/s</th><th class=\"n\">target/s</th><th class=\"n\">MB/s</th><th class=\"n\">p50</th><th class=\"n\">p90</th><th class=\"n\">p99</th><th class=\"n\">p99.9</th><th class=\"n\">max</th><th class=\"n\">errors</th><th class=\"n\">late sends</th><th class=\"n\">in-flight wait</th></tr>"
+        "<div class=\"scroll\"><table><tr><th>group</th><th>role</th><th>topic</th><th class=\"n\">messages</th><th class=\"n\">rate/s</th><th class=\"n\">target/s</th><th class=\"n\">MB/s</th>{}<th class=\"n\">max</th><th class=\"n\">errors</th><th class=\"n\">late sends</th><th class=\"n\">in-flight wait</th></tr>",
+        percentile_heads(&r.reported_percentiles())
     )?;
     for g in &r.groups {
         let l = &g.latency_us;
@@ -266,7 +268,7 @@ fn groups(o: &mut String, r: &Report) -> std::fmt::Result {
         };
         writeln!(
             o,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1}</td><td class=\"n\">{}</td><td class=\"n\">{:.2}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1}</td><td class=\"n\">{}</td><td class=\"n\">{:.2}</td>{}<td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
             esc(&g.name),
             esc(&role),
             esc(&g.topic),
@@ -276,10 +278,7 @@ fn groups(o: &mut String, r: &Report) -> std::fmt::Result {
                 .map(|t| format!("{t:.1}"))
                 .unwrap_or_else(|| "-".into()),
             g.rate_bytes_per_s / 1e6,
-            lat_cell(l.p50, l.count),
-            lat_cell(l.p90, l.count),
-            lat_cell(l.p99, l.count),
-            lat_cell(l.p999, l.count),
+            percentile_cells(&r.reported_percentiles(), l),
             lat_cell(l.max, l.count),
             g.send_errors.max(g.errors_by_kind.values().sum()),
             g.late_sends,
@@ -314,6 +313,17 @@ fn error_kinds(o: &mut String, r: &Report) -> std::fmt::Result {
         }
     }
     writeln!(o, "</table></div>")
+}
+
+/// A header cell per reported percentile.
+fn percentile_heads(ps: &[Percentile]) -> String {
+    ps.iter().map(|p| format!("<th class=\"n\">{}</th>", p.label())).collect()
+}
+
+/// A cell per reported percentile of `l` ("-" where it has no figure).
+fn percentile_cells(ps: &[Percentile], l: &Latency) -> String {
+    let cell = |v: Option<f64>| v.map(|v| lat_cell(v, l.count)).unwrap_or_else(|| "-".into());
+    ps.iter().map(|p| format!("<td class=\"n\">{}</td>", cell(l.at(*p)))).collect()
 }
 
 fn lat_cell(v: f64, count: u64) -> String {
@@ -422,18 +432,13 @@ fn latency_over_time(o: &mut String, r: &Report) -> std::fmt::Result {
             if rows.is_empty() {
                 continue;
             }
-            type Pick = fn(&IntervalRow) -> f64;
-            let picks: [(&str, Pick, Dash); 3] = [
-                ("p50", |x| x.p50_us, Dash::Solid),
-                ("p99", |x| x.p99_us, Dash::Dashed),
-                ("p99.9", |x| x.p999_us, Dash::Dotted),
-            ];
-            for (name, pick, dash) in picks {
+            for (k, p) in r.reported_percentiles().into_iter().enumerate() {
                 series.push(Series {
-                    label: format!("{group} {name}"),
+                    label: format!("{group} {}", p.label()),
                     color: color(i),
-                    dash,
-                    points: rows.iter().map(|x| (x.t_s, pick(x))).collect(),
+                    dash: DASHES[k % DASHES.len()],
+                    // A figure the report lacks (p95 of a version-1 report) leaves a gap.
+                    points: rows.iter().map(|x| (x.t_s, x.at(p).unwrap_or(0.0))).collect(),
                     line: true,
                     markers: false,
                 });
@@ -459,11 +464,21 @@ fn latency_over_time(o: &mut String, r: &Report) -> std::fmt::Result {
         }
         .render(o)?;
     }
+    let styles: Vec<String> = r
+        .reported_percentiles()
+        .iter()
+        .enumerate()
+        .map(|(k, p)| format!("{} {}", p.label(), ["solid", "dashed", "dotted"][k % DASHES.len()]))
+        .collect();
     writeln!(
         o,
-        "<p class=\"hint\">Per interval, merged across agents: p50 solid, p99 dashed, p99.9 dotted. Intervals without samples leave a gap.</p></section>"
+        "<p class=\"hint\">Per interval, merged across agents: {}. Intervals without samples leave a gap.</p></section>",
+        styles.join(", ")
     )
 }
+
+/// The line styles of the percentiles, in turn.
+const DASHES: [Dash; 3] = [Dash::Solid, Dash::Dashed, Dash::Dotted];
 
 fn distribution(o: &mut String, r: &Report) -> std::fmt::Result {
     writeln!(o, "<section id=\"distribution\"><h2>Latency distribution (percentile spectrum)</h2>")?;
@@ -544,7 +559,8 @@ fn ceiling_result(c: &Ceiling) -> String {
     }
 }
 
-fn ceiling(o: &mut String, c: &Ceiling) -> std::fmt::Result {
+/// The search's steps, their latency at the percentiles `ps`.
+fn ceiling(o: &mut String, c: &Ceiling, ps: &[Percentile]) -> std::fmt::Result {
     writeln!(o, "<section id=\"ceiling\"><h2>Ceiling search</h2>")?;
     writeln!(o, "<p>Highest rate that held the SLOs: {}.</p>", ceiling_result(c))?;
     if c.steps.is_empty() {
@@ -560,13 +576,14 @@ fn ceiling(o: &mut String, c: &Ceiling) -> std::fmt::Result {
 
     writeln!(
         o,
-        "<div class=\"scroll\"><table><tr><th class=\"n\">offered/s</th><th class=\"n\">achieved/s</th><th class=\"n\">ratio</th><th class=\"n\">p50</th><th class=\"n\">p99</th><th class=\"n\">p99.9</th><th class=\"n\">max</th><th>verdict</th></tr>"
+        "<div class=\"scroll\"><table><tr><th class=\"n\">offered/s</th><th class=\"n\">achieved/s</th><th class=\"n\">ratio</th>{}<th class=\"n\">max</th><th>verdict</th></tr>",
+        percentile_heads(ps)
     )?;
     for s in &steps {
         let ok = s.verdict == "pass";
         writeln!(
             o,
-            "<tr{}><td class=\"n\">{:.1}</td><td class=\"n\">{:.1}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            "<tr{}><td class=\"n\">{:.1}</td><td class=\"n\">{:.1}</td><td class=\"n\">{}</td>{}<td class=\"n\">{}</td><td>{}</td></tr>",
             if ok { "" } else { " class=\"bad\"" },
             s.target,
             s.achieved,
@@ -575,9 +592,7 @@ fn ceiling(o: &mut String, c: &Ceiling) -> std::fmt::Result {
             } else {
                 "-".into()
             },
-            fmt_us_spaced(s.latency_us.p50),
-            fmt_us_spaced(s.latency_us.p99),
-            fmt_us_spaced(s.latency_us.p999),
+            percentile_cells(ps, &s.latency_us),
             fmt_us_spaced(s.latency_us.max),
             if ok {
                 "<span class=\"ok\">pass</span>".to_string()
@@ -880,6 +895,7 @@ mod tests {
             max: p99 * 3.0,
             mean: p99 / 4.0,
             count: 1000,
+            ..Latency::default()
         };
         r.ceiling = Some(Ceiling {
             rate_msgs_per_s: 40_000.0,
