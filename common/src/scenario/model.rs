@@ -493,6 +493,11 @@ pub struct Slo {
     pub min_rate_ratio: Option<f64>,
     /// Most refused or timed-out publishes.
     pub max_send_errors: Option<u64>,
+    /// Most uneven spread of a shared or key_shared subscription's
+    /// deliveries over its consumers, percent ((max − min) / mean).
+    pub max_consumer_imbalance: Option<f64>,
+    /// Most keys of a key_shared subscription on two consumers at once.
+    pub max_key_overlaps: Option<u64>,
 }
 
 // --------------------------------------------- faults and agent loss

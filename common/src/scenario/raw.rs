@@ -390,6 +390,15 @@ pub struct RawSlo {
     pub min_rate_ratio: Option<f64>,
     /// Most send errors (refused or timed out publishes) allowed; default 0.
     pub max_send_errors: Option<u64>,
+    /// Most uneven spread of deliveries over a shared or key_shared
+    /// subscription's consumers, in percent: (max − min) / mean of their
+    /// deliveries (report: `subscriptions[].consumer_imbalance_percent`), e.g.
+    /// 20. Judged per subscription with two or more consumers.
+    pub max_consumer_imbalance: Option<f64>,
+    /// Most keys of a key_shared subscription received by two consumers at
+    /// once (report: `subscriptions[].key_overlaps`), e.g. 0. Without it,
+    /// overlaps are a note, not a failure.
+    pub max_key_overlaps: Option<u64>,
 }
 
 /// A duration as written: a humantime string ("30s"). Numbers are kept so

@@ -1,6 +1,8 @@
 //! The SLO checks of a report: each latency limit per group (producers:
 //! publish latency; consumers: end to end), loss, duplicates, send errors,
-//! stalled subscriptions and the rate ratio. May import `report::format`.
+//! stalled subscriptions, the rate ratio, and per subscription the spread
+//! over its consumers and keys on two consumers at once. May import
+//! `report::format`.
 
 use common::report::{GroupReport, Latency, SloCheck, SubscriptionReport, Totals};
 use common::scenario::Scenario;
@@ -12,7 +14,37 @@ pub fn judge(sc: &Scenario, groups: &[GroupReport], totals: &Totals, subs: &[Sub
     let mut out = Vec::new();
     latency_checks(sc, groups, &mut out);
     count_checks(sc, groups, totals, subs, &mut out);
+    consumer_checks(sc, subs, &mut out);
     out
+}
+
+/// Per subscription: the spread over its consumers (shared and key_shared
+/// with two or more consumers) and keys on two consumers at once
+/// (key_shared). What the report does not know fails, as "unknown".
+fn consumer_checks(sc: &Scenario, subs: &[SubscriptionReport], out: &mut Vec<SloCheck>) {
+    let spread = |s: &&SubscriptionReport| matches!(s.sub_type.as_str(), "shared" | "key_shared") && s.consumers >= 2;
+    if let Some(max) = sc.slo.max_consumer_imbalance {
+        for s in subs.iter().filter(spread) {
+            let actual = s.consumer_imbalance_percent;
+            out.push(SloCheck {
+                name: format!("max_consumer_imbalance {}", s.subscription),
+                limit: format!("{max:.1}%"),
+                actual: actual.map_or("unknown".into(), |a| format!("{a:.1}%")),
+                pass: actual.is_some_and(|a| a <= max),
+            });
+        }
+    }
+    if let Some(max) = sc.slo.max_key_overlaps {
+        for s in subs.iter().filter(|s| s.sub_type == "key_shared") {
+            let actual = s.key_overlaps.as_ref().map(|k| k.count);
+            out.push(SloCheck {
+                name: format!("max_key_overlaps {}", s.subscription),
+                limit: max.to_string(),
+                actual: actual.map_or("unknown (no keys received)".into(), |a| a.to_string()),
+                pass: actual.is_some_and(|a| a <= max),
+            });
+        }
+    }
 }
 
 /// Each latency limit, per group of its role.

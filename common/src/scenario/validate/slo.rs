@@ -1,5 +1,5 @@
-//! `slo` (and `ceiling.slo`): the latency, loss, duplicate, rate and send
-//! error limits a run is judged by. Loss and send errors are limited to 0
+//! `slo` (and `ceiling.slo`): the latency, loss, duplicate, rate, send
+//! error and consumer spread limits a run is judged by. Loss and send errors are limited to 0
 //! unless said otherwise. Imports the context, the raw and the validated
 //! model.
 
@@ -19,6 +19,13 @@ pub(super) fn validate(prefix: &str, raw: Option<&RawSlo>, cx: &mut Cx<'_>) -> S
         }
         ok
     });
+    let max_consumer_imbalance = s.max_consumer_imbalance.filter(|p| {
+        let ok = p.is_finite() && *p >= 0.0;
+        if !ok {
+            cx.hint(&format!("{prefix}.max_consumer_imbalance"), format!("{p} is out of range"), "a percentage such as 20");
+        }
+        ok
+    });
     Slo {
         p50_e2e: cx.opt_duration(&format!("{prefix}.p50_e2e"), s.p50_e2e.as_ref()),
         p90_e2e: cx.opt_duration(&format!("{prefix}.p90_e2e"), s.p90_e2e.as_ref()),
@@ -34,5 +41,7 @@ pub(super) fn validate(prefix: &str, raw: Option<&RawSlo>, cx: &mut Cx<'_>) -> S
         min_rate_ratio,
         // So is a publish that failed or timed out.
         max_send_errors: Some(s.max_send_errors.unwrap_or(0)),
+        max_consumer_imbalance,
+        max_key_overlaps: s.max_key_overlaps,
     }
 }
