@@ -164,7 +164,8 @@ fn key_overlaps(cs: &[Consumer<'_>], start_ns: i64) -> Option<KeyOverlaps> {
     if keys.is_empty() {
         return None;
     }
-    let mut out = KeyOverlaps { keys_checked: keys.len() as u64, untracked_receipts: untracked, ..KeyOverlaps::default() };
+    let mut out =
+        KeyOverlaps { keys_checked: keys.len() as u64, untracked_receipts: untracked, ..KeyOverlaps::default() };
     let mut sorted: Vec<_> = keys.into_iter().collect();
     sorted.sort_by_key(|(k, _)| *k);
     for (key, mut spans) in sorted {
@@ -221,7 +222,9 @@ fn expectation_notes(s: &SubscriptionReport) -> Vec<String> {
         ));
     }
     if s.switches.as_ref().is_some_and(|sw| sw.cut_short) {
-        notes.push(format!("{name}: a consumer's activity reached its cap (1,000 spans per partition): later switches are not seen"));
+        notes.push(format!(
+            "{name}: a consumer's activity reached its cap (1,000 spans per partition): later switches are not seen"
+        ));
     }
     notes
 }
@@ -270,7 +273,10 @@ mod tests {
     fn a_switch_is_timed_and_a_handover_is_not_two_active_consumers() {
         // #0 receives 0-10 s, #1 from 10.1 s (a hand-over), then #0 again 20-30 s
         // while #1 still receives: 10 s of two active consumers.
-        let rs = [receipts(0, 10, &[(0, 10 * S), (20 * S, 30 * S)], &[]), receipts(1, 10, &[(10 * S + S / 10, 30 * S)], &[])];
+        let rs = [
+            receipts(0, 10, &[(0, 10 * S), (20 * S, 30 * S)], &[]),
+            receipts(1, 10, &[(10 * S + S / 10, 30 * S)], &[]),
+        ];
         let sw = switches(&consumers(&rs), 0);
         assert_eq!(sw.count, 2);
         assert_eq!(sw.list[0].at_s, 10.1);

@@ -1,11 +1,11 @@
 //! The end-of-run summary `coordinator run` and `coordinator report` print
-//! on stdout: groups, subscriptions, backlogs, totals, the ceiling steps,
-//! agents, SLOs and notes, from the [`Report`] alone. May import only
+//! on stdout: groups, subscriptions (and who received what), backlogs,
+//! totals, the ceiling steps, agents, SLOs and notes, from the [`Report`] alone. May import only
 //! `report::format`.
 
 use std::fmt::Write as _;
 
-use common::report::Report;
+use common::report::{Report, SubscriptionReport};
 
 use crate::report::format::{fmt_count, fmt_us};
 
@@ -126,6 +126,9 @@ fn subscriptions(o: &mut String, r: &Report) {
         );
     }
     delivered_twice(o, r);
+    for s in &r.subscriptions {
+        who_received(o, s);
+    }
     // A backlog worth a line: a late start, a pause, consumers behind.
     for s in r.subscriptions.iter().filter(|s| s.backlog.max >= 100 && s.backlog.max * 20 >= s.expected) {
         let b = &s.backlog;
@@ -176,6 +179,67 @@ fn delivered_twice(o: &mut String, r: &Report) {
             );
         }
     }
+}
+
+/// Consumers listed per subscription line (the rest are counted).
+const LISTED: usize = 8;
+
+/// Who received what in subscription `s`: each consumer's deliveries and
+/// share, the spread; per partition the deliveries; the switches of an
+/// exclusive or failover subscription; keys on two consumers at once.
+fn who_received(o: &mut String, s: &SubscriptionReport) {
+    let name = format!("{}/{}", s.topic, s.subscription);
+    if !s.by_consumer.is_empty() {
+        let spread = s.consumer_imbalance_percent.map_or(String::new(), |p| format!(", imbalance {p:.1} %"));
+        let mut list: Vec<String> = s
+            .by_consumer
+            .iter()
+            .take(LISTED)
+            .map(|c| format!("{} {} ({:.1} %)", c.name, c.deliveries, c.share_percent))
+            .collect();
+        if s.by_consumer.len() > LISTED {
+            list.push(format!("and {} more", s.by_consumer.len() - LISTED));
+        }
+        let n = s.by_consumer.len();
+        let _ = writeln!(o, "  {name}: {n} consumer{}{spread}: {}", if n == 1 { "" } else { "s" }, list.join(", "));
+    }
+    if !s.partition_deliveries.is_empty() {
+        let parts: Vec<String> = s.partition_deliveries.iter().map(|(p, n)| format!("{p}: {n}")).collect();
+        let _ = writeln!(o, "  {name}: deliveries per partition {}", parts.join(", "));
+    }
+    if let Some(sw) = &s.switches {
+        let _ = writeln!(o, "  {name}: {}", switch_line(sw));
+    }
+    if let Some(k) = &s.key_overlaps {
+        let sample = k.sample.first().map_or(String::new(), |e| format!(", e.g. {e}"));
+        let cut = if k.untracked_receipts > 0 { " (check cut short by its caps)" } else { "" };
+        let _ = writeln!(o, "  {name}: {} of {} keys on two consumers at once{sample}{cut}", k.count, k.keys_checked);
+    }
+}
+
+/// The switches of an exclusive or failover subscription, in a line.
+fn switch_line(sw: &common::report::Switches) -> String {
+    let list: Vec<String> = sw
+        .list
+        .iter()
+        .take(LISTED)
+        .map(|w| {
+            let part = w.partition.map_or(String::new(), |p| format!(" (partition {p})"));
+            format!("{:.1} s {} -> {}{part}", w.at_s, w.from, w.to)
+        })
+        .collect();
+    let more = if sw.count as usize > list.len() {
+        format!(" and {} more", sw.count as usize - list.len())
+    } else {
+        String::new()
+    };
+    let concurrent = if sw.concurrent_s > 0.0 {
+        format!("; TWO ACTIVE AT ONCE for {:.1} s", sw.concurrent_s)
+    } else {
+        String::new()
+    };
+    let listed = if list.is_empty() { String::new() } else { format!(": {}", list.join(", ")) };
+    format!("{} switch(es) of the receiving consumer{listed}{more}{concurrent}", sw.count)
 }
 
 /// Whole-run totals and the ceiling search's steps.

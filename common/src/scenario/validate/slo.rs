@@ -22,7 +22,11 @@ pub(super) fn validate(prefix: &str, raw: Option<&RawSlo>, cx: &mut Cx<'_>) -> S
     let max_consumer_imbalance = s.max_consumer_imbalance.filter(|p| {
         let ok = p.is_finite() && *p >= 0.0;
         if !ok {
-            cx.hint(&format!("{prefix}.max_consumer_imbalance"), format!("{p} is out of range"), "a percentage such as 20");
+            cx.hint(
+                &format!("{prefix}.max_consumer_imbalance"),
+                format!("{p} is out of range"),
+                "a percentage such as 20",
+            );
         }
         ok
     });
