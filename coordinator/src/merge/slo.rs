@@ -133,3 +133,43 @@ fn count_checks(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::subscription;
+
+    #[test]
+    fn the_spread_is_judged_per_subscription_and_unknown_fails() {
+        let sc = common::scenario::load_str(
+            "name: s\nbroker: {kind: memory}\ntopics: [{name: t}]\nproducers: [{name: p, topic: t, rate: 10}]\n\
+             consumers: [{name: a, topic: t, type: shared, count: 2}]\n\
+             phases: {duration: 1s}\nslo: {max_consumer_imbalance: 20, max_key_overlaps: 0}\n",
+            "s.yaml",
+            &[],
+        )
+        .expect("scenario");
+        let mut even = subscription("even", 0, false);
+        even.consumer_imbalance_percent = Some(5.0);
+        let mut skewed = subscription("skewed", 0, false);
+        skewed.consumer_imbalance_percent = Some(50.0);
+        // No per-consumer figures (an older agent): unknown, not 0.
+        let unknown = subscription("unknown", 0, false);
+        let mut keys = subscription("keys", 0, false);
+        keys.sub_type = "key_shared".into();
+        keys.key_overlaps = Some(common::report::KeyOverlaps { count: 2, keys_checked: 10, ..Default::default() });
+        let mut out = Vec::new();
+        consumer_checks(&sc, &[even, skewed, unknown, keys], &mut out);
+        let got: Vec<(&str, &str, bool)> = out.iter().map(|c| (c.name.as_str(), c.actual.as_str(), c.pass)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("max_consumer_imbalance even", "5.0%", true),
+                ("max_consumer_imbalance skewed", "50.0%", false),
+                ("max_consumer_imbalance unknown", "unknown", false),
+                ("max_consumer_imbalance keys", "unknown", false),
+                ("max_key_overlaps keys", "2", false),
+            ]
+        );
+    }
+}
