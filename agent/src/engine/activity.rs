@@ -63,8 +63,9 @@ impl Spans {
 /// One consumer's activity over the run (see the module doc).
 #[derive(Debug, Default)]
 pub(super) struct Activity {
-    /// Per partition (None: not partitioned).
-    partitions: HashMap<Option<u32>, Spans>,
+    /// Per partition: index 0 not partitioned, i + 1 partition i (a
+    /// vector: one index per delivery on the hot path, no hashing).
+    partitions: Vec<Spans>,
     /// Per key; only when the subscription is key_shared.
     keys: Option<HashMap<u64, Spans>>,
     /// Receipts of keys left out by a cap.
@@ -80,7 +81,11 @@ impl Activity {
     /// One receipt at `now` (coordinator time, ns).
     #[inline]
     pub fn record(&mut self, now: i64, partition: Option<u32>, key: Option<u64>) {
-        self.partitions.entry(partition).or_default().add(now, MAX_SPANS);
+        let i = partition.map_or(0, |p| p as usize + 1);
+        if self.partitions.len() <= i {
+            self.partitions.resize_with(i + 1, Spans::default);
+        }
+        self.partitions[i].add(now, MAX_SPANS);
         let (Some(keys), Some(k)) = (self.keys.as_mut(), key) else { return };
         let full = keys.len() >= MAX_KEYS;
         let tracked = match keys.get_mut(&k) {
@@ -96,15 +101,13 @@ impl Activity {
     /// Fills the activity fields of `out`.
     pub fn fill(self, out: &mut proto::ConsumerReceipts) {
         let span = |s: &Span| proto::ActivitySpan { first_ns: s.first, last_ns: s.last, deliveries: s.n };
-        let mut parts: Vec<_> = self.partitions.into_iter().collect();
-        parts.sort_by_key(|(p, _)| *p);
-        out.spans_capped = parts.iter().any(|(_, s)| s.capped);
-        out.partitions = parts
-            .into_iter()
-            .map(|(p, s)| proto::PartitionSpans {
-                partition: p.map_or(-1, i64::from),
-                spans: s.v.iter().map(span).collect(),
-            })
+        out.spans_capped = self.partitions.iter().any(|s| s.capped);
+        out.partitions = self
+            .partitions
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.v.is_empty())
+            .map(|(i, s)| proto::PartitionSpans { partition: i as i64 - 1, spans: s.v.iter().map(span).collect() })
             .collect();
         out.keys_tracked = self.keys.is_some();
         out.keys_untracked = self.keys_untracked;
