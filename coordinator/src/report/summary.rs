@@ -370,6 +370,42 @@ fn slos_and_notes(o: &mut String, r: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use common::report::{ConsumerShare, KeyOverlaps, Switch, Switches};
+
+    #[test]
+    fn who_received_what_lists_consumers_partitions_switches_and_keys() {
+        let mut r = crate::testutil::sample_report();
+        let share = |name: &str, deliveries, share_percent| ConsumerShare {
+            name: name.into(),
+            agent: "a0".into(),
+            deliveries,
+            unique: deliveries,
+            share_percent,
+        };
+        let s = &mut r.subscriptions[0];
+        s.by_consumer = vec![share("a0/c#0", 300, 75.0), share("a0/c#1", 100, 25.0)];
+        s.consumer_imbalance_percent = Some(100.0);
+        s.partition_deliveries = [(0, 250), (1, 150)].into_iter().collect();
+        s.switches = Some(Switches {
+            count: 1,
+            list: vec![Switch { at_s: 2.04, from: "a0/c#0".into(), to: "a0/c#1".into(), partition: Some(1) }],
+            concurrent_s: 1.5,
+            cut_short: false,
+        });
+        s.key_overlaps = Some(KeyOverlaps { count: 0, keys_checked: 64, sample: vec![], untracked_receipts: 3 });
+        let text = summary(&r);
+        let name = format!("{}/{}", r.subscriptions[0].topic, r.subscriptions[0].subscription);
+        for line in [
+            format!("{name}: 2 consumers, imbalance 100.0 %: a0/c#0 300 (75.0 %), a0/c#1 100 (25.0 %)"),
+            format!("{name}: deliveries per partition 0: 250, 1: 150"),
+            format!(
+                "{name}: 1 switch(es) of the receiving consumer: 2.0 s a0/c#0 -> a0/c#1 (partition 1); TWO ACTIVE AT ONCE for 1.5 s"
+            ),
+            format!("{name}: 0 of 64 keys on two consumers at once (check cut short by its caps)"),
+        ] {
+            assert!(text.contains(&line), "{line}\nin\n{text}");
+        }
+    }
 
     #[test]
     fn errors_are_shown_by_kind_most_frequent_first() {

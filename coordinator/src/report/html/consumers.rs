@@ -92,3 +92,38 @@ fn switches(o: &mut String, s: &SubscriptionReport) -> std::fmt::Result {
     }
     writeln!(o, "</table></div>")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::report::{ConsumerShare, Switch, Switches};
+
+    #[test]
+    fn a_table_per_subscription_with_shares_partitions_and_switch_times() {
+        let mut r = crate::testutil::sample_report();
+        let mut o = String::new();
+        section(&mut o, &r).expect("render");
+        assert!(o.is_empty(), "nothing per consumer: no section");
+        let s = &mut r.subscriptions[0];
+        s.by_consumer = vec![ConsumerShare {
+            name: "a<0>/c#0".into(),
+            agent: "a<0>".into(),
+            deliveries: 400,
+            unique: 399,
+            share_percent: 100.0,
+        }];
+        s.partition_deliveries = [(3, 400)].into_iter().collect();
+        s.switches = Some(Switches {
+            count: 1,
+            list: vec![Switch { at_s: 1.5, from: "x".into(), to: "a<0>/c#0".into(), partition: None }],
+            ..Switches::default()
+        });
+        section(&mut o, &r).expect("render");
+        assert!(o.contains("<h2>Who received what</h2>"), "{o}");
+        assert!(o.contains("<td>a&lt;0&gt;/c#0</td>"), "names escaped: {o}");
+        assert!(o.contains("<td class=\"n\">400</td><td class=\"n\">399</td><td class=\"n\">100.0 %</td>"), "{o}");
+        assert!(o.contains("Deliveries per partition: 3: 400"), "{o}");
+        assert!(o.contains("<td class=\"n\">1.50 s</td><td>x</td><td>a&lt;0&gt;/c#0</td>"), "{o}");
+        assert!(!o.contains("at once for"), "no concurrency: {o}");
+    }
+}
