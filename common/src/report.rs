@@ -366,8 +366,10 @@ pub struct SubscriptionReport {
     /// How unevenly the deliveries spread over the consumers:
     /// (max − min) / mean of `by_consumer[].deliveries`, in percent (0: all
     /// equal; 100: the spread is as large as the mean). Judged by
-    /// `slo.max_consumer_imbalance` for shared and key_shared subscriptions.
-    /// Absent: fewer than two consumers reported, or nothing was delivered.
+    /// `slo.max_consumer_imbalance`. Shared and key_shared subscriptions
+    /// only (in exclusive and failover one consumer receives by design);
+    /// absent there, and when fewer than two consumers reported or nothing
+    /// was delivered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consumer_imbalance_percent: Option<f64>,
     /// Exclusive and failover subscriptions: when the receiving consumer

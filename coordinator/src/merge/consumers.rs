@@ -40,11 +40,14 @@ pub(super) fn fill(subs: &mut [SubscriptionReport], agents: &[AgentOutcome], sta
             continue;
         }
         s.by_consumer = shares(&cs);
-        s.consumer_imbalance_percent = imbalance(&s.by_consumer);
         match s.sub_type.as_str() {
+            // One consumer receives by design: no spread to judge.
             "exclusive" | "failover" => s.switches = Some(switches(&cs, start_ns)),
-            "key_shared" => s.key_overlaps = key_overlaps(&cs, start_ns),
-            _ => {}
+            "key_shared" => {
+                s.consumer_imbalance_percent = imbalance(&s.by_consumer);
+                s.key_overlaps = key_overlaps(&cs, start_ns);
+            }
+            _ => s.consumer_imbalance_percent = imbalance(&s.by_consumer),
         }
         notes.extend(expectation_notes(s));
     }
