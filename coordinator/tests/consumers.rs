@@ -162,3 +162,53 @@ slo: {max_consumer_imbalance: 10}
     assert_eq!(u(&s["lost"]), 0, "the others took over: {s}");
     remove_scenario_dir(&scenario);
 }
+
+/// The memory broker misroutes every 7th message to the next consumer: the
+/// failover standby receives while the active one does (two active at once,
+/// a note), and keys reach a second consumer while the first still has
+/// them: `max_key_overlaps: 0` fails the run and the note names a key.
+#[test]
+fn misrouted_messages_break_failover_and_key_shared_and_are_caught() {
+    let scenario = write_scenario(
+        "misroute",
+        r#"
+name: misroute
+broker: {kind: memory, misroute_every: 7}
+topics: [{name: t}]
+producers: [{name: p, topic: t, rate: 500, keys: {round_robin: 100}}]
+consumers:
+  - {name: fo, topic: t, type: failover, count: 2}
+  - {name: ks, topic: t, type: key_shared, count: 2}
+phases: {duration: 3s}
+slo: {max_key_overlaps: 0}
+"#,
+    );
+    let r = run_scenario(&scenario, &["--local-agents", "1"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let rep = report_of(&r);
+    assert_eq!(u(&rep["totals"]["lost"]), 0, "misrouted, not lost");
+
+    let fo = sub(&rep, "fo");
+    let by = consumers_adding_up(fo);
+    // A seventh of the messages to the standby.
+    let standby = f(&by[1]["share_percent"]);
+    assert!((standby - 100.0 / 7.0).abs() < 1.0, "{fo}");
+    let concurrent = f(&fo["switches"]["concurrent_s"]);
+    assert!(concurrent > 2.0, "both received through most of the 3 s: {fo}");
+
+    let ks = sub(&rep, "ks");
+    consumers_adding_up(ks);
+    let k = &ks["key_overlaps"];
+    // 7 and 100 are coprime: every key is misrouted now and then.
+    assert_eq!(u(&k["keys_checked"]), 100, "{ks}");
+    assert_eq!(u(&k["count"]), 100, "{ks}");
+    let slo = rep["slo"].as_array().expect("slo");
+    let c = slo.iter().find(|c| c["name"] == "max_key_overlaps ks").expect("judged");
+    assert_eq!((c["actual"].as_str(), &c["pass"]), (Some("100"), &serde_json::json!(false)), "{c}");
+
+    let notes = rep["notes"].to_string();
+    assert!(notes.contains("subscription `fo` (failover)") && notes.contains("at once"), "{notes}");
+    assert!(notes.contains("subscription `ks` (key_shared)") && notes.contains("100 of 100 keys"), "{notes}");
+    assert!(r.stdout.contains("TWO ACTIVE AT ONCE"), "{}", r.stdout);
+    remove_scenario_dir(&scenario);
+}

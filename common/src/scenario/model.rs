@@ -130,6 +130,9 @@ pub struct Broker {
     pub drop_every: u64,
     /// Memory broker only: every Nth message delivered twice (0: never).
     pub duplicate_every: u64,
+    /// Memory broker only: every Nth message to the next consumer (0: never).
+    #[serde(default)]
+    pub misroute_every: u64,
     /// Memory broker only: deliveries stop after N messages per topic (0: never).
     pub stall_after: u64,
     /// Memory broker only: the most messages a topic holds undelivered

@@ -123,6 +123,11 @@ pub struct RawBroker {
     pub drop_every: Option<u64>,
     /// Memory broker only: every Nth message is delivered twice.
     pub duplicate_every: Option<u64>,
+    /// Memory broker only, to prove the who-received-what checks: every Nth
+    /// message goes to the next consumer of each subscription instead of
+    /// the one its type picks (a failover standby receives while the active
+    /// one does; a key reaches a second consumer).
+    pub misroute_every: Option<u64>,
     /// Authentication to the broker. Secrets never live in the scenario:
     /// `{token_file: /path}` or `{token_env: VAR}`, read on each agent's host.
     pub auth: Option<RawAuth>,
