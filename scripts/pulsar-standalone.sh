@@ -71,6 +71,10 @@ jvm_opts() {
     echo "--add-opens java.base/sun.net=ALL-UNNAMED --add-opens java.management/sun.management=ALL-UNNAMED"
     echo "--add-opens jdk.management/com.sun.management.internal=ALL-UNNAMED --add-opens java.base/jdk.internal.platform=ALL-UNNAMED"
     echo "-Dlog4j.configurationFile=$STATE/log4j2.yaml"
+    # The bookie turns read-only (no ledger can be created: every subscribe
+    # times out) once the disk is 95 % used; a shared test machine's disk
+    # often is. Its settings are read from system properties.
+    echo "-DdiskUsageThreshold=0.99 -DdiskUsageWarnThreshold=0.99"
 }
 
 

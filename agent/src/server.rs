@@ -506,6 +506,7 @@ async fn prepare(opts: &AgentOptions, p: &proto::Prepare, tx: Outbox) -> Result<
                 latency: sc.broker.latency,
                 drop_every: sc.broker.drop_every,
                 duplicate_every: sc.broker.duplicate_every,
+                misroute_every: sc.broker.misroute_every,
                 stall_after: sc.broker.stall_after,
                 max_backlog: sc.broker.max_backlog,
             };

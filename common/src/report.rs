@@ -404,6 +404,97 @@ pub struct SubscriptionReport {
     /// interval end): its peak, how fast it grew and drained.
     #[serde(default)]
     pub backlog: BacklogReport,
+    /// Who received what: one row per consumer instance on an agent that
+    /// sent its final report (also those that received nothing), by name.
+    /// Empty: not known (no agent reported per consumer).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_consumer: Vec<ConsumerShare>,
+    /// How unevenly the deliveries spread over the consumers:
+    /// (max − min) / mean of `by_consumer[].deliveries`, in percent (0: all
+    /// equal; 100: the spread is as large as the mean). Judged by
+    /// `slo.max_consumer_imbalance`. Shared and key_shared subscriptions
+    /// only (in exclusive and failover one consumer receives by design);
+    /// absent there, and when fewer than two consumers reported or nothing
+    /// was delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer_imbalance_percent: Option<f64>,
+    /// Exclusive and failover subscriptions: when the receiving consumer
+    /// changed (per partition), and whether two received at once. Absent
+    /// for shared and key_shared, and when not known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switches: Option<Switches>,
+    /// key_shared subscriptions: keys that two consumers received at
+    /// overlapping times. Absent for other types, and when not known (no
+    /// consumer reported a key: the producers sent none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_overlaps: Option<KeyOverlaps>,
+}
+
+/// One consumer instance's part of a subscription.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsumerShare {
+    /// `agent/group#index`: the agent's id, the consumer group and the
+    /// instance's index in the group (stable across runs of one plan).
+    pub name: String,
+    /// The agent's id.
+    pub agent: String,
+    /// Messages it received, repeats included.
+    pub deliveries: u64,
+    /// Distinct messages it received.
+    pub unique: u64,
+    /// Its deliveries as a percentage of the subscription's (summed over
+    /// the consumers listed).
+    pub share_percent: f64,
+}
+
+/// When the receiving consumer of an exclusive or failover subscription
+/// changed. Activity is known in spans: runs of receipts with no gap
+/// longer than 1 s; a switch is a span of one consumer starting after
+/// another consumer's span on the same partition.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Switches {
+    /// How many times the receiving consumer changed (all partitions).
+    pub count: u64,
+    /// The first 50, in time order.
+    pub list: Vec<Switch>,
+    /// Seconds during which two or more consumers received from the same
+    /// partition at once (overlaps of their spans beyond 250 ms each): more
+    /// than one active consumer. 0 is what exclusive and failover promise.
+    pub concurrent_s: f64,
+    /// A consumer's span list reached its cap (1,000 per partition): later
+    /// switches of it are not seen.
+    #[serde(default)]
+    pub cut_short: bool,
+}
+
+/// One change of the receiving consumer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Switch {
+    /// When the new consumer began receiving, seconds from the start.
+    pub at_s: f64,
+    /// The consumer that received before (its `by_consumer[].name`).
+    pub from: String,
+    pub to: String,
+    /// The partition; absent for a non-partitioned topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<u32>,
+}
+
+/// Keys of a key_shared subscription on two consumers at once: both
+/// received the key within overlapping spans (runs of receipts of that key
+/// with no gap longer than 1 s; keys received less often than once a
+/// second show as points, so only overlaps closer than that are seen).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KeyOverlaps {
+    /// Keys received by two consumers at overlapping times.
+    pub count: u64,
+    /// Distinct keys checked.
+    pub keys_checked: u64,
+    /// Up to ten, as "key K: A and B at T s".
+    pub sample: Vec<String>,
+    /// Receipts left out of the check by its caps (10,000 keys and 16 spans
+    /// per key per consumer): when not 0, the check was cut short.
+    pub untracked_receipts: u64,
 }
 
 /// A subscription's backlog: peak, growth to it and drain after it. "Low"

@@ -64,6 +64,38 @@ phases: {warmup: 1s, duration: 2s, drain_timeout: 15s}
     }
     assert_eq!(d.subscription("/default/lg-b", "fail").consumers.len(), 2, "a standby was subscribed");
     check_consistent(&rep);
+    who_received_what_matches_the_broker(&d, &rep);
+}
+
+/// Each consumer's deliveries in the report are what the double delivered
+/// to it (its consumer name ends in `-GROUP-INDEX`), they add up to the
+/// subscription's, and each subscription type kept its promise.
+fn who_received_what_matches_the_broker(d: &DanubeDouble, rep: &serde_json::Value) {
+    for name in ["shared", "excl", "fail", "keys"] {
+        let s = sub(rep, name);
+        let b = d.subscription("/default/lg-b", name);
+        let by = s["by_consumer"].as_array().unwrap_or_else(|| panic!("by_consumer: {s}"));
+        assert_eq!(by.len() as u64, u(&s["consumers"]), "{s}");
+        assert_eq!(by.iter().map(|c| u(&c["deliveries"])).sum::<u64>(), u(&s["deliveries"]), "{s}");
+        for c in by {
+            let ours = c["name"].as_str().expect("name");
+            let (_, index) = ours.rsplit_once('#').expect("GROUP#INDEX");
+            let theirs: u64 =
+                b.delivered.iter().filter(|(n, _)| n.ends_with(&format!("-{name}-{index}"))).map(|(_, n)| *n).sum();
+            assert_eq!(u(&c["deliveries"]), theirs, "{ours}: the broker delivered it as many: {:?}", b.delivered);
+            let share = c["share_percent"].as_f64().expect("share");
+            let expected = 100.0 * theirs as f64 / u(&s["deliveries"]) as f64;
+            assert!((share - expected).abs() < 0.01, "{c}");
+        }
+        match name {
+            "excl" | "fail" => {
+                assert_eq!(u(&s["switches"]["count"]), 0, "one consumer throughout: {s}");
+                assert_eq!(s["switches"]["concurrent_s"].as_f64(), Some(0.0), "{s}");
+            }
+            "keys" => assert_eq!(u(&s["key_overlaps"]["count"]), 0, "each key on one consumer: {s}"),
+            _ => assert!(s["consumer_imbalance_percent"].as_f64().is_some(), "{s}"),
+        }
+    }
 }
 
 #[test]
@@ -223,6 +255,13 @@ faults: [{at: 1s, stop_consumers: {group: fail, count: 1}}]
     let second = b.consumers.get(1).expect("a standby");
     assert!(b.delivered.get(first).is_some_and(|n| *n > 0), "{:?}", b.delivered);
     assert!(b.delivered.get(second).is_some_and(|n| *n > 0), "the standby took over: {:?}", b.delivered);
+    // The report times the hand-over: #0 to #1 about 1 s in, never both at once.
+    let sw = &s["switches"];
+    assert_eq!(u(&sw["count"]), 1, "{s}");
+    let at = sw["list"][0]["at_s"].as_f64().expect("at_s");
+    assert!((1.0..2.0).contains(&at), "{sw}");
+    assert!(sw["list"][0]["from"].as_str().is_some_and(|n| n.ends_with("/fail#0")), "{sw}");
+    assert_eq!(sw["concurrent_s"].as_f64(), Some(0.0), "{sw}");
     let notes = rep["notes"].to_string();
     assert!(notes.contains("stopped by a fault action"), "{notes}");
 }

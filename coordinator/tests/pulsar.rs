@@ -81,6 +81,38 @@ phases: {warmup: 1s, duration: 4s, drain_timeout: 15s}
     for a in rep["agents"].as_array().expect("agents") {
         assert_eq!(a["status"], "ok");
     }
+    who_received_what(&rep);
+}
+
+/// Per consumer: the counts add up to the subscription's deliveries and
+/// the shares to 100 %; shared spreads over all three consumers; exclusive
+/// and failover had one active consumer throughout; key_shared kept each of
+/// the 50 keys on one consumer at a time.
+fn who_received_what(rep: &Value) {
+    for name in ["shared", "excl", "fail", "ks"] {
+        let s = sub(rep, name);
+        let by = s["by_consumer"].as_array().unwrap_or_else(|| panic!("by_consumer: {s}"));
+        assert_eq!(by.len() as u64, u(&s["consumers"]), "{s}");
+        assert_eq!(by.iter().map(|c| u(&c["deliveries"])).sum::<u64>(), u(&s["deliveries"]), "{s}");
+        let shares: Vec<f64> = by.iter().map(|c| c["share_percent"].as_f64().expect("share")).collect();
+        assert!((shares.iter().sum::<f64>() - 100.0).abs() < 0.01, "{s}");
+        let receiving = by.iter().filter(|c| u(&c["deliveries"]) > 0).count();
+        match name {
+            "shared" => {
+                assert!(shares.iter().all(|p| *p > 10.0), "spread over all three: {s}");
+                assert!(s["consumer_imbalance_percent"].as_f64().is_some(), "{s}");
+            }
+            "excl" | "fail" => {
+                assert_eq!(receiving, 1, "one active consumer: {s}");
+                assert_eq!(u(&s["switches"]["count"]), 0, "{s}");
+                assert_eq!(s["switches"]["concurrent_s"].as_f64(), Some(0.0), "{s}");
+            }
+            _ => {
+                assert_eq!(u(&s["key_overlaps"]["count"]), 0, "each key on one consumer at a time: {s}");
+                assert_eq!(u(&s["key_overlaps"]["keys_checked"]), 50, "the keys came through: {s}");
+            }
+        }
+    }
 }
 
 /// `broker.admin_url`: the coordinator creates the partitioned topic, every

@@ -586,6 +586,7 @@ impl ConsumerClient for DanubeConsumer {
             redelivered: false,
             connection: self.connection,
             partition: partition_of(&msg.msg_id.topic_name),
+            key: msg.routing_key.as_deref().and_then(|k| k.parse().ok()),
         };
         self.pending = Some(msg);
         Ok(delivery)

@@ -39,6 +39,8 @@ pub struct Delivery {
     pub connection: u32,
     /// Partition of a partitioned topic it came from.
     pub partition: Option<u32>,
+    /// The message's key as the producer set it (None: no key).
+    pub key: Option<u64>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

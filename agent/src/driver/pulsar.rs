@@ -401,6 +401,7 @@ impl ConsumerClient for PulsarConsumer {
             redelivered: false,
             connection: self.connection,
             partition: partition_of(&msg.topic),
+            key: msg.payload.metadata.partition_key.as_deref().and_then(|k| k.parse().ok()),
         };
         self.pending = Some(msg);
         Ok(delivery)

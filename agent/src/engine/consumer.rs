@@ -3,7 +3,7 @@
 //! group's pauses, reports each interval, and at the end hands back what
 //! it received of each producer ([`ConsumerFinal`]).
 //!
-//! Imports `task.rs`, `interval.rs` and `seen.rs`.
+//! Imports `task.rs`, `interval.rs`, `seen.rs` and `activity.rs`.
 
 use std::collections::HashMap;
 use std::task::Poll;
@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::activity::Activity;
 use super::interval::Reporter;
 use super::seen::{Receipt, Seen};
 use super::task::wait_start;
@@ -41,6 +42,8 @@ pub(super) struct ConsumerFinal {
     pub deliveries: u64,
     pub undecodable: u64,
     pub partitions: HashMap<u32, u64>,
+    /// When it received, per partition and key.
+    pub activity: Activity,
     pub faulted: bool,
     pub error: Option<String>,
     pub errors: RecvErrors,
@@ -97,6 +100,7 @@ pub(super) struct ConsumerTask {
     deliveries: u64,
     undecodable: u64,
     partitions: HashMap<u32, u64>,
+    activity: Activity,
     faulted: bool,
     errors: RecvErrors,
     /// The group's windows without taking anything (offsets from Start).
@@ -110,6 +114,7 @@ impl ConsumerTask {
         pauses: Vec<Pause>,
         time: TimeBase,
         rep: Reporter,
+        activity: Activity,
     ) -> ConsumerTask {
         ConsumerTask {
             inst,
@@ -129,6 +134,7 @@ impl ConsumerTask {
             deliveries: 0,
             undecodable: 0,
             partitions: HashMap::new(),
+            activity,
             faulted: false,
             errors: RecvErrors::default(),
             pauses,
@@ -183,6 +189,7 @@ impl ConsumerTask {
             deliveries: self.deliveries,
             undecodable: self.undecodable,
             partitions: self.partitions,
+            activity: self.activity,
             faulted: self.faulted,
             error,
             errors: self.errors,
@@ -297,6 +304,7 @@ impl ConsumerTask {
             self.flush(k);
         }
         self.deliveries += 1;
+        self.activity.record(now, d.partition, d.key);
         if let Some(p) = d.partition {
             *self.partitions.entry(p).or_default() += 1;
         }

@@ -1,6 +1,7 @@
 //! The agent's final report of a run: the whole run's group stats, what
 //! each producer sent and had acknowledged, and what each subscription
-//! (this agent's consumers of one group, merged) received of each producer.
+//! (this agent's consumers of one group, merged) received of each producer,
+//! with each consumer's own counts and activity (who received what, when).
 //!
 //! Imports `tally.rs`, and `producer.rs` and `consumer.rs` for their finals.
 
@@ -41,7 +42,7 @@ pub(super) fn build(f: Finals<'_>, notes: &mut Vec<String>) -> proto::FinalRepor
     let mut subs: HashMap<usize, SubAcc> = HashMap::new();
     for c in f.consumers {
         consumer_notes(sc, &c, notes);
-        subs.entry(c.inst.group).or_default().add(c);
+        subs.entry(c.inst.group).or_default().add(sc, c);
     }
     let mut sg: Vec<_> = subs.into_iter().collect();
     sg.sort_by_key(|(g, _)| *g);
@@ -104,10 +105,25 @@ struct SubAcc {
     deliveries: u64,
     undecodable: u64,
     partitions: HashMap<u32, u64>,
+    consumers: Vec<proto::ConsumerReceipts>,
+}
+
+/// One consumer's own counts and activity.
+fn consumer_receipts(sc: &Scenario, f: &mut ConsumerFinal) -> proto::ConsumerReceipts {
+    let mut out = proto::ConsumerReceipts {
+        group: sc.consumers[f.inst.group].name.clone(),
+        index: f.inst.index_in_group,
+        deliveries: f.deliveries,
+        unique: f.seen.iter().flatten().map(|s| s.set.len()).sum(),
+        ..Default::default()
+    };
+    std::mem::take(&mut f.activity).fill(&mut out);
+    out
 }
 
 impl SubAcc {
-    fn add(&mut self, f: ConsumerFinal) {
+    fn add(&mut self, sc: &Scenario, mut f: ConsumerFinal) {
+        self.consumers.push(consumer_receipts(sc, &mut f));
         self.duplicates += f.duplicates;
         self.redelivered += f.redelivered;
         self.redelivery_causes += f.redelivery_causes;
@@ -150,6 +166,7 @@ impl SubAcc {
             deliveries: self.deliveries,
             undecodable: self.undecodable,
             partition_deliveries: self.partitions.into_iter().collect(),
+            consumers: self.consumers,
         }
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! prepare ──spawns──┬─ producer.rs    send on schedule (due.rs) → ack or time out (in_flight.rs, deadlines.rs)
-//!                   ├─ consumer.rs    receive → classify (seen.rs) → ack
+//!                   ├─ consumer.rs    receive → classify (seen.rs), note when (activity.rs) → ack
 //!                   └─ aggregator.rs  tick boundaries → merge TaskReports (tally.rs) → IntervalReport ─→ Outbox
 //!        each task: interval.rs (which interval its counts belong to) ─TaskReport→ aggregator
 //! finish ── every task's final + the run's tally ─→ final_report.rs → FinalReport ─→ Outbox
@@ -20,9 +20,10 @@
 //! timing (tests) follows `tokio::time::advance`.
 //!
 //! Imports: this file (the lifecycle) uses the other engine files, and none
-//! of them uses it. `task.rs`, `deadlines.rs`, `due.rs` and `seen.rs`
-//! import no engine file; see each file's header for the rest.
+//! of them uses it. `task.rs`, `deadlines.rs`, `due.rs`, `seen.rs` and
+//! `activity.rs` import no engine file; see each file's header for the rest.
 
+mod activity;
 mod aggregator;
 mod consumer;
 mod deadlines;
@@ -44,7 +45,7 @@ use std::time::{Duration, Instant};
 use common::clock::TimeBase;
 use common::plan::Shard;
 use common::proto::{self, agent_message::Msg, AgentMessage};
-use common::scenario::{Scenario, Topic};
+use common::scenario::{Scenario, SubType, Topic};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -53,6 +54,7 @@ use tracing::warn;
 use crate::driver::{Driver, DriverError};
 use crate::metrics::AgentMetrics;
 use crate::procstat;
+use activity::Activity;
 use aggregator::Aggregator;
 use consumer::{ConsumerFinal, ConsumerTask};
 use due::PaceChange;
@@ -231,7 +233,8 @@ async fn spawn_consumers<D: Driver>(
         let subscribing = driver.consumer(topic, group, inst.index_in_group);
         let client = in_time(sc, subscribing, || format!("subscribing `{}`", group.subscription)).await?;
         let rep = w.reporter(Role::Consumer, inst.group, sc.report_interval);
-        let task = ConsumerTask::new(inst.clone(), n_producers, group.pauses.clone(), w.time.clone(), rep);
+        let activity = Activity::new(group.sub_type == SubType::KeyShared);
+        let task = ConsumerTask::new(inst.clone(), n_producers, group.pauses.clone(), w.time.clone(), rep, activity);
         let stop_after = sc.consumer_stop_after(inst.group, inst.index_in_group);
         let run = task.run(client, w.start.clone(), w.stop_consumers.clone(), sc.phases.warmup, stop_after);
         consumers.push(tokio::spawn(run));

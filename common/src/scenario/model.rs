@@ -150,6 +150,9 @@ pub struct Broker {
     pub drop_every: u64,
     /// Memory broker only: every Nth message delivered twice (0: never).
     pub duplicate_every: u64,
+    /// Memory broker only: every Nth message to the next consumer (0: never).
+    #[serde(default)]
+    pub misroute_every: u64,
     /// Memory broker only: deliveries stop after N messages per topic (0: never).
     pub stall_after: u64,
     /// Memory broker only: the most messages a topic holds undelivered
@@ -517,6 +520,11 @@ pub struct Slo {
     /// every one the named fields above do not cover.
     #[serde(default)]
     pub other: Vec<LatencyLimit>,
+    /// Most uneven spread of a shared or key_shared subscription's
+    /// deliveries over its consumers, percent ((max − min) / mean).
+    pub max_consumer_imbalance: Option<f64>,
+    /// Most keys of a key_shared subscription on two consumers at once.
+    pub max_key_overlaps: Option<u64>,
 }
 
 impl Slo {

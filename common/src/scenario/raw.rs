@@ -137,6 +137,11 @@ pub struct RawBroker {
     pub drop_every: Option<u64>,
     /// Memory broker only: every Nth message is delivered twice.
     pub duplicate_every: Option<u64>,
+    /// Memory broker only, to prove the who-received-what checks: every Nth
+    /// message goes to the next consumer of each subscription instead of
+    /// the one its type picks (a failover standby receives while the active
+    /// one does; a key reaches a second consumer).
+    pub misroute_every: Option<u64>,
     /// Authentication to the broker. Secrets never live in the scenario:
     /// `{token_file: /path}` or `{token_env: VAR}`, read on each agent's host.
     pub auth: Option<RawAuth>,
@@ -422,6 +427,15 @@ pub struct RawSlo {
     #[serde(flatten)]
     #[schemars(with = "std::collections::BTreeMap<String, Dur>")]
     pub other: std::collections::BTreeMap<String, Dur>,
+    /// Most uneven spread of deliveries over a shared or key_shared
+    /// subscription's consumers, in percent: (max − min) / mean of their
+    /// deliveries (report: `subscriptions[].consumer_imbalance_percent`), e.g.
+    /// 20. Judged per subscription with two or more consumers.
+    pub max_consumer_imbalance: Option<f64>,
+    /// Most keys of a key_shared subscription received by two consumers at
+    /// once (report: `subscriptions[].key_overlaps`), e.g. 0. Without it,
+    /// overlaps are a note, not a failure.
+    pub max_key_overlaps: Option<u64>,
 }
 
 /// A duration as written: a humantime string ("30s"). Numbers are kept so

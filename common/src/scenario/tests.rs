@@ -455,6 +455,16 @@ fn ceiling_mode_fills_in_its_slo() {
     assert_eq!(scaled.producers[1].total_rate_milli, 2_000_000);
 }
 
+#[test]
+fn consumer_spread_slos_are_read_and_checked() {
+    let text = good_with("  p99_e2e: 20ms\n", "  p99_e2e: 20ms\n  max_consumer_imbalance: 20\n  max_key_overlaps: 0\n");
+    let sc = load_str(&text, "s.yaml", &[]).expect("valid");
+    assert_eq!((sc.slo.max_consumer_imbalance, sc.slo.max_key_overlaps), (Some(20.0), Some(0)));
+    assert_eq!(load_str(GOOD, "s.yaml", &[]).expect("valid").slo.max_consumer_imbalance, None, "not judged unless set");
+    let e = err(&good_with("  p99_e2e: 20ms\n", "  p99_e2e: 20ms\n  max_consumer_imbalance: -5\n"));
+    assert!(e.to_string().contains("slo.max_consumer_imbalance: -5 is out of range"), "{e}");
+}
+
 mod fuzz {
     use super::*;
     use proptest::prelude::*;

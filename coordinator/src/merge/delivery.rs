@@ -256,6 +256,11 @@ fn report(c: &ConsumerGroup, s: &Sub, t: Tally, stalled: bool, backlog: &[(f64, 
         missing_sample: t.missing_sample,
         stalled,
         backlog: backlog_summary(backlog),
+        // Filled by `consumers` from the agents' per-consumer receipts.
+        by_consumer: Vec::new(),
+        consumer_imbalance_percent: None,
+        switches: None,
+        key_overlaps: None,
     }
 }
 

@@ -6,6 +6,8 @@
 //! - [`delivery`]: delivery accounting per subscription (range sets unioned
 //!   across consumers and agents, compared with what producers had
 //!   acknowledged) and the totals;
+//! - [`consumers`]: who received what per subscription (each consumer's
+//!   share, the spread, failover switches, keys on two consumers at once);
 //! - [`agents`]: one row per agent; [`coverage`]: what lost agents left out;
 //! - [`series`]: the time series and backlogs; [`slo`]: the SLO checks;
 //! - [`faults`]: spans with send or receive errors, and the recovery after;
@@ -16,6 +18,7 @@
 //! siblings (each says which), never this file. May import `report::format`.
 
 mod agents;
+mod consumers;
 mod coverage;
 mod delivery;
 mod faults;
@@ -47,8 +50,9 @@ pub fn build(input: ReportInput<'_>) -> Report {
     let delivery = Delivery::collect(input.agents);
     let mut totals = delivery.producer_totals(&pgroups);
     let backlogs = series::group_backlogs(sc, input.intervals, input.start_ns);
-    let (subscriptions, excluded_received, lost_by_interval) =
+    let (mut subscriptions, excluded_received, lost_by_interval) =
         delivery.subscriptions(&cx, &lost, &input.stalled, &backlogs, &mut totals);
+    consumers::fill(&mut subscriptions, input.agents, input.start_ns, &mut notes);
     let (groups, histograms) = groups::reports(&cx, &pgroups, &cgroups, &lost);
     let agents = agents::rows(input.agents, cx.dur_s, input.start_ns);
     let coverage = coverage::coverage(sc, input.agents, &lost, (excluded_received, input.start_ns), &mut notes);

@@ -1,7 +1,8 @@
 //! The SLO checks of a report: each latency limit per group (producers:
 //! publish latency; consumers: end to end; the named keys, then the general
-//! form `p95_e2e`), loss, duplicates, send errors,
-//! stalled subscriptions and the rate ratio. May import `report::format`.
+//! form `p95_e2e`), loss, duplicates, send errors, stalled subscriptions,
+//! the rate ratio, and per subscription the spread over its consumers and
+//! keys on two consumers at once. May import `report::format`.
 
 use common::report::{GroupReport, Latency, SloCheck, SubscriptionReport, Totals};
 use common::scenario::Scenario;
@@ -13,7 +14,37 @@ pub fn judge(sc: &Scenario, groups: &[GroupReport], totals: &Totals, subs: &[Sub
     let mut out = Vec::new();
     latency_checks(sc, groups, &mut out);
     count_checks(sc, groups, totals, subs, &mut out);
+    consumer_checks(sc, subs, &mut out);
     out
+}
+
+/// Per subscription: the spread over its consumers (shared and key_shared
+/// with two or more consumers) and keys on two consumers at once
+/// (key_shared). What the report does not know fails, as "unknown".
+fn consumer_checks(sc: &Scenario, subs: &[SubscriptionReport], out: &mut Vec<SloCheck>) {
+    let spread = |s: &&SubscriptionReport| matches!(s.sub_type.as_str(), "shared" | "key_shared") && s.consumers >= 2;
+    if let Some(max) = sc.slo.max_consumer_imbalance {
+        for s in subs.iter().filter(spread) {
+            let actual = s.consumer_imbalance_percent;
+            out.push(SloCheck {
+                name: format!("max_consumer_imbalance {}", s.subscription),
+                limit: format!("{max:.1}%"),
+                actual: actual.map_or("unknown".into(), |a| format!("{a:.1}%")),
+                pass: actual.is_some_and(|a| a <= max),
+            });
+        }
+    }
+    if let Some(max) = sc.slo.max_key_overlaps {
+        for s in subs.iter().filter(|s| s.sub_type == "key_shared") {
+            let actual = s.key_overlaps.as_ref().map(|k| k.count);
+            out.push(SloCheck {
+                name: format!("max_key_overlaps {}", s.subscription),
+                limit: max.to_string(),
+                actual: actual.map_or("unknown (no keys received)".into(), |a| a.to_string()),
+                pass: actual.is_some_and(|a| a <= max),
+            });
+        }
+    }
 }
 
 /// Each latency limit, per group of its role.
@@ -116,5 +147,45 @@ fn count_checks(
                 pass: ratio >= min,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::subscription;
+
+    #[test]
+    fn the_spread_is_judged_per_subscription_and_unknown_fails() {
+        let sc = common::scenario::load_str(
+            "name: s\nbroker: {kind: memory}\ntopics: [{name: t}]\nproducers: [{name: p, topic: t, rate: 10}]\n\
+             consumers: [{name: a, topic: t, type: shared, count: 2}]\n\
+             phases: {duration: 1s}\nslo: {max_consumer_imbalance: 20, max_key_overlaps: 0}\n",
+            "s.yaml",
+            &[],
+        )
+        .expect("scenario");
+        let mut even = subscription("even", 0, false);
+        even.consumer_imbalance_percent = Some(5.0);
+        let mut skewed = subscription("skewed", 0, false);
+        skewed.consumer_imbalance_percent = Some(50.0);
+        // No per-consumer figures (an older agent): unknown, not 0.
+        let unknown = subscription("unknown", 0, false);
+        let mut keys = subscription("keys", 0, false);
+        keys.sub_type = "key_shared".into();
+        keys.key_overlaps = Some(common::report::KeyOverlaps { count: 2, keys_checked: 10, ..Default::default() });
+        let mut out = Vec::new();
+        consumer_checks(&sc, &[even, skewed, unknown, keys], &mut out);
+        let got: Vec<(&str, &str, bool)> = out.iter().map(|c| (c.name.as_str(), c.actual.as_str(), c.pass)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("max_consumer_imbalance even", "5.0%", true),
+                ("max_consumer_imbalance skewed", "50.0%", false),
+                ("max_consumer_imbalance unknown", "unknown", false),
+                ("max_consumer_imbalance keys", "unknown", false),
+                ("max_key_overlaps keys", "2", false),
+            ]
+        );
     }
 }

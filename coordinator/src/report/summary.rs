@@ -1,11 +1,11 @@
 //! The end-of-run summary `coordinator run` and `coordinator report` print
-//! on stdout: groups, subscriptions, backlogs, totals, the ceiling steps,
-//! agents, SLOs and notes, from the [`Report`] alone. May import only
+//! on stdout: groups, subscriptions (and who received what), backlogs,
+//! totals, the ceiling steps, agents, SLOs and notes, from the [`Report`] alone. May import only
 //! `report::format`.
 
 use std::fmt::Write as _;
 
-use common::report::Report;
+use common::report::{Report, SubscriptionReport};
 
 use crate::report::format::{fmt_count, fmt_us};
 
@@ -123,6 +123,9 @@ fn subscriptions(o: &mut String, r: &Report) {
         );
     }
     delivered_twice(o, r);
+    for s in &r.subscriptions {
+        who_received(o, s);
+    }
     // A backlog worth a line: a late start, a pause, consumers behind.
     for s in r.subscriptions.iter().filter(|s| s.backlog.max >= 100 && s.backlog.max * 20 >= s.expected) {
         let b = &s.backlog;
@@ -173,6 +176,67 @@ fn delivered_twice(o: &mut String, r: &Report) {
             );
         }
     }
+}
+
+/// Consumers listed per subscription line (the rest are counted).
+const LISTED: usize = 8;
+
+/// Who received what in subscription `s`: each consumer's deliveries and
+/// share, the spread; per partition the deliveries; the switches of an
+/// exclusive or failover subscription; keys on two consumers at once.
+fn who_received(o: &mut String, s: &SubscriptionReport) {
+    let name = format!("{}/{}", s.topic, s.subscription);
+    if !s.by_consumer.is_empty() {
+        let spread = s.consumer_imbalance_percent.map_or(String::new(), |p| format!(", imbalance {p:.1} %"));
+        let mut list: Vec<String> = s
+            .by_consumer
+            .iter()
+            .take(LISTED)
+            .map(|c| format!("{} {} ({:.1} %)", c.name, c.deliveries, c.share_percent))
+            .collect();
+        if s.by_consumer.len() > LISTED {
+            list.push(format!("and {} more", s.by_consumer.len() - LISTED));
+        }
+        let n = s.by_consumer.len();
+        let _ = writeln!(o, "  {name}: {n} consumer{}{spread}: {}", if n == 1 { "" } else { "s" }, list.join(", "));
+    }
+    if !s.partition_deliveries.is_empty() {
+        let parts: Vec<String> = s.partition_deliveries.iter().map(|(p, n)| format!("{p}: {n}")).collect();
+        let _ = writeln!(o, "  {name}: deliveries per partition {}", parts.join(", "));
+    }
+    if let Some(sw) = &s.switches {
+        let _ = writeln!(o, "  {name}: {}", switch_line(sw));
+    }
+    if let Some(k) = &s.key_overlaps {
+        let sample = k.sample.first().map_or(String::new(), |e| format!(", e.g. {e}"));
+        let cut = if k.untracked_receipts > 0 { " (check cut short by its caps)" } else { "" };
+        let _ = writeln!(o, "  {name}: {} of {} keys on two consumers at once{sample}{cut}", k.count, k.keys_checked);
+    }
+}
+
+/// The switches of an exclusive or failover subscription, in a line.
+fn switch_line(sw: &common::report::Switches) -> String {
+    let list: Vec<String> = sw
+        .list
+        .iter()
+        .take(LISTED)
+        .map(|w| {
+            let part = w.partition.map_or(String::new(), |p| format!(" (partition {p})"));
+            format!("{:.1} s {} -> {}{part}", w.at_s, w.from, w.to)
+        })
+        .collect();
+    let more = if sw.count as usize > list.len() {
+        format!(" and {} more", sw.count as usize - list.len())
+    } else {
+        String::new()
+    };
+    let concurrent = if sw.concurrent_s > 0.0 {
+        format!("; TWO ACTIVE AT ONCE for {:.1} s", sw.concurrent_s)
+    } else {
+        String::new()
+    };
+    let listed = if list.is_empty() { String::new() } else { format!(": {}", list.join(", ")) };
+    format!("{} switch(es) of the receiving consumer{listed}{more}{concurrent}", sw.count)
 }
 
 /// Whole-run totals and the ceiling search's steps.
@@ -303,6 +367,42 @@ fn slos_and_notes(o: &mut String, r: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use common::report::{ConsumerShare, KeyOverlaps, Switch, Switches};
+
+    #[test]
+    fn who_received_what_lists_consumers_partitions_switches_and_keys() {
+        let mut r = crate::testutil::sample_report();
+        let share = |name: &str, deliveries, share_percent| ConsumerShare {
+            name: name.into(),
+            agent: "a0".into(),
+            deliveries,
+            unique: deliveries,
+            share_percent,
+        };
+        let s = &mut r.subscriptions[0];
+        s.by_consumer = vec![share("a0/c#0", 300, 75.0), share("a0/c#1", 100, 25.0)];
+        s.consumer_imbalance_percent = Some(100.0);
+        s.partition_deliveries = [(0, 250), (1, 150)].into_iter().collect();
+        s.switches = Some(Switches {
+            count: 1,
+            list: vec![Switch { at_s: 2.04, from: "a0/c#0".into(), to: "a0/c#1".into(), partition: Some(1) }],
+            concurrent_s: 1.5,
+            cut_short: false,
+        });
+        s.key_overlaps = Some(KeyOverlaps { count: 0, keys_checked: 64, sample: vec![], untracked_receipts: 3 });
+        let text = summary(&r);
+        let name = format!("{}/{}", r.subscriptions[0].topic, r.subscriptions[0].subscription);
+        for line in [
+            format!("{name}: 2 consumers, imbalance 100.0 %: a0/c#0 300 (75.0 %), a0/c#1 100 (25.0 %)"),
+            format!("{name}: deliveries per partition 0: 250, 1: 150"),
+            format!(
+                "{name}: 1 switch(es) of the receiving consumer: 2.0 s a0/c#0 -> a0/c#1 (partition 1); TWO ACTIVE AT ONCE for 1.5 s"
+            ),
+            format!("{name}: 0 of 64 keys on two consumers at once (check cut short by its caps)"),
+        ] {
+            assert!(text.contains(&line), "{line}\nin\n{text}");
+        }
+    }
 
     #[test]
     fn errors_are_shown_by_kind_most_frequent_first() {

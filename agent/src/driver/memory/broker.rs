@@ -14,7 +14,8 @@
 //! first subscriber for a non-partitioned topic); Exclusive refuses a second
 //! consumer. A subscription with no consumer keeps a backlog. A consumer
 //! that closes hands what it had not taken back to the subscription, marked
-//! as redelivered.
+//! as redelivered. Fault knobs drop, duplicate or misroute (to the next
+//! consumer) every Nth publish, stall a topic, or cap its backlog.
 //!
 //! Imports nothing from the agent: the driver (`super`) adapts it to the
 //! driver traits.
@@ -39,6 +40,8 @@ pub struct MemMessage {
     pub redelivered: bool,
     /// None for a non-partitioned topic.
     pub partition: Option<u32>,
+    /// Goes to the next consumer (`misroute_every`).
+    pub misrouted: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -49,6 +52,9 @@ pub struct MemoryConfig {
     pub drop_every: u64,
     /// Every Nth publish is delivered twice (0: never).
     pub duplicate_every: u64,
+    /// Every Nth publish goes to the next consumer of each subscription
+    /// rather than the one its type picks (0: never).
+    pub misroute_every: u64,
     /// After N publishes per topic nothing is delivered any more (0: never).
     pub stall_after: u64,
     /// The most messages the topic holds undelivered, summed over its
@@ -234,7 +240,12 @@ impl TopicState {
             }
         };
         let mut copies = 1;
-        if self.cfg.stall_after > 0 || self.cfg.drop_every > 0 || self.cfg.duplicate_every > 0 {
+        let mut misrouted = false;
+        if self.cfg.stall_after > 0
+            || self.cfg.drop_every > 0
+            || self.cfg.duplicate_every > 0
+            || self.cfg.misroute_every > 0
+        {
             let n = self.published.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             let stalled = self.cfg.stall_after > 0 && n > self.cfg.stall_after;
             if stalled || (self.cfg.drop_every > 0 && n.is_multiple_of(self.cfg.drop_every)) {
@@ -243,6 +254,7 @@ impl TopicState {
             if self.cfg.duplicate_every > 0 && n.is_multiple_of(self.cfg.duplicate_every) {
                 copies = 2;
             }
+            misrouted = self.cfg.misroute_every > 0 && n.is_multiple_of(self.cfg.misroute_every);
         }
         let msg = MemMessage {
             stamp,
@@ -251,6 +263,7 @@ impl TopicState {
             ready_at,
             redelivered: false,
             partition: (self.partitions.len() > 1).then_some(partition as u32),
+            misrouted,
         };
         let p = &self.partitions[partition % self.partitions.len()];
         let mut part = lock(p);
@@ -384,6 +397,7 @@ impl Sub {
                     }
                 },
             };
+            let i = if msg.misrouted { (i + 1) % n } else { i };
             match self.consumers[i].tx.send(msg) {
                 Ok(()) => return,
                 Err(mpsc::error::SendError(m)) => {

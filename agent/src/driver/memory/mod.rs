@@ -146,6 +146,7 @@ impl ConsumerClient for MemConsumerClient {
                 redelivered: m.redelivered,
                 connection: 0,
                 partition: m.partition,
+                key: m.key,
             }),
             None => Err(RecvError::Closed("memory topic closed".into())),
         }

@@ -58,6 +58,7 @@ pub(super) fn validate(b: &RawBroker, cx: &mut Cx<'_>) -> Option<Broker> {
         capacity_msgs_per_s: b.capacity_msgs_per_s,
         drop_every: b.drop_every.unwrap_or(0),
         duplicate_every: b.duplicate_every.unwrap_or(0),
+        misroute_every: b.misroute_every.unwrap_or(0),
         stall_after: b.stall_after.unwrap_or(0),
         max_backlog: b.max_backlog.unwrap_or(0),
         auth,
@@ -136,6 +137,7 @@ fn memory_only(cx: &mut Cx<'_>, b: &RawBroker) {
     for (k, v) in [
         ("broker.drop_every", b.drop_every),
         ("broker.duplicate_every", b.duplicate_every),
+        ("broker.misroute_every", b.misroute_every),
         ("broker.stall_after", b.stall_after),
         ("broker.max_backlog", b.max_backlog),
     ] {

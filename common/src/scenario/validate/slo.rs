@@ -1,9 +1,9 @@
-//! `slo` (and `ceiling.slo`): the latency, loss, duplicate, rate and send
-//! error limits a run is judged by. Loss and send errors are limited to 0
-//! unless said otherwise. Besides the named keys, a latency limit on any
-//! percentile is written `pDIGITS_e2e` / `pDIGITS_publish` (see
-//! `crate::percentile` for the digits). Imports the context, the raw and
-//! the validated model, and the percentile.
+//! `slo` (and `ceiling.slo`): the latency, loss, duplicate, rate, send
+//! error and consumer spread limits a run is judged by. Loss and send
+//! errors are limited to 0 unless said otherwise. Besides the named keys, a
+//! latency limit on any percentile is written `pDIGITS_e2e` /
+//! `pDIGITS_publish` (see `crate::percentile` for the digits). Imports the
+//! context, the raw and the validated model, and the percentile.
 
 use super::cx::Cx;
 use crate::percentile::Percentile;
@@ -19,6 +19,17 @@ pub(super) fn validate(prefix: &str, raw: Option<&RawSlo>, cx: &mut Cx<'_>) -> S
         let ok = r.is_finite() && *r > 0.0 && *r <= 1.5;
         if !ok {
             cx.hint(&format!("{prefix}.min_rate_ratio"), format!("{r} is out of range"), "a ratio such as 0.98");
+        }
+        ok
+    });
+    let max_consumer_imbalance = s.max_consumer_imbalance.filter(|p| {
+        let ok = p.is_finite() && *p >= 0.0;
+        if !ok {
+            cx.hint(
+                &format!("{prefix}.max_consumer_imbalance"),
+                format!("{p} is out of range"),
+                "a percentage such as 20",
+            );
         }
         ok
     });
@@ -38,6 +49,8 @@ pub(super) fn validate(prefix: &str, raw: Option<&RawSlo>, cx: &mut Cx<'_>) -> S
         // So is a publish that failed or timed out.
         max_send_errors: Some(s.max_send_errors.unwrap_or(0)),
         other: other_limits(prefix, s, cx),
+        max_consumer_imbalance,
+        max_key_overlaps: s.max_key_overlaps,
     }
 }
 
@@ -56,7 +69,7 @@ fn other_limits(prefix: &str, s: &RawSlo, cx: &mut Cx<'_>) -> Vec<LatencyLimit> 
                 &path,
                 format!("unknown key `{key}`"),
                 "a latency limit is `pDIGITS_e2e` or `pDIGITS_publish` (p95_e2e, p9999_publish for 99.99); \
-                 other keys: max_e2e, max_loss, max_duplicates, min_rate_ratio, max_send_errors",
+                 other keys: max_e2e, max_loss, max_duplicates, min_rate_ratio, max_send_errors, max_consumer_imbalance, max_key_overlaps",
             );
             continue;
         };

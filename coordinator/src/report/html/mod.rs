@@ -5,8 +5,9 @@
 //! (names, notes, errors) goes through [`esc`].
 //!
 //! This file is the page: its sections, in order, each turning report
-//! figures into tables and [`charts::Chart`]s. May import `charts`,
-//! `escape` and `report::format`.
+//! figures into tables and [`charts::Chart`]s; who received what is in
+//! [`consumers`]. May import `charts`, `consumers`, `escape` and
+//! `report::format`.
 
 use std::fmt::Write as _;
 
@@ -16,6 +17,7 @@ use common::report::{Ceiling, CeilingStep, IntervalRow, Latency, Report};
 
 mod charts;
 pub mod compare;
+mod consumers;
 mod escape;
 mod interactive;
 mod spectrum;
@@ -128,6 +130,7 @@ fn page(o: &mut String, r: &Report, interactive: Option<&str>) -> std::fmt::Resu
         ceiling(o, c, &r.reported_percentiles())?;
     }
     delivery(o, r)?;
+    consumers::section(o, r)?;
     agents(o, r)?;
     notes(o, r)?;
     writeln!(
