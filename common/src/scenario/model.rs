@@ -126,6 +126,9 @@ pub struct Broker {
     pub capacity_msgs_per_s: Option<f64>,
     /// Memory broker only: latency added to every publish.
     pub latency: Duration,
+    /// Memory broker only: how long each consumer ack takes to complete.
+    #[serde(default)]
+    pub ack_latency: Duration,
     /// Memory broker only: every Nth message acknowledged but not delivered (0: never).
     pub drop_every: u64,
     /// Memory broker only: every Nth message delivered twice (0: never).

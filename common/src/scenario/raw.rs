@@ -116,6 +116,10 @@ pub struct RawBroker {
     pub capacity_msgs_per_s: Option<f64>,
     /// Memory broker: latency added to every publish ("2ms").
     pub latency: Option<Dur>,
+    /// Memory broker only: how long each consumer ack takes to complete
+    /// ("1ms"; default 0s: at once). A consumer acks each message before it
+    /// takes the next, as a client waiting for the broker's answer does.
+    pub ack_latency: Option<Dur>,
     /// How long an agent waits to connect ("10s").
     pub connect_timeout: Option<Dur>,
     /// Memory broker only, to prove the accounting: every Nth message
