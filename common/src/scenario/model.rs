@@ -496,6 +496,31 @@ pub struct Slo {
     pub min_rate_ratio: Option<f64>,
     /// Most refused or timed-out publishes.
     pub max_send_errors: Option<u64>,
+    /// Consumer ack latency limits (where the driver times acks).
+    #[serde(default)]
+    pub p50_ack: Option<Duration>,
+    #[serde(default)]
+    pub p99_ack: Option<Duration>,
+    /// `slo.allow_client_bound: false`: figures bounded by the client fail the run.
+    #[serde(default)]
+    pub fail_client_bound: bool,
+    /// What counts as bounded by the client (None: the defaults, see
+    /// [`Slo::client_cpu_limit`] and [`Slo::client_lag_limit`]).
+    #[serde(default)]
+    pub max_client_cpu: Option<f64>,
+    #[serde(default)]
+    pub max_client_lag: Option<Duration>,
+}
+
+impl Slo {
+    /// The share of an agent's CPUs above which it bounded the figures.
+    pub fn client_cpu_limit(&self) -> f64 {
+        self.max_client_cpu.unwrap_or(0.9)
+    }
+    /// The schedule lag past which producers with room in flight bounded the figures.
+    pub fn client_lag_limit(&self) -> Duration {
+        self.max_client_lag.unwrap_or(Duration::from_millis(100))
+    }
 }
 
 // --------------------------------------------- faults and agent loss

@@ -386,6 +386,27 @@ pub struct RawSlo {
     pub p99_publish: Option<Dur>,
     /// Highest 99.9th-percentile publish latency, from the intended send time.
     pub p999_publish: Option<Dur>,
+    /// Highest median consumer ack latency (from the call to acknowledge to
+    /// its completion; measured where the broker's client reports it: not
+    /// on pulsar, where the check fails as not measured).
+    pub p50_ack: Option<Dur>,
+    /// Highest 99th-percentile consumer ack latency (see `p50_ack`).
+    pub p99_ack: Option<Dur>,
+    /// `false`: the run fails when its figures were bounded by the client
+    /// (`client_bound` in the report: an agent over `max_client_cpu`, or
+    /// producers behind their schedule by more than `max_client_lag` while
+    /// they had room in flight). Default `true`: reported, not judged.
+    pub allow_client_bound: Option<bool>,
+    /// An agent that used more than this share of its CPUs bounded the
+    /// figures (default 0.9; a ceiling search's `ceiling.max_client_cpu`
+    /// takes this as its default).
+    pub max_client_cpu: Option<f64>,
+    /// Producers that fell further behind their schedule than this (or
+    /// left sends unsent) bounded the figures, unless they spent most of
+    /// the measurement waiting for room in flight (the broker's pace)
+    /// with no agent over `max_client_cpu` (default "100ms"; the default of
+    /// `ceiling.max_client_lag`).
+    pub max_client_lag: Option<Dur>,
     /// Most acknowledged messages a subscription may miss (default 0).
     pub max_loss: Option<u64>,
     /// Most duplicate deliveries allowed (default: no limit, reported only).

@@ -9,6 +9,8 @@
 //! - [`agents`]: one row per agent; [`coverage`]: what lost agents left out;
 //! - [`series`]: the time series and backlogs; [`slo`]: the SLO checks;
 //! - [`faults`]: spans with send or receive errors, and the recovery after;
+//! - [`client`]: whether the client (the generator) bounded the figures
+//!   (also the ceiling search's judgement of a step);
 //! - then the verdict and its notes (here).
 //!
 //! [`input`] holds what the steps take; [`stats`] the figures from
@@ -16,6 +18,7 @@
 //! siblings (each says which), never this file. May import `report::format`.
 
 mod agents;
+pub mod client;
 mod coverage;
 mod delivery;
 mod faults;
@@ -26,7 +29,10 @@ mod series;
 mod slo;
 mod stats;
 
-use common::report::{BrokerInfo, PhasesInfo, Report, SloCheck, SubscriptionReport, REPORT_SCHEMA_VERSION};
+use common::report::{
+    AgentReport, BrokerInfo, ClientBound, GroupReport, PhasesInfo, Report, SloCheck, SubscriptionReport,
+    REPORT_SCHEMA_VERSION,
+};
 
 pub use input::{pace_share, AgentOutcome, PaceMark, ReportInput};
 pub use intervals::{read_ahead, IntervalMerge, IntervalTotals, Intervals};
@@ -52,7 +58,9 @@ pub fn build(input: ReportInput<'_>) -> Report {
     let agents = agents::rows(input.agents, cx.dur_s, input.start_ns);
     let coverage = coverage::coverage(sc, input.agents, &lost, (excluded_received, input.start_ns), &mut notes);
     let intervals = series::interval_rows(sc, input.intervals, input.start_ns, &backlogs);
-    let slo = judge(sc, &groups, &totals, &subscriptions);
+    let client_bound = client_bound(&input, &agents, &groups, cx.dur_s, &mut notes);
+    let mut slo = judge(sc, &groups, &totals, &subscriptions);
+    slo.extend(slo::client_bound_check(sc, client_bound.as_ref()));
     let faults = faults::windows(sc, &intervals);
     notes.extend(faults.iter().map(faults::note));
     let verdict = verdict(&input, &slo, &subscriptions, &mut notes);
@@ -88,7 +96,30 @@ pub fn build(input: ReportInput<'_>) -> Report {
         faults,
         interrupted: None,
         events: input.events.to_vec(),
+        client_bound,
     }
+}
+
+/// Whether the client bounded the run's figures, by the scenario's
+/// `slo.max_client_*` limits: said first in the notes; producer groups the
+/// broker's acks paced are said last.
+fn client_bound(
+    input: &ReportInput<'_>,
+    agents: &[AgentReport],
+    groups: &[GroupReport],
+    dur_s: f64,
+    notes: &mut Vec<String>,
+) -> Option<ClientBound> {
+    let slo = &input.scenario.slo;
+    let cpus: Vec<u32> = input.agents.iter().map(|a| a.hello.cpus).collect();
+    let limits = client::Limits { cpu: slo.client_cpu_limit(), lag: slo.client_lag_limit() };
+    let judged = client::judge(agents, &cpus, groups, limits, dur_s);
+    let bound = judged.client_bound();
+    if let Some(b) = &bound {
+        notes.insert(0, format!("figures bounded by the client: {}", b.summary));
+    }
+    notes.extend(judged.broker_paced);
+    bound
 }
 
 /// The run's verdict — `incomplete` (it could not complete, or no agent

@@ -1,8 +1,9 @@
 //! The SLO checks of a report: each latency limit per group (producers:
-//! publish latency; consumers: end to end), loss, duplicates, send errors,
-//! stalled subscriptions and the rate ratio. May import `report::format`.
+//! publish latency; consumers: end to end and ack), loss, duplicates, send
+//! errors, stalled subscriptions, the rate ratio, and figures bounded by
+//! the client. May import `report::format`.
 
-use common::report::{GroupReport, Latency, SloCheck, SubscriptionReport, Totals};
+use common::report::{ClientBound, GroupReport, Latency, SloCheck, SubscriptionReport, Totals};
 use common::scenario::Scenario;
 
 use crate::report::format::fmt_us_slo;
@@ -11,6 +12,7 @@ use crate::report::format::fmt_us_slo;
 pub fn judge(sc: &Scenario, groups: &[GroupReport], totals: &Totals, subs: &[SubscriptionReport]) -> Vec<SloCheck> {
     let mut out = Vec::new();
     latency_checks(sc, groups, &mut out);
+    ack_checks(sc, groups, &mut out);
     count_checks(sc, groups, totals, subs, &mut out);
     out
 }
@@ -44,6 +46,42 @@ fn latency_checks(sc: &Scenario, groups: &[GroupReport], out: &mut Vec<SloCheck>
             });
         }
     }
+}
+
+/// Each ack latency limit, per consumer group (`latency.ack`); where the
+/// driver does not time acks the check fails as not measured.
+fn ack_checks(sc: &Scenario, groups: &[GroupReport], out: &mut Vec<SloCheck>) {
+    let checks: [(&str, Option<std::time::Duration>, fn(&Latency) -> f64); 2] =
+        [("p50_ack", sc.slo.p50_ack, |l| l.p50), ("p99_ack", sc.slo.p99_ack, |l| l.p99)];
+    for (name, limit, pick) in checks {
+        let Some(limit) = limit else { continue };
+        let limit_us = limit.as_secs_f64() * 1e6;
+        for g in groups.iter().filter(|g| g.role == "consumer") {
+            let ack = g.latency.get("ack").filter(|l| l.count > 0);
+            let actual = match (ack, &g.ack_latency_not_measured) {
+                (Some(l), _) => fmt_us_slo(pick(l)),
+                (None, Some(why)) => why.clone(),
+                (None, None) => "no samples".into(),
+            };
+            out.push(SloCheck {
+                name: format!("{name} {}", g.name),
+                limit: fmt_us_slo(limit_us),
+                actual,
+                pass: ack.is_some_and(|l| pick(l) <= limit_us),
+            });
+        }
+    }
+}
+
+/// `slo.allow_client_bound: false`: the check that fails a run whose
+/// figures were bounded by the client (none when allowed).
+pub(super) fn client_bound_check(sc: &Scenario, bound: Option<&ClientBound>) -> Option<SloCheck> {
+    sc.slo.fail_client_bound.then(|| SloCheck {
+        name: "client_bound".into(),
+        limit: "none".into(),
+        actual: bound.map_or_else(|| "none".into(), |b| b.summary.clone()),
+        pass: bound.is_none(),
+    })
 }
 
 /// Loss (and stalled subscriptions), duplicates, send errors, rate ratio.

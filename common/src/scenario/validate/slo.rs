@@ -19,6 +19,17 @@ pub(super) fn validate(prefix: &str, raw: Option<&RawSlo>, cx: &mut Cx<'_>) -> S
         }
         ok
     });
+    let max_client_cpu = s.max_client_cpu.filter(|v| {
+        let ok = v.is_finite() && *v > 0.0 && *v <= 1.0;
+        if !ok {
+            cx.hint(
+                &format!("{prefix}.max_client_cpu"),
+                format!("{v} is out of range"),
+                "a share of the agent's CPUs, e.g. 0.9",
+            );
+        }
+        ok
+    });
     Slo {
         p50_e2e: cx.opt_duration(&format!("{prefix}.p50_e2e"), s.p50_e2e.as_ref()),
         p90_e2e: cx.opt_duration(&format!("{prefix}.p90_e2e"), s.p90_e2e.as_ref()),
@@ -34,5 +45,10 @@ pub(super) fn validate(prefix: &str, raw: Option<&RawSlo>, cx: &mut Cx<'_>) -> S
         min_rate_ratio,
         // So is a publish that failed or timed out.
         max_send_errors: Some(s.max_send_errors.unwrap_or(0)),
+        p50_ack: cx.opt_duration(&format!("{prefix}.p50_ack"), s.p50_ack.as_ref()),
+        p99_ack: cx.opt_duration(&format!("{prefix}.p99_ack"), s.p99_ack.as_ref()),
+        fail_client_bound: s.allow_client_bound == Some(false),
+        max_client_cpu,
+        max_client_lag: cx.opt_duration(&format!("{prefix}.max_client_lag"), s.max_client_lag.as_ref()),
     }
 }
