@@ -256,7 +256,8 @@ impl Console {
                 "interrupted" => paint(self.color, YELLOW, &verdict),
                 _ => paint(self.color, RED, &verdict),
             };
-            v.frame[1] = format!("done — verdict {painted} (summary below)");
+            let bound = if report.client_bound.is_some() { "; figures bounded by the client" } else { "" };
+            v.frame[1] = format!("done — verdict {painted}{bound} (summary below)");
             let frame = v.frame.clone();
             let mut out = erase(v.drawn);
             v.drawn = draw(&mut out, &frame);
