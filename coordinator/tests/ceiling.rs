@@ -139,7 +139,8 @@ fn a_run_bounded_by_the_client_says_so_and_the_slo_can_fail_it() {
     let (r, rep) = run(&p, &["slo.max_client_lag=1s", "slo.allow_client_bound=false"]);
     assert_eq!(r.code, 0, "comfortable: nothing bounded by the client\n{}\n{}", r.stdout, r.stderr);
     assert!(rep.get("client_bound").is_none(), "{}", rep["client_bound"]);
-    let check = rep["slo"].as_array().expect("slo").iter().find(|c| c["name"] == "client_bound").expect("judged").clone();
+    let check =
+        rep["slo"].as_array().expect("slo").iter().find(|c| c["name"] == "client_bound").expect("judged").clone();
     assert_eq!((check["pass"].as_bool(), check["actual"].as_str()), (Some(true), Some("none")));
     // A CPU limit no agent can stay under.
     let (r, rep) = run(&p, &["slo.max_client_lag=1s", "slo.allow_client_bound=false", "slo.max_client_cpu=0.000001"]);

@@ -114,7 +114,8 @@ fn report_json_names_every_latency_kind_and_times_consumer_acks() {
         assert_eq!(g["latency_us"], lat[main], "{g}");
         assert_eq!(g["alt_latency_us"], lat[alt], "{g}");
     }
-    let kinds: Vec<&str> = rep["histograms"].as_array().expect("histograms").iter().filter_map(|h| h["kind"].as_str()).collect();
+    let kinds: Vec<&str> =
+        rep["histograms"].as_array().expect("histograms").iter().filter_map(|h| h["kind"].as_str()).collect();
     assert_eq!(kinds.iter().filter(|k| **k == "ack").count(), 3, "one per consumer group: {kinds:?}");
     let consumer_rows: Vec<&serde_json::Value> =
         rep["intervals"].as_array().expect("intervals").iter().filter(|i| i["role"] == "consumer").collect();

@@ -377,7 +377,12 @@ impl Driver for QueuedAcks {
     ) -> Result<QueuedAckConsumer, DriverError> {
         Ok(QueuedAckConsumer(self.0.consumer(t, g, i).await?))
     }
-    async fn producer(&self, t: &common::scenario::Topic, g: &ProducerGroup, i: u32) -> Result<Self::Producer, DriverError> {
+    async fn producer(
+        &self,
+        t: &common::scenario::Topic,
+        g: &ProducerGroup,
+        i: u32,
+    ) -> Result<Self::Producer, DriverError> {
         self.0.producer(t, g, i).await
     }
 }

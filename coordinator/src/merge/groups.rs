@@ -169,7 +169,9 @@ fn consumer_group(cx: &Ctx, i: usize, g: &ConsumerGroup, s: &GroupPhases) -> Gro
             None => named([("e2e_service", &m.service), ("e2e_response", &m.response), ("ack", &m.ack)]),
             Some(_) => named([("e2e_service", &m.service), ("e2e_response", &m.response)]),
         },
-        ack_latency_not_measured: cx.ack_not_timed.map(|why| format!("not measured on {}: {why}", cx.sc.broker.kind.as_str())),
+        ack_latency_not_measured: cx
+            .ack_not_timed
+            .map(|why| format!("not measured on {}: {why}", cx.sc.broker.kind.as_str())),
         late_sends: 0,
         max_lag_ms: 0.0,
         unsent: 0,

@@ -467,7 +467,9 @@ mod tests {
         });
         let text = summary(&r);
         assert!(
-            text.contains("— verdict: FAIL; figures bounded by the client: agent a1 used 99% of its 2 CPU(s) (limit 90%)\n"),
+            text.contains(
+                "— verdict: FAIL; figures bounded by the client: agent a1 used 99% of its 2 CPU(s) (limit 90%)\n"
+            ),
             "{text}"
         );
     }

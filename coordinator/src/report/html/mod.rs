@@ -200,7 +200,13 @@ fn header(o: &mut String, r: &Report, interactive: bool) -> std::fmt::Result {
 fn client_bound(o: &mut String, c: &ClientBound) -> std::fmt::Result {
     writeln!(o, "<div class=\"client-bound\"><p class=\"no\">Figures bounded by the client (the generator), not only the broker:</p><ul>")?;
     for reason in &c.reasons {
-        writeln!(o, "<li>{} <span class=\"hint\">({}: {})</span></li>", esc(&reason.detail), esc(&reason.criterion), esc(&reason.agents.join(", ")))?;
+        writeln!(
+            o,
+            "<li>{} <span class=\"hint\">({}: {})</span></li>",
+            esc(&reason.detail),
+            esc(&reason.criterion),
+            esc(&reason.agents.join(", "))
+        )?;
     }
     writeln!(o, "</ul></div>")
 }
@@ -335,7 +341,12 @@ fn latency_kinds(o: &mut String, r: &Report) -> std::fmt::Result {
                     l.count
                 )?;
             } else if let (&"ack", Some(why)) = (kind, &g.ack_latency_not_measured) {
-                writeln!(o, "<tr><td>{}</td><td><code>ack</code></td><td colspan=\"6\">{}</td></tr>", esc(&name), esc(why))?;
+                writeln!(
+                    o,
+                    "<tr><td>{}</td><td><code>ack</code></td><td colspan=\"6\">{}</td></tr>",
+                    esc(&name),
+                    esc(why)
+                )?;
             }
         }
     }
@@ -918,7 +929,8 @@ mod tests {
         assert!(html.contains(&format!("<td><code>ack</code></td><td colspan=\"6\">{}</td>", esc(why))));
         let top = html.find("class=\"client-bound\"").expect("said");
         assert!(top < html.find("<section id=\"summary\">").expect("summary"), "at the top");
-        assert!(html.contains("<li>agent a1 used 99% of its 1 CPU(s) (limit 90%) <span class=\"hint\">(cpu: a1)</span></li>"));
+        assert!(html
+            .contains("<li>agent a1 used 99% of its 1 CPU(s) (limit 90%) <span class=\"hint\">(cpu: a1)</span></li>"));
     }
 
     #[test]
