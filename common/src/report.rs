@@ -92,8 +92,9 @@ pub struct ClientBoundReason {
     pub group: Option<String>,
     /// What was measured and its limit, in `unit`: "cpu": percent of the
     /// agent's CPUs; "lag": the group's largest schedule lag, ms;
-    /// "in_flight_wait": percent of the measurement spent waiting (limit:
-    /// the CPU limit's percent that an agent passed).
+    /// "in_flight_wait": percent of the measurement spent waiting for room
+    /// in flight (limit: 50, from which waiting would be the broker's pace
+    /// had no agent been over its CPU limit).
     pub value: f64,
     pub limit: f64,
     /// "%" or "ms".

@@ -170,3 +170,68 @@ fn lagging(agents: &[AgentReport], limit_ms: f64) -> Vec<String> {
     }
     agents.iter().filter(|a| a.producers > 0).map(|a| a.id.clone()).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits { cpu: 0.9, lag: Duration::from_millis(100) };
+
+    /// The sample report's agents and groups, its producer groups `lag_ms`
+    /// behind having waited `wait_percent` of 3 s for room in flight,
+    /// agent-1's producers `lag_ms` behind too, agents at `cpu` % of one
+    /// core each (2 CPUs each).
+    fn judged(lag_ms: f64, wait_percent: f64, cpu: f64) -> Judged {
+        let mut r = crate::testutil::sample_report();
+        for g in r.groups.iter_mut().filter(|g| g.role == "producer") {
+            g.max_lag_ms = lag_ms;
+            g.in_flight_wait_percent = Some(wait_percent);
+        }
+        r.agents[1].max_lag_ms = lag_ms;
+        for a in &mut r.agents {
+            a.cpu_percent = cpu;
+        }
+        judge(&r.agents, &[2, 2], &r.groups, LIMITS, 3.0)
+    }
+
+    #[test]
+    fn a_comfortable_run_is_not_bound_by_the_client() {
+        let j = judged(20.0, 0.0, 50.0);
+        assert!(j.client.is_empty() && j.broker_paced.is_empty());
+        assert_eq!(j.client_bound(), None);
+    }
+
+    #[test]
+    fn behind_with_room_in_flight_names_the_lagging_agent_and_the_lag() {
+        let j = judged(2300.0, 1.0, 50.0);
+        let lag: Vec<&ClientBoundReason> = j.client.iter().filter(|r| r.criterion == "lag").collect();
+        assert!(!lag.is_empty() && lag.len() == j.client.len(), "{:?}", j.client);
+        for r in lag {
+            assert_eq!(r.agents, ["agent-1"], "only the agent whose producers lagged");
+            assert_eq!((r.value, r.limit, r.unit.as_str()), (2300.0, 100.0, "ms"));
+            assert!(r.detail.contains("the generator could not keep up"), "{}", r.detail);
+        }
+        let bound = j.client_bound().expect("bound");
+        assert_eq!(bound.reasons.len(), j.client.len());
+        assert!(bound.summary.starts_with("producers `"), "{}", bound.summary);
+    }
+
+    #[test]
+    fn waiting_for_acks_is_the_brokers_pace_unless_an_agent_is_saturated() {
+        let j = judged(2300.0, 95.0, 50.0);
+        assert!(j.client.is_empty(), "{:?}", j.client);
+        assert!(
+            j.broker_paced.iter().all(|l| l.contains("the broker's acks paced them")) && !j.broker_paced.is_empty()
+        );
+        // 190 % of one core on 2 CPUs: 95 %, over the 90 % limit.
+        let j = judged(2300.0, 95.0, 190.0);
+        let cpu: Vec<&ClientBoundReason> = j.client.iter().filter(|r| r.criterion == "cpu").collect();
+        assert_eq!(cpu.len(), 2, "one per agent: {:?}", j.client);
+        assert_eq!((cpu[0].agents.as_slice(), cpu[0].value, cpu[0].limit), (&["agent-0".to_string()][..], 95.0, 90.0));
+        let waits: Vec<&ClientBoundReason> = j.client.iter().filter(|r| r.criterion == "in_flight_wait").collect();
+        assert!(!waits.is_empty(), "{:?}", j.client);
+        assert_eq!(waits[0].agents, ["agent-0", "agent-1"], "the saturated agents");
+        assert_eq!(waits[0].value, 95.0);
+        assert!(j.broker_paced.is_empty());
+    }
+}
