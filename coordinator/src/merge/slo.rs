@@ -51,8 +51,8 @@ fn latency_checks(sc: &Scenario, groups: &[GroupReport], out: &mut Vec<SloCheck>
 /// Each ack latency limit, per consumer group (`latency.ack`); where the
 /// driver does not time acks the check fails as not measured.
 fn ack_checks(sc: &Scenario, groups: &[GroupReport], out: &mut Vec<SloCheck>) {
-    let checks: [(&str, Option<std::time::Duration>, fn(&Latency) -> f64); 2] =
-        [("p50_ack", sc.slo.p50_ack, |l| l.p50), ("p99_ack", sc.slo.p99_ack, |l| l.p99)];
+    type Check = (&'static str, Option<std::time::Duration>, fn(&Latency) -> f64);
+    let checks: [Check; 2] = [("p50_ack", sc.slo.p50_ack, |l| l.p50), ("p99_ack", sc.slo.p99_ack, |l| l.p99)];
     for (name, limit, pick) in checks {
         let Some(limit) = limit else { continue };
         let limit_us = limit.as_secs_f64() * 1e6;
@@ -137,5 +137,57 @@ fn count_checks(
                 pass: ratio >= min,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(slo: &str) -> Scenario {
+        common::scenario::load_str(
+            &format!(
+                "name: s\nbroker: {{kind: memory}}\ntopics: [{{name: t}}]\n\
+                 producers: [{{name: p, topic: t, rate: 10}}]\nconsumers: [{{name: c, topic: t}}]\n\
+                 phases: {{duration: 1s}}\nslo: {{{slo}}}\n"
+            ),
+            "s.yaml",
+            &[],
+        )
+        .expect("scenario")
+    }
+
+    #[test]
+    fn ack_limits_judge_each_consumer_group_and_an_unmeasured_ack_fails_as_such() {
+        let r = crate::testutil::sample_report();
+        let ack = |g: &GroupReport| g.latency["ack"].p99;
+        let consumers: Vec<&GroupReport> = r.groups.iter().filter(|g| g.role == "consumer").collect();
+        let worst = consumers.iter().map(|g| ack(g)).fold(0.0, f64::max);
+        let limit = format!("p99_ack: {}us", worst.ceil() as u64);
+        let checks = judge(&scenario(&limit), &r.groups, &r.totals, &[]);
+        let acks: Vec<&SloCheck> = checks.iter().filter(|c| c.name.starts_with("p99_ack ")).collect();
+        assert_eq!(acks.len(), consumers.len());
+        assert!(acks.iter().all(|c| c.pass), "{acks:?}");
+        let tight = judge(&scenario("p99_ack: 1us"), &r.groups, &r.totals, &[]);
+        assert!(tight.iter().filter(|c| c.name.starts_with("p99_ack ")).all(|c| !c.pass));
+        // Not measured (pulsar): fails, and says why instead of a figure.
+        let mut r = r;
+        for g in r.groups.iter_mut().filter(|g| g.role == "consumer") {
+            g.latency.remove("ack");
+            g.ack_latency_not_measured = Some("not measured on pulsar: queued only".into());
+        }
+        let checks = judge(&scenario(&limit), &r.groups, &r.totals, &[]);
+        let c = checks.iter().find(|c| c.name.starts_with("p99_ack ")).expect("a check");
+        assert_eq!((c.pass, c.actual.as_str()), (false, "not measured on pulsar: queued only"));
+    }
+
+    #[test]
+    fn client_bound_is_judged_only_when_the_scenario_says_so() {
+        let bound = ClientBound { summary: "agent a used 99% of its 1 CPU(s) (limit 90%)".into(), reasons: Vec::new() };
+        assert_eq!(client_bound_check(&scenario("max_loss: 0"), Some(&bound)), None, "reported, not judged");
+        let sc = scenario("allow_client_bound: false");
+        let c = client_bound_check(&sc, Some(&bound)).expect("judged");
+        assert_eq!((c.name.as_str(), c.pass, c.actual.as_str()), ("client_bound", false, bound.summary.as_str()));
+        assert!(client_bound_check(&sc, None).expect("judged").pass);
     }
 }
