@@ -229,8 +229,8 @@
       events: m.events || [],
       throughput: { t: times, series: groups.map((g, i) => ({ name: label(g), values: rate[i] })) },
       latency: [
-        lat("producer", "Publish latency per interval: response time from the intended send (p50, p99, p99.9)"),
-        lat("consumer", "End-to-end latency per interval: from the actual send (p50, p99, p99.9)"),
+        lat("producer", "publish_response per interval: from the intended send to the ack (p50, p99, p99.9)"),
+        lat("consumer", "e2e_service per interval: from the actual send to the receipt (p50, p99, p99.9)"),
       ],
       spectra: m.spectra || [],
       ceiling: m.ceiling || null,
