@@ -77,7 +77,8 @@ pub struct ClientBound {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClientBoundReason {
     /// "cpu": an agent used more than `slo.max_client_cpu` of its CPUs over
-    /// the run. "lag": a producer group fell further behind its schedule
+    /// the measurement (`agents[].measure_cpu_percent`; over the run when
+    /// no interval report fell inside it). "lag": a producer group fell further behind its schedule
     /// than `slo.max_client_lag` (or left sends unsent) although it had
     /// room in flight most of the time (the generator could not keep up).
     /// "in_flight_wait": a producer group behind its schedule waited for
@@ -263,6 +264,11 @@ pub struct AgentReport {
     pub receive_rate_msgs_per_s: f64,
     /// Agent process CPU over the run, percent of one core.
     pub cpu_percent: f64,
+    /// Agent process CPU over the measurement (its interval reports inside
+    /// it), percent of one core: what `client_bound` judges. Absent when no
+    /// interval fell inside the measurement (and in older reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measure_cpu_percent: Option<f64>,
     pub max_lag_ms: f64,
     pub late_sends: u64,
     pub max_rss_mb: f64,

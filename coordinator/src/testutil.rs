@@ -140,6 +140,7 @@ pub fn sample_report() -> Report {
         publish_rate_msgs_per_s: 500.0,
         receive_rate_msgs_per_s: 500.0,
         cpu_percent: 7.5,
+        measure_cpu_percent: None,
         max_lag_ms: 0.4,
         late_sends: 0,
         max_rss_mb: 20.0,

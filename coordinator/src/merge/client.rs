@@ -77,13 +77,18 @@ pub fn judge(agents: &[AgentReport], cpus: &[u32], groups: &[GroupReport], limit
     Judged { client, broker_paced }
 }
 
-/// Agents above the CPU limit (a share of their CPUs), one reason each.
+/// Agents above the CPU limit (a share of their CPUs, over the
+/// measurement where known, else over the run), one reason each.
 fn hot_agents(agents: &[AgentReport], cpus: &[u32], limit: f64) -> Vec<ClientBoundReason> {
     agents
         .iter()
         .zip(cpus)
         .filter_map(|(a, n)| {
-            let share = a.cpu_percent / 100.0 / f64::from((*n).max(1));
+            let (cpu, when) = match a.measure_cpu_percent {
+                Some(m) => (m, " during the measurement"),
+                None => (a.cpu_percent, ""),
+            };
+            let share = cpu / 100.0 / f64::from((*n).max(1));
             (share > limit).then(|| ClientBoundReason {
                 criterion: "cpu".into(),
                 agents: vec![a.id.clone()],
@@ -92,7 +97,7 @@ fn hot_agents(agents: &[AgentReport], cpus: &[u32], limit: f64) -> Vec<ClientBou
                 limit: limit * 100.0,
                 unit: "%".into(),
                 detail: format!(
-                    "agent {} used {:.0}% of its {n} CPU(s) (limit {:.0}%)",
+                    "agent {} used {:.0}% of its {n} CPU(s){when} (limit {:.0}%)",
                     a.id,
                     share * 100.0,
                     limit * 100.0
@@ -192,6 +197,20 @@ mod tests {
             a.cpu_percent = cpu;
         }
         judge(&r.agents, &[2, 2], &r.groups, LIMITS, 3.0)
+    }
+
+    #[test]
+    fn cpu_is_judged_over_the_measurement_where_known() {
+        let mut r = crate::testutil::sample_report();
+        for a in &mut r.agents {
+            a.cpu_percent = 120.0; // 60 % of 2 CPUs over the run, setup and drain included
+        }
+        assert!(judge(&r.agents, &[2, 2], &r.groups, LIMITS, 3.0).client.is_empty());
+        r.agents[1].measure_cpu_percent = Some(196.0);
+        let j = judge(&r.agents, &[2, 2], &r.groups, LIMITS, 3.0);
+        assert_eq!(j.client.len(), 1, "{:?}", j.client);
+        assert_eq!((j.client[0].agents.as_slice(), j.client[0].value), (&["agent-1".to_string()][..], 98.0));
+        assert_eq!(j.client[0].detail, "agent agent-1 used 98% of its 2 CPU(s) during the measurement (limit 90%)");
     }
 
     #[test]

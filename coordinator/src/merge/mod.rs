@@ -55,7 +55,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
     let backlogs = series::group_backlogs(sc, input.intervals, input.start_ns);
     let (subscriptions, excluded_received) = delivery.subscriptions(&cx, &lost, &input.stalled, &backlogs, &mut totals);
     let (groups, histograms) = groups::reports(&cx, &pgroups, &cgroups, &lost);
-    let agents = agents::rows(input.agents, cx.dur_s, input.start_ns);
+    let agents = agents::rows(input.agents, cx.dur_s, input.start_ns, cx.window);
     let coverage = coverage::coverage(sc, input.agents, &lost, (excluded_received, input.start_ns), &mut notes);
     let intervals = series::interval_rows(sc, input.intervals, input.start_ns, &backlogs);
     let client_bound = client_bound(&input, &agents, &groups, cx.dur_s, &mut notes);
