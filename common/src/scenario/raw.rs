@@ -279,13 +279,13 @@ pub struct RawCeiling {
     /// `min_rate_ratio: 0.98` and `max_loss: 0`).
     pub slo: Option<RawSlo>,
     /// A step where an agent used more than this share of its CPUs is
-    /// client-bound, never the broker's ceiling (default 0.9).
+    /// client-bound, never the broker's ceiling (default: `slo.max_client_cpu`, 0.9).
     pub max_client_cpu: Option<f64>,
     /// A step where a producer group fell further behind its schedule than
     /// this (or left sends unsent) is client-bound unless its producers
     /// spent most of the measurement waiting for room in flight
     /// (`max_in_flight` acknowledgements; measured, see
-    /// `in_flight_wait_percent`) (default "100ms").
+    /// `in_flight_wait_percent`) (default: `slo.max_client_lag`, "100ms").
     pub max_client_lag: Option<Dur>,
 }
 
