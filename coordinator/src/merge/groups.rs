@@ -183,6 +183,7 @@ fn consumer_group(cx: &Ctx, i: usize, g: &ConsumerGroup, s: &GroupPhases) -> Gro
         errors_by_kind: t.errors.clone(),
     }
 }
+
 /// `groups[].latency`: each kind's latency, by name.
 fn named<const N: usize>(kinds: [(&str, &common::hist::Hist); N]) -> BTreeMap<String, common::report::Latency> {
     kinds.into_iter().map(|(k, h)| (k.to_string(), latency(h))).collect()
