@@ -100,6 +100,10 @@ pub struct ClientBoundReason {
     pub limit: f64,
     /// "%" or "ms".
     pub unit: String,
+    /// "cpu": the share of the measurement's intervals (percent) in which
+    /// the agent was over the limit; absent without interval reports in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub over_limit_percent: Option<f64>,
     /// One line for people (what the console and the HTML print).
     pub detail: String,
 }

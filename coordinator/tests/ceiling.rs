@@ -154,6 +154,9 @@ fn a_run_bounded_by_the_client_says_so_and_the_slo_can_fail_it() {
         assert_eq!(reason["agents"], serde_json::json!([id]), "{cb}");
         assert!(reason["value"].as_f64().expect("value") > reason["limit"].as_f64().expect("limit"), "{cb}");
         assert_eq!(reason["unit"], "%");
+        // Over the limit through the measurement, interval by interval.
+        assert!(reason["over_limit_percent"].as_f64().is_some_and(|p| p >= 50.0), "{cb}");
+        assert!(reason["detail"].as_str().is_some_and(|d| d.contains("intervals")), "{cb}");
     }
     let said = cb["summary"].as_str().expect("summary");
     assert!(said.starts_with(&format!("agent {} used ", agents[0])), "{said}");

@@ -96,6 +96,7 @@ fn hot_agents(agents: &[AgentReport], cpus: &[u32], limit: f64) -> Vec<ClientBou
                 value: share * 100.0,
                 limit: limit * 100.0,
                 unit: "%".into(),
+                over_limit_percent: None,
                 detail: format!(
                     "agent {} used {:.0}% of its {n} CPU(s){when} (limit {:.0}%)",
                     a.id,
@@ -138,6 +139,7 @@ fn behind_schedule(
                 value,
                 limit,
                 unit: unit.into(),
+                over_limit_percent: None,
                 detail,
             }
         };
@@ -163,6 +165,13 @@ fn behind_schedule(
         }
     }
     (client, broker_paced)
+}
+
+/// A "cpu" reason's agent spent `over` of the measurement's `of`
+/// intervals over the limit: said in the reason and its line.
+pub fn over_limit_for(r: &mut ClientBoundReason, over: usize, of: usize) {
+    r.over_limit_percent = Some(over as f64 / of.max(1) as f64 * 100.0);
+    r.detail.push_str(&format!(", over it in {over} of the measurement's {of} intervals"));
 }
 
 /// The agents whose producers fell behind by more than `limit_ms`; every
@@ -211,6 +220,10 @@ mod tests {
         assert_eq!(j.client.len(), 1, "{:?}", j.client);
         assert_eq!((j.client[0].agents.as_slice(), j.client[0].value), (&["agent-1".to_string()][..], 98.0));
         assert_eq!(j.client[0].detail, "agent agent-1 used 98% of its 2 CPU(s) during the measurement (limit 90%)");
+        let mut r = j.client[0].clone();
+        over_limit_for(&mut r, 8, 10);
+        assert_eq!(r.over_limit_percent, Some(80.0));
+        assert!(r.detail.ends_with("(limit 90%), over it in 8 of the measurement's 10 intervals"), "{}", r.detail);
     }
 
     #[test]

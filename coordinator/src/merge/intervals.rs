@@ -69,6 +69,19 @@ impl IntervalTotals {
         let (cpu, wall) = inside.fold((0u64, 0u64), |(c, w), (_, _, cn, wn)| (c + cn, w + wn));
         (wall > 0).then(|| cpu as f64 / wall as f64 * 100.0)
     }
+
+    /// Of the intervals mostly inside `window`, how many the process spent
+    /// above `limit` (percent of one core), and how many there were; None
+    /// without such an interval.
+    pub fn cpu_over_in(&self, (from, to): (i64, i64), limit: f64) -> Option<(usize, usize)> {
+        let inside: Vec<_> = self
+            .cpu
+            .iter()
+            .filter(|(s, e, _, w)| *w > 0 && (s + (e - s) / 2) >= from && (s + (e - s) / 2) < to)
+            .collect();
+        let over = inside.iter().filter(|(_, _, c, w)| *c as f64 / *w as f64 * 100.0 > limit).count();
+        (!inside.is_empty()).then_some((over, inside.len()))
+    }
 }
 
 /// An interval report's histograms, read and checked (what
@@ -161,5 +174,9 @@ mod tests {
         assert_eq!(t.cpu_percent_in((0, 4 * S)), Some(100.0), "the whole run's four");
         assert_eq!(t.cpu_percent_in((9 * S, 10 * S)), None, "none inside");
         assert_eq!(t.cpu_ns, 4_000_000_000, "the sums stay");
+        // Over 180 % of one core (90 % of 2 CPUs): both measured intervals, 2 of the run's 4.
+        assert_eq!(t.cpu_over_in((S, 3 * S), 180.0), Some((2, 2)));
+        assert_eq!(t.cpu_over_in((0, 4 * S), 180.0), Some((2, 4)));
+        assert_eq!(t.cpu_over_in((9 * S, 10 * S), 180.0), None);
     }
 }

@@ -58,7 +58,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
     let agents = agents::rows(input.agents, cx.dur_s, input.start_ns, cx.window);
     let coverage = coverage::coverage(sc, input.agents, &lost, (excluded_received, input.start_ns), &mut notes);
     let intervals = series::interval_rows(sc, input.intervals, input.start_ns, &backlogs);
-    let client_bound = client_bound(&input, &agents, &groups, cx.dur_s, &mut notes);
+    let client_bound = client_bound(&input, &agents, &groups, (cx.dur_s, cx.window), &mut notes);
     let mut slo = judge(sc, &groups, &totals, &subscriptions);
     slo.extend(slo::client_bound_check(sc, client_bound.as_ref()));
     let faults = faults::windows(sc, &intervals);
@@ -101,19 +101,28 @@ pub fn build(input: ReportInput<'_>) -> Report {
 }
 
 /// Whether the client bounded the run's figures, by the scenario's
-/// `slo.max_client_*` limits: said first in the notes; producer groups the
-/// broker's acks paced are said last.
+/// `slo.max_client_*` limits, over the measurement (`dur_s` seconds,
+/// `window` on the coordinator's clock): said first in the notes, with how
+/// much of the measurement each agent over its CPU limit spent over it;
+/// producer groups the broker's acks paced are said last.
 fn client_bound(
     input: &ReportInput<'_>,
     agents: &[AgentReport],
     groups: &[GroupReport],
-    dur_s: f64,
+    (dur_s, window): (f64, (i64, i64)),
     notes: &mut Vec<String>,
 ) -> Option<ClientBound> {
     let slo = &input.scenario.slo;
     let cpus: Vec<u32> = input.agents.iter().map(|a| a.hello.cpus).collect();
     let limits = client::Limits { cpu: slo.client_cpu_limit(), lag: slo.client_lag_limit() };
-    let judged = client::judge(agents, &cpus, groups, limits, dur_s);
+    let mut judged = client::judge(agents, &cpus, groups, limits, dur_s);
+    for r in judged.client.iter_mut().filter(|r| r.criterion == "cpu") {
+        let Some(i) = agents.iter().position(|a| r.agents.first() == Some(&a.id)) else { continue };
+        let limit = limits.cpu * 100.0 * f64::from(cpus[i].max(1));
+        if let Some((over, of)) = input.agents[i].interval_totals.cpu_over_in(window, limit) {
+            client::over_limit_for(r, over, of);
+        }
+    }
     let bound = judged.client_bound();
     if let Some(b) = &bound {
         notes.insert(0, format!("figures bounded by the client: {}", b.summary));
