@@ -504,6 +504,7 @@ async fn prepare(opts: &AgentOptions, p: &proto::Prepare, tx: Outbox) -> Result<
             let cfg = MemoryConfig {
                 capacity_msgs_per_s: sc.broker.capacity_msgs_per_s,
                 latency: sc.broker.latency,
+                ack_latency: sc.broker.ack_latency,
                 drop_every: sc.broker.drop_every,
                 duplicate_every: sc.broker.duplicate_every,
                 misroute_every: sc.broker.misroute_every,

@@ -74,6 +74,55 @@ pub struct Report {
     /// reports, which carried p50, p90, p99 and p99.9.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub percentiles: Vec<Percentile>,
+    /// The run measured the generator, not only the broker: an agent's CPU
+    /// was saturated, or producers fell behind their schedule while they
+    /// had room in flight (the criteria of a ceiling step, judged on every
+    /// run). Null (absent) when the figures were the broker's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_bound: Option<ClientBound>,
+}
+
+/// Why a run's figures were bounded by the client (the generator).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientBound {
+    /// One line for people: every reason, `; `-separated.
+    pub summary: String,
+    pub reasons: Vec<ClientBoundReason>,
+}
+
+/// One reason the figures were bounded by the client.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientBoundReason {
+    /// "cpu": an agent used more than `slo.max_client_cpu` of its CPUs over
+    /// the measurement (`agents[].measure_cpu_percent`; over the run when
+    /// no interval report fell inside it). "lag": a producer group fell further behind its schedule
+    /// than `slo.max_client_lag` (or left sends unsent) although it had
+    /// room in flight most of the time (the generator could not keep up).
+    /// "in_flight_wait": a producer group behind its schedule waited for
+    /// room in flight most of the time, but with an agent over its CPU
+    /// limit (a saturated process takes its acks late).
+    pub criterion: String,
+    /// The agents concerned (`agents[].id`): over the CPU limit, or with
+    /// producers whose lag passed the limit.
+    pub agents: Vec<String>,
+    /// "lag" and "in_flight_wait": the producer group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// What was measured and its limit, in `unit`: "cpu": percent of the
+    /// agent's CPUs; "lag": the group's largest schedule lag, ms;
+    /// "in_flight_wait": percent of the measurement spent waiting for room
+    /// in flight (limit: 50, from which waiting would be the broker's pace
+    /// had no agent been over its CPU limit).
+    pub value: f64,
+    pub limit: f64,
+    /// "%" or "ms".
+    pub unit: String,
+    /// "cpu": the share of the measurement's intervals (percent) in which
+    /// the agent was over the limit; absent without interval reports in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub over_limit_percent: Option<f64>,
+    /// One line for people (what the console and the HTML print).
+    pub detail: String,
 }
 
 /// Why and where a run was interrupted (SIGTERM, SIGINT).
@@ -236,6 +285,11 @@ pub struct AgentReport {
     pub receive_rate_msgs_per_s: f64,
     /// Agent process CPU over the run, percent of one core.
     pub cpu_percent: f64,
+    /// Agent process CPU over the measurement (its interval reports inside
+    /// it), percent of one core: what `client_bound` judges. Absent when no
+    /// interval fell inside the measurement (and in older reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measure_cpu_percent: Option<f64>,
     pub max_lag_ms: f64,
     pub late_sends: u64,
     pub max_rss_mb: f64,
@@ -265,6 +319,17 @@ pub struct Totals {
     /// Received but never acknowledged to the producer (e.g. an ack that timed out).
     pub unacked_received: u64,
 }
+
+/// The latency kinds of `groups[].latency`, by role, each with one line
+/// saying what it measures (the console, the HTML and the docs use these
+/// names and lines).
+pub const LATENCY_KINDS: [(&str, &str, &str); 5] = [
+    ("producer", "publish_response", "publish: from the intended send time to the broker's ack (response time)"),
+    ("producer", "publish_service", "publish: from the actual send to the broker's ack (service time)"),
+    ("consumer", "e2e_service", "end to end: from the actual send to the consumer's receipt"),
+    ("consumer", "e2e_response", "end to end: from the intended send time to the consumer's receipt"),
+    ("consumer", "ack", "consumer ack: from the call to acknowledge to its completion"),
+];
 
 /// A latency distribution in microseconds. The named percentiles are
 /// always there (scripts read them), whatever the scenario's list;
@@ -325,11 +390,25 @@ pub struct GroupReport {
     pub send_errors: u64,
     pub warmup_messages: u64,
     /// Producers: publish latency from the intended send time (response time).
-    /// Consumers: end-to-end latency from the actual send time.
+    /// Consumers: end-to-end latency from the actual send time. Kept for
+    /// older readers: `latency` names each kind.
     pub latency_us: Latency,
     /// Producers: publish latency from the actual send (service time).
-    /// Consumers: end-to-end latency from the intended send time.
+    /// Consumers: end-to-end latency from the intended send time. Kept for
+    /// older readers: `latency` names each kind.
     pub alt_latency_us: Latency,
+    /// Every latency of the group by kind ([`LATENCY_KINDS`]: producers
+    /// `publish_response` and `publish_service`; consumers `e2e_service`,
+    /// `e2e_response` and `ack`), microseconds, measurement phase. `ack`
+    /// only where the driver's client reports when an ack is done (see
+    /// `ack_latency_not_measured`). Absent in older reports.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub latency: std::collections::BTreeMap<String, Latency>,
+    /// Consumers: why `latency.ack` is absent — the broker's client does not
+    /// report when an ack is done, so there is no figure to give. Absent
+    /// where ack latency is measured (and for producers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_latency_not_measured: Option<String>,
     pub late_sends: u64,
     pub max_lag_ms: f64,
     /// Producers: scheduled sends that had not gone out when sending ended
@@ -528,7 +607,9 @@ pub struct SloCheck {
 pub struct HistogramRecord {
     pub group: String,
     pub role: String,
-    /// "publish_response", "publish_service", "e2e", "e2e_response".
+    /// "publish_response", "publish_service", "e2e" (the group's
+    /// `latency.e2e_service`), "e2e_response", "ack" (consumers whose
+    /// driver times acks).
     pub kind: String,
     pub unit: String,
     pub encoding: String,
@@ -564,6 +645,11 @@ pub struct IntervalRow {
     pub max_lag_ms: f64,
     /// Agents whose report for this interval arrived.
     pub agents_reporting: u32,
+    /// Consumer rows: the 99th percentile of the interval's ack latency
+    /// (`latency.ack`); absent where acks are not timed, on producer rows
+    /// and in older reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_p99_us: Option<f64>,
     /// Producer rows: the share of the interval the group's producers were
     /// due to send but held for room in flight (percent of the group's
     /// `count` × the interval; as `groups[].in_flight_wait_percent`, but

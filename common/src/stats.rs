@@ -30,6 +30,9 @@ pub struct PhaseStats {
     pub response: Hist,
     /// Producers: ack - actual send. Consumers: receive - actual send (e2e).
     pub service: Hist,
+    /// Consumers: the ack's completion - the call to acknowledge (ack
+    /// latency), where the client reports completion; empty otherwise.
+    pub ack: Hist,
     /// Errors by kind (`send: timeout`, `ack: disconnected`, ...: see
     /// [`crate::errors::kind`]); they add up to `send_errors` +
     /// `receive_errors`.
@@ -53,6 +56,7 @@ impl PhaseStats {
         self.window_wait_ns += o.window_wait_ns;
         self.response.add(&o.response);
         self.service.add(&o.service);
+        self.ack.add(&o.ack);
         for (k, n) in &o.errors {
             *self.errors.entry(k.clone()).or_default() += n;
         }
@@ -72,6 +76,7 @@ impl PhaseStats {
             && self.receive_errors == 0
             && self.response.is_empty()
             && self.service.is_empty()
+            && self.ack.is_empty()
     }
 
     pub fn to_proto(&self) -> proto::PhaseStats {
@@ -91,6 +96,7 @@ impl PhaseStats {
             window_wait_ns: self.window_wait_ns,
             response_hist: self.response.encode(),
             service_hist: self.service.encode(),
+            ack_hist: self.ack.encode(),
             error_kinds: self.errors.iter().map(|(k, n)| (k.clone(), *n)).collect(),
         }
     }
@@ -99,10 +105,11 @@ impl PhaseStats {
     /// merge straight into these (only their non-zero buckets are touched).
     /// On a bad histogram nothing is added.
     pub fn merge_proto(&mut self, p: &proto::PhaseStats) -> Result<(), HistError> {
-        let (response, service) = parse_hists(p)?;
+        let [response, service, ack] = parse_hists(p)?;
         self.merge(&PhaseStats::counters_of(p));
         self.response.apply(response);
         self.service.apply(service);
+        self.ack.apply(ack);
         Ok(())
     }
 
@@ -124,6 +131,7 @@ impl PhaseStats {
             window_wait_ns: p.window_wait_ns,
             response: Hist::new(),
             service: Hist::new(),
+            ack: Hist::new(),
             errors: p.error_kinds.iter().map(|(k, n)| (k.clone(), *n)).collect(),
         }
     }
@@ -132,6 +140,7 @@ impl PhaseStats {
         Ok(PhaseStats {
             response: Hist::decode(&p.response_hist)?,
             service: Hist::decode(&p.service_hist)?,
+            ack: Hist::decode(&p.ack_hist)?,
             ..PhaseStats::counters_of(p)
         })
     }
@@ -208,18 +217,21 @@ impl GroupPhases {
     }
 }
 
-/// Both histograms of a wire PhaseStats, read and checked: an error comes
-/// before anything is added anywhere.
-fn parse_hists(p: &proto::PhaseStats) -> Result<(Encoded, Encoded), HistError> {
-    Ok((Encoded::parse(&p.response_hist)?, Encoded::parse(&p.service_hist)?))
+/// The histograms of a wire PhaseStats (response, service, ack), read and
+/// checked: an error comes before anything is added anywhere. An ack
+/// histogram absent (older agents, drivers that do not time acks) is empty.
+type Parsed = [Encoded; 3];
+
+fn parse_hists(p: &proto::PhaseStats) -> Result<Parsed, HistError> {
+    Ok([Encoded::parse(&p.response_hist)?, Encoded::parse(&p.service_hist)?, Encoded::parse(&p.ack_hist)?])
 }
 
 /// A wire GroupStats' histograms read and checked (inflated, decoded into
 /// non-zero counts) ahead of the merge, on whichever thread received them,
 /// so the one thread that merges every agent only adds.
 pub struct ReadGroup {
-    warmup: Option<Result<(Encoded, Encoded), HistError>>,
-    measure: Option<Result<(Encoded, Encoded), HistError>>,
+    warmup: Option<Result<Parsed, HistError>>,
+    measure: Option<Result<Parsed, HistError>>,
 }
 
 impl ReadGroup {
@@ -233,6 +245,7 @@ impl ReadGroup {
 pub struct PhaseSums {
     response: HistSum,
     service: HistSum,
+    ack: HistSum,
 }
 
 impl PhaseSums {
@@ -242,22 +255,24 @@ impl PhaseSums {
         &mut self,
         stats: &mut PhaseStats,
         p: &proto::PhaseStats,
-        read: Result<(Encoded, Encoded), HistError>,
+        read: Result<Parsed, HistError>,
     ) -> Result<(), HistError> {
-        let (response, service) = read?;
+        let [response, service, ack] = read?;
         stats.merge(&PhaseStats::counters_of(p));
         self.response.add(response);
         self.service.add(service);
+        self.ack.add(ack);
         Ok(())
     }
 
     fn settle_into(&mut self, s: &mut PhaseStats) {
         self.response.settle_into(&mut s.response);
         self.service.settle_into(&mut s.service);
+        self.ack.settle_into(&mut s.ack);
     }
 
     fn is_empty(&self) -> bool {
-        self.response.is_empty() && self.service.is_empty()
+        self.response.is_empty() && self.service.is_empty() && self.ack.is_empty()
     }
 }
 
@@ -298,6 +313,7 @@ mod tests {
         };
         a.response.record_ns(5_000);
         a.service.record_ns(4_000);
+        a.ack.record_ns(700);
         a.error_of_kind("send: timeout".into());
         let back = PhaseStats::from_proto(&a.to_proto()).expect("decode");
         assert_eq!(back, a);
@@ -308,6 +324,7 @@ mod tests {
         assert_eq!(m.max_lag_ns, 9);
         assert_eq!(m.window_wait_ns, 14, "waits add up like the other counters");
         assert_eq!(m.response.len(), 2);
+        assert_eq!(m.ack.len(), 2, "ack latencies travel and merge like the others");
         let g = GroupPhases { warmup: a.clone(), measure: a };
         let gp = GroupPhases::from_proto(&g.to_proto(1, proto::Role::Producer)).expect("decode");
         assert_eq!(gp.total().sent, 6);
@@ -337,6 +354,7 @@ mod tests {
             a.response.record_ns(v);
             a.service.record_ns(v / 3);
             b.response.record_ns(v * 2);
+            b.ack.record_ns(v / 7);
         }
         let mut via_decode = a.clone();
         via_decode.merge(&PhaseStats::from_proto(&b.to_proto()).expect("decode"));
@@ -349,6 +367,11 @@ mod tests {
         let before = direct.clone();
         assert!(direct.merge_proto(&bad).is_err());
         assert_eq!(direct, before);
+        // A bad ack histogram too (the others good): nothing is added.
+        let mut bad = b.to_proto();
+        bad.ack_hist = vec![7; 9];
+        assert!(direct.merge_proto(&bad).is_err());
+        assert_eq!(direct, before);
     }
 
     #[test]
@@ -358,6 +381,7 @@ mod tests {
             for v in [5_000, 70_000 * k, 9_000_000, 123_456_789 / k] {
                 p.response.record_ns(v);
                 p.service.record_ns(v / 3);
+                p.ack.record_ns(v / 5);
             }
             p
         };

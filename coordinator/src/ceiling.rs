@@ -7,20 +7,24 @@
 //! waiting for room in flight most of the time, as they measured it, or an
 //! agent above its CPU threshold) is `client-bound`: it is never taken as
 //! the broker's ceiling, and when it bounds the result the report says the
-//! client was the limit (add agents).
+//! client was the limit (add agents). The client-bound criteria are the
+//! ones every run is judged by (`merge::client`, `report.client_bound`),
+//! here with the search's `ceiling.max_client_*` limits.
 //!
 //! The search runs its steps through a function it is given ([`search`]'s
 //! `run_step`: `run` hands it one complete run on the agents), so this file
-//! imports nothing of the run: only the console and the formatters.
+//! imports nothing of the run: only the console, the formatters and the
+//! client-bound judgement.
 
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
-use common::report::{Ceiling, CeilingStep, GroupReport, Latency, Report};
+use common::report::{Ceiling, CeilingStep, Latency, Report};
 use common::scenario::{default_ceiling, BrokerKind, CeilingSpec, Scenario};
 
 use crate::error::CliError;
+use crate::merge::client::{self, window_bound, Limits};
 use crate::report::console::Console;
 use crate::report::format::{fmt_count, fmt_us};
 
@@ -104,36 +108,6 @@ impl Search {
     }
 }
 
-/// A producer group behind its schedule was held back by the broker when
-/// its producers spent at least this share of the measurement due to send
-/// but waiting for room in flight (`groups[].in_flight_wait_percent`).
-///
-/// Why one half: a producer behind its schedule is due all the time it is
-/// behind, and spends that time either waiting for an ack to free a slot
-/// (the broker paces it), or sending and taking acks, or waiting for the
-/// runtime to run it (both the generator's). Against a broker at its limit
-/// the window stays full once it has filled, and a send takes microseconds
-/// against milliseconds for an ack, so the share heads for 100 % (99.8 % in
-/// the engine's test against acks held 100 ms); a generator short of
-/// CPU rarely has a full window and the share stays near 0. One half sits
-/// far from both and leaves room for the window to take part of the step
-/// to fill. A short stall of the broker can put a producer behind by more
-/// than the lag limit while filling only a sliver of the step, so waits
-/// that account for at least half of the group's largest lag also count
-/// (see [`window_bound`]).
-pub const WINDOW_BOUND_SHARE: f64 = 0.5;
-
-/// Whether producer group `g`'s lag is the broker's: its producers waited
-/// for room in flight most of the measurement, or (per producer, on
-/// average) for at least half as long as the group's largest lag.
-/// Returns the measured wait share (0..=1) with the verdict.
-pub fn window_bound(g: &GroupReport, measured_s: f64) -> (bool, f64) {
-    let share = g.in_flight_wait_percent.unwrap_or(0.0) / 100.0;
-    let waited_ms = share * measured_s * 1e3;
-    let bound = share >= WINDOW_BOUND_SHARE || (g.max_lag_ms > 0.0 && waited_ms >= 0.5 * g.max_lag_ms);
-    (bound, share)
-}
-
 /// What a finished step says: its verdict, why, and its figures.
 ///
 /// A producer group behind its schedule (further than `max_client_lag`, or
@@ -162,9 +136,12 @@ pub fn judge_step(sc: &Scenario, report: &Report, cpus: &[u32], spec: &CeilingSp
     };
     let latency_us = pick("consumer").or_else(|| pick("producer")).unwrap_or_else(empty_latency);
     let measured_s = sc.phases.duration.as_secs_f64();
-    let hot = hot_agents(report, cpus, spec);
-    let (mut client, broker_paced) = behind_schedule(producers, !hot.is_empty(), spec, measured_s);
-    client.extend(hot);
+    let limits = Limits { cpu: spec.max_client_cpu, lag: spec.max_client_lag };
+    let judged = client::judge(&report.agents, cpus, &report.groups, limits, measured_s);
+    // The groups behind their schedule first, then the agents over their CPU limit.
+    let (hot, behind): (Vec<_>, Vec<_>) = judged.client.iter().partition(|r| r.criterion == "cpu");
+    let mut client: Vec<String> = behind.iter().chain(&hot).map(|r| r.detail.clone()).collect();
+    let broker_paced = judged.broker_paced;
     if let Some(why) = memory_broker_rule(sc, report, target, measured_s) {
         client.push(why);
     }
@@ -185,66 +162,6 @@ pub fn judge_step(sc: &Scenario, report: &Report, cpus: &[u32], spec: &CeilingSp
         (FAIL, failed.join("; "))
     };
     (CeilingStep { target, achieved, latency_us, verdict: verdict.into() }, why)
-}
-
-/// Agents above the CPU limit, one reason each.
-fn hot_agents(report: &Report, cpus: &[u32], spec: &CeilingSpec) -> Vec<String> {
-    report
-        .agents
-        .iter()
-        .zip(cpus)
-        .filter_map(|(a, n)| {
-            let share = a.cpu_percent / 100.0 / f64::from((*n).max(1));
-            (share > spec.max_client_cpu).then(|| {
-                format!(
-                    "agent {} used {:.0}% of its {n} CPU(s) (limit {:.0}%)",
-                    a.id,
-                    share * 100.0,
-                    spec.max_client_cpu * 100.0
-                )
-            })
-        })
-        .collect()
-}
-
-/// Producer groups behind their schedule, judged by their wait for room in
-/// flight (see [`judge_step`]): the reasons that make the step client-bound,
-/// and those of groups the broker paced (said with a failed step's reasons).
-fn behind_schedule<'a>(
-    producers: impl Iterator<Item = &'a GroupReport>,
-    agent_hot: bool,
-    spec: &CeilingSpec,
-    measured_s: f64,
-) -> (Vec<String>, Vec<String>) {
-    let lag_limit_ms = spec.max_client_lag.as_secs_f64() * 1e3;
-    let mut client = Vec::new();
-    let mut broker_paced = Vec::new();
-    for g in producers {
-        if !(g.max_lag_ms > lag_limit_ms || g.unsent > 0) {
-            continue;
-        }
-        let (bound, share) = window_bound(g, measured_s);
-        let behind =
-            format!("producers `{}` fell {:.0} ms behind their schedule ({} unsent)", g.name, g.max_lag_ms, g.unsent);
-        if !bound {
-            client.push(format!(
-                "{behind} but waited for room in flight only {:.0}% of the measurement: the generator could not keep up",
-                share * 100.0
-            ));
-        } else if agent_hot {
-            client.push(format!(
-                "{behind} waiting for room in flight {:.0}% of the measurement, with an agent over its CPU limit: \
-                 a saturated process takes its acks late",
-                share * 100.0
-            ));
-        } else {
-            broker_paced.push(format!(
-                "{behind} waiting for room in flight {:.0}% of the measurement: the broker's acks paced them",
-                share * 100.0
-            ));
-        }
-    }
-    (client, broker_paced)
 }
 
 /// The memory broker runs inside the agent's process, on its CPU, and its
@@ -351,6 +268,9 @@ pub fn step_scenario(sc: &Scenario, spec: &CeilingSpec, target: f64) -> Scenario
     let mut s = sc.scaled_to(target);
     s.phases.duration = spec.step_duration;
     s.slo = spec.slo.clone();
+    // The step's own report judges the client by the search's limits.
+    s.slo.max_client_cpu = Some(spec.max_client_cpu);
+    s.slo.max_client_lag = Some(spec.max_client_lag);
     s.faults.clear();
     s
 }

@@ -37,6 +37,18 @@ pub fn group(name: &str, role: &str, rate: f64, p50: f64) -> GroupReport {
         warmup_messages: rate as u64,
         latency_us: lat(p50),
         alt_latency_us: lat(p50 * 0.9),
+        latency: if role == "producer" {
+            [("publish_response", lat(p50)), ("publish_service", lat(p50 * 0.9))]
+                .into_iter()
+                .map(|(k, l)| (k.to_string(), l))
+                .collect()
+        } else {
+            [("e2e_service", lat(p50)), ("e2e_response", lat(p50 * 0.9)), ("ack", lat(p50 / 20.0))]
+                .into_iter()
+                .map(|(k, l)| (k.to_string(), l))
+                .collect()
+        },
+        ack_latency_not_measured: None,
         late_sends: 0,
         max_lag_ms: 0.0,
         unsent: 0,
@@ -133,6 +145,7 @@ pub fn sample_report() -> Report {
         publish_rate_msgs_per_s: 500.0,
         receive_rate_msgs_per_s: 500.0,
         cpu_percent: 7.5,
+        measure_cpu_percent: None,
         max_lag_ms: 0.4,
         late_sends: 0,
         max_rss_mb: 20.0,
@@ -210,5 +223,6 @@ pub fn sample_report() -> Report {
         coordinator: None,
         faults: Vec::new(),
         interrupted: None,
+        client_bound: None,
     }
 }

@@ -1,5 +1,6 @@
-//! Load shapes, the memory broker's added latency and the ceiling search,
-//! end to end through the real coordinator binary and in-process agents.
+//! Load shapes, the memory broker's added latency (publish and ack), the
+//! ceiling search and the client-bound judgement every run gets, end to
+//! end through the real coordinator binary and in-process agents.
 
 mod common;
 
@@ -103,6 +104,102 @@ fn memory_broker_latency_shows_in_the_median() {
     eprintln!("e2e p50: {base:.0} us without, {slow:.0} us with latency 20ms: +{added_ms:.2} ms");
     // The tokio timer rounds sleeps up to the next millisecond.
     assert!((19.0..=22.5).contains(&added_ms), "added {added_ms} ms");
+    let _ = std::fs::remove_dir_all(p.parent().expect("dir"));
+}
+
+/// The memory broker's ack latency knob shows in the consumers' ack
+/// latency, and only there.
+#[test]
+fn memory_broker_ack_latency_shows_in_the_consumers_ack_latency() {
+    let _serial = serial();
+    let p = scenario("ack-latency", "  - name: p\n    topic: t\n    count: 2\n    total_rate: 200\n", "");
+    let (r, rep) = run(&p, &["broker.ack_latency=2ms"]);
+    assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    let c = group(&rep, "c");
+    let ack = &c["latency"]["ack"];
+    assert_eq!(ack["count"], c["messages"], "{c}");
+    let p50_ms = ack["p50"].as_f64().expect("p50") / 1e3;
+    // The tokio timer rounds sleeps up to the next millisecond.
+    assert!((1.9..=3.5).contains(&p50_ms), "ack p50 {p50_ms} ms");
+    assert!(group(&rep, "p")["latency"].get("ack").is_none(), "producers have no ack latency of their own");
+    // The summary (`report` prints it again from report.json) names it.
+    let summary = coordinator(&["report", r.stdout.trim().lines().last().expect("results dir")]).stdout;
+    assert!(summary.contains("(ack: consumer ack: from the call to acknowledge"), "{summary}");
+    let _ = std::fs::remove_dir_all(p.parent().expect("dir"));
+}
+
+/// Every run says whether the client (the generator) bounded its figures,
+/// by the ceiling search's criteria: a comfortable run does not; an agent
+/// over `slo.max_client_cpu` does, named, and `slo.allow_client_bound:
+/// false` fails the run on it (exit 1).
+#[test]
+fn a_run_bounded_by_the_client_says_so_and_the_slo_can_fail_it() {
+    let _serial = serial();
+    let p = scenario("client-bound", "  - name: p\n    topic: t\n    count: 2\n    total_rate: 200\n", "");
+    let (r, rep) = run(&p, &["slo.max_client_lag=1s", "slo.allow_client_bound=false"]);
+    assert_eq!(r.code, 0, "comfortable: nothing bounded by the client\n{}\n{}", r.stdout, r.stderr);
+    assert!(rep.get("client_bound").is_none(), "{}", rep["client_bound"]);
+    let check =
+        rep["slo"].as_array().expect("slo").iter().find(|c| c["name"] == "client_bound").expect("judged").clone();
+    assert_eq!((check["pass"].as_bool(), check["actual"].as_str()), (Some(true), Some("none")));
+    // A CPU limit no agent can stay under.
+    let (r, rep) = run(&p, &["slo.max_client_lag=1s", "slo.allow_client_bound=false", "slo.max_client_cpu=0.000001"]);
+    assert_eq!(r.code, 1, "the SLO fails the run\n{}\n{}", r.stdout, r.stderr);
+    let cb = &rep["client_bound"];
+    let reasons = cb["reasons"].as_array().expect("reasons");
+    let agents: Vec<&str> = rep["agents"].as_array().expect("agents").iter().filter_map(|a| a["id"].as_str()).collect();
+    assert_eq!(reasons.len(), agents.len(), "one per agent: {cb}");
+    for (reason, id) in reasons.iter().zip(&agents) {
+        assert_eq!(reason["criterion"], "cpu", "{cb}");
+        assert_eq!(reason["agents"], serde_json::json!([id]), "{cb}");
+        assert!(reason["value"].as_f64().expect("value") > reason["limit"].as_f64().expect("limit"), "{cb}");
+        assert_eq!(reason["unit"], "%");
+        // Over the limit through the measurement, interval by interval.
+        assert!(reason["over_limit_percent"].as_f64().is_some_and(|p| p >= 50.0), "{cb}");
+        assert!(reason["detail"].as_str().is_some_and(|d| d.contains("intervals")), "{cb}");
+    }
+    let said = cb["summary"].as_str().expect("summary");
+    assert!(said.starts_with(&format!("agent {} used ", agents[0])), "{said}");
+    let dir = r.stdout.trim().lines().last().expect("results dir");
+    let summary = coordinator(&["report", dir]).stdout;
+    assert!(summary.contains(&format!("— verdict: FAIL; figures bounded by the client: {said}")), "{summary}");
+    assert!(summary.contains("FAIL client_bound"), "{summary}");
+    let html = std::fs::read_to_string(std::path::Path::new(dir).join("report.html")).expect("report.html");
+    assert!(html.contains("class=\"client-bound\""), "the HTML says it at the top");
+    // Reported, not judged, without the SLO.
+    let (r, rep) = run(&p, &["slo.max_client_lag=1s", "slo.max_client_cpu=0.000001"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(rep["client_bound"]["reasons"].as_array().is_some_and(|r| !r.is_empty()));
+    let _ = std::fs::remove_dir_all(p.parent().expect("dir"));
+}
+
+/// One producer asked for far more than one core sends on the memory
+/// broker, which acknowledges at once: it falls behind its schedule with
+/// room in flight, so the generator, not the broker, set the figures.
+#[test]
+fn a_producer_far_beyond_one_core_is_bound_by_the_client() {
+    let _serial = serial();
+    let p = scenario(
+        "overload",
+        "  - name: p\n    topic: t\n    count: 1\n    rate: 5000000\n    max_in_flight: 100000\n",
+        "",
+    );
+    let (r, rep) = run(&p, &["phases.duration=2s", "slo.max_loss=1000000000"]);
+    let cb = &rep["client_bound"];
+    let reasons = cb["reasons"].as_array().unwrap_or_else(|| panic!("client-bound\n{}", r.stdout));
+    eprintln!("{}", cb["summary"]);
+    // The producers fell behind with room in flight ("lag"), or an agent
+    // saturated its CPUs ("cpu", and with it a full window: "in_flight_wait").
+    let lag = reasons.iter().find(|x| x["criterion"] == "lag");
+    let cpu = reasons.iter().any(|x| x["criterion"] == "cpu");
+    assert!(lag.is_some() || cpu, "{cb}");
+    if let Some(lag) = lag {
+        assert_eq!(lag["group"], "p", "{cb}");
+        assert!(lag["value"].as_f64().expect("lag") > 100.0, "{cb}");
+        assert!(!lag["agents"].as_array().expect("agents").is_empty(), "{cb}");
+    }
+    let summary = coordinator(&["report", r.stdout.trim().lines().last().expect("results dir")]).stdout;
+    assert!(summary.contains("figures bounded by the client: "), "{summary}");
     let _ = std::fs::remove_dir_all(p.parent().expect("dir"));
 }
 

@@ -63,6 +63,14 @@ phases: {warmup: 1s, duration: 2s, drain_timeout: 15s}
         }
     }
     assert_eq!(d.subscription("/default/lg-b", "fail").consumers.len(), 2, "a standby was subscribed");
+    // danube-client's ack is an RPC the broker answers: timed, once per delivery.
+    for name in ["shared", "excl", "fail", "keys"] {
+        let g = group(&rep, name);
+        let ack = &g["latency"]["ack"];
+        assert_eq!(ack["count"], g["messages"], "{g}");
+        let (p50, max) = (ack["p50"].as_f64().expect("p50"), ack["max"].as_f64().expect("max"));
+        assert!(p50 > 0.0 && max < 5e6, "a loopback RPC, well under the run: {g}");
+    }
     check_consistent(&rep);
     who_received_what_matches_the_broker(&d, &rep);
 }

@@ -81,6 +81,14 @@ phases: {warmup: 1s, duration: 4s, drain_timeout: 15s}
     for a in rep["agents"].as_array().expect("agents") {
         assert_eq!(a["status"], "ok");
     }
+    // The pulsar crate only queues an ack: no ack latency, and the report says why.
+    for name in ["shared", "excl", "fail", "ks"] {
+        let g = group(&rep, name);
+        assert!(g["latency"].get("ack").is_none() && g["latency"]["e2e_service"]["count"].as_u64() > Some(0), "{g}");
+        let why = g["ack_latency_not_measured"].as_str().unwrap_or_default();
+        assert!(why.starts_with("not measured on pulsar: ") && why.contains("broker's receipt"), "{g}");
+    }
+    assert!(!rep["histograms"].as_array().expect("histograms").iter().any(|h| h["kind"] == "ack"));
     who_received_what(&rep);
 }
 

@@ -85,6 +85,45 @@ fn a_run_writes_json_csv_and_a_self_contained_html() {
     assert!(!html.contains("NaN"));
 }
 
+/// Every group of a memory-broker run names its latencies by kind, the
+/// same way for both roles; the consumers' ack latency is measured (the
+/// memory driver says when an ack is done) once per delivery.
+#[test]
+fn report_json_names_every_latency_kind_and_times_consumer_acks() {
+    let r = runs();
+    let rep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(r.base.join("report.json")).expect("json")).expect("parse");
+    for g in rep["groups"].as_array().expect("groups") {
+        let lat = &g["latency"];
+        let kinds: Vec<&str> = lat.as_object().expect("latency by kind").keys().map(String::as_str).collect();
+        let (main, alt) = if g["role"] == "producer" {
+            assert_eq!(kinds, ["publish_response", "publish_service"], "{g}");
+            ("publish_response", "publish_service")
+        } else {
+            assert_eq!(kinds, ["ack", "e2e_response", "e2e_service"], "{g}");
+            assert!(g.get("ack_latency_not_measured").is_none(), "{g}");
+            let ack = &lat["ack"];
+            assert_eq!(ack["count"], g["messages"], "one ack per delivery: {g}");
+            let (p50, max) = (ack["p50"].as_f64().expect("p50"), ack["max"].as_f64().expect("max"));
+            // Done in process, at once: well under the end-to-end latency (1 ms added per publish).
+            assert!(p50 > 0.0 && p50 < lat["e2e_service"]["p50"].as_f64().expect("e2e p50"), "{g}");
+            assert!(max < 1e6, "{g}");
+            ("e2e_service", "e2e_response")
+        };
+        // The old fields are the same figures under their old names.
+        assert_eq!(g["latency_us"], lat[main], "{g}");
+        assert_eq!(g["alt_latency_us"], lat[alt], "{g}");
+    }
+    let kinds: Vec<&str> =
+        rep["histograms"].as_array().expect("histograms").iter().filter_map(|h| h["kind"].as_str()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "ack").count(), 3, "one per consumer group: {kinds:?}");
+    let consumer_rows: Vec<&serde_json::Value> =
+        rep["intervals"].as_array().expect("intervals").iter().filter(|i| i["role"] == "consumer").collect();
+    assert!(consumer_rows.iter().any(|i| i["ack_p99_us"].as_f64().is_some_and(|a| a > 0.0)), "per interval too");
+    let csv = std::fs::read_to_string(r.base.join("timeseries.csv")).expect("csv");
+    assert!(csv.lines().next().expect("header").ends_with(",ack_p99_us"), "{csv}");
+}
+
 #[test]
 fn report_re_renders_html_and_csv_from_report_json() {
     let r = runs();

@@ -240,8 +240,8 @@
       events: m.events || [],
       throughput: { t: times, series: groups.map((g, i) => ({ name: label(g), values: rate[i] })) },
       latency: [
-        lat("producer", "Publish latency per interval: response time from the intended send"),
-        lat("consumer", "End-to-end latency per interval: from the actual send"),
+        lat("producer", "publish_response per interval: from the intended send to the ack"),
+        lat("consumer", "e2e_service per interval: from the actual send to the receipt"),
       ],
       spectra: m.spectra || [],
       ceiling: m.ceiling || null,

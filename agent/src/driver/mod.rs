@@ -107,10 +107,45 @@ pub trait ProducerClient: Send + 'static {
 }
 
 pub trait ConsumerClient: Send + 'static {
+    /// Why this client's ack latency is not measured: its acknowledge
+    /// resolves without the broker's answer (it only queues the command),
+    /// so timing it would measure a queue push, not an ack. None: `ack_last`
+    /// resolves when the broker answered (or, in-process, when the ack is
+    /// done), and the engine times it.
+    const ACK_NOT_TIMED: Option<&'static str> = None;
     /// Next message. Must be cancel-safe: a dropped call loses nothing.
     fn recv(&mut self) -> impl Future<Output = Result<Delivery, RecvError>> + Send;
     /// Acknowledges the message `recv` returned last (after it was recorded,
-    /// never inside a cancellable wait).
+    /// never inside a cancellable wait); resolves when the ack is done, as
+    /// far as the client can tell (see [`ConsumerClient::ACK_NOT_TIMED`]).
     fn ack_last(&mut self) -> impl Future<Output = Result<(), RecvError>> + Send;
     fn close(self) -> impl Future<Output = ()> + Send;
+}
+
+/// Why ack latency is not measured on broker `kind` (its driver's
+/// [`ConsumerClient::ACK_NOT_TIMED`]); None where it is. The report says
+/// this instead of an ack latency.
+pub fn ack_not_timed(kind: common::scenario::BrokerKind) -> Option<&'static str> {
+    use common::scenario::BrokerKind;
+    match kind {
+        BrokerKind::Pulsar => <pulsar::PulsarConsumer as ConsumerClient>::ACK_NOT_TIMED,
+        BrokerKind::Danube => <danube::DanubeConsumer as ConsumerClient>::ACK_NOT_TIMED,
+        BrokerKind::Memory => <memory::MemConsumerClient as ConsumerClient>::ACK_NOT_TIMED,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::scenario::BrokerKind;
+
+    #[test]
+    fn ack_latency_is_timed_where_the_client_reports_completion() {
+        // danube-client's ack is an RPC answered by the broker; the memory
+        // broker's completes in process; the pulsar crate only queues it.
+        assert_eq!(ack_not_timed(BrokerKind::Danube), None);
+        assert_eq!(ack_not_timed(BrokerKind::Memory), None);
+        let why = ack_not_timed(BrokerKind::Pulsar).expect("pulsar acks are not timed");
+        assert!(why.contains("without waiting for the broker's receipt"), "{why}");
+    }
 }

@@ -363,6 +363,12 @@ pub struct PulsarConsumer {
 }
 
 impl ConsumerClient for PulsarConsumer {
+    /// The `pulsar` crate's `ack` and `cumulative_ack` push the command onto
+    /// the consumer engine's channel and return; the broker sends no receipt
+    /// the client waits for (CommandAck without a request id).
+    const ACK_NOT_TIMED: Option<&'static str> =
+        Some("the pulsar client queues an ack without waiting for the broker's receipt");
+
     async fn recv(&mut self) -> Result<Delivery, RecvError> {
         if let Some(task) = self.resubscribe.as_mut() {
             let joined = task.await;

@@ -296,9 +296,10 @@ impl ConsumerTask {
         }
     }
 
-    /// Counts one delivery in the interval and phase it fell in.
+    /// Counts one delivery in the interval and phase it fell in; returns
+    /// when it was received (coordinator time).
     #[inline]
-    fn record(&mut self, d: Delivery) {
+    fn record(&mut self, d: Delivery) -> i64 {
         let now = self.time.now_ns();
         if let Some(k) = self.rep.crossed(now) {
             self.flush(k);
@@ -314,7 +315,7 @@ impl ConsumerTask {
                 self.undecodable += 1;
                 self.stats.measure.receive_errors += 1;
                 self.stats.measure.error_of_kind("receive: undecodable payload".into());
-                return;
+                return now;
             }
         };
         let receipt = self.receipt(&stamp, d.redelivered, d.connection);
@@ -341,6 +342,15 @@ impl ConsumerTask {
                 self.duplicates += 1;
             }
         }
+        now
+    }
+
+    /// Records an ack that began at `began` in the phase of the delivery it
+    /// acknowledged, received at `received_at`.
+    #[inline]
+    fn ack_done(&mut self, received_at: i64, began: tokio::time::Instant) {
+        let ph = if received_at < self.warmup_end { &mut self.stats.warmup } else { &mut self.stats.measure };
+        ph.ack.record_ns(began.elapsed().as_nanos() as i64);
     }
 
     /// What this delivery of `stamp` is to this consumer (`redelivered`:
@@ -369,8 +379,14 @@ impl ConsumerTask {
     ) -> Result<(), String> {
         match d {
             Ok(d) => {
-                self.record(d);
-                if let Err(RecvError::Transient(e) | RecvError::Closed(e)) = c.ack_last().await {
+                let received_at = self.record(d);
+                // Ack latency where the client says when the ack is done.
+                let began = C::ACK_NOT_TIMED.is_none().then(tokio::time::Instant::now);
+                let acked = c.ack_last().await;
+                if let (Some(began), Ok(())) = (began, &acked) {
+                    self.ack_done(received_at, began);
+                }
+                if let Err(RecvError::Transient(e) | RecvError::Closed(e)) = acked {
                     self.stats.measure.receive_errors += 1;
                     self.stats.measure.error_of_kind(common::errors::kind("ack", &e));
                     debug!(consumer = self.inst.id, error = %e, "ack failed");

@@ -323,3 +323,79 @@ async fn leaving_stops_the_sends_awaits_those_in_flight_drains_and_reports_them(
     let g = GroupPhases::from_proto(g).expect("decode");
     assert_eq!(g.measure.unsent, 0, "a schedule cut short by leaving is not a shortfall");
 }
+
+/// Consumer group 0's phases from the final report of `msgs`.
+fn consumer_phases(msgs: &[Msg]) -> GroupPhases {
+    let f = msgs
+        .iter()
+        .rev()
+        .find_map(|m| match m {
+            Msg::Final(f) => Some(f),
+            _ => None,
+        })
+        .expect("a final report");
+    let g = f.groups.iter().find(|g| g.role == proto::Role::Consumer as i32).expect("consumer group");
+    GroupPhases::from_proto(g).expect("decode")
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_ack_is_timed_from_the_call_to_its_completion() {
+    // The memory broker's acks take 3 ms: each of the 100 deliveries'.
+    let cfg = MemoryConfig { ack_latency: Duration::from_millis(3), ..Default::default() };
+    let msgs = run_collecting(MemoryDriver::new(MemoryBroker::new(), "acks", cfg), STEADY).await;
+    let c = consumer_phases(&msgs);
+    let ack = &c.measure.ack;
+    assert_eq!((ack.len(), c.measure.received), (100, 100), "one ack latency per delivery");
+    // The broker's 3 ms, to the histogram's three significant digits.
+    let near_3ms = |ns: u64| ns.abs_diff(3_000_000) <= 3_000;
+    assert!(near_3ms(ack.quantile_ns(0.0)) && near_3ms(ack.max_ns()), "{} .. {}", ack.quantile_ns(0.0), ack.max_ns());
+    assert!(c.measure.service.quantile_ns(0.5) < 3_000_000, "the ack is not part of the end-to-end latency");
+    // A client that only queues its acks (as the pulsar crate's): not timed.
+    let msgs = run_collecting(QueuedAcks(MemoryDriver::new(MemoryBroker::new(), "queued", cfg)), STEADY).await;
+    let c = consumer_phases(&msgs);
+    assert_eq!(c.measure.received, 100);
+    assert!(c.measure.ack.is_empty() && c.warmup.ack.is_empty(), "no made-up ack latency");
+}
+
+/// The memory driver with consumers that say their acks are only queued.
+struct QueuedAcks(MemoryDriver);
+
+struct QueuedAckConsumer(crate::driver::memory::MemConsumerClient);
+
+impl Driver for QueuedAcks {
+    type Producer = <MemoryDriver as Driver>::Producer;
+    type Consumer = QueuedAckConsumer;
+
+    async fn create_topic(&self, t: &common::scenario::Topic) -> Result<(), DriverError> {
+        self.0.create_topic(t).await
+    }
+    async fn consumer(
+        &self,
+        t: &common::scenario::Topic,
+        g: &common::scenario::ConsumerGroup,
+        i: u32,
+    ) -> Result<QueuedAckConsumer, DriverError> {
+        Ok(QueuedAckConsumer(self.0.consumer(t, g, i).await?))
+    }
+    async fn producer(
+        &self,
+        t: &common::scenario::Topic,
+        g: &ProducerGroup,
+        i: u32,
+    ) -> Result<Self::Producer, DriverError> {
+        self.0.producer(t, g, i).await
+    }
+}
+
+impl ConsumerClient for QueuedAckConsumer {
+    const ACK_NOT_TIMED: Option<&'static str> = Some("acks are only queued");
+    async fn recv(&mut self) -> Result<Delivery, RecvError> {
+        self.0.recv().await
+    }
+    async fn ack_last(&mut self) -> Result<(), RecvError> {
+        self.0.ack_last().await
+    }
+    async fn close(self) {
+        self.0.close().await
+    }
+}

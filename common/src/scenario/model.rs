@@ -146,6 +146,9 @@ pub struct Broker {
     pub capacity_msgs_per_s: Option<f64>,
     /// Memory broker only: latency added to every publish.
     pub latency: Duration,
+    /// Memory broker only: how long each consumer ack takes to complete.
+    #[serde(default)]
+    pub ack_latency: Duration,
     /// Memory broker only: every Nth message acknowledged but not delivered (0: never).
     pub drop_every: u64,
     /// Memory broker only: every Nth message delivered twice (0: never).
@@ -525,6 +528,20 @@ pub struct Slo {
     pub max_consumer_imbalance: Option<f64>,
     /// Most keys of a key_shared subscription on two consumers at once.
     pub max_key_overlaps: Option<u64>,
+    /// Consumer ack latency limits (where the driver times acks).
+    #[serde(default)]
+    pub p50_ack: Option<Duration>,
+    #[serde(default)]
+    pub p99_ack: Option<Duration>,
+    /// `slo.allow_client_bound: false`: figures bounded by the client fail the run.
+    #[serde(default)]
+    pub fail_client_bound: bool,
+    /// What counts as bounded by the client (None: the defaults, see
+    /// [`Slo::client_cpu_limit`] and [`Slo::client_lag_limit`]).
+    #[serde(default)]
+    pub max_client_cpu: Option<f64>,
+    #[serde(default)]
+    pub max_client_lag: Option<Duration>,
 }
 
 impl Slo {
@@ -538,6 +555,14 @@ impl Slo {
         ];
         let named = named.into_iter().filter_map(|(limit, p)| limit.map(|_| p));
         named.chain(self.other.iter().map(|l| l.percentile)).collect()
+    }
+    /// The share of an agent's CPUs above which it bounded the figures.
+    pub fn client_cpu_limit(&self) -> f64 {
+        self.max_client_cpu.unwrap_or(0.9)
+    }
+    /// The schedule lag past which producers with room in flight bounded the figures.
+    pub fn client_lag_limit(&self) -> Duration {
+        self.max_client_lag.unwrap_or(Duration::from_millis(100))
     }
 }
 

@@ -130,6 +130,10 @@ pub struct RawBroker {
     pub capacity_msgs_per_s: Option<f64>,
     /// Memory broker: latency added to every publish ("2ms").
     pub latency: Option<Dur>,
+    /// Memory broker only: how long each consumer ack takes to complete
+    /// ("1ms"; default 0s: at once). A consumer acks each message before it
+    /// takes the next, as a client waiting for the broker's answer does.
+    pub ack_latency: Option<Dur>,
     /// How long an agent waits to connect ("10s").
     pub connect_timeout: Option<Dur>,
     /// Memory broker only, to prove the accounting: every Nth message
@@ -294,13 +298,13 @@ pub struct RawCeiling {
     /// `min_rate_ratio: 0.98` and `max_loss: 0`).
     pub slo: Option<RawSlo>,
     /// A step where an agent used more than this share of its CPUs is
-    /// client-bound, never the broker's ceiling (default 0.9).
+    /// client-bound, never the broker's ceiling (default: `slo.max_client_cpu`, 0.9).
     pub max_client_cpu: Option<f64>,
     /// A step where a producer group fell further behind its schedule than
     /// this (or left sends unsent) is client-bound unless its producers
     /// spent most of the measurement waiting for room in flight
     /// (`max_in_flight` acknowledgements; measured, see
-    /// `in_flight_wait_percent`) (default "100ms").
+    /// `in_flight_wait_percent`) (default: `slo.max_client_lag`, "100ms").
     pub max_client_lag: Option<Dur>,
 }
 
@@ -411,6 +415,27 @@ pub struct RawSlo {
     pub p99_publish: Option<Dur>,
     /// Highest 99.9th-percentile publish latency, from the intended send time.
     pub p999_publish: Option<Dur>,
+    /// Highest median consumer ack latency (from the call to acknowledge to
+    /// its completion; measured where the broker's client reports it: not
+    /// on pulsar, where the check fails as not measured).
+    pub p50_ack: Option<Dur>,
+    /// Highest 99th-percentile consumer ack latency (see `p50_ack`).
+    pub p99_ack: Option<Dur>,
+    /// `false`: the run fails when its figures were bounded by the client
+    /// (`client_bound` in the report: an agent over `max_client_cpu`, or
+    /// producers behind their schedule by more than `max_client_lag` while
+    /// they had room in flight). Default `true`: reported, not judged.
+    pub allow_client_bound: Option<bool>,
+    /// An agent that used more than this share of its CPUs bounded the
+    /// figures (default 0.9; a ceiling search's `ceiling.max_client_cpu`
+    /// takes this as its default).
+    pub max_client_cpu: Option<f64>,
+    /// Producers that fell further behind their schedule than this (or
+    /// left sends unsent) bounded the figures, unless they spent most of
+    /// the measurement waiting for room in flight (the broker's pace)
+    /// with no agent over `max_client_cpu` (default "100ms"; the default of
+    /// `ceiling.max_client_lag`).
+    pub max_client_lag: Option<Dur>,
     /// Most acknowledged messages a subscription may miss (default 0).
     pub max_loss: Option<u64>,
     /// Most duplicate deliveries allowed (default: no limit, reported only).

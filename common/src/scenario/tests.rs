@@ -588,3 +588,31 @@ fn bad_percentile_lists_and_slo_keys_name_the_key() {
     let e = err(&good_with("  p99_e2e: 20ms", "  p95_e2e: 20"));
     assert!(e.to_string().contains("slo.p95_e2e: `20` has no unit"), "{e}");
 }
+
+#[test]
+fn ack_latency_and_client_bound_keys() {
+    let s = load_str(GOOD, "s.yaml", &[]).expect("valid");
+    assert!(!s.slo.fail_client_bound, "reported, not judged, by default");
+    assert_eq!((s.slo.client_cpu_limit(), s.slo.client_lag_limit()), (0.9, Duration::from_millis(100)));
+    assert_eq!(s.broker.ack_latency, Duration::ZERO);
+    let s = load_str(
+        &good_with(
+            "  p99_e2e: 20ms\n",
+            "  p99_e2e: 20ms\n  p99_ack: 5ms\n  allow_client_bound: false\n  max_client_cpu: 0.5\n  max_client_lag: 1s\n",
+        )
+        .replace("kind: memory", "kind: memory\n  ack_latency: 2ms"),
+        "s.yaml",
+        &[],
+    )
+    .expect("valid");
+    assert_eq!((s.slo.p99_ack, s.broker.ack_latency), (Some(Duration::from_millis(5)), Duration::from_millis(2)));
+    assert!(s.slo.fail_client_bound);
+    assert_eq!((s.slo.client_cpu_limit(), s.slo.client_lag_limit()), (0.5, Duration::from_secs(1)));
+    // The ceiling search takes them as its defaults.
+    let c = default_ceiling(&s.slo);
+    assert_eq!((c.max_client_cpu, c.max_client_lag), (0.5, Duration::from_secs(1)));
+    let e = err(&good_with("  p99_e2e: 20ms\n", "  p99_e2e: 20ms\n  max_client_cpu: 1.5\n"));
+    assert!(e.to_string().contains("slo.max_client_cpu: 1.5 is out of range"), "{e}");
+    let e = err(&good_with("kind: memory", "kind: danube\n  url: http://x:1\n  ack_latency: 2ms"));
+    assert!(e.to_string().contains("broker.ack_latency: applies to the memory broker only"), "{e}");
+}

@@ -9,8 +9,8 @@ use common::stats::GroupPhases;
 use super::input::AgentOutcome;
 
 /// Every agent's row; rates over the measurement's `dur_s` seconds, start
-/// offsets from `start_ns`.
-pub(super) fn rows(agents: &[AgentOutcome], dur_s: f64, start_ns: i64) -> Vec<AgentReport> {
+/// offsets from `start_ns`, CPU over the measurement `window` too.
+pub(super) fn rows(agents: &[AgentOutcome], dur_s: f64, start_ns: i64, window: (i64, i64)) -> Vec<AgentReport> {
     agents
         .iter()
         .map(|a| {
@@ -19,6 +19,7 @@ pub(super) fn rows(agents: &[AgentOutcome], dur_s: f64, start_ns: i64) -> Vec<Ag
                 Some(f) => from_final(&mut row, f, dur_s, start_ns),
                 None => from_intervals(&mut row, a, dur_s),
             }
+            row.measure_cpu_percent = a.interval_totals.cpu_percent_in(window);
             row
         })
         .collect()
@@ -48,6 +49,7 @@ fn given(a: &AgentOutcome) -> AgentReport {
         publish_rate_msgs_per_s: 0.0,
         receive_rate_msgs_per_s: 0.0,
         cpu_percent: 0.0,
+        measure_cpu_percent: None,
         max_lag_ms: 0.0,
         late_sends: 0,
         max_rss_mb: 0.0,

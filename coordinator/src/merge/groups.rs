@@ -61,6 +61,9 @@ pub(super) fn reports(
         groups.push(consumer_group(cx, i, g, &s));
         histograms.push(hist_record(&g.name, "consumer", "e2e", &s.measure.service));
         histograms.push(hist_record(&g.name, "consumer", "e2e_response", &s.measure.response));
+        if cx.ack_not_timed.is_none() {
+            histograms.push(hist_record(&g.name, "consumer", "ack", &s.measure.ack));
+        }
     }
     (groups, histograms)
 }
@@ -90,6 +93,8 @@ fn producer_group(cx: &Ctx, i: usize, g: &ProducerGroup, s: &GroupPhases, lost: 
         warmup_messages: s.warmup.acked,
         latency_us: latency(&m.response, &cx.sc.report.percentiles),
         alt_latency_us: latency(&m.service, &cx.sc.report.percentiles),
+        latency: named(&cx.sc.report.percentiles, [("publish_response", &m.response), ("publish_service", &m.service)]),
+        ack_latency_not_measured: None,
         late_sends: m.late_sends + s.warmup.late_sends,
         max_lag_ms: m.max_lag_ns.max(s.warmup.max_lag_ns) as f64 / 1e6,
         unsent: m.unsent + s.warmup.unsent,
@@ -160,6 +165,13 @@ fn consumer_group(cx: &Ctx, i: usize, g: &ConsumerGroup, s: &GroupPhases) -> Gro
         warmup_messages: s.warmup.received,
         latency_us: latency(&m.service, &cx.sc.report.percentiles),
         alt_latency_us: latency(&m.response, &cx.sc.report.percentiles),
+        latency: match cx.ack_not_timed {
+            None => named(&cx.sc.report.percentiles, [("e2e_service", &m.service), ("e2e_response", &m.response), ("ack", &m.ack)]),
+            Some(_) => named(&cx.sc.report.percentiles, [("e2e_service", &m.service), ("e2e_response", &m.response)]),
+        },
+        ack_latency_not_measured: cx
+            .ack_not_timed
+            .map(|why| format!("not measured on {}: {why}", cx.sc.broker.kind.as_str())),
         late_sends: 0,
         max_lag_ms: 0.0,
         unsent: 0,
@@ -171,6 +183,15 @@ fn consumer_group(cx: &Ctx, i: usize, g: &ConsumerGroup, s: &GroupPhases) -> Gro
         errors_by_kind: t.errors.clone(),
     }
 }
+
+/// `groups[].latency`: each kind's latency, by name.
+fn named<const N: usize>(
+    percentiles: &[common::percentile::Percentile],
+    kinds: [(&str, &common::hist::Hist); N],
+) -> BTreeMap<String, common::report::Latency> {
+    kinds.into_iter().map(|(k, h)| (k.to_string(), latency(h, percentiles))).collect()
+}
+
 /// How far off one end-to-end sample of consumer group `g` can be from
 /// the clocks: the worst sum of two clock error bounds over the pairs of a
 /// producer agent of its topic and a consumer agent of the group that are

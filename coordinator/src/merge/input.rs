@@ -98,6 +98,8 @@ pub(super) struct Ctx<'a> {
     /// The measurement window (coordinator clock, ns).
     pub window: (i64, i64),
     pub paces: &'a [PaceMark],
+    /// Why the broker's driver does not time consumer acks (None: it does).
+    pub ack_not_timed: Option<&'static str>,
 }
 
 impl<'a> Ctx<'a> {
@@ -114,6 +116,7 @@ impl<'a> Ctx<'a> {
                 input.start_ns + phases.send_end().as_nanos() as i64,
             ),
             paces: input.paces,
+            ack_not_timed: agent::driver::ack_not_timed(sc.broker.kind),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Interval reports merged across agents as they arrive, by interval
 //! index ([`Intervals`]), and one agent's counters summed over its interval
-//! reports ([`IntervalTotals`]: what a lost agent's row says). Imports
-//! nothing of the crate.
+//! reports ([`IntervalTotals`]: what a lost agent's row says, and its CPU
+//! per interval). Imports nothing of the crate.
 
 use std::collections::BTreeMap;
 
@@ -22,6 +22,9 @@ pub struct IntervalTotals {
     pub max_lag_ns: u64,
     pub cpu_ns: u64,
     pub wall_ns: u64,
+    /// Each interval's bounds (coordinator clock, ns) and the agent
+    /// process's CPU time and wall time in it (ns).
+    pub cpu: Vec<(i64, i64, u64, u64)>,
 }
 
 impl IntervalTotals {
@@ -29,6 +32,7 @@ impl IntervalTotals {
         self.intervals += 1;
         self.cpu_ns += r.cpu_ns;
         self.wall_ns += r.wall_ns;
+        self.cpu.push((r.start_ns, r.end_ns, r.cpu_ns, r.wall_ns));
         self.max_lag_ns = self.max_lag_ns.max(r.max_lag_ns);
         for g in &r.groups {
             let producer = g.role == proto::Role::Producer as i32;
@@ -50,6 +54,33 @@ impl IntervalTotals {
                 }
             }
         }
+    }
+}
+
+impl IntervalTotals {
+    /// The agent process's CPU over the intervals that lie mostly inside
+    /// `window` (coordinator clock, ns), percent of one core; None without
+    /// such an interval.
+    pub fn cpu_percent_in(&self, (from, to): (i64, i64)) -> Option<f64> {
+        let inside = self.cpu.iter().filter(|(s, e, _, _)| {
+            let mid = s + (e - s) / 2;
+            mid >= from && mid < to
+        });
+        let (cpu, wall) = inside.fold((0u64, 0u64), |(c, w), (_, _, cn, wn)| (c + cn, w + wn));
+        (wall > 0).then(|| cpu as f64 / wall as f64 * 100.0)
+    }
+
+    /// Of the intervals mostly inside `window`, how many the process spent
+    /// above `limit` (percent of one core), and how many there were; None
+    /// without such an interval.
+    pub fn cpu_over_in(&self, (from, to): (i64, i64), limit: f64) -> Option<(usize, usize)> {
+        let inside: Vec<_> = self
+            .cpu
+            .iter()
+            .filter(|(s, e, _, w)| *w > 0 && (s + (e - s) / 2) >= from && (s + (e - s) / 2) < to)
+            .collect();
+        let over = inside.iter().filter(|(_, _, c, w)| *c as f64 / *w as f64 * 100.0 > limit).count();
+        (!inside.is_empty()).then_some((over, inside.len()))
     }
 }
 
@@ -117,5 +148,35 @@ impl Intervals {
     /// Settles every interval (before the report reads them).
     pub fn settle_all(&mut self) {
         self.by_index.values_mut().for_each(IntervalMerge::settle);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_over_a_window_takes_the_intervals_mostly_inside_it() {
+        const S: i64 = 1_000_000_000;
+        let mut t = IntervalTotals::default();
+        // 1-s intervals: 10 % of a core, then 190 % twice, then 10 %.
+        for (k, cpu_ms) in [100u64, 1900, 1900, 100].into_iter().enumerate() {
+            let start = k as i64 * S;
+            t.add(&IntervalReport {
+                start_ns: start,
+                end_ns: start + S,
+                cpu_ns: cpu_ms * 1_000_000,
+                wall_ns: S as u64,
+                ..Default::default()
+            });
+        }
+        assert_eq!(t.cpu_percent_in((S, 3 * S)), Some(190.0), "the measurement's two intervals");
+        assert_eq!(t.cpu_percent_in((0, 4 * S)), Some(100.0), "the whole run's four");
+        assert_eq!(t.cpu_percent_in((9 * S, 10 * S)), None, "none inside");
+        assert_eq!(t.cpu_ns, 4_000_000_000, "the sums stay");
+        // Over 180 % of one core (90 % of 2 CPUs): both measured intervals, 2 of the run's 4.
+        assert_eq!(t.cpu_over_in((S, 3 * S), 180.0), Some((2, 2)));
+        assert_eq!(t.cpu_over_in((0, 4 * S), 180.0), Some((2, 4)));
+        assert_eq!(t.cpu_over_in((9 * S, 10 * S), 180.0), None);
     }
 }

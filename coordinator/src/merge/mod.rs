@@ -11,6 +11,8 @@
 //! - [`agents`]: one row per agent; [`coverage`]: what lost agents left out;
 //! - [`series`]: the time series and backlogs; [`slo`]: the SLO checks;
 //! - [`faults`]: spans with send or receive errors, and the recovery after;
+//! - [`client`]: whether the client (the generator) bounded the figures
+//!   (also the ceiling search's judgement of a step);
 //! - then the verdict and its notes (here).
 //!
 //! [`input`] holds what the steps take; [`stats`] the figures from
@@ -18,6 +20,7 @@
 //! siblings (each says which), never this file. May import `report::format`.
 
 mod agents;
+pub mod client;
 mod consumers;
 mod coverage;
 mod delivery;
@@ -29,7 +32,10 @@ mod series;
 mod slo;
 mod stats;
 
-use common::report::{BrokerInfo, PhasesInfo, Report, SloCheck, SubscriptionReport, REPORT_SCHEMA_VERSION};
+use common::report::{
+    AgentReport, BrokerInfo, ClientBound, GroupReport, PhasesInfo, Report, SloCheck, SubscriptionReport,
+    REPORT_SCHEMA_VERSION,
+};
 
 pub use input::{pace_share, AgentOutcome, PaceMark, ReportInput};
 pub use intervals::{read_ahead, IntervalMerge, IntervalTotals, Intervals};
@@ -54,10 +60,12 @@ pub fn build(input: ReportInput<'_>) -> Report {
         delivery.subscriptions(&cx, &lost, &input.stalled, &backlogs, &mut totals);
     consumers::fill(&mut subscriptions, input.agents, input.start_ns, &mut notes);
     let (groups, histograms) = groups::reports(&cx, &pgroups, &cgroups, &lost);
-    let agents = agents::rows(input.agents, cx.dur_s, input.start_ns);
+    let agents = agents::rows(input.agents, cx.dur_s, input.start_ns, cx.window);
     let coverage = coverage::coverage(sc, input.agents, &lost, (excluded_received, input.start_ns), &mut notes);
     let intervals = series::interval_rows(sc, input.intervals, input.start_ns, &backlogs, &lost_by_interval);
-    let slo = judge(sc, &groups, &totals, &subscriptions);
+    let client_bound = client_bound(&input, &agents, &groups, (cx.dur_s, cx.window), &mut notes);
+    let mut slo = judge(sc, &groups, &totals, &subscriptions);
+    slo.extend(slo::client_bound_check(sc, client_bound.as_ref()));
     let faults = faults::windows(sc, &intervals);
     notes.extend(faults.iter().map(faults::note));
     let verdict = verdict(&input, &slo, &subscriptions, &mut notes);
@@ -94,7 +102,39 @@ pub fn build(input: ReportInput<'_>) -> Report {
         interrupted: None,
         events: input.events.to_vec(),
         percentiles: sc.report.percentiles.clone(),
+        client_bound,
     }
+}
+
+/// Whether the client bounded the run's figures, by the scenario's
+/// `slo.max_client_*` limits, over the measurement (`dur_s` seconds,
+/// `window` on the coordinator's clock): said first in the notes, with how
+/// much of the measurement each agent over its CPU limit spent over it;
+/// producer groups the broker's acks paced are said last.
+fn client_bound(
+    input: &ReportInput<'_>,
+    agents: &[AgentReport],
+    groups: &[GroupReport],
+    (dur_s, window): (f64, (i64, i64)),
+    notes: &mut Vec<String>,
+) -> Option<ClientBound> {
+    let slo = &input.scenario.slo;
+    let cpus: Vec<u32> = input.agents.iter().map(|a| a.hello.cpus).collect();
+    let limits = client::Limits { cpu: slo.client_cpu_limit(), lag: slo.client_lag_limit() };
+    let mut judged = client::judge(agents, &cpus, groups, limits, dur_s);
+    for r in judged.client.iter_mut().filter(|r| r.criterion == "cpu") {
+        let Some(i) = agents.iter().position(|a| r.agents.first() == Some(&a.id)) else { continue };
+        let limit = limits.cpu * 100.0 * f64::from(cpus[i].max(1));
+        if let Some((over, of)) = input.agents[i].interval_totals.cpu_over_in(window, limit) {
+            client::over_limit_for(r, over, of);
+        }
+    }
+    let bound = judged.client_bound();
+    if let Some(b) = &bound {
+        notes.insert(0, format!("figures bounded by the client: {}", b.summary));
+    }
+    notes.extend(judged.broker_paced);
+    bound
 }
 
 /// The run's verdict — `incomplete` (it could not complete, or no agent

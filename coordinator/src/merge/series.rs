@@ -270,6 +270,7 @@ fn push_rows(
             max_lag_ms: 0.0,
             agents_reporting: m.agents,
             in_flight_wait_percent: None,
+            ack_p99_us: (!t.ack.is_empty()).then(|| us(t.ack.quantile_ns(0.99))),
             receive_errors: t.receive_errors,
             duplicates: t.duplicates,
             redelivered: t.redelivered,

@@ -1,10 +1,11 @@
 //! The SLO checks of a report: each latency limit per group (producers:
-//! publish latency; consumers: end to end; the named keys, then the general
-//! form `p95_e2e`), loss, duplicates, send errors, stalled subscriptions,
-//! the rate ratio, and per subscription the spread over its consumers and
-//! keys on two consumers at once. May import `report::format`.
+//! publish latency; consumers: end to end and ack; the named keys, then
+//! the general form `p95_e2e`), loss, duplicates, send errors, stalled
+//! subscriptions, the rate ratio, per subscription the spread over its
+//! consumers and keys on two consumers at once, and figures bounded by the
+//! client. May import `report::format`.
 
-use common::report::{GroupReport, Latency, SloCheck, SubscriptionReport, Totals};
+use common::report::{ClientBound, GroupReport, Latency, SloCheck, SubscriptionReport, Totals};
 use common::scenario::Scenario;
 
 use crate::report::format::fmt_us_slo;
@@ -13,6 +14,7 @@ use crate::report::format::fmt_us_slo;
 pub fn judge(sc: &Scenario, groups: &[GroupReport], totals: &Totals, subs: &[SubscriptionReport]) -> Vec<SloCheck> {
     let mut out = Vec::new();
     latency_checks(sc, groups, &mut out);
+    ack_checks(sc, groups, &mut out);
     count_checks(sc, groups, totals, subs, &mut out);
     consumer_checks(sc, subs, &mut out);
     out
@@ -92,6 +94,42 @@ fn limit_checks(
             pass: actual.is_some_and(|a| a <= limit_us),
         });
     }
+}
+
+/// Each ack latency limit, per consumer group (`latency.ack`); where the
+/// driver does not time acks the check fails as not measured.
+fn ack_checks(sc: &Scenario, groups: &[GroupReport], out: &mut Vec<SloCheck>) {
+    type Check = (&'static str, Option<std::time::Duration>, fn(&Latency) -> f64);
+    let checks: [Check; 2] = [("p50_ack", sc.slo.p50_ack, |l| l.p50), ("p99_ack", sc.slo.p99_ack, |l| l.p99)];
+    for (name, limit, pick) in checks {
+        let Some(limit) = limit else { continue };
+        let limit_us = limit.as_secs_f64() * 1e6;
+        for g in groups.iter().filter(|g| g.role == "consumer") {
+            let ack = g.latency.get("ack").filter(|l| l.count > 0);
+            let actual = match (ack, &g.ack_latency_not_measured) {
+                (Some(l), _) => fmt_us_slo(pick(l)),
+                (None, Some(why)) => why.clone(),
+                (None, None) => "no samples".into(),
+            };
+            out.push(SloCheck {
+                name: format!("{name} {}", g.name),
+                limit: fmt_us_slo(limit_us),
+                actual,
+                pass: ack.is_some_and(|l| pick(l) <= limit_us),
+            });
+        }
+    }
+}
+
+/// `slo.allow_client_bound: false`: the check that fails a run whose
+/// figures were bounded by the client (none when allowed).
+pub(super) fn client_bound_check(sc: &Scenario, bound: Option<&ClientBound>) -> Option<SloCheck> {
+    sc.slo.fail_client_bound.then(|| SloCheck {
+        name: "client_bound".into(),
+        limit: "none".into(),
+        actual: bound.map_or_else(|| "none".into(), |b| b.summary.clone()),
+        pass: bound.is_none(),
+    })
 }
 
 /// Loss (and stalled subscriptions), duplicates, send errors, rate ratio.
@@ -187,5 +225,52 @@ mod tests {
                 ("max_key_overlaps keys", "2", false),
             ]
         );
+    }
+
+    fn scenario(slo: &str) -> Scenario {
+        common::scenario::load_str(
+            &format!(
+                "name: s\nbroker: {{kind: memory}}\ntopics: [{{name: t}}]\n\
+                 producers: [{{name: p, topic: t, rate: 10}}]\nconsumers: [{{name: c, topic: t}}]\n\
+                 phases: {{duration: 1s}}\nslo: {{{slo}}}\n"
+            ),
+            "s.yaml",
+            &[],
+        )
+        .expect("scenario")
+    }
+
+    #[test]
+    fn ack_limits_judge_each_consumer_group_and_an_unmeasured_ack_fails_as_such() {
+        let r = crate::testutil::sample_report();
+        let ack = |g: &GroupReport| g.latency["ack"].p99;
+        let consumers: Vec<&GroupReport> = r.groups.iter().filter(|g| g.role == "consumer").collect();
+        let worst = consumers.iter().map(|g| ack(g)).fold(0.0, f64::max);
+        let limit = format!("p99_ack: {}us", worst.ceil() as u64);
+        let checks = judge(&scenario(&limit), &r.groups, &r.totals, &[]);
+        let acks: Vec<&SloCheck> = checks.iter().filter(|c| c.name.starts_with("p99_ack ")).collect();
+        assert_eq!(acks.len(), consumers.len());
+        assert!(acks.iter().all(|c| c.pass), "{acks:?}");
+        let tight = judge(&scenario("p99_ack: 1us"), &r.groups, &r.totals, &[]);
+        assert!(tight.iter().filter(|c| c.name.starts_with("p99_ack ")).all(|c| !c.pass));
+        // Not measured (pulsar): fails, and says why instead of a figure.
+        let mut r = r;
+        for g in r.groups.iter_mut().filter(|g| g.role == "consumer") {
+            g.latency.remove("ack");
+            g.ack_latency_not_measured = Some("not measured on pulsar: queued only".into());
+        }
+        let checks = judge(&scenario(&limit), &r.groups, &r.totals, &[]);
+        let c = checks.iter().find(|c| c.name.starts_with("p99_ack ")).expect("a check");
+        assert_eq!((c.pass, c.actual.as_str()), (false, "not measured on pulsar: queued only"));
+    }
+
+    #[test]
+    fn client_bound_is_judged_only_when_the_scenario_says_so() {
+        let bound = ClientBound { summary: "agent a used 99% of its 1 CPU(s) (limit 90%)".into(), reasons: Vec::new() };
+        assert_eq!(client_bound_check(&scenario("max_loss: 0"), Some(&bound)), None, "reported, not judged");
+        let sc = scenario("allow_client_bound: false");
+        let c = client_bound_check(&sc, Some(&bound)).expect("judged");
+        assert_eq!((c.name.as_str(), c.pass, c.actual.as_str()), ("client_bound", false, bound.summary.as_str()));
+        assert!(client_bound_check(&sc, None).expect("judged").pass);
     }
 }

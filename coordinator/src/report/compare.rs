@@ -360,7 +360,7 @@ impl Comparison {
         writeln!(o, "\n{:<20} {:>12} {:>12} {:>10}", "GROUP / METRIC", "BASE", "NEW", "CHANGE")?;
         for g in &self.groups {
             let sub = g.subscription.as_ref().map(|s| format!(", subscription {s}")).unwrap_or_default();
-            let what = if g.role == "producer" { "publish latency" } else { "end-to-end latency" };
+            let what = if g.role == "producer" { "latency: publish_response" } else { "latency: e2e_service" };
             writeln!(o, "{} {} (topic {}{sub}; {what})", g.role, g.name, g.topic)?;
             for r in &g.rows {
                 metric_line(o, r)?;

@@ -256,7 +256,8 @@ impl Console {
                 "interrupted" => paint(self.color, YELLOW, &verdict),
                 _ => paint(self.color, RED, &verdict),
             };
-            v.frame[1] = format!("done — verdict {painted} (summary below)");
+            let bound = if report.client_bound.is_some() { "; figures bounded by the client" } else { "" };
+            v.frame[1] = format!("done — verdict {painted}{bound} (summary below)");
             let frame = v.frame.clone();
             let mut out = erase(v.drawn);
             v.drawn = draw(&mut out, &frame);
@@ -406,7 +407,7 @@ fn frame(sc: &Scenario, v: &View, iv: Option<(u64, &IntervalMerge, u32)>, elapse
     agent_lines(v, color, &mut lines);
     let footer = match iv {
         Some((idx, m, alive)) => {
-            format!("interval #{idx} · {}/{alive} agent(s) reporting · (producers: publish latency; consumers: end to end) · Ctrl-C aborts", m.agents)
+            format!("interval #{idx} · {}/{alive} agent(s) reporting · (p50/p99: producers publish_response, consumers e2e_service) · Ctrl-C aborts", m.agents)
         }
         None => "starting… · Ctrl-C aborts".to_string(),
     };

@@ -1,11 +1,11 @@
 //! The end-of-run summary `coordinator run` and `coordinator report` print
-//! on stdout: groups, subscriptions (and who received what), backlogs,
-//! totals, the ceiling steps, agents, SLOs and notes, from the [`Report`] alone. May import only
-//! `report::format`.
+//! on stdout: groups, every latency by kind, subscriptions (and who
+//! received what), backlogs, totals, the ceiling steps, agents, SLOs and
+//! notes, from the [`Report`] alone. May import only `report::format`.
 
 use std::fmt::Write as _;
 
-use common::report::{Report, SubscriptionReport};
+use common::report::{Report, SubscriptionReport, LATENCY_KINDS};
 
 use crate::report::format::{fmt_count, fmt_us};
 
@@ -27,6 +27,7 @@ fn start_line(r: &Report) -> Option<String> {
 pub fn summary(r: &Report) -> String {
     let mut o = String::new();
     groups(&mut o, r);
+    latencies(&mut o, r);
     errors(&mut o, r);
     subscriptions(&mut o, r);
     totals(&mut o, r);
@@ -44,10 +45,16 @@ pub fn verdict(r: &Report) -> String {
     }
 }
 
+/// The verdict line's tail when the client bounded the figures:
+/// `; figures bounded by the client: agent a1 used 99% of its 2 CPU(s) …`.
+pub fn client_bound_tail(r: &Report) -> String {
+    r.client_bound.as_ref().map(|c| format!("; figures bounded by the client: {}", c.summary)).unwrap_or_default()
+}
+
 /// The verdict line, the groups table (a column per reported percentile)
 /// and what its latencies mean.
 fn groups(o: &mut String, r: &Report) {
-    let _ = writeln!(o, "\n== {} ({}) — verdict: {}", r.scenario, r.run_id, verdict(r));
+    let _ = writeln!(o, "\n== {} ({}) — verdict: {}{}", r.scenario, r.run_id, verdict(r), client_bound_tail(r));
     let percentiles = r.reported_percentiles();
     let mut head =
         format!("{:<22} {:<9} {:<18} {:>10} {:>10} {:>10}", "GROUP", "ROLE", "TOPIC", "MESSAGES", "RATE/s", "TARGET/s");
@@ -69,7 +76,7 @@ fn groups(o: &mut String, r: &Report) {
         }
         let _ = writeln!(o, "{line} {:>9}", fmt_us(g.latency_us.max));
     }
-    let _ = writeln!(o, "(producers: publish latency from the intended send time; consumers: end-to-end latency)");
+    let _ = writeln!(o, "(p50..max: producers publish_response, consumers e2e_service; every kind under LATENCY)");
     for g in r.groups.iter() {
         if let Some(err) = g.e2e_clock_error_us {
             let _ = writeln!(
@@ -97,6 +104,38 @@ fn groups(o: &mut String, r: &Report) {
             g.name,
             g.in_flight_wait_percent.unwrap_or(0.0)
         );
+    }
+}
+
+/// Every group's latencies, one line per kind (`groups[].latency`), what
+/// each kind measures, and why a consumer group's ack latency is missing.
+fn latencies(o: &mut String, r: &Report) {
+    if r.groups.iter().all(|g| g.latency.is_empty()) {
+        return; // an older report
+    }
+    let percentiles = r.reported_percentiles();
+    let mut head = format!("\nLATENCY (measurement){:<9} {:<18}", "", "KIND");
+    for p in &percentiles {
+        let _ = write!(head, " {:>9}", p.label());
+    }
+    let _ = writeln!(o, "{head} {:>9}", "max");
+    for g in &r.groups {
+        let name = format!("{} ({})", g.name, g.role);
+        for (_, kind, _) in LATENCY_KINDS.iter().filter(|(role, _, _)| *role == g.role) {
+            if let Some(l) = g.latency.get(*kind) {
+                let mut line = format!("{name:<30} {kind:<18}");
+                for p in &percentiles {
+                    let _ = write!(line, " {:>9}", l.at(*p).map(fmt_us).unwrap_or_else(|| "-".into()));
+                }
+                let _ = writeln!(o, "{line} {:>9}", fmt_us(l.max));
+            } else if let (&"ack", Some(why)) = (kind, &g.ack_latency_not_measured) {
+                let _ = writeln!(o, "{name:<30} {kind:<18} {why}");
+            }
+        }
+    }
+    let roles: Vec<&str> = r.groups.iter().map(|g| g.role.as_str()).collect();
+    for (_, kind, what) in LATENCY_KINDS.iter().filter(|(role, _, _)| roles.contains(role)) {
+        let _ = writeln!(o, "({kind}: {what})");
     }
 }
 
@@ -484,6 +523,48 @@ mod tests {
         let text = summary(&r);
         assert!(
             text.contains(&format!("(`{name}`: due to send but held 63.2 % of the measurement for room in flight")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn summary_names_every_latency_by_kind_and_says_why_ack_is_missing() {
+        let mut r = crate::testutil::sample_report();
+        let text = summary(&r);
+        let c = r.groups.iter().find(|g| g.role == "consumer").expect("a consumer group").clone();
+        let ack = &c.latency["ack"];
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{} (consumer)", c.name)) && l.contains(" ack "))
+            .unwrap_or_else(|| panic!("an ack line: {text}"));
+        assert!(line.contains(&fmt_us(ack.p99)), "{line}");
+        for kind in ["publish_response", "publish_service", "e2e_service", "e2e_response"] {
+            assert!(text.lines().any(|l| l.contains(&format!(" {kind} "))), "{kind}: {text}");
+            assert!(text.contains(&format!("({kind}: ")), "{kind} is explained: {text}");
+        }
+        // A driver that does not time acks: the reason, not a figure.
+        let why = "not measured on pulsar: the pulsar client queues an ack without waiting for the broker's receipt";
+        for g in r.groups.iter_mut().filter(|g| g.role == "consumer") {
+            g.latency.remove("ack");
+            g.ack_latency_not_measured = Some(why.into());
+        }
+        let text = summary(&r);
+        assert!(text.contains(&format!("{:<30} {:<18} {why}", format!("{} (consumer)", c.name), "ack")), "{text}");
+    }
+
+    #[test]
+    fn the_verdict_line_says_when_the_client_bounded_the_figures() {
+        let mut r = crate::testutil::sample_report();
+        assert!(!summary(&r).contains("bounded by the client"));
+        r.client_bound = Some(common::report::ClientBound {
+            summary: "agent a1 used 99% of its 2 CPU(s) (limit 90%)".into(),
+            reasons: Vec::new(),
+        });
+        let text = summary(&r);
+        assert!(
+            text.contains(
+                "— verdict: FAIL; figures bounded by the client: agent a1 used 99% of its 2 CPU(s) (limit 90%)\n"
+            ),
             "{text}"
         );
     }

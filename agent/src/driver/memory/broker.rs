@@ -48,6 +48,9 @@ pub struct MemMessage {
 pub struct MemoryConfig {
     pub capacity_msgs_per_s: Option<f64>,
     pub latency: Duration,
+    /// How long each consumer ack takes to complete (the driver waits it
+    /// out; the broker keeps no ack state).
+    pub ack_latency: Duration,
     /// Every Nth publish is acknowledged but not delivered (0: never).
     pub drop_every: u64,
     /// Every Nth publish is delivered twice (0: never).

@@ -68,7 +68,7 @@ impl Driver for MemoryDriver {
             subscription: group.subscription.clone(),
             reason: e.to_string(),
         })?;
-        Ok(MemConsumerClient { inner: c })
+        Ok(MemConsumerClient { inner: c, ack_latency: self.cfg.ack_latency })
     }
 
     async fn producer(&self, topic: &Topic, _group: &ProducerGroup, index: u32) -> Result<MemProducer, DriverError> {
@@ -135,6 +135,8 @@ impl ProducerClient for MemProducer {
 
 pub struct MemConsumerClient {
     inner: MemConsumer,
+    /// `MemoryConfig::ack_latency`.
+    ack_latency: std::time::Duration,
 }
 
 impl ConsumerClient for MemConsumerClient {
@@ -152,7 +154,12 @@ impl ConsumerClient for MemConsumerClient {
         }
     }
 
+    /// The broker keeps no ack state: an ack is done at once, or after
+    /// the configured `ack_latency`.
     async fn ack_last(&mut self) -> Result<(), RecvError> {
+        if !self.ack_latency.is_zero() {
+            tokio::time::sleep(self.ack_latency).await;
+        }
         Ok(())
     }
 

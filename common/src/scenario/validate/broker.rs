@@ -25,6 +25,7 @@ pub(super) fn validate(b: &RawBroker, cx: &mut Cx<'_>) -> Option<Broker> {
         cx.err("broker.connect_timeout", "must be more than 0s");
     }
     let latency = cx.duration("broker.latency", b.latency.as_ref(), Duration::ZERO);
+    let ack_latency = cx.duration("broker.ack_latency", b.ack_latency.as_ref(), Duration::ZERO);
     if kind != BrokerKind::Memory {
         memory_only(cx, b);
     }
@@ -39,6 +40,9 @@ pub(super) fn validate(b: &RawBroker, cx: &mut Cx<'_>) -> Option<Broker> {
     }
     if latency > Duration::from_secs(60) {
         cx.err("broker.latency", "is more than 60s");
+    }
+    if ack_latency > Duration::from_secs(60) {
+        cx.err("broker.ack_latency", "is more than 60s");
     }
     if let Some(c) = b.capacity_msgs_per_s {
         if !c.is_finite() || c <= 0.0 {
@@ -64,6 +68,7 @@ pub(super) fn validate(b: &RawBroker, cx: &mut Cx<'_>) -> Option<Broker> {
         auth,
         tls,
         latency,
+        ack_latency,
     })
 }
 
@@ -133,6 +138,9 @@ fn memory_only(cx: &mut Cx<'_>, b: &RawBroker) {
     }
     if b.latency.is_some() {
         cx.err("broker.latency", "applies to the memory broker only");
+    }
+    if b.ack_latency.is_some() {
+        cx.err("broker.ack_latency", "applies to the memory broker only");
     }
     for (k, v) in [
         ("broker.drop_every", b.drop_every),

@@ -45,8 +45,8 @@ pub fn default_ceiling(slo: &Slo) -> CeilingSpec {
         step_duration: Duration::from_secs(10),
         precision: 0.05,
         slo: step_slo(slo.clone()),
-        max_client_cpu: 0.9,
-        max_client_lag: Duration::from_millis(100),
+        max_client_cpu: slo.client_cpu_limit(),
+        max_client_lag: slo.client_lag_limit(),
     }
 }
 

@@ -33,6 +33,17 @@ pub(super) fn validate(prefix: &str, raw: Option<&RawSlo>, cx: &mut Cx<'_>) -> S
         }
         ok
     });
+    let max_client_cpu = s.max_client_cpu.filter(|v| {
+        let ok = v.is_finite() && *v > 0.0 && *v <= 1.0;
+        if !ok {
+            cx.hint(
+                &format!("{prefix}.max_client_cpu"),
+                format!("{v} is out of range"),
+                "a share of the agent's CPUs, e.g. 0.9",
+            );
+        }
+        ok
+    });
     Slo {
         p50_e2e: cx.opt_duration(&format!("{prefix}.p50_e2e"), s.p50_e2e.as_ref()),
         p90_e2e: cx.opt_duration(&format!("{prefix}.p90_e2e"), s.p90_e2e.as_ref()),
@@ -51,6 +62,11 @@ pub(super) fn validate(prefix: &str, raw: Option<&RawSlo>, cx: &mut Cx<'_>) -> S
         other: other_limits(prefix, s, cx),
         max_consumer_imbalance,
         max_key_overlaps: s.max_key_overlaps,
+        p50_ack: cx.opt_duration(&format!("{prefix}.p50_ack"), s.p50_ack.as_ref()),
+        p99_ack: cx.opt_duration(&format!("{prefix}.p99_ack"), s.p99_ack.as_ref()),
+        fail_client_bound: s.allow_client_bound == Some(false),
+        max_client_cpu,
+        max_client_lag: cx.opt_duration(&format!("{prefix}.max_client_lag"), s.max_client_lag.as_ref()),
     }
 }
 
@@ -69,7 +85,7 @@ fn other_limits(prefix: &str, s: &RawSlo, cx: &mut Cx<'_>) -> Vec<LatencyLimit> 
                 &path,
                 format!("unknown key `{key}`"),
                 "a latency limit is `pDIGITS_e2e` or `pDIGITS_publish` (p95_e2e, p9999_publish for 99.99); \
-                 other keys: max_e2e, max_loss, max_duplicates, min_rate_ratio, max_send_errors, max_consumer_imbalance, max_key_overlaps",
+                 other keys: max_e2e, max_loss, max_duplicates, min_rate_ratio, max_send_errors, max_consumer_imbalance, max_key_overlaps, p50_ack, p99_ack, allow_client_bound, max_client_cpu, max_client_lag",
             );
             continue;
         };

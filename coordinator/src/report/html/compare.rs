@@ -119,7 +119,7 @@ fn changes(o: &mut String, c: &Comparison, label: &str) -> std::fmt::Result {
     }
     writeln!(o, "<div class=\"scroll\"><table><tr><th>group / metric</th><th class=\"n\">base</th><th class=\"n\">{}</th><th class=\"n\">change</th><th></th></tr>", esc(label))?;
     for g in &c.groups {
-        let what = if g.role == "producer" { "publish latency" } else { "end-to-end latency" };
+        let what = if g.role == "producer" { "latency: publish_response" } else { "latency: e2e_service" };
         writeln!(
             o,
             "<tr><td colspan=\"5\"><b>{} {}</b> <span class=\"meta\">topic {}; {what}</span></td></tr>",

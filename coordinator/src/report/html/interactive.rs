@@ -83,17 +83,21 @@ fn columns(r: &Report) -> Value {
     json!({"t": times, "series": series})
 }
 
-/// The percentile spectrum of every group's main latency (publish response
-/// time, end to end) and its alternative (service time, from intended).
+/// The percentile spectrum of every group's latencies, each named by its
+/// kind (`groups[].latency`; the histogram kind `e2e` is `e2e_service`).
 fn spectra(r: &Report) -> Value {
     let mut out = Vec::new();
     for (role, title, kinds) in [
         (
             "producer",
             "Publish latency distribution",
-            [("publish_response", ""), ("publish_service", " (service time)")],
+            &[("publish_response", " publish_response"), ("publish_service", " publish_service")][..],
         ),
-        ("consumer", "End-to-end latency distribution", [("e2e", ""), ("e2e_response", " (from intended send)")]),
+        (
+            "consumer",
+            "End-to-end and ack latency distribution",
+            &[("e2e", " e2e_service"), ("e2e_response", " e2e_response"), ("ack", " ack")][..],
+        ),
     ] {
         let mut series = Vec::new();
         for h in r.histograms.iter().filter(|h| h.role == role) {

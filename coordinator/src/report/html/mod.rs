@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 
 use common::hist::Hist;
 use common::percentile::Percentile;
-use common::report::{Ceiling, CeilingStep, IntervalRow, Latency, Report};
+use common::report::{Ceiling, CeilingStep, ClientBound, IntervalRow, Latency, Report, LATENCY_KINDS};
 
 mod charts;
 pub mod compare;
@@ -95,6 +95,7 @@ tr.bad td{background:#fff1f0}
 .legend span{display:inline-flex;align-items:center;gap:6px;white-space:nowrap}
 .hint{color:var(--muted);font-size:12px;margin:2px 0 8px}
 .empty{color:var(--muted);font-style:italic}
+.client-bound{border:1px solid var(--fail);border-radius:6px;padding:4px 12px;margin:8px 0;background:#fff1f0}
 ul.notes{margin:0;padding-left:20px}
 footer{color:var(--muted);font-size:12px;text-align:center}
 code{font-size:12px}
@@ -135,7 +136,7 @@ fn page(o: &mut String, r: &Report, interactive: Option<&str>) -> std::fmt::Resu
     notes(o, r)?;
     writeln!(
         o,
-        "<footer>loadgen {} · rendered from report.json (schema {}) · latencies: producers = publish response time from the intended send, consumers = end to end from the actual send</footer>",
+        "<footer>loadgen {} · rendered from report.json (schema {}) · latencies by kind: see the groups' latency table</footer>",
         esc(&r.tool_version),
         r.schema_version
     )?;
@@ -150,6 +151,9 @@ fn header(o: &mut String, r: &Report, interactive: bool) -> std::fmt::Result {
     };
     writeln!(o, "<header>")?;
     writeln!(o, "<h1>{}<span class=\"badge {verdict_class}\">{}</span></h1>", esc(&r.scenario), esc(&r.verdict))?;
+    if let Some(c) = &r.client_bound {
+        client_bound(o, c)?;
+    }
     let p = &r.phases;
     let broker = match &r.broker.url {
         Some(u) => format!("{} ({})", r.broker.kind, u),
@@ -194,6 +198,21 @@ fn header(o: &mut String, r: &Report, interactive: bool) -> std::fmt::Result {
         o,
         "<a href=\"#delivery\">delivery</a><a href=\"#agents\">agents</a><a href=\"#notes\">notes</a></nav>\n</header>"
     )
+}
+
+/// At the top: the figures were bounded by the client, and by what.
+fn client_bound(o: &mut String, c: &ClientBound) -> std::fmt::Result {
+    writeln!(o, "<div class=\"client-bound\"><p class=\"no\">Figures bounded by the client (the generator), not only the broker:</p><ul>")?;
+    for reason in &c.reasons {
+        writeln!(
+            o,
+            "<li>{} <span class=\"hint\">({}: {})</span></li>",
+            esc(&reason.detail),
+            esc(&reason.criterion),
+            esc(&reason.agents.join(", "))
+        )?;
+    }
+    writeln!(o, "</ul></div>")
 }
 
 fn summary(o: &mut String, r: &Report) -> std::fmt::Result {
@@ -292,8 +311,52 @@ fn groups(o: &mut String, r: &Report) -> std::fmt::Result {
     error_kinds(o, r)?;
     writeln!(
         o,
-        "<p class=\"hint\">Producers: publish latency from the intended send time (response time, includes any time the generator fell behind). Consumers: end-to-end latency from the actual send. In-flight wait: the share of the measurement producers were due to send but held back (<code>max_in_flight</code> sends awaiting acks, or client backpressure).</p></section>"
-    )
+        "<p class=\"hint\">p50..max: producers <code>publish_response</code> (includes any time the generator fell behind), consumers <code>e2e_service</code>; every kind below. In-flight wait: the share of the measurement producers were due to send but held back (<code>max_in_flight</code> sends awaiting acks, or client backpressure).</p>"
+    )?;
+    latency_kinds(o, r)?;
+    writeln!(o, "</section>")
+}
+
+/// Every group's latencies, one row per kind (`groups[].latency`), what
+/// each kind measures, and why ack latency is missing where it is.
+fn latency_kinds(o: &mut String, r: &Report) -> std::fmt::Result {
+    if r.groups.iter().all(|g| g.latency.is_empty()) {
+        return Ok(()); // an older report
+    }
+    writeln!(
+        o,
+        "<h3 id=\"latency-kinds\">Latency by kind</h3><div class=\"scroll\"><table><tr><th>group</th><th>kind</th><th class=\"n\">p50</th><th class=\"n\">p90</th><th class=\"n\">p99</th><th class=\"n\">p99.9</th><th class=\"n\">max</th><th class=\"n\">samples</th></tr>"
+    )?;
+    for g in &r.groups {
+        for (_, kind, _) in LATENCY_KINDS.iter().filter(|(role, _, _)| *role == g.role) {
+            let name = format!("{} ({})", g.name, g.role);
+            if let Some(l) = g.latency.get(*kind) {
+                writeln!(
+                    o,
+                    "<tr><td>{}</td><td><code>{kind}</code></td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                    esc(&name),
+                    lat_cell(l.p50, l.count),
+                    lat_cell(l.p90, l.count),
+                    lat_cell(l.p99, l.count),
+                    lat_cell(l.p999, l.count),
+                    lat_cell(l.max, l.count),
+                    l.count
+                )?;
+            } else if let (&"ack", Some(why)) = (kind, &g.ack_latency_not_measured) {
+                writeln!(
+                    o,
+                    "<tr><td>{}</td><td><code>ack</code></td><td colspan=\"6\">{}</td></tr>",
+                    esc(&name),
+                    esc(why)
+                )?;
+            }
+        }
+    }
+    writeln!(o, "</table></div><ul class=\"hint\">")?;
+    for (_, kind, what) in LATENCY_KINDS {
+        writeln!(o, "<li><code>{kind}</code>: {}</li>", esc(what))?;
+    }
+    writeln!(o, "</ul>")
 }
 
 /// Every group's errors by kind (send, receive and ack apart), whole run.
@@ -423,9 +486,7 @@ fn latency_over_time(o: &mut String, r: &Report) -> std::fmt::Result {
         return writeln!(o, "<p class=\"empty\">No intervals were recorded.</p></section>");
     }
     let keys = series_keys(r);
-    for (role, title) in
-        [("producer", "Publish latency (producers, response time)"), ("consumer", "End-to-end latency (consumers)")]
-    {
+    for (role, title) in [("producer", "publish_response (producers)"), ("consumer", "e2e_service (consumers)")] {
         let mut series = Vec::new();
         for (i, (grole, group)) in keys.iter().enumerate() {
             if grole != role {
@@ -491,8 +552,8 @@ fn distribution(o: &mut String, r: &Report) -> std::fmt::Result {
     let keys = series_keys(r);
     let mut problems = Vec::new();
     for (role, title, main_kind, alt_kind, alt_name) in [
-        ("producer", "Publish latency (producers)", "publish_response", "publish_service", "service time"),
-        ("consumer", "End-to-end latency (consumers)", "e2e", "e2e_response", "from intended send"),
+        ("producer", "Publish latency (producers)", "publish_response", "publish_service", "publish_service"),
+        ("consumer", "End-to-end and ack latency (consumers)", "e2e", "e2e_response", "e2e_response"),
     ] {
         let mut series = Vec::new();
         for h in r.histograms.iter().filter(|h| h.role == role) {
@@ -515,8 +576,10 @@ fn distribution(o: &mut String, r: &Report) -> std::fmt::Result {
                 continue;
             }
             let idx = keys.iter().position(|(kr, kg)| kr == &h.role && kg == &h.group).unwrap_or(keys.len());
-            let label = if h.kind == main_kind {
-                h.group.clone()
+            let label = if h.kind == "e2e" {
+                format!("{} (e2e_service)", h.group)
+            } else if h.kind == main_kind {
+                format!("{} ({main_kind})", h.group)
             } else if h.kind == alt_kind {
                 format!("{} ({alt_name})", h.group)
             } else {
@@ -547,7 +610,7 @@ fn distribution(o: &mut String, r: &Report) -> std::fmt::Result {
     }
     writeln!(
         o,
-        "<p class=\"hint\">From the merged HDR histograms of the measurement phase. The x axis is 1/(1−q) on a log scale, so each step to the right is one more nine; the curve ends at the maximum. Dashed: producers' service time (from the actual send), consumers' latency from the intended send.</p></section>"
+        "<p class=\"hint\">From the merged HDR histograms of the measurement phase. The x axis is 1/(1−q) on a log scale, so each step to the right is one more nine; the curve ends at the maximum. Solid: producers' <code>publish_response</code>, consumers' <code>e2e_service</code>; dashed: <code>publish_service</code>, <code>e2e_response</code>; dotted: consumers' <code>ack</code>.</p></section>"
     )
 }
 
@@ -855,6 +918,37 @@ mod tests {
     #[test]
     fn escapes_text() {
         assert_eq!(esc("<b>\"a\" & 'b'</b>"), "&lt;b&gt;&quot;a&quot; &amp; &#39;b&#39;&lt;/b&gt;");
+    }
+
+    #[test]
+    fn the_page_names_each_latency_kind_and_says_at_the_top_when_the_client_bound_the_figures() {
+        let mut r = sample_report();
+        let html = render_with(&r, Charts::Static);
+        assert!(!html.contains("class=\"client-bound\""), "not bound, not said");
+        for (_, kind, what) in LATENCY_KINDS {
+            assert!(html.contains(&format!("<td><code>{kind}</code></td>")), "a row of {kind}");
+            assert!(html.contains(&format!("<li><code>{kind}</code>: {}</li>", esc(what))), "{kind} explained");
+        }
+        let why = "not measured on pulsar: the client only queues the ack";
+        for g in r.groups.iter_mut().filter(|g| g.role == "consumer") {
+            g.latency.remove("ack");
+            g.ack_latency_not_measured = Some(why.into());
+        }
+        r.client_bound = Some(ClientBound {
+            summary: "agent a1 used 99% of its 1 CPU(s) (limit 90%)".into(),
+            reasons: vec![common::report::ClientBoundReason {
+                criterion: "cpu".into(),
+                agents: vec!["a1".into()],
+                detail: "agent a1 used 99% of its 1 CPU(s) (limit 90%)".into(),
+                ..Default::default()
+            }],
+        });
+        let html = render_with(&r, Charts::Static);
+        assert!(html.contains(&format!("<td><code>ack</code></td><td colspan=\"6\">{}</td>", esc(why))));
+        let top = html.find("class=\"client-bound\"").expect("said");
+        assert!(top < html.find("<section id=\"summary\">").expect("summary"), "at the top");
+        assert!(html
+            .contains("<li>agent a1 used 99% of its 1 CPU(s) (limit 90%) <span class=\"hint\">(cpu: a1)</span></li>"));
     }
 
     #[test]
