@@ -301,6 +301,8 @@ fn as_version_1(mut rep: Value) -> Value {
     let o = rep.as_object_mut().expect("object");
     o.remove("percentiles");
     for g in o["groups"].as_array_mut().expect("groups") {
+        // Newer than version 1 too: the latencies by kind.
+        g.as_object_mut().expect("group").remove("latency");
         for lat in ["latency_us", "alt_latency_us"] {
             let l = g[lat].as_object_mut().expect("latency");
             l.remove("p95");

@@ -408,7 +408,10 @@ fn forgotten(e: &DanubeError) -> bool {
 
 /// A client producer created (and made known to the broker), retrying
 /// transient failures for `retry_for`.
-async fn create_producer(builder: danube_client::ProducerBuilder, retry_for: Duration) -> Result<Producer, DanubeError> {
+async fn create_producer(
+    builder: danube_client::ProducerBuilder,
+    retry_for: Duration,
+) -> Result<Producer, DanubeError> {
     let mut p = builder.build()?;
     let mut retry = Retry::new(retry_for);
     loop {
@@ -578,7 +581,9 @@ impl ConsumerClient for DanubeConsumer {
             warn!("the consumer's message streams ended for good: subscribing again");
             self.pending = None;
             self.again = Some(tokio::spawn(subscribe(self.remake.0.clone(), self.remake.1)));
-            return Err(RecvError::Transient("the message streams ended (broker gone or restarted): subscribing again".into()));
+            return Err(RecvError::Transient(
+                "the message streams ended (broker gone or restarted): subscribing again".into(),
+            ));
         };
         let delivery = Delivery {
             stamp: stamp_of(self.run_tag, &msg),

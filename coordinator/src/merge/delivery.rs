@@ -94,7 +94,8 @@ impl Delivery {
             let Some(f) = &a.final_report else { continue };
             for p in &f.producers {
                 let set = p.acked.as_ref().map(RangeSet::from_proto).unwrap_or_default();
-                let e = acked.entry(p.producer_id).or_insert_with(|| Sends { topic: p.topic.clone(), ..Sends::default() });
+                let e =
+                    acked.entry(p.producer_id).or_insert_with(|| Sends { topic: p.topic.clone(), ..Sends::default() });
                 e.acked.union_with(&set);
                 e.sent += p.sent;
                 e.marks.extend(p.marks.iter().map(|m| (m.interval, m.sent)));

@@ -166,7 +166,10 @@ fn consumer_group(cx: &Ctx, i: usize, g: &ConsumerGroup, s: &GroupPhases) -> Gro
         latency_us: latency(&m.service, &cx.sc.report.percentiles),
         alt_latency_us: latency(&m.response, &cx.sc.report.percentiles),
         latency: match cx.ack_not_timed {
-            None => named(&cx.sc.report.percentiles, [("e2e_service", &m.service), ("e2e_response", &m.response), ("ack", &m.ack)]),
+            None => named(
+                &cx.sc.report.percentiles,
+                [("e2e_service", &m.service), ("e2e_response", &m.response), ("ack", &m.ack)],
+            ),
             Some(_) => named(&cx.sc.report.percentiles, [("e2e_service", &m.service), ("e2e_response", &m.response)]),
         },
         ack_latency_not_measured: cx

@@ -18,5 +18,5 @@ pub mod apache_pulsar;
 pub mod danube_double;
 pub mod delay;
 pub mod pki;
-pub mod relay;
 mod proxy;
+pub mod relay;

@@ -1,8 +1,11 @@
 //! `report.html`: one self-contained page per run, rendered from the
 //! [`Report`] alone (so `coordinator report RUN_DIR` re-renders it from
-//! report.json). No scripts, no fetches, no external CSS: charts are inline
-//! SVG drawn by [`charts`]. Every piece of text that comes from the report
-//! (names, notes, errors) goes through [`esc`].
+//! report.json). No fetches and no external CSS or scripts: the charts are
+//! inline SVG drawn by [`charts`], which the page's own inlined script (the
+//! project's `web/` bundle, see [`interactive`]) makes interactive when
+//! the browser runs it; without it the page still reads whole. Every piece
+//! of text that comes from the report (names, notes, errors) goes through
+//! [`esc`].
 //!
 //! This file is the page: its sections, in order, each turning report
 //! figures into tables and [`charts::Chart`]s; who received what is in
@@ -323,9 +326,11 @@ fn latency_kinds(o: &mut String, r: &Report) -> std::fmt::Result {
     if r.groups.iter().all(|g| g.latency.is_empty()) {
         return Ok(()); // an older report
     }
+    let ps = r.reported_percentiles();
     writeln!(
         o,
-        "<h3 id=\"latency-kinds\">Latency by kind</h3><div class=\"scroll\"><table><tr><th>group</th><th>kind</th><th class=\"n\">p50</th><th class=\"n\">p90</th><th class=\"n\">p99</th><th class=\"n\">p99.9</th><th class=\"n\">max</th><th class=\"n\">samples</th></tr>"
+        "<h3 id=\"latency-kinds\">Latency by kind</h3><div class=\"scroll\"><table><tr><th>group</th><th>kind</th>{}<th class=\"n\">max</th><th class=\"n\">samples</th></tr>",
+        percentile_heads(&ps)
     )?;
     for g in &r.groups {
         for (_, kind, _) in LATENCY_KINDS.iter().filter(|(role, _, _)| *role == g.role) {
@@ -333,20 +338,18 @@ fn latency_kinds(o: &mut String, r: &Report) -> std::fmt::Result {
             if let Some(l) = g.latency.get(*kind) {
                 writeln!(
                     o,
-                    "<tr><td>{}</td><td><code>{kind}</code></td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                    "<tr><td>{}</td><td><code>{kind}</code></td>{}<td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
                     esc(&name),
-                    lat_cell(l.p50, l.count),
-                    lat_cell(l.p90, l.count),
-                    lat_cell(l.p99, l.count),
-                    lat_cell(l.p999, l.count),
+                    percentile_cells(&ps, l),
                     lat_cell(l.max, l.count),
                     l.count
                 )?;
             } else if let (&"ack", Some(why)) = (kind, &g.ack_latency_not_measured) {
                 writeln!(
                     o,
-                    "<tr><td>{}</td><td><code>ack</code></td><td colspan=\"6\">{}</td></tr>",
+                    "<tr><td>{}</td><td><code>ack</code></td><td colspan=\"{}\">{}</td></tr>",
                     esc(&name),
+                    ps.len() + 2,
                     esc(why)
                 )?;
             }
