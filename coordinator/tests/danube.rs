@@ -353,11 +353,7 @@ phases: {duration: 14s, drain_timeout: 5s}
     assert!(from_s <= down_at.as_secs_f64() + 2.0, "{w} (down at {down_at:?})");
     // Every lost message is counted in the interval it was sent in, and the
     // window holds what was sent during it.
-    let lost = u(&rep["totals"]["lost"]);
-    let by_interval: u64 = rep["intervals"].as_array().expect("rows").iter().map(|r| u(&r["lost"])).sum();
-    assert_eq!(by_interval, lost, "intervals[].lost adds up to the loss");
-    let in_windows: u64 = faults.iter().map(|w| u(&w["lost"])).sum();
-    assert!(in_windows <= lost, "{in_windows} > {lost}");
+    let (lost, in_windows) = check_loss_by_send_time(&rep);
     eprintln!("restart: lost {lost} ({in_windows} in fault windows), window {w}");
     let notes = rep["notes"].to_string();
     assert!(notes.contains("acknowledged messages sent were lost"), "{notes}");

@@ -524,10 +524,7 @@ phases: {duration: 16s, drain_timeout: 8s}
     assert!((2.0..=7.0).contains(&from), "{w}");
     assert!((6.0..=14.0).contains(&to), "{w}");
     assert!(w["slo_held_again_s"].is_f64(), "the load came back after the block: {w}");
-    let lost = u(&rep["totals"]["lost"]);
-    let by_interval: u64 = rep["intervals"].as_array().expect("rows").iter().map(|r| u(&r["lost"])).sum();
-    assert_eq!(by_interval, lost, "intervals[].lost adds up to the loss");
-    assert!(faults.iter().map(|w| u(&w["lost"])).sum::<u64>() <= lost);
+    check_loss_by_send_time(&rep);
     remove_scenario_dir(&sc);
 }
 

@@ -286,6 +286,18 @@ pub fn u(v: &serde_json::Value) -> u64 {
 
 /// Every subscription's numbers add up: deliveries = distinct + duplicates
 /// + redeliveries.
+/// The run's loss, checked against where the report puts it: the
+/// interval rows' `lost` (by send time) add up to it, and the fault
+/// windows hold at most all of it. Returns (lost, lost in windows).
+pub fn check_loss_by_send_time(rep: &serde_json::Value) -> (u64, u64) {
+    let lost = u(&rep["totals"]["lost"]);
+    let by_interval: u64 = rep["intervals"].as_array().expect("rows").iter().map(|r| u(&r["lost"])).sum();
+    assert_eq!(by_interval, lost, "intervals[].lost adds up to the loss");
+    let in_windows: u64 = rep["faults"].as_array().map_or(0, |f| f.iter().map(|w| u(&w["lost"])).sum());
+    assert!(in_windows <= lost, "{in_windows} in fault windows > {lost} lost");
+    (lost, in_windows)
+}
+
 pub fn check_consistent(rep: &serde_json::Value) {
     for s in rep["subscriptions"].as_array().expect("subs") {
         assert_eq!(u(&s["deliveries"]), u(&s["received_unique"]) + u(&s["duplicated"]) + u(&s["redelivered"]), "{s}");

@@ -947,7 +947,9 @@ mod tests {
             }],
         });
         let html = render_with(&r, Charts::Static);
-        assert!(html.contains(&format!("<td><code>ack</code></td><td colspan=\"6\">{}</td>", esc(why))));
+        // The reason spans the percentile columns, max and samples.
+        let span = r.reported_percentiles().len() + 2;
+        assert!(html.contains(&format!("<td><code>ack</code></td><td colspan=\"{span}\">{}</td>", esc(why))));
         let top = html.find("class=\"client-bound\"").expect("said");
         assert!(top < html.find("<section id=\"summary\">").expect("summary"), "at the top");
         assert!(html
