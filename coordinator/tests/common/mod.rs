@@ -284,8 +284,6 @@ pub fn u(v: &serde_json::Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
-/// Every subscription's numbers add up: deliveries = distinct + duplicates
-/// + redeliveries.
 /// The run's loss, checked against where the report puts it: the
 /// interval rows' `lost` (by send time) add up to it, and the fault
 /// windows hold at most all of it. Returns (lost, lost in windows).
@@ -298,6 +296,8 @@ pub fn check_loss_by_send_time(rep: &serde_json::Value) -> (u64, u64) {
     (lost, in_windows)
 }
 
+/// Every subscription's numbers add up: deliveries = distinct + duplicates
+/// + redeliveries.
 pub fn check_consistent(rep: &serde_json::Value) {
     for s in rep["subscriptions"].as_array().expect("subs") {
         assert_eq!(u(&s["deliveries"]), u(&s["received_unique"]) + u(&s["duplicated"]) + u(&s["redelivered"]), "{s}");
