@@ -32,15 +32,18 @@ struct Span {
 }
 
 /// Spans of receipts, at most `max`; false from [`Spans::add`] once a
-/// receipt would have needed one more.
+/// receipt would have needed one more. `total` counts every receipt, the
+/// ones a cap left out of the spans too.
 #[derive(Debug, Default)]
 struct Spans {
     v: Vec<Span>,
     capped: bool,
+    total: u64,
 }
 
 impl Spans {
     fn add(&mut self, now: i64, max: usize) -> bool {
+        self.total += 1;
         if self.capped {
             return false;
         }
@@ -96,6 +99,11 @@ impl Activity {
         if !tracked {
             self.keys_untracked += 1;
         }
+    }
+
+    /// Receipts per partition of a partitioned topic (exact, caps or not).
+    pub fn partition_deliveries(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.partitions.iter().enumerate().skip(1).filter(|(_, s)| s.total > 0).map(|(i, s)| (i as u32 - 1, s.total))
     }
 
     /// Fills the activity fields of `out`.
@@ -183,7 +191,10 @@ mod tests {
         let mut a = Activity::new(false);
         for i in 0..MAX_SPANS as i64 + 1 {
             a.record(i * 2_000 * MS, None, None);
+            a.record(i * 2_000 * MS, Some(3), None);
         }
+        // The per-partition count stays exact past the cap.
+        assert_eq!(a.partition_deliveries().collect::<Vec<_>>(), [(3, MAX_SPANS as u64 + 1)]);
         let out = filled(a);
         assert!(out.spans_capped);
         assert_eq!(out.partitions[0].spans.len(), MAX_SPANS);

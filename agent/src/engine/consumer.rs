@@ -5,7 +5,6 @@
 //!
 //! Imports `task.rs`, `interval.rs`, `seen.rs` and `activity.rs`.
 
-use std::collections::HashMap;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -41,8 +40,7 @@ pub(super) struct ConsumerFinal {
     pub reordered: u64,
     pub deliveries: u64,
     pub undecodable: u64,
-    pub partitions: HashMap<u32, u64>,
-    /// When it received, per partition and key.
+    /// When it received, per partition and key (and how many per partition).
     pub activity: Activity,
     pub faulted: bool,
     pub error: Option<String>,
@@ -99,7 +97,6 @@ pub(super) struct ConsumerTask {
     reordered: u64,
     deliveries: u64,
     undecodable: u64,
-    partitions: HashMap<u32, u64>,
     activity: Activity,
     faulted: bool,
     errors: RecvErrors,
@@ -133,7 +130,6 @@ impl ConsumerTask {
             reordered: 0,
             deliveries: 0,
             undecodable: 0,
-            partitions: HashMap::new(),
             activity,
             faulted: false,
             errors: RecvErrors::default(),
@@ -188,7 +184,6 @@ impl ConsumerTask {
             reordered: self.reordered,
             deliveries: self.deliveries,
             undecodable: self.undecodable,
-            partitions: self.partitions,
             activity: self.activity,
             faulted: self.faulted,
             error,
@@ -306,9 +301,6 @@ impl ConsumerTask {
         }
         self.deliveries += 1;
         self.activity.record(now, d.partition, d.key);
-        if let Some(p) = d.partition {
-            *self.partitions.entry(p).or_default() += 1;
-        }
         let stamp = match d.stamp {
             Ok(s) if u64::from(s.producer_id) < self.n_producers => s,
             _ => {

@@ -123,6 +123,9 @@ fn consumer_receipts(sc: &Scenario, f: &mut ConsumerFinal) -> proto::ConsumerRec
 
 impl SubAcc {
     fn add(&mut self, sc: &Scenario, mut f: ConsumerFinal) {
+        for (p, n) in f.activity.partition_deliveries() {
+            *self.partitions.entry(p).or_default() += n;
+        }
         self.consumers.push(consumer_receipts(sc, &mut f));
         self.duplicates += f.duplicates;
         self.redelivered += f.redelivered;
@@ -130,9 +133,6 @@ impl SubAcc {
         self.reordered += f.reordered;
         self.deliveries += f.deliveries;
         self.undecodable += f.undecodable;
-        for (p, n) in f.partitions {
-            *self.partitions.entry(p).or_default() += n;
-        }
         for (pid, s) in f.seen.into_iter().enumerate() {
             let Some(s) = s else { continue };
             if self.seen.len() <= pid {

@@ -42,22 +42,18 @@ struct Sends {
 }
 
 impl Sends {
-    /// The interval `seq` went out in: the first mark past it (the last
-    /// mark's when it is past them all; None without marks).
-    fn interval_of(&self, seq: u64) -> Option<u64> {
-        let i = self.marks.partition_point(|m| m.1 <= seq);
-        self.marks.get(i).or(self.marks.last()).map(|m| m.0)
-    }
-
-    /// `[a, b)` counted into `out` by the interval each seq went out in.
+    /// `[a, b)` counted into `out` by the interval each seq went out in:
+    /// the first mark past it (the last mark's interval past them all;
+    /// nothing without marks).
     fn count_by_interval(&self, (a, b): (u64, u64), out: &mut BTreeMap<u64, u64>) {
         let mut cur = a;
         while cur < b {
             let i = self.marks.partition_point(|m| m.1 <= cur);
-            let Some(k) = self.interval_of(cur) else { return };
-            // The mark's end bounds this interval's seqs (the last mark's
-            // interval takes the rest).
-            let end = self.marks.get(i).map_or(b, |m| m.1.min(b)).max(cur + 1);
+            let (k, end) = match (self.marks.get(i), self.marks.last()) {
+                (Some(&(k, sent)), _) => (k, sent.min(b)),
+                (None, Some(&(k, _))) => (k, b),
+                (None, None) => return,
+            };
             *out.entry(k).or_default() += end - cur;
             cur = end;
         }

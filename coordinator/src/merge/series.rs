@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use common::hist::Hist;
+use common::percentile::Percentile;
 use common::report::{BacklogReport, IntervalRow};
 use common::scenario::Scenario;
 
@@ -233,16 +235,11 @@ fn push_rows(
             received: 0,
             backlog: 0,
             rate_msgs_per_s: t.acked as f64 / secs,
-            p50_us: us(t.response.quantile_ns(0.5)),
-            p95_us: Some(us(t.response.quantile_ns(0.95))),
-            p99_us: us(t.response.quantile_ns(0.99)),
-            p999_us: us(t.response.quantile_ns(0.999)),
-            percentiles_us: by_label(&t.response, &sc.report.percentiles),
             max_lag_ms: t.max_lag_ns as f64 / 1e6,
             agents_reporting: m.agents,
             in_flight_wait_percent: Some(wait_percent(t.window_wait_ns, f64::from(grp.count.max(1)), secs)),
             errors: t.errors,
-            ..IntervalRow::default()
+            ..latency_columns(&t.response, &sc.report.percentiles)
         });
     }
     for (g, s) in &m.consumers {
@@ -262,11 +259,6 @@ fn push_rows(
             received: t.received,
             backlog: backlog(*g),
             rate_msgs_per_s: t.received as f64 / secs,
-            p50_us: us(t.service.quantile_ns(0.5)),
-            p95_us: Some(us(t.service.quantile_ns(0.95))),
-            p99_us: us(t.service.quantile_ns(0.99)),
-            p999_us: us(t.service.quantile_ns(0.999)),
-            percentiles_us: by_label(&t.service, &sc.report.percentiles),
             max_lag_ms: 0.0,
             agents_reporting: m.agents,
             in_flight_wait_percent: None,
@@ -275,7 +267,21 @@ fn push_rows(
             duplicates: t.duplicates,
             redelivered: t.redelivered,
             errors: t.errors,
-            lost: 0,
+            ..latency_columns(&t.service, &sc.report.percentiles)
         });
+    }
+}
+
+/// A row with only its latency columns, from `h`: the named percentiles
+/// and the reported list (producers' publish response time, consumers'
+/// end-to-end service time).
+fn latency_columns(h: &Hist, percentiles: &[Percentile]) -> IntervalRow {
+    IntervalRow {
+        p50_us: us(h.quantile_ns(0.5)),
+        p95_us: Some(us(h.quantile_ns(0.95))),
+        p99_us: us(h.quantile_ns(0.99)),
+        p999_us: us(h.quantile_ns(0.999)),
+        percentiles_us: by_label(h, percentiles),
+        ..IntervalRow::default()
     }
 }

@@ -114,6 +114,28 @@ struct Sub {
     dropped_once: bool,
 }
 
+impl Sub {
+    /// Reliable dispatch: what the consumers `of` had delivered without an
+    /// acknowledgement goes back to the front of the queue, in order, for
+    /// whoever is next (counted as redelivered).
+    fn requeue_unacked(&mut self, of: impl Fn(u64) -> bool) {
+        let mut back: Vec<(u64, StreamMessage)> = Vec::new();
+        self.unacked.retain(|off, (c, m)| {
+            if of(*c) {
+                back.push((*off, m.clone()));
+                false
+            } else {
+                true
+            }
+        });
+        back.sort_by_key(|(off, _)| std::cmp::Reverse(*off));
+        self.snap.redelivered += back.len() as u64;
+        for (_, m) in back {
+            self.queue.push_front(m);
+        }
+    }
+}
+
 #[derive(Default)]
 struct TopicState {
     reliable: bool,
@@ -174,12 +196,7 @@ impl State {
         for t in inner.topics.values_mut() {
             for s in t.subs.values_mut() {
                 s.consumers.clear();
-                let mut back: Vec<(u64, StreamMessage)> = s.unacked.drain().map(|(off, (_, m))| (off, m)).collect();
-                back.sort_by_key(|(off, _)| std::cmp::Reverse(*off));
-                s.snap.redelivered += back.len() as u64;
-                for (_, m) in back {
-                    s.queue.push_front(m);
-                }
+                s.requeue_unacked(|_| true);
             }
         }
     }
@@ -467,20 +484,7 @@ async fn stream_messages(state: Arc<State>, consumer: u64, tx: mpsc::Sender<Resu
             None => None,
         };
         if let Some(s) = gone.and_then(|(t, sub)| inner.topics.get_mut(&t).and_then(|t| t.subs.get_mut(&sub))) {
-            let mut back: Vec<(u64, StreamMessage)> = Vec::new();
-            s.unacked.retain(|off, (c, m)| {
-                if *c == consumer {
-                    back.push((*off, m.clone()));
-                    false
-                } else {
-                    true
-                }
-            });
-            back.sort_by_key(|(off, _)| std::cmp::Reverse(*off));
-            s.snap.redelivered += back.len() as u64;
-            for (_, m) in back {
-                s.queue.push_front(m);
-            }
+            s.requeue_unacked(|c| c == consumer);
         }
     }
     state.changed.notify_waiters();
