@@ -20,6 +20,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::hist::Hist;
 use crate::percentile::Percentile;
 use crate::scenario::Scenario;
 use crate::stats::{GroupPhases, PhaseStats};
@@ -261,6 +262,10 @@ pub struct IntervalGauges {
     /// from the intended send; consumers: end to end); empty without
     /// samples.
     pub latency_s: Vec<(String, f64)>,
+    /// Consumers: ack latency quantiles in seconds, the same way (from the
+    /// ack call to its completion); empty without samples, as on a client
+    /// that only queues acks.
+    pub ack_latency_s: Vec<(String, f64)>,
     /// Producers: the largest schedule lag, seconds.
     pub max_lag_s: f64,
 }
@@ -271,30 +276,38 @@ impl IntervalGauges {
     pub fn of(role: Role, s: &GroupPhases, secs: f64, percentiles: &[Percentile]) -> IntervalGauges {
         let secs = secs.max(1e-9);
         let (w, m) = (&s.warmup, &s.measure);
-        let (count, hw, hm) = match role {
-            Role::Producer => (w.acked + m.acked, &w.response, &m.response),
-            Role::Consumer => (w.received + m.received, &w.service, &m.service),
-        };
-        // Merge the two phases' histograms only when both have samples.
-        let merged;
-        let hist = if hw.is_empty() {
-            hm
-        } else if hm.is_empty() {
-            hw
-        } else {
-            let mut h = hw.clone();
-            h.add(hm);
-            merged = h;
-            &merged
-        };
-        let latency_s = if hist.is_empty() {
-            Vec::new()
-        } else {
-            percentiles.iter().map(|p| (p.quantile_label(), hist.quantile_ns(p.quantile()) as f64 / 1e9)).collect()
+        let (count, latency_s, ack_latency_s) = match role {
+            Role::Producer => (w.acked + m.acked, quantiles(&w.response, &m.response, percentiles), Vec::new()),
+            Role::Consumer => (
+                w.received + m.received,
+                quantiles(&w.service, &m.service, percentiles),
+                quantiles(&w.ack, &m.ack, percentiles),
+            ),
         };
         let max_lag_ns = w.max_lag_ns.max(m.max_lag_ns);
-        IntervalGauges { rate: count as f64 / secs, latency_s, max_lag_s: max_lag_ns as f64 / 1e9 }
+        IntervalGauges { rate: count as f64 / secs, latency_s, ack_latency_s, max_lag_s: max_lag_ns as f64 / 1e9 }
     }
+}
+
+/// The quantiles of two phases' histograms together, in seconds by label;
+/// empty without samples.
+fn quantiles(warmup: &Hist, measure: &Hist, percentiles: &[Percentile]) -> Vec<(String, f64)> {
+    // Merge the two phases' histograms only when both have samples.
+    let merged;
+    let hist = if warmup.is_empty() {
+        measure
+    } else if measure.is_empty() {
+        warmup
+    } else {
+        let mut h = warmup.clone();
+        h.add(measure);
+        merged = h;
+        &merged
+    };
+    if hist.is_empty() {
+        return Vec::new();
+    }
+    percentiles.iter().map(|p| (p.quantile_label(), hist.quantile_ns(p.quantile()) as f64 / 1e9)).collect()
 }
 
 /// What /metrics shows of one group.
@@ -410,12 +423,18 @@ fn write_latency(e: &mut Exposition, groups: &Groups) {
             "Publish latency quantiles in the last interval, from the intended send time to the acknowledgement.",
         ),
         ("loadgen_e2e_latency_seconds", Consumer, "End-to-end latency quantiles in the last interval."),
+        (
+            "loadgen_ack_latency_seconds",
+            Consumer,
+            "Consumer ack latency quantiles in the last interval, from the ack call to its completion (absent where the client only queues acks).",
+        ),
     ];
     for (name, role, help) in latency {
         let mut started = false;
         for (k, g) in groups.iter().filter(|(k, _)| k.role == role) {
             let Some(i) = &g.interval else { continue };
-            for (q, v) in &i.latency_s {
+            let values = if name == "loadgen_ack_latency_seconds" { &i.ack_latency_s } else { &i.latency_s };
+            for (q, v) in values {
                 if !started {
                     e.family(name, Kind::Gauge, help);
                     started = true;
@@ -605,6 +624,24 @@ mod tests {
             assert!((v - want).abs() / want < 0.002, "{v} vs {want}");
         }
         assert!(IntervalGauges::of(Role::Producer, &s, 1.0, &list).latency_s.is_empty(), "no producer samples");
+        assert!(g.ack_latency_s.is_empty(), "no ack timed: no ack series");
+        // Ack latency: 2 ms each, its own quantiles and family.
+        for _ in 0..100 {
+            s.measure.ack.record_ns(2_000_000);
+        }
+        let g = IntervalGauges::of(Role::Consumer, &s, 1.0, &list);
+        assert_eq!(g.ack_latency_s.len(), 3);
+        for (_, v) in &g.ack_latency_s {
+            assert!((v - 0.002).abs() < 0.00001, "{v}");
+        }
+        let key = GroupKey { role: Role::Consumer, group: "c".into(), topic: "t".into(), subscription: "s".into() };
+        let mut groups = Groups::new();
+        groups.insert(key, GroupMetrics { interval: Some(g), ..GroupMetrics::default() });
+        let mut e = Exposition::new();
+        write_groups(&mut e, &groups);
+        let text = e.finish();
+        assert!(text.contains("# TYPE loadgen_ack_latency_seconds gauge"), "{text}");
+        assert!(text.contains("loadgen_ack_latency_seconds{quantile=\"0.5\",group=\"c\""), "{text}");
     }
 
     #[tokio::test]

@@ -59,14 +59,18 @@ async fn coordinator_and_agent_metrics_match_the_report() {
         // Every metric name either side exported at some point of the run
         // (latency and rate gauges exist only while it runs).
         let mut names = BTreeSet::new();
+        // The ack latency family, seen on an agent and on the coordinator.
+        let mut ack_family = (false, false);
         while !d2.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(300)).await;
             for a in &agents_scraped {
                 if let Ok(text) = scrape(*a).await {
+                    ack_family.0 |= text.contains("loadgen_ack_latency_seconds{quantile=\"0.99\"");
                     names.extend(metric_names(&text));
                 }
             }
             let Ok(text) = scrape(caddr).await else { continue };
+            ack_family.1 |= text.contains("loadgen_ack_latency_seconds{quantile=\"0.99\"");
             names.extend(metric_names(&text));
             let s = parse(&text).expect("parses");
             if sum(&s, "loadgen_run_phase", &[("phase", "done")]) == 0.0 {
@@ -78,7 +82,7 @@ async fn coordinator_and_agent_metrics_match_the_report() {
                 }
             }
         }
-        (live_sent, phases, names)
+        (live_sent, phases, names, ack_family)
     });
 
     let results = temp_dir("metrics");
@@ -93,7 +97,9 @@ async fn coordinator_and_agent_metrics_match_the_report() {
     };
     let out = coordinator::run::run(opts).await.expect("run");
     done.store(true, Ordering::SeqCst);
-    let (live_sent, phases, mut names) = scraper.await.expect("scraper");
+    let (live_sent, phases, mut names, ack_family) = scraper.await.expect("scraper");
+    // The memory broker's acks are timed (at once, without `ack_latency`).
+    assert_eq!(ack_family, (true, true), "(agent, coordinator) served consumer ack latency quantiles");
     assert!(live_sent > 0.0, "a scrape during the run saw messages");
     assert!(phases.contains(&"measure"), "a scrape during the run saw the measure phase: {phases:?}");
 

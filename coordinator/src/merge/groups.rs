@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use common::proto;
 use common::report::{GroupReport, HistogramRecord};
-use common::scenario::{ConsumerGroup, ProducerGroup, Scenario};
+use common::scenario::{AckMode, ConsumerGroup, ProducerGroup, Scenario};
 use common::stats::GroupPhases;
 
 use super::input::{AgentOutcome, Ctx, Lost};
@@ -61,7 +61,7 @@ pub(super) fn reports(
         groups.push(consumer_group(cx, i, g, &s));
         histograms.push(hist_record(&g.name, "consumer", "e2e", &s.measure.service));
         histograms.push(hist_record(&g.name, "consumer", "e2e_response", &s.measure.response));
-        if cx.ack_not_timed.is_none() {
+        if ack_unmeasured(cx.ack_not_timed, cx.sc, g, &s).is_none() {
             histograms.push(hist_record(&g.name, "consumer", "ack", &s.measure.ack));
         }
     }
@@ -147,6 +147,7 @@ fn consumer_group(cx: &Ctx, i: usize, g: &ConsumerGroup, s: &GroupPhases) -> Gro
     let m = &s.measure;
     let t = s.total();
     let dur_s = cx.dur_s;
+    let ack_unmeasured = ack_unmeasured(cx.ack_not_timed, cx.sc, g, s);
     GroupReport {
         name: g.name.clone(),
         role: "consumer".into(),
@@ -165,16 +166,14 @@ fn consumer_group(cx: &Ctx, i: usize, g: &ConsumerGroup, s: &GroupPhases) -> Gro
         warmup_messages: s.warmup.received,
         latency_us: latency(&m.service, &cx.sc.report.percentiles),
         alt_latency_us: latency(&m.response, &cx.sc.report.percentiles),
-        latency: match cx.ack_not_timed {
+        latency: match ack_unmeasured {
             None => named(
                 &cx.sc.report.percentiles,
                 [("e2e_service", &m.service), ("e2e_response", &m.response), ("ack", &m.ack)],
             ),
             Some(_) => named(&cx.sc.report.percentiles, [("e2e_service", &m.service), ("e2e_response", &m.response)]),
         },
-        ack_latency_not_measured: cx
-            .ack_not_timed
-            .map(|why| format!("not measured on {}: {why}", cx.sc.broker.kind.as_str())),
+        ack_latency_not_measured: ack_unmeasured,
         late_sends: 0,
         max_lag_ms: 0.0,
         unsent: 0,
@@ -185,6 +184,28 @@ fn consumer_group(cx: &Ctx, i: usize, g: &ConsumerGroup, s: &GroupPhases) -> Gro
         e2e_clock_error_us: e2e_clock_error_ns(cx.sc, cx.agents, i).map(|ns| ns as f64 / 1000.0),
         errors_by_kind: t.errors.clone(),
     }
+}
+
+/// Why consumer group `g` has no ack latency, when it has none: the
+/// broker's client does not time acks (`not_timed`), or the group
+/// acknowledged deliveries and not one ack timing came back with them
+/// (agents older than this coordinator send none; so do acks that all
+/// failed). A figure of 0 acks would read as measured.
+fn ack_unmeasured(not_timed: Option<&str>, sc: &Scenario, g: &ConsumerGroup, s: &GroupPhases) -> Option<String> {
+    if let Some(why) = not_timed {
+        return Some(format!("not measured on {}: {why}", sc.broker.kind.as_str()));
+    }
+    let received = s.warmup.received + s.measure.received;
+    let acks_due = match g.ack {
+        AckMode::Individual => received > 0,
+        AckMode::Cumulative => received >= u64::from(g.ack_every.max(1)),
+    };
+    (acks_due && s.warmup.ack.is_empty() && s.measure.ack.is_empty()).then(|| {
+        format!(
+            "not reported: no ack timing came with this group's {received} deliveries \
+             (agents older than this coordinator send none; so do acks that all failed)"
+        )
+    })
 }
 
 /// `groups[].latency`: each kind's latency, by name.
@@ -223,4 +244,45 @@ fn worst_two<'a>(side: impl Iterator<Item = &'a AgentOutcome>) -> Vec<(i64, &'a 
     v.sort_unstable_by(|a, b| b.cmp(a));
     v.truncate(2);
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(ack: &str) -> Scenario {
+        let yaml = format!(
+            "name: t\nbroker: {{kind: memory}}\ntopics: [{{name: t}}]\n\
+             producers: [{{name: p, topic: t, rate: 10}}]\n\
+             consumers: [{{name: c, topic: t, subscription: s, {ack}}}]\n\
+             phases: {{warmup: 0s, duration: 1s}}\n"
+        );
+        common::scenario::load_str(&yaml, "test", &[]).expect("scenario")
+    }
+
+    #[test]
+    fn acks_that_came_back_untimed_are_not_reported_as_a_figure() {
+        let sc = scenario("ack: individual");
+        let g = &sc.consumers[0];
+        let mut s = GroupPhases::default();
+        assert_eq!(ack_unmeasured(None, &sc, g, &s), None, "nothing received, nothing to time");
+        s.measure.received = 40;
+        let why = ack_unmeasured(None, &sc, g, &s).expect("40 deliveries, no ack timing");
+        assert!(why.contains("40 deliveries") && why.contains("older"), "{why}");
+        s.measure.ack.record_ns(2_000_000);
+        assert_eq!(ack_unmeasured(None, &sc, g, &s), None, "timed acks are a figure");
+        let why = ack_unmeasured(Some("acks are only queued"), &sc, g, &s).expect("the client's reason");
+        assert_eq!(why, "not measured on memory: acks are only queued");
+    }
+
+    #[test]
+    fn cumulative_acks_are_due_only_after_ack_every_deliveries() {
+        let sc = scenario("type: exclusive, ack: cumulative, ack_every: 50");
+        let g = &sc.consumers[0];
+        let mut s = GroupPhases::default();
+        s.warmup.received = 49;
+        assert_eq!(ack_unmeasured(None, &sc, g, &s), None, "no cumulative ack was due yet");
+        s.measure.received = 1;
+        assert!(ack_unmeasured(None, &sc, g, &s).is_some(), "the 50th delivery called for one");
+    }
 }
