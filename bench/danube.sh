@@ -9,10 +9,24 @@
 # goes first; the table gives medians, their ratio and each round's ratio.
 # PIN=1 runs every client process (agents, bare loop, coordinator) on CPU 0;
 # start the broker on the other CPU (`taskset -c 1 ...`) so the clients'
-# CPU is not the broker's loss, as on a real cluster.
+# CPU is not the broker's loss, as on a real cluster. Give the broker a data
+# directory on tmpfs (`--data-dir /dev/shm/...`): its standalone metadata
+# store writes and flushes all the time, even idle (10-18 % of a core here),
+# and on a shared disk those flushes made its speed swing by a third
+# between rounds (BENCHMARKS.md, Danube eighth run).
 # RATIO_ONLY=1 skips the scenarios (1) and the clients table: just the
 # agent/bare rounds.
-# Prints markdown tables. Usage: [PIN=1] [RATIO_ONLY=1] bench/danube.sh URL [SECONDS] [ROUNDS]
+# CONCURRENT=1 adds a second comparison that a broker whose speed drifts
+# cannot bias: in each round the bare loop and the agent run at the same
+# time on the same broker (topics of their own, the same number of
+# producers), and each one's rate is taken over the same wall-clock window
+# (the agent's measurement intervals; the bare loop's `--series`). The two
+# split the broker between them, so the rates are about half of the
+# sequential ones; their ratio says whether the agent's client side gets
+# less through than the bare client's under identical conditions.
+# CONCURRENT=only runs just that comparison.
+# Prints markdown tables.
+# Usage: [PIN=1] [RATIO_ONLY=1] [CONCURRENT=1] bench/danube.sh URL [SECONDS] [ROUNDS]
 set -Eeuo pipefail
 # A failing step names itself (a bare `set -e` exit says nothing).
 trap 'echo "$0: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
@@ -89,6 +103,7 @@ YAML
     report_rate_cpu "$dir"
 }
 
+if [ "${CONCURRENT:-}" != only ]; then
 echo "## Agent vs bare danube-client loop, 1 KiB, send-and-await, ${SECS}s each"
 echo
 echo "| case | bare msg/s (median) | agent msg/s (median) | agent/bare | agent/bare per round (median) | agent CPU % (of one core, median) |"
@@ -108,6 +123,61 @@ for n in 1 4 16; do
     bm="$(median "${brs[@]}")" am="$(median "${ars[@]}")"
     echo "| $n producers (agent: count $n, clients 1) | $bm | $am | $(ratio "$am" "$bm") | ${per[*]} ($(ratio2 "${per[@]}")) | $(median "${acpus[@]}") |"
 done
+fi
+
+if [ -n "${CONCURRENT:-}" ]; then
+# The agent's acknowledged rate over its measurement intervals, and the bare
+# loop's over the same wall-clock span (from its `--series` samples).
+same_window() { # results-dir series-file -> "agent bare"
+    python3 - "$1" "$2" <<'PY'
+import bisect, datetime, json, sys
+r = json.load(open(sys.argv[1] + "/report.json"))
+start = datetime.datetime.fromisoformat(r["started_at"].replace("Z", "+00:00")).timestamp() * 1000
+rows = [i for i in r["intervals"] if i["role"] == "producer" and i["phase"] == "measure"]
+ts = sorted({i["t_s"] for i in rows})
+acked = sum(i["acked"] for i in rows)
+a, b = start + (ts[0] - 1) * 1000, start + ts[-1] * 1000
+pts = [tuple(map(float, l.split())) for l in open(sys.argv[2]) if l.strip()]
+xs = [p[0] for p in pts]
+def at(t):  # acknowledged so far at wall time t (ms), interpolated
+    k = bisect.bisect_left(xs, t)
+    if k == 0 or k == len(xs):
+        sys.exit(f"the bare loop's samples ({xs[0]:.0f}..{xs[-1]:.0f}) do not cover {t:.0f}")
+    (x0, y0), (x1, y1) = pts[k - 1], pts[k]
+    return y0 + (y1 - y0) * (t - x0) / (x1 - x0)
+secs = (b - a) / 1000
+print(f"{acked / secs:.1f} {(at(b) - at(a)) / secs:.1f}")
+PY
+}
+echo
+echo "## Agent and bare danube-client loop at the same time, 1 KiB, send-and-await, ${SECS}s windows"
+echo
+echo "| case | bare msg/s (median) | agent msg/s (median) | agent/bare per round | their median |"
+echo "|---|---:|---:|---|---:|"
+for n in 1 4 16; do
+    brs=() ars=() per=()
+    for r in $(seq 1 "$ROUNDS"); do
+        # The bare loop outlasts the agent's run: set-up, warm-up, measurement.
+        "${CLIENT_CPU[@]}" "$BIN/danube-bare" --url "$URL" --topic "/default/lg-bench-cbare-$TAG-$n-$r" --producers "$n" \
+            --size 1024 --seconds "$((SECS + 8))" --series "$WORK/series" >/dev/null &
+        bp=$!
+        sleep 0.5
+        cat >"$WORK/c.yaml" <<YAML
+name: bench-danube-concurrent
+broker: {kind: danube, url: "$URL"}
+topics: [{name: lg-bench-cagent-$TAG-$n-$r}]
+producers:
+  - {name: p, topic: lg-bench-cagent-$TAG-$n-$r, count: $n, clients: 1, rate: 200000, message_size: 1024, max_in_flight: 1000}
+phases: {warmup: 2s, duration: ${SECS}s, drain_timeout: 10s}
+YAML
+        dir="$("${CLIENT_CPU[@]}" "$BIN/coordinator" run "$WORK/c.yaml" --agents "${ADDRS[0]}" --results "$WORK/r" --quiet 2>/dev/null | tail -n1)"
+        wait "$bp"
+        read -r ar br < <(same_window "$dir" "$WORK/series")
+        brs+=("$br") ars+=("$ar") per+=("$(ratio "$ar" "$br")")
+    done
+    echo "| $n producers each | $(median "${brs[@]}") | $(median "${ars[@]}") | ${per[*]} | $(ratio2 "${per[@]}") |"
+done
+fi
 [ -n "${RATIO_ONLY:-}" ] && exit 0
 echo
 echo "## One logical producer, clients: N (agent only)"
