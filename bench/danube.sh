@@ -89,7 +89,9 @@ fi
 bare() { # producers topic
     "${CLIENT_CPU[@]}" "$BIN/danube-bare" --url "$URL" --topic "$2" --producers "$1" --size 1024 --seconds "$SECS" | json_rate
 }
-agent() { # count clients topic -> "rate cpu"
+# One agent's run of `count` producers (each with `clients` client
+# producers) at their max on `topic`; prints its results directory.
+agent_run() { # count clients topic
     cat >"$WORK/b.yaml" <<YAML
 name: bench-danube-agent
 broker: {kind: danube, url: "$URL"}
@@ -98,9 +100,10 @@ producers:
   - {name: p, topic: $3, count: $1, clients: $2, rate: 200000, message_size: 1024, max_in_flight: 1000}
 phases: {warmup: 2s, duration: ${SECS}s, drain_timeout: 10s}
 YAML
-    local dir
-    dir="$("${CLIENT_CPU[@]}" "$BIN/coordinator" run "$WORK/b.yaml" --agents "${ADDRS[0]}" --results "$WORK/r" --quiet 2>/dev/null | tail -n1)"
-    report_rate_cpu "$dir"
+    "${CLIENT_CPU[@]}" "$BIN/coordinator" run "$WORK/b.yaml" --agents "${ADDRS[0]}" --results "$WORK/r" --quiet 2>/dev/null | tail -n1
+}
+agent() { # count clients topic -> "rate cpu"
+    report_rate_cpu "$(agent_run "$@")"
 }
 
 if [ "${CONCURRENT:-}" != only ]; then
@@ -162,15 +165,7 @@ for n in 1 4 16; do
             --size 1024 --seconds "$((SECS + 8))" --series "$WORK/series" >/dev/null &
         bp=$!
         sleep 0.5
-        cat >"$WORK/c.yaml" <<YAML
-name: bench-danube-concurrent
-broker: {kind: danube, url: "$URL"}
-topics: [{name: lg-bench-cagent-$TAG-$n-$r}]
-producers:
-  - {name: p, topic: lg-bench-cagent-$TAG-$n-$r, count: $n, clients: 1, rate: 200000, message_size: 1024, max_in_flight: 1000}
-phases: {warmup: 2s, duration: ${SECS}s, drain_timeout: 10s}
-YAML
-        dir="$("${CLIENT_CPU[@]}" "$BIN/coordinator" run "$WORK/c.yaml" --agents "${ADDRS[0]}" --results "$WORK/r" --quiet 2>/dev/null | tail -n1)"
+        dir="$(agent_run "$n" 1 "lg-bench-cagent-$TAG-$n-$r")"
         wait "$bp"
         read -r ar br < <(same_window "$dir" "$WORK/series")
         brs+=("$br") ars+=("$ar") per+=("$(ratio "$ar" "$br")")

@@ -40,14 +40,14 @@ pub(super) fn fill(subs: &mut [SubscriptionReport], agents: &[AgentOutcome], sta
             continue;
         }
         s.by_consumer = shares(&cs);
-        match s.sub_type.as_str() {
+        if matches!(s.sub_type.as_str(), "exclusive" | "failover") {
             // One consumer receives by design: no spread to judge.
-            "exclusive" | "failover" => s.switches = Some(switches(&cs, start_ns)),
-            "key_shared" => {
-                s.consumer_imbalance_percent = imbalance(&s.by_consumer);
+            s.switches = Some(switches(&cs, start_ns));
+        } else {
+            s.consumer_imbalance_percent = imbalance(&s.by_consumer);
+            if s.sub_type == "key_shared" {
                 s.key_overlaps = key_overlaps(&cs, start_ns);
             }
-            _ => s.consumer_imbalance_percent = imbalance(&s.by_consumer),
         }
         notes.extend(expectation_notes(s));
     }

@@ -55,32 +55,31 @@ impl IntervalTotals {
             }
         }
     }
-}
 
-impl IntervalTotals {
+    /// The intervals whose middle lies inside `window` (coordinator clock,
+    /// ns) and that measured any wall time: (cpu_ns, wall_ns) each.
+    fn inside(&self, (from, to): (i64, i64)) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.cpu
+            .iter()
+            .filter(move |(s, e, _, w)| *w > 0 && (from..to).contains(&(s + (e - s) / 2)))
+            .map(|c| (c.2, c.3))
+    }
+
     /// The agent process's CPU over the intervals that lie mostly inside
-    /// `window` (coordinator clock, ns), percent of one core; None without
-    /// such an interval.
-    pub fn cpu_percent_in(&self, (from, to): (i64, i64)) -> Option<f64> {
-        let inside = self.cpu.iter().filter(|(s, e, _, _)| {
-            let mid = s + (e - s) / 2;
-            mid >= from && mid < to
-        });
-        let (cpu, wall) = inside.fold((0u64, 0u64), |(c, w), (_, _, cn, wn)| (c + cn, w + wn));
+    /// `window`, percent of one core; None without such an interval.
+    pub fn cpu_percent_in(&self, window: (i64, i64)) -> Option<f64> {
+        let (cpu, wall) = self.inside(window).fold((0u64, 0u64), |(c, w), (cn, wn)| (c + cn, w + wn));
         (wall > 0).then(|| cpu as f64 / wall as f64 * 100.0)
     }
 
     /// Of the intervals mostly inside `window`, how many the process spent
     /// above `limit` (percent of one core), and how many there were; None
     /// without such an interval.
-    pub fn cpu_over_in(&self, (from, to): (i64, i64), limit: f64) -> Option<(usize, usize)> {
-        let inside: Vec<_> = self
-            .cpu
-            .iter()
-            .filter(|(s, e, _, w)| *w > 0 && (s + (e - s) / 2) >= from && (s + (e - s) / 2) < to)
-            .collect();
-        let over = inside.iter().filter(|(_, _, c, w)| *c as f64 / *w as f64 * 100.0 > limit).count();
-        (!inside.is_empty()).then_some((over, inside.len()))
+    pub fn cpu_over_in(&self, window: (i64, i64), limit: f64) -> Option<(usize, usize)> {
+        let (over, of) = self
+            .inside(window)
+            .fold((0, 0), |(o, n), (c, w)| (o + usize::from(c as f64 / w as f64 * 100.0 > limit), n + 1));
+        (of > 0).then_some((over, of))
     }
 }
 

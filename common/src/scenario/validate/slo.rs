@@ -15,35 +15,20 @@ pub(super) fn validate(prefix: &str, raw: Option<&RawSlo>, cx: &mut Cx<'_>) -> S
     let Some(s) = raw else {
         return Slo { max_loss: Some(0), max_send_errors: Some(0), ..Slo::default() };
     };
-    let min_rate_ratio = s.min_rate_ratio.filter(|r| {
-        let ok = r.is_finite() && *r > 0.0 && *r <= 1.5;
-        if !ok {
-            cx.hint(&format!("{prefix}.min_rate_ratio"), format!("{r} is out of range"), "a ratio such as 0.98");
-        }
-        ok
-    });
-    let max_consumer_imbalance = s.max_consumer_imbalance.filter(|p| {
-        let ok = p.is_finite() && *p >= 0.0;
-        if !ok {
-            cx.hint(
-                &format!("{prefix}.max_consumer_imbalance"),
-                format!("{p} is out of range"),
-                "a percentage such as 20",
-            );
-        }
-        ok
-    });
-    let max_client_cpu = s.max_client_cpu.filter(|v| {
-        let ok = v.is_finite() && *v > 0.0 && *v <= 1.0;
-        if !ok {
-            cx.hint(
-                &format!("{prefix}.max_client_cpu"),
-                format!("{v} is out of range"),
-                "a share of the agent's CPUs, e.g. 0.9",
-            );
-        }
-        ok
-    });
+    let mut number = |key: &str, v: Option<f64>, ok: fn(f64) -> bool, hint: &str| {
+        v.filter(|v| {
+            let good = v.is_finite() && ok(*v);
+            if !good {
+                cx.hint(&format!("{prefix}.{key}"), format!("{v} is out of range"), hint);
+            }
+            good
+        })
+    };
+    let min_rate_ratio = number("min_rate_ratio", s.min_rate_ratio, |r| r > 0.0 && r <= 1.5, "a ratio such as 0.98");
+    let max_consumer_imbalance =
+        number("max_consumer_imbalance", s.max_consumer_imbalance, |p| p >= 0.0, "a percentage such as 20");
+    let max_client_cpu =
+        number("max_client_cpu", s.max_client_cpu, |v| v > 0.0 && v <= 1.0, "a share of the agent's CPUs, e.g. 0.9");
     Slo {
         p50_e2e: cx.opt_duration(&format!("{prefix}.p50_e2e"), s.p50_e2e.as_ref()),
         p90_e2e: cx.opt_duration(&format!("{prefix}.p90_e2e"), s.p90_e2e.as_ref()),
