@@ -5,7 +5,8 @@
 
 use std::fmt::Write as _;
 
-use common::report::{Report, SubscriptionReport, LATENCY_KINDS};
+use common::percentile::Percentile;
+use common::report::{Latency, Report, SubscriptionReport, LATENCY_KINDS};
 
 use crate::report::format::{fmt_count, fmt_us};
 
@@ -56,12 +57,9 @@ pub fn client_bound_tail(r: &Report) -> String {
 fn groups(o: &mut String, r: &Report) {
     let _ = writeln!(o, "\n== {} ({}) — verdict: {}{}", r.scenario, r.run_id, verdict(r), client_bound_tail(r));
     let percentiles = r.reported_percentiles();
-    let mut head =
+    let head =
         format!("{:<22} {:<9} {:<18} {:>10} {:>10} {:>10}", "GROUP", "ROLE", "TOPIC", "MESSAGES", "RATE/s", "TARGET/s");
-    for p in &percentiles {
-        let _ = write!(head, " {:>9}", p.label());
-    }
-    let _ = writeln!(o, "{head} {:>9}", "max");
+    let _ = writeln!(o, "{head}{}", percentile_heads(&percentiles));
     for g in &r.groups {
         let target = if g.closed_loop {
             "max".to_string()
@@ -69,12 +67,9 @@ fn groups(o: &mut String, r: &Report) {
             g.target_rate_msgs_per_s.map(|t| format!("{t:.1}")).unwrap_or_else(|| "-".into())
         };
         let rate = format!("{:.1}", g.rate_msgs_per_s);
-        let mut line =
+        let line =
             format!("{:<22} {:<9} {:<18} {:>10} {:>10} {:>10}", g.name, g.role, g.topic, g.messages, rate, target);
-        for p in &percentiles {
-            let _ = write!(line, " {:>9}", g.latency_us.at(*p).map(fmt_us).unwrap_or_else(|| "-".into()));
-        }
-        let _ = writeln!(o, "{line} {:>9}", fmt_us(g.latency_us.max));
+        let _ = writeln!(o, "{line}{}", percentile_cells(&percentiles, &g.latency_us));
     }
     let _ = writeln!(o, "(p50..max: producers publish_response, consumers e2e_service; every kind under LATENCY)");
     for g in r.groups.iter() {
@@ -107,6 +102,21 @@ fn groups(o: &mut String, r: &Report) {
     }
 }
 
+/// A column head per reported percentile, then `max`.
+fn percentile_heads(ps: &[Percentile]) -> String {
+    let mut out: String = ps.iter().map(|p| format!(" {:>9}", p.label())).collect();
+    let _ = write!(out, " {:>9}", "max");
+    out
+}
+
+/// A cell per reported percentile of `l` ("-" where it has no figure), then its max.
+fn percentile_cells(ps: &[Percentile], l: &Latency) -> String {
+    let mut out: String =
+        ps.iter().map(|p| format!(" {:>9}", l.at(*p).map(fmt_us).unwrap_or_else(|| "-".into()))).collect();
+    let _ = write!(out, " {:>9}", fmt_us(l.max));
+    out
+}
+
 /// Every group's latencies, one line per kind (`groups[].latency`), what
 /// each kind measures, and why a consumer group's ack latency is missing.
 fn latencies(o: &mut String, r: &Report) {
@@ -114,20 +124,12 @@ fn latencies(o: &mut String, r: &Report) {
         return; // an older report
     }
     let percentiles = r.reported_percentiles();
-    let mut head = format!("\nLATENCY (measurement){:<9} {:<18}", "", "KIND");
-    for p in &percentiles {
-        let _ = write!(head, " {:>9}", p.label());
-    }
-    let _ = writeln!(o, "{head} {:>9}", "max");
+    let _ = writeln!(o, "\nLATENCY (measurement){:<9} {:<18}{}", "", "KIND", percentile_heads(&percentiles));
     for g in &r.groups {
         let name = format!("{} ({})", g.name, g.role);
         for (_, kind, _) in LATENCY_KINDS.iter().filter(|(role, _, _)| *role == g.role) {
             if let Some(l) = g.latency.get(*kind) {
-                let mut line = format!("{name:<30} {kind:<18}");
-                for p in &percentiles {
-                    let _ = write!(line, " {:>9}", l.at(*p).map(fmt_us).unwrap_or_else(|| "-".into()));
-                }
-                let _ = writeln!(o, "{line} {:>9}", fmt_us(l.max));
+                let _ = writeln!(o, "{name:<30} {kind:<18}{}", percentile_cells(&percentiles, l));
             } else if let (&"ack", Some(why)) = (kind, &g.ack_latency_not_measured) {
                 let _ = writeln!(o, "{name:<30} {kind:<18} {why}");
             }
