@@ -48,7 +48,7 @@ async fn sends_receives_and_acks_every_message_with_several_client_producers() {
         acks.push(p.send(msg(seq, Some(seq))).await.expect("enqueue"));
     }
     for a in acks {
-        assert_eq!(a.await, Ok(()));
+        assert!(matches!(a.await, Ok(Some(_))), "acknowledged, with its time");
     }
     let mut seqs = Vec::new();
     let mut parts = std::collections::BTreeSet::new();
@@ -95,8 +95,11 @@ async fn received_equals_acked_at_the_broker() {
     let mut c = driver.consumer(topic, &sc.consumers[0], 0).await.expect("subscribe");
     let mut p = driver.producer(topic, &sc.producers[0], 0).await.expect("producer");
     for seq in 0..25 {
+        // The answer's time: the send's (`sent_ns` 2) plus what it took.
+        let t0 = std::time::Instant::now();
         let ack = p.send(msg(seq, None)).await.expect("enqueue");
-        assert_eq!(ack.await, Ok(()));
+        let Ok(Some(at)) = ack.await else { panic!("send {seq} not acknowledged with its time") };
+        assert!(at >= 2 && at - 2 <= t0.elapsed().as_nanos() as i64, "answered at {at}");
     }
     for want in 0..25 {
         let d = tokio::time::timeout(Duration::from_secs(5), c.recv()).await.expect("in time").expect("delivery");

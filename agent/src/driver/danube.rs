@@ -44,12 +44,14 @@ use common::stamp::StampError;
 use danube_client::errors::DanubeError;
 use danube_client::{Consumer, DanubeClient, Producer, SchemaType};
 use danube_core::message::StreamMessage;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot, Mutex, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::warn;
 
 use super::pulsar::read_token;
-use super::{ConsumerClient, Delivery, Driver, DriverError, OutMessage, ProducerClient, RecvError, SendError};
+use super::{
+    ConsumerClient, Delivery, Driver, DriverError, OutMessage, ProducerClient, RecvError, SendError, SendOutcome,
+};
 
 /// The message attribute that carries the stamp.
 pub const STAMP_ATTRIBUTE: &str = "lg-stamp";
@@ -339,8 +341,11 @@ impl Driver for DanubeDriver {
 
     async fn producer(&self, topic: &Topic, group: &ProducerGroup, index: u32) -> Result<DanubeProducer, DriverError> {
         let clients = group.clients.max(1) as usize;
-        let (jobs, rx) = mpsc::channel::<Job>(clients);
-        let rx = Arc::new(Mutex::new(rx));
+        let (jobs, rx) = mpsc::unbounded_channel::<Job>();
+        let room = Arc::new(Semaphore::new(clients * QUEUED_PER_CLIENT));
+        // One client producer takes from the queue itself; several share it.
+        let mut own = Some(rx);
+        let shared = (clients > 1).then(|| Arc::new(Mutex::new(own.take().expect("the queue"))));
         let mut workers = Vec::with_capacity(clients);
         for c in 0..clients {
             let name = format!("lg-{:08x}-{}-{index}-{c}", self.run_tag, group.name);
@@ -352,14 +357,27 @@ impl Driver for DanubeDriver {
                     return Err(DriverError::Producer { topic: topic.name.clone(), reason: describe(&e) });
                 }
             };
-            workers.push(tokio::spawn(worker(p, rx.clone(), (builder, self.retry_for))));
+            let queue = match &shared {
+                Some(q) => Queue::Shared(q.clone()),
+                None => Queue::Own(own.take().expect("one client producer, one worker")),
+            };
+            workers.push(tokio::spawn(worker(p, queue, room.clone(), (builder, self.retry_for))));
         }
         let shape = match &topic.schema {
             TopicSchema::Int64 => Shape::Int64,
             TopicSchema::Json(_) if !matches!(group.payload, PayloadKind::File(_)) => Shape::JsonDoc,
             _ => Shape::AsIs,
         };
-        Ok(DanubeProducer { jobs, workers, run_tag: self.run_tag, shape, send_timeout: group.send_timeout })
+        Ok(DanubeProducer {
+            jobs,
+            room,
+            taken: 0,
+            take: (clients * QUEUED_PER_CLIENT / 2).max(1),
+            workers,
+            run_tag: self.run_tag,
+            shape,
+            send_timeout: group.send_timeout,
+        })
     }
 }
 
@@ -391,13 +409,25 @@ fn shape_payload(shape: Shape, payload: &[u8], seq: u64) -> Vec<u8> {
     }
 }
 
+/// Sends queued for a producer's workers, per client producer: each worker
+/// finds its next send waiting when an answer comes, and the engine,
+/// taking room for half the queue at a time, runs once per that many
+/// sends instead of once per send (BENCHMARKS.md, Danube ninth run). Room
+/// is taken only while sends wait, so at a set rate below what the broker
+/// takes the queue stays empty.
+const QUEUED_PER_CLIENT: usize = 16;
+
 struct Job {
     data: Vec<u8>,
     attributes: HashMap<String, String>,
     key: Option<String>,
+    /// When the engine handed it over (the engine's clock read at
+    /// `sent_ns`, coordinator time): the answer's time is taken from here.
+    handed: Instant,
+    sent_ns: i64,
     /// The engine's send timeout ends here: a send not started by then fails.
     deadline: Instant,
-    reply: oneshot::Sender<Result<(), SendError>>,
+    reply: oneshot::Sender<SendOutcome>,
 }
 
 /// The broker does not know the producer or consumer the client asked
@@ -423,16 +453,36 @@ async fn create_producer(
     }
 }
 
-/// Drives one client producer: one send at a time, from the shared queue.
-/// A producer the broker has forgotten is created again from `remake`.
+/// Where a worker takes its sends from: the producer's queue itself when
+/// it is the only client producer, else the queue its workers share.
+enum Queue {
+    Own(mpsc::UnboundedReceiver<Job>),
+    Shared(Arc<Mutex<mpsc::UnboundedReceiver<Job>>>),
+}
+
+impl Queue {
+    async fn next(&mut self) -> Option<Job> {
+        match self {
+            Queue::Own(rx) => rx.recv().await,
+            Queue::Shared(rx) => rx.lock().await.recv().await,
+        }
+    }
+}
+
+/// Drives one client producer: one send at a time, from the queue, giving
+/// back the room of each send it takes. A producer the broker has
+/// forgotten is created again from `remake`.
 async fn worker(
     mut producer: Producer,
-    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
+    mut jobs: Queue,
+    room: Arc<Semaphore>,
     remake: (danube_client::ProducerBuilder, Duration),
 ) {
+    // The queue closed (or this task ended): nobody waits for room then.
+    let _closes = CloseOnDrop(room.clone());
     loop {
-        let job = { jobs.lock().await.recv().await };
-        let Some(job) = job else { return };
+        let Some(job) = jobs.next().await else { return };
+        room.add_permits(1);
         // The engine gave up on this send (its send timeout): never send late.
         if job.reply.is_closed() || Instant::now() >= job.deadline {
             let _ = job.reply.send(Err(SendError::Timeout));
@@ -443,7 +493,8 @@ async fn worker(
             None => producer.send(job.data, Some(job.attributes)).await,
         };
         let forgot = r.as_ref().err().is_some_and(forgotten);
-        let _ = job.reply.send(r.map(|_| ()).map_err(|e| SendError::Broker(describe(&e))));
+        let at = job.sent_ns.saturating_add(job.handed.elapsed().as_nanos() as i64);
+        let _ = job.reply.send(r.map(|_| Some(at)).map_err(|e| SendError::Broker(describe(&e))));
         if forgot {
             warn!("the broker no longer knows this producer (restarted?): creating it again");
             match create_producer(remake.0.clone(), remake.1).await {
@@ -454,18 +505,33 @@ async fn worker(
     }
 }
 
+/// Closes the room semaphore when a worker ends, so a producer waiting for
+/// room hears that nobody will take its sends.
+struct CloseOnDrop(Arc<Semaphore>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 pub struct DanubeProducer {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::UnboundedSender<Job>,
+    /// Room in the queue ([`QUEUED_PER_CLIENT`] per client producer): the
+    /// engine takes `take` at a time and has `taken` of it left.
+    room: Arc<Semaphore>,
+    taken: usize,
+    take: usize,
     workers: Vec<JoinHandle<()>>,
     run_tag: u32,
     shape: Shape,
     send_timeout: Duration,
 }
 
-pub struct DanubeAck(oneshot::Receiver<Result<(), SendError>>);
+pub struct DanubeAck(oneshot::Receiver<SendOutcome>);
 
 impl Future for DanubeAck {
-    type Output = Result<(), SendError>;
+    type Output = SendOutcome;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut self.0).poll(cx).map(|r| r.unwrap_or(Err(SendError::Closed)))
     }
@@ -477,16 +543,25 @@ impl ProducerClient for DanubeProducer {
     async fn send(&mut self, msg: OutMessage) -> Result<DanubeAck, SendError> {
         let mut attributes = HashMap::with_capacity(1);
         attributes.insert(STAMP_ATTRIBUTE.to_string(), msg.stamp.to_property(self.run_tag));
+        // Waits while the queue is full: for room for `take` sends at once.
+        if self.taken == 0 {
+            let room = self.room.acquire_many(self.take as u32).await.map_err(|_| SendError::Closed)?;
+            room.forget();
+            self.taken = self.take;
+        }
+        self.taken -= 1;
         let (reply, ack) = oneshot::channel();
+        let handed = Instant::now();
         let job = Job {
             data: shape_payload(self.shape, &msg.payload, msg.stamp.seq),
             attributes,
             key: msg.key.map(|k| k.to_string()),
-            deadline: Instant::now() + self.send_timeout,
+            handed,
+            sent_ns: msg.stamp.sent_ns,
+            deadline: handed + self.send_timeout,
             reply,
         };
-        // Waits while every client producer is busy and the queue is full.
-        self.jobs.send(job).await.map_err(|_| SendError::Closed)?;
+        self.jobs.send(job).map_err(|_| SendError::Closed)?;
         Ok(DanubeAck(ack))
     }
 

@@ -96,9 +96,16 @@ pub trait Driver: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Self::Producer, DriverError>> + Send;
 }
 
+/// What became of one send: acknowledged, or why not. `Ok(Some(t))`: the
+/// client noted when the broker's answer came (coordinator time, ns),
+/// because the answer may wait before the engine looks at it (the Danube
+/// driver's worker hands answers back in batches); `Ok(None)`: the engine
+/// takes its own clock when it sees the answer.
+pub type SendOutcome = Result<Option<i64>, SendError>;
+
 pub trait ProducerClient: Send + 'static {
     /// Resolves when the broker acknowledges (or refuses) one message.
-    type Ack: Future<Output = Result<(), SendError>> + Send + Unpin + 'static;
+    type Ack: Future<Output = SendOutcome> + Send + Unpin + 'static;
     /// Hands one message to the client. Resolves once it is enqueued (which
     /// may wait for client-side backpressure); the returned `Ack` resolves
     /// on the broker's answer, so many sends can be in flight.

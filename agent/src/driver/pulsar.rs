@@ -29,7 +29,10 @@ use pulsar::{
 };
 use tokio_util::task::AbortOnDropHandle;
 
-use super::{nodelay, ConsumerClient, Delivery, Driver, DriverError, OutMessage, ProducerClient, RecvError, SendError};
+use super::{
+    nodelay, ConsumerClient, Delivery, Driver, DriverError, OutMessage, ProducerClient, RecvError, SendError,
+    SendOutcome,
+};
 
 const STAMP_PROPERTY: &str = "lg-stamp";
 
@@ -260,9 +263,9 @@ fn partition_of(topic: &str) -> Option<u32> {
 pub struct PulsarAck(SendFuture);
 
 impl Future for PulsarAck {
-    type Output = Result<(), SendError>;
+    type Output = SendOutcome;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx).map(|r| r.map(|_| ()).map_err(|e| SendError::Broker(e.to_string())))
+        Pin::new(&mut self.0).poll(cx).map(|r| r.map(|_| None).map_err(|e| SendError::Broker(e.to_string())))
     }
 }
 

@@ -12,10 +12,10 @@ use futures::stream::FuturesUnordered;
 use common::clock::TimeBase;
 
 use super::deadlines::{DeadlineTimer, Deadlines};
-use crate::driver::SendError;
+use crate::driver::SendOutcome;
 
 /// A send's answer: (`seq`, intended, sent, the broker's answer).
-pub(super) type AckResult = (u64, i64, i64, Result<(), SendError>);
+pub(super) type AckResult = (u64, i64, i64, SendOutcome);
 
 /// An acknowledgement tagged with its send: what `ack.map(..)` would build,
 /// as a type a struct field can name. No allocation of its own.
@@ -26,7 +26,7 @@ pub(super) struct Tagged<A> {
     pub sent: i64,
 }
 
-impl<A: Future<Output = Result<(), SendError>> + Unpin> Future for Tagged<A> {
+impl<A: Future<Output = SendOutcome> + Unpin> Future for Tagged<A> {
     type Output = AckResult;
 
     #[inline]

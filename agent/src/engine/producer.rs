@@ -26,7 +26,7 @@ use super::due::{Due, PaceChange, Span, Upcoming};
 use super::in_flight::{AckResult, InFlight, Tagged};
 use super::interval::Reporter;
 use super::task::wait_start;
-use crate::driver::{OutMessage, ProducerClient, SendError};
+use crate::driver::{OutMessage, ProducerClient, SendError, SendOutcome};
 use crate::payload::{KeyGen, PayloadError, PayloadGen};
 
 /// A send later than this behind its intended time counts as late. Tokio
@@ -502,14 +502,20 @@ impl ProducerTask {
 
     fn record_ack(&mut self, (seq, intended, sent, res): AckResult, now: i64) {
         self.at(now);
+        // When the answer came: as the client noted it (never before the
+        // send, never after this look at it), else now.
+        let at = match res {
+            Ok(Some(t)) => t.clamp(sent, now),
+            _ => now,
+        };
         // Acks and latencies count when the ack came: its time picks the
         // phase (the coordinator caps the achieved rate by the schedule).
-        let ph = self.span.phase(&mut self.stats, now);
+        let ph = self.span.phase(&mut self.stats, at);
         match res {
-            Ok(()) => {
+            Ok(_) => {
                 ph.acked += 1;
-                ph.response.record_ns(now - intended);
-                ph.service.record_ns(now - sent);
+                ph.response.record_ns(at - intended);
+                ph.service.record_ns(at - sent);
                 self.acked.insert(seq);
             }
             Err(e) => {
@@ -572,8 +578,8 @@ async fn take_permit(cap: &RateCap, cancel: &CancellationToken) -> Option<bool> 
 }
 
 /// A client's acknowledgement future (what [`ProducerClient::Ack`] is).
-trait ProducerAck: Future<Output = Result<(), SendError>> + Unpin {}
-impl<A: Future<Output = Result<(), SendError>> + Unpin> ProducerAck for A {}
+trait ProducerAck: Future<Output = SendOutcome> + Unpin {}
+impl<A: Future<Output = SendOutcome> + Unpin> ProducerAck for A {}
 
 /// The kind a failed send is counted under (see `common::errors::kind`).
 fn send_error_kind(e: &SendError) -> String {

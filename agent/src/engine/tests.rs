@@ -16,7 +16,9 @@ use tokio::sync::mpsc;
 
 use super::{prepare, PreparedRun};
 use crate::driver::memory::{MemoryBroker, MemoryConfig, MemoryDriver};
-use crate::driver::{ConsumerClient, Delivery, Driver, DriverError, OutMessage, ProducerClient, RecvError, SendError};
+use crate::driver::{
+    ConsumerClient, Delivery, Driver, DriverError, OutMessage, ProducerClient, RecvError, SendError, SendOutcome,
+};
 use crate::metrics::AgentMetrics;
 
 /// Runs `yaml` (one agent) on `driver` to the end and returns each
@@ -118,9 +120,22 @@ async fn a_producer_held_by_slow_acks_reports_its_wait_and_a_fast_broker_none() 
 }
 
 /// A client that takes each send only after `hold` (its queue is full)
-/// and acknowledges at once.
+/// and answers as `answer` says.
 struct SlowClient {
     hold: Duration,
+    answer: Answer,
+}
+
+/// When a [`SlowClient`]'s answers resolve, and the time they say the
+/// broker answered (`noted` after the send; None: they say nothing).
+#[derive(Clone, Copy)]
+struct Answer {
+    after: Duration,
+    noted: Option<Duration>,
+}
+
+impl Answer {
+    const AT_ONCE: Answer = Answer { after: Duration::ZERO, noted: None };
 }
 
 impl Driver for SlowClient {
@@ -144,19 +159,25 @@ impl Driver for SlowClient {
         _: &ProducerGroup,
         _: u32,
     ) -> Result<SlowProducer, DriverError> {
-        Ok(SlowProducer { hold: self.hold })
+        Ok(SlowProducer { hold: self.hold, answer: self.answer })
     }
 }
 
 struct SlowProducer {
     hold: Duration,
+    answer: Answer,
 }
 
 impl ProducerClient for SlowProducer {
-    type Ack = std::future::Ready<Result<(), SendError>>;
-    async fn send(&mut self, _: OutMessage) -> Result<Self::Ack, SendError> {
+    type Ack = std::pin::Pin<Box<dyn std::future::Future<Output = SendOutcome> + Send>>;
+    async fn send(&mut self, msg: OutMessage) -> Result<Self::Ack, SendError> {
         tokio::time::sleep(self.hold).await;
-        Ok(std::future::ready(Ok(())))
+        let Answer { after, noted } = self.answer;
+        let sent = msg.stamp.sent_ns;
+        Ok(Box::pin(async move {
+            tokio::time::sleep(after).await;
+            Ok(noted.map(|n| sent + n.as_nanos() as i64))
+        }))
     }
     async fn close(self) {}
 }
@@ -176,10 +197,35 @@ impl ConsumerClient for NoConsumer {
 #[tokio::test(start_paused = true)]
 async fn a_client_that_holds_sends_back_counts_as_waiting() {
     // 20 ms per send: 50 msg/s of the 200 scheduled, the rest is waiting.
-    let g = run_to_the_end(SlowClient { hold: Duration::from_millis(20) }, TWO_SLOW_WINDOWS).await;
+    let g =
+        run_to_the_end(SlowClient { hold: Duration::from_millis(20), answer: Answer::AT_ONCE }, TWO_SLOW_WINDOWS).await;
     let measure = share(g[0].measure.window_wait_ns, 1.0);
     eprintln!("client backpressure: waited {:.1}% of the measurement", measure * 100.0);
     assert!(measure > 0.9 && measure <= 1.0, "measurement share {measure}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_is_timed_when_the_client_noted_it_not_when_the_engine_looked() {
+    // Answers that resolve 30 ms after the send but say the broker answered
+    // after 2 ms (a driver whose answers wait in a queue): 2 ms it is.
+    let answer = Answer { after: Duration::from_millis(30), noted: Some(Duration::from_millis(2)) };
+    let g = run_to_the_end(SlowClient { hold: Duration::ZERO, answer }, TWO_SLOW_WINDOWS).await;
+    let m = &g[0].measure;
+    assert!(m.acked > 10, "acked {}", m.acked);
+    for q in [0.0, 0.5, 1.0] {
+        let v = m.service.quantile_ns(q);
+        assert!((1_990_000..=2_010_000).contains(&v), "service q{q}: {v} ns");
+    }
+    // A noted time past when the engine saw the answer is capped at that.
+    let answer = Answer { after: Duration::from_millis(30), noted: Some(Duration::from_secs(5)) };
+    let g = run_to_the_end(SlowClient { hold: Duration::ZERO, answer }, TWO_SLOW_WINDOWS).await;
+    let v = g[0].measure.service.quantile_ns(1.0);
+    assert!((29_000_000..=32_000_000).contains(&v), "service max: {v} ns");
+    // Saying nothing: the engine's own clock, 30 ms.
+    let answer = Answer { after: Duration::from_millis(30), noted: None };
+    let g = run_to_the_end(SlowClient { hold: Duration::ZERO, answer }, TWO_SLOW_WINDOWS).await;
+    let v = g[0].measure.service.quantile_ns(0.5);
+    assert!((29_000_000..=32_000_000).contains(&v), "service p50: {v} ns");
 }
 
 #[tokio::test(start_paused = true)]

@@ -17,7 +17,9 @@ use tokio::time::Instant;
 
 pub mod broker;
 
-use super::{ConsumerClient, Delivery, Driver, DriverError, OutMessage, ProducerClient, RecvError, SendError};
+use super::{
+    ConsumerClient, Delivery, Driver, DriverError, OutMessage, ProducerClient, RecvError, SendError, SendOutcome,
+};
 use broker::{sleep_until_centred, MemConsumer, TopicState};
 pub use broker::{MemoryBroker, MemoryConfig};
 
@@ -95,11 +97,11 @@ pub enum MemAck {
 }
 
 impl Future for MemAck {
-    type Output = Result<(), SendError>;
+    type Output = SendOutcome;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut *self {
-            MemAck::Now => Poll::Ready(Ok(())),
-            MemAck::Later(f) => f.as_mut().poll(cx).map(|()| Ok(())),
+            MemAck::Now => Poll::Ready(Ok(None)),
+            MemAck::Later(f) => f.as_mut().poll(cx).map(|()| Ok(None)),
         }
     }
 }
