@@ -10,11 +10,12 @@
 //! agent's stamp, under `lg-stamp`, is typically 26 bytes), to tell what
 //! carrying it costs the client and the broker from the agent's own cost.
 //!
-//! `--hop` sends the way the agent's Danube driver does: the loop hands
-//! each message to a worker task that owns the client producer, through a
-//! queue of one, and takes its outcome back by a oneshot, with up to 1,000
-//! sends handed over and not yet acknowledged; what that hand-off costs,
-//! apart from the rest of the agent.
+//! `--hop` sends the way the agent's Danube driver did up to BENCHMARKS.md's
+//! "Danube, ninth run" (it now queues 16 per client producer and takes room
+//! 8 at a time): the loop hands each message to a worker task that owns the
+//! client producer, through a queue of one, and takes its outcome back by a
+//! oneshot, with up to 1,000 sends handed over and not yet acknowledged;
+//! what that hand-off costs, apart from the rest of the agent.
 //!
 //! `--series FILE` writes, every 100 ms, the wall-clock time (Unix ms) and
 //! the messages acknowledged so far, one `ms count` line each: to compare
