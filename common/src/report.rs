@@ -526,6 +526,15 @@ pub struct ConsumerShare {
     pub share_percent: f64,
 }
 
+/// What each consumer keeps of its activity for the who-received-what
+/// checks ([`Switches`], [`KeyOverlaps`]): spans per partition. The agent
+/// keeps no more; the report's notes name these caps when one was reached.
+pub const ACTIVITY_MAX_SPANS: usize = 1_000;
+/// ... distinct keys per consumer,
+pub const ACTIVITY_MAX_KEYS: usize = 10_000;
+/// ... and spans per key of one consumer.
+pub const ACTIVITY_MAX_KEY_SPANS: usize = 16;
+
 /// When the receiving consumer of an exclusive or failover subscription
 /// changed. Activity is known in spans: runs of receipts with no gap
 /// longer than 1 s; a switch is a span of one consumer starting after
@@ -540,8 +549,8 @@ pub struct Switches {
     /// partition at once (overlaps of their spans beyond 250 ms each): more
     /// than one active consumer. 0 is what exclusive and failover promise.
     pub concurrent_s: f64,
-    /// A consumer's span list reached its cap (1,000 per partition): later
-    /// switches of it are not seen.
+    /// A consumer's span list reached its cap ([`ACTIVITY_MAX_SPANS`] per
+    /// partition): later switches of it are not seen.
     #[serde(default)]
     pub cut_short: bool,
 }
@@ -571,8 +580,9 @@ pub struct KeyOverlaps {
     pub keys_checked: u64,
     /// Up to ten, as "key K: A and B at T s".
     pub sample: Vec<String>,
-    /// Receipts left out of the check by its caps (10,000 keys and 16 spans
-    /// per key per consumer): when not 0, the check was cut short.
+    /// Receipts left out of the check by its caps ([`ACTIVITY_MAX_KEYS`] keys
+    /// and [`ACTIVITY_MAX_KEY_SPANS`] spans per key per consumer): when not
+    /// 0, the check was cut short.
     pub untracked_receipts: u64,
 }
 

@@ -41,6 +41,20 @@ pub fn format_duration(d: Duration) -> String {
     humantime::format_duration(d).to_string()
 }
 
+/// A count with a comma between each group of three digits: 10000 ->
+/// "10,000", as the report's notes write numbers.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Parses a byte size: a plain integer (bytes) or a number with a unit
 /// (B, KB, KiB, MB, MiB, GB, GiB; case-insensitive).
 pub fn parse_bytes(s: &str) -> Result<u64, UnitError> {
@@ -92,5 +106,14 @@ mod tests {
         assert!(parse_bytes("1.5").is_err());
         assert!(parse_bytes("12 furlongs").is_err());
         assert!(parse_bytes("-3").is_err());
+    }
+
+    #[test]
+    fn thousands_groups_by_three() {
+        let cases =
+            [(0, "0"), (16, "16"), (999, "999"), (1_000, "1,000"), (10_000, "10,000"), (1_234_567, "1,234,567")];
+        for (n, want) in cases {
+            assert_eq!(thousands(n), want);
+        }
     }
 }

@@ -18,11 +18,11 @@ use common::proto;
 /// A gap without receipts longer than this ends a span (1 s).
 pub(super) const GAP_NS: i64 = 1_000_000_000;
 /// Spans kept per partition of one consumer.
-pub(super) const MAX_SPANS: usize = 1_000;
+pub(super) const MAX_SPANS: usize = common::report::ACTIVITY_MAX_SPANS;
 /// Distinct keys tracked per consumer.
-pub(super) const MAX_KEYS: usize = 10_000;
+pub(super) const MAX_KEYS: usize = common::report::ACTIVITY_MAX_KEYS;
 /// Spans kept per key of one consumer.
-pub(super) const MAX_KEY_SPANS: usize = 16;
+pub(super) const MAX_KEY_SPANS: usize = common::report::ACTIVITY_MAX_KEY_SPANS;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Span {

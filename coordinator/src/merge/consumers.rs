@@ -12,7 +12,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use common::proto::{ConsumerReceipts, KeySpans};
-use common::report::{ConsumerShare, KeyOverlaps, SubscriptionReport, Switch, Switches};
+use common::report::{
+    ConsumerShare, KeyOverlaps, SubscriptionReport, Switch, Switches, ACTIVITY_MAX_KEYS, ACTIVITY_MAX_KEY_SPANS,
+    ACTIVITY_MAX_SPANS,
+};
+use common::units::thousands;
 
 use super::input::AgentOutcome;
 
@@ -221,12 +225,14 @@ fn expectation_notes(s: &SubscriptionReport) -> Vec<String> {
     }
     if s.key_overlaps.as_ref().is_some_and(|k| k.untracked_receipts > 0) {
         notes.push(format!(
-            "{name}: the key check was cut short by its caps (10,000 keys, 16 spans per key per consumer)"
+            "{name}: the key check was cut short by its caps ({} keys, {ACTIVITY_MAX_KEY_SPANS} spans per key per consumer)",
+            thousands(ACTIVITY_MAX_KEYS)
         ));
     }
     if s.switches.as_ref().is_some_and(|sw| sw.cut_short) {
         notes.push(format!(
-            "{name}: a consumer's activity reached its cap (1,000 spans per partition): later switches are not seen"
+            "{name}: a consumer's activity reached its cap ({} spans per partition): later switches are not seen",
+            thousands(ACTIVITY_MAX_SPANS)
         ));
     }
     notes
@@ -257,6 +263,20 @@ mod tests {
 
     fn consumers(rs: &[ConsumerReceipts]) -> Vec<Consumer<'_>> {
         rs.iter().map(|r| Consumer { name: format!("a/g#{}", r.index), agent: "a".into(), r }).collect()
+    }
+
+    #[test]
+    fn a_cap_reached_is_a_note_that_names_the_agents_caps() {
+        let mut s = crate::testutil::subscription("s", 0, false);
+        s.sub_type = "key_shared".into();
+        s.key_overlaps = Some(KeyOverlaps { untracked_receipts: 3, ..Default::default() });
+        s.switches = Some(Switches { cut_short: true, ..Default::default() });
+        let notes = expectation_notes(&s);
+        let keys = format!("({} keys, {ACTIVITY_MAX_KEY_SPANS} spans per key", thousands(ACTIVITY_MAX_KEYS));
+        let spans = format!("({} spans per partition)", thousands(ACTIVITY_MAX_SPANS));
+        assert!(notes.iter().any(|n| n.contains("key check was cut short") && n.contains(&keys)), "{notes:?}");
+        assert!(notes.iter().any(|n| n.contains("reached its cap") && n.contains(&spans)), "{notes:?}");
+        assert!(notes.iter().all(|n| n.starts_with("subscription `s` (key_shared) on `t`")), "{notes:?}");
     }
 
     #[test]
