@@ -412,17 +412,17 @@ fn shape_payload(shape: Shape, payload: &[u8], seq: u64) -> Vec<u8> {
 /// Sends queued for a producer's workers, per client producer: each worker
 /// finds its next send waiting when an answer comes, and the engine,
 /// taking room for half the queue at a time, runs once per that many
-/// sends instead of once per send (BENCHMARKS.md, Danube ninth run). Room
-/// is taken only while sends wait, so at a set rate below what the broker
-/// takes the queue stays empty.
+/// sends instead of once per send (BENCHMARKS.md, Danube ninth run). At a
+/// set rate the broker keeps up with, the queue holds only what one timer
+/// tick releases at once.
 const QUEUED_PER_CLIENT: usize = 16;
 
 struct Job {
     data: Vec<u8>,
     attributes: HashMap<String, String>,
     key: Option<String>,
-    /// When the engine handed it over (the engine's clock read at
-    /// `sent_ns`, coordinator time): the answer's time is taken from here.
+    /// When the engine handed it over (just after its clock read
+    /// `sent_ns`, coordinator time): the answer's time counts from here.
     handed: Instant,
     sent_ns: i64,
     /// The engine's send timeout ends here: a send not started by then fails.
@@ -541,6 +541,9 @@ impl ProducerClient for DanubeProducer {
     type Ack = DanubeAck;
 
     async fn send(&mut self, msg: OutMessage) -> Result<DanubeAck, SendError> {
+        // The engine read its clock (`sent_ns`) just before: the answer's
+        // time counts from here, waiting for room included.
+        let handed = Instant::now();
         let mut attributes = HashMap::with_capacity(1);
         attributes.insert(STAMP_ATTRIBUTE.to_string(), msg.stamp.to_property(self.run_tag));
         // Waits while the queue is full: for room for `take` sends at once.
@@ -551,7 +554,6 @@ impl ProducerClient for DanubeProducer {
         }
         self.taken -= 1;
         let (reply, ack) = oneshot::channel();
-        let handed = Instant::now();
         let job = Job {
             data: shape_payload(self.shape, &msg.payload, msg.stamp.seq),
             attributes,
