@@ -502,12 +502,7 @@ impl ProducerTask {
 
     fn record_ack(&mut self, (seq, intended, sent, res): AckResult, now: i64) {
         self.at(now);
-        // When the answer came: as the client noted it (never before the
-        // send, never after this look at it), else now.
-        let at = match res {
-            Ok(Some(t)) => t.clamp(sent, now),
-            _ => now,
-        };
+        let at = answered_at(&res, sent, now);
         // Acks and latencies count when the ack came: its time picks the
         // phase (the coordinator caps the achieved rate by the schedule).
         let ph = self.span.phase(&mut self.stats, at);
@@ -559,6 +554,17 @@ impl ProducerTask {
         if window.deadlines.settle(r.0) {
             self.record_ack(r, now);
         }
+    }
+}
+
+/// When a send's answer came: as the client noted it, never before the
+/// send and never after `now` (this look at it); else `now`. A correction
+/// of the time base can put `sent` after `now`: then `now`, as without a
+/// noted time.
+pub(super) fn answered_at(res: &SendOutcome, sent: i64, now: i64) -> i64 {
+    match res {
+        Ok(Some(t)) => (*t).max(sent).min(now),
+        _ => now,
     }
 }
 

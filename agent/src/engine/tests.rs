@@ -228,6 +228,18 @@ async fn an_answer_is_timed_when_the_client_noted_it_not_when_the_engine_looked(
     assert!((29_000_000..=32_000_000).contains(&v), "service p50: {v} ns");
 }
 
+#[test]
+fn an_answers_noted_time_stays_between_its_send_and_the_look_even_after_a_clock_correction() {
+    use super::producer::answered_at;
+    assert_eq!(answered_at(&Ok(Some(150)), 100, 200), 150);
+    assert_eq!(answered_at(&Ok(Some(50)), 100, 200), 100, "not before the send");
+    assert_eq!(answered_at(&Ok(Some(300)), 100, 200), 200, "not after the look");
+    assert_eq!(answered_at(&Ok(None), 100, 200), 200, "nothing noted: now");
+    assert_eq!(answered_at(&Err(SendError::Timeout), 100, 200), 200);
+    // The time base stepped back between the send and the look: no panic, now.
+    assert_eq!(answered_at(&Ok(Some(150)), 300, 200), 200);
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_time_base_follows_the_paused_tokio_clock() {
     // (Here rather than in common/src/clock.rs: tokio's test-util is a dev-dependency of this crate.)
