@@ -258,7 +258,8 @@ phases: {duration: 2s, drain_timeout: 3s}
     assert_eq!(u(&rep["totals"]["duplicated"]), 40);
     // Each loss is counted in the interval its message was sent in: ten
     // per subscription in each of the two 1-s intervals (one at 1000 msg/s
-    // drops every 100th; a boundary may move one to a neighbour).
+    // drops every 100th; a boundary may move one to a neighbour, and the
+    // last, sent a little late, may fall in the interval after the end).
     for name in ["shared", "excl"] {
         let rows: Vec<&serde_json::Value> = rep["intervals"]
             .as_array()
@@ -268,7 +269,12 @@ phases: {duration: 2s, drain_timeout: 3s}
             .collect();
         let by_row: Vec<u64> = rows.iter().map(|r| u(&r["lost"])).collect();
         assert_eq!(by_row.iter().sum::<u64>(), 20, "{name}: {by_row:?}");
-        assert!(by_row.iter().all(|&n| (9..=11).contains(&n)), "{name}: spread by send time: {by_row:?}");
+        let mut sorted = by_row.clone();
+        sorted.sort_unstable_by(|a, b| b.cmp(a));
+        let spread = sorted.len() >= 2
+            && sorted[..2].iter().all(|&n| (9..=11).contains(&n))
+            && sorted[2..].iter().sum::<u64>() <= 1;
+        assert!(spread, "{name}: spread by send time: {by_row:?}");
     }
     let slo = rep["slo"].as_array().expect("slo");
     assert!(slo.iter().any(|c| c["name"] == "max_loss" && c["pass"] == false), "{slo:?}");
