@@ -25,9 +25,8 @@ SECS="${4:-10}"
 ROUNDS="${5:-3}"
 RATE="${RATE:-200000}"
 KIND="${KIND:-publish_service}"
-CLIENT_CPU=()
-if [ -n "${PIN:-}" ]; then CLIENT_CPU=(taskset -c 0); fi
 . bench/lib.sh
+clients_on_cpu0
 build_release coordinator agent
 if [ -x "$BEFORE_ARG" ] && [ -f "$BEFORE_ARG" ]; then
     BEFORE="$BEFORE_ARG"

@@ -34,9 +34,8 @@ cd "$(dirname "$0")/.."
 URL="${1:?usage: bench/danube.sh http://HOST:PORT [SECONDS] [ROUNDS]}"
 SECS="${2:-20}"
 ROUNDS="${3:-3}"
-CLIENT_CPU=()
-if [ -n "${PIN:-}" ]; then CLIENT_CPU=(taskset -c 0); fi
 . bench/lib.sh
+clients_on_cpu0
 build_release coordinator agent bench
 WORK="$(mktemp -d /tmp/lg-bench-danube.XXXXXX)"
 PIDS=()

@@ -46,6 +46,13 @@ ratio2() { # ratio...
     median_to 2 "$@"
 }
 
+# PIN=1: the client processes (agents, coordinators, bare loops) on CPU 0,
+# through CLIENT_CPU; start the broker on CPU 1.
+clients_on_cpu0() {
+    CLIENT_CPU=()
+    if [ -n "${PIN:-}" ]; then CLIENT_CPU=(taskset -c 0); fi
+}
+
 # Apache Pulsar standalone for a benchmark (bench/pulsar.sh, pulsar-perf.sh):
 # PIN=1 puts the broker's JVM on CPU 1 and every client on CPU 0
 # (BROKER_CPU, CLIENT_CPU), as on a cluster where the load generator does not
