@@ -361,7 +361,7 @@ impl Driver for DanubeDriver {
                 Some(q) => Queue::Shared(q.clone()),
                 None => Queue::Own(own.take().expect("one client producer, one worker")),
             };
-            workers.push(tokio::spawn(worker(p, queue, room.clone(), (builder, self.retry_for))));
+            workers.push(tokio::spawn(worker(p, queue, room.clone(), group.send_timeout, (builder, self.retry_for))));
         }
         let shape = match &topic.schema {
             TopicSchema::Int64 => Shape::Int64,
@@ -376,7 +376,6 @@ impl Driver for DanubeDriver {
             workers,
             run_tag: self.run_tag,
             shape,
-            send_timeout: group.send_timeout,
         })
     }
 }
@@ -422,11 +421,10 @@ struct Job {
     attributes: HashMap<String, String>,
     key: Option<String>,
     /// When the engine handed it over (just after its clock read
-    /// `sent_ns`, coordinator time): the answer's time counts from here.
+    /// `sent_ns`, coordinator time): the answer's time and the send
+    /// timeout count from here.
     handed: Instant,
     sent_ns: i64,
-    /// The engine's send timeout ends here: a send not started by then fails.
-    deadline: Instant,
     reply: oneshot::Sender<SendOutcome>,
 }
 
@@ -470,12 +468,14 @@ impl Queue {
 }
 
 /// Drives one client producer: one send at a time, from the queue, giving
-/// back the room of each send it takes. A producer the broker has
-/// forgotten is created again from `remake`.
+/// back the room of each send it takes; a send still queued past the
+/// group's `send_timeout` is not sent. A producer the broker has forgotten
+/// is created again from `remake`.
 async fn worker(
     mut producer: Producer,
     mut jobs: Queue,
     room: Arc<Semaphore>,
+    send_timeout: Duration,
     remake: (danube_client::ProducerBuilder, Duration),
 ) {
     // The queue closed (or this task ended): nobody waits for room then.
@@ -484,7 +484,7 @@ async fn worker(
         let Some(job) = jobs.next().await else { return };
         room.add_permits(1);
         // The engine gave up on this send (its send timeout): never send late.
-        if job.reply.is_closed() || Instant::now() >= job.deadline {
+        if job.reply.is_closed() || job.handed.elapsed() >= send_timeout {
             let _ = job.reply.send(Err(SendError::Timeout));
             continue;
         }
@@ -525,7 +525,6 @@ pub struct DanubeProducer {
     workers: Vec<JoinHandle<()>>,
     run_tag: u32,
     shape: Shape,
-    send_timeout: Duration,
 }
 
 pub struct DanubeAck(oneshot::Receiver<SendOutcome>);
@@ -560,7 +559,6 @@ impl ProducerClient for DanubeProducer {
             key: msg.key.map(|k| k.to_string()),
             handed,
             sent_ns: msg.stamp.sent_ns,
-            deadline: handed + self.send_timeout,
             reply,
         };
         self.jobs.send(job).map_err(|_| SendError::Closed)?;
