@@ -5,6 +5,7 @@
 #
 #   scripts/pulsar-standalone.sh install            # resolve the jars into .pulsar/ (idempotent)
 #   scripts/pulsar-standalone.sh start [--token] [--tls-cert F --tls-key F [--tls-ca F]]
+#         # returns once a probe topic with a subscription can be made;
 #         # last line: the pulsar:// service URL; the line before: the admin URL
 #         # (with TLS, the pulsar+ssl:// and https:// URLs come first)
 #   scripts/pulsar-standalone.sh stop               # ends it and removes its data
@@ -178,6 +179,26 @@ launch() {
         [ $SECONDS -lt $deadline ] || { stop_broker; die "Apache Pulsar did not answer on its admin port within ${PULSAR_START_TIMEOUT:-180}s; see $STATE/pulsar.log"; }
         sleep 0.5
     done
+    # Up is not yet ready: the first topic on a fresh standalone waits for
+    # its namespace bundle and a ledger on the bookie (a read-only bookie
+    # never gives one). A probe topic with a subscription, made and
+    # deleted here, proves both before anyone is told the URL.
+    local probe="http://127.0.0.1:$WEB_PORT/admin/v2/persistent/public/default/lg-ready-$$"
+    until curl -sf -m 20 -X PUT "${auth[@]}" "$probe" >/dev/null 2>&1 \
+        && curl -sf -m 20 -X PUT "${auth[@]}" "$probe/subscription/ready" >/dev/null 2>&1; do
+        if ! running; then
+            tail -n 20 "$STATE/pulsar.log" "$STATE/stdout.log" >&2 2>/dev/null || true
+            die "Apache Pulsar exited while starting; see $STATE/pulsar.log"
+        fi
+        if [ $SECONDS -ge $deadline ]; then
+            local used; used="$(df -P "$STATE" | awk 'NR == 2 {print $5}')"
+            tail -n 20 "$STATE/pulsar.log" >&2 2>/dev/null || true
+            stop_broker
+            die "Apache Pulsar answered but could not make a topic with a subscription within ${PULSAR_START_TIMEOUT:-180}s (the disk under $STATE is $used used; its bookie turns read-only at 99 %); see $STATE/pulsar.log"
+        fi
+        sleep 0.5
+    done
+    curl -sf -m 20 -X DELETE "${auth[@]}" "$probe?force=true" >/dev/null 2>&1 || true
 }
 
 stop_broker() {

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
+use testkit::apache_pulsar::ApachePulsar;
 
 /// libfaketime, installed from Debian when missing (and we are root).
 fn libfaketime() -> Option<PathBuf> {
@@ -72,12 +73,13 @@ report_interval: 1s
 }
 
 /// Runs on `agents` (producer agent first); returns the report.
-fn run(url: &str, agents: &[&AgentProc], yaml: &Path, during: impl FnOnce(&CoordinatorProc)) -> Value {
+fn run(broker: &ApachePulsar, agents: &[&AgentProc], yaml: &Path, during: impl FnOnce(&CoordinatorProc)) -> Value {
+    let url = &broker.url;
     let c =
         spawn_scenario(yaml, &["--agents", &agent_list(agents.iter().copied()), "--set", &format!("broker.url={url}")]);
     during(&c);
     let r = c.wait(Duration::from_secs(90));
-    assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}\n{}", r.stdout, r.stderr, broker.log_tail(30));
     report_of(&r)
 }
 
@@ -124,11 +126,11 @@ fn an_agent_clock_250ms_off_leaves_cross_host_latency_as_it_was() {
     let producer = AgentProc::start_with(&["--lease", "2s"]);
 
     let straight = AgentProc::start_with(&["--lease", "2s"]);
-    let base = run(&broker.url, &[&producer, &straight], &scenario(&dir, "lg-clock-a", 6), |_| {});
+    let base = run(broker, &[&producer, &straight], &scenario(&dir, "lg-clock-a", 6), |_| {});
     drop(straight);
 
     let skewed = faked_agent(&lib, &[("FAKETIME", "+0.25")]);
-    let rep = run(&broker.url, &[&producer, &skewed], &scenario(&dir, "lg-clock-b", 6), |_| {});
+    let rep = run(broker, &[&producer, &skewed], &scenario(&dir, "lg-clock-b", 6), |_| {});
 
     // The skew was real, and measured.
     let offset_ms = agent_row(&rep, &skewed.addr)["clock_offset_us"].as_f64().expect("offset") / 1e3;
@@ -168,14 +170,14 @@ fn a_clock_that_steps_mid_run_is_followed() {
     let producer = AgentProc::start_with(&["--lease", "2s"]);
 
     let straight = AgentProc::start_with(&["--lease", "2s"]);
-    let base = run(&broker.url, &[&producer, &straight], &scenario(&dir, "lg-clock-c", 10), |_| {});
+    let base = run(broker, &[&producer, &straight], &scenario(&dir, "lg-clock-c", 10), |_| {});
     drop(straight);
 
     let stepping = faked_agent(
         &lib,
         &[("FAKETIME_TIMESTAMP_FILE", offset_file.to_str().expect("utf8")), ("FAKETIME_CACHE_DURATION", "1")],
     );
-    let rep = run(&broker.url, &[&producer, &stepping], &scenario(&dir, "lg-clock-d", 10), |c| {
+    let rep = run(broker, &[&producer, &stepping], &scenario(&dir, "lg-clock-d", 10), |c| {
         let t0 = Instant::now();
         while !c.stderr().contains("start:") {
             assert!(t0.elapsed() < Duration::from_secs(30), "no start:\n{}", c.stderr());

@@ -285,7 +285,7 @@ phases: {duration: 20s, drain_timeout: 20s}
     let took = stopped.elapsed();
     eprintln!("coordinator ended {took:?} after the broker was stopped (exit {})", r.code);
     assert!(took < Duration::from_secs(18 + 20 + 20), "not within the drain timeout: {took:?}");
-    assert!(r.code == 0 || r.code == 1, "the run completes: {}\n{}\n{}", r.stdout, r.stderr, a.log_text());
+    assert!(r.code == 0 || r.code == 1, "the run completes: {}\n{}\n{}\n{}", r.stdout, r.stderr, a.log_text(), b.log_tail(30));
     let rep = report_of(&r);
     let t = &rep["totals"];
     let s = &rep["subscriptions"][0];
@@ -304,7 +304,7 @@ phases: {duration: 20s, drain_timeout: 20s}
     // is a redelivery, never a duplicate.
     assert_eq!(u(&s["duplicated"]), 0, "{s}");
     // A real broker loses nothing it acknowledged across a restart.
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 0, "{}\n{}\n{}", r.stdout, r.stderr, b.log_tail(30));
     assert_eq!(rep["verdict"], "pass");
     assert_eq!(u(&t["lost"]), 0, "{t}");
     assert_eq!(u(&t["send_errors"]), 0, "{t}");

@@ -74,7 +74,7 @@ phases: {warmup: 1s, duration: 4s, drain_timeout: 15s}
 "#,
         "pulsar-b",
     );
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 0, "{}\n{}\n{}", r.stdout, r.stderr, b.log_tail(30));
     assert_eq!(u(&rep["totals"]["acked"]), 1500);
     exactly_once(&rep);
     assert_eq!(rep["subscriptions"].as_array().expect("subs").len(), 4);
@@ -140,7 +140,7 @@ phases: {duration: 3s, drain_timeout: 15s}
 "#;
     for round in 0..2 {
         let (r, rep) = run_with_admin(b, &agents, yaml, "pulsar-d");
-        assert_eq!(r.code, 0, "round {round}: {}\n{}", r.stdout, r.stderr);
+        assert_eq!(r.code, 0, "round {round}: {}\n{}\n{}", r.stdout, r.stderr, b.log_tail(30));
         exactly_once(&rep);
         let s = &rep["subscriptions"][0];
         let parts = s["partition_deliveries"].as_object().expect("partition map");
@@ -160,7 +160,7 @@ fn admin_api_refusals_are_one_line() {
     let agents = vec![AgentProc::start()];
     let two = "name: x\nbroker: {kind: pulsar, url: \"pulsar://p:1\"}\ntopics: [{name: lg-test-mm, partitions: 2}]\nproducers: [{name: p, topic: lg-test-mm, rate: 10}]\nphases: {duration: 1s}\n";
     let (r, _) = run_with_admin(b, &agents, two, "pulsar-mm");
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.code, 0, "{}\n{}", r.stderr, b.log_tail(30));
     // Same topic, 3 partitions, plus a new one listed first: refused before
     // anything is created.
     let three = "name: x\nbroker: {kind: pulsar, url: \"pulsar://p:1\"}\ntopics: [{name: lg-test-new, partitions: 2}, {name: lg-test-mm, partitions: 3}]\nproducers: [{name: p, topic: lg-test-mm, rate: 10}]\nphases: {duration: 1s}\n";
@@ -237,7 +237,7 @@ fn batching_every_codec_and_cumulative_acks() {
     }
     yaml.push_str("phases: {duration: 3s, drain_timeout: 15s}\n");
     let (r, rep) = run_on(&b.url, &agents, &yaml, "pulsar-codecs");
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 0, "{}\n{}\n{}", r.stdout, r.stderr, b.log_tail(30));
     assert_eq!(u(&rep["totals"]["acked"]), 5 * 900);
     exactly_once(&rep);
     assert_eq!(rep["subscriptions"].as_array().expect("subs").len(), 10);
@@ -311,7 +311,7 @@ phases: {duration: 3s, drain_timeout: 15s}
 "#,
         "pulsar-x",
     );
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 0, "{}\n{}\n{}", r.stdout, r.stderr, b.log_tail(30));
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut out, &mut rest).expect("python output");
     let _ = child.wait();
@@ -343,7 +343,7 @@ phases: {{duration: 2s, drain_timeout: 15s}}
         token_file.display()
     );
     let (r, rep) = run_with_admin(&b, &agents, &yaml, "pulsar-token");
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 0, "{}\n{}\n{}", r.stdout, r.stderr, b.log_tail(30));
     exactly_once(&rep);
 
     let dir = temp_dir("pulsar-badtoken");
@@ -389,7 +389,7 @@ phases: {{duration: 2s, drain_timeout: 15s}}
         pki.ca
     );
     let (r, rep) = run_on(&tls_url, &agents, &yaml, "pulsar-tls");
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 0, "{}\n{}\n{}", r.stdout, r.stderr, b.log_tail(30));
     exactly_once(&rep);
 
     let plain = b.url.replace("pulsar://", "pulsar+ssl://");

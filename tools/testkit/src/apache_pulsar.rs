@@ -47,6 +47,25 @@ pub enum Start {
     Failed(String),
 }
 
+/// Where test brokers keep their state and data: tmpfs when it has room
+/// (a broker's data is ~75 MiB, a few run at once), else the temp dir. The
+/// bookie turns read-only (every new topic and subscription then waits
+/// until the client gives up) when the disk under its data is 99 % used,
+/// which a shared machine's disk, full of build output, can be.
+fn state_root() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    let free_kib = Command::new("df")
+        .args(["-Pk", "/dev/shm"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.lines().nth(1).and_then(|l| l.split_whitespace().nth(3)?.parse::<u64>().ok()));
+    let probe = shm.join(format!(".lg-probe-{}", std::process::id()));
+    let writable = std::fs::write(&probe, b"").is_ok();
+    let _ = std::fs::remove_file(&probe);
+    if writable && free_kib.is_some_and(|k| k >= 2 << 20) { shm.to_path_buf() } else { std::env::temp_dir() }
+}
+
 pub fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/pulsar-standalone.sh")
 }
@@ -57,7 +76,7 @@ impl ApachePulsar {
             return Err(Start::Unavailable(why));
         }
         static N: AtomicU32 = AtomicU32::new(0);
-        let state = std::env::temp_dir().join(format!(
+        let state = state_root().join(format!(
             "lg-pulsar-{}-{}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
@@ -114,6 +133,15 @@ impl ApachePulsar {
         } else {
             Err(std::io::Error::other(format!("pulsar-standalone.sh {args:?}: {st}")))
         }
+    }
+
+    /// The last `lines` of the broker's log (warn and up), for a failing
+    /// test's message: what the broker said when a client got no answer.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read_to_string(self.state.join("pulsar.log")).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        let tail = all[all.len().saturating_sub(lines)..].join("\n");
+        format!("--- last {lines} lines of {} ---\n{tail}", self.state.join("pulsar.log").display())
     }
 
     /// Starts it again on the same ports with the same data; returns once
