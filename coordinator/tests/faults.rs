@@ -285,7 +285,14 @@ phases: {duration: 20s, drain_timeout: 20s}
     let took = stopped.elapsed();
     eprintln!("coordinator ended {took:?} after the broker was stopped (exit {})", r.code);
     assert!(took < Duration::from_secs(18 + 20 + 20), "not within the drain timeout: {took:?}");
-    assert!(r.code == 0 || r.code == 1, "the run completes: {}\n{}\n{}\n{}", r.stdout, r.stderr, a.log_text(), b.log_tail(30));
+    assert!(
+        r.code == 0 || r.code == 1,
+        "the run completes: {}\n{}\n{}\n{}",
+        r.stdout,
+        r.stderr,
+        a.log_text(),
+        b.log_tail(30)
+    );
     let rep = report_of(&r);
     let t = &rep["totals"];
     let s = &rep["subscriptions"][0];

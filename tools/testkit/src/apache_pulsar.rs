@@ -63,7 +63,11 @@ fn state_root() -> PathBuf {
     let probe = shm.join(format!(".lg-probe-{}", std::process::id()));
     let writable = std::fs::write(&probe, b"").is_ok();
     let _ = std::fs::remove_file(&probe);
-    if writable && free_kib.is_some_and(|k| k >= 2 << 20) { shm.to_path_buf() } else { std::env::temp_dir() }
+    if writable && free_kib.is_some_and(|k| k >= 2 << 20) {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
 }
 
 pub fn script() -> PathBuf {
@@ -76,11 +80,8 @@ impl ApachePulsar {
             return Err(Start::Unavailable(why));
         }
         static N: AtomicU32 = AtomicU32::new(0);
-        let state = state_root().join(format!(
-            "lg-pulsar-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
+        let state =
+            state_root().join(format!("lg-pulsar-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
         let mut cmd = Command::new("bash");
         cmd.arg(script()).arg("start");
         if opts.token {
