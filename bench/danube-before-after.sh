@@ -8,12 +8,15 @@
 # whose speed drifts moves both alike: the same build on both sides gives
 # 1.00 +- 0.01 (BENCHMARKS.md, Danube ninth run), where rounds run one after
 # the other swing +-0.15.
-# BEFORE is a commit (its release agent is built in a worktree kept in
-# /tmp/lg-before-<rev>) or the path of an agent binary. PIN=1 puts both
+# BEFORE is a commit (its release agent and coordinator are built in a
+# worktree kept in /tmp/lg-before-<rev>, and its own coordinator drives its
+# agent, so builds whose run protocol differs still compare) or the path of
+# an agent binary (driven by this tree's coordinator, or by
+# BEFORE_COORDINATOR when set). PIN=1 puts both
 # agents and both coordinators on CPU 0 (start the broker on CPU 1).
 # Prints markdown: per round both rates, after/before, both agents' CPU, and
 # the p50/p99 of latency kind KIND (default publish_service).
-# Usage: [PIN=1] [RATE=N] [KIND=...] bench/danube-before-after.sh URL BEFORE [PRODUCERS] [SECONDS] [ROUNDS]
+# Usage: [PIN=1] [RATE=N] [KIND=...] [BEFORE_COORDINATOR=BIN] bench/danube-before-after.sh URL BEFORE [PRODUCERS] [SECONDS] [ROUNDS]
 set -Eeuo pipefail
 trap 'echo "$0: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
@@ -34,9 +37,11 @@ else
     REV="$(git rev-parse --short "$BEFORE_ARG")"
     TREE="/tmp/lg-before-$REV"
     [ -d "$TREE" ] || git worktree add -q --detach "$TREE" "$REV"
-    (cd "$TREE" && cargo build -q --release --locked -p agent >&2)
+    (cd "$TREE" && cargo build -q --release --locked -p agent -p coordinator >&2)
     BEFORE="$TREE/target/release/agent"
+    BEFORE_COORDINATOR="$TREE/target/release/coordinator"
 fi
+BEFORE_COORDINATOR="${BEFORE_COORDINATOR:-$BIN/coordinator}"
 AFTER="$BIN/agent"
 WORK="$(mktemp -d /tmp/lg-bench-danube-ab.XXXXXX)"
 PIDS=()
@@ -67,7 +72,7 @@ figures() { # results-dir
 import json, sys
 r = json.load(open(sys.argv[1] + "/report.json"))
 g = r["groups"][0]
-lat = g["latency"].get(sys.argv[2], {})
+lat = g.get("latency", {}).get(sys.argv[2], {})  # builds before latency kinds: none
 print(f'{g["rate_msgs_per_s"]:.0f} {r["agents"][0]["cpu_percent"]:.1f} {lat.get("p50", 0) / 1000:.3f} {lat.get("p99", 0) / 1000:.3f}')
 PY
 }
@@ -80,7 +85,7 @@ ratios=()
 for r in $(seq 1 "$ROUNDS"); do
     scenario before "lg-ab-before-$TAG-$r"
     scenario after "lg-ab-after-$TAG-$r"
-    "${CLIENT_CPU[@]}" "$BIN/coordinator" run "$WORK/before.yaml" --agents "$A_BEFORE" --results "$WORK/r" --quiet \
+    "${CLIENT_CPU[@]}" "$BEFORE_COORDINATOR" run "$WORK/before.yaml" --agents "$A_BEFORE" --results "$WORK/r" --quiet \
         >"$WORK/before.run" 2>"$WORK/before.run.err" &
     cb=$!
     "${CLIENT_CPU[@]}" "$BIN/coordinator" run "$WORK/after.yaml" --agents "$A_AFTER" --results "$WORK/r" --quiet \
