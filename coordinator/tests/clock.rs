@@ -201,9 +201,12 @@ fn a_clock_that_steps_mid_run_is_followed() {
         v[v.len() / 2]
     };
     let (before, after) = (median(&b), median(&s[s.len() - 3..]));
-    // An uncorrected step would leave +20 ms; Apache Pulsar standalone's own
-    // per-interval p50 wanders by a millisecond or two between runs (8.7-11.2
-    // ms above), so the bound sits between the two.
-    assert!((before - after).abs() <= 3.0, "e2e p50 {after:.3} ms after the correction vs {before:.3} ms");
+    // An uncorrected step would leave +20 ms (a correction the wrong way,
+    // -20 ms). Apache Pulsar standalone's own per-interval p50 wanders
+    // between runs: by a millisecond or two on a quiet machine (8.7-11.2 ms),
+    // by 4 ms on a busy one (11.6 vs 15.5 ms with both cores taken by other
+    // work). Half the step tells a corrected clock from an uncorrected one
+    // either way.
+    assert!((before - after).abs() <= 10.0, "e2e p50 {after:.3} ms after the correction vs {before:.3} ms");
     let _ = std::fs::remove_dir_all(dir);
 }
