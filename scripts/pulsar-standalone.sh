@@ -172,12 +172,7 @@ launch() {
     [ -f "$STATE/token" ] && auth=(-H "Authorization: Bearer $(cat "$STATE/token")")
     local deadline=$((SECONDS + ${PULSAR_START_TIMEOUT:-180}))
     until curl -sf -m 2 "${auth[@]}" "http://127.0.0.1:$WEB_PORT/admin/v2/namespaces/public" 2>/dev/null | grep -q 'public/default'; do
-        if ! running; then
-            tail -n 20 "$STATE/pulsar.log" "$STATE/stdout.log" >&2 2>/dev/null || true
-            die "Apache Pulsar exited while starting; see $STATE/pulsar.log"
-        fi
-        [ $SECONDS -lt $deadline ] || { stop_broker; die "Apache Pulsar did not answer on its admin port within ${PULSAR_START_TIMEOUT:-180}s; see $STATE/pulsar.log"; }
-        sleep 0.5
+        still_starting "$deadline" "Apache Pulsar did not answer on its admin port within ${PULSAR_START_TIMEOUT:-180}s"
     done
     # Up is not yet ready: the first topic on a fresh standalone waits for
     # its namespace bundle and a ledger on the bookie (a read-only bookie
@@ -186,19 +181,24 @@ launch() {
     local probe="http://127.0.0.1:$WEB_PORT/admin/v2/persistent/public/default/lg-ready-$$"
     until curl -sf -m 20 -X PUT "${auth[@]}" "$probe" >/dev/null 2>&1 \
         && curl -sf -m 20 -X PUT "${auth[@]}" "$probe/subscription/ready" >/dev/null 2>&1; do
-        if ! running; then
-            tail -n 20 "$STATE/pulsar.log" "$STATE/stdout.log" >&2 2>/dev/null || true
-            die "Apache Pulsar exited while starting; see $STATE/pulsar.log"
-        fi
-        if [ $SECONDS -ge $deadline ]; then
-            local used; used="$(df -P "$STATE" | awk 'NR == 2 {print $5}')"
-            tail -n 20 "$STATE/pulsar.log" >&2 2>/dev/null || true
-            stop_broker
-            die "Apache Pulsar answered but could not make a topic with a subscription within ${PULSAR_START_TIMEOUT:-180}s (the disk under $STATE is $used used; its bookie turns read-only at 99 %); see $STATE/pulsar.log"
-        fi
-        sleep 0.5
+        still_starting "$deadline" "Apache Pulsar answered but could not make a topic with a subscription within ${PULSAR_START_TIMEOUT:-180}s (the disk under $STATE is $(df -P "$STATE" | awk 'NR == 2 {print $5}') used; its bookie turns read-only at 99 %)"
     done
     curl -sf -m 20 -X DELETE "${auth[@]}" "$probe?force=true" >/dev/null 2>&1 || true
+}
+
+# Between two tries while the broker starts: dies when it exited, or, past
+# DEADLINE (in $SECONDS), stops it and dies saying WHY; else waits a little.
+still_starting() { # deadline why
+    if ! running; then
+        tail -n 20 "$STATE/pulsar.log" "$STATE/stdout.log" >&2 2>/dev/null || true
+        die "Apache Pulsar exited while starting; see $STATE/pulsar.log"
+    fi
+    if [ $SECONDS -ge "$1" ]; then
+        tail -n 20 "$STATE/pulsar.log" >&2 2>/dev/null || true
+        stop_broker
+        die "$2; see $STATE/pulsar.log"
+    fi
+    sleep 0.5
 }
 
 stop_broker() {

@@ -344,10 +344,14 @@ impl Driver for DanubeDriver {
         let (jobs, rx) = mpsc::unbounded_channel::<Job>();
         let room = Arc::new(Semaphore::new(clients * QUEUED_PER_CLIENT));
         // One client producer takes from the queue itself; several share it.
-        let mut own = Some(rx);
-        let shared = (clients > 1).then(|| Arc::new(Mutex::new(own.take().expect("the queue"))));
+        let queues = if clients == 1 {
+            vec![Queue::Own(rx)]
+        } else {
+            let shared = Arc::new(Mutex::new(rx));
+            (0..clients).map(|_| Queue::Shared(shared.clone())).collect()
+        };
         let mut workers = Vec::with_capacity(clients);
-        for c in 0..clients {
+        for (c, queue) in queues.into_iter().enumerate() {
             let name = format!("lg-{:08x}-{}-{index}-{c}", self.run_tag, group.name);
             let builder = self.producer_builder(topic, name);
             let p = match create_producer(builder.clone(), self.retry_for).await {
@@ -356,10 +360,6 @@ impl Driver for DanubeDriver {
                     workers.iter().for_each(JoinHandle::abort);
                     return Err(DriverError::Producer { topic: topic.name.clone(), reason: describe(&e) });
                 }
-            };
-            let queue = match &shared {
-                Some(q) => Queue::Shared(q.clone()),
-                None => Queue::Own(own.take().expect("one client producer, one worker")),
             };
             workers.push(tokio::spawn(worker(p, queue, room.clone(), group.send_timeout, (builder, self.retry_for))));
         }
@@ -372,7 +372,7 @@ impl Driver for DanubeDriver {
             jobs,
             room,
             taken: 0,
-            take: (clients * QUEUED_PER_CLIENT / 2).max(1),
+            take: clients * QUEUED_PER_CLIENT / 2,
             workers,
             run_tag: self.run_tag,
             shape,
